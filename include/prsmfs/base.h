@@ -11,10 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define _wur_    __attribute__((warn_unused_result))
-#define _unused_ __attribute__((unused))
+#define _wur_          __attribute__((warn_unused_result))
+#define _unused_       __attribute__((unused))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
-#define PRSMFS_API __attribute__((visibility("default")))
+#define PRSMFS_API     __attribute__((visibility("default")))
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 #define MIN(a, b)     ((a) < (b) ? (a) : (b))

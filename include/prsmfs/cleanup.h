@@ -21,15 +21,15 @@ static inline void closep(int *fd)
 #define _cleanup_free_  _cleanup_(freep)
 #define _cleanup_close_ _cleanup_(closep)
 
-#define TAKE_PTR(p)                                                                        \
-        ({                                                                                 \
-                __typeof__(p) _p = (p);                                                    \
-                (p) = NULL;                                                                \
-                _p;                                                                        \
+#define TAKE_PTR(p)                     \
+        ({                              \
+                __typeof__(p) _p = (p); \
+                (p) = NULL;             \
+                _p;                     \
         })
-#define TAKE_FD(fd)                                                                        \
-        ({                                                                                 \
-                int _fd = (fd);                                                            \
-                (fd) = -1;                                                                 \
-                _fd;                                                                       \
+#define TAKE_FD(fd)             \
+        ({                      \
+                int _fd = (fd); \
+                (fd) = -1;      \
+                _fd;            \
         })

@@ -24,16 +24,16 @@ void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 /* Parses "error".."debug"; -EINVAL otherwise. */
 _wur_ int log_level_from_string(const char *s, enum log_level *ret);
-_printf_(4, 5) int log_internal(enum log_level level, int err, const char *module,
-                                const char *fmt, ...);
+_printf_(4, 5) int log_internal(enum log_level level, int err, const char *module, const char *fmt,
+                                ...);
 
-#define log_full_errno(lvl, r, ...)                                                        \
+#define log_full_errno(lvl, r, ...) \
         (log_get_level() >= (lvl) ? log_internal((lvl), (r), LOG_MODULE, __VA_ARGS__) : (r))
-#define log_error(...)   ((void)log_full_errno(LOG_LEVEL_ERROR, 0, __VA_ARGS__))
-#define log_warning(...) ((void)log_full_errno(LOG_LEVEL_WARNING, 0, __VA_ARGS__))
-#define log_notice(...)  ((void)log_full_errno(LOG_LEVEL_NOTICE, 0, __VA_ARGS__))
-#define log_info(...)    ((void)log_full_errno(LOG_LEVEL_INFO, 0, __VA_ARGS__))
-#define log_debug(...)   ((void)log_full_errno(LOG_LEVEL_DEBUG, 0, __VA_ARGS__))
+#define log_error(...)            ((void)log_full_errno(LOG_LEVEL_ERROR, 0, __VA_ARGS__))
+#define log_warning(...)          ((void)log_full_errno(LOG_LEVEL_WARNING, 0, __VA_ARGS__))
+#define log_notice(...)           ((void)log_full_errno(LOG_LEVEL_NOTICE, 0, __VA_ARGS__))
+#define log_info(...)             ((void)log_full_errno(LOG_LEVEL_INFO, 0, __VA_ARGS__))
+#define log_debug(...)            ((void)log_full_errno(LOG_LEVEL_DEBUG, 0, __VA_ARGS__))
 #define log_error_errno(r, ...)   log_full_errno(LOG_LEVEL_ERROR, (r), __VA_ARGS__)
 #define log_warning_errno(r, ...) log_full_errno(LOG_LEVEL_WARNING, (r), __VA_ARGS__)
 #define log_debug_errno(r, ...)   log_full_errno(LOG_LEVEL_DEBUG, (r), __VA_ARGS__)

@@ -13,9 +13,8 @@
 static int level = LOG_LEVEL_NOTICE;
 
 static const char *const level_names[_LOG_LEVEL_MAX] = {
-        [LOG_LEVEL_ERROR] = "error", [LOG_LEVEL_WARNING] = "warning",
-        [LOG_LEVEL_NOTICE] = "notice", [LOG_LEVEL_INFO] = "info",
-        [LOG_LEVEL_DEBUG] = "debug",
+        [LOG_LEVEL_ERROR] = "error", [LOG_LEVEL_WARNING] = "warning", [LOG_LEVEL_NOTICE] = "notice",
+        [LOG_LEVEL_INFO] = "info",   [LOG_LEVEL_DEBUG] = "debug",
 };
 
 void log_set_level(enum log_level l)
@@ -50,7 +49,7 @@ int log_internal(enum log_level l, int err, const char *module, const char *fmt,
                 fprintf(stderr, "prsmfs[%d]: %s %s: %s: %s\n", (int)getpid(), level_names[l],
                         module, msg, strerror(err < 0 ? -err : err));
         else
-                fprintf(stderr, "prsmfs[%d]: %s %s: %s\n", (int)getpid(), level_names[l],
-                        module, msg);
+                fprintf(stderr, "prsmfs[%d]: %s %s: %s\n", (int)getpid(), level_names[l], module,
+                        msg);
         return err;
 }

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * prsmfs configuration: one JSON file (jansson) plus "-o key=value" overrides, validated
+ * with messages that name the key and where it came from. Nothing is guessed: an unknown
+ * key, a wrong type or an out-of-range value is an error, never a silent default.
+ * Keys follow the seed settings (design.md §5) plus the daemon's own (nodes, paths).
+ */
+#pragma once
+
+#include "prsmfs/base.h"
+
+#define CONFIG_MAX_NODES 32
+
+enum config_profile {
+        CONFIG_PROFILE_DEFAULT, /* CIDv1, raw leaves, 1 MiB chunks, 1024 links */
+        CONFIG_PROFILE_LEGACY,  /* CIDv0, dag-pb leaves, 256 KiB chunks, 174 links */
+        _CONFIG_PROFILE_MAX,
+};
+
+struct config_node {
+        char *url;       /* owned; "http://127.0.0.1:5001" */
+        char *auth_file; /* owned, may be NULL: file holding "bearer:TOKEN" or "basic:u:p" */
+};
+
+struct config {
+        /* seed settings */
+        uint64_t timeout_ms;
+        uint64_t max_chunk_size;
+        unsigned retry_max_attempts;
+        uint64_t retry_base_delay_ms;
+        uint64_t retry_max_delay_ms;
+        unsigned connection_pool_size;
+        bool content_cache_enabled;
+        uint64_t max_cache_size;
+        uint64_t cache_ttl_ms;
+        bool provenance_tracking;
+        bool access_rewards;
+        uint64_t max_model_size_mb; /* 0 = no limit */
+        bool integrity_verification;
+        bool automatic_pinning;
+        unsigned parallel_uploads;
+        unsigned parallel_downloads;
+        /* nodes */
+        struct config_node rpc_nodes[CONFIG_MAX_NODES];
+        size_t n_rpc_nodes;
+        struct config_node gateway_nodes[CONFIG_MAX_NODES];
+        size_t n_gateway_nodes;
+        struct config_node pinning_services[CONFIG_MAX_NODES];
+        size_t n_pinning_services;
+        unsigned replicas;
+        /* daemon */
+        enum config_profile profile;
+        char *state_dir; /* owned: index database lives here */
+        char *cache_dir; /* owned: block cache and staging files */
+        char *ca_bundle; /* owned, may be NULL: CA file for https nodes */
+        bool sync_upload;
+        uint64_t stall_timeout_ms;
+        int log_level; /* enum log_level */
+};
+
+/* Fills c with the built-in defaults (local node at 127.0.0.1:5001, gateway :8080). */
+_wur_ int config_init_defaults(struct config *c);
+/* Frees what c owns; c may be half-built. */
+void config_done(struct config *c);
+
+/*
+ * Loads a JSON config file over c. On failure returns -errno and writes a one-line reason
+ * naming the file and the key into err (err_size bytes, NUL-terminated).
+ */
+_wur_ int config_load_file(struct config *c, const char *path, char *err, size_t err_size);
+/* Applies one "key=value" override (from -o). Same error reporting, naming the option. */
+_wur_ int config_set_option(struct config *c, const char *key, const char *value, char *err,
+                            size_t err_size);
+/* True when key names a config setting (so that -o parsing can tell ours from libfuse's). */
+bool config_is_key(const char *key);
+/* Cross-field checks (retry_base_delay <= retry_max_delay, at least one node, ...). */
+_wur_ int config_validate(const struct config *c, char *err, size_t err_size);
+/* Prints the keys, their types and defaults (for --help). */
+void config_print_help(void *file);

@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Strict string-to-number parsing: the only place raw strtoull/strtod are called. */
+#pragma once
+
+#include "prsmfs/base.h"
+
+/* Whole-string decimal; -EINVAL on junk or empty, -ERANGE on overflow. */
+_wur_ int parse_u64(const char *s, uint64_t *ret);
+/* "true/false/yes/no/on/off/1/0". */
+_wur_ int parse_bool(const char *s, bool *ret);
+/* Bytes with an optional binary suffix K, M, G, T (KiB..TiB; "KiB" etc. also accepted). */
+_wur_ int parse_size(const char *s, uint64_t *ret);
+/* Seconds as a decimal (e.g. "0.25"), or with a unit suffix "ms"/"s"; result in ms. */
+_wur_ int parse_duration_ms(const char *s, uint64_t *ret);

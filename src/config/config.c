@@ -1,0 +1,526 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Table-driven configuration. Every key has one entry in `keys` giving its type, range and
+ * place in struct config; the JSON loader and the -o parser both go through that table, so
+ * a key behaves the same wherever it is set. Errors name the key and the source ("file
+ * /etc/prsmfs/config.json: key 'timeout': ...", "option -o timeout: ...").
+ *
+ * Units: durations are seconds in JSON (a number, fractions allowed) and seconds or "250ms"
+ * in -o; sizes are bytes (integer) or strings with K/M/G/T suffixes.
+ */
+#define LOG_MODULE "config"
+#include "prsmfs/config.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "prsmfs/log.h"
+#include "prsmfs/parse.h"
+
+enum key_type {
+        KEY_BOOL,
+        KEY_UINT,     /* unsigned, stored in `unsigned` */
+        KEY_U64,      /* integer stored in uint64_t */
+        KEY_SIZE,     /* bytes, uint64_t */
+        KEY_DURATION, /* ms, uint64_t */
+        KEY_STRING,   /* char *, owned */
+        KEY_NODES,    /* struct config_node[CONFIG_MAX_NODES] + count */
+        KEY_PROFILE,
+        KEY_LOG_LEVEL,
+};
+
+struct key {
+        const char *name;
+        enum key_type type;
+        size_t off;
+        size_t count_off; /* KEY_NODES only */
+        uint64_t min, max;
+        const char *help;
+};
+
+#define OFF(f) offsetof(struct config, f)
+#define NODES(name, f, help)                                                   \
+        {                                                                      \
+                name, KEY_NODES, OFF(f), OFF(n_##f), 0, CONFIG_MAX_NODES, help \
+        }
+
+static const struct key keys[] = {
+        { "timeout", KEY_DURATION, OFF(timeout_ms), 0, 100, 3600 * 1000,
+          "seconds a network operation may take before it fails" },
+        { "stall_timeout", KEY_DURATION, OFF(stall_timeout_ms), 0, 50, 600 * 1000,
+          "seconds without a byte before a node counts as stalled (failover)" },
+        { "max_chunk_size", KEY_SIZE, OFF(max_chunk_size), 0, 16 * 1024, 4 * 1024 * 1024,
+          "chunk size of files written (bytes, 16K..4M)" },
+        { "retry_max_attempts", KEY_UINT, OFF(retry_max_attempts), 0, 1, 100,
+          "attempts per request across nodes" },
+        { "retry_base_delay", KEY_DURATION, OFF(retry_base_delay_ms), 0, 0, 3600 * 1000,
+          "first retry/probe backoff (seconds)" },
+        { "retry_max_delay", KEY_DURATION, OFF(retry_max_delay_ms), 0, 0, 24 * 3600 * 1000,
+          "largest retry/probe backoff (seconds)" },
+        { "connection_pool_size", KEY_UINT, OFF(connection_pool_size), 0, 1, 1024,
+          "HTTP connections overall (per node: half, at least 2)" },
+        { "content_cache_enabled", KEY_BOOL, OFF(content_cache_enabled), 0, 0, 1,
+          "keep verified blocks in the on-disk cache" },
+        { "max_cache_size", KEY_SIZE, OFF(max_cache_size), 0, 1024 * 1024, UINT64_MAX,
+          "on-disk cache cap (bytes or 10G)" },
+        { "cache_ttl", KEY_DURATION, OFF(cache_ttl_ms), 0, 0, UINT64_MAX,
+          "seconds an unused cached block is kept (0 = until evicted by size)" },
+        { "provenance_tracking", KEY_BOOL, OFF(provenance_tracking), 0, 0, 1,
+          "record provenance for content operations" },
+        { "access_rewards", KEY_BOOL, OFF(access_rewards), 0, 0, 1,
+          "record accesses in the FTNS ledger" },
+        { "max_model_size_mb", KEY_U64, OFF(max_model_size_mb), 0, 0, UINT64_MAX >> 20,
+          "largest file that may be written, MiB (0 = no limit)" },
+        { "integrity_verification", KEY_BOOL, OFF(integrity_verification), 0, 0, 1,
+          "verify blocks from RPC nodes (always on for gateways)" },
+        { "automatic_pinning", KEY_BOOL, OFF(automatic_pinning), 0, 0, 1,
+          "pin every written file's root" },
+        { "parallel_uploads", KEY_UINT, OFF(parallel_uploads), 0, 1, 256,
+          "blocks uploaded at once" },
+        { "parallel_downloads", KEY_UINT, OFF(parallel_downloads), 0, 1, 256,
+          "blocks fetched at once" },
+        NODES("rpc_nodes", rpc_nodes, "Kubo RPC nodes: URL strings or {url, auth_file}"),
+        NODES("gateway_nodes", gateway_nodes, "trustless gateways (read-only fallbacks)"),
+        NODES("pinning_services", pinning_services,
+              "IPFS Pinning Service API endpoints {url, auth_file}"),
+        { "replicas", KEY_UINT, OFF(replicas), 0, 1, CONFIG_MAX_NODES,
+          "nodes each written root is pinned on" },
+        { "profile", KEY_PROFILE, OFF(profile), 0, 0, 0,
+          "import profile: default (CIDv1, 1 MiB) or legacy (CIDv0, 256 KiB)" },
+        { "state_dir", KEY_STRING, OFF(state_dir), 0, 0, 0, "directory of the index" },
+        { "cache_dir", KEY_STRING, OFF(cache_dir), 0, 0, 0,
+          "directory of the block cache and staging files" },
+        { "ca_bundle", KEY_STRING, OFF(ca_bundle), 0, 0, 0, "CA certificates for https nodes" },
+        { "sync_upload", KEY_BOOL, OFF(sync_upload), 0, 0, 1,
+          "close() waits until the file is uploaded and pinned" },
+        { "log_level", KEY_LOG_LEVEL, OFF(log_level), 0, 0, 0, "error|warning|notice|info|debug" },
+};
+
+static const char *const profile_names[_CONFIG_PROFILE_MAX] = {
+        [CONFIG_PROFILE_DEFAULT] = "default",
+        [CONFIG_PROFILE_LEGACY] = "legacy",
+};
+
+_printf_(3, 4) static int fail(char *err, size_t err_size, const char *fmt, ...)
+{
+        va_list ap;
+
+        if (err && err_size) {
+                va_start(ap, fmt);
+                (void)vsnprintf(err, err_size, fmt, ap); /* truncation is acceptable */
+                va_end(ap);
+        }
+        return -EINVAL;
+}
+
+static const struct key *key_find(const char *name)
+{
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                if (strcmp(keys[i].name, name) == 0)
+                        return &keys[i];
+        return NULL;
+}
+
+bool config_is_key(const char *name)
+{
+        return key_find(name) != NULL;
+}
+
+static void *field(struct config *c, size_t off)
+{
+        return (char *)c + off;
+}
+
+static void nodes_clear(struct config_node *nodes, size_t *n)
+{
+        for (size_t i = 0; i < *n; i++) {
+                free(nodes[i].url);
+                free(nodes[i].auth_file);
+                nodes[i] = (struct config_node){ 0 };
+        }
+        *n = 0;
+}
+
+static int set_string(char **dst, const char *v)
+{
+        char *s = strdup(v);
+
+        if (!s)
+                return -ENOMEM;
+        free(*dst);
+        *dst = s;
+        return 0;
+}
+
+static int node_add(struct config_node *nodes, size_t *n, const char *url, const char *auth)
+{
+        struct config_node node = { 0 };
+
+        if (*n >= CONFIG_MAX_NODES)
+                return -E2BIG;
+        node.url = strdup(url);
+        node.auth_file = auth ? strdup(auth) : NULL;
+        if (!node.url || (auth && !node.auth_file)) {
+                free(node.url);
+                free(node.auth_file);
+                return -ENOMEM;
+        }
+        nodes[(*n)++] = node;
+        return 0;
+}
+
+static bool url_ok(const char *url)
+{
+        return (strncmp(url, "http://", 7) == 0 && url[7]) ||
+               (strncmp(url, "https://", 8) == 0 && url[8]);
+}
+
+/* Stores an already-range-checked number into the key's field. */
+static void store_number(struct config *c, const struct key *k, uint64_t v)
+{
+        if (k->type == KEY_UINT)
+                *(unsigned *)field(c, k->off) = (unsigned)v;
+        else
+                *(uint64_t *)field(c, k->off) = v;
+}
+
+static int check_range(const struct key *k, uint64_t v, const char *where, char *err,
+                       size_t err_size)
+{
+        if (v < k->min || v > k->max) {
+                if (k->type == KEY_DURATION)
+                        return fail(err, err_size, "%s '%s': %.3f s is out of range [%.3f, %.3f]",
+                                    where, k->name, v / 1000.0, k->min / 1000.0, k->max / 1000.0);
+                return fail(err, err_size, "%s '%s': %llu is out of range [%llu, %llu]", where,
+                            k->name, (unsigned long long)v, (unsigned long long)k->min,
+                            (unsigned long long)k->max);
+        }
+        return 0;
+}
+
+/* Sets a scalar key from its string form (the -o path, and JSON strings for sizes). */
+static int set_from_string(struct config *c, const struct key *k, const char *v, const char *where,
+                           char *err, size_t err_size)
+{
+        uint64_t n = 0;
+        bool b;
+        int r;
+
+        switch (k->type) {
+        case KEY_BOOL:
+                if (parse_bool(v, &b) < 0)
+                        return fail(err, err_size, "%s '%s': expected true or false, got '%s'",
+                                    where, k->name, v);
+                *(bool *)field(c, k->off) = b;
+                return 0;
+        case KEY_UINT:
+        case KEY_U64:
+                r = parse_u64(v, &n);
+                break;
+        case KEY_SIZE:
+                r = parse_size(v, &n);
+                break;
+        case KEY_DURATION:
+                r = parse_duration_ms(v, &n);
+                break;
+        case KEY_STRING:
+                if (!*v)
+                        return fail(err, err_size, "%s '%s': must not be empty", where, k->name);
+                return set_string(field(c, k->off), v);
+        case KEY_PROFILE:
+                for (size_t i = 0; i < _CONFIG_PROFILE_MAX; i++)
+                        if (strcmp(v, profile_names[i]) == 0) {
+                                c->profile = (enum config_profile)i;
+                                return 0;
+                        }
+                return fail(err, err_size, "%s '%s': expected default or legacy, got '%s'", where,
+                            k->name, v);
+        case KEY_LOG_LEVEL: {
+                enum log_level l;
+
+                if (log_level_from_string(v, &l) < 0)
+                        return fail(err, err_size,
+                                    "%s '%s': expected error, warning, notice, info or debug, "
+                                    "got '%s'",
+                                    where, k->name, v);
+                c->log_level = (int)l;
+                return 0;
+        }
+        case KEY_NODES:
+        default:
+                return fail(err, err_size, "%s '%s': internal: not a scalar", where, k->name);
+        }
+        if (r < 0)
+                return fail(err, err_size, "%s '%s': '%s' is not a valid %s", where, k->name, v,
+                            k->type == KEY_SIZE       ? "size"
+                            : k->type == KEY_DURATION ? "duration in seconds"
+                                                      : "non-negative integer");
+        r = check_range(k, n, where, err, err_size);
+        if (r < 0)
+                return r;
+        store_number(c, k, n);
+        return 0;
+}
+
+static int set_nodes_json(struct config *c, const struct key *k, json_t *v, const char *where,
+                          char *err, size_t err_size)
+{
+        struct config_node *nodes = field(c, k->off);
+        size_t *n = field(c, k->count_off);
+        size_t i;
+        json_t *e;
+        int r;
+
+        if (!json_is_array(v))
+                return fail(err, err_size, "%s '%s': expected an array of URLs or objects", where,
+                            k->name);
+        if (json_array_size(v) > CONFIG_MAX_NODES)
+                return fail(err, err_size, "%s '%s': more than %d nodes", where, k->name,
+                            CONFIG_MAX_NODES);
+        nodes_clear(nodes, n);
+        json_array_foreach(v, i, e)
+        {
+                const char *url = NULL, *auth = NULL, *name;
+                json_t *m;
+
+                if (json_is_string(e))
+                        url = json_string_value(e);
+                else if (json_is_object(e)) {
+                        json_object_foreach(e, name, m)
+                        {
+                                if (strcmp(name, "url") == 0 && json_is_string(m))
+                                        url = json_string_value(m);
+                                else if (strcmp(name, "auth_file") == 0 && json_is_string(m))
+                                        auth = json_string_value(m);
+                                else
+                                        return fail(err, err_size,
+                                                    "%s '%s[%zu]': unknown or mistyped field "
+                                                    "'%s' (expected url, auth_file strings)",
+                                                    where, k->name, i, name);
+                        }
+                }
+                if (!url)
+                        return fail(err, err_size, "%s '%s[%zu]': expected a URL string", where,
+                                    k->name, i);
+                if (!url_ok(url))
+                        return fail(err, err_size,
+                                    "%s '%s[%zu]': '%s' is not an http:// or https:// URL", where,
+                                    k->name, i, url);
+                r = node_add(nodes, n, url, auth);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int set_nodes_string(struct config *c, const struct key *k, const char *v, const char *where,
+                            char *err, size_t err_size)
+{
+        struct config_node *nodes = field(c, k->off);
+        size_t *n = field(c, k->count_off);
+        char *copy, *tok, *save = NULL;
+        int r = 0;
+
+        copy = strdup(v);
+        if (!copy)
+                return -ENOMEM;
+        nodes_clear(nodes, n);
+        /* -o values cannot contain commas (libfuse splits on them): nodes are '|'-separated */
+        for (tok = strtok_r(copy, "|", &save); tok; tok = strtok_r(NULL, "|", &save)) {
+                if (!url_ok(tok)) {
+                        r = fail(err, err_size, "%s '%s': '%s' is not an http:// or https:// URL",
+                                 where, k->name, tok);
+                        break;
+                }
+                r = node_add(nodes, n, tok, NULL);
+                if (r < 0) {
+                        r = fail(err, err_size, "%s '%s': %s", where, k->name,
+                                 r == -E2BIG ? "too many nodes" : "out of memory");
+                        break;
+                }
+        }
+        free(copy);
+        return r;
+}
+
+static int set_json(struct config *c, const struct key *k, json_t *v, const char *where, char *err,
+                    size_t err_size)
+{
+        switch (k->type) {
+        case KEY_BOOL:
+                if (!json_is_boolean(v))
+                        return fail(err, err_size, "%s '%s': expected true or false", where,
+                                    k->name);
+                *(bool *)field(c, k->off) = json_is_true(v);
+                return 0;
+        case KEY_UINT:
+        case KEY_U64:
+        case KEY_SIZE: {
+                char tmp[32];
+
+                if (k->type == KEY_SIZE && json_is_string(v))
+                        return set_from_string(c, k, json_string_value(v), where, err, err_size);
+                if (!json_is_integer(v))
+                        return fail(err, err_size, "%s '%s': expected an integer%s", where, k->name,
+                                    k->type == KEY_SIZE ? " or a size string" : "");
+                if (json_integer_value(v) < 0)
+                        return fail(err, err_size, "%s '%s': must not be negative", where, k->name);
+                (void)snprintf(tmp, sizeof(tmp), "%lld", (long long)json_integer_value(v));
+                return set_from_string(c, k, tmp, where, err, err_size);
+        }
+        case KEY_DURATION: {
+                char tmp[64];
+
+                if (!json_is_number(v))
+                        return fail(err, err_size, "%s '%s': expected a number of seconds", where,
+                                    k->name);
+                if (json_number_value(v) < 0)
+                        return fail(err, err_size, "%s '%s': must not be negative", where, k->name);
+                (void)snprintf(tmp, sizeof(tmp), "%.6f", json_number_value(v));
+                return set_from_string(c, k, tmp, where, err, err_size);
+        }
+        case KEY_STRING:
+        case KEY_PROFILE:
+        case KEY_LOG_LEVEL:
+                if (!json_is_string(v))
+                        return fail(err, err_size, "%s '%s': expected a string", where, k->name);
+                return set_from_string(c, k, json_string_value(v), where, err, err_size);
+        case KEY_NODES:
+                return set_nodes_json(c, k, v, where, err, err_size);
+        }
+        return -EINVAL;
+}
+
+int config_init_defaults(struct config *c)
+{
+        *c = (struct config){
+                .timeout_ms = 30 * 1000,
+                .stall_timeout_ms = 500,
+                .max_chunk_size = 1024 * 1024,
+                .retry_max_attempts = 3,
+                .retry_base_delay_ms = 100,
+                .retry_max_delay_ms = 30 * 1000,
+                .connection_pool_size = 16,
+                .content_cache_enabled = true,
+                .max_cache_size = 10ull << 30,
+                .cache_ttl_ms = 7ull * 24 * 3600 * 1000,
+                .provenance_tracking = true,
+                .access_rewards = false,
+                .max_model_size_mb = 0,
+                .integrity_verification = true,
+                .automatic_pinning = true,
+                .parallel_uploads = 5,
+                .parallel_downloads = 8,
+                .replicas = 1,
+                .profile = CONFIG_PROFILE_DEFAULT,
+                .log_level = LOG_LEVEL_NOTICE,
+        };
+        if (node_add(c->rpc_nodes, &c->n_rpc_nodes, "http://127.0.0.1:5001", NULL) < 0 ||
+            node_add(c->gateway_nodes, &c->n_gateway_nodes, "http://127.0.0.1:8080", NULL) < 0 ||
+            set_string(&c->state_dir, "/var/lib/prsmfs") < 0 ||
+            set_string(&c->cache_dir, "/var/cache/prsmfs") < 0) {
+                config_done(c);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+void config_done(struct config *c)
+{
+        if (!c)
+                return;
+        nodes_clear(c->rpc_nodes, &c->n_rpc_nodes);
+        nodes_clear(c->gateway_nodes, &c->n_gateway_nodes);
+        nodes_clear(c->pinning_services, &c->n_pinning_services);
+        free(c->state_dir);
+        free(c->cache_dir);
+        free(c->ca_bundle);
+        c->state_dir = c->cache_dir = c->ca_bundle = NULL;
+}
+
+int config_load_file(struct config *c, const char *path, char *err, size_t err_size)
+{
+        json_error_t jerr;
+        const char *name;
+        char where[PATH_MAX + 16];
+        json_t *root, *v;
+        int r = 0;
+
+        root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+        if (!root) {
+                if (jerr.line < 0 || jerr.position == 0)
+                        return fail(err, err_size, "config file %s: %s", path, jerr.text);
+                return fail(err, err_size, "config file %s:%d:%d: %s", path, jerr.line, jerr.column,
+                            jerr.text);
+        }
+        if (!json_is_object(root)) {
+                r = fail(err, err_size, "config file %s: top level must be a JSON object", path);
+                goto out;
+        }
+        (void)snprintf(where, sizeof(where), "config file %s: key", path);
+        json_object_foreach(root, name, v)
+        {
+                const struct key *k = key_find(name);
+
+                if (!k) {
+                        r = fail(err, err_size, "%s '%s': unknown key", where, name);
+                        goto out;
+                }
+                r = set_json(c, k, v, where, err, err_size);
+                if (r < 0)
+                        goto out;
+        }
+out:
+        json_decref(root);
+        return r;
+}
+
+int config_set_option(struct config *c, const char *name, const char *value, char *err,
+                      size_t err_size)
+{
+        const struct key *k = key_find(name);
+
+        if (!k)
+                return fail(err, err_size, "option -o %s: unknown option", name);
+        if (!value)
+                return fail(err, err_size, "option -o %s: needs a value (-o %s=...)", name, name);
+        if (k->type == KEY_NODES)
+                return set_nodes_string(c, k, value, "option -o", err, err_size);
+        return set_from_string(c, k, value, "option -o", err, err_size);
+}
+
+int config_validate(const struct config *c, char *err, size_t err_size)
+{
+        if (c->retry_base_delay_ms > c->retry_max_delay_ms)
+                return fail(err, err_size,
+                            "config: 'retry_base_delay' (%.3f s) exceeds 'retry_max_delay' "
+                            "(%.3f s)",
+                            c->retry_base_delay_ms / 1000.0, c->retry_max_delay_ms / 1000.0);
+        if (c->stall_timeout_ms > c->timeout_ms)
+                return fail(err, err_size, "config: 'stall_timeout' exceeds 'timeout'");
+        if (c->n_rpc_nodes + c->n_gateway_nodes == 0)
+                return fail(err, err_size,
+                            "config: no 'rpc_nodes' and no 'gateway_nodes': nothing to read from");
+        if (c->replicas > c->n_rpc_nodes + c->n_pinning_services && c->automatic_pinning)
+                return fail(err, err_size, "config: 'replicas' is %u but only %zu nodes can pin",
+                            c->replicas, c->n_rpc_nodes + c->n_pinning_services);
+        if (!c->state_dir || c->state_dir[0] != '/')
+                return fail(err, err_size, "config: 'state_dir' must be an absolute path");
+        if (!c->cache_dir || c->cache_dir[0] != '/')
+                return fail(err, err_size, "config: 'cache_dir' must be an absolute path");
+        return 0;
+}
+
+void config_print_help(void *file)
+{
+        FILE *f = file;
+
+        fprintf(f, "prsmfs settings (JSON config keys, or -o key=value):\n");
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                fprintf(f, "    %-24s %s\n", keys[i].name, keys[i].help);
+}
