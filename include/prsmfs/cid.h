@@ -12,7 +12,7 @@
 /* Binary CIDv1: version(1) codec(<=9) mh-code(<=9) mh-len(<=2) digest(<=128). */
 #define CID_MAX_BIN 160
 /* Longest string we ever format: base16 of CID_MAX_BIN plus prefix and NUL. */
-#define CID_MAX_STR (2 * CID_MAX_BIN + 2)
+#define CID_MAX_STR      (2 * CID_MAX_BIN + 2)
 #define CID_MAX_DIGEST   128
 #define CID_MIN_DIGEST   20
 #define CID_MAX_BLOCK    (2u * 1024 * 1024) /* largest block we fetch or produce */
@@ -49,11 +49,11 @@ enum cid_base {
 };
 
 struct cid {
-        uint8_t version;     /* 0 or 1 */
-        uint8_t len;         /* bytes used in bin */
-        uint8_t digest_off;  /* offset of the digest in bin */
+        uint8_t version;    /* 0 or 1 */
+        uint8_t len;        /* bytes used in bin */
+        uint8_t digest_off; /* offset of the digest in bin */
         uint8_t digest_len;
-        uint64_t codec;      /* CID_CODEC_DAG_PB for v0 */
+        uint64_t codec; /* CID_CODEC_DAG_PB for v0 */
         uint64_t mh_code;
         uint8_t bin[CID_MAX_BIN]; /* the binary CID (for v0: the 34-byte multihash) */
 };
