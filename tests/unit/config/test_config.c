@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "prsmfs/config.h"
+
+static char err[512];
+
+static int load_text(struct config *c, const char *text)
+{
+        char path[] = "/tmp/prsmfs-config-XXXXXX";
+        int fd = mkstemp(path), r;
+        FILE *f;
+
+        assert_true(fd >= 0);
+        f = fdopen(fd, "w");
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+        err[0] = '\0';
+        r = config_load_file(c, path, err, sizeof(err));
+        unlink(path);
+        return r;
+}
+
+static void test_defaults__local_node__valid(void **state)
+{
+        struct config c;
+
+        (void)state;
+        assert_int_equal(config_init_defaults(&c), 0);
+        assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
+        assert_int_equal(c.n_rpc_nodes, 1);
+        assert_string_equal(c.rpc_nodes[0].url, "http://127.0.0.1:5001");
+        assert_string_equal(c.gateway_nodes[0].url, "http://127.0.0.1:8080");
+        assert_int_equal(c.parallel_uploads, 5);
+        assert_int_equal(c.max_chunk_size, 1024 * 1024);
+        config_done(&c);
+}
+
+static void test_load__all_types__applied(void **state)
+{
+        struct config c;
+
+        (void)state;
+        assert_int_equal(config_init_defaults(&c), 0);
+        assert_int_equal(load_text(&c, "{\"timeout\": 2.5, \"max_cache_size\": \"2G\", "
+                                       "\"content_cache_enabled\": false, "
+                                       "\"rpc_nodes\": [\"http://a:1\", {\"url\": \"https://b\", "
+                                       "\"auth_file\": \"/etc/tok\"}], \"profile\": \"legacy\", "
+                                       "\"parallel_downloads\": 32, \"state_dir\": \"/x\"}"),
+                         0);
+        assert_int_equal(c.timeout_ms, 2500);
+        assert_int_equal(c.max_cache_size, 2ull << 30);
+        assert_false(c.content_cache_enabled);
+        assert_int_equal(c.n_rpc_nodes, 2);
+        assert_string_equal(c.rpc_nodes[1].url, "https://b");
+        assert_string_equal(c.rpc_nodes[1].auth_file, "/etc/tok");
+        assert_null(c.rpc_nodes[0].auth_file);
+        assert_int_equal(c.profile, CONFIG_PROFILE_LEGACY);
+        assert_int_equal(c.parallel_downloads, 32);
+        assert_string_equal(c.state_dir, "/x");
+        config_done(&c);
+}
+
+static void expect_load_error(const char *text, const char *needle)
+{
+        struct config c;
+
+        assert_int_equal(config_init_defaults(&c), 0);
+        assert_int_equal(load_text(&c, text), -EINVAL);
+        if (!strstr(err, needle))
+                fail_msg("error '%s' does not contain '%s'", err, needle);
+        assert_non_null(strstr(err, "config file /tmp/prsmfs-config-"));
+        config_done(&c);
+}
+
+static void test_load__bad_input__names_key_and_file(void **state)
+{
+        (void)state;
+        expect_load_error("{\"nope\": 1}", "key 'nope': unknown key");
+        expect_load_error("{\"timeout\": \"x\"}", "key 'timeout': expected a number");
+        expect_load_error("{\"timeout\": -1}", "key 'timeout': must not be negative");
+        expect_load_error("{\"timeout\": 0.01}", "key 'timeout': 0.010 s is out of range");
+        expect_load_error("{\"retry_max_attempts\": 1.5}",
+                          "'retry_max_attempts': expected an integer");
+        expect_load_error("{\"parallel_uploads\": 100000}", "'parallel_uploads': 100000 is out");
+        expect_load_error("{\"max_cache_size\": \"lots\"}",
+                          "'max_cache_size': 'lots' is not a valid size");
+        expect_load_error("{\"automatic_pinning\": \"yes\"}", "expected true or false");
+        expect_load_error("{\"gateway_nodes\": \"http://x\"}", "expected an array");
+        expect_load_error("{\"gateway_nodes\": [{\"url\": \"http://x\", \"tls\": 1}]}",
+                          "'gateway_nodes[0]': unknown or mistyped field 'tls'");
+        expect_load_error("{\"rpc_nodes\": [7]}", "'rpc_nodes[0]': expected a URL string");
+        expect_load_error("{\"timeout\": 1, \"timeout\": 2}", "duplicate");
+        expect_load_error("{", "config file");
+}
+
+static void test_option__overrides__parsed_or_refused(void **state)
+{
+        struct config c;
+
+        (void)state;
+        assert_int_equal(config_init_defaults(&c), 0);
+        assert_int_equal(config_set_option(&c, "timeout", "250ms", err, sizeof(err)), 0);
+        assert_int_equal(c.timeout_ms, 250);
+        assert_int_equal(config_set_option(&c, "max_cache_size", "512M", err, sizeof(err)), 0);
+        assert_int_equal(c.max_cache_size, 512ull << 20);
+        assert_int_equal(
+                config_set_option(&c, "gateway_nodes", "http://a|http://b", err, sizeof(err)), 0);
+        assert_int_equal(c.n_gateway_nodes, 2);
+        assert_string_equal(c.gateway_nodes[1].url, "http://b");
+        assert_int_equal(config_set_option(&c, "sync_upload", "on", err, sizeof(err)), 0);
+        assert_true(c.sync_upload);
+        assert_int_equal(config_set_option(&c, "timeout", "soon", err, sizeof(err)), -EINVAL);
+        assert_non_null(strstr(err, "option -o 'timeout'"));
+        assert_int_equal(config_set_option(&c, "bogus", "1", err, sizeof(err)), -EINVAL);
+        assert_int_equal(config_set_option(&c, "timeout", NULL, err, sizeof(err)), -EINVAL);
+        assert_int_equal(config_set_option(&c, "max_cache_size", "99999999999T", err, sizeof(err)),
+                         -EINVAL);
+        assert_true(config_is_key("parallel_downloads"));
+        assert_false(config_is_key("allow_other"));
+        config_done(&c);
+}
+
+static void test_validate__inconsistent__refused(void **state)
+{
+        struct config c;
+
+        (void)state;
+        assert_int_equal(config_init_defaults(&c), 0);
+        c.retry_base_delay_ms = 5000;
+        c.retry_max_delay_ms = 1000;
+        assert_int_equal(config_validate(&c, err, sizeof(err)), -EINVAL);
+        assert_non_null(strstr(err, "retry_base_delay"));
+        c.retry_base_delay_ms = 100;
+        c.replicas = 3;
+        assert_int_equal(config_validate(&c, err, sizeof(err)), -EINVAL);
+        assert_non_null(strstr(err, "replicas"));
+        config_done(&c);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_defaults__local_node__valid),
+                cmocka_unit_test(test_load__all_types__applied),
+                cmocka_unit_test(test_load__bad_input__names_key_and_file),
+                cmocka_unit_test(test_option__overrides__parsed_or_refused),
+                cmocka_unit_test(test_validate__inconsistent__refused),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
