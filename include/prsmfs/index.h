@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The metadata index: one SQLite database (WAL) mapping inodes to their attributes and
+ * CIDs, and directories to their entries. Every metadata answer the file system gives comes
+ * from here; nothing in this module touches the network.
+ *
+ * Thread-safety: an index may be used from any thread; calls are serialised internally.
+ * Inode numbers are SQLite rowids; the root directory is INDEX_ROOT_INO.
+ */
+#pragma once
+
+#include "prsmfs/base.h"
+#include "prsmfs/cid.h"
+
+#define INDEX_ROOT_INO       1
+#define INDEX_SCHEMA_VERSION 1
+#define INDEX_NAME_MAX       255
+
+enum index_state {
+        INDEX_STATE_CLEAN = 0, /* content is cid (or empty) */
+        INDEX_STATE_LAZY = 1,  /* a linked directory whose entries are not expanded yet */
+        INDEX_STATE_DIRTY = 2, /* local changes not yet uploaded */
+};
+
+struct index_attr {
+        uint64_t ino;
+        uint32_t mode; /* st_mode, type bits included */
+        uint32_t uid, gid;
+        uint32_t nlink;
+        uint64_t size;
+        int64_t atime_ns, mtime_ns, ctime_ns;
+        uint32_t state; /* enum index_state */
+        bool has_cid;
+        struct cid cid;
+};
+
+struct index;
+
+/* Opens (creating and migrating as needed) the database at path. */
+_wur_ int index_open(const char *path, struct index **ret);
+void index_free(struct index *idx);
+
+/* -ENOENT when the inode does not exist. */
+_wur_ int index_getattr(struct index *idx, uint64_t ino, struct index_attr *ret);
+/* -ENOENT when parent has no entry called name. */
+_wur_ int index_lookup(struct index *idx, uint64_t parent, const char *name,
+                       struct index_attr *ret);
+
+/*
+ * Calls fn for each entry of dir after the cookie `after` (0 = from the start), in a stable
+ * order; each entry's cookie is passed to fn so the caller can resume. fn returns 0 to go on,
+ * > 0 to stop (the entry was not consumed), < 0 to abort with that error.
+ */
+typedef int (*index_dirent_fn)(const char *name, const struct index_attr *attr, uint64_t cookie,
+                               void *userdata);
+_wur_ int index_readdir(struct index *idx, uint64_t dir, uint64_t after, index_dirent_fn fn,
+                        void *userdata);
+
+/* Symlink target into buf (NUL-terminated); -ENAMETOOLONG if it does not fit. */
+_wur_ int index_readlink(struct index *idx, uint64_t ino, char *buf, size_t size);
+
+/* Creates an inode and its entry in parent in one transaction; -EEXIST if name is taken. */
+struct index_new_node {
+        uint32_t mode;
+        uint32_t uid, gid;
+        uint64_t size;
+        int64_t mtime_ns;
+        uint32_t state;
+        const struct cid *cid; /* may be NULL */
+        const char *target;    /* symlinks only */
+};
+_wur_ int index_mknode(struct index *idx, uint64_t parent, const char *name,
+                       const struct index_new_node *n, struct index_attr *ret);
+
+/* Totals for statfs. */
+_wur_ int index_totals(struct index *idx, uint64_t *ret_inodes, uint64_t *ret_bytes);
+
+/* Extended attributes stored in the index (user.*). get: -ENODATA when absent; returns the
+ * value length, copying at most size bytes (size 0: just the length). */
+_wur_ int index_xattr_get(struct index *idx, uint64_t ino, const char *name, void *value,
+                          size_t size);
+/* NUL-separated names into list; returns the total length (size 0: just the length). */
+_wur_ int index_xattr_list(struct index *idx, uint64_t ino, char *list, size_t size);
+
+/* Runs PRAGMA integrity_check; 0 when "ok", -EBADMSG otherwise. */
+_wur_ int index_check(struct index *idx);
