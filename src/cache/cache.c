@@ -1,0 +1,443 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Block cache on local disk.
+ *
+ * Layout: <dir>/blocks/<xx>/<key> where key is the base32 multibase form of the block's
+ * multihash (so the same bytes named by a CIDv0 or a CIDv1, raw or dag-pb, share one file,
+ * as in Kubo's blockstore) and xx the hex of the digest's last byte. New blocks are written
+ * to <dir>/tmp and renamed into place: a reader, in this mount or another, sees a whole
+ * block or none. After a power loss a renamed block is whole on ext4's default data=ordered
+ * (data reaches the disk before the rename commits); callers also check the size they expect.
+ *
+ * Accounting: `bytes` is this process's estimate (scanned at open, updated on put/evict);
+ * other mounts sharing the directory make it drift, so eviction rescans the directory and
+ * works from what is really there. Eviction holds an exclusive flock on <dir>/lock so two
+ * mounts do not evict at once.
+ */
+#define LOG_MODULE "cache"
+#include "prsmfs/cache.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "prsmfs/cleanup.h"
+#include "prsmfs/log.h"
+
+#define KEY_MAX          (CID_MAX_STR)
+#define ATIME_REFRESH_NS (60ull * 1000000000)
+
+struct cache {
+        char *dir;
+        int blocks_fd; /* <dir>/blocks, O_PATH|O_DIRECTORY */
+        int tmp_fd;    /* <dir>/tmp */
+        int lock_fd;   /* <dir>/lock, flock'ed while evicting */
+        uint64_t max_bytes;
+        uint64_t ttl_ms;
+        bool enabled;
+        pthread_mutex_t evict_lock; /* one eviction at a time in this process */
+        /* statistics: atomics */
+        uint64_t bytes, hits, misses, puts, put_errors, evictions;
+        uint64_t tmp_seq; /* atomic */
+};
+
+static void stat_add(uint64_t *p, uint64_t v)
+{
+        __atomic_add_fetch(p, v, __ATOMIC_RELAXED);
+}
+
+/* key + relative path "xx/key" of a block */
+static int block_path(const struct cid *cid, char *path, size_t size)
+{
+        struct bytes_view d = cid_digest(cid);
+        size_t mh_off, key_len;
+        char key[KEY_MAX];
+        int r;
+
+        /* the multihash starts with varint(code) varint(len) right before the digest */
+        mh_off = d.p - cid->bin - cid_varint_len(cid->mh_code) - cid_varint_len(cid->digest_len);
+        r = cid_multibase_encode(CID_BASE_BASE32, cid->bin + mh_off, cid->len - mh_off, key,
+                                 sizeof(key), &key_len);
+        if (r < 0)
+                return r;
+        if ((size_t)snprintf(path, size, "%02x/%s", d.len ? d.p[d.len - 1] : 0, key) >= size)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+static int64_t now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int open_subdir(int parent, const char *name, int *ret)
+{
+        int fd;
+
+        if (mkdirat(parent, name, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        *ret = fd;
+        return 0;
+}
+
+/* Adds up the sizes of what is cached (and removes stale temporary files). */
+static uint64_t scan_total(struct cache *c)
+{
+        uint64_t total = 0;
+        char sub[3];
+
+        for (unsigned i = 0; i < 256; i++) {
+                _cleanup_close_ int fd = -1;
+                struct dirent *de;
+                struct stat st;
+                DIR *d;
+
+                (void)snprintf(sub, sizeof(sub), "%02x", i);
+                fd = openat(c->blocks_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                d = fdopendir(TAKE_FD(fd));
+                if (!d)
+                        continue;
+                while ((de = readdir(d)))
+                        if (de->d_name[0] != '.' &&
+                            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                            S_ISREG(st.st_mode))
+                                total += (uint64_t)st.st_size;
+                closedir(d);
+        }
+        return total;
+}
+
+static void clean_tmp(struct cache *c)
+{
+        _cleanup_close_ int fd = fcntl(c->tmp_fd, F_DUPFD_CLOEXEC, 3);
+        struct dirent *de;
+        DIR *d;
+
+        if (fd < 0)
+                return;
+        d = fdopendir(TAKE_FD(fd));
+        if (!d)
+                return;
+        /* Other mounts may be writing here: only remove what is clearly abandoned. */
+        while ((de = readdir(d))) {
+                struct stat st;
+
+                if (de->d_name[0] != '.' &&
+                    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                    st.st_mtime + 3600 < time(NULL))
+                        (void)unlinkat(dirfd(d), de->d_name, 0); /* best effort */
+        }
+        closedir(d);
+}
+
+int cache_open(const char *dir, uint64_t max_bytes, uint64_t ttl_ms, bool enabled,
+               struct cache **ret)
+{
+        _cleanup_close_ int dfd = -1;
+        struct cache *c;
+        char sub[3];
+        int r;
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->blocks_fd = c->tmp_fd = c->lock_fd = -1;
+        c->max_bytes = max_bytes;
+        c->ttl_ms = ttl_ms;
+        c->enabled = enabled;
+        pthread_mutex_init(&c->evict_lock, NULL);
+        c->dir = strdup(dir);
+        if (!c->dir) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+                r = -errno;
+                goto fail;
+        }
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0) {
+                r = -errno;
+                goto fail;
+        }
+        r = open_subdir(dfd, "blocks", &c->blocks_fd);
+        if (r >= 0)
+                r = open_subdir(dfd, "tmp", &c->tmp_fd);
+        if (r < 0)
+                goto fail;
+        c->lock_fd = openat(dfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (c->lock_fd < 0) {
+                r = -errno;
+                goto fail;
+        }
+        for (unsigned i = 0; i < 256; i++) {
+                (void)snprintf(sub, sizeof(sub), "%02x", i);
+                if (mkdirat(c->blocks_fd, sub, 0700) < 0 && errno != EEXIST) {
+                        r = -errno;
+                        goto fail;
+                }
+        }
+        clean_tmp(c);
+        c->bytes = scan_total(c);
+        *ret = c;
+        if (c->enabled && (c->bytes > c->max_bytes || c->ttl_ms))
+                (void)cache_evict(c, c->max_bytes); /* also applies the TTL */
+        return 0;
+fail:
+        log_debug_errno(r, "cannot open cache %s", dir);
+        cache_free(c);
+        return r;
+}
+
+void cache_free(struct cache *c)
+{
+        if (!c)
+                return;
+        if (c->blocks_fd >= 0)
+                close(c->blocks_fd);
+        if (c->tmp_fd >= 0)
+                close(c->tmp_fd);
+        if (c->lock_fd >= 0)
+                close(c->lock_fd);
+        pthread_mutex_destroy(&c->evict_lock);
+        free(c->dir);
+        free(c);
+}
+
+static void touch_if_old(int fd, const struct stat *st)
+{
+        int64_t atime = (int64_t)st->st_atim.tv_sec * 1000000000 + st->st_atim.tv_nsec;
+        struct timespec ts[2] = { { .tv_nsec = UTIME_NOW }, { .tv_nsec = UTIME_OMIT } };
+
+        if (now_ns() - atime > (int64_t)ATIME_REFRESH_NS)
+                (void)futimens(fd, ts); /* LRU hint only */
+}
+
+ssize_t cache_block_pread(struct cache *c, const struct cid *cid, void *buf, size_t len,
+                          uint64_t off)
+{
+        _cleanup_close_ int fd = -1;
+        char path[KEY_MAX + 4];
+        size_t done = 0;
+        struct stat st;
+        int r;
+
+        if (!c->enabled) {
+                stat_add(&c->misses, 1);
+                return -ENOENT;
+        }
+        r = block_path(cid, path, sizeof(path));
+        if (r < 0)
+                return r;
+        fd = openat(c->blocks_fd, path, O_RDONLY | O_CLOEXEC | O_NOATIME);
+        if (fd < 0 && errno == EPERM)
+                fd = openat(c->blocks_fd, path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+                if (errno == ENOENT)
+                        stat_add(&c->misses, 1);
+                return -errno;
+        }
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        touch_if_old(fd, &st);
+        while (done < len) {
+                ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                done += (size_t)n;
+        }
+        stat_add(&c->hits, 1);
+        return (ssize_t)done;
+}
+
+int64_t cache_block_size(struct cache *c, const struct cid *cid)
+{
+        char path[KEY_MAX + 4];
+        struct stat st;
+        int r;
+
+        if (!c->enabled)
+                return -ENOENT;
+        r = block_path(cid, path, sizeof(path));
+        if (r < 0)
+                return r;
+        if (fstatat(c->blocks_fd, path, &st, 0) < 0)
+                return -errno;
+        return st.st_size;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+        size_t done = 0;
+
+        while (done < len) {
+                ssize_t n = write(fd, (const char *)data + done, len - done);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                done += (size_t)n;
+        }
+        return 0;
+}
+
+int cache_block_put(struct cache *c, const struct cid *cid, const void *data, size_t len)
+{
+        _cleanup_close_ int fd = -1;
+        char path[KEY_MAX + 4], tmp[64];
+        struct stat st;
+        int r;
+
+        if (!c->enabled)
+                return 0;
+        r = cid_verify(cid, data, len);
+        if (r < 0)
+                return r;
+        r = block_path(cid, path, sizeof(path));
+        if (r < 0)
+                return r;
+        if (fstatat(c->blocks_fd, path, &st, 0) == 0 && (size_t)st.st_size == len)
+                return 0; /* already there (another file or another mount put it) */
+        (void)snprintf(tmp, sizeof(tmp), "%d.%llu", (int)getpid(),
+                       (unsigned long long)__atomic_add_fetch(&c->tmp_seq, 1, __ATOMIC_RELAXED));
+        fd = openat(c->tmp_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) {
+                r = -errno;
+                goto fail;
+        }
+        r = write_all(fd, data, len);
+        if (r >= 0 && close(TAKE_FD(fd)) < 0)
+                r = -errno;
+        if (r >= 0 && renameat(c->tmp_fd, tmp, c->blocks_fd, path) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void)unlinkat(c->tmp_fd, tmp, 0); /* leave nothing half-written behind */
+                goto fail;
+        }
+        stat_add(&c->puts, 1);
+        stat_add(&c->bytes, len);
+        if (__atomic_load_n(&c->bytes, __ATOMIC_RELAXED) > c->max_bytes)
+                (void)cache_evict(c, c->max_bytes - c->max_bytes / 10);
+        return 0;
+fail:
+        stat_add(&c->put_errors, 1);
+        return r;
+}
+
+struct victim {
+        int64_t atime_ns;
+        uint64_t size;
+        char path[KEY_MAX + 4];
+};
+
+static int victim_cmp(const void *a, const void *b)
+{
+        const struct victim *x = a, *y = b;
+
+        return (x->atime_ns > y->atime_ns) - (x->atime_ns < y->atime_ns);
+}
+
+int64_t cache_evict(struct cache *c, uint64_t target)
+{
+        struct victim *v = NULL, *nv;
+        size_t n = 0, cap = 0;
+        uint64_t total = 0, freed = 0;
+        int64_t now = now_ns(),
+                ttl_ns = (int64_t)MIN(c->ttl_ms, (uint64_t)INT64_MAX / 2000000) * 1000000;
+        char sub[3];
+
+        pthread_mutex_lock(&c->evict_lock);
+        if (flock(c->lock_fd, LOCK_EX) < 0) {
+                pthread_mutex_unlock(&c->evict_lock);
+                return -errno;
+        }
+        for (unsigned i = 0; i < 256; i++) {
+                _cleanup_close_ int fd = -1;
+                struct dirent *de;
+                struct stat st;
+                DIR *d;
+
+                (void)snprintf(sub, sizeof(sub), "%02x", i);
+                fd = openat(c->blocks_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                d = fdopendir(TAKE_FD(fd));
+                if (!d)
+                        continue;
+                while ((de = readdir(d))) {
+                        if (de->d_name[0] == '.' ||
+                            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                            !S_ISREG(st.st_mode))
+                                continue;
+                        if (n == cap) {
+                                cap = cap ? cap * 2 : 1024;
+                                nv = reallocarray(v, cap, sizeof(*v));
+                                if (!nv)
+                                        break;
+                                v = nv;
+                        }
+                        v[n] = (struct victim){
+                                .atime_ns = (int64_t)st.st_atim.tv_sec * 1000000000 +
+                                            st.st_atim.tv_nsec,
+                                .size = (uint64_t)st.st_size,
+                        };
+                        (void)snprintf(v[n].path, sizeof(v[n].path), "%s/%s", sub, de->d_name);
+                        total += v[n].size;
+                        n++;
+                }
+                closedir(d);
+        }
+        if (n)
+                qsort(v, n, sizeof(*v), victim_cmp);
+        for (size_t i = 0; i < n; i++) {
+                bool expired = c->ttl_ms && now - v[i].atime_ns > ttl_ns;
+
+                if (total - freed <= target && !expired)
+                        break;
+                if (unlinkat(c->blocks_fd, v[i].path, 0) == 0) {
+                        freed += v[i].size;
+                        stat_add(&c->evictions, 1);
+                }
+        }
+        __atomic_store_n(&c->bytes, total - freed, __ATOMIC_RELAXED);
+        (void)flock(c->lock_fd, LOCK_UN);
+        pthread_mutex_unlock(&c->evict_lock);
+        free(v);
+        return (int64_t)freed;
+}
+
+void cache_get_stats(struct cache *c, struct cache_stats *ret)
+{
+        *ret = (struct cache_stats){
+                .hits = __atomic_load_n(&c->hits, __ATOMIC_RELAXED),
+                .misses = __atomic_load_n(&c->misses, __ATOMIC_RELAXED),
+                .puts = __atomic_load_n(&c->puts, __ATOMIC_RELAXED),
+                .put_errors = __atomic_load_n(&c->put_errors, __ATOMIC_RELAXED),
+                .evictions = __atomic_load_n(&c->evictions, __ATOMIC_RELAXED),
+                .bytes = __atomic_load_n(&c->bytes, __ATOMIC_RELAXED),
+        };
+}

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "prsmfs/cache.h"
+
+struct fixture {
+        char dir[64];
+};
+
+static int setup(void **state)
+{
+        struct fixture *f = calloc(1, sizeof(*f));
+
+        assert_non_null(f);
+        (void)snprintf(f->dir, sizeof(f->dir), "/tmp/prsmfs-cache-XXXXXX");
+        assert_non_null(mkdtemp(f->dir));
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        struct fixture *f = *state;
+        char cmd[160];
+
+        (void)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+        assert_int_equal(system(cmd), 0);
+        free(f);
+        return 0;
+}
+
+static void make_block(unsigned seed, size_t len, uint8_t *buf, struct cid *cid)
+{
+        for (size_t i = 0; i < len; i++)
+                buf[i] = (uint8_t)(seed * 31 + i * 7);
+        assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, buf, len, cid), 0);
+}
+
+static void test_put__then_pread__same_bytes_and_survives_reopen(void **state)
+{
+        struct fixture *f = *state;
+        static uint8_t data[100000], back[100000];
+        struct cache_stats st;
+        struct cache *c;
+        struct cid cid, v0;
+
+        make_block(1, sizeof(data), data, &cid);
+        assert_int_equal(cache_open(f->dir, 1 << 30, 0, true, &c), 0);
+        assert_int_equal(cache_block_pread(c, &cid, back, 10, 0), -ENOENT);
+        assert_int_equal(cache_block_put(c, &cid, data, sizeof(data)), 0);
+        assert_int_equal(cache_block_pread(c, &cid, back, sizeof(back), 0), sizeof(data));
+        assert_memory_equal(back, data, sizeof(data));
+        assert_int_equal(cache_block_pread(c, &cid, back, 100, 99950), 50);
+        assert_memory_equal(back, data + 99950, 50);
+        assert_int_equal(cache_block_size(c, &cid), sizeof(data));
+        cache_get_stats(c, &st);
+        assert_int_equal(st.hits, 2);
+        assert_int_equal(st.misses, 1);
+        cache_free(c);
+
+        /* a restart finds it; the same multihash under another CID version finds it too */
+        assert_int_equal(cache_open(f->dir, 1 << 30, 0, true, &c), 0);
+        cache_get_stats(c, &st);
+        assert_int_equal(st.bytes, sizeof(data));
+        assert_int_equal(
+                cid_make(1, CID_CODEC_DAG_PB, CID_MH_SHA2_256, cid_digest(&cid).p, 32, &v0), 0);
+        assert_int_equal(cache_block_pread(c, &v0, back, 16, 0), 16);
+        assert_memory_equal(back, data, 16);
+        cache_free(c);
+}
+
+static void test_put__wrong_bytes__refused_and_nothing_stored(void **state)
+{
+        struct fixture *f = *state;
+        uint8_t data[4096], back[16];
+        struct cache *c;
+        struct cid cid;
+
+        make_block(2, sizeof(data), data, &cid);
+        data[100] ^= 1;
+        assert_int_equal(cache_open(f->dir, 1 << 30, 0, true, &c), 0);
+        assert_int_equal(cache_block_put(c, &cid, data, sizeof(data)), -EILSEQ);
+        assert_int_equal(cache_block_pread(c, &cid, back, sizeof(back), 0), -ENOENT);
+        cache_free(c);
+}
+
+static void test_put__over_cap__least_recently_used_evicted(void **state)
+{
+        struct fixture *f = *state;
+        static uint8_t data[10][65536];
+        struct cid cids[10];
+        struct cache *c;
+        uint8_t b;
+
+        /* 10 blocks of 64 KiB into a 400 KiB cache */
+        assert_int_equal(cache_open(f->dir, 400 * 1024, 0, true, &c), 0);
+        for (unsigned i = 0; i < 10; i++) {
+                make_block(10 + i, sizeof(data[i]), data[i], &cids[i]);
+                assert_int_equal(cache_block_put(c, &cids[i], data[i], sizeof(data[i])), 0);
+                usleep(2000); /* distinct atimes */
+        }
+        /* the newest block is always kept, the oldest is gone, the total is under the cap */
+        assert_int_equal(cache_block_pread(c, &cids[9], &b, 1, 0), 1);
+        assert_int_equal(cache_block_pread(c, &cids[0], &b, 1, 0), -ENOENT);
+        assert_true(cache_evict(c, 400 * 1024) >= 0);
+        {
+                struct cache_stats st;
+
+                cache_get_stats(c, &st);
+                assert_true(st.bytes <= 400 * 1024);
+                assert_true(st.evictions >= 4);
+        }
+        cache_free(c);
+}
+
+static void test_disabled__every_lookup_misses(void **state)
+{
+        struct fixture *f = *state;
+        uint8_t data[100], b;
+        struct cache *c;
+        struct cid cid;
+
+        make_block(3, sizeof(data), data, &cid);
+        assert_int_equal(cache_open(f->dir, 1 << 30, 0, false, &c), 0);
+        assert_int_equal(cache_block_put(c, &cid, data, sizeof(data)), 0);
+        assert_int_equal(cache_block_pread(c, &cid, &b, 1, 0), -ENOENT);
+        cache_free(c);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(
+                        test_put__then_pread__same_bytes_and_survives_reopen, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_put__wrong_bytes__refused_and_nothing_stored,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_put__over_cap__least_recently_used_evicted,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_disabled__every_lookup_misses, setup,
+                                                teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
