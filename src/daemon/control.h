@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The control socket prsmctl talks to: a unix stream socket (mode 0600) in the state
+ * directory. One JSON request per line, one JSON reply per line:
+ *   {"cmd": "status"}  ->  {"ok": true, ...}   |   {"ok": false, "error": "reason"}
+ * Commands are a table of handlers; each runs on the control thread, never on a FUSE thread.
+ */
+#pragma once
+
+#include <jansson.h>
+
+#include "prsmfs/base.h"
+
+/* Fills *reply (a new object) and returns 0, or returns -errno with a message in *reply. */
+typedef int (*control_handler_fn)(json_t *request, json_t **reply, void *userdata);
+
+struct control_command {
+        const char *name;
+        control_handler_fn handler;
+};
+
+struct control;
+
+/* Listens on path (replacing a stale socket); commands must outlive the control. */
+_wur_ int control_start(const char *path, const struct control_command *commands, size_t n_commands,
+                        void *userdata, struct control **ret);
+/* Stops the thread, closes and removes the socket. NULL-safe. */
+void control_stop(struct control *c);

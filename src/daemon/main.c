@@ -1,0 +1,380 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * prsmfs [-o opts] MOUNTPOINT — the composition root. Everything that can be wrong with the
+ * command line, the config file, the state and cache directories or the index is found
+ * before the mount is made, so a bad start exits non-zero with one line and leaves no mount.
+ *
+ * Options: "-o key=value" for every config key (config_is_key), "-o config=FILE" (or
+ * --config FILE, or $PRSMFS_CONFIG, or /etc/prsmfs/config.json when it exists), and the
+ * usual libfuse options, which libfuse itself validates.
+ */
+#define LOG_MODULE "daemon"
+#include <limits.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+
+#include "prsmfs/config.h"
+#include "prsmfs/fs.h"
+#include "prsmfs/index.h"
+#include "prsmfs/log.h"
+
+#include "control.h"
+
+#define DEFAULT_CONFIG_PATH "/etc/prsmfs/config.json"
+#define MAX_OVERRIDES       64
+
+struct override {
+        char *key;
+        char *value; /* may be NULL: "-o key" without a value */
+};
+
+struct cmdline {
+        char *config_path;
+        char *positional[2]; /* [source] mountpoint: mount.fuse3 passes a source first */
+        size_t n_positional;
+        struct override overrides[MAX_OVERRIDES];
+        size_t n_overrides;
+        bool too_many;
+        bool oom;
+};
+
+enum { KEY_CONFIG_LONG = 1, KEY_HELP_CONFIG };
+
+static const struct fuse_opt opt_spec[] = {
+        FUSE_OPT_KEY("--config=", KEY_CONFIG_LONG),
+        FUSE_OPT_KEY("--config ", KEY_CONFIG_LONG),
+        FUSE_OPT_END,
+};
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+        struct cmdline *cl = data;
+        const char *eq;
+        char *k;
+
+        (void)outargs;
+        if (key == FUSE_OPT_KEY_NONOPT) {
+                if (cl->n_positional >= 2)
+                        return 1; /* let libfuse reject the extra argument */
+                cl->positional[cl->n_positional] = strdup(arg);
+                cl->oom |= !cl->positional[cl->n_positional++];
+                return 0;
+        }
+        if (key == KEY_CONFIG_LONG) {
+                const char *v = strncmp(arg, "--config=", 9) == 0 ? arg + 9 : arg + 8;
+
+                free(cl->config_path);
+                cl->config_path = strdup(v);
+                cl->oom |= !cl->config_path;
+                return 0;
+        }
+        if (key != FUSE_OPT_KEY_OPT)
+                return 1;
+        eq = strchr(arg, '=');
+        k = eq ? strndup(arg, (size_t)(eq - arg)) : strdup(arg);
+        if (!k) {
+                cl->oom = true;
+                return 0;
+        }
+        if (strcmp(k, "config") == 0) {
+                free(k);
+                free(cl->config_path);
+                cl->config_path = eq ? strdup(eq + 1) : NULL;
+                cl->oom |= eq && !cl->config_path;
+                return 0;
+        }
+        if (!config_is_key(k)) {
+                free(k);
+                return 1; /* libfuse's, or unknown: fuse_session_new rejects those */
+        }
+        if (cl->n_overrides >= MAX_OVERRIDES) {
+                free(k);
+                cl->too_many = true;
+                return 0;
+        }
+        cl->overrides[cl->n_overrides].key = k;
+        cl->overrides[cl->n_overrides].value = eq ? strdup(eq + 1) : NULL;
+        cl->oom |= eq && !cl->overrides[cl->n_overrides].value;
+        cl->n_overrides++;
+        return 0;
+}
+
+static void cmdline_done(struct cmdline *cl)
+{
+        free(cl->config_path);
+        free(cl->positional[0]);
+        free(cl->positional[1]);
+        for (size_t i = 0; i < cl->n_overrides; i++) {
+                free(cl->overrides[i].key);
+                free(cl->overrides[i].value);
+        }
+}
+
+static void usage(const char *prog)
+{
+        printf("usage: %s [options] MOUNTPOINT\n\n"
+               "Mounts PRSM's IPFS content as a directory.\n\n"
+               "prsmfs options:\n"
+               "    --config=FILE          JSON config file (default $PRSMFS_CONFIG or %s)\n"
+               "    -o config=FILE         same\n"
+               "    -o KEY=VALUE           any config key (lists of nodes: URL|URL)\n\n",
+               prog, DEFAULT_CONFIG_PATH);
+        config_print_help(stdout);
+        printf("\nlibfuse options:\n");
+        fuse_cmdline_help();
+        fuse_lowlevel_help();
+}
+
+static int make_dir(const char *path, const char *what)
+{
+        struct stat st;
+
+        if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+                fprintf(stderr, "prsmfs: cannot create %s %s: %s\n", what, path, strerror(errno));
+                return -errno;
+        }
+        if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
+                fprintf(stderr, "prsmfs: %s %s is not a directory\n", what, path);
+                return -ENOTDIR;
+        }
+        if (access(path, W_OK | X_OK) < 0) {
+                fprintf(stderr, "prsmfs: %s %s is not writable: %s\n", what, path, strerror(errno));
+                return -errno;
+        }
+        return 0;
+}
+
+/* A daemon killed with SIGKILL leaves "Transport endpoint is not connected" behind. */
+static int clear_stale_mount(const char *mountpoint)
+{
+        struct stat st;
+
+        if (stat(mountpoint, &st) == 0)
+                return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+        if (errno != ENOTCONN)
+                return -errno;
+        log_notice("%s is a stale mount of a dead daemon, detaching it", mountpoint);
+        if (umount2(mountpoint, MNT_DETACH) < 0) {
+                log_error_errno(-errno, "cannot detach the stale mount at %s", mountpoint);
+                return -ENOTCONN;
+        }
+        return 0;
+}
+
+struct daemon {
+        const char *mountpoint;
+        struct index *idx;
+        const struct config *cfg;
+};
+
+static int cmd_status(json_t *request, json_t **reply, void *userdata)
+{
+        struct daemon *d = userdata;
+        uint64_t inodes = 0, bytes = 0;
+        int r;
+
+        (void)request;
+        r = index_totals(d->idx, &inodes, &bytes);
+        if (r < 0)
+                return r;
+        *reply = json_pack("{s:s, s:s, s:s, s:I, s:I}", "version", PRSMFS_VERSION, "mountpoint",
+                           d->mountpoint, "state_dir", d->cfg->state_dir, "inodes",
+                           (json_int_t)inodes, "bytes", (json_int_t)bytes);
+        return *reply ? 0 : -ENOMEM;
+}
+
+static int cmd_check(json_t *request, json_t **reply, void *userdata)
+{
+        struct daemon *d = userdata;
+        int r;
+
+        (void)request;
+        r = index_check(d->idx);
+        *reply = json_pack("{s:s}", "index", r < 0 ? "corrupt" : "ok");
+        return r;
+}
+
+static const struct control_command commands[] = {
+        { "status", cmd_status },
+        { "check", cmd_check },
+};
+
+static int load_config(struct cmdline *cl, struct config *cfg)
+{
+        const char *path = cl->config_path;
+        char err[512];
+        int r;
+
+        r = config_init_defaults(cfg);
+        if (r < 0) {
+                fprintf(stderr, "prsmfs: out of memory\n");
+                return r;
+        }
+        if (!path)
+                path = getenv("PRSMFS_CONFIG");
+        if (!path && access(DEFAULT_CONFIG_PATH, F_OK) == 0)
+                path = DEFAULT_CONFIG_PATH;
+        if (path) {
+                r = config_load_file(cfg, path, err, sizeof(err));
+                if (r < 0) {
+                        fprintf(stderr, "prsmfs: %s\n", err);
+                        return r;
+                }
+        }
+        for (size_t i = 0; i < cl->n_overrides; i++) {
+                r = config_set_option(cfg, cl->overrides[i].key, cl->overrides[i].value, err,
+                                      sizeof(err));
+                if (r < 0) {
+                        fprintf(stderr, "prsmfs: %s\n", err);
+                        return r;
+                }
+        }
+        r = config_validate(cfg, err, sizeof(err));
+        if (r < 0) {
+                fprintf(stderr, "prsmfs: %s\n", err);
+                return r;
+        }
+        log_set_level((enum log_level)cfg->log_level);
+        return 0;
+}
+
+int main(int argc, char *argv[])
+{
+        struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+        struct fuse_cmdline_opts opts = { 0 };
+        struct fuse_loop_config *loop = NULL;
+        struct fuse_session *se = NULL;
+        struct cmdline cl = { 0 };
+        struct config cfg = { 0 };
+        struct index *idx = NULL;
+        struct fs *fs = NULL;
+        struct control *control = NULL;
+        struct daemon d = { 0 };
+        char db_path[PATH_MAX], sock_path[PATH_MAX];
+        bool mounted = false;
+        int r, ret = 1;
+
+        if (fuse_opt_parse(&args, &cl, opt_spec, opt_proc) < 0 || cl.oom) {
+                fprintf(stderr, "prsmfs: cannot parse the command line\n");
+                goto out;
+        }
+        if (cl.too_many) {
+                fprintf(stderr, "prsmfs: more than %d -o settings\n", MAX_OVERRIDES);
+                goto out;
+        }
+        /* "prsmfs SOURCE MOUNTPOINT" (fstab via mount.fuse3) or "prsmfs MOUNTPOINT" */
+        if (cl.n_positional > 0 && fuse_opt_add_arg(&args, cl.positional[cl.n_positional - 1]) < 0)
+                goto out;
+        if (fuse_parse_cmdline(&args, &opts) != 0)
+                goto out; /* libfuse printed the reason */
+        if (opts.show_help) {
+                usage(argv[0]);
+                ret = 0;
+                goto out;
+        }
+        if (opts.show_version) {
+                printf("prsmfs %s\n", PRSMFS_VERSION);
+                printf("FUSE library version %s\n", fuse_pkgversion());
+                fflush(stdout); /* fuse_lowlevel_version runs fusermount3, which prints too */
+                fuse_lowlevel_version();
+                ret = 0;
+                goto out;
+        }
+        if (!opts.mountpoint) {
+                fprintf(stderr, "prsmfs: no mount point given (see %s --help)\n", argv[0]);
+                goto out;
+        }
+        if (load_config(&cl, &cfg) < 0)
+                goto out;
+        if (opts.debug)
+                log_set_level(LOG_LEVEL_DEBUG);
+        if (make_dir(cfg.state_dir, "state directory") < 0 ||
+            make_dir(cfg.cache_dir, "cache directory") < 0)
+                goto out;
+        r = clear_stale_mount(opts.mountpoint);
+        if (r < 0) {
+                fprintf(stderr, "prsmfs: mount point %s: %s\n", opts.mountpoint, strerror(-r));
+                goto out;
+        }
+        if ((size_t)snprintf(db_path, sizeof(db_path), "%s/index.sqlite", cfg.state_dir) >=
+            sizeof(db_path)) {
+                fprintf(stderr, "prsmfs: state_dir path too long\n");
+                goto out;
+        }
+        r = index_open(db_path, &idx);
+        if (r < 0) {
+                fprintf(stderr, "prsmfs: cannot open the index %s: %s\n", db_path, strerror(-r));
+                goto out;
+        }
+        r = fs_new(idx, &cfg, &fs);
+        if (r < 0) {
+                fprintf(stderr, "prsmfs: %s\n", strerror(-r));
+                goto out;
+        }
+        d = (struct daemon){ .mountpoint = opts.mountpoint, .idx = idx, .cfg = &cfg };
+        if ((size_t)snprintf(sock_path, sizeof(sock_path), "%s/control.sock", cfg.state_dir) >=
+                    sizeof(sock_path) ||
+            fs_set_control_path(fs, sock_path) < 0) {
+                fprintf(stderr, "prsmfs: state_dir path too long\n");
+                goto out;
+        }
+        /* Permission checks are the kernel's (POSIX semantics, and safe with allow_other). */
+        if (fuse_opt_add_arg(&args, "-odefault_permissions,fsname=prsmfs,subtype=prsmfs") < 0)
+                goto out;
+        se = fuse_session_new(&args, fs_lowlevel_ops(), sizeof(struct fuse_lowlevel_ops), fs);
+        if (!se)
+                goto out; /* libfuse printed the reason (e.g. an unknown option) */
+        if (fuse_set_signal_handlers(se) != 0)
+                goto out;
+        if (fuse_session_mount(se, opts.mountpoint) != 0)
+                goto out_signals;
+        mounted = true;
+        log_info("mounted on %s", opts.mountpoint);
+        if (fuse_daemonize(opts.foreground) != 0)
+                goto out_signals;
+        /* after daemonize: the control thread must live in the process that serves */
+        r = control_start(sock_path, commands, ELEMENTSOF(commands), &d, &control);
+        if (r < 0) {
+                log_error_errno(r, "cannot listen on %s", sock_path);
+                goto out_signals;
+        }
+        if (opts.singlethread)
+                r = fuse_session_loop(se);
+        else {
+                loop = fuse_loop_cfg_create();
+                if (!loop)
+                        goto out_signals;
+                fuse_loop_cfg_set_clone_fd(loop, opts.clone_fd);
+                fuse_loop_cfg_set_max_threads(loop, opts.max_threads ? opts.max_threads : 16);
+                r = fuse_session_loop_mt(se, loop);
+        }
+        /* libfuse reports the signal that ended the loop: SIGTERM/SIGINT/SIGHUP are a clean
+         * stop, like an unmount */
+        ret = (r == 0 || r == SIGTERM || r == SIGINT || r == SIGHUP) ? 0 : 1;
+        if (ret)
+                log_error("session loop failed: %d", r);
+out_signals:
+        fuse_remove_signal_handlers(se);
+out:
+        control_stop(control);
+        if (mounted)
+                fuse_session_unmount(se);
+        if (se)
+                fuse_session_destroy(se);
+        fuse_loop_cfg_destroy(loop);
+        fs_free(fs);
+        index_free(idx);
+        config_done(&cfg);
+        cmdline_done(&cl);
+        free(opts.mountpoint);
+        fuse_opt_free_args(&args);
+        return ret;
+}

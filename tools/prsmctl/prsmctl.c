@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * prsmctl: talks to a running prsmfs through its control socket. The socket is found from any
+ * path inside the mount (the mount root's user.prsm.control xattr) or given with -s.
+ *
+ *   prsmctl [-s SOCKET] status [PATH]     what the daemon serves
+ *   prsmctl [-s SOCKET] check [PATH]      index integrity check
+ */
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#define MAX_REPLY (1024 * 1024)
+
+/* Walks up from path to the root of its mount and reads the socket path there. */
+static int find_socket(const char *path, char *sock, size_t size)
+{
+        char cur[PATH_MAX], parent[PATH_MAX + 4];
+        struct stat st, pst;
+        ssize_t n;
+
+        if (!realpath(path, cur)) {
+                fprintf(stderr, "prsmctl: %s: %m\n", path);
+                return -1;
+        }
+        for (;;) {
+                if (stat(cur, &st) < 0)
+                        return -1;
+                (void)snprintf(parent, sizeof(parent), "%s/..", cur);
+                if (strcmp(cur, "/") == 0 || stat(parent, &pst) < 0 || pst.st_dev != st.st_dev)
+                        break;
+                if (!realpath(parent, cur))
+                        return -1;
+        }
+        n = getxattr(cur, "user.prsm.control", sock, size - 1);
+        if (n < 0) {
+                fprintf(stderr, "prsmctl: %s is not inside a prsmfs mount (%m)\n", path);
+                return -1;
+        }
+        sock[n] = '\0';
+        return 0;
+}
+
+static json_t *call(const char *sock, json_t *req)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        char *text = NULL, *buf = NULL;
+        json_t *reply = NULL;
+        size_t len = 0;
+        int fd = -1;
+
+        if (strlen(sock) >= sizeof(sa.sun_path)) {
+                fprintf(stderr, "prsmctl: socket path too long\n");
+                return NULL;
+        }
+        memcpy(sa.sun_path, sock, strlen(sock) + 1);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                fprintf(stderr, "prsmctl: cannot connect to %s: %m\n", sock);
+                goto out;
+        }
+        text = json_dumps(req, JSON_COMPACT);
+        buf = malloc(MAX_REPLY);
+        if (!text || !buf)
+                goto out;
+        if (dprintf(fd, "%s\n", text) < 0)
+                goto out;
+        for (;;) {
+                ssize_t n = read(fd, buf + len, MAX_REPLY - 1 - len);
+
+                if (n <= 0)
+                        break;
+                len += (size_t)n;
+                if (memchr(buf, '\n', len) || len == MAX_REPLY - 1)
+                        break;
+        }
+        reply = json_loadb(buf, len, JSON_DISABLE_EOF_CHECK, NULL);
+        if (!reply)
+                fprintf(stderr, "prsmctl: no valid reply from %s\n", sock);
+out:
+        if (fd >= 0)
+                close(fd);
+        free(text);
+        free(buf);
+        return reply;
+}
+
+static void usage(FILE *f)
+{
+        fprintf(f, "usage: prsmctl [-s SOCKET] status [PATH]\n"
+                   "       prsmctl [-s SOCKET] check [PATH]\n");
+}
+
+int main(int argc, char *argv[])
+{
+        static const struct option longopts[] = {
+                { "socket", required_argument, NULL, 's' },
+                { "help", no_argument, NULL, 'h' },
+                { 0 },
+        };
+        char sock[PATH_MAX] = "";
+        json_t *req, *reply;
+        const char *cmd, *path;
+        int c, ret = 1;
+
+        while ((c = getopt_long(argc, argv, "s:h", longopts, NULL)) != -1) {
+                switch (c) {
+                case 's':
+                        (void)snprintf(sock, sizeof(sock), "%s", optarg);
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return 2;
+                }
+        }
+        if (optind >= argc) {
+                usage(stderr);
+                return 2;
+        }
+        cmd = argv[optind];
+        path = optind + 1 < argc ? argv[optind + 1] : ".";
+        if (strcmp(cmd, "status") != 0 && strcmp(cmd, "check") != 0) {
+                fprintf(stderr, "prsmctl: unknown command '%s'\n", cmd);
+                usage(stderr);
+                return 2;
+        }
+        if (!sock[0] && find_socket(path, sock, sizeof(sock)) < 0)
+                return 1;
+        req = json_pack("{s:s}", "cmd", cmd);
+        reply = req ? call(sock, req) : NULL;
+        if (reply) {
+                if (json_is_true(json_object_get(reply, "ok"))) {
+                        json_dumpf(reply, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+                        fputc('\n', stdout);
+                        ret = 0;
+                } else
+                        fprintf(stderr, "prsmctl: %s: %s\n", cmd,
+                                json_string_value(json_object_get(reply, "error")));
+        }
+        json_decref(req);
+        json_decref(reply);
+        return ret;
+}
