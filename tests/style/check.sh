@@ -5,7 +5,7 @@
 # src/base/parse.c.
 set -uo pipefail
 root=${1:?source root}
-cd "$root"
+cd "$root" || exit 1
 rc=0
 files=$(git ls-files '*.c' '*.h' 2>/dev/null || find src include tests tools -name '*.[ch]')
 if command -v clang-format >/dev/null; then

@@ -1,0 +1,213 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""A real prsmfs mount for tests.
+
+Mount() starts the daemon in the foreground (-f) on a temporary mount point with a config
+file of its own, waits for the mount (failing at once if the daemon exits), and on stop()
+unmounts, waits for the daemon, and raises DaemonFailure if the daemon crashed, hung or
+printed a sanitizer report. Every process it starts is stopped by PID in every outcome.
+"""
+import json
+import os
+import signal
+import subprocess
+import time
+
+SANITIZER_MARKERS = (
+    "ERROR: AddressSanitizer",
+    "ERROR: LeakSanitizer",
+    "runtime error:",
+    "WARNING: ThreadSanitizer",
+    "ERROR: UndefinedBehaviorSanitizer",
+)
+
+
+class DaemonFailure(AssertionError):
+    pass
+
+
+# Daemons alive right now, so that a test watchdog can kill them all (which aborts every
+# syscall blocked on their mounts with ENOTCONN instead of hanging the test run).
+LIVE = set()
+
+
+def kill_all_live():
+    for proc in list(LIVE):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def source_root():
+    return os.environ.get("PRSMFS_SOURCE_ROOT",
+                          os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+def prsmfs_binary():
+    path = os.environ.get("PRSMFS_BIN")
+    if path:
+        return path
+    for build in ("build-asan", "build"):
+        cand = os.path.join(source_root(), build, "src", "daemon", "prsmfs")
+        if os.path.exists(cand):
+            return cand
+    raise RuntimeError("prsmfs binary not found: build it or set PRSMFS_BIN")
+
+
+def tool_binary(name):
+    """A binary built from tools/ (prsmctl, ...), next to the daemon's build."""
+    build = os.environ.get("PRSMFS_BUILD_ROOT")
+    if not build:
+        build = os.path.dirname(os.path.dirname(os.path.dirname(prsmfs_binary())))
+    return os.path.join(build, "tools", name, name)
+
+
+def mount_ids(path):
+    """IDs of the mounts stacked on path (from /proc/self/mountinfo)."""
+    path = os.path.realpath(path)
+    ids = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 4 and fields[4].replace("\\040", " ") == path:
+                ids.add(fields[0])
+    return ids
+
+
+def is_mounted(path):
+    return bool(mount_ids(path))
+
+
+def force_unmount(path):
+    """Detach a (possibly stale) mount; never raises."""
+    for cmd in (["fusermount3", "-u", "-z", path], ["umount", "-l", path]):
+        if not is_mounted(path):
+            return
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)
+
+
+class Mount:
+    def __init__(self, workdir, config=None, options=(), name="m", allow_stderr=()):
+        self.workdir = workdir
+        self.mountpoint = os.path.join(workdir, name)
+        self.state_dir = os.path.join(workdir, name + ".state")
+        self.cache_dir = os.path.join(workdir, name + ".cache")
+        self.config_path = os.path.join(workdir, name + ".json")
+        self.log_path = os.path.join(workdir, name + ".log")
+        self.options = list(options)
+        self.allow_stderr = tuple(allow_stderr)
+        self.proc = None
+        cfg = {"state_dir": self.state_dir, "cache_dir": self.cache_dir}
+        cfg.update(config or {})
+        self.config = cfg
+        try:
+            os.makedirs(self.mountpoint, exist_ok=True)
+        except FileExistsError:
+            pass  # a stale mount of a killed daemon: prsmfs itself detaches it
+
+    def command(self):
+        cmd = [prsmfs_binary(), "-f", "--config=" + self.config_path]
+        for opt in self.options:
+            cmd += ["-o", opt]
+        cmd.append(self.mountpoint)
+        return cmd
+
+    def start(self, timeout=20):
+        with open(self.config_path, "w") as f:
+            json.dump(self.config, f)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=self._log,
+                                     start_new_session=True)
+        LIVE.add(self.proc)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self._cleanup()
+                raise DaemonFailure("prsmfs exited with %s before mounting:\n%s"
+                                    % (self.proc.returncode, self.stderr()))
+            if self.answering():
+                return self
+            time.sleep(0.05)
+        self._cleanup()
+        raise DaemonFailure("prsmfs did not mount within %.0f s:\n%s" % (timeout, self.stderr()))
+
+    def answering(self):
+        """True once a live daemon answers on the mount point (a stale mount of a killed
+        daemon gives ENOTCONN; mount IDs are reused, so mountinfo alone cannot tell)."""
+        if not is_mounted(self.mountpoint):
+            return False
+        try:
+            st = os.stat(self.mountpoint)
+            parent = os.stat(os.path.dirname(self.mountpoint))
+        except OSError:
+            return False
+        return st.st_dev != parent.st_dev
+
+    def stderr(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def path(self, *parts):
+        return os.path.join(self.mountpoint, *parts)
+
+    def _cleanup(self):
+        """Kill the daemon by PID and detach the mount; never raises."""
+        LIVE.discard(self.proc)
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=10)
+        force_unmount(self.mountpoint)
+        if getattr(self, "_log", None):
+            self._log.close()
+            self._log = None
+
+    def kill(self, sig=signal.SIGKILL):
+        """Kill the daemon (crash tests); the stale mount is detached by stop()/restart."""
+        os.kill(self.proc.pid, sig)
+        self.proc.wait(timeout=10)
+
+    def check_stderr(self):
+        text = self.stderr()
+        for marker in SANITIZER_MARKERS:
+            if marker in text and not any(a in text for a in self.allow_stderr):
+                raise DaemonFailure("sanitizer report in prsmfs stderr:\n" + text)
+
+    def stop(self, timeout=20, expect_crash=False):
+        """Unmount and wait for a clean exit. Raises DaemonFailure on a crash, a hang or a
+        sanitizer report (unless expect_crash)."""
+        if self.proc is None:
+            return
+        failure = None
+        try:
+            if self.proc.poll() not in (None, 0) and not expect_crash:
+                failure = "prsmfs died during the test (exit status %s)" % self.proc.returncode
+            if self.proc.poll() is None:
+                subprocess.run(["fusermount3", "-u", self.mountpoint], timeout=timeout,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                try:
+                    self.proc.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    failure = "prsmfs did not exit within %d s of unmount" % timeout
+            if failure is None and self.proc.returncode != 0 and not expect_crash:
+                failure = "prsmfs exited with status %s" % self.proc.returncode
+        finally:
+            self._cleanup()
+        if failure:
+            raise DaemonFailure(failure + ":\n" + self.stderr())
+        self.check_stderr()
+        self.proc = None
+
+    def restart(self, timeout=20):
+        if self.proc is not None:
+            self.stop(expect_crash=not self.alive())
+        return self.start(timeout)
