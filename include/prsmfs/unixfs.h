@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * dag-pb and UnixFS: decode and canonical encode, file layouts (which leaf holds which
+ * bytes), a streaming balanced DAG builder that gives the same CIDs as Kubo/js-ipfs `add`,
+ * directories (basic and HAMT-sharded) and CAR v1. Pure code: no I/O; blocks come in and go
+ * out through callbacks. Every decoder reads bounded, hostile bytes.
+ */
+#pragma once
+
+#include "prsmfs/base.h"
+#include "prsmfs/buf.h"
+#include "prsmfs/cid.h"
+
+#define UNIXFS_MAX_LINKS      65536 /* per dag-pb node: a 2 MiB block holds fewer real links */
+#define UNIXFS_MAX_DEPTH      64    /* file trees and HAMTs: a cycle or absurd depth is refused */
+#define UNIXFS_MAX_LEAVES     (1u << 26)
+#define UNIXFS_HAMT_FANOUT    256
+#define UNIXFS_HAMT_THRESHOLD 262144
+
+/* ---- protobuf varint (10 bytes, non-minimal allowed) ---- */
+_wur_ int unixfs_pb_varint_read(struct cursor *c, uint64_t *ret);
+size_t unixfs_pb_varint_write(uint64_t v, uint8_t out[10]);
+
+/* ---- dag-pb ---- */
+struct unixfs_pb_link {
+        struct cid cid;
+        struct bytes_view name; /* borrowed from the block; empty when absent */
+        bool has_name;
+        uint64_t tsize;
+        bool has_tsize;
+};
+
+struct unixfs_pb_node {
+        struct unixfs_pb_link *links; /* owned array */
+        size_t n_links;
+        struct bytes_view data; /* borrowed from the block */
+        bool has_data;
+};
+
+/* Decodes a dag-pb block; links and data borrow from p. Free with unixfs_pb_node_done. */
+_wur_ int unixfs_pb_decode(const uint8_t *p, size_t len, struct unixfs_pb_node *ret);
+void unixfs_pb_node_done(struct unixfs_pb_node *n);
+/* Canonical encoding (links in the given order, then data) appended to out. */
+_wur_ int unixfs_pb_encode(const struct unixfs_pb_node *n, struct buf *out);
+
+/* ---- UnixFS Data ---- */
+enum unixfs_type {
+        UNIXFS_RAW = 0,
+        UNIXFS_DIRECTORY = 1,
+        UNIXFS_FILE = 2,
+        UNIXFS_METADATA = 3,
+        UNIXFS_SYMLINK = 4,
+        UNIXFS_HAMT_SHARD = 5,
+};
+
+struct unixfs_data {
+        enum unixfs_type type;
+        struct bytes_view data; /* borrowed */
+        bool has_data;
+        uint64_t filesize;
+        bool has_filesize;
+        uint64_t *blocksizes; /* owned */
+        size_t n_blocksizes;
+        uint64_t hash_type;
+        bool has_hash_type;
+        uint64_t fanout;
+        bool has_fanout;
+        uint32_t mode;
+        bool has_mode;
+        int64_t mtime_sec;
+        bool has_mtime;
+        uint32_t mtime_nsec; /* 0 = absent */
+};
+
+_wur_ int unixfs_data_decode(const uint8_t *p, size_t len, struct unixfs_data *ret);
+void unixfs_data_done(struct unixfs_data *d);
+_wur_ int unixfs_data_encode(const struct unixfs_data *d, struct buf *out);
+
+/* A decoded block: raw codec, or dag-pb with its UnixFS Data validated for its type. */
+struct unixfs_node {
+        struct cid cid;
+        bool is_raw;           /* raw codec (or identity raw): bytes = the whole block */
+        struct bytes_view raw; /* raw: the block */
+        struct unixfs_pb_node pb;
+        struct unixfs_data fs;
+};
+
+/* Borrows block for the node's lifetime. -EBADMSG on anything not valid UnixFS. */
+_wur_ int unixfs_node_decode(const struct cid *cid, const uint8_t *block, size_t len,
+                             struct unixfs_node *ret);
+void unixfs_node_done(struct unixfs_node *n);
+
+/*
+ * Block source for walks: returns a malloc'ed, verified copy of the block in *ret (caller
+ * frees) or -errno. Identity CIDs are resolved by the walkers themselves.
+ */
+typedef int (*unixfs_fetch_fn)(const struct cid *cid, uint8_t **ret, size_t *ret_len,
+                               void *userdata);
+
+/* ---- file layout ---- */
+struct unixfs_leaf {
+        uint64_t offset;   /* of the leaf's first byte in the file */
+        uint64_t size;     /* bytes of file content in the leaf */
+        struct cid cid;    /* block holding them */
+        uint32_t data_off; /* where they start inside the block (dag-pb: Data.Data) */
+};
+
+struct unixfs_layout {
+        struct unixfs_leaf *leaves; /* owned, in file order, contiguous offsets */
+        size_t n_leaves;
+        uint64_t size;
+};
+
+/* Walks the file DAG under root (fetching inner nodes) into a flat leaf list. */
+_wur_ int unixfs_layout_build(const struct cid *root, unixfs_fetch_fn fetch, void *userdata,
+                              struct unixfs_layout *ret);
+void unixfs_layout_done(struct unixfs_layout *l);
+/* Index of the leaf holding byte off (off < size), by binary search. */
+size_t unixfs_layout_find(const struct unixfs_layout *l, uint64_t off);
+
+/* ---- builder ---- */
+struct unixfs_params {
+        unsigned cid_version; /* 0 or 1 */
+        bool raw_leaves;
+        size_t chunk_size; /* 16 KiB .. 4 MiB (but blocks stay <= 2 MiB) */
+        size_t max_links;  /* per file node, >= 2 */
+};
+
+enum unixfs_profile {
+        UNIXFS_PROFILE_DEFAULT, /* unixfs-v1-2025: v1, raw leaves, 1 MiB, 1024 links */
+        UNIXFS_PROFILE_LEGACY,  /* unixfs-v0-2015: v0, dag-pb leaves, 256 KiB, 174 links */
+};
+
+void unixfs_params_profile(enum unixfs_profile p, struct unixfs_params *ret);
+_wur_ int unixfs_params_check(const struct unixfs_params *p);
+
+/* Called for each finished block, children before parents. Return < 0 to abort. */
+typedef int (*unixfs_emit_fn)(const struct cid *cid, const uint8_t *block, size_t len,
+                              void *userdata);
+
+struct unixfs_builder;
+_wur_ int unixfs_builder_new(const struct unixfs_params *p, unixfs_emit_fn emit, void *userdata,
+                             struct unixfs_builder **ret);
+_wur_ int unixfs_builder_write(struct unixfs_builder *b, const void *p, size_t len);
+/* Flushes everything; *ret_tsize is the cumulative DAG size (what `add` reports as Size). */
+_wur_ int unixfs_builder_finish(struct unixfs_builder *b, struct cid *ret_root, uint64_t *ret_size,
+                                uint64_t *ret_tsize);
+void unixfs_builder_free(struct unixfs_builder *b);
+
+/* ---- directories ---- */
+struct unixfs_dirent {
+        const char *name; /* borrowed; NUL-terminated */
+        size_t name_len;
+        struct cid cid;
+        uint64_t tsize;
+};
+
+/* Directory profile: which HAMT size estimate, and the CID version of directory nodes. */
+struct unixfs_dir_params {
+        unsigned cid_version;
+        bool block_estimate; /* v1-2025 'block' estimation; false = legacy 'links' */
+};
+void unixfs_dir_params_profile(enum unixfs_profile p, struct unixfs_dir_params *ret);
+
+/*
+ * Builds a directory from entries (any order; sorted here; duplicate names -EEXIST), sharded
+ * as a HAMT when Kubo would, emitting every block (shards before their parents).
+ */
+_wur_ int unixfs_dir_build(const struct unixfs_dir_params *p, struct unixfs_dirent *entries,
+                           size_t n, unixfs_emit_fn emit, void *userdata, struct cid *ret_root,
+                           uint64_t *ret_tsize);
+
+/* Calls fn for every entry of a directory (basic or HAMT, fetching shards). fn returns < 0
+ * to abort. Entry names borrow from blocks valid for the call only. */
+typedef int (*unixfs_dirent_fn)(const struct unixfs_dirent *e, void *userdata);
+_wur_ int unixfs_dir_list(const struct cid *dir, unixfs_fetch_fn fetch, void *fetch_ud,
+                          unixfs_dirent_fn fn, void *userdata);
+/* Looks one name up (HAMT: only the shards on its path). -ENOENT when absent. */
+_wur_ int unixfs_dir_lookup(const struct cid *dir, const char *name, unixfs_fetch_fn fetch,
+                            void *fetch_ud, struct cid *ret_cid, uint64_t *ret_tsize);
+
+/* murmur3 x64_128 (seed 0), first 64-bit word, as boxo's HAMT uses it. */
+uint64_t unixfs_murmur3_64(const void *p, size_t len);
+
+/* ---- CAR v1 ---- */
+struct unixfs_car_reader {
+        struct cursor c;
+        bool header_done;
+        struct cid roots[4];
+        size_t n_roots;
+};
+
+/* Reads the header; -EAGAIN when more bytes are needed (streaming), -EBADMSG if malformed. */
+_wur_ int unixfs_car_init(struct unixfs_car_reader *r, const uint8_t *p, size_t len);
+/* Next section: 1 with *ret_cid and *ret_block set, 0 at a clean end, -EAGAIN if the input ends
+ * inside a section (truncated stream), -EBADMSG if malformed. Blocks are not verified here. */
+_wur_ int unixfs_car_next(struct unixfs_car_reader *r, struct cid *ret_cid,
+                          struct bytes_view *ret_block);
+/* Writer: header with one root, then sections. */
+_wur_ int unixfs_car_write_header(const struct cid *root, struct buf *out);
+_wur_ int unixfs_car_write_block(const struct cid *cid, const uint8_t *p, size_t len,
+                                 struct buf *out);

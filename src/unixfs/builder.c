@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Streaming balanced DAG builder with Kubo/boxo parity (ipfs.md §13.4).
+ *
+ * boxo builds the tree top-down: root = leaf 1; then repeatedly a new root whose first child
+ * is the old root, filled to max_links with full subtrees of the old depth. The result is the
+ * unique tree in which every leaf sits at the same depth D (the smallest with
+ * max_links^D >= chunks), every node is full except the last one of each level, and the last
+ * subtree keeps full depth even when it holds one chunk.
+ *
+ * Streaming equivalent: level[k] holds the links of the node being filled at height k+1. A
+ * new link at a full level first closes that level's node into one link one level up; at the
+ * end every level is closed bottom-up and the single link left at the top is the root. Memory
+ * is one chunk plus max_links links per level.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "prsmfs/unixfs.h"
+
+struct link {
+        struct cid cid;
+        uint64_t tsize;    /* cumulative DAG size */
+        uint64_t filesize; /* file bytes below */
+};
+
+struct level {
+        struct link *links; /* max_links capacity */
+        size_t n;
+};
+
+struct unixfs_builder {
+        struct unixfs_params p;
+        unixfs_emit_fn emit;
+        void *userdata;
+        uint8_t *chunk; /* chunk_size */
+        size_t chunk_len;
+        struct level levels[UNIXFS_MAX_DEPTH];
+        size_t n_levels;
+        uint64_t size;
+        struct buf block, data;
+        uint64_t *sizes; /* max_links scratch for blocksizes */
+        int error;       /* sticky */
+};
+
+void unixfs_params_profile(enum unixfs_profile p, struct unixfs_params *ret)
+{
+        if (p == UNIXFS_PROFILE_LEGACY)
+                *ret = (struct unixfs_params){ .cid_version = 0,
+                                               .raw_leaves = false,
+                                               .chunk_size = 256 * 1024,
+                                               .max_links = 174 };
+        else
+                *ret = (struct unixfs_params){ .cid_version = 1,
+                                               .raw_leaves = true,
+                                               .chunk_size = 1024 * 1024,
+                                               .max_links = 1024 };
+}
+
+int unixfs_params_check(const struct unixfs_params *p)
+{
+        if (p->cid_version > 1 || p->chunk_size < 1 || p->chunk_size > 4 * 1024 * 1024 ||
+            p->max_links < 2 || p->max_links > UNIXFS_MAX_LINKS)
+                return -EINVAL;
+        /* a dag-pb leaf carries a few bytes of framing: it must stay a valid block */
+        if (!p->raw_leaves && p->chunk_size > CID_MAX_BLOCK - 256)
+                return -EINVAL;
+        if (p->raw_leaves && p->chunk_size > CID_MAX_BLOCK)
+                return -EINVAL;
+        return 0;
+}
+
+int unixfs_builder_new(const struct unixfs_params *p, unixfs_emit_fn emit, void *userdata,
+                       struct unixfs_builder **ret)
+{
+        struct unixfs_builder *b;
+        int r = unixfs_params_check(p);
+
+        if (r < 0)
+                return r;
+        b = calloc(1, sizeof(*b));
+        if (!b)
+                return -ENOMEM;
+        b->p = *p;
+        b->emit = emit;
+        b->userdata = userdata;
+        buf_init(&b->block, CID_MAX_BLOCK);
+        buf_init(&b->data, CID_MAX_BLOCK);
+        b->chunk = malloc(p->chunk_size);
+        b->sizes = calloc(p->max_links, sizeof(*b->sizes));
+        if (!b->chunk || !b->sizes) {
+                unixfs_builder_free(b);
+                return -ENOMEM;
+        }
+        *ret = b;
+        return 0;
+}
+
+void unixfs_builder_free(struct unixfs_builder *b)
+{
+        if (!b)
+                return;
+        for (size_t i = 0; i < UNIXFS_MAX_DEPTH; i++)
+                free(b->levels[i].links);
+        buf_done(&b->block);
+        buf_done(&b->data);
+        free(b->chunk);
+        free(b->sizes);
+        free(b);
+}
+
+static int emit_block(struct unixfs_builder *b, uint64_t codec, struct cid *ret)
+{
+        unsigned version = codec == CID_CODEC_RAW ? 1 : b->p.cid_version;
+        int r;
+
+        if (b->block.len > CID_MAX_BLOCK)
+                return -E2BIG;
+        r = cid_compute(version, codec, CID_MH_SHA2_256, b->block.p, b->block.len, ret);
+        if (r < 0)
+                return r;
+        return b->emit(ret, b->block.p, b->block.len, b->userdata);
+}
+
+/* Adds a link at height index k (0 = links to leaves), closing full nodes upward. */
+static int push_link(struct unixfs_builder *b, size_t k, const struct link *l);
+
+static int close_level(struct unixfs_builder *b, size_t k, struct link *ret)
+{
+        struct level *lv = &b->levels[k];
+        struct unixfs_pb_link *pl;
+        struct unixfs_pb_node node = { 0 };
+        struct unixfs_data d = { .type = UNIXFS_FILE, .has_filesize = true };
+        uint64_t tsize = 0;
+        int r;
+
+        pl = calloc(lv->n, sizeof(*pl));
+        if (!pl)
+                return -ENOMEM;
+        for (size_t i = 0; i < lv->n; i++) {
+                pl[i] = (struct unixfs_pb_link){ .cid = lv->links[i].cid,
+                                                 .has_name = true,
+                                                 .tsize = lv->links[i].tsize,
+                                                 .has_tsize = true };
+                b->sizes[i] = lv->links[i].filesize;
+                d.filesize += lv->links[i].filesize;
+                tsize += lv->links[i].tsize;
+        }
+        d.blocksizes = b->sizes;
+        d.n_blocksizes = lv->n;
+        buf_clear(&b->data);
+        r = unixfs_data_encode(&d, &b->data);
+        if (r >= 0) {
+                node = (struct unixfs_pb_node){
+                        .links = pl, .n_links = lv->n, .data = buf_view(&b->data), .has_data = true
+                };
+                buf_clear(&b->block);
+                r = unixfs_pb_encode(&node, &b->block);
+        }
+        free(pl);
+        if (r < 0)
+                return r;
+        ret->filesize = d.filesize;
+        ret->tsize = tsize + b->block.len;
+        r = emit_block(b, CID_CODEC_DAG_PB, &ret->cid);
+        lv->n = 0;
+        return r;
+}
+
+static int push_link(struct unixfs_builder *b, size_t k, const struct link *l)
+{
+        struct level *lv;
+        int r;
+
+        if (k >= UNIXFS_MAX_DEPTH)
+                return -E2BIG;
+        lv = &b->levels[k];
+        if (!lv->links) {
+                lv->links = calloc(b->p.max_links, sizeof(*lv->links));
+                if (!lv->links)
+                        return -ENOMEM;
+        }
+        if (k + 1 > b->n_levels)
+                b->n_levels = k + 1;
+        if (lv->n == b->p.max_links) {
+                struct link up;
+
+                r = close_level(b, k, &up);
+                if (r >= 0)
+                        r = push_link(b, k + 1, &up);
+                if (r < 0)
+                        return r;
+        }
+        lv->links[lv->n++] = *l;
+        return 0;
+}
+
+static int flush_chunk(struct unixfs_builder *b)
+{
+        struct link l = { .filesize = b->chunk_len };
+        int r;
+
+        buf_clear(&b->block);
+        if (b->p.raw_leaves) {
+                r = buf_append(&b->block, b->chunk, b->chunk_len);
+                if (r >= 0)
+                        r = emit_block(b, CID_CODEC_RAW, &l.cid);
+                l.tsize = b->chunk_len;
+        } else {
+                struct unixfs_data d = { .type = UNIXFS_FILE,
+                                         .data = { .p = b->chunk, .len = b->chunk_len },
+                                         .has_data = b->chunk_len > 0,
+                                         .filesize = b->chunk_len,
+                                         .has_filesize = true };
+                struct unixfs_pb_node node = { .has_data = true };
+
+                buf_clear(&b->data);
+                r = unixfs_data_encode(&d, &b->data);
+                if (r >= 0) {
+                        node.data = buf_view(&b->data);
+                        r = unixfs_pb_encode(&node, &b->block);
+                }
+                if (r >= 0)
+                        r = emit_block(b, CID_CODEC_DAG_PB, &l.cid);
+                l.tsize = b->block.len;
+        }
+        if (r < 0)
+                return r;
+        b->chunk_len = 0;
+        return push_link(b, 0, &l);
+}
+
+int unixfs_builder_write(struct unixfs_builder *b, const void *p, size_t len)
+{
+        const uint8_t *src = p;
+
+        if (b->error)
+                return b->error;
+        while (len > 0) {
+                size_t n = MIN(len, b->p.chunk_size - b->chunk_len);
+
+                /* a full chunk is flushed only when more bytes follow: never an empty chunk */
+                if (n == 0) {
+                        b->error = flush_chunk(b);
+                        if (b->error)
+                                return b->error;
+                        continue;
+                }
+                memcpy(b->chunk + b->chunk_len, src, n);
+                b->chunk_len += n;
+                b->size += n;
+                src += n;
+                len -= n;
+        }
+        return 0;
+}
+
+int unixfs_builder_finish(struct unixfs_builder *b, struct cid *ret_root, uint64_t *ret_size,
+                          uint64_t *ret_tsize)
+{
+        struct link top;
+        int r;
+
+        if (b->error)
+                return b->error;
+        /* the last (or only, or empty) chunk */
+        r = flush_chunk(b);
+        for (size_t k = 0; r >= 0; k++) {
+                struct level *lv = &b->levels[k];
+
+                if (k + 1 == b->n_levels && lv->n == 1) {
+                        top = lv->links[0]; /* a single link at the top is the root */
+                        break;
+                }
+                r = close_level(b, k, &top);
+                if (r >= 0)
+                        r = push_link(b, k + 1, &top);
+        }
+        if (r < 0) {
+                b->error = r;
+                return r;
+        }
+        *ret_root = top.cid;
+        if (ret_size)
+                *ret_size = b->size;
+        if (ret_tsize)
+                *ret_tsize = top.tsize;
+        return 0;
+}

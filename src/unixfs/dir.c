@@ -1,0 +1,527 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * UnixFS directories: basic (Type 1) and HAMT-sharded (Type 5), read and built exactly as
+ * boxo does (ipfs.md §10): murmur3-x64-64 of the name, one byte of the hash per level
+ * (fanout 256), link names "XX" + entry name for entries and "XX" for sub-shards, bitfield
+ * big-endian with leading zero bytes trimmed, canonical shape independent of insertion order.
+ * Kubo shards a directory when its size estimate is strictly greater than 256 KiB: the
+ * 'links' estimate (Σ name + binary CID lengths) for the legacy profile, the exact size of
+ * the basic directory block for unixfs-v1-2025.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "prsmfs/unixfs.h"
+
+/* ---- murmur3 x64_128, seed 0, first word (spaolacci/murmur3 Sum64) ---- */
+
+static uint64_t rotl64(uint64_t x, int r)
+{
+        return (x << r) | (x >> (64 - r));
+}
+
+static uint64_t fmix64(uint64_t k)
+{
+        k ^= k >> 33;
+        k *= 0xff51afd7ed558ccdULL;
+        k ^= k >> 33;
+        k *= 0xc4ceb9fe1a85ec53ULL;
+        k ^= k >> 33;
+        return k;
+}
+
+static uint64_t load64(const uint8_t *p)
+{
+        uint64_t v = 0;
+
+        for (int i = 7; i >= 0; i--)
+                v = (v << 8) | p[i];
+        return v;
+}
+
+uint64_t unixfs_murmur3_64(const void *data, size_t len)
+{
+        const uint64_t c1 = 0x87c37b91114253d5ULL, c2 = 0x4cf5ad432745937fULL;
+        const uint8_t *p = data, *tail;
+        uint64_t h1 = 0, h2 = 0, k1 = 0, k2 = 0;
+        size_t nblocks = len / 16;
+
+        for (size_t i = 0; i < nblocks; i++) {
+                k1 = load64(p + i * 16);
+                k2 = load64(p + i * 16 + 8);
+                k1 *= c1;
+                k1 = rotl64(k1, 31);
+                k1 *= c2;
+                h1 ^= k1;
+                h1 = rotl64(h1, 27);
+                h1 += h2;
+                h1 = h1 * 5 + 0x52dce729;
+                k2 *= c2;
+                k2 = rotl64(k2, 33);
+                k2 *= c1;
+                h2 ^= k2;
+                h2 = rotl64(h2, 31);
+                h2 += h1;
+                h2 = h2 * 5 + 0x38495ab5;
+        }
+        tail = p + nblocks * 16;
+        k1 = k2 = 0;
+        switch (len & 15) {
+        case 15:
+                k2 ^= (uint64_t)tail[14] << 48; /* fall through */
+        case 14:
+                k2 ^= (uint64_t)tail[13] << 40; /* fall through */
+        case 13:
+                k2 ^= (uint64_t)tail[12] << 32; /* fall through */
+        case 12:
+                k2 ^= (uint64_t)tail[11] << 24; /* fall through */
+        case 11:
+                k2 ^= (uint64_t)tail[10] << 16; /* fall through */
+        case 10:
+                k2 ^= (uint64_t)tail[9] << 8; /* fall through */
+        case 9:
+                k2 ^= (uint64_t)tail[8];
+                k2 *= c2;
+                k2 = rotl64(k2, 33);
+                k2 *= c1;
+                h2 ^= k2;
+                /* fall through */
+        case 8:
+                k1 ^= (uint64_t)tail[7] << 56; /* fall through */
+        case 7:
+                k1 ^= (uint64_t)tail[6] << 48; /* fall through */
+        case 6:
+                k1 ^= (uint64_t)tail[5] << 40; /* fall through */
+        case 5:
+                k1 ^= (uint64_t)tail[4] << 32; /* fall through */
+        case 4:
+                k1 ^= (uint64_t)tail[3] << 24; /* fall through */
+        case 3:
+                k1 ^= (uint64_t)tail[2] << 16; /* fall through */
+        case 2:
+                k1 ^= (uint64_t)tail[1] << 8; /* fall through */
+        case 1:
+                k1 ^= (uint64_t)tail[0];
+                k1 *= c1;
+                k1 = rotl64(k1, 31);
+                k1 *= c2;
+                h1 ^= k1;
+                break;
+        default:
+                break;
+        }
+        h1 ^= (uint64_t)len;
+        h2 ^= (uint64_t)len;
+        h1 += h2;
+        h2 += h1;
+        h1 = fmix64(h1);
+        h2 = fmix64(h2);
+        h1 += h2;
+        return h1;
+}
+
+/* byte `depth` of the big-endian hash: the bucket at that level (fanout 256) */
+static unsigned bucket_of(uint64_t h, unsigned depth)
+{
+        return (unsigned)(h >> (56 - 8 * depth)) & 0xff;
+}
+
+static const char hexdig[] = "0123456789ABCDEF";
+
+/* ---- build ---- */
+
+void unixfs_dir_params_profile(enum unixfs_profile p, struct unixfs_dir_params *ret)
+{
+        *ret = (struct unixfs_dir_params){ .cid_version = p == UNIXFS_PROFILE_LEGACY ? 0 : 1,
+                                           .block_estimate = p != UNIXFS_PROFILE_LEGACY };
+}
+
+struct bentry {
+        struct unixfs_dirent e;
+        uint64_t hash;
+};
+
+struct dbuild {
+        const struct unixfs_dir_params *p;
+        unixfs_emit_fn emit;
+        void *userdata;
+};
+
+static int name_cmp(const void *a, const void *b)
+{
+        const struct unixfs_dirent *x = a, *y = b;
+        size_t n = MIN(x->name_len, y->name_len);
+        int r = memcmp(x->name, y->name, n);
+
+        if (r)
+                return r;
+        return (x->name_len > y->name_len) - (x->name_len < y->name_len);
+}
+
+static int emit_node(struct dbuild *d, struct unixfs_pb_link *links, size_t n,
+                     const struct unixfs_data *fs, struct cid *ret, uint64_t *ret_tsize)
+{
+        struct buf data, block;
+        struct unixfs_pb_node node;
+        uint64_t tsize = 0;
+        int r;
+
+        buf_init(&data, CID_MAX_BLOCK);
+        buf_init(&block, 64u << 20); /* a basic directory may be large before sharding */
+        r = unixfs_data_encode(fs, &data);
+        if (r >= 0) {
+                node = (struct unixfs_pb_node){
+                        .links = links, .n_links = n, .data = buf_view(&data), .has_data = true
+                };
+                r = unixfs_pb_encode(&node, &block);
+        }
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                tsize += links[i].tsize;
+        if (r >= 0)
+                r = cid_compute(d->p->cid_version, CID_CODEC_DAG_PB, CID_MH_SHA2_256, block.p,
+                                block.len, ret);
+        if (r >= 0)
+                r = d->emit(ret, block.p, block.len, d->userdata);
+        if (r >= 0)
+                *ret_tsize = tsize + block.len;
+        buf_done(&data);
+        buf_done(&block);
+        return r;
+}
+
+static int build_shard(struct dbuild *d, struct bentry *e, size_t n, unsigned depth,
+                       struct cid *ret, uint64_t *ret_tsize)
+{
+        struct unixfs_data fs = { .type = UNIXFS_HAMT_SHARD,
+                                  .has_data = true,
+                                  .hash_type = 0x22,
+                                  .has_hash_type = true,
+                                  .fanout = UNIXFS_HAMT_FANOUT,
+                                  .has_fanout = true };
+        struct unixfs_pb_link *links;
+        uint8_t bits[UNIXFS_HAMT_FANOUT / 8] = { 0 };
+        char(*names)[2 + 256];
+        size_t nl = 0, first;
+        int r = 0;
+
+        if (depth >= 8)
+                return -E2BIG; /* sharded directory too deep: 8 hash bytes */
+        links = calloc(MIN(n, (size_t)UNIXFS_HAMT_FANOUT), sizeof(*links));
+        names = calloc(MIN(n, (size_t)UNIXFS_HAMT_FANOUT), sizeof(*names));
+        if (!links || !names) {
+                r = -ENOMEM;
+                goto out;
+        }
+        /* entries are sorted by bucket at this depth (caller), group them */
+        for (size_t i = 0; i < n && r >= 0; i = first) {
+                unsigned b = bucket_of(e[i].hash, depth);
+                size_t cnt;
+
+                first = i;
+                while (first < n && bucket_of(e[first].hash, depth) == b)
+                        first++;
+                cnt = first - i;
+                bits[sizeof(bits) - 1 - b / 8] |= (uint8_t)(1u << (b % 8));
+                names[nl][0] = hexdig[b >> 4];
+                names[nl][1] = hexdig[b & 15];
+                if (cnt == 1) {
+                        if (e[i].e.name_len > 255) {
+                                r = -ENAMETOOLONG;
+                                break;
+                        }
+                        memcpy(names[nl] + 2, e[i].e.name, e[i].e.name_len);
+                        links[nl] = (struct unixfs_pb_link){ .cid = e[i].e.cid,
+                                                             .name = { .p = (uint8_t *)names[nl],
+                                                                       .len = 2 + e[i].e.name_len },
+                                                             .has_name = true,
+                                                             .tsize = e[i].e.tsize,
+                                                             .has_tsize = true };
+                } else {
+                        struct cid sub;
+                        uint64_t sub_tsize;
+
+                        r = build_shard(d, e + i, cnt, depth + 1, &sub, &sub_tsize);
+                        links[nl] = (struct unixfs_pb_link){ .cid = sub,
+                                                             .name = { .p = (uint8_t *)names[nl],
+                                                                       .len = 2 },
+                                                             .has_name = true,
+                                                             .tsize = sub_tsize,
+                                                             .has_tsize = true };
+                }
+                nl++;
+        }
+        if (r >= 0) {
+                size_t skip = 0;
+
+                while (skip < sizeof(bits) && bits[skip] == 0)
+                        skip++;
+                fs.data = (struct bytes_view){ .p = bits + skip, .len = sizeof(bits) - skip };
+                r = emit_node(d, links, nl, &fs, ret, ret_tsize);
+        }
+out:
+        free(links);
+        free(names);
+        return r;
+}
+
+static int bucket_sort_depth;
+
+static int hash_cmp(const void *a, const void *b)
+{
+        const struct bentry *x = a, *y = b;
+
+        (void)bucket_sort_depth;
+        /* full-hash order groups every level's buckets at once; names break ties */
+        if (x->hash != y->hash)
+                return x->hash < y->hash ? -1 : 1;
+        return name_cmp(&x->e, &y->e);
+}
+
+int unixfs_dir_build(const struct unixfs_dir_params *p, struct unixfs_dirent *entries, size_t n,
+                     unixfs_emit_fn emit, void *userdata, struct cid *ret_root, uint64_t *ret_tsize)
+{
+        struct dbuild d = { .p = p, .emit = emit, .userdata = userdata };
+        struct unixfs_pb_link *links = NULL;
+        struct bentry *be = NULL;
+        uint64_t estimate = 4; /* 0a 02 08 01 */
+        bool shard;
+        int r = 0;
+
+        if (n)
+                qsort(entries, n, sizeof(*entries), name_cmp);
+        for (size_t i = 0; i < n; i++) {
+                if (i && name_cmp(&entries[i - 1], &entries[i]) == 0)
+                        return -EEXIST;
+                if (p->block_estimate) {
+                        size_t l = 1 + cid_varint_len(entries[i].cid.len) + entries[i].cid.len + 1 +
+                                   cid_varint_len(entries[i].name_len) + entries[i].name_len + 1 +
+                                   cid_varint_len(entries[i].tsize);
+
+                        estimate += 1 + cid_varint_len(l) + l;
+                } else
+                        estimate += entries[i].name_len + entries[i].cid.len;
+        }
+        if (!p->block_estimate)
+                estimate -= 4;
+        shard = estimate > UNIXFS_HAMT_THRESHOLD;
+        if (!shard) {
+                struct unixfs_data fs = { .type = UNIXFS_DIRECTORY };
+
+                links = calloc(n ? n : 1, sizeof(*links));
+                if (!links)
+                        return -ENOMEM;
+                for (size_t i = 0; i < n; i++)
+                        links[i] = (struct unixfs_pb_link){
+                                .cid = entries[i].cid,
+                                .name = { .p = (const uint8_t *)entries[i].name,
+                                          .len = entries[i].name_len },
+                                .has_name = true,
+                                .tsize = entries[i].tsize,
+                                .has_tsize = true
+                        };
+                r = emit_node(&d, links, n, &fs, ret_root, ret_tsize);
+                free(links);
+                return r;
+        }
+        be = calloc(n, sizeof(*be));
+        if (!be)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                be[i] = (struct bentry){ .e = entries[i],
+                                         .hash = unixfs_murmur3_64(entries[i].name,
+                                                                   entries[i].name_len) };
+        qsort(be, n, sizeof(*be), hash_cmp);
+        r = build_shard(&d, be, n, 0, ret_root, ret_tsize);
+        free(be);
+        return r;
+}
+
+/* ---- read ---- */
+
+struct dread {
+        unixfs_fetch_fn fetch;
+        void *fetch_ud;
+        unixfs_dirent_fn fn;
+        void *userdata;
+        uint64_t fanout; /* of the root shard: the same throughout */
+};
+
+static int fetch_node(struct dread *rd, const struct cid *cid, uint8_t **block,
+                      struct unixfs_node *n)
+{
+        size_t len;
+        int r;
+
+        if (cid_is_identity(cid)) {
+                struct bytes_view v = cid_digest(cid);
+
+                *block = malloc(v.len ? v.len : 1);
+                if (!*block)
+                        return -ENOMEM;
+                memcpy(*block, v.p, v.len);
+                len = v.len;
+        } else {
+                r = rd->fetch(cid, block, &len, rd->fetch_ud);
+                if (r < 0)
+                        return r;
+        }
+        r = unixfs_node_decode(cid, *block, len, n);
+        if (r < 0) {
+                free(*block);
+                *block = NULL;
+        }
+        return r;
+}
+
+static int emit_entry(struct dread *rd, const uint8_t *name, size_t len,
+                      const struct unixfs_pb_link *l)
+{
+        struct unixfs_dirent e = { .name_len = len, .cid = l->cid, .tsize = l->tsize };
+        char *copy = malloc(len + 1);
+        int r;
+
+        if (!copy)
+                return -ENOMEM;
+        memcpy(copy, name, len);
+        copy[len] = '\0';
+        e.name = copy;
+        r = rd->fn(&e, rd->userdata);
+        free(copy);
+        return r;
+}
+
+static bool hex_prefix(const struct bytes_view *name, unsigned *ret)
+{
+        unsigned v = 0;
+
+        if (name->len < 2)
+                return false;
+        for (int i = 0; i < 2; i++) {
+                const char *p = memchr(hexdig, name->p[i], 16);
+
+                if (!p || !name->p[i])
+                        return false;
+                v = v * 16 + (unsigned)(p - hexdig);
+        }
+        *ret = v;
+        return true;
+}
+
+static int list_shard(struct dread *rd, struct unixfs_node *n, unsigned depth)
+{
+        int r = 0;
+
+        if (depth >= 8 || n->fs.fanout != rd->fanout || rd->fanout != UNIXFS_HAMT_FANOUT)
+                return -EBADMSG; /* only fanout 256 is produced by Kubo; bounded depth */
+        for (size_t i = 0; i < n->pb.n_links && r >= 0; i++) {
+                const struct unixfs_pb_link *l = &n->pb.links[i];
+                unsigned b;
+
+                if (!hex_prefix(&l->name, &b))
+                        return -EBADMSG;
+                if (l->name.len == 2) {
+                        struct unixfs_node sub;
+                        uint8_t *block = NULL;
+
+                        r = fetch_node(rd, &l->cid, &block, &sub);
+                        if (r < 0)
+                                return r;
+                        if (sub.is_raw || sub.fs.type != UNIXFS_HAMT_SHARD)
+                                r = -EBADMSG;
+                        else
+                                r = list_shard(rd, &sub, depth + 1);
+                        unixfs_node_done(&sub);
+                        free(block);
+                } else
+                        r = emit_entry(rd, l->name.p + 2, l->name.len - 2, l);
+        }
+        return r;
+}
+
+int unixfs_dir_list(const struct cid *dir, unixfs_fetch_fn fetch, void *fetch_ud,
+                    unixfs_dirent_fn fn, void *userdata)
+{
+        struct dread rd = { .fetch = fetch, .fetch_ud = fetch_ud, .fn = fn, .userdata = userdata };
+        struct unixfs_node n;
+        uint8_t *block = NULL;
+        int r;
+
+        r = fetch_node(&rd, dir, &block, &n);
+        if (r < 0)
+                return r;
+        if (n.is_raw)
+                r = -ENOTDIR;
+        else if (n.fs.type == UNIXFS_DIRECTORY) {
+                for (size_t i = 0; i < n.pb.n_links && r >= 0; i++)
+                        r = emit_entry(&rd, n.pb.links[i].name.p, n.pb.links[i].name.len,
+                                       &n.pb.links[i]);
+        } else if (n.fs.type == UNIXFS_HAMT_SHARD) {
+                rd.fanout = n.fs.fanout;
+                r = list_shard(&rd, &n, 0);
+        } else
+                r = -ENOTDIR;
+        unixfs_node_done(&n);
+        free(block);
+        return r;
+}
+
+int unixfs_dir_lookup(const struct cid *dir, const char *name, unixfs_fetch_fn fetch,
+                      void *fetch_ud, struct cid *ret_cid, uint64_t *ret_tsize)
+{
+        struct dread rd = { .fetch = fetch, .fetch_ud = fetch_ud };
+        size_t len = strlen(name);
+        uint64_t h = unixfs_murmur3_64(name, len);
+        struct cid cur = *dir;
+        int r;
+
+        for (unsigned depth = 0;; depth++) {
+                struct unixfs_node n;
+                uint8_t *block = NULL;
+                bool descend = false;
+
+                r = fetch_node(&rd, &cur, &block, &n);
+                if (r < 0)
+                        return r;
+                r = -ENOENT;
+                if (n.is_raw)
+                        r = -ENOTDIR;
+                else if (n.fs.type == UNIXFS_DIRECTORY) {
+                        for (size_t i = 0; i < n.pb.n_links; i++) {
+                                const struct unixfs_pb_link *l = &n.pb.links[i];
+
+                                if (l->name.len == len && memcmp(l->name.p, name, len) == 0) {
+                                        *ret_cid = l->cid;
+                                        *ret_tsize = l->tsize;
+                                        r = 0;
+                                        break; /* first one wins on duplicates */
+                                }
+                        }
+                } else if (n.fs.type == UNIXFS_HAMT_SHARD) {
+                        unsigned want = bucket_of(h, depth), b;
+
+                        if (depth >= 8 || n.fs.fanout != UNIXFS_HAMT_FANOUT)
+                                r = -EBADMSG;
+                        for (size_t i = 0; depth < 8 && i < n.pb.n_links; i++) {
+                                const struct unixfs_pb_link *l = &n.pb.links[i];
+
+                                if (!hex_prefix(&l->name, &b) || b != want)
+                                        continue;
+                                if (l->name.len == 2) {
+                                        cur = l->cid;
+                                        descend = true;
+                                } else if (l->name.len - 2 == len &&
+                                           memcmp(l->name.p + 2, name, len) == 0) {
+                                        *ret_cid = l->cid;
+                                        *ret_tsize = l->tsize;
+                                        r = 0;
+                                }
+                                break;
+                        }
+                } else
+                        r = -ENOTDIR;
+                unixfs_node_done(&n);
+                free(block);
+                if (!descend)
+                        return r;
+        }
+}
