@@ -116,10 +116,13 @@ static int emit_block(struct unixfs_builder *b, uint64_t codec, struct cid *ret)
 
         if (b->block.len > CID_MAX_BLOCK)
                 return -E2BIG;
-        r = cid_compute(version, codec, CID_MH_SHA2_256, b->block.p, b->block.len, ret);
+        /* an empty block (empty file, raw leaves) is "" for the callback, never NULL */
+        const uint8_t *p = b->block.p ? b->block.p : (const uint8_t *)"";
+
+        r = cid_compute(version, codec, CID_MH_SHA2_256, p, b->block.len, ret);
         if (r < 0)
                 return r;
-        return b->emit(ret, b->block.p, b->block.len, b->userdata);
+        return b->emit(ret, p, b->block.len, b->userdata);
 }
 
 /* Adds a link at height index k (0 = links to leaves), closing full nodes upward. */

@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Directories and HAMT sharding against ipfs.md §10 and §16 vectors; listing and lookup
+ * through an in-memory block map. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <cmocka.h>
+
+#include "vectors.h"
+
+/* in-memory block store (linear: tests are small) */
+struct store {
+        struct cid *cids;
+        uint8_t **blocks;
+        size_t *lens;
+        size_t n, cap;
+};
+
+static int store_put(const struct cid *cid, const uint8_t *p, size_t len, void *ud)
+{
+        struct store *s = ud;
+
+        if (s->n == s->cap) {
+                s->cap = s->cap ? s->cap * 2 : 64;
+                s->cids = realloc(s->cids, s->cap * sizeof(*s->cids));
+                s->blocks = realloc(s->blocks, s->cap * sizeof(*s->blocks));
+                s->lens = realloc(s->lens, s->cap * sizeof(*s->lens));
+                assert_non_null(s->cids);
+                assert_non_null(s->blocks);
+                assert_non_null(s->lens);
+        }
+        s->cids[s->n] = *cid;
+        s->blocks[s->n] = malloc(len ? len : 1);
+        assert_non_null(s->blocks[s->n]);
+        memcpy(s->blocks[s->n], p, len);
+        s->lens[s->n++] = len;
+        return 0;
+}
+
+static int store_get(const struct cid *cid, uint8_t **ret, size_t *ret_len, void *ud)
+{
+        struct store *s = ud;
+
+        for (size_t i = 0; i < s->n; i++)
+                if (cid_equal(&s->cids[i], cid)) {
+                        *ret = malloc(s->lens[i] ? s->lens[i] : 1);
+                        if (!*ret)
+                                return -ENOMEM;
+                        memcpy(*ret, s->blocks[i], s->lens[i]);
+                        *ret_len = s->lens[i];
+                        return 0;
+                }
+        return -ENOENT;
+}
+
+static void store_free(struct store *s)
+{
+        for (size_t i = 0; i < s->n; i++)
+                free(s->blocks[i]);
+        free(s->cids);
+        free(s->blocks);
+        free(s->lens);
+}
+
+static void file_cid(enum unixfs_profile prof, const char *data, struct cid *ret,
+                     uint64_t *ret_tsize, struct store *s)
+{
+        struct unixfs_params p;
+        struct unixfs_builder *b;
+
+        unixfs_params_profile(prof, &p);
+        assert_int_equal(unixfs_builder_new(&p, store_put, s, &b), 0);
+        assert_int_equal(unixfs_builder_write(b, data, strlen(data)), 0);
+        assert_int_equal(unixfs_builder_finish(b, ret, NULL, ret_tsize), 0);
+        unixfs_builder_free(b);
+}
+
+static void test_murmur3__spec_check_values(void **state)
+{
+        (void)state;
+        assert_int_equal(unixfs_murmur3_64("470.txt", 7), 0x006e88df5847e67cULL);
+        assert_int_equal(unixfs_murmur3_64("hello.txt", 9), 0xdf19ab11523994d9ULL);
+        assert_int_equal(unixfs_murmur3_64("", 0), 0);
+        assert_int_equal(unixfs_murmur3_64("742.txt", 7) >> 48, 0x00ff);
+}
+
+static void test_basic__wrapped_hello__spec_vector(void **state)
+{
+        struct unixfs_dir_params dp;
+        struct unixfs_dirent e;
+        struct store s = { 0 };
+        char out[CID_MAX_STR];
+        struct cid root, found;
+        uint64_t tsize;
+
+        (void)state;
+        file_cid(UNIXFS_PROFILE_LEGACY, "hello world\n", &e.cid, &e.tsize, &s);
+        e.name = "hello.txt";
+        e.name_len = 9;
+        unixfs_dir_params_profile(UNIXFS_PROFILE_LEGACY, &dp);
+        assert_int_equal(unixfs_dir_build(&dp, &e, 1, store_put, &s, &root, &tsize), 0);
+        assert_string_equal(cid_to_string(&root, out),
+                            "QmfLiVjH2vujCVP2e75zyzBYmpcjktmDeU1YBz6Ct8BBsc");
+        assert_int_equal(tsize, 75);
+        assert_int_equal(unixfs_dir_lookup(&root, "hello.txt", store_get, &s, &found, &tsize), 0);
+        assert_true(cid_equal(&found, &e.cid));
+        assert_int_equal(unixfs_dir_lookup(&root, "nope", store_get, &s, &found, &tsize), -ENOENT);
+        store_free(&s);
+
+        /* the same in CIDv1 with a raw leaf */
+        memset(&s, 0, sizeof(s));
+        file_cid(UNIXFS_PROFILE_DEFAULT, "hello world\n", &e.cid, &e.tsize, &s);
+        unixfs_dir_params_profile(UNIXFS_PROFILE_DEFAULT, &dp);
+        assert_int_equal(unixfs_dir_build(&dp, &e, 1, store_put, &s, &root, &tsize), 0);
+        assert_string_equal(cid_to_string(&root, out),
+                            "bafybeidhkumeonuwkebh2i4fc7o7lguehauradvlk57gzake6ggjsy372a");
+        store_free(&s);
+}
+
+static void test_basic__empty_and_duplicates(void **state)
+{
+        struct unixfs_dir_params dp;
+        struct unixfs_dirent e[2];
+        struct store s = { 0 };
+        char out[CID_MAX_STR];
+        struct cid root;
+        uint64_t tsize;
+
+        (void)state;
+        unixfs_dir_params_profile(UNIXFS_PROFILE_LEGACY, &dp);
+        assert_int_equal(unixfs_dir_build(&dp, NULL, 0, store_put, &s, &root, &tsize), 0);
+        assert_string_equal(cid_to_string(&root, out),
+                            "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn");
+        file_cid(UNIXFS_PROFILE_LEGACY, "x", &e[0].cid, &e[0].tsize, &s);
+        e[1] = e[0];
+        e[0].name = e[1].name = "same";
+        e[0].name_len = e[1].name_len = 4;
+        assert_int_equal(unixfs_dir_build(&dp, e, 2, store_put, &s, &root, &tsize), -EEXIST);
+        store_free(&s);
+}
+
+struct listed {
+        char **names;
+        size_t n;
+};
+
+static int collect(const struct unixfs_dirent *e, void *ud)
+{
+        struct listed *l = ud;
+
+        l->names[l->n] = strdup(e->name);
+        assert_non_null(l->names[l->n]);
+        l->n++;
+        return 0;
+}
+
+static int strp_cmp(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* ipfs.md §16.3: names from the ChaCha20 stream of the seed, byte % 39 into the alphabet */
+static void hamt_case(enum unixfs_profile prof, const char *seed, size_t n, size_t name_len,
+                      size_t last_len, const char *want)
+{
+        static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz01234567890-_";
+        struct unixfs_dirent *e = calloc(n, sizeof(*e));
+        char **names = calloc(n, sizeof(*names));
+        struct listed got = { .names = calloc(n, sizeof(char *)) };
+        struct unixfs_dir_params dp;
+        struct store s = { 0 };
+        char out[CID_MAX_STR];
+        struct cid xcid, root, found;
+        uint64_t xtsize, tsize;
+        struct chacha cc;
+
+        assert_non_null(e);
+        assert_non_null(names);
+        assert_non_null(got.names);
+        file_cid(prof, "x", &xcid, &xtsize, &s);
+        chacha_init(&cc, seed);
+        for (size_t i = 0; i < n; i++) {
+                size_t len = i + 1 == n ? last_len : name_len;
+                uint8_t raw[64];
+
+                chacha_fill(&cc, raw, len);
+                names[i] = calloc(1, len + 1);
+                assert_non_null(names[i]);
+                for (size_t j = 0; j < len; j++)
+                        names[i][j] = alphabet[raw[j] % 39];
+                e[i] = (struct unixfs_dirent){
+                        .name = names[i], .name_len = len, .cid = xcid, .tsize = xtsize
+                };
+        }
+        chacha_done(&cc);
+        unixfs_dir_params_profile(prof, &dp);
+        assert_int_equal(unixfs_dir_build(&dp, e, n, store_put, &s, &root, &tsize), 0);
+        if (strcmp(cid_to_string(&root, out), want) != 0)
+                fail_msg("%zu entries from %s: got %s, want %s", n, seed, out, want);
+        /* every name listed exactly once, and each found by lookup */
+        assert_int_equal(unixfs_dir_list(&root, store_get, &s, collect, &got), 0);
+        assert_int_equal(got.n, n);
+        qsort(got.names, n, sizeof(char *), strp_cmp);
+        qsort(names, n, sizeof(char *), strp_cmp);
+        for (size_t i = 0; i < n; i++) {
+                assert_string_equal(got.names[i], names[i]);
+                if (i % 97 == 0) {
+                        assert_int_equal(
+                                unixfs_dir_lookup(&root, names[i], store_get, &s, &found, &tsize),
+                                0);
+                        assert_true(cid_equal(&found, &xcid));
+                }
+                free(got.names[i]);
+                free(names[i]);
+        }
+        assert_int_equal(unixfs_dir_lookup(&root, "not-there", store_get, &s, &found, &tsize),
+                         -ENOENT);
+        free(got.names);
+        free(names);
+        free(e);
+        store_free(&s);
+}
+
+static void test_hamt__legacy_threshold__spec_vectors(void **state)
+{
+        (void)state;
+        hamt_case(UNIXFS_PROFILE_LEGACY, "hamt-unixfs-v0-2015", 4096, 30, 30,
+                  "QmX5GtRk3TSSEHtdrykgqm4eqMEn3n2XhfkFAis5fjyZmN");
+        hamt_case(UNIXFS_PROFILE_LEGACY, "hamt-unixfs-v0-2015", 4033, 31, 31,
+                  "QmeMiJzmhpJAUgynAcxTQYek5PPKgdv3qEvFsdV3XpVnvP");
+}
+
+static void test_hamt__v1_2025_threshold__spec_vectors(void **state)
+{
+        (void)state;
+        hamt_case(UNIXFS_PROFILE_DEFAULT, "hamt-unixfs-v1-2025", 4766, 11, 21,
+                  "bafybeic3h7rwruealwxkacabdy45jivq2crwz6bufb5ljwupn36gicplx4");
+        hamt_case(UNIXFS_PROFILE_DEFAULT, "hamt-unixfs-v1-2025", 4766, 11, 22,
+                  "bafybeiegvuterwurhdtkikfhbxcldohmxp566vpjdofhzmnhv6o4freidu");
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_murmur3__spec_check_values),
+                cmocka_unit_test(test_basic__wrapped_hello__spec_vector),
+                cmocka_unit_test(test_basic__empty_and_duplicates),
+                cmocka_unit_test(test_hamt__legacy_threshold__spec_vectors),
+                cmocka_unit_test(test_hamt__v1_2025_threshold__spec_vectors),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
