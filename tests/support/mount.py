@@ -62,6 +62,14 @@ def tool_binary(name):
     return os.path.join(build, "tools", name, name)
 
 
+def build_binary(relpath):
+    """A binary of the build tree, e.g. build_binary("tests/support/dagtool")."""
+    build = os.environ.get("PRSMFS_BUILD_ROOT")
+    if not build:
+        build = os.path.dirname(os.path.dirname(os.path.dirname(prsmfs_binary())))
+    return os.path.join(build, relpath)
+
+
 def mount_ids(path):
     """IDs of the mounts stacked on path (from /proc/self/mountinfo)."""
     path = os.path.realpath(path)

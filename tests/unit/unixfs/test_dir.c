@@ -119,6 +119,36 @@ static void test_basic__wrapped_hello__spec_vector(void **state)
         store_free(&s);
 }
 
+/* ipfs.md §16.1: {foo = "content\n", bar -> symlink to foo} */
+static void test_basic__file_and_symlink__spec_vector(void **state)
+{
+        static const uint8_t symlink[] = { 0x0a, 0x07, 0x08, 0x04, 0x12, 0x03, 'f', 'o', 'o' };
+        struct unixfs_dir_params dp;
+        struct unixfs_dirent e[2];
+        struct store s = { 0 };
+        char out[CID_MAX_STR];
+        struct cid root;
+        uint64_t tsize;
+
+        (void)state;
+        file_cid(UNIXFS_PROFILE_LEGACY, "content\n", &e[0].cid, &e[0].tsize, &s);
+        assert_string_equal(cid_to_string(&e[0].cid, out),
+                            "Qme2y5HA5kvo2jAx13UsnV5bQJVijiAJCPvaW3JGQWhvJZ");
+        e[0].name = "foo";
+        e[0].name_len = 3;
+        assert_int_equal(cid_compute(0, CID_CODEC_DAG_PB, CID_MH_SHA2_256, symlink, sizeof(symlink),
+                                     &e[1].cid),
+                         0);
+        e[1].tsize = sizeof(symlink);
+        e[1].name = "bar";
+        e[1].name_len = 3;
+        unixfs_dir_params_profile(UNIXFS_PROFILE_LEGACY, &dp);
+        assert_int_equal(unixfs_dir_build(&dp, e, 2, store_put, &s, &root, &tsize), 0);
+        assert_string_equal(cid_to_string(&root, out),
+                            "QmWvY6FaqFMS89YAQ9NAPjVP4WZKA1qbHbicc9HeSKQTgt");
+        store_free(&s);
+}
+
 static void test_basic__empty_and_duplicates(void **state)
 {
         struct unixfs_dir_params dp;
@@ -246,6 +276,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_murmur3__spec_check_values),
                 cmocka_unit_test(test_basic__wrapped_hello__spec_vector),
+                cmocka_unit_test(test_basic__file_and_symlink__spec_vector),
                 cmocka_unit_test(test_basic__empty_and_duplicates),
                 cmocka_unit_test(test_hamt__legacy_threshold__spec_vectors),
                 cmocka_unit_test(test_hamt__v1_2025_threshold__spec_vectors),
