@@ -109,20 +109,21 @@ void unixfs_builder_free(struct unixfs_builder *b)
         free(b);
 }
 
-static int emit_block(struct unixfs_builder *b, uint64_t codec, struct cid *ret)
+static int emit_block(struct unixfs_builder *b, uint64_t codec, const uint8_t *p, size_t len,
+                      struct cid *ret)
 {
         unsigned version = codec == CID_CODEC_RAW ? 1 : b->p.cid_version;
         int r;
 
-        if (b->block.len > CID_MAX_BLOCK)
+        if (len > CID_MAX_BLOCK)
                 return -E2BIG;
         /* an empty block (empty file, raw leaves) is "" for the callback, never NULL */
-        const uint8_t *p = b->block.p ? b->block.p : (const uint8_t *)"";
-
-        r = cid_compute(version, codec, CID_MH_SHA2_256, p, b->block.len, ret);
+        if (!p)
+                p = (const uint8_t *)"";
+        r = cid_compute(version, codec, CID_MH_SHA2_256, p, len, ret);
         if (r < 0)
                 return r;
-        return b->emit(ret, p, b->block.len, b->userdata);
+        return b->emit(ret, p, len, b->userdata);
 }
 
 /* Adds a link at height index k (0 = links to leaves), closing full nodes upward. */
@@ -165,7 +166,7 @@ static int close_level(struct unixfs_builder *b, size_t k, struct link *ret)
                 return r;
         ret->filesize = d.filesize;
         ret->tsize = tsize + b->block.len;
-        r = emit_block(b, CID_CODEC_DAG_PB, &ret->cid);
+        r = emit_block(b, CID_CODEC_DAG_PB, b->block.p, b->block.len, &ret->cid);
         lv->n = 0;
         return r;
 }
@@ -198,22 +199,22 @@ static int push_link(struct unixfs_builder *b, size_t k, const struct link *l)
         return 0;
 }
 
-static int flush_chunk(struct unixfs_builder *b)
+/* Emits one chunk as a leaf (from the chunk buffer, or straight from the caller's bytes). */
+static int flush_leaf(struct unixfs_builder *b, const uint8_t *chunk, size_t chunk_len)
 {
-        struct link l = { .filesize = b->chunk_len };
+        struct link l = { .filesize = chunk_len };
         int r;
 
         buf_clear(&b->block);
         if (b->p.raw_leaves) {
-                r = buf_append(&b->block, b->chunk, b->chunk_len);
-                if (r >= 0)
-                        r = emit_block(b, CID_CODEC_RAW, &l.cid);
-                l.tsize = b->chunk_len;
+                /* the chunk is the block: hashed and emitted in place, no copy */
+                r = emit_block(b, CID_CODEC_RAW, chunk_len ? chunk : NULL, chunk_len, &l.cid);
+                l.tsize = chunk_len;
         } else {
                 struct unixfs_data d = { .type = UNIXFS_FILE,
-                                         .data = { .p = b->chunk, .len = b->chunk_len },
-                                         .has_data = b->chunk_len > 0,
-                                         .filesize = b->chunk_len,
+                                         .data = { .p = chunk, .len = chunk_len },
+                                         .has_data = chunk_len > 0,
+                                         .filesize = chunk_len,
                                          .has_filesize = true };
                 struct unixfs_pb_node node = { .has_data = true };
 
@@ -224,13 +225,20 @@ static int flush_chunk(struct unixfs_builder *b)
                         r = unixfs_pb_encode(&node, &b->block);
                 }
                 if (r >= 0)
-                        r = emit_block(b, CID_CODEC_DAG_PB, &l.cid);
+                        r = emit_block(b, CID_CODEC_DAG_PB, b->block.p, b->block.len, &l.cid);
                 l.tsize = b->block.len;
         }
         if (r < 0)
                 return r;
-        b->chunk_len = 0;
         return push_link(b, 0, &l);
+}
+
+static int flush_chunk(struct unixfs_builder *b)
+{
+        int r = flush_leaf(b, b->chunk, b->chunk_len);
+
+        b->chunk_len = 0;
+        return r;
 }
 
 int unixfs_builder_write(struct unixfs_builder *b, const void *p, size_t len)
@@ -240,7 +248,19 @@ int unixfs_builder_write(struct unixfs_builder *b, const void *p, size_t len)
         if (b->error)
                 return b->error;
         while (len > 0) {
-                size_t n = MIN(len, b->p.chunk_size - b->chunk_len);
+                size_t n;
+
+                /* whole chunks with more bytes after them go out without a copy */
+                if (b->chunk_len == 0 && len > b->p.chunk_size) {
+                        b->error = flush_leaf(b, src, b->p.chunk_size);
+                        if (b->error)
+                                return b->error;
+                        b->size += b->p.chunk_size;
+                        src += b->p.chunk_size;
+                        len -= b->p.chunk_size;
+                        continue;
+                }
+                n = MIN(len, b->p.chunk_size - b->chunk_len);
 
                 /* a full chunk is flushed only when more bytes follow: never an empty chunk */
                 if (n == 0) {
