@@ -44,7 +44,7 @@ uint64_t unixfs_murmur3_64(const void *data, size_t len)
         const uint64_t c1 = 0x87c37b91114253d5ULL, c2 = 0x4cf5ad432745937fULL;
         const uint8_t *p = data, *tail;
         uint64_t h1 = 0, h2 = 0, k1 = 0, k2 = 0;
-        size_t nblocks = len / 16;
+        size_t nblocks = len / 16, rem;
 
         for (size_t i = 0; i < nblocks; i++) {
                 k1 = load64(p + i * 16);
@@ -65,50 +65,23 @@ uint64_t unixfs_murmur3_64(const void *data, size_t len)
                 h2 = h2 * 5 + 0x38495ab5;
         }
         tail = p + nblocks * 16;
+        rem = len & 15;
         k1 = k2 = 0;
-        switch (len & 15) {
-        case 15:
-                k2 ^= (uint64_t)tail[14] << 48; /* fall through */
-        case 14:
-                k2 ^= (uint64_t)tail[13] << 40; /* fall through */
-        case 13:
-                k2 ^= (uint64_t)tail[12] << 32; /* fall through */
-        case 12:
-                k2 ^= (uint64_t)tail[11] << 24; /* fall through */
-        case 11:
-                k2 ^= (uint64_t)tail[10] << 16; /* fall through */
-        case 10:
-                k2 ^= (uint64_t)tail[9] << 8; /* fall through */
-        case 9:
-                k2 ^= (uint64_t)tail[8];
+        for (size_t i = rem; i > 8; i--)
+                k2 ^= (uint64_t)tail[i - 1] << (8 * (i - 9));
+        if (rem > 8) {
                 k2 *= c2;
                 k2 = rotl64(k2, 33);
                 k2 *= c1;
                 h2 ^= k2;
-                /* fall through */
-        case 8:
-                k1 ^= (uint64_t)tail[7] << 56; /* fall through */
-        case 7:
-                k1 ^= (uint64_t)tail[6] << 48; /* fall through */
-        case 6:
-                k1 ^= (uint64_t)tail[5] << 40; /* fall through */
-        case 5:
-                k1 ^= (uint64_t)tail[4] << 32; /* fall through */
-        case 4:
-                k1 ^= (uint64_t)tail[3] << 24; /* fall through */
-        case 3:
-                k1 ^= (uint64_t)tail[2] << 16; /* fall through */
-        case 2:
-                k1 ^= (uint64_t)tail[1] << 8; /* fall through */
-        case 1:
-                k1 ^= (uint64_t)tail[0];
+        }
+        for (size_t i = MIN(rem, (size_t)8); i > 0; i--)
+                k1 ^= (uint64_t)tail[i - 1] << (8 * (i - 1));
+        if (rem > 0) {
                 k1 *= c1;
                 k1 = rotl64(k1, 31);
                 k1 *= c2;
                 h1 ^= k1;
-                break;
-        default:
-                break;
         }
         h1 ^= (uint64_t)len;
         h2 ^= (uint64_t)len;
