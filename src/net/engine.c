@@ -1,0 +1,393 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The network engine: one thread owns a CURLM and every easy handle (curl forbids sharing a
+ * handle between threads). Callers queue a transfer under a lock, wake the thread with
+ * curl_multi_wakeup and wait on the transfer's condition variable; the thread adds it,
+ * drives curl_multi_poll/perform, and completes it.
+ *
+ * Deadlines are the engine's job, with sub-second resolution: every loop (at most 20 ms of
+ * poll) checks each transfer's overall deadline and its stall clock (time since the last
+ * byte, or since the start before the first byte), and aborts a transfer that passed either.
+ * curl's own LOW_SPEED_TIME works in whole seconds and could not meet the failover target.
+ * Connections are kept alive and reused by the multi handle's connection cache.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "prsmfs/parse.h"
+
+#include "transport.h"
+
+#define POLL_MS 20
+
+struct xfer {
+        CURL *easy;
+        struct curl_slist *headers;
+        struct buf *body;
+        size_t max_body;
+        struct net_http_response *res;
+        uint64_t stall_ns, deadline_ns, last_byte_ns;
+        int result; /* valid once done */
+        bool done;  /* engine->lock */
+        bool too_big;
+        pthread_cond_t cond;
+        struct xfer *next; /* queue or active list: engine thread / engine->lock */
+};
+
+struct net_engine {
+        pthread_t thread;
+        CURLM *multi;
+        pthread_mutex_t lock; /* queue, stop, xfer->done */
+        struct xfer *queue;   /* lock */
+        bool stop;            /* lock */
+        struct xfer *active;  /* engine thread only */
+        char *ca_bundle;
+        unsigned max_total, max_host;
+};
+
+uint64_t net_now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int errno_from_curl(CURLcode c)
+{
+        switch (c) {
+        case CURLE_OK:
+                return 0;
+        case CURLE_COULDNT_CONNECT:
+                return -ECONNREFUSED;
+        case CURLE_OPERATION_TIMEDOUT:
+                return -ETIMEDOUT;
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_RESOLVE_PROXY:
+                return -EHOSTUNREACH;
+        case CURLE_OUT_OF_MEMORY:
+                return -ENOMEM;
+        case CURLE_SSL_CONNECT_ERROR:
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_CACERT_BADFILE:
+                return -EACCES;
+        case CURLE_RECV_ERROR:
+        case CURLE_SEND_ERROR:
+        case CURLE_GOT_NOTHING:
+        case CURLE_PARTIAL_FILE:
+                return -ECONNRESET;
+        default:
+                return -EIO;
+        }
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+        struct xfer *x = ud;
+        size_t len = size * n;
+
+        x->last_byte_ns = net_now_ns();
+        if (x->body->len + len > x->max_body) {
+                x->too_big = true;
+                return 0; /* aborts the transfer */
+        }
+        if (buf_append(x->body, p, len) < 0)
+                return 0;
+        return len;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+        struct xfer *x = ud;
+        size_t len = size * n;
+
+        x->last_byte_ns = net_now_ns();
+        if (len > 13 && strncasecmp(p, "Content-Type:", 13) == 0) {
+                size_t i = 13, j = 0;
+
+                while (i < len && (p[i] == ' ' || p[i] == '\t'))
+                        i++;
+                while (i < len && p[i] != '\r' && p[i] != '\n' &&
+                       j + 1 < sizeof(x->res->content_type))
+                        x->res->content_type[j++] = p[i++];
+                x->res->content_type[j] = '\0';
+        } else if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
+                char v[32];
+                size_t i = 12, j = 0;
+                uint64_t s;
+
+                while (i < len && p[i] == ' ')
+                        i++;
+                while (i < len && p[i] >= '0' && p[i] <= '9' && j + 1 < sizeof(v))
+                        v[j++] = p[i++];
+                v[j] = '\0';
+                /* delta-seconds; an HTTP date is treated as "unknown" (backoff decides) */
+                if (j && parse_u64(v, &s) >= 0 && s < 86400)
+                        x->res->retry_after_ms = s * 1000;
+        }
+        return len;
+}
+
+static void finish(struct net_engine *e, struct xfer *x, int result)
+{
+        if (x->easy) {
+                long status = 0;
+
+                (void)curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+                x->res->status = status;
+                curl_multi_remove_handle(e->multi, x->easy);
+                curl_easy_cleanup(x->easy);
+                x->easy = NULL;
+        }
+        pthread_mutex_lock(&e->lock);
+        x->result = result;
+        x->done = true;
+        pthread_cond_signal(&x->cond);
+        pthread_mutex_unlock(&e->lock);
+}
+
+static void unlink_active(struct net_engine *e, struct xfer *x)
+{
+        for (struct xfer **pp = &e->active; *pp; pp = &(*pp)->next)
+                if (*pp == x) {
+                        *pp = x->next;
+                        return;
+                }
+}
+
+static void *engine_thread(void *arg)
+{
+        struct net_engine *e = arg;
+
+        for (;;) {
+                struct xfer *q, *x, *next;
+                CURLMsg *msg;
+                int running, left;
+                uint64_t now;
+                bool stop;
+
+                pthread_mutex_lock(&e->lock);
+                q = e->queue;
+                e->queue = NULL;
+                stop = e->stop;
+                pthread_mutex_unlock(&e->lock);
+                for (x = q; x; x = next) {
+                        next = x->next;
+                        if (stop || curl_multi_add_handle(e->multi, x->easy) != CURLM_OK) {
+                                finish(e, x, stop ? -ECANCELED : -ENOMEM);
+                                continue;
+                        }
+                        x->next = e->active;
+                        e->active = x;
+                }
+                if (stop) {
+                        for (x = e->active; x; x = next) {
+                                next = x->next;
+                                finish(e, x, -ECANCELED);
+                        }
+                        e->active = NULL;
+                        return NULL;
+                }
+                (void)curl_multi_perform(e->multi, &running);
+                while ((msg = curl_multi_info_read(e->multi, &left))) {
+                        if (msg->msg != CURLMSG_DONE)
+                                continue;
+                        (void)curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &x);
+                        unlink_active(e, x);
+                        finish(e, x, x->too_big ? -E2BIG : errno_from_curl(msg->data.result));
+                }
+                now = net_now_ns();
+                for (x = e->active; x; x = next) {
+                        next = x->next;
+                        if (now >= x->deadline_ns || now - x->last_byte_ns >= x->stall_ns) {
+                                unlink_active(e, x);
+                                finish(e, x, -ETIMEDOUT);
+                        }
+                }
+                (void)curl_multi_poll(e->multi, NULL, 0, POLL_MS, NULL);
+        }
+}
+
+int net_engine_new(const struct net_config *cfg, struct net_engine **ret)
+{
+        struct net_engine *e;
+        int r;
+
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+                return -EIO;
+        e = calloc(1, sizeof(*e));
+        if (!e)
+                return -ENOMEM;
+        pthread_mutex_init(&e->lock, NULL);
+        e->max_total = cfg->connection_pool_size ? cfg->connection_pool_size : 16;
+        e->max_host = e->max_total / 2 > 2 ? e->max_total / 2 : 2;
+        if (cfg->ca_bundle) {
+                e->ca_bundle = strdup(cfg->ca_bundle);
+                if (!e->ca_bundle) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+        }
+        e->multi = curl_multi_init();
+        if (!e->multi) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        curl_multi_setopt(e->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)e->max_total);
+        curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)e->max_host);
+        r = -pthread_create(&e->thread, NULL, engine_thread, e);
+        if (r < 0)
+                goto fail;
+        *ret = e;
+        return 0;
+fail:
+        if (e->multi)
+                curl_multi_cleanup(e->multi);
+        free(e->ca_bundle);
+        pthread_mutex_destroy(&e->lock);
+        free(e);
+        return r;
+}
+
+void net_engine_free(struct net_engine *e)
+{
+        if (!e)
+                return;
+        pthread_mutex_lock(&e->lock);
+        e->stop = true;
+        pthread_mutex_unlock(&e->lock);
+        curl_multi_wakeup(e->multi);
+        pthread_join(e->thread, NULL);
+        curl_multi_cleanup(e->multi);
+        pthread_mutex_destroy(&e->lock);
+        free(e->ca_bundle);
+        free(e);
+}
+
+static int engine_http(void *t, const struct net_http_request *req, struct buf *body,
+                       struct net_http_response *res)
+{
+        struct net_engine *e = t;
+        struct xfer x = { .body = body,
+                          .max_body = req->max_body,
+                          .res = res,
+                          .stall_ns = req->stall_ns,
+                          .deadline_ns = req->deadline_ns };
+        uint64_t now = net_now_ns();
+        int r;
+
+        *res = (struct net_http_response){ 0 };
+        if (now >= req->deadline_ns)
+                return -ETIMEDOUT;
+        x.last_byte_ns = now;
+        x.easy = curl_easy_init();
+        if (!x.easy)
+                return -ENOMEM;
+        for (const char *const *h = req->headers; h && *h; h++) {
+                struct curl_slist *n = curl_slist_append(x.headers, *h);
+
+                if (!n) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                x.headers = n;
+        }
+        {
+                /* curl waits for "100 Continue" on POST bodies otherwise */
+                struct curl_slist *n = curl_slist_append(x.headers, "Expect:");
+
+                if (!n) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                x.headers = n;
+        }
+        curl_easy_setopt(x.easy, CURLOPT_URL, req->url);
+        curl_easy_setopt(x.easy, CURLOPT_PRIVATE, &x);
+        curl_easy_setopt(x.easy, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(x.easy, CURLOPT_TCP_NODELAY, 1L);
+        curl_easy_setopt(x.easy, CURLOPT_HTTPHEADER, x.headers);
+        curl_easy_setopt(x.easy, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(x.easy, CURLOPT_WRITEDATA, &x);
+        curl_easy_setopt(x.easy, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(x.easy, CURLOPT_HEADERDATA, &x);
+        curl_easy_setopt(x.easy, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(x.easy, CURLOPT_SSL_VERIFYHOST, 2L);
+        curl_easy_setopt(x.easy, CURLOPT_PROTOCOLS_STR, "http,https");
+        if (e->ca_bundle)
+                curl_easy_setopt(x.easy, CURLOPT_CAINFO, e->ca_bundle);
+        if (req->post) {
+                curl_easy_setopt(x.easy, CURLOPT_POST, 1L);
+                curl_easy_setopt(x.easy, CURLOPT_POSTFIELDS, "");
+                curl_easy_setopt(x.easy, CURLOPT_POSTFIELDSIZE, 0L);
+        }
+        pthread_cond_init(&x.cond, NULL);
+        pthread_mutex_lock(&e->lock);
+        if (e->stop) {
+                pthread_mutex_unlock(&e->lock);
+                pthread_cond_destroy(&x.cond);
+                r = -ECANCELED;
+                goto out;
+        }
+        x.next = e->queue;
+        e->queue = &x;
+        pthread_mutex_unlock(&e->lock);
+        curl_multi_wakeup(e->multi);
+        /* the engine completes every transfer by its deadline, or on shutdown */
+        pthread_mutex_lock(&e->lock);
+        while (!x.done)
+                pthread_cond_wait(&x.cond, &e->lock);
+        pthread_mutex_unlock(&e->lock);
+        pthread_cond_destroy(&x.cond);
+        r = x.result;
+out:
+        if (x.easy)
+                curl_easy_cleanup(x.easy);
+        curl_slist_free_all(x.headers);
+        return r;
+}
+
+static uint64_t engine_now(void *t)
+{
+        (void)t;
+        return net_now_ns();
+}
+
+static void engine_sleep_until(void *t, uint64_t ns)
+{
+        uint64_t now = net_now_ns();
+        struct timespec ts;
+
+        (void)t;
+        if (ns <= now)
+                return;
+        ts.tv_sec = (time_t)((ns - now) / 1000000000u);
+        ts.tv_nsec = (long)((ns - now) % 1000000000u);
+        (void)nanosleep(&ts, NULL); /* an early wake-up just means an earlier retry */
+}
+
+static uint64_t engine_random(void *t)
+{
+        static __thread uint64_t s;
+
+        (void)t;
+        if (!s)
+                s = net_now_ns() | 1;
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        return s;
+}
+
+const struct net_transport_ops net_engine_ops = {
+        .http = engine_http,
+        .now_ns = engine_now,
+        .sleep_until = engine_sleep_until,
+        .random = engine_random,
+};

@@ -1,0 +1,597 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The pool: verified block fetches across nodes.
+ *
+ * Failover. A request tries the best usable node (net_health_choose); on an error, a stall, a
+ * 5xx, a 429 or a block that does not hash to its CID, that node's health is updated and the
+ * request moves on at once to the next best node. Each attempt on the same node waits a
+ * backoff first and allows it twice the stall time of the previous one, so a slow-but-alive
+ * set of nodes still answers before the request's deadline. Fetching a block is idempotent,
+ * so moving a request is always safe.
+ *
+ * De-duplication. Concurrent requests for one CID share a single fetch: the first caller
+ * (the owner) runs the attempts; the others wait on the in-flight entry until the owner
+ * publishes a verified block or an error. A waiter whose own deadline passes leaves with
+ * -ETIMEDOUT; the entry lives until its last user drops it.
+ *
+ * Verification happens in the owner's thread (not the engine's), so hashing runs in parallel
+ * across readers while the engine thread only moves bytes.
+ *
+ * Lock order: pool->lock only; never held across a transport call, hashing or logging.
+ */
+#define LOG_MODULE "net"
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "prsmfs/log.h"
+
+#include "transport.h"
+
+#define MAX_AUTH 512
+
+struct node {
+        enum net_node_kind kind;
+        char *url;                /* base, no trailing slash */
+        char *auth;               /* "Authorization: ..." header, or NULL */
+        struct net_health h;      /* pool->lock */
+        struct net_node_stats st; /* pool->lock */
+};
+
+struct inflight {
+        struct cid cid;
+        unsigned users;          /* pool->lock */
+        bool done;               /* pool->lock */
+        int result;              /* pool->lock */
+        struct net_block *block; /* pool->lock; owned reference */
+        pthread_cond_t cond;
+        struct inflight *next; /* pool->lock */
+};
+
+struct net_pool {
+        const struct net_transport_ops *ops;
+        void *t;
+        struct net_engine *engine; /* owned when we made it */
+        struct node nodes[NET_MAX_NODES];
+        size_t n_nodes;
+        struct net_config cfg;
+        struct net_health_params hp;
+        pthread_mutex_t lock;
+        struct inflight *inflight;              /* lock */
+        uint64_t fetches, dedup_hits, failures; /* lock */
+        bool stop;                              /* lock */
+        pthread_cond_t stop_cond;               /* signalled on stop */
+        pthread_t prober;
+        bool prober_started;
+};
+
+struct net_block *net_block_ref(struct net_block *b)
+{
+        if (b)
+                __atomic_add_fetch(&b->refs, 1, __ATOMIC_RELAXED);
+        return b;
+}
+
+void net_block_unref(struct net_block *b)
+{
+        if (b && __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+                free(b->data);
+                free(b);
+        }
+}
+
+/* Reads "bearer:TOKEN" / "basic:user:pass" from a file only its owner can read. */
+static int read_auth(const char *path, char **ret)
+{
+        char buf[MAX_AUTH], hdr[MAX_AUTH + 300];
+        struct stat st;
+        ssize_t n;
+        int fd, r = 0;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return log_error_errno(-errno, "cannot open auth file %s", path);
+        if (fstat(fd, &st) < 0 || (st.st_mode & 0077)) {
+                close(fd);
+                log_error("auth file %s must not be readable by group or others (chmod 600)", path);
+                return -EPERM;
+        }
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+                return log_error_errno(n < 0 ? -errno : -EINVAL, "cannot read auth file %s", path);
+        buf[n] = '\0';
+        buf[strcspn(buf, "\r\n")] = '\0';
+        if (strncmp(buf, "basic:", 6) == 0) {
+                /* Kubo: basic:user:pass -> base64(user:pass) */
+                static const char b64[] =
+                        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+                const uint8_t *s = (const uint8_t *)buf + 6;
+                size_t len = strlen((const char *)s), o = 0;
+                char enc[MAX_AUTH / 3 * 4 + 8];
+
+                for (size_t i = 0; i < len; i += 3) {
+                        uint32_t v = (uint32_t)s[i] << 16;
+
+                        if (i + 1 < len)
+                                v |= (uint32_t)s[i + 1] << 8;
+                        if (i + 2 < len)
+                                v |= s[i + 2];
+                        enc[o++] = b64[(v >> 18) & 63];
+                        enc[o++] = b64[(v >> 12) & 63];
+                        enc[o++] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
+                        enc[o++] = i + 2 < len ? b64[v & 63] : '=';
+                }
+                enc[o] = '\0';
+                (void)snprintf(hdr, sizeof(hdr), "Authorization: Basic %s", enc);
+        } else
+                (void)snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s",
+                               strncmp(buf, "bearer:", 7) == 0 ? buf + 7 : buf);
+        *ret = strdup(hdr);
+        if (!*ret)
+                r = -ENOMEM;
+        explicit_bzero(buf, sizeof(buf));
+        explicit_bzero(hdr, sizeof(hdr));
+        return r;
+}
+
+static void *prober_thread(void *arg);
+
+int net_pool_new_with_transport(const struct net_config *cfg, const struct net_transport_ops *ops,
+                                void *t, struct net_pool **ret)
+{
+        struct net_pool *p;
+        int r = 0;
+
+        if (cfg->n_nodes == 0 || cfg->n_nodes > NET_MAX_NODES)
+                return -EINVAL;
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->ops = ops;
+        p->t = t;
+        p->cfg = *cfg;
+        p->cfg.nodes = NULL;
+        p->hp = (struct net_health_params){ .base_ms = cfg->retry_base_delay_ms,
+                                            .max_ms = cfg->retry_max_delay_ms };
+        pthread_mutex_init(&p->lock, NULL);
+        pthread_cond_init(&p->stop_cond, NULL);
+        for (size_t i = 0; i < cfg->n_nodes; i++) {
+                struct node *n = &p->nodes[i];
+                size_t len = strlen(cfg->nodes[i].url);
+
+                n->kind = cfg->nodes[i].kind;
+                while (len > 0 && cfg->nodes[i].url[len - 1] == '/')
+                        len--;
+                n->url = strndup(cfg->nodes[i].url, len);
+                if (!n->url) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                p->n_nodes++;
+                if (cfg->nodes[i].auth_file) {
+                        r = read_auth(cfg->nodes[i].auth_file, &n->auth);
+                        if (r < 0)
+                                goto fail;
+                }
+                (void)snprintf(n->st.url, sizeof(n->st.url), "%s", n->url);
+                n->st.kind = n->kind;
+        }
+        if (!ops->no_probe_thread) {
+                r = -pthread_create(&p->prober, NULL, prober_thread, p);
+                if (r < 0)
+                        goto fail;
+                p->prober_started = true;
+        }
+        *ret = p;
+        return 0;
+fail:
+        net_pool_free(p);
+        return r;
+}
+
+int net_pool_new(const struct net_config *cfg, struct net_pool **ret)
+{
+        struct net_engine *e;
+        struct net_pool *p;
+        int r;
+
+        r = net_engine_new(cfg, &e);
+        if (r < 0)
+                return r;
+        r = net_pool_new_with_transport(cfg, &net_engine_ops, e, &p);
+        if (r < 0) {
+                net_engine_free(e);
+                return r;
+        }
+        p->engine = e;
+        *ret = p;
+        return 0;
+}
+
+void net_pool_free(struct net_pool *p)
+{
+        if (!p)
+                return;
+        pthread_mutex_lock(&p->lock);
+        p->stop = true;
+        pthread_cond_broadcast(&p->stop_cond);
+        pthread_mutex_unlock(&p->lock);
+        if (p->prober_started)
+                pthread_join(p->prober, NULL);
+        /* the engine completes anything still in flight with -ECANCELED */
+        net_engine_free(p->engine);
+        for (size_t i = 0; i < p->n_nodes; i++) {
+                free(p->nodes[i].url);
+                if (p->nodes[i].auth)
+                        explicit_bzero(p->nodes[i].auth, strlen(p->nodes[i].auth));
+                free(p->nodes[i].auth);
+        }
+        pthread_cond_destroy(&p->stop_cond);
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+}
+
+static void report(struct net_pool *p, size_t i, enum net_outcome o, uint64_t latency_ms,
+                   uint64_t retry_after_ms, size_t bytes)
+{
+        uint64_t now = p->ops->now_ns(p->t), rnd = p->ops->random(p->t);
+        struct node *n = &p->nodes[i];
+        enum net_node_state before;
+
+        pthread_mutex_lock(&p->lock);
+        before = n->h.state;
+        net_health_report(&n->h, &p->hp, o, latency_ms, retry_after_ms, now, rnd);
+        n->st.requests++;
+        n->st.bytes += bytes;
+        if (o == NET_FAIL || o == NET_NOT_FOUND)
+                n->st.errors++;
+        else if (o == NET_TIMEOUT)
+                n->st.timeouts++;
+        else if (o == NET_BAD_BLOCK)
+                n->st.bad_blocks++;
+        else if (o == NET_THROTTLED)
+                n->st.throttled++;
+        pthread_mutex_unlock(&p->lock);
+        if (before != n->h.state && n->h.state != NET_STATE_UP)
+                log_warning("node %s is now %s", n->url,
+                            n->h.state == NET_STATE_DOWN       ? "down"
+                            : n->h.state == NET_STATE_DISABLED ? "disabled (not trustless)"
+                                                               : "suspect");
+        else if (before != n->h.state)
+                log_notice("node %s is up again", n->url);
+}
+
+static bool content_type_is(const char *ct, const char *want)
+{
+        size_t n = strlen(want);
+
+        return strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* One attempt at node i. 0 and *ret on a verified block, else the outcome in *ret_o. */
+static int attempt(struct net_pool *p, size_t i, const struct cid *cid, const char *cidstr,
+                   uint64_t stall_ns, uint64_t deadline_ns, struct net_block **ret,
+                   enum net_outcome *ret_o, uint64_t *ret_retry_after)
+{
+        struct node *n = &p->nodes[i];
+        const char *headers[3] = { 0 };
+        struct net_http_response res;
+        char url[1024];
+        struct buf body;
+        uint64_t t0 = p->ops->now_ns(p->t);
+        size_t h = 0;
+        int r;
+
+        if (n->kind == NET_NODE_RPC)
+                (void)snprintf(url, sizeof(url), "%s/api/v0/block/get?arg=%s", n->url, cidstr);
+        else {
+                (void)snprintf(url, sizeof(url), "%s/ipfs/%s?format=raw", n->url, cidstr);
+                headers[h++] = "Accept: application/vnd.ipld.raw";
+        }
+        if (n->auth)
+                headers[h++] = n->auth;
+        buf_init(&body, CID_MAX_BLOCK);
+        r = p->ops->http(p->t,
+                         &(struct net_http_request){ .url = url,
+                                                     .post = n->kind == NET_NODE_RPC,
+                                                     .headers = headers,
+                                                     .stall_ns = stall_ns,
+                                                     .deadline_ns = deadline_ns,
+                                                     .max_body = CID_MAX_BLOCK },
+                         &body, &res);
+        *ret_retry_after = 0;
+        if (r < 0) {
+                *ret_o = r == -ETIMEDOUT ? NET_TIMEOUT : NET_FAIL;
+                if (r == -E2BIG)
+                        *ret_o = NET_BAD_BLOCK; /* larger than any block: lying */
+                log_debug_errno(r, "fetching %s from %s failed", cidstr, n->url);
+                goto fail;
+        }
+        if (res.status == 429) {
+                *ret_o = NET_THROTTLED;
+                *ret_retry_after = res.retry_after_ms;
+                goto fail;
+        }
+        if (res.status == 404 || res.status == 410 || res.status == 451) {
+                *ret_o = NET_NOT_FOUND;
+                goto fail;
+        }
+        if (res.status != 200) {
+                *ret_o = NET_FAIL;
+                log_debug("fetching %s from %s: HTTP %ld", cidstr, n->url, res.status);
+                goto fail;
+        }
+        if (n->kind == NET_NODE_GATEWAY &&
+            !content_type_is(res.content_type, "application/vnd.ipld.raw")) {
+                /* js-ipfs's gateway, for one, answers file bytes: not a trustless gateway */
+                *ret_o = NET_UNUSABLE;
+                goto fail;
+        }
+        r = cid_verify(cid, body.p ? body.p : (const uint8_t *)"", body.len);
+        if (r < 0) {
+                *ret_o = r == -EILSEQ || r == -E2BIG ? NET_BAD_BLOCK : NET_FAIL;
+                log_warning("node %s sent bytes that do not match %s, fetching elsewhere", n->url,
+                            cidstr);
+                goto fail;
+        }
+        {
+                struct net_block *b = calloc(1, sizeof(*b));
+                size_t len;
+
+                if (!b) {
+                        buf_done(&body);
+                        return -ENOMEM;
+                }
+                b->cid = *cid;
+                b->refs = 1;
+                b->data = buf_steal(&body, &len);
+                b->len = len;
+                if (!b->data) {
+                        b->data = malloc(1);
+                        if (!b->data) {
+                                free(b);
+                                return -ENOMEM;
+                        }
+                }
+                report(p, i, NET_OK, (p->ops->now_ns(p->t) - t0) / 1000000, 0, len);
+                *ret = b;
+                return 0;
+        }
+fail:
+        buf_done(&body);
+        return 1;
+}
+
+static int fetch(struct net_pool *p, const struct cid *cid, uint64_t deadline_ns,
+                 struct net_block **ret)
+{
+        unsigned tries[NET_MAX_NODES] = { 0 };
+        bool skip[NET_MAX_NODES] = { 0 };
+        unsigned max_tries = p->cfg.retry_max_attempts ? p->cfg.retry_max_attempts : 1;
+        char cidstr[CID_MAX_STR];
+        int last = -EHOSTUNREACH;
+
+        (void)cid_to_string(cid, cidstr);
+        for (;;) {
+                uint64_t now = p->ops->now_ns(p->t), stall, retry_after;
+                struct net_health snap[NET_MAX_NODES];
+                enum net_outcome o;
+                bool waitable = false;
+                int i, r;
+
+                if (now >= deadline_ns)
+                        return -ETIMEDOUT;
+                pthread_mutex_lock(&p->lock);
+                if (p->stop) {
+                        pthread_mutex_unlock(&p->lock);
+                        return -ECANCELED;
+                }
+                for (size_t k = 0; k < p->n_nodes; k++) {
+                        snap[k] = p->nodes[k].h;
+                        skip[k] = tries[k] >= max_tries;
+                        /* a node we may still try, once it is probed back or un-throttled */
+                        if (!skip[k] && snap[k].state != NET_STATE_DISABLED)
+                                waitable = true;
+                }
+                pthread_mutex_unlock(&p->lock);
+                i = net_health_choose(snap, p->n_nodes, skip, now);
+                if (i < 0) {
+                        uint64_t wake = now + 50000000; /* re-check in 50 ms */
+
+                        if (!waitable)
+                                return last;
+                        p->ops->sleep_until(p->t, wake < deadline_ns ? wake : deadline_ns);
+                        continue;
+                }
+                if (tries[i] > 0) {
+                        uint64_t b = net_backoff_ms(p->hp.base_ms, p->hp.max_ms, tries[i] - 1,
+                                                    p->ops->random(p->t)) *
+                                     1000000;
+
+                        p->ops->sleep_until(p->t, now + b < deadline_ns ? now + b : deadline_ns);
+                }
+                stall = p->cfg.stall_timeout_ms * 1000000ull << MIN(tries[i], 6u);
+                tries[i]++;
+                r = attempt(p, (size_t)i, cid, cidstr, stall, deadline_ns, ret, &o, &retry_after);
+                if (r <= 0)
+                        return r; /* a verified block, or an out-of-memory */
+                report(p, (size_t)i, o, 0, retry_after, 0);
+                last = o == NET_NOT_FOUND ? -ENOENT : -EHOSTUNREACH;
+        }
+}
+
+int net_block_get(struct net_pool *p, const struct cid *cid, uint64_t deadline_ns,
+                  struct net_block **ret)
+{
+        struct inflight *f, **pp;
+        bool owner = false;
+        int r;
+
+        pthread_mutex_lock(&p->lock);
+        p->fetches++;
+        for (f = p->inflight; f; f = f->next)
+                if (cid_same_multihash(&f->cid, cid) && !f->done)
+                        break;
+        if (f) {
+                p->dedup_hits++;
+        } else {
+                f = calloc(1, sizeof(*f));
+                if (!f) {
+                        pthread_mutex_unlock(&p->lock);
+                        return -ENOMEM;
+                }
+                f->cid = *cid;
+                pthread_cond_init(&f->cond, NULL);
+                f->next = p->inflight;
+                p->inflight = f;
+                owner = true;
+        }
+        f->users++;
+        pthread_mutex_unlock(&p->lock);
+
+        if (owner) {
+                struct net_block *b = NULL;
+
+                r = fetch(p, cid, deadline_ns, &b);
+                pthread_mutex_lock(&p->lock);
+                f->result = r;
+                f->block = b;
+                f->done = true;
+                if (r < 0)
+                        p->failures++;
+                pthread_cond_broadcast(&f->cond);
+        } else {
+                pthread_mutex_lock(&p->lock);
+                while (!f->done) {
+                        struct timespec ts;
+                        uint64_t now = p->ops->now_ns(p->t), wait;
+
+                        if (now >= deadline_ns)
+                                break;
+                        /* wait on CLOCK_REALTIME by the remaining monotonic time */
+                        wait = deadline_ns - now;
+                        clock_gettime(CLOCK_REALTIME, &ts);
+                        ts.tv_sec += (time_t)(wait / 1000000000u);
+                        ts.tv_nsec += (long)(wait % 1000000000u);
+                        if (ts.tv_nsec >= 1000000000) {
+                                ts.tv_sec++;
+                                ts.tv_nsec -= 1000000000;
+                        }
+                        (void)pthread_cond_timedwait(&f->cond, &p->lock, &ts);
+                }
+        }
+        if (!f->done)
+                r = -ETIMEDOUT;
+        else if (f->result < 0)
+                r = f->result;
+        else {
+                *ret = net_block_ref(f->block);
+                r = 0;
+        }
+        if (--f->users == 0 && f->done) {
+                for (pp = &p->inflight; *pp; pp = &(*pp)->next)
+                        if (*pp == f) {
+                                *pp = f->next;
+                                break;
+                        }
+                net_block_unref(f->block);
+                pthread_cond_destroy(&f->cond);
+                free(f);
+        }
+        pthread_mutex_unlock(&p->lock);
+        return r;
+}
+
+/* ---- probes ---- */
+
+static bool probe(struct net_pool *p, size_t i)
+{
+        struct node *n = &p->nodes[i];
+        const char *headers[2] = { n->auth, NULL };
+        struct net_http_response res;
+        char url[1024];
+        struct buf body;
+        uint64_t now = p->ops->now_ns(p->t);
+        int r;
+
+        if (n->kind == NET_NODE_RPC)
+                (void)snprintf(url, sizeof(url), "%s/api/v0/version", n->url);
+        else
+                (void)snprintf(url, sizeof(url), "%s/ipfs/bafkqaaa?format=raw", n->url);
+        buf_init(&body, 64 * 1024);
+        r = p->ops->http(p->t,
+                         &(struct net_http_request){
+                                 .url = url,
+                                 .post = n->kind == NET_NODE_RPC,
+                                 .headers = n->auth ? headers : NULL,
+                                 .stall_ns = p->cfg.stall_timeout_ms * 4000000ull,
+                                 .deadline_ns = now + p->cfg.stall_timeout_ms * 4000000ull },
+                         &body, &res);
+        buf_done(&body);
+        return r >= 0 && res.status == 200;
+}
+
+void net_pool_probe_due(struct net_pool *p)
+{
+        for (size_t i = 0; i < p->n_nodes; i++) {
+                uint64_t now = p->ops->now_ns(p->t);
+                bool due, ok;
+
+                pthread_mutex_lock(&p->lock);
+                due = p->nodes[i].h.state == NET_STATE_DOWN && p->nodes[i].h.next_probe_ns <= now;
+                pthread_mutex_unlock(&p->lock);
+                if (!due)
+                        continue;
+                ok = probe(p, i);
+                pthread_mutex_lock(&p->lock);
+                net_health_probed(&p->nodes[i].h, &p->hp, ok, p->ops->now_ns(p->t),
+                                  p->ops->random(p->t));
+                pthread_mutex_unlock(&p->lock);
+                if (ok)
+                        log_notice("node %s answers probes again, back in use", p->nodes[i].url);
+        }
+}
+
+static void *prober_thread(void *arg)
+{
+        struct net_pool *p = arg;
+
+        pthread_mutex_lock(&p->lock);
+        while (!p->stop) {
+                struct timespec ts;
+
+                pthread_mutex_unlock(&p->lock);
+                net_pool_probe_due(p);
+                pthread_mutex_lock(&p->lock);
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 50000000; /* 50 ms: a node back up is used within 0.1 s */
+                if (ts.tv_nsec >= 1000000000) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000;
+                }
+                if (!p->stop)
+                        (void)pthread_cond_timedwait(&p->stop_cond, &p->lock, &ts);
+        }
+        pthread_mutex_unlock(&p->lock);
+        return NULL;
+}
+
+void net_pool_get_stats(struct net_pool *p, struct net_stats *ret)
+{
+        pthread_mutex_lock(&p->lock);
+        *ret = (struct net_stats){ .fetches = p->fetches,
+                                   .dedup_hits = p->dedup_hits,
+                                   .failures = p->failures,
+                                   .n_nodes = p->n_nodes };
+        for (size_t i = 0; i < p->n_nodes; i++) {
+                ret->nodes[i] = p->nodes[i].st;
+                ret->nodes[i].state = p->nodes[i].h.state;
+                ret->nodes[i].latency_ms = p->nodes[i].h.latency_ms;
+        }
+        pthread_mutex_unlock(&p->lock);
+}

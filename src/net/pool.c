@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Node health: pure logic, no I/O, no clock of its own (unit-tested through a fake clock).
+ *
+ *   up --fail--> suspect --fail--> down --probe ok--> up
+ *   any --bad block--> down            (a lying node is never trusted for the next request)
+ *   any --429--> same state, skipped until Retry-After (or a backoff) has passed
+ *   any --ok--> up
+ * A down node is probed after an exponential backoff with jitter that grows with each failed
+ * probe, up to retry_max_delay.
+ */
+#include "transport.h"
+
+uint64_t net_backoff_ms(uint64_t base_ms, uint64_t max_ms, unsigned attempt, uint64_t rnd)
+{
+        uint64_t d = base_ms;
+
+        for (unsigned i = 0; i < attempt && d < max_ms; i++)
+                d = d > UINT64_MAX / 2 ? UINT64_MAX : d * 2;
+        if (d > max_ms)
+                d = max_ms;
+        if (d < 2)
+                return d;
+        return d / 2 + rnd % (d - d / 2 + 1);
+}
+
+static void go_down(struct net_health *h, const struct net_health_params *p, uint64_t now_ns,
+                    uint64_t rnd)
+{
+        unsigned n = h->failures > 2 ? h->failures - 2 : 0;
+
+        h->state = NET_STATE_DOWN;
+        h->next_probe_ns = now_ns + net_backoff_ms(p->base_ms, p->max_ms, n, rnd) * 1000000;
+}
+
+void net_health_report(struct net_health *h, const struct net_health_params *p, enum net_outcome o,
+                       uint64_t latency_ms, uint64_t retry_after_ms, uint64_t now_ns, uint64_t rnd)
+{
+        if (h->state == NET_STATE_DISABLED)
+                return;
+        switch (o) {
+        case NET_OK:
+                h->state = NET_STATE_UP;
+                h->failures = 0;
+                h->latency_ms = h->latency_ms == 0 ? (double)latency_ms
+                                                   : 0.8 * h->latency_ms + 0.2 * latency_ms;
+                if (h->latency_ms < 0.001)
+                        h->latency_ms = 0.001; /* known, even if tiny */
+                break;
+        case NET_FAIL:
+        case NET_TIMEOUT:
+                h->failures++;
+                if (h->state == NET_STATE_UP)
+                        h->state = NET_STATE_SUSPECT;
+                else if (h->state == NET_STATE_SUSPECT)
+                        go_down(h, p, now_ns, rnd);
+                break;
+        case NET_BAD_BLOCK:
+                h->failures++;
+                go_down(h, p, now_ns, rnd);
+                break;
+        case NET_THROTTLED:
+                h->throttled_until_ns =
+                        now_ns +
+                        (retry_after_ms ? retry_after_ms
+                                        : net_backoff_ms(p->base_ms, p->max_ms, h->failures, rnd)) *
+                                1000000;
+                break;
+        case NET_NOT_FOUND:
+                break;
+        case NET_UNUSABLE:
+                h->state = NET_STATE_DISABLED;
+                break;
+        }
+}
+
+void net_health_probed(struct net_health *h, const struct net_health_params *p, bool ok,
+                       uint64_t now_ns, uint64_t rnd)
+{
+        if (h->state != NET_STATE_DOWN)
+                return;
+        if (ok) {
+                h->state = NET_STATE_UP;
+                h->failures = 0;
+                return;
+        }
+        h->failures++;
+        go_down(h, p, now_ns, rnd);
+}
+
+int net_health_choose(const struct net_health *h, size_t n, const bool *skip, uint64_t now_ns)
+{
+        int best = -1;
+
+        for (size_t i = 0; i < n; i++) {
+                const struct net_health *c = &h[i];
+
+                if ((skip && skip[i]) || c->state == NET_STATE_DOWN ||
+                    c->state == NET_STATE_DISABLED || c->throttled_until_ns > now_ns)
+                        continue;
+                if (best < 0) {
+                        best = (int)i;
+                        continue;
+                }
+                if (c->state != h[best].state) {
+                        if (c->state == NET_STATE_UP)
+                                best = (int)i;
+                        continue;
+                }
+                if (c->latency_ms < h[best].latency_ms)
+                        best = (int)i;
+        }
+        return best;
+}

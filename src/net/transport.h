@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Private to net: the seam between the pool's logic and HTTP. The real transport is the curl
+ * multi engine (engine.c); unit tests script replies and time through a fake one.
+ */
+#pragma once
+
+#include "prsmfs/buf.h"
+#include "prsmfs/net.h"
+
+struct net_http_request {
+        const char *url;
+        bool post;                  /* POST with an empty body (Kubo RPC), else GET */
+        const char *const *headers; /* NULL-terminated, may be NULL */
+        uint64_t stall_ns;          /* fail when no byte arrives for this long */
+        uint64_t deadline_ns;       /* absolute, monotonic */
+        size_t max_body;            /* abort a larger answer */
+};
+
+struct net_http_response {
+        long status;
+        char content_type[96];
+        uint64_t retry_after_ms; /* 0 when absent */
+};
+
+struct net_transport_ops {
+        /* Performs one request; 0 with *res filled (any status), or -errno for transport
+         * failures (-ETIMEDOUT stall or deadline, -ECONNREFUSED, -ECONNRESET, -E2BIG, ...). */
+        int (*http)(void *t, const struct net_http_request *req, struct buf *body,
+                    struct net_http_response *res);
+        uint64_t (*now_ns)(void *t);
+        /* Sleeps until ns (or returns early on shutdown). */
+        void (*sleep_until)(void *t, uint64_t ns);
+        /* A random number for jitter. */
+        uint64_t (*random)(void *t);
+        bool no_probe_thread; /* tests drive probes by hand */
+};
+
+/* Real transport: a curl multi engine thread. */
+struct net_engine;
+_wur_ int net_engine_new(const struct net_config *cfg, struct net_engine **ret);
+void net_engine_free(struct net_engine *e);
+extern const struct net_transport_ops net_engine_ops;
+
+/* Pool over any transport (the engine, or a test's fake). t is borrowed. */
+_wur_ int net_pool_new_with_transport(const struct net_config *cfg,
+                                      const struct net_transport_ops *ops, void *t,
+                                      struct net_pool **ret);
+/* Probes every down node whose time has come (the probe thread calls this). */
+void net_pool_probe_due(struct net_pool *p);
+
+/* ---- pure health logic (pool.c) ---- */
+enum net_outcome {
+        NET_OK,
+        NET_FAIL,      /* error, reset, 5xx: the node may be dying */
+        NET_TIMEOUT,   /* stalled or too slow */
+        NET_BAD_BLOCK, /* bytes that do not hash to the CID: a lying node */
+        NET_THROTTLED, /* 429 */
+        NET_NOT_FOUND, /* the node does not have it: not its fault */
+        NET_UNUSABLE,  /* wrong content type: this gateway is not trustless */
+};
+
+struct net_health {
+        enum net_node_state state;
+        unsigned failures;      /* consecutive */
+        double latency_ms;      /* EWMA, 0 = unknown */
+        uint64_t next_probe_ns; /* when down */
+        uint64_t throttled_until_ns;
+};
+
+struct net_health_params {
+        uint64_t base_ms, max_ms;
+};
+
+/* Exponential backoff with jitter: a value in [d/2, d], d = min(max, base * 2^attempt). */
+uint64_t net_backoff_ms(uint64_t base_ms, uint64_t max_ms, unsigned attempt, uint64_t rnd);
+void net_health_report(struct net_health *h, const struct net_health_params *p, enum net_outcome o,
+                       uint64_t latency_ms, uint64_t retry_after_ms, uint64_t now_ns, uint64_t rnd);
+void net_health_probed(struct net_health *h, const struct net_health_params *p, bool ok,
+                       uint64_t now_ns, uint64_t rnd);
+/* Best usable node: up before suspect, then lowest latency (unknown first), then index.
+ * skip[i] true excludes node i. -1 when none is usable now. */
+int net_health_choose(const struct net_health *h, size_t n, const bool *skip, uint64_t now_ns);
