@@ -6,8 +6,13 @@
  *
  * Works for any UnixFS file shape (balanced, trickle, uneven depths, Data.Data prefixes in
  * inner nodes, raw or dag-pb leaves, identity CIDs), and trusts nothing: blocksizes must add
- * up to filesize, every child's real size must equal its blocksize, depth is bounded (which
- * also ends cycles), and the total leaf count is bounded.
+ * up to filesize, every fetched child's real size must equal its blocksize, depth is bounded
+ * (which also ends cycles), and the total leaf count is bounded.
+ *
+ * Raw leaves are not fetched: their size is the parent's blocksize, and whoever reads one
+ * checks the block's length against it. dag-pb children are fetched, because only their
+ * bytes say whether they are leaves or subtrees (legacy-profile files: the read path will
+ * make those lazy).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -97,9 +102,20 @@ static int walk_node(struct walk *w, const struct cid *cid, uint64_t offset, uns
                 pos += n.fs.data.len;
         }
         for (size_t i = 0; i < n.pb.n_links; i++) {
+                const struct cid *cc = &n.pb.links[i].cid;
                 uint64_t child = 0;
 
-                r = walk_node(w, &n.pb.links[i].cid, pos, depth + 1, &child);
+                if (cc->codec == CID_CODEC_RAW && !cid_is_identity(cc)) {
+                        /* a raw child is a leaf whose size the parent states: no fetch (the
+                         * reader checks the block's length against it when it reads it) */
+                        child = n.fs.blocksizes[i];
+                        if (child > CID_MAX_BLOCK) {
+                                r = -EBADMSG;
+                                goto done;
+                        }
+                        r = add_leaf(w, cc, pos, child, 0);
+                } else
+                        r = walk_node(w, cc, pos, depth + 1, &child);
                 if (r < 0)
                         goto done;
                 if (child != n.fs.blocksizes[i]) {

@@ -128,11 +128,22 @@ static void test_layout__identity_root__no_fetch(void **state)
         unixfs_layout_done(&l);
 }
 
-/* A parent whose blocksizes lie about its child must be refused. */
-static void test_layout__lying_blocksizes__ebadmsg(void **state)
+static unsigned fetches;
+
+static int counting_get(const struct cid *cid, uint8_t **ret, size_t *ret_len, void *ud)
+{
+        fetches++;
+        return store_get(cid, ret, ret_len, ud);
+}
+
+/* A parent whose blocksizes lie about a (fetched) dag-pb child must be refused; a raw child
+ * is taken at its parent's word without a fetch (the reader checks its length). */
+static void test_layout__lying_blocksizes__ebadmsg_raw_not_fetched(void **state)
 {
         static struct store s;
-        struct unixfs_pb_link link = { .has_name = true, .has_tsize = true, .tsize = 5 };
+        static const uint8_t leaf[] = { 0x0a, 0x0b, 0x08, 0x02, 0x12, 0x05, 'h',
+                                        'e',  'l',  'l',  'o',  0x18, 0x05 };
+        struct unixfs_pb_link link = { .has_name = true, .has_tsize = true, .tsize = sizeof(leaf) };
         uint64_t sizes[1] = { 6 };
         struct unixfs_data d = { .type = UNIXFS_FILE,
                                  .has_filesize = true,
@@ -145,8 +156,10 @@ static void test_layout__lying_blocksizes__ebadmsg(void **state)
         struct cid root;
 
         (void)state;
-        assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, "hello", 5, &link.cid), 0);
-        assert_int_equal(store_put(&link.cid, (const uint8_t *)"hello", 5, &s), 0);
+        assert_int_equal(
+                cid_compute(1, CID_CODEC_DAG_PB, CID_MH_SHA2_256, leaf, sizeof(leaf), &link.cid),
+                0);
+        assert_int_equal(store_put(&link.cid, leaf, sizeof(leaf), &s), 0);
         buf_init(&db, 1024);
         buf_init(&bb, 1024);
         assert_int_equal(unixfs_data_encode(&d, &db), 0);
@@ -155,9 +168,29 @@ static void test_layout__lying_blocksizes__ebadmsg(void **state)
         assert_int_equal(cid_compute(1, CID_CODEC_DAG_PB, CID_MH_SHA2_256, bb.p, bb.len, &root), 0);
         assert_int_equal(store_put(&root, bb.p, bb.len, &s), 0);
         assert_int_equal(unixfs_layout_build(&root, store_get, &s, &l), -EBADMSG);
-        /* a missing block is reported as such */
         store_clear(&s);
+        /* a missing block is reported as such */
         assert_int_equal(unixfs_layout_build(&root, store_get, &s, &l), -ENOENT);
+
+        /* raw children: only the root is fetched */
+        {
+                struct unixfs_params p = {
+                        .cid_version = 1, .raw_leaves = true, .chunk_size = 100, .max_links = 174
+                };
+                struct unixfs_builder *b;
+                uint8_t data[1000] = { 0 };
+
+                assert_int_equal(unixfs_builder_new(&p, store_put, &s, &b), 0);
+                assert_int_equal(unixfs_builder_write(b, data, sizeof(data)), 0);
+                assert_int_equal(unixfs_builder_finish(b, &root, NULL, NULL), 0);
+                unixfs_builder_free(b);
+                fetches = 0;
+                assert_int_equal(unixfs_layout_build(&root, counting_get, &s, &l), 0);
+                assert_int_equal(fetches, 1);
+                assert_int_equal(l.n_leaves, 10);
+                unixfs_layout_done(&l);
+                store_clear(&s);
+        }
         buf_done(&db);
         buf_done(&bb);
 }
@@ -267,7 +300,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_layout__builder_shapes__bytes_back),
                 cmocka_unit_test(test_layout__identity_root__no_fetch),
-                cmocka_unit_test(test_layout__lying_blocksizes__ebadmsg),
+                cmocka_unit_test(test_layout__lying_blocksizes__ebadmsg_raw_not_fetched),
                 cmocka_unit_test(test_node__symlink_and_invalid_blocks),
                 cmocka_unit_test(test_data__mtime_mode__round_trip),
                 cmocka_unit_test(test_car__write_read__and_truncation),
