@@ -13,9 +13,10 @@
 
 #define UNIXFS_MAX_LINKS      65536 /* per dag-pb node: a 2 MiB block holds fewer real links */
 #define UNIXFS_MAX_DEPTH      64    /* file trees and HAMTs: a cycle or absurd depth is refused */
-#define UNIXFS_MAX_LEAVES     (1u << 26)
+#define UNIXFS_MAX_LEAVES     (1u << 22) /* pieces per layout: 4 TiB at 1 MiB leaves, ~0.9 GB */
 #define UNIXFS_HAMT_FANOUT    256
 #define UNIXFS_HAMT_THRESHOLD 262144
+#define UNIXFS_MAX_SHARDS     65536 /* shard blocks one listing may visit (repeated CIDs) */
 
 /* ---- protobuf varint (10 bytes, non-minimal allowed) ---- */
 _wur_ int unixfs_pb_varint_read(struct cursor *c, uint64_t *ret);
@@ -98,25 +99,57 @@ typedef int (*unixfs_fetch_fn)(const struct cid *cid, uint8_t **ret, size_t *ret
                                void *userdata);
 
 /* ---- file layout ---- */
+/*
+ * A file's layout is the flat, offset-ordered list of the pieces that hold its bytes, built
+ * once per file so that a read of [off, off+len) finds its leaves by binary search instead
+ * of re-walking the DAG. It can be built eagerly (unixfs_layout_build: every inner node and
+ * every dag-pb leaf fetched through a callback) or lazily (unixfs_layout_open on the root
+ * block, then unixfs_layout_resolve on the pending pieces a read actually touches): a dag-pb
+ * child is "pending" until its block is seen, because only its bytes say whether it is a leaf
+ * or a subtree; raw children are resolved from their parent's blocksizes without a fetch.
+ * Sizes are checked all the way: blocksizes must add up to filesize, a resolved child must
+ * hold exactly the bytes its parent claims, depth and piece count are bounded (which also
+ * ends cycles). A layout is not thread-safe: serialise resolve with readers.
+ */
 struct unixfs_leaf {
-        uint64_t offset;   /* of the leaf's first byte in the file */
-        uint64_t size;     /* bytes of file content in the leaf */
-        struct cid cid;    /* block holding them */
-        uint32_t data_off; /* where they start inside the block (dag-pb: Data.Data) */
+        uint64_t offset;   /* of the piece's first byte in the file */
+        uint64_t size;     /* bytes of file content in the piece (never 0) */
+        struct cid cid;    /* block holding them (identity CID: the block is its digest) */
+        uint32_t data_off; /* where they start inside the block (dag-pb leaf: Data.Data) */
+        uint8_t depth;     /* of the block in the DAG, root = 0 */
+        bool is_pending;   /* dag-pb block not decoded yet: a leaf or a whole subtree */
 };
 
 struct unixfs_layout {
-        struct unixfs_leaf *leaves; /* owned, in file order, contiguous offsets */
+        struct unixfs_leaf *leaves; /* owned, in file order, contiguous offsets from 0 */
         size_t n_leaves;
-        uint64_t size;
+        size_t n_pending;
+        size_t cap;
+        uint64_t size; /* of the file */
 };
 
-/* Walks the file DAG under root (fetching inner nodes) into a flat leaf list. */
+/* Walks the whole file DAG under root, fetching every dag-pb block below it; no piece is left
+ * pending. -EISDIR when root is not a file, -EBADMSG on an inconsistent DAG, -E2BIG over the
+ * limits, or fetch's error. */
 _wur_ int unixfs_layout_build(const struct cid *root, unixfs_fetch_fn fetch, void *userdata,
                               struct unixfs_layout *ret);
+/* Lazy layout from the root's verified block (identity CID: block may be NULL); dag-pb
+ * children stay pending. Borrows block for the call only. Errors as above. */
+_wur_ int unixfs_layout_open(const struct cid *root, const uint8_t *block, size_t len,
+                             struct unixfs_layout *ret);
+/* Replaces pending piece i by what its verified block holds: itself as a leaf, or its
+ * children (raw ones resolved, dag-pb ones pending). Returns the number of pieces now at i..
+ * (0 only for an all-empty subtree), -EINVAL if i is not pending, -EBADMSG if the block does
+ * not hold exactly the bytes the parent claims; the layout is unchanged on error. */
+_wur_ int unixfs_layout_resolve(struct unixfs_layout *l, size_t i, const uint8_t *block,
+                                size_t len);
 void unixfs_layout_done(struct unixfs_layout *l);
-/* Index of the leaf holding byte off (off < size), by binary search. */
+/* Index of the piece holding byte off (off < size; 0 for an empty file), binary search. */
 size_t unixfs_layout_find(const struct unixfs_layout *l, uint64_t off);
+/* The file bytes of resolved piece lf inside its (verified) block: -EBADMSG when the block
+ * does not hold them (a raw leaf must be exactly lf->size bytes), -EINVAL if pending. */
+_wur_ int unixfs_leaf_slice(const struct unixfs_leaf *lf, const uint8_t *block, size_t len,
+                            struct bytes_view *ret);
 
 /* ---- builder ---- */
 struct unixfs_params {
@@ -159,6 +192,8 @@ struct unixfs_dirent {
 struct unixfs_dir_params {
         unsigned cid_version;
         bool block_estimate; /* v1-2025 'block' estimation; false = legacy 'links' */
+        size_t max_links;    /* also shard above this many entries (Kubo
+                                Import.UnixFSDirectoryMaxLinks); 0 = no limit (both profiles) */
 };
 void unixfs_dir_params_profile(enum unixfs_profile p, struct unixfs_dir_params *ret);
 
@@ -170,8 +205,9 @@ _wur_ int unixfs_dir_build(const struct unixfs_dir_params *p, struct unixfs_dire
                            size_t n, unixfs_emit_fn emit, void *userdata, struct cid *ret_root,
                            uint64_t *ret_tsize);
 
-/* Calls fn for every entry of a directory (basic or HAMT, fetching shards). fn returns < 0
- * to abort. Entry names borrow from blocks valid for the call only. */
+/* Calls fn for every entry of a directory (basic or HAMT, fetching shards; at most
+ * UNIXFS_MAX_SHARDS shard blocks per listing, else -E2BIG). fn returns < 0 to abort. Entry
+ * names are NUL-terminated copies valid for the call only. -ENOTDIR if dir is not one. */
 typedef int (*unixfs_dirent_fn)(const struct unixfs_dirent *e, void *userdata);
 _wur_ int unixfs_dir_list(const struct cid *dir, unixfs_fetch_fn fetch, void *fetch_ud,
                           unixfs_dirent_fn fn, void *userdata);
@@ -183,20 +219,38 @@ _wur_ int unixfs_dir_lookup(const struct cid *dir, const char *name, unixfs_fetc
 uint64_t unixfs_murmur3_64(const void *p, size_t len);
 
 /* ---- CAR v1 ---- */
+/*
+ * Reader over borrowed input that may arrive in pieces: when a call returns -EAGAIN, keep the
+ * bytes from unixfs_car_consumed() on, append more, and hand them back with unixfs_car_feed();
+ * at the true end of input, -EAGAIN means the CAR was truncated. Blocks are not verified here.
+ */
+#define UNIXFS_CAR_MAX_HEADER 4096
+#define UNIXFS_CAR_MAX_ROOTS  4
+
 struct unixfs_car_reader {
-        struct cursor c;
+        struct cursor c; /* over the current input */
         bool header_done;
-        struct cid roots[4];
-        size_t n_roots;
+        struct cid roots[UNIXFS_CAR_MAX_ROOTS]; /* the first ones listed */
+        size_t n_roots;                         /* roots kept (more are checked, not kept) */
+        uint64_t offset;                        /* stream offset of the current input */
 };
 
-/* Reads the header; -EAGAIN when more bytes are needed (streaming), -EBADMSG if malformed. */
+/* Starts a reader on the first bytes and reads the header: 0, -EAGAIN when more bytes are
+ * needed (then feed and call unixfs_car_next), -EBADMSG if malformed, -EOPNOTSUPP for CARv2. */
 _wur_ int unixfs_car_init(struct unixfs_car_reader *r, const uint8_t *p, size_t len);
-/* Next section: 1 with *ret_cid and *ret_block set, 0 at a clean end, -EAGAIN if the input ends
- * inside a section (truncated stream), -EBADMSG if malformed. Blocks are not verified here. */
+/* Replaces the input by p (borrowed until the next feed): the unconsumed bytes, then more. */
+void unixfs_car_feed(struct unixfs_car_reader *r, const uint8_t *p, size_t len);
+/* Bytes of the current input consumed by the header and whole sections. */
+static inline size_t unixfs_car_consumed(const struct unixfs_car_reader *r)
+{
+        return r->c.pos;
+}
+/* Next section: 1 with *ret_cid and *ret_block (borrowed from the input) set, 0 at a clean
+ * end of the input, -EAGAIN if the input ends inside the header or a section, -EBADMSG if
+ * malformed (the reader stays at the bad section). */
 _wur_ int unixfs_car_next(struct unixfs_car_reader *r, struct cid *ret_cid,
                           struct bytes_view *ret_block);
-/* Writer: header with one root, then sections. */
+/* Writer: header with one root, then sections, appended to out. */
 _wur_ int unixfs_car_write_header(const struct cid *root, struct buf *out);
 _wur_ int unixfs_car_write_block(const struct cid *cid, const uint8_t *p, size_t len,
                                  struct buf *out);

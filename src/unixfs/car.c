@@ -4,12 +4,14 @@
  * 1}, then sections varint(len) CID block. The header is read with a tiny bounded CBOR
  * reader that understands just what a CAR header holds; anything else is -EBADMSG.
  * Sections are only split here; their blocks are verified by whoever consumes them.
+ *
+ * Streaming: every read either consumes a whole header or section or leaves the cursor where
+ * it was, so a caller that keeps the unconsumed tail, appends to it and feeds it back resumes
+ * exactly there. Truncated and malformed input are told apart (-EAGAIN vs -EBADMSG).
  */
 #include <string.h>
 
 #include "prsmfs/unixfs.h"
-
-#define CAR_MAX_HEADER 4096
 
 /* CBOR: major type and argument */
 static int cbor_head(struct cursor *c, unsigned *major, uint64_t *arg)
@@ -37,12 +39,53 @@ static int cbor_head(struct cursor *c, unsigned *major, uint64_t *arg)
         return 0;
 }
 
+/* A multiformats varint, telling a truncated one (-EAGAIN: every byte left says "more
+ * follows") from a malformed one (-EBADMSG). Advances only on success. */
+static int read_varint(struct cursor *c, uint64_t *ret)
+{
+        size_t left = cursor_left(c);
+        int r = cid_varint_read(c, ret);
+
+        if (r >= 0)
+                return r;
+        if (left >= VARINT_MAX_BYTES)
+                return -EBADMSG;
+        for (size_t i = 0; i < left; i++)
+                if (!(c->p[c->pos + i] & 0x80))
+                        return -EBADMSG;
+        return -EAGAIN;
+}
+
+static int parse_roots(struct unixfs_car_reader *rd, struct cursor *c)
+{
+        unsigned major;
+        uint64_t nroots;
+
+        if (cbor_head(c, &major, &nroots) < 0 || major != 4 || nroots > 1024)
+                return -EBADMSG;
+        for (uint64_t j = 0; j < nroots; j++) {
+                struct bytes_view cb;
+                uint64_t tag, blen;
+                struct cid cid;
+
+                /* tag 42, bytes: 0x00 (identity multibase) + binary CID */
+                if (cbor_head(c, &major, &tag) < 0 || major != 6 || tag != 42 ||
+                    cbor_head(c, &major, &blen) < 0 || major != 2 || blen < 2 ||
+                    blen > cursor_left(c) || cursor_get_bytes(c, (size_t)blen, &cb) < 0 ||
+                    cb.p[0] != 0x00 || cid_from_bytes(cb.p + 1, cb.len - 1, &cid) < 0)
+                        return -EBADMSG;
+                if (rd->n_roots < ELEMENTSOF(rd->roots))
+                        rd->roots[rd->n_roots++] = cid;
+        }
+        return 0;
+}
+
 static int parse_header(struct unixfs_car_reader *rd, struct bytes_view h)
 {
-        struct cursor c;
-        unsigned major;
+        bool have_version = false, have_roots = false;
         uint64_t n, version = 0;
-        bool have_version = false;
+        unsigned major;
+        struct cursor c;
         int r;
 
         cursor_init(&c, h.p, h.len);
@@ -54,104 +97,109 @@ static int parse_header(struct unixfs_car_reader *rd, struct bytes_view h)
                 uint64_t len;
 
                 r = cbor_head(&c, &major, &len);
-                if (r < 0 || major != 3 || len > 16 || cursor_get_bytes(&c, len, &key) < 0)
+                if (r < 0 || major != 3 || len > 16 || cursor_get_bytes(&c, (size_t)len, &key) < 0)
                         return -EBADMSG;
-                if (key.len == 7 && memcmp(key.p, "version", 7) == 0) {
+                if (key.len == 7 && memcmp(key.p, "version", 7) == 0 && !have_version) {
                         r = cbor_head(&c, &major, &version);
                         if (r < 0 || major != 0)
                                 return -EBADMSG;
                         have_version = true;
-                } else if (key.len == 5 && memcmp(key.p, "roots", 5) == 0) {
-                        uint64_t nroots;
-
-                        r = cbor_head(&c, &major, &nroots);
-                        if (r < 0 || major != 4 || nroots > 1024)
-                                return -EBADMSG;
-                        for (uint64_t j = 0; j < nroots; j++) {
-                                struct bytes_view cb;
-                                uint64_t tag, blen;
-
-                                if (cbor_head(&c, &major, &tag) < 0 || major != 6 || tag != 42 ||
-                                    cbor_head(&c, &major, &blen) < 0 || major != 2 || blen < 2 ||
-                                    cursor_get_bytes(&c, blen, &cb) < 0 || cb.p[0] != 0x00)
-                                        return -EBADMSG;
-                                if (rd->n_roots < ELEMENTSOF(rd->roots)) {
-                                        if (cid_from_bytes(cb.p + 1, cb.len - 1,
-                                                           &rd->roots[rd->n_roots]) < 0)
-                                                return -EBADMSG;
-                                        rd->n_roots++;
-                                }
-                        }
+                } else if (key.len == 5 && memcmp(key.p, "roots", 5) == 0 && !have_roots) {
+                        r = parse_roots(rd, &c);
+                        if (r < 0)
+                                return r;
+                        have_roots = true;
                 } else
-                        return -EBADMSG;
+                        return -EBADMSG; /* unknown or repeated key */
         }
-        if (!cursor_eof(&c) || !have_version || version != 1)
+        if (!cursor_eof(&c) || !have_version)
                 return -EBADMSG;
+        if (version != 1)
+                return version == 2 ? -EOPNOTSUPP : -EBADMSG; /* CARv2 pragma: {version: 2} */
+        return have_roots ? 0 : -EBADMSG;
+}
+
+static int read_header(struct unixfs_car_reader *rd)
+{
+        struct cursor save = rd->c;
+        struct bytes_view h;
+        uint64_t hlen;
+        int r;
+
+        r = read_varint(&rd->c, &hlen);
+        if (r < 0)
+                return r;
+        if (hlen == 0 || hlen > UNIXFS_CAR_MAX_HEADER) {
+                rd->c = save;
+                return -EBADMSG;
+        }
+        if (hlen > cursor_left(&rd->c)) {
+                rd->c = save;
+                return -EAGAIN;
+        }
+        r = cursor_get_bytes(&rd->c, (size_t)hlen, &h);
+        if (r >= 0) {
+                rd->n_roots = 0;
+                r = parse_header(rd, h);
+        }
+        if (r < 0) {
+                rd->c = save;
+                return r;
+        }
+        rd->header_done = true;
         return 0;
 }
 
 int unixfs_car_init(struct unixfs_car_reader *rd, const uint8_t *p, size_t len)
 {
-        struct bytes_view h;
-        uint64_t hlen;
-        int r;
-
         *rd = (struct unixfs_car_reader){ 0 };
         cursor_init(&rd->c, p, len);
-        r = cid_varint_read(&rd->c, &hlen);
-        if (r < 0)
-                return len < VARINT_MAX_BYTES ? -EAGAIN : r;
-        if (hlen == 0 || hlen > CAR_MAX_HEADER)
-                return -EBADMSG;
-        if (hlen > cursor_left(&rd->c))
-                return -EAGAIN;
-        r = cursor_get_bytes(&rd->c, (size_t)hlen, &h);
-        if (r < 0)
-                return r;
-        r = parse_header(rd, h);
-        if (r < 0)
-                return r;
-        rd->header_done = true;
-        return 0;
+        return read_header(rd);
+}
+
+void unixfs_car_feed(struct unixfs_car_reader *rd, const uint8_t *p, size_t len)
+{
+        rd->offset += rd->c.pos;
+        cursor_init(&rd->c, p, len);
 }
 
 int unixfs_car_next(struct unixfs_car_reader *rd, struct cid *ret_cid, struct bytes_view *ret_block)
 {
-        struct cursor save = rd->c, sc;
+        struct cursor save, sc;
         struct bytes_view sec;
         uint64_t slen;
         struct cid cid;
         int r;
 
-        if (!rd->header_done)
-                return -EINVAL;
+        if (!rd->header_done) {
+                r = read_header(rd);
+                if (r < 0)
+                        return r;
+        }
         if (cursor_eof(&rd->c))
                 return 0;
-        r = cid_varint_read(&rd->c, &slen);
-        if (r < 0) {
-                rd->c = save;
-                return cursor_left(&rd->c) < VARINT_MAX_BYTES ? -EAGAIN : -EBADMSG;
-        }
-        if (slen > CID_MAX_BLOCK + CID_MAX_BIN || slen == 0) {
-                rd->c = save;
-                return -EBADMSG;
-        }
-        if (slen > cursor_left(&rd->c)) {
-                rd->c = save;
-                return -EAGAIN;
-        }
-        r = cursor_get_bytes(&rd->c, (size_t)slen, &sec);
+        save = rd->c;
+        r = read_varint(&rd->c, &slen);
         if (r < 0)
                 return r;
-        cursor_init(&sc, sec.p, sec.len);
-        r = cid_read(&sc, &cid);
-        if (r < 0) {
-                rd->c = save;
-                return -EBADMSG;
+        r = -EBADMSG;
+        if (slen == 0 || slen > CID_MAX_BLOCK + CID_MAX_BIN)
+                goto fail;
+        if (slen > cursor_left(&rd->c)) {
+                r = -EAGAIN;
+                goto fail;
         }
+        if (cursor_get_bytes(&rd->c, (size_t)slen, &sec) < 0)
+                goto fail;
+        cursor_init(&sc, sec.p, sec.len);
+        if (cid_read(&sc, &cid) < 0)
+                goto fail;
         *ret_cid = cid;
         *ret_block = (struct bytes_view){ .p = sec.p + sc.pos, .len = sec.len - sc.pos };
         return 1;
+fail:
+        rd->c = save;
+        return r;
 }
 
 int unixfs_car_write_header(const struct cid *root, struct buf *out)

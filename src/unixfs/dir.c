@@ -237,13 +237,10 @@ out:
         return r;
 }
 
-static int bucket_sort_depth;
-
 static int hash_cmp(const void *a, const void *b)
 {
         const struct bentry *x = a, *y = b;
 
-        (void)bucket_sort_depth;
         /* full-hash order groups every level's buckets at once; names break ties */
         if (x->hash != y->hash)
                 return x->hash < y->hash ? -1 : 1;
@@ -276,7 +273,7 @@ int unixfs_dir_build(const struct unixfs_dir_params *p, struct unixfs_dirent *en
         }
         if (!p->block_estimate)
                 estimate -= 4;
-        shard = estimate > UNIXFS_HAMT_THRESHOLD;
+        shard = estimate > UNIXFS_HAMT_THRESHOLD || (p->max_links && n > p->max_links);
         if (!shard) {
                 struct unixfs_data fs = { .type = UNIXFS_DIRECTORY };
 
@@ -317,6 +314,8 @@ struct dread {
         unixfs_dirent_fn fn;
         void *userdata;
         uint64_t fanout; /* of the root shard: the same throughout */
+        size_t shards;   /* shard blocks fetched so far: repeated sub-shard CIDs cannot make
+                            a listing walk 256^8 blocks */
 };
 
 static int fetch_node(struct dread *rd, const struct cid *cid, uint8_t **block,
@@ -396,6 +395,8 @@ static int list_shard(struct dread *rd, struct unixfs_node *n, unsigned depth)
                         struct unixfs_node sub;
                         uint8_t *block = NULL;
 
+                        if (++rd->shards > UNIXFS_MAX_SHARDS)
+                                return -E2BIG;
                         r = fetch_node(rd, &l->cid, &block, &sub);
                         if (r < 0)
                                 return r;

@@ -1,159 +1,250 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * File layout: the flat list of leaves of a UnixFS file with their byte offsets, built once
+ * File layout: the flat list of pieces of a UnixFS file with their byte offsets, built once
  * per file so that a read maps to leaves by binary search instead of re-walking the DAG
  * (Kubo's old mount re-walked per read: kubo#2166).
  *
  * Works for any UnixFS file shape (balanced, trickle, uneven depths, Data.Data prefixes in
  * inner nodes, raw or dag-pb leaves, identity CIDs), and trusts nothing: blocksizes must add
- * up to filesize, every fetched child's real size must equal its blocksize, depth is bounded
- * (which also ends cycles), and the total leaf count is bounded.
+ * up to filesize, every resolved child must hold exactly its parent's blocksize, depth is
+ * bounded (which also ends cycles) and the number of pieces is bounded.
  *
- * Raw leaves are not fetched: their size is the parent's blocksize, and whoever reads one
- * checks the block's length against it. dag-pb children are fetched, because only their
- * bytes say whether they are leaves or subtrees (legacy-profile files: the read path will
- * make those lazy).
+ * One operation does all the work: expand() turns a verified block into the pieces it stands
+ * for (its own Data.Data, raw children taken at their parent's word, identity children
+ * expanded in place, dag-pb children left pending). The eager build and the lazy open/resolve
+ * are that operation applied at the root and at pending pieces. Pieces are resolved front to
+ * back by the eager build, so the tail moved by each splice is only the unresolved frontier
+ * (a few pending siblings per level), never the resolved part of the file.
+ *
+ * Raw leaves are not fetched: the reader checks the block's length against the piece's size
+ * (unixfs_leaf_slice). dag-pb children must be seen to know whether they are leaves; the lazy
+ * form lets the read path fetch each one once, as the block it needs anyway.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "prsmfs/unixfs.h"
 
-struct walk {
-        unixfs_fetch_fn fetch;
-        void *userdata;
-        struct unixfs_layout *l;
-        size_t cap;
+struct vec {
+        struct unixfs_leaf *p;
+        size_t n, cap;
+        size_t room; /* most pieces this expansion may add */
 };
 
-static int add_leaf(struct walk *w, const struct cid *cid, uint64_t offset, uint64_t size,
-                    size_t data_off)
+static int vec_push(struct vec *v, const struct unixfs_leaf *lf)
 {
-        struct unixfs_layout *l = w->l;
+        if (lf->size == 0)
+                return 0; /* no bytes there: nothing to read, nothing to resolve */
+        if (v->n >= v->room)
+                return -E2BIG;
+        if (v->n == v->cap) {
+                struct unixfs_leaf *np;
+                size_t cap = v->cap ? v->cap * 2 : 16;
 
-        if (size == 0)
-                return 0; /* nothing to read there */
-        if (data_off > UINT32_MAX)
-                return -EBADMSG;
-        if (l->n_leaves == w->cap) {
-                struct unixfs_leaf *nl;
-
-                if (w->cap >= UNIXFS_MAX_LEAVES)
-                        return -E2BIG;
-                w->cap = w->cap ? w->cap * 2 : 64;
-                nl = reallocarray(l->leaves, w->cap, sizeof(*nl));
-                if (!nl)
+                np = reallocarray(v->p, cap, sizeof(*np));
+                if (!np)
                         return -ENOMEM;
-                l->leaves = nl;
+                v->p = np;
+                v->cap = cap;
         }
-        l->leaves[l->n_leaves++] = (struct unixfs_leaf){
-                .offset = offset, .size = size, .cid = *cid, .data_off = (uint32_t)data_off
-        };
+        v->p[v->n++] = *lf;
         return 0;
 }
 
-static int get_block(struct walk *w, const struct cid *cid, uint8_t **ret, size_t *ret_len)
-{
-        if (cid_is_identity(cid)) {
-                struct bytes_view d = cid_digest(cid);
-
-                *ret = malloc(d.len ? d.len : 1);
-                if (!*ret)
-                        return -ENOMEM;
-                memcpy(*ret, d.p, d.len);
-                *ret_len = d.len;
-                return 0;
-        }
-        return w->fetch(cid, ret, ret_len, w->userdata);
-}
-
-/* Walks the node at cid, whose content starts at offset; *ret_size = its file bytes. */
-static int walk_node(struct walk *w, const struct cid *cid, uint64_t offset, unsigned depth,
-                     uint64_t *ret_size)
+/* Pieces of the node at cid (content starting at offset) appended to v; *ret_size = its
+ * file bytes. A non-file node is -EISDIR (the caller decides what that means). */
+static int expand(struct vec *v, const struct cid *cid, const uint8_t *block, size_t len,
+                  uint64_t offset, unsigned depth, uint64_t *ret_size)
 {
         struct unixfs_node n;
-        uint8_t *block = NULL;
-        size_t len = 0;
-        uint64_t pos;
+        uint64_t pos = offset;
         int r;
 
         if (depth > UNIXFS_MAX_DEPTH)
                 return -EBADMSG;
-        r = get_block(w, cid, &block, &len);
-        if (r < 0)
-                return r;
+        if (cid_is_identity(cid)) {
+                struct bytes_view d = cid_digest(cid);
+
+                block = d.p;
+                len = d.len;
+        }
         r = unixfs_node_decode(cid, block, len, &n);
         if (r < 0)
-                goto out;
+                return r == -EOPNOTSUPP ? -EBADMSG : r;
         if (n.is_raw) {
-                r = add_leaf(w, cid, offset, len, 0);
+                r = vec_push(v,
+                             &(struct unixfs_leaf){
+                                     .offset = offset, .size = len, .cid = *cid, .depth = depth });
                 *ret_size = len;
                 goto done;
         }
         if (n.fs.type != UNIXFS_FILE && n.fs.type != UNIXFS_RAW) {
-                r = -EISDIR; /* not a file */
+                r = -EISDIR;
                 goto done;
         }
-        pos = offset;
         if (n.fs.has_data && n.fs.data.len) {
-                r = add_leaf(w, cid, pos, n.fs.data.len, (size_t)(n.fs.data.p - block));
+                r = vec_push(v, &(struct unixfs_leaf){ .offset = pos,
+                                                       .size = n.fs.data.len,
+                                                       .cid = *cid,
+                                                       .data_off = (uint32_t)(n.fs.data.p - block),
+                                                       .depth = depth });
                 if (r < 0)
                         goto done;
                 pos += n.fs.data.len;
         }
         for (size_t i = 0; i < n.pb.n_links; i++) {
                 const struct cid *cc = &n.pb.links[i].cid;
-                uint64_t child = 0;
+                uint64_t bs = n.fs.blocksizes[i], child;
 
-                if (cc->codec == CID_CODEC_RAW && !cid_is_identity(cc)) {
-                        /* a raw child is a leaf whose size the parent states: no fetch (the
-                         * reader checks the block's length against it when it reads it) */
-                        child = n.fs.blocksizes[i];
-                        if (child > CID_MAX_BLOCK) {
-                                r = -EBADMSG;
-                                goto done;
-                        }
-                        r = add_leaf(w, cc, pos, child, 0);
-                } else
-                        r = walk_node(w, cc, pos, depth + 1, &child);
+                r = -EBADMSG;
+                if (cid_is_identity(cc)) {
+                        r = expand(v, cc, NULL, 0, pos, depth + 1, &child);
+                        if (r == -EISDIR || (r >= 0 && child != bs))
+                                r = -EBADMSG; /* a file's child is file bytes, as many as said */
+                } else if (cc->codec == CID_CODEC_RAW && bs <= CID_MAX_BLOCK)
+                        r = vec_push(v, &(struct unixfs_leaf){ .offset = pos,
+                                                               .size = bs,
+                                                               .cid = *cc,
+                                                               .depth = (uint8_t)(depth + 1) });
+                else if (cc->codec == CID_CODEC_DAG_PB)
+                        r = vec_push(v, &(struct unixfs_leaf){ .offset = pos,
+                                                               .size = bs,
+                                                               .cid = *cc,
+                                                               .depth = (uint8_t)(depth + 1),
+                                                               .is_pending = true });
                 if (r < 0)
                         goto done;
-                if (child != n.fs.blocksizes[i]) {
-                        r = -EBADMSG; /* the DAG lies about its sizes */
-                        goto done;
-                }
-                if (__builtin_add_overflow(pos, child, &pos)) {
+                if (__builtin_add_overflow(pos, bs, &pos)) {
                         r = -EBADMSG;
                         goto done;
                 }
         }
-        /* filesize must agree with what is really there (absent means 0 only for empty) */
+        /* filesize must agree with what is really there (absent reads as 0) */
         if ((n.fs.has_filesize ? n.fs.filesize : 0) != pos - offset) {
                 r = -EBADMSG;
                 goto done;
         }
         *ret_size = pos - offset;
+        r = 0;
 done:
         unixfs_node_done(&n);
-out:
-        free(block);
         return r;
+}
+
+/* Replaces `replace` pieces at i by v's pieces (v's storage is consumed). */
+static int splice(struct unixfs_layout *l, size_t i, size_t replace, struct vec *v)
+{
+        size_t n = l->n_leaves - replace + v->n, pending = 0;
+
+        if (n > l->cap) {
+                size_t cap = MAX(n, l->cap * 2);
+                struct unixfs_leaf *np;
+
+                cap = MIN(cap, (size_t)UNIXFS_MAX_LEAVES);
+                np = reallocarray(l->leaves, cap, sizeof(*np));
+                if (!np)
+                        return -ENOMEM;
+                l->leaves = np;
+                l->cap = cap;
+        }
+        for (size_t k = 0; k < replace; k++)
+                pending += l->leaves[i + k].is_pending;
+        memmove(l->leaves + i + v->n, l->leaves + i + replace,
+                (l->n_leaves - i - replace) * sizeof(*l->leaves));
+        if (v->n)
+                memcpy(l->leaves + i, v->p, v->n * sizeof(*v->p));
+        l->n_pending -= pending;
+        for (size_t k = 0; k < v->n; k++)
+                l->n_pending += v->p[k].is_pending;
+        l->n_leaves = n;
+        return 0;
+}
+
+int unixfs_layout_open(const struct cid *root, const uint8_t *block, size_t len,
+                       struct unixfs_layout *ret)
+{
+        struct unixfs_layout l = { 0 };
+        struct vec v = { .room = UNIXFS_MAX_LEAVES };
+        uint64_t size = 0;
+        int r;
+
+        r = expand(&v, root, block, len, 0, 0, &size);
+        if (r >= 0)
+                r = splice(&l, 0, 0, &v);
+        free(v.p);
+        if (r < 0) {
+                free(l.leaves);
+                return r;
+        }
+        l.size = size;
+        *ret = l;
+        return 0;
+}
+
+int unixfs_layout_resolve(struct unixfs_layout *l, size_t i, const uint8_t *block, size_t len)
+{
+        struct unixfs_leaf lf;
+        struct vec v = { 0 };
+        uint64_t size = 0;
+        int r;
+
+        if (i >= l->n_leaves || !l->leaves[i].is_pending)
+                return -EINVAL;
+        lf = l->leaves[i];
+        v.room = UNIXFS_MAX_LEAVES - (l->n_leaves - 1);
+        r = expand(&v, &lf.cid, block, len, lf.offset, lf.depth, &size);
+        if (r == -EISDIR || (r >= 0 && size != lf.size))
+                r = -EBADMSG; /* not file bytes, or not as many as the parent says */
+        if (r >= 0)
+                r = splice(l, i, 1, &v);
+        free(v.p);
+        return r < 0 ? r : (int)v.n; /* v.n <= UNIXFS_MAX_LEAVES */
+}
+
+static int get_block(const struct cid *cid, unixfs_fetch_fn fetch, void *userdata, uint8_t **ret,
+                     size_t *ret_len)
+{
+        if (cid_is_identity(cid)) {
+                *ret = NULL; /* expand() reads the digest */
+                *ret_len = 0;
+                return 0;
+        }
+        return fetch(cid, ret, ret_len, userdata);
 }
 
 int unixfs_layout_build(const struct cid *root, unixfs_fetch_fn fetch, void *userdata,
                         struct unixfs_layout *ret)
 {
         struct unixfs_layout l = { 0 };
-        struct walk w = { .fetch = fetch, .userdata = userdata, .l = &l };
-        uint64_t size = 0;
+        uint8_t *block = NULL;
+        size_t len = 0;
         int r;
 
-        r = walk_node(&w, root, 0, 0, &size);
+        r = get_block(root, fetch, userdata, &block, &len);
+        if (r < 0)
+                return r;
+        r = unixfs_layout_open(root, block, len, &l);
+        free(block);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < l.n_leaves && r >= 0;) {
+                struct cid c;
+
+                if (!l.leaves[i].is_pending) {
+                        i++;
+                        continue;
+                }
+                c = l.leaves[i].cid; /* the array moves on resolve */
+                block = NULL;
+                r = get_block(&c, fetch, userdata, &block, &len);
+                if (r >= 0)
+                        r = unixfs_layout_resolve(&l, i, block, len);
+                free(block);
+        }
         if (r < 0) {
-                free(l.leaves);
+                unixfs_layout_done(&l);
                 return r;
         }
-        l.size = size;
         *ret = l;
         return 0;
 }
@@ -179,4 +270,23 @@ size_t unixfs_layout_find(const struct unixfs_layout *l, uint64_t off)
                         hi = mid;
         }
         return lo;
+}
+
+int unixfs_leaf_slice(const struct unixfs_leaf *lf, const uint8_t *block, size_t len,
+                      struct bytes_view *ret)
+{
+        if (lf->is_pending)
+                return -EINVAL;
+        if (cid_is_identity(&lf->cid)) {
+                struct bytes_view d = cid_digest(&lf->cid);
+
+                block = d.p;
+                len = d.len;
+        }
+        /* a raw leaf is exactly its parent's blocksize; a dag-pb piece lies inside its block */
+        if ((lf->cid.codec == CID_CODEC_RAW && len != lf->size) || lf->data_off > len ||
+            lf->size > len - lf->data_off)
+                return -EBADMSG;
+        *ret = (struct bytes_view){ .p = block + lf->data_off, .len = (size_t)lf->size };
+        return 0;
 }

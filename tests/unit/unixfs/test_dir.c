@@ -271,6 +271,189 @@ static void test_hamt__v1_2025_threshold__spec_vectors(void **state)
                   "bafybeiegvuterwurhdtkikfhbxcldohmxp566vpjdofhzmnhv6o4freidu");
 }
 
+/* ipfs.md §16.1: `add -r` of {hey = "Hey\n", hello/world = "World\n"}, default (legacy) */
+static void test_basic__nested_tree__spec_vector(void **state)
+{
+        struct unixfs_dir_params dp;
+        struct unixfs_dirent top[2], sub;
+        struct store s = { 0 };
+        char out[CID_MAX_STR];
+        struct cid root, got;
+        uint64_t tsize;
+
+        (void)state;
+        unixfs_dir_params_profile(UNIXFS_PROFILE_LEGACY, &dp);
+        file_cid(UNIXFS_PROFILE_LEGACY, "World\n", &sub.cid, &sub.tsize, &s);
+        sub.name = "world";
+        sub.name_len = 5;
+        top[0].name = "hey";
+        top[0].name_len = 3;
+        file_cid(UNIXFS_PROFILE_LEGACY, "Hey\n", &top[0].cid, &top[0].tsize, &s);
+        top[1].name = "hello";
+        top[1].name_len = 5;
+        assert_int_equal(unixfs_dir_build(&dp, &sub, 1, store_put, &s, &top[1].cid, &top[1].tsize),
+                         0);
+        assert_int_equal(unixfs_dir_build(&dp, top, 2, store_put, &s, &root, &tsize), 0);
+        assert_string_equal(cid_to_string(&root, out),
+                            "QmZQWnfcqJ6hNkkPvrY9Q5X39GP3jUnUbAV4AbmbbR3Cb1");
+        /* entries were sorted by name bytes: "hello" before "hey" */
+        assert_string_equal(top[0].name, "hello");
+        assert_int_equal(unixfs_dir_lookup(&root, "hello", store_get, &s, &got, &tsize), 0);
+        assert_int_equal(unixfs_dir_lookup(&got, "world", store_get, &s, &got, &tsize), 0);
+        assert_true(cid_equal(&got, &sub.cid));
+        assert_int_equal(unixfs_dir_lookup(&sub.cid, "x", store_get, &s, &got, &tsize), -ENOTDIR);
+        store_free(&s);
+}
+
+/* Finds the link named `name` in the block of cid. */
+static const struct unixfs_pb_link *find_link(struct store *s, const struct cid *cid,
+                                              const char *name, struct unixfs_node *n,
+                                              uint8_t **blk)
+{
+        size_t len;
+
+        assert_int_equal(store_get(cid, blk, &len, s), 0);
+        assert_int_equal(unixfs_node_decode(cid, *blk, len, n), 0);
+        assert_int_equal(n->fs.type, UNIXFS_HAMT_SHARD);
+        for (size_t i = 0; i < n->pb.n_links; i++)
+                if (n->pb.links[i].name.len == strlen(name) &&
+                    memcmp(n->pb.links[i].name.p, name, strlen(name)) == 0)
+                        return &n->pb.links[i];
+        return NULL;
+}
+
+/* ipfs.md §16.4 / §10.3: 1.txt..1000.txt sharded (here by Kubo's max-links rule): root
+ * bucket 00 is a sub-shard holding exactly "6E470.txt" and "FF742.txt"; bitfield trimmed. */
+static void test_hamt__fixture_shape__470_and_742(void **state)
+{
+        struct unixfs_dirent *e = calloc(1000, sizeof(*e));
+        char(*names)[16] = calloc(1000, sizeof(*names));
+        struct unixfs_dir_params dp;
+        const struct unixfs_pb_link *l;
+        struct unixfs_node root_n, sub_n;
+        struct store s = { 0 };
+        uint8_t *b1, *b2;
+        struct cid x, root, got;
+        uint64_t xt, tsize;
+
+        (void)state;
+        assert_non_null(e);
+        assert_non_null(names);
+        file_cid(UNIXFS_PROFILE_DEFAULT, "x", &x, &xt, &s);
+        for (size_t i = 0; i < 1000; i++) {
+                int n = snprintf(names[i], sizeof(names[i]), "%zu.txt", i + 1);
+
+                e[i] = (struct unixfs_dirent){
+                        .name = names[i], .name_len = (size_t)n, .cid = x, .tsize = xt
+                };
+        }
+        unixfs_dir_params_profile(UNIXFS_PROFILE_DEFAULT, &dp);
+        assert_int_equal(unixfs_dir_build(&dp, e, 1000, store_put, &s, &root, &tsize), 0);
+        assert_int_equal(store_get(&root, &b1, &tsize, &s), 0);
+        assert_int_equal(unixfs_node_decode(&root, b1, tsize, &root_n), 0);
+        assert_int_equal(root_n.fs.type, UNIXFS_DIRECTORY); /* 43 KB: under the threshold */
+        unixfs_node_done(&root_n);
+        free(b1);
+
+        dp.max_links = 999;
+        assert_int_equal(unixfs_dir_build(&dp, e, 1000, store_put, &s, &root, &tsize), 0);
+        l = find_link(&s, &root, "00", &root_n, &b1);
+        assert_non_null(l);
+        assert_int_equal(root_n.fs.fanout, 256);
+        assert_int_equal(root_n.fs.hash_type, 0x22);
+        /* bucket 0 is set: the lowest bit of the last bitfield byte */
+        assert_true(root_n.fs.data.len >= 1 && root_n.fs.data.len <= 32);
+        assert_true(root_n.fs.data.len == 32 || root_n.fs.data.p[0] != 0);
+        assert_int_equal(root_n.fs.data.p[root_n.fs.data.len - 1] & 1, 1);
+        got = l->cid;
+        assert_non_null(find_link(&s, &got, "6E470.txt", &sub_n, &b2));
+        assert_int_equal(sub_n.pb.n_links, 2);
+        assert_memory_equal(sub_n.pb.links[1].name.p, "FF742.txt", 9);
+        /* sub-shard bitfield: buckets 0x6E and 0xFF -> 32 bytes, first byte 0x80 */
+        assert_int_equal(sub_n.fs.data.len, 32);
+        assert_int_equal(sub_n.fs.data.p[0], 0x80);
+        assert_int_equal(sub_n.fs.data.p[31 - 0x6e / 8], 1u << (0x6e % 8));
+        unixfs_node_done(&sub_n);
+        free(b2);
+        unixfs_node_done(&root_n);
+        free(b1);
+        assert_int_equal(unixfs_dir_lookup(&root, "470.txt", store_get, &s, &got, &tsize), 0);
+        assert_true(cid_equal(&got, &x));
+        assert_int_equal(unixfs_dir_lookup(&root, "1001.txt", store_get, &s, &got, &tsize),
+                         -ENOENT);
+        free(names);
+        free(e);
+        store_free(&s);
+}
+
+static int count_entries(const struct unixfs_dirent *e, void *ud)
+{
+        (void)e;
+        (*(size_t *)ud)++;
+        return 0;
+}
+
+/* A shard whose 256 buckets all hold sub-shard `next` (or, without next, one entry). */
+static void put_shard(struct store *s, const struct cid *next, struct cid *ret)
+{
+        static struct unixfs_pb_link links[256];
+        static char names[256][8];
+        uint8_t bits[32];
+        struct unixfs_data d = { .type = UNIXFS_HAMT_SHARD,
+                                 .data = { bits, sizeof(bits) },
+                                 .has_data = true,
+                                 .hash_type = 0x22,
+                                 .has_hash_type = true,
+                                 .fanout = 256,
+                                 .has_fanout = true };
+        struct unixfs_pb_node n = { .links = links, .n_links = next ? 256 : 1, .has_data = true };
+        struct buf db, bb;
+
+        memset(bits, 0xff, sizeof(bits));
+        for (size_t i = 0; i < n.n_links; i++) {
+                int len = snprintf(names[i], sizeof(names[i]), next ? "%02zX" : "%02zXe", i);
+
+                links[i] =
+                        (struct unixfs_pb_link){ .cid = next ? *next : *ret,
+                                                 .name = { (const uint8_t *)names[i], (size_t)len },
+                                                 .has_name = true };
+        }
+        buf_init(&db, 256);
+        buf_init(&bb, 65536);
+        assert_int_equal(unixfs_data_encode(&d, &db), 0);
+        n.data = buf_view(&db);
+        assert_int_equal(unixfs_pb_encode(&n, &bb), 0);
+        assert_int_equal(cid_compute(1, CID_CODEC_DAG_PB, CID_MH_SHA2_256, bb.p, bb.len, ret), 0);
+        assert_int_equal(store_put(ret, bb.p, bb.len, s), 0);
+        buf_done(&db);
+        buf_done(&bb);
+}
+
+/* Four levels of 256 buckets all pointing at the same next shard: 256^3 shard visits and
+ * more entries than any directory has, from four small blocks. The listing stops at its
+ * shard budget; a lookup walks one path only. */
+static void test_hamt__repeated_subshards__bounded(void **state)
+{
+        struct store s = { 0 };
+        struct cid c, got;
+        uint64_t tsize;
+        size_t count = 0;
+
+        (void)state;
+        assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, "", 0, &c), 0);
+        put_shard(&s, NULL, &c);
+        for (int level = 0; level < 3; level++) {
+                got = c;
+                put_shard(&s, &got, &c);
+        }
+        assert_int_equal(unixfs_dir_list(&c, store_get, &s, count_entries, &count), -E2BIG);
+        assert_true(count > 0 && count <= UNIXFS_MAX_SHARDS);
+        /* the lookup descends three times, then finds "e" only if its depth-3 byte is 00 */
+        assert_int_equal(unixfs_dir_lookup(&c, "e", store_get, &s, &got, &tsize),
+                         ((unixfs_murmur3_64("e", 1) >> 32) & 0xff) == 0 ? 0 : -ENOENT);
+        store_free(&s);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -278,6 +461,9 @@ int main(void)
                 cmocka_unit_test(test_basic__wrapped_hello__spec_vector),
                 cmocka_unit_test(test_basic__file_and_symlink__spec_vector),
                 cmocka_unit_test(test_basic__empty_and_duplicates),
+                cmocka_unit_test(test_basic__nested_tree__spec_vector),
+                cmocka_unit_test(test_hamt__fixture_shape__470_and_742),
+                cmocka_unit_test(test_hamt__repeated_subshards__bounded),
                 cmocka_unit_test(test_hamt__legacy_threshold__spec_vectors),
                 cmocka_unit_test(test_hamt__v1_2025_threshold__spec_vectors),
         };

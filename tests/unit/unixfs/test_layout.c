@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* File layouts over builder output, hostile DAGs, dag-pb/UnixFS edge cases, CAR v1. */
+/* File layouts (eager and lazy) over builder output, spec and hand-built uneven DAGs, hostile
+ * DAGs; a few whole-node decodes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -261,38 +262,298 @@ static void test_data__mtime_mode__round_trip(void **state)
                          -EBADMSG);
 }
 
-static void test_car__write_read__and_truncation(void **state)
+/* A dag-pb File/Raw node by hand: optional Data.Data prefix, children with blocksizes. */
+static void put_node(struct store *s, enum unixfs_type type, const char *prefix,
+                     const struct cid *kids, const uint64_t *bs, size_t n, int64_t filesize,
+                     unsigned version, struct cid *ret)
 {
-        struct unixfs_car_reader rd;
-        struct bytes_view blk;
-        struct cid root, a, got;
-        struct buf b;
+        struct unixfs_pb_link links[16];
+        uint64_t sizes[16], total = prefix ? strlen(prefix) : 0;
+        struct unixfs_data d = { .type = type,
+                                 .data = { (const uint8_t *)prefix, prefix ? strlen(prefix) : 0 },
+                                 .has_data = prefix != NULL,
+                                 .has_filesize = true,
+                                 .blocksizes = sizes,
+                                 .n_blocksizes = n };
+        struct unixfs_pb_node node = { .links = links, .n_links = n, .has_data = true };
+        struct buf db, bb;
+
+        assert_true(n <= 16);
+        for (size_t i = 0; i < n; i++) {
+                links[i] = (struct unixfs_pb_link){
+                        .cid = kids[i], .has_name = true, .tsize = bs[i], .has_tsize = true
+                };
+                sizes[i] = bs[i];
+                total += bs[i];
+        }
+        d.filesize = filesize >= 0 ? (uint64_t)filesize : total;
+        buf_init(&db, CID_MAX_BLOCK);
+        buf_init(&bb, CID_MAX_BLOCK);
+        assert_int_equal(unixfs_data_encode(&d, &db), 0);
+        node.data = buf_view(&db);
+        assert_int_equal(unixfs_pb_encode(&node, &bb), 0);
+        assert_int_equal(cid_compute(version, CID_CODEC_DAG_PB, CID_MH_SHA2_256, bb.p, bb.len, ret),
+                         0);
+        assert_int_equal(store_put(ret, bb.p, bb.len, s), 0);
+        buf_done(&db);
+        buf_done(&bb);
+}
+
+static void put_raw(struct store *s, const char *bytes, struct cid *ret)
+{
+        assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, bytes, strlen(bytes), ret),
+                         0);
+        assert_int_equal(store_put(ret, (const uint8_t *)bytes, strlen(bytes), s), 0);
+}
+
+/* Reads [0, size) through the layout the way the read path does: find, fetch (keeping the
+ * last block, as a cache would), resolve pending pieces with it, slice. Counts fetches. */
+static void read_all(struct store *s, struct unixfs_layout *l, char *out)
+{
+        struct cid have = { 0 };
+        uint8_t *blk = NULL;
+        size_t len = 0;
+
+        for (uint64_t off = 0; off < l->size;) {
+                size_t i = unixfs_layout_find(l, off);
+                const struct unixfs_leaf *lf = &l->leaves[i];
+                struct bytes_view v;
+
+                assert_true(lf->offset <= off && off < lf->offset + lf->size);
+                if (!cid_is_identity(&lf->cid) && !cid_equal(&have, &lf->cid)) {
+                        free(blk);
+                        assert_int_equal(counting_get(&lf->cid, &blk, &len, s), 0);
+                        have = lf->cid;
+                }
+                if (lf->is_pending) {
+                        assert_true(unixfs_layout_resolve(l, i, blk, len) >= 0);
+                        continue;
+                }
+                assert_int_equal(unixfs_leaf_slice(lf, blk, len, &v), 0);
+                memcpy(out + lf->offset, v.p, v.len);
+                off = lf->offset + lf->size;
+        }
+        free(blk);
+}
+
+/* ipfs.md §16.4 multiblock.txt: five raw leaves under a 245-byte CIDv1 root */
+static void test_layout__multiblock_txt__spec_vector(void **state)
+{
+        static const char *leaves[] = {
+                "bafkreie5noke3mb7hqxukzcy73nl23k6lxszxi5w3dtmuwz62wnvkpsscm",
+                "bafkreih4ephajybraj6wnxsbwjwa77fukurtpl7oj7t7pfq545duhot7cq",
+                "bafkreigu7buvm3cfunb35766dn7tmqyh2um62zcio63en2btvxuybgcpue",
+                "bafkreicll3huefkc3qnrzeony7zcfo7cr3nbx64hnxrqzsixpceg332fhe",
+                "bafkreifst3pqztuvj57lycamoi7z34b4emf7gawxs74nwrc2c7jncmpaqm",
+        };
+        static const uint64_t bs[5] = { 256, 256, 256, 256, 2 };
+        static struct store s;
+        struct cid kids[5], root;
+        struct unixfs_layout l;
+        char out[CID_MAX_STR];
 
         (void)state;
-        assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, "aaa", 3, &a), 0);
-        assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, "root", 4, &root), 0);
-        buf_init(&b, 4096);
-        assert_int_equal(unixfs_car_write_header(&root, &b), 0);
-        assert_int_equal(unixfs_car_write_block(&root, (const uint8_t *)"root", 4, &b), 0);
-        assert_int_equal(unixfs_car_write_block(&a, (const uint8_t *)"aaa", 3, &b), 0);
-        assert_int_equal(unixfs_car_init(&rd, b.p, b.len), 0);
-        assert_int_equal(rd.n_roots, 1);
-        assert_true(cid_equal(&rd.roots[0], &root));
-        assert_int_equal(unixfs_car_next(&rd, &got, &blk), 1);
-        assert_true(cid_equal(&got, &root));
-        assert_int_equal(cid_verify(&got, blk.p, blk.len), 0);
-        assert_int_equal(unixfs_car_next(&rd, &got, &blk), 1);
-        assert_true(cid_equal(&got, &a));
-        assert_int_equal(unixfs_car_next(&rd, &got, &blk), 0);
-        /* cut inside the last section: truncated, not a clean end */
-        assert_int_equal(unixfs_car_init(&rd, b.p, b.len - 1), 0);
-        assert_int_equal(unixfs_car_next(&rd, &got, &blk), 1);
-        assert_int_equal(unixfs_car_next(&rd, &got, &blk), -EAGAIN);
-        /* cut inside the header */
-        assert_int_equal(unixfs_car_init(&rd, b.p, 10), -EAGAIN);
-        /* not a CAR */
-        assert_int_equal(unixfs_car_init(&rd, (const uint8_t *)"\x05hello", 6), -EBADMSG);
-        buf_done(&b);
+        for (size_t i = 0; i < 5; i++)
+                assert_int_equal(cid_parse(leaves[i], strlen(leaves[i]), &kids[i]), 0);
+        put_node(&s, UNIXFS_FILE, NULL, kids, bs, 5, -1, 1, &root);
+        assert_string_equal(cid_to_string(&root, out),
+                            "bafybeigcisqd7m5nf3qmuvjdbakl5bdnh4ocrmacaqkpuh77qjvggmt2sa");
+        assert_int_equal(s.lens[0], 245); /* Tsize 1271 = 245 + 1026 */
+        fetches = 0;
+        assert_int_equal(unixfs_layout_build(&root, counting_get, &s, &l), 0);
+        assert_int_equal(fetches, 1);
+        assert_int_equal(l.size, 1026);
+        assert_int_equal(l.n_leaves, 5);
+        assert_int_equal(l.n_pending, 0);
+        for (size_t i = 0; i < 5; i++) {
+                assert_true(cid_equal(&l.leaves[i].cid, &kids[i]));
+                assert_int_equal(l.leaves[i].offset, 256 * i);
+                assert_int_equal(l.leaves[i].size, bs[i]);
+                assert_int_equal(l.leaves[i].depth, 1);
+        }
+        assert_int_equal(unixfs_layout_find(&l, 0), 0);
+        assert_int_equal(unixfs_layout_find(&l, 255), 0);
+        assert_int_equal(unixfs_layout_find(&l, 256), 1);
+        assert_int_equal(unixfs_layout_find(&l, 1023), 3);
+        assert_int_equal(unixfs_layout_find(&l, 1025), 4);
+        {
+                /* a raw leaf whose block is not exactly its blocksize is refused on read */
+                struct bytes_view v;
+                static const uint8_t two[2] = "ab", three[3] = "abc";
+
+                assert_int_equal(unixfs_leaf_slice(&l.leaves[4], two, 2, &v), 0);
+                assert_int_equal(v.len, 2);
+                assert_int_equal(unixfs_leaf_slice(&l.leaves[4], three, 3, &v), -EBADMSG);
+        }
+        unixfs_layout_done(&l);
+        store_clear(&s);
+}
+
+/*
+ * A trickle-like DAG with everything a reader meets: Data.Data prefixes in inner nodes, TRaw
+ * (type 0) dag-pb leaves, raw leaves, an identity child, leaves at depths 1 to 3:
+ *   root "AB" -> [TRaw "cd", raw "efg", inner "h" -> [TRaw "ij", inner -> [raw "k"]],
+ *                 identity raw "lm"]                                  = "ABcdefghijklm"
+ */
+static void build_uneven(struct store *s, struct cid *root)
+{
+        struct cid k[4], a, b, c, d, id;
+        uint64_t bs[4];
+
+        put_node(s, UNIXFS_RAW, "cd", NULL, NULL, 0, -1, 0, &a);
+        put_raw(s, "efg", &b);
+        put_raw(s, "k", &c);
+        put_node(s, UNIXFS_FILE, NULL, &c, (uint64_t[]){ 1 }, 1, -1, 1, &d);
+        put_node(s, UNIXFS_RAW, "ij", NULL, NULL, 0, -1, 0, &k[0]);
+        k[1] = d;
+        put_node(s, UNIXFS_FILE, "h", k, (uint64_t[]){ 2, 1 }, 2, -1, 0, &c);
+        assert_int_equal(cid_make(1, CID_CODEC_RAW, CID_MH_IDENTITY, (const uint8_t *)"lm", 2, &id),
+                         0);
+        k[0] = a;
+        k[1] = b;
+        k[2] = c;
+        k[3] = id;
+        bs[0] = 2;
+        bs[1] = 3;
+        bs[2] = 4;
+        bs[3] = 2;
+        put_node(s, UNIXFS_FILE, "AB", k, bs, 4, -1, 0, root);
+}
+
+static void test_layout__uneven_trickle_dag__eager_and_lazy(void **state)
+{
+        static const char want[] = "ABcdefghijklm";
+        static struct store s;
+        struct unixfs_layout l;
+        char out[sizeof(want)] = { 0 };
+        struct cid root;
+        uint8_t *blk;
+        size_t len;
+
+        (void)state;
+        build_uneven(&s, &root);
+        fetches = 0;
+        assert_int_equal(unixfs_layout_build(&root, counting_get, &s, &l), 0);
+        assert_int_equal(fetches, 5); /* root, TRaw "cd", inner "h", TRaw "ij", inner */
+        assert_int_equal(l.size, 13);
+        assert_int_equal(l.n_pending, 0);
+        assert_int_equal(l.n_leaves, 7); /* AB cd efg h ij k lm */
+        assert_int_equal(l.leaves[5].depth, 3);
+        read_all(&s, &l, out);
+        assert_string_equal(out, want);
+        unixfs_layout_done(&l);
+
+        /* lazily: only the root up front; pieces resolved as the reads reach them */
+        assert_int_equal(store_get(&root, &blk, &len, &s), 0);
+        assert_int_equal(unixfs_layout_open(&root, blk, len, &l), 0);
+        free(blk);
+        assert_int_equal(l.size, 13);
+        assert_int_equal(l.n_leaves, 5); /* AB, cd?, efg, h-subtree?, lm */
+        assert_int_equal(l.n_pending, 2);
+        assert_true(l.leaves[1].is_pending && l.leaves[3].is_pending);
+        assert_int_equal(unixfs_layout_resolve(&l, 0, NULL, 0), -EINVAL);
+        memset(out, 0, sizeof(out));
+        fetches = 0;
+        read_all(&s, &l, out);
+        assert_string_equal(out, want);
+        assert_int_equal(l.n_pending, 0);
+        assert_int_equal(l.n_leaves, 7);
+        assert_int_equal(fetches, 7); /* each block once, the read's own leaves included */
+        unixfs_layout_done(&l);
+        store_clear(&s);
+}
+
+/* Serves one block for every CID: a DAG that contains itself, as far as sizes go. */
+static const uint8_t *loop_block;
+static size_t loop_len;
+
+static int loop_get(const struct cid *cid, uint8_t **ret, size_t *ret_len, void *ud)
+{
+        (void)cid;
+        (void)ud;
+        fetches++;
+        *ret = malloc(loop_len);
+        if (!*ret)
+                return -ENOMEM;
+        memcpy(*ret, loop_block, loop_len);
+        *ret_len = loop_len;
+        return 0;
+}
+
+static void test_layout__hostile_dags__refused(void **state)
+{
+        static struct store s;
+        struct cid leaf, big[2], root, dir;
+        struct unixfs_layout l;
+        uint8_t *blk;
+        size_t len;
+        int r;
+
+        (void)state;
+        /* a cycle (node -> itself, sizes consistent): ended by the depth limit */
+        put_node(&s, UNIXFS_RAW, "x", NULL, NULL, 0, -1, 0, &leaf);
+        put_node(&s, UNIXFS_FILE, NULL, &leaf, (uint64_t[]){ 1 }, 1, -1, 0, &root);
+        loop_block = s.blocks[1];
+        loop_len = s.lens[1];
+        fetches = 0;
+        assert_int_equal(unixfs_layout_build(&root, loop_get, NULL, &l), -EBADMSG);
+        assert_int_equal(fetches, UNIXFS_MAX_DEPTH + 2); /* root, then depths 1..65 */
+
+        /* blocksizes that overflow 64 bits, or do not add up to filesize */
+        put_raw(&s, "y", &big[0]);
+        big[1] = big[0];
+        put_node(&s, UNIXFS_FILE, NULL, big, (uint64_t[]){ UINT64_MAX, 2 }, 2, 1, 1, &root);
+        assert_int_equal(unixfs_layout_build(&root, store_get, &s, &l), -EBADMSG);
+        put_node(&s, UNIXFS_FILE, NULL, big, (uint64_t[]){ 1, 1 }, 2, 3, 1, &root);
+        assert_int_equal(unixfs_layout_build(&root, store_get, &s, &l), -EBADMSG);
+        /* a raw leaf claimed larger than any block */
+        put_node(&s, UNIXFS_FILE, NULL, big, (uint64_t[]){ CID_MAX_BLOCK + 1 }, 1, -1, 1, &root);
+        assert_int_equal(unixfs_layout_build(&root, store_get, &s, &l), -EBADMSG);
+        /* a dag-pb child holding other than its blocksize: lazy resolve refuses, unchanged */
+        put_node(&s, UNIXFS_FILE, NULL, &leaf, (uint64_t[]){ 5 }, 1, -1, 1, &root);
+        assert_int_equal(unixfs_layout_build(&root, store_get, &s, &l), -EBADMSG);
+        assert_int_equal(store_get(&root, &blk, &len, &s), 0);
+        assert_int_equal(unixfs_layout_open(&root, blk, len, &l), 0);
+        free(blk);
+        assert_int_equal(l.n_pending, 1);
+        assert_int_equal(store_get(&leaf, &blk, &len, &s), 0);
+        assert_int_equal(unixfs_layout_resolve(&l, 0, blk, len), -EBADMSG);
+        free(blk);
+        assert_int_equal(l.n_leaves, 1);
+        assert_true(l.leaves[0].is_pending);
+        assert_int_equal(l.leaves[0].size, 5);
+        unixfs_layout_done(&l);
+
+        /* a directory is not a file; nor may one sit inside a file */
+        {
+                static const uint8_t d[] = { 0x0a, 0x02, 0x08, 0x01 };
+
+                assert_int_equal(
+                        cid_compute(0, CID_CODEC_DAG_PB, CID_MH_SHA2_256, d, sizeof(d), &dir), 0);
+                assert_int_equal(store_put(&dir, d, sizeof(d), &s), 0);
+                assert_int_equal(unixfs_layout_build(&dir, store_get, &s, &l), -EISDIR);
+                put_node(&s, UNIXFS_FILE, NULL, &dir, (uint64_t[]){ 1 }, 1, -1, 0, &root);
+                assert_int_equal(unixfs_layout_build(&root, store_get, &s, &l), -EBADMSG);
+        }
+        /* a child in a codec that is not UnixFS */
+        {
+                struct cid cbor;
+
+                assert_int_equal(
+                        cid_compute(1, CID_CODEC_DAG_CBOR, CID_MH_SHA2_256, "\xa0", 1, &cbor), 0);
+                put_node(&s, UNIXFS_FILE, NULL, &cbor, (uint64_t[]){ 1 }, 1, -1, 1, &root);
+                r = unixfs_layout_build(&root, store_get, &s, &l);
+                assert_int_equal(r, -EBADMSG);
+        }
+        /* an empty subtree contributes no piece (and needs no fetch) */
+        put_node(&s, UNIXFS_FILE, NULL, &leaf, (uint64_t[]){ 0 }, 1, 0, 1, &root);
+        fetches = 0;
+        assert_int_equal(unixfs_layout_build(&root, counting_get, &s, &l), 0);
+        assert_int_equal(fetches, 1);
+        assert_int_equal(l.n_leaves, 0);
+        assert_int_equal(l.size, 0);
+        unixfs_layout_done(&l);
+        store_clear(&s);
 }
 
 int main(void)
@@ -301,9 +562,11 @@ int main(void)
                 cmocka_unit_test(test_layout__builder_shapes__bytes_back),
                 cmocka_unit_test(test_layout__identity_root__no_fetch),
                 cmocka_unit_test(test_layout__lying_blocksizes__ebadmsg_raw_not_fetched),
+                cmocka_unit_test(test_layout__multiblock_txt__spec_vector),
+                cmocka_unit_test(test_layout__uneven_trickle_dag__eager_and_lazy),
+                cmocka_unit_test(test_layout__hostile_dags__refused),
                 cmocka_unit_test(test_node__symlink_and_invalid_blocks),
                 cmocka_unit_test(test_data__mtime_mode__round_trip),
-                cmocka_unit_test(test_car__write_read__and_truncation),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
