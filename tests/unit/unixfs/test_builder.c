@@ -63,6 +63,194 @@ static void test_small__spec_vectors(void **state)
         }
 }
 
+/* §16.1 rows for raw leaves, CIDv1 dag-pb leaves and base32-printed CIDv0 roots */
+static void test_small__cid_forms__spec_vectors(void **state)
+{
+        struct unixfs_params legacy, v1 = params(1, true, 262144, 174),
+                                     v1pb = params(1, false, 262144, 174),
+                                     v0raw = params(0, true, 262144, 174);
+        struct unixfs_builder *b;
+        char s[CID_MAX_STR];
+        size_t blocks = 0;
+        struct cid root, v1root;
+
+        (void)state;
+        unixfs_params_profile(UNIXFS_PROFILE_LEGACY, &legacy);
+        check_bytes(&v1pb, "", 0, "bafybeif7ztnhq65lumvvtr4ekcwd2ifwgm3awq4zfr3srh462rwyinlb4y");
+        check_bytes(&v0raw, "", 0, "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku");
+        check_bytes(&v1, "hello world\n", 12,
+                    "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4");
+        check_bytes(&v1pb, "hello world\n", 12,
+                    "bafybeicg2rebjoofv4kbyovkw7af3rpiitvnl6i7ckcywaq6xjcxnc2mby");
+        check_bytes(&v1, "test", 4, "bafkreie7q3iidccmpvszul7kudcvvuavuo7u6gzlbobczuk5nqk3b4akba");
+        check_bytes(&v1, "hello application/vnd.ipld.car\n", 31,
+                    "bafkreifkam6ns4aoolg3wedr4uzrs3kvq66p4pecirz6y2vlrngla62mxm");
+        /* "test" in base16 as well */
+        assert_int_equal(unixfs_builder_new(&v1, count_block, &blocks, &b), 0);
+        assert_int_equal(unixfs_builder_write(b, "test", 4), 0);
+        assert_int_equal(unixfs_builder_finish(b, &root, NULL, NULL), 0);
+        unixfs_builder_free(b);
+        assert_true(cid_format(&root, CID_BASE_BASE16, s, sizeof(s)) > 0);
+        assert_string_equal(s,
+                            "f015512209f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f"
+                            "00a08");
+        /* a default (v0) import printed in base32 is its CIDv1 form */
+        assert_int_equal(unixfs_builder_new(&legacy, count_block, &blocks, &b), 0);
+        assert_int_equal(unixfs_builder_write(b, "base32 test\n", 12), 0);
+        assert_int_equal(unixfs_builder_finish(b, &root, NULL, NULL), 0);
+        unixfs_builder_free(b);
+        assert_int_equal(cid_to_v1(&root, &v1root), 0);
+        assert_string_equal(cid_to_string(&v1root, s),
+                            "bafybeibyosqxljd2eptb4ebbtvk7pb4aoxzqa6ttdsflty6rsslz5y6i34");
+}
+
+/* Records every emitted block, to check the upload order and the tree's shape. */
+struct emitted {
+        struct cid cids[512];
+        uint8_t *blocks[512];
+        size_t lens[512];
+        size_t n;
+        uint64_t bytes;
+};
+
+static int record_block(const struct cid *cid, const uint8_t *p, size_t len, void *ud)
+{
+        struct emitted *e = ud;
+        struct unixfs_node node;
+
+        assert_true(e->n < 512);
+        /* children before parents: every link points at a block already emitted */
+        assert_int_equal(unixfs_node_decode(cid, p, len, &node), 0);
+        for (size_t i = 0; !node.is_raw && i < node.pb.n_links; i++) {
+                bool seen = false;
+
+                for (size_t k = 0; k < e->n && !seen; k++)
+                        seen = cid_equal(&e->cids[k], &node.pb.links[i].cid);
+                assert_true(seen);
+                assert_true(node.pb.links[i].has_name && node.pb.links[i].name.len == 0);
+        }
+        unixfs_node_done(&node);
+        e->cids[e->n] = *cid;
+        e->blocks[e->n] = malloc(len ? len : 1);
+        assert_non_null(e->blocks[e->n]);
+        memcpy(e->blocks[e->n], p, len);
+        e->lens[e->n++] = len;
+        e->bytes += len;
+        return 0;
+}
+
+static size_t n_links_of(struct emitted *e, const struct cid *cid)
+{
+        for (size_t k = 0; k < e->n; k++)
+                if (cid_equal(&e->cids[k], cid)) {
+                        struct unixfs_node node;
+                        size_t n;
+
+                        assert_int_equal(unixfs_node_decode(cid, e->blocks[k], e->lens[k], &node),
+                                         0);
+                        n = node.pb.n_links;
+                        unixfs_node_done(&node);
+                        return n;
+                }
+        fail();
+        return 0;
+}
+
+/* §13.4: 175 chunks with 174 links make a root [174-leaf node, 1-leaf node]; blocks come out
+ * leaves first, parents after children; Tsize is the bytes of every block in the tree. */
+static void test_balanced__175_chunks__boxo_shape_and_upload_order(void **state)
+{
+        struct unixfs_params p = params(0, false, 1000, 174);
+        static uint8_t data[175 * 1000];
+        struct unixfs_builder *b;
+        struct emitted *e = calloc(1, sizeof(*e));
+        struct unixfs_node root_n;
+        struct cid root;
+        uint64_t size, tsize;
+
+        (void)state;
+        assert_non_null(e);
+        for (size_t i = 0; i < sizeof(data); i++)
+                data[i] = (uint8_t)(i * 7 + i / 1000); /* no two chunks alike */
+        assert_int_equal(unixfs_builder_new(&p, record_block, e, &b), 0);
+        assert_int_equal(unixfs_builder_write(b, data, sizeof(data)), 0);
+        assert_int_equal(unixfs_builder_finish(b, &root, &size, &tsize), 0);
+        unixfs_builder_free(b);
+        assert_int_equal(size, sizeof(data));
+        assert_int_equal(e->n, 175 + 2 + 1);
+        assert_true(cid_equal(&e->cids[e->n - 1], &root)); /* the root comes last */
+        assert_int_equal(tsize, e->bytes);
+        assert_int_equal(unixfs_node_decode(&root, e->blocks[e->n - 1], e->lens[e->n - 1], &root_n),
+                         0);
+        assert_int_equal(root_n.pb.n_links, 2);
+        assert_int_equal(n_links_of(e, &root_n.pb.links[0].cid), 174);
+        assert_int_equal(n_links_of(e, &root_n.pb.links[1].cid), 1);
+        assert_int_equal(root_n.fs.blocksizes[0], 174000);
+        assert_int_equal(root_n.fs.blocksizes[1], 1000);
+        assert_int_equal(root_n.fs.filesize, sizeof(data));
+        unixfs_node_done(&root_n);
+        for (size_t k = 0; k < e->n; k++)
+                free(e->blocks[k]);
+        free(e);
+}
+
+/* Chunking never depends on how the bytes arrive: odd write sizes give the same root. */
+static void test_builder__write_sizes__same_root(void **state)
+{
+        static const size_t pieces[] = { 1, 16383, 16384, 16385, 3, 100000, 7, 65536 };
+        struct unixfs_params p = params(1, true, 16384, 174);
+        static uint8_t data[3 * 1000 * 1000 + 11];
+        struct unixfs_builder *b;
+        struct cid one, many;
+        struct chacha cc;
+        size_t blocks = 0;
+
+        (void)state;
+        chacha_init(&cc, "write-sizes");
+        chacha_fill(&cc, data, sizeof(data));
+        chacha_done(&cc);
+        assert_int_equal(unixfs_builder_new(&p, count_block, &blocks, &b), 0);
+        assert_int_equal(unixfs_builder_write(b, data, sizeof(data)), 0);
+        assert_int_equal(unixfs_builder_finish(b, &one, NULL, NULL), 0);
+        unixfs_builder_free(b);
+        assert_int_equal(unixfs_builder_new(&p, count_block, &blocks, &b), 0);
+        for (size_t off = 0, k = 0; off < sizeof(data); k++) {
+                size_t n = MIN(pieces[k % ELEMENTSOF(pieces)], sizeof(data) - off);
+
+                assert_int_equal(unixfs_builder_write(b, data + off, n), 0);
+                assert_int_equal(unixfs_builder_write(b, data, 0), 0); /* empty writes are fine */
+                off += n;
+        }
+        assert_int_equal(unixfs_builder_finish(b, &many, NULL, NULL), 0);
+        unixfs_builder_free(b);
+        assert_true(cid_equal(&one, &many));
+}
+
+/* An emit callback's error stops the build and sticks. */
+static int fail_third(const struct cid *cid, const uint8_t *p, size_t len, void *ud)
+{
+        (void)cid;
+        (void)p;
+        (void)len;
+        return ++*(size_t *)ud == 3 ? -ENOSPC : 0;
+}
+
+static void test_builder__emit_error__sticky(void **state)
+{
+        struct unixfs_params p = params(1, true, 16384, 174);
+        static uint8_t data[16384 * 5];
+        struct unixfs_builder *b;
+        size_t calls = 0;
+        struct cid root;
+
+        (void)state;
+        assert_int_equal(unixfs_builder_new(&p, fail_third, &calls, &b), 0);
+        assert_int_equal(unixfs_builder_write(b, data, sizeof(data)), -ENOSPC);
+        assert_int_equal(unixfs_builder_write(b, data, 1), -ENOSPC);
+        assert_int_equal(unixfs_builder_finish(b, &root, NULL, NULL), -ENOSPC);
+        unixfs_builder_free(b);
+}
+
 static void check_stream(struct unixfs_params p, uint64_t total, const char *seed, const char *want)
 {
         char s[CID_MAX_STR];
@@ -150,6 +338,10 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_small__spec_vectors),
+                cmocka_unit_test(test_small__cid_forms__spec_vectors),
+                cmocka_unit_test(test_balanced__175_chunks__boxo_shape_and_upload_order),
+                cmocka_unit_test(test_builder__write_sizes__same_root),
+                cmocka_unit_test(test_builder__emit_error__sticky),
                 cmocka_unit_test(test_zeros__spec_vectors),
                 cmocka_unit_test(test_profiles__ipip499_vectors),
                 cmocka_unit_test(test_profiles__1gib_v1_2025_vectors),
