@@ -149,8 +149,9 @@ static int splice(struct unixfs_layout *l, size_t i, size_t replace, struct vec 
         }
         for (size_t k = 0; k < replace; k++)
                 pending += l->leaves[i + k].is_pending;
-        memmove(l->leaves + i + v->n, l->leaves + i + replace,
-                (l->n_leaves - i - replace) * sizeof(*l->leaves));
+        if (l->n_leaves > i + replace) /* (an empty layout may have no array at all) */
+                memmove(l->leaves + i + v->n, l->leaves + i + replace,
+                        (l->n_leaves - i - replace) * sizeof(*l->leaves));
         if (v->n)
                 memcpy(l->leaves + i, v->p, v->n * sizeof(*v->p));
         l->n_pending -= pending;
