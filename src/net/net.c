@@ -530,7 +530,8 @@ static bool probe(struct net_pool *p, size_t i)
                                  .post = n->kind == NET_NODE_RPC,
                                  .headers = n->auth ? headers : NULL,
                                  .stall_ns = p->cfg.stall_timeout_ms * 4000000ull,
-                                 .deadline_ns = now + p->cfg.stall_timeout_ms * 4000000ull },
+                                 .deadline_ns = now + p->cfg.stall_timeout_ms * 4000000ull,
+                                 .max_body = 64 * 1024 },
                          &body, &res);
         buf_done(&body);
         return r >= 0 && res.status == 200;

@@ -253,6 +253,8 @@ int main(int argc, char *argv[])
                 ret = 0;
 done:
         net_pool_get_stats(j.pool, &st);
+        net_pool_free(j.pool); /* no more log lines from its threads past this point */
+        fflush(stderr);
         fprintf(stderr,
                 "{\"fetches\": %" PRIu64 ", \"dedup_hits\": %" PRIu64 ", \"failures\": %" PRIu64
                 ", \"nodes\": [",
@@ -268,7 +270,6 @@ done:
         fprintf(stderr, "]}\n");
         if (out && out != stdout && fclose(out) != 0)
                 ret = 1;
-        net_pool_free(j.pool);
         unixfs_layout_done(&layout);
         free(cids);
         free(offs);

@@ -57,6 +57,14 @@ static uint64_t fake_random(void *t)
         return 12345;
 }
 
+/* Answers like a server would, honouring the request's body cap as the engine does. */
+static int reply(const struct net_http_request *req, struct buf *body, const void *p, size_t len)
+{
+        if (len > req->max_body)
+                return -E2BIG;
+        return buf_append(body, p, len);
+}
+
 static int fake_http(void *t, const struct net_http_request *req, struct buf *body,
                      struct net_http_response *res)
 {
@@ -67,7 +75,8 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
         *res = (struct net_http_response){ .status = 200 };
         if (is_probe) {
                 f->probes[node]++;
-                return f->probe_ok[node] ? 0 : -ECONNREFUSED;
+                return f->probe_ok[node] ? reply(req, body, "{\"Version\":\"0.1\"}", 17)
+                                         : -ECONNREFUSED;
         }
         __atomic_add_fetch(&f->calls[node], 1, __ATOMIC_SEQ_CST);
         assert_non_null(strstr(req->url, "/api/v0/block/get?arg="));
@@ -82,7 +91,7 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
         pthread_mutex_unlock(&f->lock);
         switch (f->node[node]) {
         case GOOD:
-                return buf_append(body, block, sizeof(block));
+                return reply(req, body, block, sizeof(block));
         case REFUSE:
                 return -ECONNREFUSED;
         case STALL:
@@ -90,7 +99,7 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
                         f->now += req->stall_ns;
                 return -ETIMEDOUT;
         case WRONG:
-                return buf_append(body, "lies", 4);
+                return reply(req, body, "lies", 4);
         case THROTTLE:
                 res->status = 429;
                 res->retry_after_ms = 3000;

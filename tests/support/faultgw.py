@@ -1,0 +1,195 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""A fault-injecting trustless gateway for tests, fed with blocks from a real node.
+
+    gw = FaultGateway(source=node)          # blocks come from node's block/get (memoised)
+    gw.start()                               # binds 127.0.0.1:0; gw.url
+    gw.set_fault("corrupt", count=10)        # the next 10 block answers have a flipped byte
+    ...
+    gw.stop()
+
+Faults (per request, for the next `count` requests, or with probability `p`): latency (ms),
+bandwidth (bytes/s), reset (close the connection after N body bytes), status (500/503/429
+with Retry-After), hang (accept and never answer until released), corrupt (flip a byte),
+content_type (wrong type), truncate (send fewer bytes than Content-Length).
+Also answers POST /api/v0/block/get?arg= and /api/v0/version like a Kubo RPC node.
+Counters: served[cid] (blocks answered), requests.
+"""
+import http.server
+import random
+import socket
+import threading
+import time
+import urllib.parse
+
+
+class FaultGateway:
+    def __init__(self, source=None, blocks=None):
+        self.source = source
+        self.blocks = dict(blocks or {})
+        self.lock = threading.Lock()
+        self.faults = []  # dicts: kind, count, p, arg
+        self.served = {}
+        self.requests = 0
+        self.corrupted = 0
+        self.release = threading.Event()
+        self.server = None
+        self.thread = None
+        self.url = None
+
+    # -- control ------------------------------------------------------------------------------
+    def set_fault(self, kind, count=None, p=None, arg=None):
+        with self.lock:
+            self.faults.append({"kind": kind, "count": count, "p": p, "arg": arg})
+
+    def clear_faults(self):
+        with self.lock:
+            self.faults = []
+        self.release.set()
+
+    def _pick_faults(self):
+        out = []
+        with self.lock:
+            for f in self.faults:
+                if f["count"] is not None:
+                    if f["count"] <= 0:
+                        continue
+                    f["count"] -= 1
+                    out.append(f)
+                elif f["p"] is not None:
+                    if random.random() < f["p"]:
+                        out.append(f)
+                else:
+                    out.append(f)
+        return out
+
+    def _block(self, cid):
+        with self.lock:
+            if cid in self.blocks:
+                return self.blocks[cid]
+        if self.source is None:
+            return None
+        try:
+            data = self.source.block_get(cid, timeout=30)
+        except Exception:
+            return None
+        with self.lock:
+            self.blocks[cid] = data
+        return data
+
+    # -- server -------------------------------------------------------------------------------
+    def start(self):
+        gw = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _answer(self, cid, rpc):
+                with gw.lock:
+                    gw.requests += 1
+                faults = gw._pick_faults()
+                kinds = {f["kind"]: f for f in faults}
+                if "hang" in kinds:
+                    gw.release.wait()
+                    self.close_connection = True
+                    return
+                if "latency" in kinds:
+                    time.sleep(kinds["latency"]["arg"] / 1000.0)
+                if "status" in kinds:
+                    code = kinds["status"]["arg"] or 503
+                    self.send_response(code)
+                    if code == 429:
+                        self.send_header("Retry-After", "1")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if cid == "bafkqaaa":
+                    data = b""
+                else:
+                    data = gw._block(cid)
+                if data is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if "corrupt" in kinds and data:
+                    i = random.randrange(len(data))
+                    data = data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1:]
+                    with gw.lock:
+                        gw.corrupted += 1
+                ctype = "application/vnd.ipld.raw"
+                if "content_type" in kinds:
+                    ctype = "text/plain"
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                limit = len(data)
+                if "reset" in kinds:
+                    limit = min(limit, kinds["reset"]["arg"] or 0)
+                if "truncate" in kinds:
+                    limit = max(0, len(data) - 1)
+                rate = kinds["bandwidth"]["arg"] if "bandwidth" in kinds else None
+                sent = 0
+                while sent < limit:
+                    n = min(65536, limit - sent)
+                    self.wfile.write(data[sent:sent + n])
+                    sent += n
+                    if rate:
+                        time.sleep(n / rate)
+                if limit < len(data):
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    self.close_connection = True
+                    return
+                with gw.lock:
+                    gw.served[cid] = gw.served.get(cid, 0) + 1
+
+            def do_GET(self):
+                u = urllib.parse.urlparse(self.path)
+                if not u.path.startswith("/ipfs/"):
+                    self.send_error(404)
+                    return
+                self._answer(u.path[len("/ipfs/"):].strip("/"), rpc=False)
+
+            def do_POST(self):
+                u = urllib.parse.urlparse(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                if u.path == "/api/v0/version":
+                    body = b'{"Version":"faultgw"}'
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                if u.path == "/api/v0/block/get":
+                    arg = urllib.parse.parse_qs(u.query).get("arg", [""])[0]
+                    self._answer(arg, rpc=True)
+                    return
+                self.send_error(404)
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+            def handle_error(self, request, client_address):
+                pass  # clients that hang up mid-answer (failover, shutdown) are expected
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.release.set()
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
