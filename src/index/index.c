@@ -157,7 +157,7 @@ static int migrate(struct index *idx)
 {
         sqlite3_stmt *st = NULL;
         int version, r;
-        char sql[64];
+        char sql[256];
 
         if (sqlite3_prepare_v2(idx->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
                 return -EIO;
@@ -180,10 +180,14 @@ static int migrate(struct index *idx)
                         r = exec(idx, sql);
                 if (r >= 0 && v == 0) {
                         /* the root directory, owned by root, 0755 */
+                        int64_t t = now_ns();
+
                         (void)snprintf(sql, sizeof(sql),
-                                       "INSERT INTO inodes(ino, mode, nlink) "
-                                       "VALUES (%d, %d, 2)",
-                                       INDEX_ROOT_INO, S_IFDIR | 0755);
+                                       "INSERT INTO inodes(ino, mode, nlink, atime_ns, "
+                                       "mtime_ns, ctime_ns) VALUES (%d, %d, 2, %lld, %lld, "
+                                       "%lld)",
+                                       INDEX_ROOT_INO, S_IFDIR | 0755, (long long)t, (long long)t,
+                                       (long long)t);
                         r = exec(idx, sql);
                 }
                 if (r < 0) {

@@ -21,6 +21,7 @@ def test_mount__real_node__ls_stat_df_work(mount_factory, ipfs_node):
     st = os.stat(m.mountpoint)
     assert stat.S_ISDIR(st.st_mode)
     assert st.st_ino == 1
+    assert abs(st.st_mtime - time.time()) < 600  # the root was created now, not in 1970
     vfs = os.statvfs(m.mountpoint)
     assert vfs.f_bsize == 1024 * 1024 and vfs.f_blocks > 0 and vfs.f_namemax == 255
     out = subprocess.run(["df", "-h", m.mountpoint], capture_output=True, text=True, check=True)
