@@ -19,6 +19,7 @@
 #define UNIXFS_MAX_SHARDS     65536 /* shard blocks one listing may visit (repeated CIDs) */
 
 /* ---- protobuf varint (10 bytes, non-minimal allowed) ---- */
+/* -EBADMSG when truncated or over 64 bits; the cursor advances only on success. */
 _wur_ int unixfs_pb_varint_read(struct cursor *c, uint64_t *ret);
 size_t unixfs_pb_varint_write(uint64_t v, uint8_t out[10]);
 
@@ -38,10 +39,16 @@ struct unixfs_pb_node {
         bool has_data;
 };
 
-/* Decodes a dag-pb block; links and data borrow from p. Free with unixfs_pb_node_done. */
+/*
+ * Decodes a dag-pb block (ipfs.md §7.3 strictness; Data before Links accepted, links kept in
+ * block order). Links' names and data borrow from p; free the link array with
+ * unixfs_pb_node_done. -EBADMSG malformed, -E2BIG over CID_MAX_BLOCK bytes or
+ * UNIXFS_MAX_LINKS links, -ENOMEM.
+ */
 _wur_ int unixfs_pb_decode(const uint8_t *p, size_t len, struct unixfs_pb_node *ret);
 void unixfs_pb_node_done(struct unixfs_pb_node *n);
-/* Canonical encoding (links in the given order, then data) appended to out. */
+/* Canonical encoding (links in the given order: Hash, Name if present, Tsize if present;
+ * then Data if present) appended to out. -E2BIG when out would outgrow its maximum. */
 _wur_ int unixfs_pb_encode(const struct unixfs_pb_node *n, struct buf *out);
 
 /* ---- UnixFS Data ---- */
@@ -73,8 +80,14 @@ struct unixfs_data {
         uint32_t mtime_nsec; /* 0 = absent */
 };
 
+/* Decodes UnixFS Data (fields in any order). data borrows from p; blocksizes is owned (free
+ * with unixfs_data_done). -EBADMSG on a missing or unknown Type, an unknown field, a repeated
+ * singular field, mode over 32 bits, mtime without seconds or with nanos 0 or >= 1e9; -E2BIG
+ * over UNIXFS_MAX_LINKS blocksizes. Per-type rules are unixfs_node_decode's. */
 _wur_ int unixfs_data_decode(const uint8_t *p, size_t len, struct unixfs_data *ret);
 void unixfs_data_done(struct unixfs_data *d);
+/* Kubo's encoding: fields in field-number order, blocksizes unpacked, mtime seconds as a
+ * (10-byte when negative) two's-complement varint, nanos only when non-zero. */
 _wur_ int unixfs_data_encode(const struct unixfs_data *d, struct buf *out);
 
 /* A decoded block: raw codec, or dag-pb with its UnixFS Data validated for its type. */
@@ -86,7 +99,10 @@ struct unixfs_node {
         struct unixfs_data fs;
 };
 
-/* Borrows block for the node's lifetime. -EBADMSG on anything not valid UnixFS. */
+/* Borrows block for the node's lifetime. -EBADMSG on anything not valid UnixFS (no Data;
+ * File/Raw: blocksizes count != links or a named child; Symlink with links; HAMT: fanout not a
+ * power of two in 8..1024, hashType not 0x22, more links than fanout; Metadata),
+ * -EOPNOTSUPP for codecs other than raw and dag-pb. */
 _wur_ int unixfs_node_decode(const struct cid *cid, const uint8_t *block, size_t len,
                              struct unixfs_node *ret);
 void unixfs_node_done(struct unixfs_node *n);
@@ -155,7 +171,8 @@ _wur_ int unixfs_leaf_slice(const struct unixfs_leaf *lf, const uint8_t *block, 
 struct unixfs_params {
         unsigned cid_version; /* 0 or 1 */
         bool raw_leaves;
-        size_t chunk_size; /* 16 KiB .. 4 MiB (but blocks stay <= 2 MiB) */
+        size_t chunk_size; /* 1 .. CID_MAX_BLOCK (dag-pb leaves: 256 bytes less): no block
+                              we make may exceed 2 MiB, which Kubo and bitswap refuse */
         size_t max_links;  /* per file node, >= 2 */
 };
 
@@ -165,17 +182,27 @@ enum unixfs_profile {
 };
 
 void unixfs_params_profile(enum unixfs_profile p, struct unixfs_params *ret);
+/* -EINVAL for a CID version other than 0/1, a chunk size out of range, max_links < 2. */
 _wur_ int unixfs_params_check(const struct unixfs_params *p);
 
-/* Called for each finished block, children before parents. Return < 0 to abort. */
+/* Called for each finished block as soon as it is complete, children before parents (the
+ * upload order); cid and block are valid for the call only. Return < 0 to abort: the error
+ * sticks and every later builder call returns it. */
 typedef int (*unixfs_emit_fn)(const struct cid *cid, const uint8_t *block, size_t len,
                               void *userdata);
 
+/*
+ * Streaming balanced builder (boxo's layout, §13.4): bytes in any pieces, fixed-size chunks
+ * (never an empty one; an empty file is one empty leaf). Memory: one chunk plus max_links
+ * links per tree level. Not thread-safe; one builder per file.
+ */
 struct unixfs_builder;
 _wur_ int unixfs_builder_new(const struct unixfs_params *p, unixfs_emit_fn emit, void *userdata,
                              struct unixfs_builder **ret);
+/* -E2BIG past UNIXFS_MAX_DEPTH levels, or emit's error. */
 _wur_ int unixfs_builder_write(struct unixfs_builder *b, const void *p, size_t len);
-/* Flushes everything; *ret_tsize is the cumulative DAG size (what `add` reports as Size). */
+/* Flushes everything; *ret_size is the file size, *ret_tsize the cumulative DAG size (what
+ * `add` reports as Size; both optional). Call once; then only unixfs_builder_free. */
 _wur_ int unixfs_builder_finish(struct unixfs_builder *b, struct cid *ret_root, uint64_t *ret_size,
                                 uint64_t *ret_tsize);
 void unixfs_builder_free(struct unixfs_builder *b);
