@@ -94,16 +94,18 @@ static int open_subdir(int parent, const char *name, int *ret)
         return 0;
 }
 
-/* Adds up the sizes of what is cached (and removes stale temporary files). */
-static uint64_t scan_total(struct cache *c)
+/* Calls fn for every block file ("xx/key" path and its stat); stops when fn returns < 0. */
+typedef int (*block_fn)(const char *path, const struct stat *st, void *userdata);
+
+static int walk_blocks(struct cache *c, block_fn fn, void *userdata)
 {
-        uint64_t total = 0;
-        char sub[3];
+        char sub[3], path[KEY_MAX + 4];
 
         for (unsigned i = 0; i < 256; i++) {
                 _cleanup_close_ int fd = -1;
                 struct dirent *de;
                 struct stat st;
+                int r = 0;
                 DIR *d;
 
                 (void)snprintf(sub, sizeof(sub), "%02x", i);
@@ -113,13 +115,34 @@ static uint64_t scan_total(struct cache *c)
                 d = fdopendir(TAKE_FD(fd));
                 if (!d)
                         continue;
-                while ((de = readdir(d)))
-                        if (de->d_name[0] != '.' &&
-                            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                            S_ISREG(st.st_mode))
-                                total += (uint64_t)st.st_size;
+                while (r >= 0 && (de = readdir(d))) {
+                        if (de->d_name[0] == '.' ||
+                            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                            !S_ISREG(st.st_mode))
+                                continue;
+                        (void)snprintf(path, sizeof(path), "%s/%s", sub, de->d_name);
+                        r = fn(path, &st, userdata);
+                }
                 closedir(d);
+                if (r < 0)
+                        return r;
         }
+        return 0;
+}
+
+static int add_size(const char *path, const struct stat *st, void *userdata)
+{
+        (void)path;
+        *(uint64_t *)userdata += (uint64_t)st->st_size;
+        return 0;
+}
+
+/* Adds up the sizes of what is cached. */
+static uint64_t scan_total(struct cache *c)
+{
+        uint64_t total = 0;
+
+        (void)walk_blocks(c, add_size, &total); /* add_size never fails */
         return total;
 }
 
@@ -361,72 +384,67 @@ static int victim_cmp(const void *a, const void *b)
         return (x->atime_ns > y->atime_ns) - (x->atime_ns < y->atime_ns);
 }
 
+struct victims {
+        struct victim *v;
+        size_t n, cap;
+        uint64_t total;
+};
+
+static int add_victim(const char *path, const struct stat *st, void *userdata)
+{
+        struct victims *vs = userdata;
+
+        if (vs->n == vs->cap) {
+                size_t cap = vs->cap ? vs->cap * 2 : 1024;
+                struct victim *nv = reallocarray(vs->v, cap, sizeof(*nv));
+
+                if (!nv)
+                        return -ENOMEM;
+                vs->v = nv;
+                vs->cap = cap;
+        }
+        vs->v[vs->n] = (struct victim){
+                .atime_ns = (int64_t)st->st_atim.tv_sec * 1000000000 + st->st_atim.tv_nsec,
+                .size = (uint64_t)st->st_size,
+        };
+        (void)snprintf(vs->v[vs->n].path, sizeof(vs->v[vs->n].path), "%s", path);
+        vs->total += (uint64_t)st->st_size;
+        vs->n++;
+        return 0;
+}
+
 int64_t cache_evict(struct cache *c, uint64_t target)
 {
-        struct victim *v = NULL, *nv;
-        size_t n = 0, cap = 0;
-        uint64_t total = 0, freed = 0;
+        struct victims vs = { 0 };
+        uint64_t freed = 0;
         int64_t now = now_ns(),
                 ttl_ns = (int64_t)MIN(c->ttl_ms, (uint64_t)INT64_MAX / 2000000) * 1000000;
-        char sub[3];
+        int r;
 
         pthread_mutex_lock(&c->evict_lock);
         if (flock(c->lock_fd, LOCK_EX) < 0) {
                 pthread_mutex_unlock(&c->evict_lock);
                 return -errno;
         }
-        for (unsigned i = 0; i < 256; i++) {
-                _cleanup_close_ int fd = -1;
-                struct dirent *de;
-                struct stat st;
-                DIR *d;
+        /* if the listing runs out of memory, evict from the part that was listed */
+        r = walk_blocks(c, add_victim, &vs);
+        if (vs.n)
+                qsort(vs.v, vs.n, sizeof(*vs.v), victim_cmp);
+        for (size_t i = 0; i < vs.n; i++) {
+                bool expired = c->ttl_ms && now - vs.v[i].atime_ns > ttl_ns;
 
-                (void)snprintf(sub, sizeof(sub), "%02x", i);
-                fd = openat(c->blocks_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (fd < 0)
-                        continue;
-                d = fdopendir(TAKE_FD(fd));
-                if (!d)
-                        continue;
-                while ((de = readdir(d))) {
-                        if (de->d_name[0] == '.' ||
-                            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-                            !S_ISREG(st.st_mode))
-                                continue;
-                        if (n == cap) {
-                                cap = cap ? cap * 2 : 1024;
-                                nv = reallocarray(v, cap, sizeof(*v));
-                                if (!nv)
-                                        break;
-                                v = nv;
-                        }
-                        v[n] = (struct victim){
-                                .atime_ns = (int64_t)st.st_atim.tv_sec * 1000000000 +
-                                            st.st_atim.tv_nsec,
-                                .size = (uint64_t)st.st_size,
-                        };
-                        (void)snprintf(v[n].path, sizeof(v[n].path), "%s/%s", sub, de->d_name);
-                        total += v[n].size;
-                        n++;
-                }
-                closedir(d);
-        }
-        if (n)
-                qsort(v, n, sizeof(*v), victim_cmp);
-        for (size_t i = 0; i < n; i++) {
-                bool expired = c->ttl_ms && now - v[i].atime_ns > ttl_ns;
-
-                if (total - freed <= target && !expired)
+                if (vs.total - freed <= target && !expired)
                         break;
-                if (unlinkat(c->blocks_fd, v[i].path, 0) == 0) {
-                        freed += v[i].size;
+                if (unlinkat(c->blocks_fd, vs.v[i].path, 0) == 0) {
+                        freed += vs.v[i].size;
                         stat_add(&c->evictions, 1);
                 }
         }
-        __atomic_store_n(&c->bytes, total - freed, __ATOMIC_RELAXED);
+        if (r >= 0)
+                __atomic_store_n(&c->bytes, vs.total - freed, __ATOMIC_RELAXED);
         (void)flock(c->lock_fd, LOCK_UN);
         pthread_mutex_unlock(&c->evict_lock);
-        free(v);
+        free(vs.v);
         return (int64_t)freed;
 }
 
