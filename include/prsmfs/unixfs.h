@@ -225,8 +225,10 @@ struct unixfs_dir_params {
 void unixfs_dir_params_profile(enum unixfs_profile p, struct unixfs_dir_params *ret);
 
 /*
- * Builds a directory from entries (any order; sorted here; duplicate names -EEXIST), sharded
- * as a HAMT when Kubo would, emitting every block (shards before their parents).
+ * Builds a directory from entries (any order: sorted in place by name bytes; duplicate names
+ * -EEXIST), sharded as a HAMT when Kubo would (names over 255 bytes: -ENAMETOOLONG there),
+ * emitting every block it makes (sub-shards before their parents; not the entries' blocks).
+ * *ret_tsize is the directory's cumulative size (block + Σ entry Tsize).
  */
 _wur_ int unixfs_dir_build(const struct unixfs_dir_params *p, struct unixfs_dirent *entries,
                            size_t n, unixfs_emit_fn emit, void *userdata, struct cid *ret_root,
@@ -238,7 +240,8 @@ _wur_ int unixfs_dir_build(const struct unixfs_dir_params *p, struct unixfs_dire
 typedef int (*unixfs_dirent_fn)(const struct unixfs_dirent *e, void *userdata);
 _wur_ int unixfs_dir_list(const struct cid *dir, unixfs_fetch_fn fetch, void *fetch_ud,
                           unixfs_dirent_fn fn, void *userdata);
-/* Looks one name up (HAMT: only the shards on its path). -ENOENT when absent. */
+/* Looks one name up (HAMT: only the shards on its path). -ENOENT when absent, -ENOTDIR if
+ * dir is not a directory, -EBADMSG for a malformed HAMT (bad sub-shard, depth, fanout). */
 _wur_ int unixfs_dir_lookup(const struct cid *dir, const char *name, unixfs_fetch_fn fetch,
                             void *fetch_ud, struct cid *ret_cid, uint64_t *ret_tsize);
 

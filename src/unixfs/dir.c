@@ -457,7 +457,9 @@ int unixfs_dir_lookup(const struct cid *dir, const char *name, unixfs_fetch_fn f
                 if (r < 0)
                         return r;
                 r = -ENOENT;
-                if (n.is_raw)
+                if (depth > 0 && (n.is_raw || n.fs.type != UNIXFS_HAMT_SHARD))
+                        r = -EBADMSG; /* a sub-shard link must lead to a shard */
+                else if (n.is_raw)
                         r = -ENOTDIR;
                 else if (n.fs.type == UNIXFS_DIRECTORY) {
                         for (size_t i = 0; i < n.pb.n_links; i++) {
@@ -473,9 +475,10 @@ int unixfs_dir_lookup(const struct cid *dir, const char *name, unixfs_fetch_fn f
                 } else if (n.fs.type == UNIXFS_HAMT_SHARD) {
                         unsigned want = bucket_of(h, depth), b;
 
+                        /* one hash byte per level: 8 levels, fanout 256 (all Kubo makes) */
                         if (depth >= 8 || n.fs.fanout != UNIXFS_HAMT_FANOUT)
                                 r = -EBADMSG;
-                        for (size_t i = 0; depth < 8 && i < n.pb.n_links; i++) {
+                        for (size_t i = 0; r != -EBADMSG && i < n.pb.n_links; i++) {
                                 const struct unixfs_pb_link *l = &n.pb.links[i];
 
                                 if (!hex_prefix(&l->name, &b) || b != want)

@@ -454,6 +454,53 @@ static void test_hamt__repeated_subshards__bounded(void **state)
         store_free(&s);
 }
 
+/* A sub-shard link that leads to a basic directory is a malformed HAMT, not a way in. */
+static void test_hamt__subshard_not_a_shard__ebadmsg(void **state)
+{
+        static const uint8_t bits[1] = { 1 };
+        struct unixfs_data d = { .type = UNIXFS_HAMT_SHARD,
+                                 .data = { bits, 1 },
+                                 .has_data = true,
+                                 .hash_type = 0x22,
+                                 .has_hash_type = true,
+                                 .fanout = 256,
+                                 .has_fanout = true };
+        struct unixfs_dir_params dp;
+        struct unixfs_dirent e;
+        struct unixfs_pb_link link = { .has_name = true };
+        struct unixfs_pb_node n = { .links = &link, .n_links = 1, .has_data = true };
+        struct store s = { 0 };
+        char name[3];
+        struct cid sub, root, got;
+        struct buf db, bb;
+        uint64_t tsize;
+        size_t count = 0;
+
+        (void)state;
+        file_cid(UNIXFS_PROFILE_DEFAULT, "x", &e.cid, &e.tsize, &s);
+        e.name = "a";
+        e.name_len = 1;
+        unixfs_dir_params_profile(UNIXFS_PROFILE_DEFAULT, &dp);
+        assert_int_equal(unixfs_dir_build(&dp, &e, 1, store_put, &s, &sub, &tsize), 0);
+        assert_int_equal(
+                snprintf(name, sizeof(name), "%02X", (unsigned)(unixfs_murmur3_64("a", 1) >> 56)),
+                2);
+        link.cid = sub;
+        link.name = (struct bytes_view){ (const uint8_t *)name, 2 };
+        buf_init(&db, 64);
+        buf_init(&bb, 256);
+        assert_int_equal(unixfs_data_encode(&d, &db), 0);
+        n.data = buf_view(&db);
+        assert_int_equal(unixfs_pb_encode(&n, &bb), 0);
+        assert_int_equal(cid_compute(1, CID_CODEC_DAG_PB, CID_MH_SHA2_256, bb.p, bb.len, &root), 0);
+        assert_int_equal(store_put(&root, bb.p, bb.len, &s), 0);
+        assert_int_equal(unixfs_dir_lookup(&root, "a", store_get, &s, &got, &tsize), -EBADMSG);
+        assert_int_equal(unixfs_dir_list(&root, store_get, &s, count_entries, &count), -EBADMSG);
+        buf_done(&db);
+        buf_done(&bb);
+        store_free(&s);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -464,6 +511,7 @@ int main(void)
                 cmocka_unit_test(test_basic__nested_tree__spec_vector),
                 cmocka_unit_test(test_hamt__fixture_shape__470_and_742),
                 cmocka_unit_test(test_hamt__repeated_subshards__bounded),
+                cmocka_unit_test(test_hamt__subshard_not_a_shard__ebadmsg),
                 cmocka_unit_test(test_hamt__legacy_threshold__spec_vectors),
                 cmocka_unit_test(test_hamt__v1_2025_threshold__spec_vectors),
         };
