@@ -1,63 +1,126 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# Installs what prsmfs needs to build and test, idempotently and quietly when nothing is
-# missing: Debian packages (apt), and the js-ipfs test node (npm, from the committed
-# lockfile, cached per lockfile hash in $PRSMFS_NODE_CACHE, default
-# /var/cache/prsmfs/test-node, so a second run installs nothing).
-#   tools/setup.sh                 install everything
-#   tools/setup.sh --print-jsipfs  install if needed, print the jsipfs path
+# Installs what prsmfs needs to build and test on Debian bookworm. Idempotent, and silent
+# when nothing is missing, so every test run can call it.
+#
+#   tools/setup.sh                 Debian build/test packages (apt) + the js-ipfs test node
+#   tools/setup.sh --print-jsipfs  only the test node: install it if needed, print the path
+#                                  of its jsipfs binary on stdout (nothing else on stdout)
+#
+# The test node is js-ipfs 0.66.1 (see shared/reference/test-node.md), installed with
+# `npm ci` from the committed tests/support/node/package-lock.json into
+#   ${PRSMFS_NODE_CACHE:-/var/cache/prsmfs/test-node}/<sha256 of package-lock.json>/
+# A changed lockfile gets a new directory; an unchanged one is never reinstalled. The
+# install goes to a temporary directory that is renamed into place only once `npm ci`
+# succeeded and jsipfs runs, so an interrupted install is never taken for a good one.
+# Concurrent runs serialise on a lock file in the cache directory.
+#
+# Node.js 20 and npm come with the machine (Debian's own nodejs is 18, too old for the
+# pinned tree); this script checks them and fails clearly instead of installing them.
 set -euo pipefail
-cd "$(dirname "$0")/.." || exit 1
 
-packages=(libfuse3-dev fuse3 libcurl4-openssl-dev libssl-dev libsqlite3-dev libjansson-dev
-	zlib1g-dev libcmocka-dev meson ninja-build pkg-config python3 python3-pytest curl clang
-	clang-format nodejs npm)
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+node_src=$root/tests/support/node
 
-missing=()
-for p in "${packages[@]}"; do
-	if [ "$p" = nodejs ] || [ "$p" = npm ]; then
-		command -v "${p/nodejs/node}" >/dev/null && continue
-	fi
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	echo "setup: installing ${missing[*]}" >&2
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q >/dev/null
-	apt-get install -y -q "${missing[@]}" >/dev/null
-fi
+debs=(libfuse3-dev fuse3 libcurl4-openssl-dev libssl-dev libsqlite3-dev libjansson-dev
+	zlib1g-dev libcmocka-dev meson ninja-build pkg-config python3-pytest curl clang
+	clang-format)
 
-node_major=$(node --version 2>/dev/null | sed -E 's/^v([0-9]+).*/\1/')
-if [ -z "$node_major" ] || [ "$node_major" -lt 18 ]; then
-	echo "setup: Node.js >= 18 is needed for the js-ipfs test node (found '$(node --version 2>&1)')" >&2
+die() {
+	echo "setup: $*" >&2
 	exit 1
-fi
+}
 
-lock=tests/support/node/package-lock.json
-hash=$(sha256sum "$lock" | cut -c1-16)
-cache=${PRSMFS_NODE_CACHE:-/var/cache/prsmfs/test-node}
-dest=$cache/$hash
-if [ ! -x "$dest/node_modules/.bin/jsipfs" ]; then
-	echo "setup: installing the js-ipfs test node into $dest (takes a few minutes once)" >&2
-	mkdir -p "$cache"
-	tmp=$(mktemp -d "$cache/.install.XXXXXX")
-	trap 'rm -rf "$tmp"' EXIT
-	cp tests/support/node/package.json "$lock" "$tmp/"
-	# npm install (not npm ci) with the committed lockfile: the lock pins every package,
-	# but ci's strict check trips over an optional dependency of electron-eval that points
-	# at a GitHub tarball, which cannot be fetched here and is skipped either way.
-	(cd "$tmp" && npm install --no-audit --no-fund --no-save --before=2024-12-20 \
-		--loglevel=error >"$tmp/npm.log" 2>&1) || {
-		tail -20 "$tmp/npm.log" >&2
-		echo "setup: npm install of the test node failed" >&2
-		exit 1
-	}
-	rm -f "$tmp/npm.log"
-	# atomic: an interrupted install is never mistaken for a good one
-	rm -rf "$dest"
-	mv "$tmp" "$dest"
-	trap - EXIT
-fi
-if [ "${1:-}" = --print-jsipfs ]; then
-	echo "$dest/node_modules/.bin/jsipfs"
-fi
+install_debs() {
+	local missing=() p st
+	declare -A have=()
+	# one dpkg-query for all; unknown packages only print to stderr
+	while read -r p st; do
+		[ "$st" = "install ok installed" ] && have[$p]=1
+	done < <(dpkg-query -W -f='${Package} ${Status}\n' "${debs[@]}" 2>/dev/null || true)
+	for p in "${debs[@]}"; do
+		[ -n "${have[$p]:-}" ] || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	[ "$(id -u)" -eq 0 ] || die "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})"
+	echo "setup: installing Debian packages: ${missing[*]}" >&2
+	local log
+	log=$(mktemp)
+	export DEBIAN_FRONTEND=noninteractive
+	if ! { apt-get update -q && apt-get install -y -q "${missing[@]}"; } >"$log" 2>&1; then
+		tail -n 30 "$log" >&2
+		rm -f "$log"
+		die "apt-get failed"
+	fi
+	rm -f "$log"
+}
+
+check_node() {
+	local v
+	command -v node >/dev/null || die "node (Node.js 20) is not installed; the js-ipfs test node needs it"
+	command -v npm >/dev/null || die "npm is not installed; the js-ipfs test node needs it"
+	v=$(node --version 2>&1) || die "node --version failed: $v"
+	case "$v" in
+	v20.*) ;;
+	*) die "Node.js 20 is required for the pinned js-ipfs test node, found '$v' ($(command -v node))" ;;
+	esac
+}
+
+# Sets $jsipfs (and $installed=1 if it had to install the test node first).
+install_node() {
+	local lock=$node_src/package-lock.json hash cache dest tmp
+	[ -f "$lock" ] || die "$lock is missing"
+	hash=$(sha256sum "$lock" | cut -d' ' -f1)
+	cache=${PRSMFS_NODE_CACHE:-/var/cache/prsmfs/test-node}
+	dest=$cache/$hash
+	jsipfs=$dest/node_modules/.bin/jsipfs
+	if [ ! -x "$jsipfs" ]; then
+		mkdir -p "$cache"
+		exec 9>"$cache/.lock"
+		flock 9
+		if [ ! -x "$jsipfs" ]; then # nobody installed it while we waited
+			# under the lock no install is running: leftovers are from interrupted runs
+			rm -rf "$cache"/.tmp.* "$dest"
+			tmp=$(mktemp -d "$cache/.tmp.$hash.XXXXXX")
+			chmod 755 "$tmp"
+			# shellcheck disable=SC2064 # expand $tmp now
+			trap "rm -rf '$tmp'" EXIT
+			echo "setup: installing the js-ipfs test node into $dest (npm ci, about a minute)" >&2
+			cp "$node_src/package.json" "$lock" "$tmp/"
+			if ! (cd "$tmp" && npm ci --no-audit --no-fund --prefer-offline --loglevel=error \
+				>npm.log 2>&1); then
+				tail -n 30 "$tmp/npm.log" >&2
+				die "npm ci of the test node failed (log above)"
+			fi
+			"$tmp/node_modules/.bin/jsipfs" --version >/dev/null 2>>"$tmp/npm.log" ||
+				{ tail -n 30 "$tmp/npm.log" >&2; die "the installed jsipfs does not run"; }
+			rm -f "$tmp/npm.log"
+			mv -T "$tmp" "$dest" # atomic: $dest appears complete or not at all
+			trap - EXIT
+			installed=1
+		fi
+		exec 9>&-
+	fi
+}
+
+installed=0
+jsipfs=
+case "${1:-}" in
+"")
+	install_debs
+	check_node
+	install_node
+	[ "$installed" = 0 ] || echo "jsipfs: $jsipfs"
+	;;
+--print-jsipfs)
+	check_node
+	install_node
+	echo "$jsipfs"
+	;;
+-h | --help)
+	sed -n '3,8p' "$0" | sed 's/^# \{0,1\}//'
+	;;
+*)
+	die "unknown argument '$1' (see --help)"
+	;;
+esac
