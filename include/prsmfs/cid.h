@@ -3,7 +3,8 @@
  * Multiformats: unsigned varint, multibase, multihash and CIDs (v0 and v1).
  * Pure code, no I/O, no allocation. A struct cid holds the binary CID inline, so it can be
  * copied by value, compared with memcmp on (len, bytes) and used as a map key.
- * Limits (Kubo's): digests of 20..128 bytes for hashing functions, identity digests <= 128.
+ * Limits (Kubo's): digests of 20..128 bytes for hashing functions, identity digests <= 128,
+ * and only the hash functions of boxo's verifcid allow list (sha2-384, for one, is refused).
  */
 #pragma once
 
@@ -84,7 +85,8 @@ _wur_ int cid_base58_encode(const uint8_t *p, size_t len, char *out, size_t out_
 
 /* ---- CIDs ---- */
 /* Parses a whole binary CID (exactly len bytes). -EBADMSG malformed, -EOPNOTSUPP for a
- * hash function we recognise but refuse, -E2BIG digest over the limits. */
+ * hash function off the allow list or a reserved CID version (2, 3), -E2BIG for a digest
+ * length outside the limits (too short or too long). */
 _wur_ int cid_from_bytes(const void *p, size_t len, struct cid *ret);
 /* Parses a binary CID embedded in a stream (CAR sections, dag-pb links) and advances. */
 _wur_ int cid_read(struct cursor *c, struct cid *ret);
@@ -95,10 +97,12 @@ _wur_ int cid_format(const struct cid *c, enum cid_base base, char *out, size_t 
 /* Default string form: v0 "Qm…", v1 base32 "b…". buf must hold CID_MAX_STR. */
 const char *cid_to_string(const struct cid *c, char buf[CID_MAX_STR]);
 
-/* Builds a CID from parts; -EINVAL for v0 with anything but dag-pb + sha2-256/32. */
+/* Builds a CID from parts; -EINVAL for v0 with anything but dag-pb + sha2-256/32, a version
+ * over 1, a code >= 2^63 or digest_len > CID_MAX_DIGEST; otherwise cid_from_bytes' errors. */
 _wur_ int cid_make(unsigned version, uint64_t codec, uint64_t mh_code, const uint8_t *digest,
                    size_t digest_len, struct cid *ret);
-/* Hashes data with sha2-256 (or embeds it for CID_MH_IDENTITY) into a CID. */
+/* Hashes data with sha2-256 (or embeds it for CID_MH_IDENTITY) into a CID. -EOPNOTSUPP for
+ * other hash functions, -E2BIG for identity data over CID_MAX_DIGEST. */
 _wur_ int cid_compute(unsigned version, uint64_t codec, uint64_t mh_code, const void *data,
                       size_t len, struct cid *ret);
 
@@ -120,7 +124,8 @@ static inline bool cid_is_identity(const struct cid *c)
 
 /* ---- block verification ---- */
 /*
- * 0 when data hashes to c's multihash (identity: data equals the digest). -EILSEQ on a
- * mismatch, -EOPNOTSUPP for a hash we cannot compute, -E2BIG for data > CID_MAX_BLOCK.
+ * 0 when data hashes to c's multihash (identity: data equals the digest). Computes sha2-256
+ * (also truncated digests, as go-multihash allows) and dbl-sha2-256. -EILSEQ on a mismatch,
+ * -EOPNOTSUPP for a hash we cannot compute, -E2BIG for data > CID_MAX_BLOCK.
  */
 _wur_ int cid_verify(const struct cid *c, const void *data, size_t len);

@@ -1,8 +1,18 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * CIDv0/v1 parse, format, compare, convert, and block verification. Kubo's limits:
- * digests of 20..128 bytes for hash functions, identity digests <= 128 bytes; hash functions
- * we recognise but cannot compute are refused with -EOPNOTSUPP.
+ * CIDv0/v1: parse (binary, in a stream, or as a string), format, compare, convert, build, and
+ * verify a block against its CID. A struct cid keeps the canonical binary form inline; the
+ * other fields are views of it, so equality and order are those of the bytes.
+ *
+ * What is accepted is what Kubo accepts (boxo verifcid): the allow-listed hash functions, a
+ * digest of 20..128 bytes (identity: 0..128), minimal varints, version 1 only after the bare
+ * sha2-256 multihash that is a CIDv0. A CIDv0 is exactly `12 20` + 32 bytes and is written as
+ * bare base58btc; wrapped in a multibase it is refused (spec: there is no "CIDv18"). Anything
+ * else is -EBADMSG, a hash function off the list is -EOPNOTSUPP and a digest length outside
+ * the limits is -E2BIG. Verification computes sha2-256 (also truncated to 20..31 bytes, as
+ * go-multihash allows) and dbl-sha2-256 with base's hash_sha256 and compares identity digests
+ * with the data; other allowed functions parse but do not verify (-EOPNOTSUPP).
+ * No allocation, no I/O, no logging: every function is safe from any thread.
  */
 #include "prsmfs/cid.h"
 
@@ -10,25 +20,42 @@
 
 #include "prsmfs/hash.h"
 
-/* ---- CIDs ---- */
+#define MH_SHA3_384     0x15
+#define MH_SHA3_224     0x17
+#define MH_SHAKE_256    0x19
+#define MH_KECCAK_224   0x1a
+#define MH_KECCAK_384   0x1c
+#define MH_KECCAK_512   0x1d
+#define MH_DBL_SHA2_256 0x56
+/* blake2b-8 .. blake2b-512 and blake2s-8 .. blake2s-256: the code's low byte is bytes. */
+#define MH_BLAKE2B_MIN 0xb201
+#define MH_BLAKE2S_MIN 0xb241
+#define MH_BLAKE2S_MAX 0xb260
 
-static bool mh_known(uint64_t code)
+/* boxo verifcid's allow list: the hash functions Kubo stores and serves blocks for. */
+static bool mh_allowed(uint64_t code)
 {
         switch (code) {
         case CID_MH_IDENTITY:
-        case CID_MH_SHA1:
+        case CID_MH_SHA1: /* "not really secure but still useful" (git interop) */
         case CID_MH_SHA2_256:
         case CID_MH_SHA2_512:
-        case CID_MH_SHA3_512:
+        case MH_SHA3_224:
         case CID_MH_SHA3_256:
+        case MH_SHA3_384:
+        case CID_MH_SHA3_512:
+        case MH_SHAKE_256:
+        case MH_DBL_SHA2_256:
+        case MH_KECCAK_224:
         case CID_MH_KECCAK_256:
+        case MH_KECCAK_384:
+        case MH_KECCAK_512:
         case CID_MH_BLAKE3:
-        case CID_MH_SHA2_384:
-        case CID_MH_BLAKE2B_256:
-        case CID_MH_BLAKE2B_512:
                 return true;
         default:
-                return false;
+                /* blake2b/blake2s with at least 160 bits of output */
+                return (code >= MH_BLAKE2B_MIN + 19 && code <= CID_MH_BLAKE2B_512) ||
+                       (code >= MH_BLAKE2S_MIN + 19 && code <= MH_BLAKE2S_MAX);
         }
 }
 
@@ -46,8 +73,8 @@ static int read_multihash(struct cursor *c, struct cid *ret)
         r = cid_varint_read(c, &dlen);
         if (r < 0)
                 return r;
-        if (!mh_known(code))
-                return -EOPNOTSUPP; /* murmur3 etc.: not a content hash */
+        if (!mh_allowed(code))
+                return -EOPNOTSUPP; /* sha2-384, murmur3 (not a content hash), unknown */
         if (dlen > CID_MAX_DIGEST || (code != CID_MH_IDENTITY && dlen < CID_MIN_DIGEST))
                 return -E2BIG;
         r = cursor_get_bytes(c, (size_t)dlen, &d);
@@ -122,7 +149,7 @@ int cid_from_bytes(const void *p, size_t len, struct cid *ret)
 
 int cid_parse(const char *s, size_t slen, struct cid *ret)
 {
-        uint8_t bin[CID_MAX_BIN];
+        uint8_t bin[CID_MAX_BIN]; /* the bound of struct cid: anything longer is no CID */
         size_t len;
         int r;
 
@@ -134,6 +161,9 @@ int cid_parse(const char *s, size_t slen, struct cid *ret)
                         return -EBADMSG;
                 return cid_from_bytes(bin, len, ret);
         }
+        /* 'Q' and '1' are reserved, never multibase prefixes: bare base58 gone wrong */
+        if (slen == 0 || s[0] == 'Q' || s[0] == '1')
+                return -EBADMSG;
         r = cid_multibase_decode(s, slen, bin, sizeof(bin), &len);
         if (r < 0)
                 return r == -E2BIG ? -EBADMSG : r;
@@ -167,7 +197,8 @@ int cid_make(unsigned version, uint64_t codec, uint64_t mh_code, const uint8_t *
         uint8_t bin[CID_MAX_BIN];
         size_t n = 0;
 
-        if (version > 1 || digest_len > CID_MAX_DIGEST)
+        /* varints carry 63 bits; bigger codes would not read back */
+        if (version > 1 || digest_len > CID_MAX_DIGEST || codec >> 63 || mh_code >> 63)
                 return -EINVAL;
         if (version == 0 &&
             (codec != CID_CODEC_DAG_PB || mh_code != CID_MH_SHA2_256 || digest_len != 32))
@@ -191,7 +222,8 @@ int cid_compute(unsigned version, uint64_t codec, uint64_t mh_code, const void *
         uint8_t d[HASH_SHA256_LEN];
 
         if (mh_code == CID_MH_IDENTITY)
-                return cid_make(version, codec, mh_code, data, len, ret);
+                return len > CID_MAX_DIGEST ? -E2BIG
+                                            : cid_make(version, codec, mh_code, data, len, ret);
         if (mh_code != CID_MH_SHA2_256)
                 return -EOPNOTSUPP;
         hash_sha256(data, len, d);
@@ -238,17 +270,28 @@ int cid_to_v0(const struct cid *c, struct cid *ret)
 
 int cid_verify(const struct cid *c, const void *data, size_t len)
 {
-        uint8_t d[HASH_SHA256_LEN];
+        struct bytes_view want = cid_digest(c);
+        uint8_t d[HASH_SHA256_LEN], once[HASH_SHA256_LEN];
 
         if (len > CID_MAX_BLOCK)
                 return -E2BIG;
-        if (c->mh_code == CID_MH_IDENTITY)
-                return len == c->digest_len &&
-                                       (len == 0 || memcmp(data, c->bin + c->digest_off, len) == 0)
-                               ? 0
-                               : -EILSEQ;
-        if (c->mh_code != CID_MH_SHA2_256 || c->digest_len != HASH_SHA256_LEN)
+        switch (c->mh_code) {
+        case CID_MH_IDENTITY:
+                if (len != want.len || (len > 0 && memcmp(data, want.p, len) != 0))
+                        return -EILSEQ;
+                return 0;
+        case CID_MH_SHA2_256:
+                hash_sha256(data, len, d);
+                break;
+        case MH_DBL_SHA2_256:
+                hash_sha256(data, len, once);
+                hash_sha256(once, sizeof(once), d);
+                break;
+        default:
                 return -EOPNOTSUPP;
-        hash_sha256(data, len, d);
-        return memcmp(d, c->bin + c->digest_off, sizeof(d)) == 0 ? 0 : -EILSEQ;
+        }
+        /* go-multihash truncates to the requested length; a longer one cannot be sha2-256 */
+        if (want.len > sizeof(d))
+                return -EOPNOTSUPP;
+        return memcmp(d, want.p, want.len) == 0 ? 0 : -EILSEQ;
 }

@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Multibase: RFC 4648 bit-packing bases (base16, base32, base64) and big-number bases
- * (base58btc, base36). Decoders never write past out_cap and refuse non-canonical input
- * (left-over bits that are not zero).
+ * Multibase: a one-character prefix naming the base, then the encoded bytes. Two families:
+ * RFC 4648 bit-packing bases (base16, base32, base64, base64url; no padding except the
+ * explicitly padded 'M'/'U') and big-number bases (base58btc, base36), where each leading
+ * zero byte is one leading zero digit. Decoders never write past out_cap and accept only the
+ * canonical form, so decode followed by encode gives back the input: left-over bits must be
+ * zero, impossible lengths are refused, lower-case prefixes take lower-case digits only and
+ * upper-case prefixes ('B', 'F', 'K') upper-case only. Encoders write the lower-case forms.
+ * Work is bounded by the output capacity (big-number decoding is quadratic in it).
  */
 #include <string.h>
 
 #include "prsmfs/cid.h"
-
-/* ---- multibase ---- */
 
 static const char b32_lower[] = "abcdefghijklmnopqrstuvwxyz234567";
 static const char b58_alpha[] = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
@@ -17,30 +20,44 @@ static const char b64_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvw
 static const char b64_url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 static const char hex_lower[] = "0123456789abcdef";
 
-static int digit_of(const char *alpha, size_t base, char ch, bool fold_case)
+/* The digit value of ch, or -1. Alphabets are lower-case; upper-case bases fold to them. */
+static int digit_of(const char *alpha, size_t base, char ch, bool upper)
 {
-        for (size_t i = 0; i < base; i++) {
-                char a = alpha[i];
+        const char *hit;
 
-                if (a == ch || (fold_case && a >= 'a' && a <= 'z' && a - 'a' + 'A' == ch))
-                        return (int)i;
+        if (upper) {
+                if (ch >= 'a' && ch <= 'z')
+                        return -1;
+                if (ch >= 'A' && ch <= 'Z')
+                        ch = (char)(ch - 'A' + 'a');
         }
-        return -1;
+        hit = memchr(alpha, ch, base);
+        return hit ? (int)(hit - alpha) : -1;
 }
 
-/* RFC 4648 bit-packing bases (base16, base32, base64); padding rejected unless allowed. */
-static int decode_bits(const char *s, size_t slen, const char *alpha, unsigned bits, bool fold_case,
-                       bool allow_pad, uint8_t *out, size_t cap, size_t *ret_len)
+/*
+ * RFC 4648 bit-packing bases (base16, base32, base64). '=' is a bad character unless pad is
+ * set (base64 only), and then it must fill exactly the last 4-character quantum (§4).
+ */
+static int decode_bits(const char *s, size_t slen, const char *alpha, unsigned bits, bool upper,
+                       bool pad, uint8_t *out, size_t cap, size_t *ret_len)
 {
         uint32_t acc = 0;
         unsigned nbits = 0;
         size_t n = 0;
 
-        if (allow_pad)
-                while (slen > 0 && s[slen - 1] == '=')
+        if (pad) {
+                size_t npad = 0;
+
+                while (slen > 0 && s[slen - 1] == '=') {
                         slen--;
+                        npad++;
+                }
+                if (npad != (4 - slen % 4) % 4)
+                        return -EBADMSG;
+        }
         for (size_t i = 0; i < slen; i++) {
-                int d = digit_of(alpha, 1u << bits, s[i], fold_case);
+                int d = digit_of(alpha, 1u << bits, s[i], upper);
 
                 if (d < 0)
                         return -EBADMSG;
@@ -90,19 +107,22 @@ static int encode_bits(const uint8_t *p, size_t len, const char *alpha, unsigned
 }
 
 /* Big-number bases (base58btc, base36): each leading zero byte is one leading zero digit. */
-static int decode_bignum(const char *s, size_t slen, const char *alpha, unsigned base,
-                         bool fold_case, uint8_t *out, size_t cap, size_t *ret_len)
+static int decode_bignum(const char *s, size_t slen, const char *alpha, unsigned base, bool upper,
+                         uint8_t *out, size_t cap, size_t *ret_len)
 {
         size_t zeros = 0, n = 0;
 
-        /* a base-b string of k digits needs at least k*log256(b) > k/2 bytes */
-        if (slen > 2 * cap + 2)
+        /*
+         * Bounds the work before any arithmetic: zero digits are a byte each and k other
+         * digits need more than (k - 1) * log256(b) > (k - 1) / 2 bytes, for b >= 36.
+         */
+        if (slen / 2 > cap + 1)
                 return -E2BIG;
         while (zeros < slen && s[zeros] == alpha[0])
                 zeros++;
         /* out[cap - n .. cap) holds the big-endian value being built */
         for (size_t i = zeros; i < slen; i++) {
-                int d = digit_of(alpha, base, s[i], fold_case);
+                int d = digit_of(alpha, base, s[i], upper);
                 uint32_t carry;
 
                 if (d < 0)
@@ -122,8 +142,10 @@ static int decode_bignum(const char *s, size_t slen, const char *alpha, unsigned
         }
         if (zeros + n > cap)
                 return -E2BIG;
-        memmove(out + zeros, out + cap - n, n);
-        memset(out, 0, zeros);
+        if (n)
+                memmove(out + zeros, out + cap - n, n);
+        if (zeros)
+                memset(out, 0, zeros);
         *ret_len = zeros + n;
         return 0;
 }
@@ -180,47 +202,31 @@ int cid_base58_encode(const uint8_t *p, size_t len, char *out, size_t out_cap, s
 
 int cid_multibase_decode(const char *s, size_t slen, uint8_t *out, size_t out_cap, size_t *ret_len)
 {
+        const char *p;
+        size_t n;
+
         if (slen == 0)
                 return -EBADMSG;
+        p = s + 1;
+        n = slen - 1;
         switch (s[0]) {
         case 'b':
-                return decode_bits(s + 1, slen - 1, b32_lower, 5, false, false, out, out_cap,
-                                   ret_len);
         case 'B':
-                /* upper-case alphabet: fold to the lower one */
-                for (size_t i = 1; i < slen; i++)
-                        if (s[i] >= 'a' && s[i] <= 'z')
-                                return -EBADMSG;
-                return decode_bits(s + 1, slen - 1, b32_lower, 5, true, false, out, out_cap,
-                                   ret_len);
+                return decode_bits(p, n, b32_lower, 5, s[0] == 'B', false, out, out_cap, ret_len);
         case 'z':
-                return decode_bignum(s + 1, slen - 1, b58_alpha, 58, false, out, out_cap, ret_len);
+                return decode_bignum(p, n, b58_alpha, 58, false, out, out_cap, ret_len);
         case 'f':
-                return decode_bits(s + 1, slen - 1, hex_lower, 4, false, false, out, out_cap,
-                                   ret_len);
         case 'F':
-                for (size_t i = 1; i < slen; i++)
-                        if (s[i] >= 'a' && s[i] <= 'f')
-                                return -EBADMSG;
-                return decode_bits(s + 1, slen - 1, hex_lower, 4, true, false, out, out_cap,
-                                   ret_len);
+                return decode_bits(p, n, hex_lower, 4, s[0] == 'F', false, out, out_cap, ret_len);
         case 'k':
-                return decode_bignum(s + 1, slen - 1, b36_lower, 36, false, out, out_cap, ret_len);
         case 'K':
-                for (size_t i = 1; i < slen; i++)
-                        if (s[i] >= 'a' && s[i] <= 'z')
-                                return -EBADMSG;
-                return decode_bignum(s + 1, slen - 1, b36_lower, 36, true, out, out_cap, ret_len);
+                return decode_bignum(p, n, b36_lower, 36, s[0] == 'K', out, out_cap, ret_len);
         case 'm':
-                return decode_bits(s + 1, slen - 1, b64_std, 6, false, false, out, out_cap,
-                                   ret_len);
         case 'M':
-                return decode_bits(s + 1, slen - 1, b64_std, 6, false, true, out, out_cap, ret_len);
+                return decode_bits(p, n, b64_std, 6, false, s[0] == 'M', out, out_cap, ret_len);
         case 'u':
-                return decode_bits(s + 1, slen - 1, b64_url, 6, false, false, out, out_cap,
-                                   ret_len);
         case 'U':
-                return decode_bits(s + 1, slen - 1, b64_url, 6, false, true, out, out_cap, ret_len);
+                return decode_bits(p, n, b64_url, 6, false, s[0] == 'U', out, out_cap, ret_len);
         default:
                 return -EOPNOTSUPP;
         }

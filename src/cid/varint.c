@@ -1,34 +1,36 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Unsigned varints (multiformats): LEB128, minimal, at most 9 bytes (63 bits).
+ * Unsigned varints as multiformats uses them (CID versions and codecs, multihash codes and
+ * lengths): LEB128, least-significant group first, at most 9 bytes (63 bits) and minimal, so
+ * every value has exactly one encoding and a CID's bytes are canonical. Protobuf varints (up
+ * to 10 bytes, not required to be minimal) are a different thing and live in unixfs.
+ * The reader goes through a bounds-checked cursor and moves it only on success.
  */
 #include <string.h>
 
 #include "prsmfs/cid.h"
 
-/* ---- varint ---- */
-
 int cid_varint_read(struct cursor *c, uint64_t *ret)
 {
         uint64_t v = 0;
-        size_t i;
 
-        for (i = 0; i < VARINT_MAX_BYTES; i++) {
+        for (size_t i = 0; i < VARINT_MAX_BYTES; i++) {
                 uint8_t b;
 
                 if (c->pos + i >= c->len)
-                        return -EBADMSG;
+                        return -EBADMSG; /* truncated */
                 b = c->p[c->pos + i];
                 v |= (uint64_t)(b & 0x7f) << (7 * i);
-                if (!(b & 0x80)) {
-                        if (b == 0 && i > 0)
-                                return -EBADMSG; /* not minimal */
-                        c->pos += i + 1;
-                        *ret = v;
-                        return 0;
-                }
+                if (b & 0x80)
+                        continue;
+                /* a last group of 0 after others is padding: only 0 itself is a lone 00 */
+                if (b == 0 && i > 0)
+                        return -EBADMSG;
+                c->pos += i + 1;
+                *ret = v;
+                return 0;
         }
-        return -EBADMSG;
+        return -EBADMSG; /* a 10th byte would be needed: over 63 bits */
 }
 
 size_t cid_varint_write(uint64_t v, uint8_t out[10])
