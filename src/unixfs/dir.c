@@ -354,7 +354,8 @@ static int emit_entry(struct dread *rd, const uint8_t *name, size_t len,
 
         if (!copy)
                 return -ENOMEM;
-        memcpy(copy, name, len);
+        if (len)
+                memcpy(copy, name, len); /* an empty name may come with no bytes at all */
         copy[len] = '\0';
         e.name = copy;
         r = rd->fn(&e, rd->userdata);
