@@ -13,13 +13,20 @@
 #include "prsmfs/cid.h"
 
 #define INDEX_ROOT_INO       1
-#define INDEX_SCHEMA_VERSION 1
+#define INDEX_SCHEMA_VERSION 2
 #define INDEX_NAME_MAX       255
 
 enum index_state {
         INDEX_STATE_CLEAN = 0, /* content is cid (or empty) */
         INDEX_STATE_LAZY = 1,  /* a linked directory whose entries are not expanded yet */
         INDEX_STATE_DIRTY = 2, /* local changes not yet uploaded */
+};
+
+/* Inode flags (schema 2). */
+enum {
+        INDEX_FLAG_RO = 1 << 0,     /* immutable content (the .ipfs/ tree): no writes, long
+                                       kernel cache timeouts */
+        INDEX_FLAG_HIDDEN = 1 << 1, /* not listed by readdir, found by lookup (.ipfs) */
 };
 
 struct index_attr {
@@ -30,6 +37,7 @@ struct index_attr {
         uint64_t size;
         int64_t atime_ns, mtime_ns, ctime_ns;
         uint32_t state; /* enum index_state */
+        uint32_t flags; /* INDEX_FLAG_* */
         bool has_cid;
         struct cid cid;
 };
@@ -66,11 +74,31 @@ struct index_new_node {
         uint64_t size;
         int64_t mtime_ns;
         uint32_t state;
+        uint32_t flags;
         const struct cid *cid; /* may be NULL */
         const char *target;    /* symlinks only */
 };
 _wur_ int index_mknode(struct index *idx, uint64_t parent, const char *name,
                        const struct index_new_node *n, struct index_attr *ret);
+
+/*
+ * Fills a lazily linked directory: in one transaction, creates every child (an entry whose
+ * name is invalid or taken is skipped and counted in *ret_skipped), adds the subdirectories'
+ * links to dir and marks it INDEX_STATE_CLEAN. When dir is no longer lazy (someone expanded
+ * it first) nothing is inserted and 0 is returned. Both counters are optional.
+ */
+struct index_child {
+        const char *name;
+        struct index_new_node n;
+};
+_wur_ int index_expand(struct index *idx, uint64_t dir, const struct index_child *children,
+                       size_t n, size_t *ret_added, size_t *ret_skipped);
+
+/* Sets a file's size (a linked file whose real size its root block told). */
+_wur_ int index_set_size(struct index *idx, uint64_t ino, uint64_t size);
+
+/* True when name may be a directory entry: 1..255 bytes, no '/', not "." or "..". */
+bool index_name_ok(const char *name);
 
 /* Totals for statfs. */
 _wur_ int index_totals(struct index *idx, uint64_t *ret_inodes, uint64_t *ret_bytes);

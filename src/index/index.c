@@ -8,8 +8,8 @@
  * daemon (the promise for closed files); after power loss the last commits may be lost,
  * which is why fsync() on a file waits for its upload and pin (design.md §4), not for this.
  *
- * Schema (version 1):
- *   inodes(ino, mode, uid, gid, nlink, size, atime/mtime/ctime ns, state, cid, target)
+ * Schema (version 2):
+ *   inodes(ino, mode, uid, gid, nlink, size, atime/mtime/ctime ns, state, cid, target, flags)
  *   dentries(id, parent, name, ino)   id is the readdir cookie: stable under inserts/deletes
  *   xattrs(ino, name, value)
  * Migrations run in order from PRAGMA user_version; a database newer than this code is
@@ -40,12 +40,15 @@ enum stmt_id {
         STMT_TOTALS,
         STMT_XATTR_GET,
         STMT_XATTR_LIST,
+        STMT_GET_STATE,
+        STMT_SET_CLEAN,
+        STMT_SET_SIZE,
         _STMT_MAX,
 };
 
 #define INODE_COLS                                                               \
         "i.ino, i.mode, i.uid, i.gid, i.nlink, i.size, i.atime_ns, i.mtime_ns, " \
-        "i.ctime_ns, i.state, i.cid"
+        "i.ctime_ns, i.state, i.cid, i.flags"
 
 static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_GETATTR] = "SELECT " INODE_COLS " FROM inodes i WHERE i.ino = ?1",
@@ -53,17 +56,21 @@ static const char *const stmt_sql[_STMT_MAX] = {
                         "WHERE d.parent = ?1 AND d.name = ?2",
         [STMT_READDIR] = "SELECT " INODE_COLS ", d.name, d.id FROM dentries d "
                          "JOIN inodes i ON i.ino = d.ino "
-                         "WHERE d.parent = ?1 AND d.id > ?2 ORDER BY d.id LIMIT 256",
+                         "WHERE d.parent = ?1 AND d.id > ?2 AND (i.flags & 2) = 0 "
+                         "ORDER BY d.id LIMIT 256",
         [STMT_READLINK] = "SELECT target FROM inodes WHERE ino = ?1",
         [STMT_INSERT_INODE] = "INSERT INTO inodes(mode, uid, gid, nlink, size, atime_ns, "
-                              "mtime_ns, ctime_ns, state, cid, target) "
-                              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10)",
+                              "mtime_ns, ctime_ns, state, cid, target, flags) "
+                              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10, ?11)",
         [STMT_INSERT_DENTRY] = "INSERT INTO dentries(parent, name, ino) VALUES (?1, ?2, ?3)",
         [STMT_NLINK_INC] = "UPDATE inodes SET nlink = nlink + ?2, mtime_ns = ?3, ctime_ns = ?3 "
                            "WHERE ino = ?1",
         [STMT_TOTALS] = "SELECT count(*), coalesce(sum(size), 0) FROM inodes",
         [STMT_XATTR_GET] = "SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2",
         [STMT_XATTR_LIST] = "SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name",
+        [STMT_GET_STATE] = "SELECT state FROM inodes WHERE ino = ?1",
+        [STMT_SET_CLEAN] = "UPDATE inodes SET state = 0, nlink = nlink + ?2 WHERE ino = ?1",
+        [STMT_SET_SIZE] = "UPDATE inodes SET size = ?2 WHERE ino = ?1",
 };
 
 static const char *const migrations[] = {
@@ -94,6 +101,8 @@ static const char *const migrations[] = {
         "  name TEXT NOT NULL,"
         "  value BLOB NOT NULL,"
         "  PRIMARY KEY (ino, name)) WITHOUT ROWID;",
+        /* 1 -> 2: immutable and hidden inodes (the .ipfs/ tree) */
+        "ALTER TABLE inodes ADD COLUMN flags INTEGER NOT NULL DEFAULT 0;",
 };
 
 struct index {
@@ -286,6 +295,7 @@ static void row_to_attr(sqlite3_stmt *st, struct index_attr *a)
                 .mtime_ns = sqlite3_column_int64(st, 7),
                 .ctime_ns = sqlite3_column_int64(st, 8),
                 .state = (uint32_t)sqlite3_column_int64(st, 9),
+                .flags = (uint32_t)sqlite3_column_int64(st, 11),
         };
         /* the CID was validated when stored; a row that no longer parses is reported as
          * having no CID rather than trusted */
@@ -352,15 +362,15 @@ int index_readdir(struct index *idx, uint64_t dir, uint64_t after, index_dirent_
                 sqlite3_bind_int64(st, 1, (sqlite3_int64)dir);
                 sqlite3_bind_int64(st, 2, (sqlite3_int64)after);
                 while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < 256) {
-                        const void *name = sqlite3_column_blob(st, 11);
-                        int len = sqlite3_column_bytes(st, 11);
+                        const void *name = sqlite3_column_blob(st, 12);
+                        int len = sqlite3_column_bytes(st, 12);
 
                         if (len <= 0 || len > INDEX_NAME_MAX)
                                 continue; /* names are validated on insert */
                         row_to_attr(st, &rows[n].attr);
                         memcpy(rows[n].name, name, (size_t)len);
                         rows[n].name[len] = '\0';
-                        rows[n].cookie = (uint64_t)sqlite3_column_int64(st, 12);
+                        rows[n].cookie = (uint64_t)sqlite3_column_int64(st, 13);
                         after = rows[n].cookie;
                         n++;
                 }
@@ -409,7 +419,7 @@ int index_readlink(struct index *idx, uint64_t ino, char *buf, size_t size)
         return r;
 }
 
-static bool name_ok(const char *name)
+bool index_name_ok(const char *name)
 {
         size_t len = strlen(name);
 
@@ -417,27 +427,29 @@ static bool name_ok(const char *name)
                strcmp(name, "..") != 0;
 }
 
-int index_mknode(struct index *idx, uint64_t parent, const char *name,
-                 const struct index_new_node *n, struct index_attr *ret)
+/* Runs a prepared statement that returns no row, then resets it. */
+static int step_done(sqlite3_stmt *st)
 {
-        sqlite3_stmt *st;
-        int64_t now = now_ns();
-        bool is_dir = S_ISDIR(n->mode);
-        uint64_t ino = 0;
-        int rc, r;
+        int rc = sqlite3_step(st);
 
-        if (!name_ok(name))
-                return -EINVAL;
-        pthread_mutex_lock(&idx->lock);
-        r = exec(idx, "BEGIN IMMEDIATE");
-        if (r < 0)
-                goto unlock;
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return rc == SQLITE_DONE ? 0 : rc;
+}
 
-        st = idx->st[STMT_INSERT_INODE];
+/* Inserts an inode and its entry; under the lock, inside a transaction. -EEXIST when the
+ * name is taken, -ENOENT when parent does not exist. */
+static int insert_node_locked(struct index *idx, uint64_t parent, const char *name,
+                              const struct index_new_node *n, int64_t now, uint64_t *ret_ino)
+{
+        sqlite3_stmt *st = idx->st[STMT_INSERT_INODE];
+        uint64_t ino;
+        int rc;
+
         sqlite3_bind_int64(st, 1, n->mode);
         sqlite3_bind_int64(st, 2, n->uid);
         sqlite3_bind_int64(st, 3, n->gid);
-        sqlite3_bind_int64(st, 4, is_dir ? 2 : 1);
+        sqlite3_bind_int64(st, 4, S_ISDIR(n->mode) ? 2 : 1);
         sqlite3_bind_int64(st, 5, (sqlite3_int64)n->size);
         sqlite3_bind_int64(st, 6, n->mtime_ns ? n->mtime_ns : now);
         sqlite3_bind_int64(st, 7, now);
@@ -446,39 +458,51 @@ int index_mknode(struct index *idx, uint64_t parent, const char *name,
                 sqlite3_bind_blob(st, 9, n->cid->bin, n->cid->len, SQLITE_STATIC);
         if (n->target)
                 sqlite3_bind_blob(st, 10, n->target, (int)strlen(n->target), SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-        if (rc != SQLITE_DONE) {
-                r = errno_from_sqlite(rc);
-                goto rollback;
-        }
+        sqlite3_bind_int64(st, 11, n->flags);
+        rc = step_done(st);
+        if (rc != 0)
+                return errno_from_sqlite(rc);
         ino = (uint64_t)sqlite3_last_insert_rowid(idx->db);
 
         st = idx->st[STMT_INSERT_DENTRY];
         sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
         sqlite3_bind_blob(st, 2, name, (int)strlen(name), SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, (sqlite3_int64)ino);
-        rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-        if (rc != SQLITE_DONE) {
+        rc = step_done(st);
+        if (rc != 0)
                 /* UNIQUE(parent, name) -> -EEXIST; a missing parent -> foreign key */
-                r = (rc & 0xff) == SQLITE_CONSTRAINT && sqlite3_extended_errcode(idx->db) ==
-                                                                SQLITE_CONSTRAINT_FOREIGNKEY
-                            ? -ENOENT
-                            : errno_from_sqlite(rc);
+                return (rc & 0xff) == SQLITE_CONSTRAINT && sqlite3_extended_errcode(idx->db) ==
+                                                                   SQLITE_CONSTRAINT_FOREIGNKEY
+                               ? -ENOENT
+                               : errno_from_sqlite(rc);
+        *ret_ino = ino;
+        return 0;
+}
+
+int index_mknode(struct index *idx, uint64_t parent, const char *name,
+                 const struct index_new_node *n, struct index_attr *ret)
+{
+        sqlite3_stmt *st;
+        int64_t now = now_ns();
+        uint64_t ino = 0;
+        int rc, r;
+
+        if (!index_name_ok(name))
+                return -EINVAL;
+        pthread_mutex_lock(&idx->lock);
+        r = exec(idx, "BEGIN IMMEDIATE");
+        if (r < 0)
+                goto unlock;
+        r = insert_node_locked(idx, parent, name, n, now, &ino);
+        if (r < 0)
                 goto rollback;
-        }
         /* the parent's mtime changes; a new subdirectory adds a link ("..") to it */
         st = idx->st[STMT_NLINK_INC];
         sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
-        sqlite3_bind_int64(st, 2, is_dir ? 1 : 0);
+        sqlite3_bind_int64(st, 2, S_ISDIR(n->mode) ? 1 : 0);
         sqlite3_bind_int64(st, 3, now);
-        rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-        if (rc != SQLITE_DONE) {
+        rc = step_done(st);
+        if (rc != 0) {
                 r = errno_from_sqlite(rc);
                 goto rollback;
         }
@@ -492,6 +516,88 @@ rollback:
 unlock:
         pthread_mutex_unlock(&idx->lock);
         return r;
+}
+
+int index_expand(struct index *idx, uint64_t dir, const struct index_child *children, size_t n,
+                 size_t *ret_added, size_t *ret_skipped)
+{
+        size_t added = 0, skipped = 0, subdirs = 0;
+        int64_t now = now_ns();
+        sqlite3_stmt *st;
+        int rc, r;
+
+        pthread_mutex_lock(&idx->lock);
+        r = exec(idx, "BEGIN IMMEDIATE");
+        if (r < 0)
+                goto unlock;
+        st = idx->st[STMT_GET_STATE];
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)dir);
+        rc = sqlite3_step(st);
+        r = rc == SQLITE_ROW   ? (sqlite3_column_int64(st, 0) == INDEX_STATE_LAZY ? 1 : 0)
+            : rc == SQLITE_DONE ? -ENOENT
+                                : errno_from_sqlite(rc);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        if (r <= 0)
+                goto rollback; /* gone, or expanded by someone else: nothing to do */
+        for (size_t i = 0; i < n; i++) {
+                uint64_t ino;
+
+                if (!index_name_ok(children[i].name)) {
+                        skipped++;
+                        continue;
+                }
+                r = insert_node_locked(idx, dir, children[i].name, &children[i].n, now, &ino);
+                if (r == -EEXIST) {
+                        skipped++;
+                        continue;
+                }
+                if (r < 0)
+                        goto rollback;
+                added++;
+                if (S_ISDIR(children[i].n.mode))
+                        subdirs++;
+        }
+        st = idx->st[STMT_SET_CLEAN];
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)dir);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)subdirs);
+        rc = step_done(st);
+        if (rc != 0) {
+                r = errno_from_sqlite(rc);
+                goto rollback;
+        }
+        r = exec(idx, "COMMIT");
+        if (r < 0)
+                goto rollback;
+        pthread_mutex_unlock(&idx->lock);
+        if (ret_added)
+                *ret_added = added;
+        if (ret_skipped)
+                *ret_skipped = skipped;
+        return 0;
+rollback:
+        (void)exec(idx, "ROLLBACK");
+unlock:
+        pthread_mutex_unlock(&idx->lock);
+        if (r == 0) {
+                if (ret_added)
+                        *ret_added = 0;
+                if (ret_skipped)
+                        *ret_skipped = 0;
+        }
+        return r;
+}
+
+int index_set_size(struct index *idx, uint64_t ino, uint64_t size)
+{
+        sqlite3_stmt *st = stmt_begin(idx, STMT_SET_SIZE);
+        int rc;
+
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
+        rc = sqlite3_step(st);
+        stmt_end(idx, st);
+        return rc == SQLITE_DONE ? 0 : errno_from_sqlite(rc);
 }
 
 int index_totals(struct index *idx, uint64_t *ret_inodes, uint64_t *ret_bytes)

@@ -144,6 +144,112 @@ static void test_open__newer_schema__refused(void **state)
         assert_null(idx);
 }
 
+static void test_open__schema_1__migrated_keeping_rows(void **state)
+{
+        struct fixture *f = *state;
+        struct index_attr a;
+        sqlite3 *db;
+
+        /* a version 1 database as the first release wrote it, with one file */
+        index_free(f->idx);
+        f->idx = NULL;
+        assert_int_equal(unlink(f->path), 0);
+        assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+        assert_int_equal(
+                sqlite3_exec(db,
+                             "CREATE TABLE inodes (ino INTEGER PRIMARY KEY, mode INTEGER NOT NULL,"
+                             " uid INTEGER NOT NULL DEFAULT 0, gid INTEGER NOT NULL DEFAULT 0,"
+                             " nlink INTEGER NOT NULL DEFAULT 1, size INTEGER NOT NULL DEFAULT 0,"
+                             " atime_ns INTEGER NOT NULL DEFAULT 0,"
+                             " mtime_ns INTEGER NOT NULL DEFAULT 0,"
+                             " ctime_ns INTEGER NOT NULL DEFAULT 0,"
+                             " state INTEGER NOT NULL DEFAULT 0, cid BLOB, target BLOB);"
+                             "CREATE TABLE dentries (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                             " parent INTEGER NOT NULL, name BLOB NOT NULL,"
+                             " ino INTEGER NOT NULL, UNIQUE (parent, name));"
+                             "CREATE TABLE xattrs (ino INTEGER NOT NULL, name TEXT NOT NULL,"
+                             " value BLOB NOT NULL, PRIMARY KEY (ino, name)) WITHOUT ROWID;"
+                             "INSERT INTO inodes(ino, mode, nlink) VALUES (1, 16877, 2);"
+                             "INSERT INTO inodes(ino, mode, size) VALUES (2, 33188, 42);"
+                             "INSERT INTO dentries(parent, name, ino) VALUES (1, X'6f6c64', 2);"
+                             "PRAGMA user_version = 1;",
+                             NULL, NULL, NULL),
+                SQLITE_OK);
+        sqlite3_close(db);
+        assert_int_equal(index_open(f->path, &f->idx), 0);
+        assert_int_equal(index_lookup(f->idx, INDEX_ROOT_INO, "old", &a), 0);
+        assert_int_equal(a.size, 42);
+        assert_int_equal(a.flags, 0);
+        assert_int_equal(index_check(f->idx), 0);
+}
+
+static int count_cb(const char *name, const struct index_attr *attr, uint64_t cookie, void *ud)
+{
+        (void)name;
+        (void)attr;
+        (void)cookie;
+        (*(size_t *)ud)++;
+        return 0;
+}
+
+static void test_expand__lazy_dir__children_once_bad_names_skipped(void **state)
+{
+        struct fixture *f = *state;
+        struct index_new_node dir = { .mode = S_IFDIR | 0755, .state = INDEX_STATE_LAZY };
+        struct index_child kids[] = {
+                { "a", { .mode = S_IFREG | 0644, .size = 7 } },
+                { "sub", { .mode = S_IFDIR | 0755, .state = INDEX_STATE_LAZY } },
+                { "", { .mode = S_IFREG | 0644 } },
+                { "..", { .mode = S_IFREG | 0644 } },
+                { "x/y", { .mode = S_IFREG | 0644 } },
+                { "a", { .mode = S_IFREG | 0644, .size = 9 } }, /* duplicate */
+                { "link", { .mode = S_IFLNK | 0777, .target = "a" } },
+        };
+        struct index_attr d, a;
+        size_t added, skipped, n = 0;
+        char buf[16];
+
+        assert_int_equal(index_mknode(f->idx, INDEX_ROOT_INO, "lazy", &dir, &d), 0);
+        assert_int_equal(d.state, INDEX_STATE_LAZY);
+        assert_int_equal(index_expand(f->idx, d.ino, kids, ELEMENTSOF(kids), &added, &skipped), 0);
+        assert_int_equal(added, 3);
+        assert_int_equal(skipped, 4);
+        assert_int_equal(index_getattr(f->idx, d.ino, &d), 0);
+        assert_int_equal(d.state, INDEX_STATE_CLEAN);
+        assert_int_equal(d.nlink, 3); /* ".", its entry, and sub's ".." */
+        assert_int_equal(index_lookup(f->idx, d.ino, "a", &a), 0);
+        assert_int_equal(a.size, 7); /* the first of the duplicates wins */
+        assert_int_equal(index_lookup(f->idx, d.ino, "link", &a), 0);
+        assert_int_equal(index_readlink(f->idx, a.ino, buf, sizeof(buf)), 0);
+        assert_string_equal(buf, "a");
+        /* a second expansion (another thread came second) changes nothing */
+        assert_int_equal(index_expand(f->idx, d.ino, kids, 2, &added, &skipped), 0);
+        assert_int_equal(added, 0);
+        assert_int_equal(index_readdir(f->idx, d.ino, 0, count_cb, &n), 0);
+        assert_int_equal(n, 3);
+        assert_int_equal(index_expand(f->idx, 999, kids, 1, NULL, NULL), -ENOENT);
+        assert_int_equal(index_set_size(f->idx, a.ino, 5), 0);
+        assert_int_equal(index_getattr(f->idx, a.ino, &a), 0);
+        assert_int_equal(a.size, 5);
+}
+
+static void test_readdir__hidden_entry__found_by_lookup_only(void **state)
+{
+        struct fixture *f = *state;
+        struct index_new_node h = { .mode = S_IFDIR | 0555,
+                                    .flags = INDEX_FLAG_HIDDEN | INDEX_FLAG_RO };
+        struct index_new_node v = { .mode = S_IFREG | 0644 };
+        struct index_attr a;
+        size_t n = 0;
+
+        assert_int_equal(index_mknode(f->idx, INDEX_ROOT_INO, ".ipfs", &h, NULL), 0);
+        assert_int_equal(index_mknode(f->idx, INDEX_ROOT_INO, "visible", &v, NULL), 0);
+        assert_int_equal(index_readdir(f->idx, INDEX_ROOT_INO, 0, count_cb, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(index_lookup(f->idx, INDEX_ROOT_INO, ".ipfs", &a), 0);
+        assert_int_equal(a.flags, INDEX_FLAG_HIDDEN | INDEX_FLAG_RO);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -153,6 +259,12 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_readdir__resume_from_cookie__every_entry_once,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_open__newer_schema__refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_open__schema_1__migrated_keeping_rows, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_expand__lazy_dir__children_once_bad_names_skipped, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_readdir__hidden_entry__found_by_lookup_only,
+                                                setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
