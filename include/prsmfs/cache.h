@@ -47,6 +47,9 @@ _wur_ int64_t cache_block_size(struct cache *c, const struct cid *cid);
  * errors. Evicts old blocks when the cache grows past its cap.
  */
 _wur_ int cache_block_put(struct cache *c, const struct cid *cid, const void *data, size_t len);
+/* The same for a block its caller has just verified (the node pool's blocks): no second hash. */
+_wur_ int cache_block_put_verified(struct cache *c, const struct cid *cid, const void *data,
+                                   size_t len);
 /* Evicts least recently used blocks until at most target bytes remain; returns bytes freed. */
 int64_t cache_evict(struct cache *c, uint64_t target);
 void cache_get_stats(struct cache *c, struct cache_stats *ret);

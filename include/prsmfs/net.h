@@ -77,6 +77,9 @@ struct net_stats {
 struct net_pool;
 
 _wur_ int net_pool_new(const struct net_config *cfg, struct net_pool **ret);
+/* Makes every fetch in flight, and every later one, end at once with -ECANCELED, so that
+ * threads blocked in the pool can be joined; the pool stays valid until net_pool_free. */
+void net_pool_shutdown(struct net_pool *p);
 /* Cancels what is in flight (callers get -ECANCELED) and frees. NULL-safe. */
 void net_pool_free(struct net_pool *p);
 

@@ -255,14 +255,19 @@ fail:
         return r;
 }
 
+void net_engine_shutdown(struct net_engine *e)
+{
+        pthread_mutex_lock(&e->lock);
+        __atomic_store_n(&e->stop, true, __ATOMIC_RELAXED);
+        pthread_mutex_unlock(&e->lock);
+        curl_multi_wakeup(e->multi);
+}
+
 void net_engine_free(struct net_engine *e)
 {
         if (!e)
                 return;
-        pthread_mutex_lock(&e->lock);
-        e->stop = true;
-        pthread_mutex_unlock(&e->lock);
-        curl_multi_wakeup(e->multi);
+        net_engine_shutdown(e);
         pthread_join(e->thread, NULL);
         curl_multi_cleanup(e->multi);
         pthread_mutex_destroy(&e->lock);
@@ -359,17 +364,22 @@ static uint64_t engine_now(void *t)
         return net_now_ns();
 }
 
+/* Sleeps in slices of at most 50 ms so that a shutdown ends a backoff quickly; an early
+ * wake-up just means an earlier retry. */
 static void engine_sleep_until(void *t, uint64_t ns)
 {
-        uint64_t now = net_now_ns();
-        struct timespec ts;
+        struct net_engine *e = t;
 
-        (void)t;
-        if (ns <= now)
-                return;
-        ts.tv_sec = (time_t)((ns - now) / 1000000000u);
-        ts.tv_nsec = (long)((ns - now) % 1000000000u);
-        (void)nanosleep(&ts, NULL); /* an early wake-up just means an earlier retry */
+        for (;;) {
+                uint64_t now = net_now_ns(), left;
+                struct timespec ts;
+
+                if (ns <= now || __atomic_load_n(&e->stop, __ATOMIC_RELAXED))
+                        return;
+                left = MIN(ns - now, 50000000ull);
+                ts = (struct timespec){ .tv_nsec = (long)left };
+                (void)nanosleep(&ts, NULL);
+        }
 }
 
 static uint64_t engine_random(void *t)

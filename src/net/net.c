@@ -213,7 +213,7 @@ int net_pool_new(const struct net_config *cfg, struct net_pool **ret)
         return 0;
 }
 
-void net_pool_free(struct net_pool *p)
+void net_pool_shutdown(struct net_pool *p)
 {
         if (!p)
                 return;
@@ -221,6 +221,15 @@ void net_pool_free(struct net_pool *p)
         p->stop = true;
         pthread_cond_broadcast(&p->stop_cond);
         pthread_mutex_unlock(&p->lock);
+        if (p->engine)
+                net_engine_shutdown(p->engine);
+}
+
+void net_pool_free(struct net_pool *p)
+{
+        if (!p)
+                return;
+        net_pool_shutdown(p);
         if (p->prober_started)
                 pthread_join(p->prober, NULL);
         /* the engine completes anything still in flight with -ECANCELED */

@@ -39,6 +39,8 @@ struct net_transport_ops {
 /* Real transport: a curl multi engine thread. */
 struct net_engine;
 _wur_ int net_engine_new(const struct net_config *cfg, struct net_engine **ret);
+/* Completes everything in flight and every later request with -ECANCELED; does not free. */
+void net_engine_shutdown(struct net_engine *e);
 void net_engine_free(struct net_engine *e);
 extern const struct net_transport_ops net_engine_ops;
 
