@@ -10,12 +10,35 @@
 #include "prsmfs/base.h"
 #include "prsmfs/config.h"
 #include "prsmfs/index.h"
+#include "prsmfs/store.h"
 
 struct fs;
 
-/* Borrows idx and cfg: both must outlive the fs. */
-_wur_ int fs_new(struct index *idx, const struct config *cfg, struct fs **ret);
+/* Counters (metrics will export them). */
+struct fs_stats {
+        uint64_t reads, read_bytes, read_errors;
+        uint64_t readahead_blocks; /* queued by readahead */
+        uint64_t links, expansions, entries_skipped;
+};
+
+/* Borrows idx, cfg and store (which may be NULL: metadata only); all must outlive the fs.
+ * Creates the hidden .ipfs/ directory at the root if the index has none. */
+_wur_ int fs_new(struct index *idx, const struct config *cfg, struct store *store, struct fs **ret);
 void fs_free(struct fs *fs);
+/* The session, for kernel cache invalidation when the tree changes behind the kernel's back
+ * (prsmctl link). */
+void fs_set_session(struct fs *fs, struct fuse_session *se);
+void fs_get_stats(struct fs *fs, struct fs_stats *ret);
+
+/*
+ * Links an existing CID at path (relative to the mount root, "a/b/name"; the parent must
+ * exist): a file, a directory (expanded lazily), a HAMT-sharded directory or a symlink. Only
+ * the root block is fetched. -EEXIST when the name is taken, -ENOENT/-ENOTDIR for a bad
+ * parent, -EINVAL for a bad CID or name, -EROFS inside .ipfs/, -EOPNOTSUPP for content
+ * that is not UnixFS.
+ */
+_wur_ int fs_link_path(struct fs *fs, const char *cid, const char *path, uint32_t uid, uint32_t gid,
+                       struct index_attr *ret);
 /* Path of the control socket, offered to prsmctl as the root's user.prsm.control xattr. */
 _wur_ int fs_set_control_path(struct fs *fs, const char *path);
 

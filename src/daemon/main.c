@@ -21,10 +21,13 @@
 
 #include <fuse_lowlevel.h>
 
+#include "prsmfs/cache.h"
 #include "prsmfs/config.h"
 #include "prsmfs/fs.h"
 #include "prsmfs/index.h"
 #include "prsmfs/log.h"
+#include "prsmfs/net.h"
+#include "prsmfs/store.h"
 
 #include "control.h"
 
@@ -169,11 +172,89 @@ static int clear_stale_mount(const char *mountpoint)
         return 0;
 }
 
+#define STORE_MEM_BYTES   (128ull << 20) /* recently used blocks kept in memory */
+#define BDI_READ_AHEAD_KB 1024           /* kernel readahead of the mount: one 1 MiB block */
+
 struct daemon {
         const char *mountpoint;
         struct index *idx;
         const struct config *cfg;
+        struct fs *fs;
+        struct store *store;
+        struct net_pool *net;
+        struct cache *cache;
 };
+
+static int cmd_link(json_t *request, json_t **reply, void *userdata)
+{
+        struct daemon *d = userdata;
+        const char *cid = json_string_value(json_object_get(request, "cid"));
+        const char *path = json_string_value(json_object_get(request, "path"));
+        char s[CID_MAX_STR];
+        struct index_attr a;
+        int r;
+
+        if (!cid || !path)
+                return -EINVAL;
+        r = fs_link_path(d->fs, cid, path, 0, 0, &a);
+        if (r < 0)
+                return r;
+        *reply = json_pack("{s:I, s:s, s:s, s:I}", "ino", (json_int_t)a.ino, "cid",
+                           cid_to_string(&a.cid, s), "type",
+                           S_ISDIR(a.mode)   ? "directory"
+                           : S_ISLNK(a.mode) ? "symlink"
+                                             : "file",
+                           "size", (json_int_t)a.size);
+        return *reply ? 0 : -ENOMEM;
+}
+
+/* Counters of the store, the node pool and the cache, for prsmctl status (and tests). */
+static json_t *stats_json(struct daemon *d)
+{
+        struct store_stats ss = { 0 };
+        struct cache_stats cs = { 0 };
+        struct fs_stats fst;
+        struct net_stats *ns;
+        json_t *nodes, *o;
+
+        fs_get_stats(d->fs, &fst);
+        if (d->store)
+                store_get_stats(d->store, &ss);
+        if (d->cache)
+                cache_get_stats(d->cache, &cs);
+        ns = calloc(1, sizeof(*ns));
+        if (!ns)
+                return NULL;
+        if (d->net)
+                net_pool_get_stats(d->net, ns);
+        nodes = json_array();
+        for (size_t i = 0; nodes && i < ns->n_nodes; i++)
+                (void)json_array_append_new(
+                        nodes, json_pack("{s:s, s:i, s:f, s:I, s:I, s:I}", "url", ns->nodes[i].url,
+                                         "state", (int)ns->nodes[i].state, "latency_ms",
+                                         ns->nodes[i].latency_ms, "requests",
+                                         (json_int_t)ns->nodes[i].requests, "errors",
+                                         (json_int_t)ns->nodes[i].errors, "bad_blocks",
+                                         (json_int_t)ns->nodes[i].bad_blocks));
+        o = json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, "
+                      "s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, "
+                      "s:{s:I, s:I, s:I}, s:o}",
+                      "fs", "reads", (json_int_t)fst.reads, "read_bytes",
+                      (json_int_t)fst.read_bytes, "read_errors", (json_int_t)fst.read_errors,
+                      "readahead_blocks", (json_int_t)fst.readahead_blocks, "links",
+                      (json_int_t)fst.links, "expansions", (json_int_t)fst.expansions,
+                      "entries_skipped", (json_int_t)fst.entries_skipped, "store", "mem_hits",
+                      (json_int_t)ss.mem_hits, "disk_hits", (json_int_t)ss.disk_hits, "fetches",
+                      (json_int_t)ss.fetches, "fetch_errors", (json_int_t)ss.fetch_errors,
+                      "prefetches", (json_int_t)ss.prefetches, "cache_put_errors",
+                      (json_int_t)ss.cache_put_errors, "mem_bytes", (json_int_t)ss.mem_bytes,
+                      "cache", "hits", (json_int_t)cs.hits, "misses", (json_int_t)cs.misses, "puts",
+                      (json_int_t)cs.puts, "bytes", (json_int_t)cs.bytes, "net", "fetches",
+                      (json_int_t)ns->fetches, "dedup_hits", (json_int_t)ns->dedup_hits, "failures",
+                      (json_int_t)ns->failures, "nodes", nodes ? nodes : json_null());
+        free(ns);
+        return o;
+}
 
 static int cmd_status(json_t *request, json_t **reply, void *userdata)
 {
@@ -185,9 +266,9 @@ static int cmd_status(json_t *request, json_t **reply, void *userdata)
         r = index_totals(d->idx, &inodes, &bytes);
         if (r < 0)
                 return r;
-        *reply = json_pack("{s:s, s:s, s:s, s:I, s:I}", "version", PRSMFS_VERSION, "mountpoint",
-                           d->mountpoint, "state_dir", d->cfg->state_dir, "inodes",
-                           (json_int_t)inodes, "bytes", (json_int_t)bytes);
+        *reply = json_pack("{s:s, s:s, s:s, s:I, s:I, s:o*}", "version", PRSMFS_VERSION,
+                           "mountpoint", d->mountpoint, "state_dir", d->cfg->state_dir, "inodes",
+                           (json_int_t)inodes, "bytes", (json_int_t)bytes, "stats", stats_json(d));
         return *reply ? 0 : -ENOMEM;
 }
 
@@ -205,7 +286,74 @@ static int cmd_check(json_t *request, json_t **reply, void *userdata)
 static const struct control_command commands[] = {
         { "status", cmd_status },
         { "check", cmd_check },
+        { "link", cmd_link },
 };
+
+/*
+ * The kernel reads ahead at most the bdi's read_ahead_kb (128 KiB) on a FUSE mount, whatever
+ * max_readahead says (lessons.md); as root, raise it to one block, as gcsfuse does. The
+ * mount's device number comes from /proc/self/mountinfo: stat() on the mount point would ask
+ * this very daemon, which does not serve yet.
+ */
+static void raise_readahead(const char *mountpoint)
+{
+        char line[4096], dev[32] = "", path[128];
+        FILE *f;
+
+        f = fopen("/proc/self/mountinfo", "re");
+        if (!f)
+                return;
+        while (fgets(line, sizeof(line), f)) {
+                char mp[PATH_MAX], d[32];
+
+                /* "ID PARENT MAJ:MIN ROOT MOUNTPOINT ..." (spaces in paths are escaped) */
+                if (sscanf(line, "%*s %*s %31s %*s %4095s", d, mp) == 2 &&
+                    strcmp(mp, mountpoint) == 0 && strstr(line, " - fuse"))
+                        (void)snprintf(dev, sizeof(dev), "%s", d); /* the last one is ours */
+        }
+        fclose(f);
+        if (!dev[0])
+                return;
+        (void)snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+        f = fopen(path, "we");
+        if (!f) {
+                log_debug("cannot raise readahead (%s): %m", path);
+                return;
+        }
+        fprintf(f, "%d\n", BDI_READ_AHEAD_KB);
+        if (fclose(f) != 0)
+                log_debug("cannot raise readahead (%s): %m", path);
+}
+
+/* The node pool's settings from the config: RPC nodes first, then gateways. */
+static int open_net(const struct config *cfg, struct net_pool **ret)
+{
+        struct net_node_config nodes[2 * CONFIG_MAX_NODES];
+        struct net_config nc = {
+                .nodes = nodes,
+                .timeout_ms = cfg->timeout_ms,
+                .stall_timeout_ms = cfg->stall_timeout_ms,
+                .retry_base_delay_ms = cfg->retry_base_delay_ms,
+                .retry_max_delay_ms = cfg->retry_max_delay_ms,
+                .retry_max_attempts = cfg->retry_max_attempts,
+                .connection_pool_size = cfg->connection_pool_size,
+                .ca_bundle = cfg->ca_bundle,
+        };
+        size_t n = 0;
+
+        for (size_t i = 0; i < cfg->n_rpc_nodes && n < NET_MAX_NODES; i++)
+                nodes[n++] = (struct net_node_config){ .kind = NET_NODE_RPC,
+                                                       .url = cfg->rpc_nodes[i].url,
+                                                       .auth_file = cfg->rpc_nodes[i].auth_file };
+        for (size_t i = 0; i < cfg->n_gateway_nodes && n < NET_MAX_NODES; i++)
+                nodes[n++] = (struct net_node_config){
+                        .kind = NET_NODE_GATEWAY,
+                        .url = cfg->gateway_nodes[i].url,
+                        .auth_file = cfg->gateway_nodes[i].auth_file,
+                };
+        nc.n_nodes = n;
+        return net_pool_new(&nc, ret);
+}
 
 static int load_config(struct cmdline *cl, struct config *cfg)
 {
@@ -258,7 +406,10 @@ int main(int argc, char *argv[])
         struct fs *fs = NULL;
         struct control *control = NULL;
         struct daemon d = { 0 };
-        char db_path[PATH_MAX], sock_path[PATH_MAX];
+        char db_path[PATH_MAX], sock_path[PATH_MAX], blocks_path[PATH_MAX];
+        struct cache *cache = NULL;
+        struct net_pool *net = NULL;
+        struct store *store = NULL;
         bool mounted = false;
         int r, ret = 1;
 
@@ -314,12 +465,44 @@ int main(int argc, char *argv[])
                 fprintf(stderr, "prsmfs: cannot open the index %s: %s\n", db_path, strerror(-r));
                 goto out;
         }
-        r = fs_new(idx, &cfg, &fs);
+        if ((size_t)snprintf(blocks_path, sizeof(blocks_path), "%s/blocks", cfg.cache_dir) >=
+            sizeof(blocks_path)) {
+                fprintf(stderr, "prsmfs: cache_dir path too long\n");
+                goto out;
+        }
+        r = cache_open(blocks_path, cfg.max_cache_size, cfg.cache_ttl_ms, cfg.content_cache_enabled,
+                       &cache);
+        if (r < 0) {
+                fprintf(stderr, "prsmfs: cannot open the cache %s: %s\n", blocks_path,
+                        strerror(-r));
+                goto out;
+        }
+        r = open_net(&cfg, &net);
+        if (r < 0) {
+                fprintf(stderr, "prsmfs: cannot set up the node pool: %s\n", strerror(-r));
+                goto out;
+        }
+        r = store_new(&(struct store_config){ .cache = cache,
+                                              .net = net,
+                                              .workers = cfg.parallel_downloads,
+                                              .mem_bytes = STORE_MEM_BYTES },
+                      &store);
         if (r < 0) {
                 fprintf(stderr, "prsmfs: %s\n", strerror(-r));
                 goto out;
         }
-        d = (struct daemon){ .mountpoint = opts.mountpoint, .idx = idx, .cfg = &cfg };
+        r = fs_new(idx, &cfg, store, &fs);
+        if (r < 0) {
+                fprintf(stderr, "prsmfs: cannot prepare the tree: %s\n", strerror(-r));
+                goto out;
+        }
+        d = (struct daemon){ .mountpoint = opts.mountpoint,
+                             .idx = idx,
+                             .cfg = &cfg,
+                             .fs = fs,
+                             .store = store,
+                             .net = net,
+                             .cache = cache };
         if ((size_t)snprintf(sock_path, sizeof(sock_path), "%s/control.sock", cfg.state_dir) >=
                     sizeof(sock_path) ||
             fs_set_control_path(fs, sock_path) < 0) {
@@ -334,9 +517,11 @@ int main(int argc, char *argv[])
                 goto out; /* libfuse printed the reason (e.g. an unknown option) */
         if (fuse_set_signal_handlers(se) != 0)
                 goto out;
+        fs_set_session(fs, se);
         if (fuse_session_mount(se, opts.mountpoint) != 0)
                 goto out_signals;
         mounted = true;
+        raise_readahead(opts.mountpoint);
         log_info("mounted on %s", opts.mountpoint);
         if (fuse_daemonize(opts.foreground) != 0)
                 goto out_signals;
@@ -365,12 +550,16 @@ out_signals:
         fuse_remove_signal_handlers(se);
 out:
         control_stop(control);
+        net_pool_shutdown(net); /* prefetches in flight end now */
+        store_free(store);
         if (mounted)
                 fuse_session_unmount(se);
         if (se)
                 fuse_session_destroy(se);
         fuse_loop_cfg_destroy(loop);
         fs_free(fs);
+        net_pool_free(net);
+        cache_free(cache);
         index_free(idx);
         config_done(&cfg);
         cmdline_done(&cl);

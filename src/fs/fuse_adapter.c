@@ -1,42 +1,60 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * FUSE low-level adapter. Every handler answers from the index; none touches the network.
- * Lookup counts: inode numbers are persistent index rowids, so forget needs no bookkeeping
- * until unlink can free an inode that the kernel still references (write path).
+ * FUSE low-level adapter. Metadata answers come from the index; a lazily linked directory is
+ * expanded (tree.c) on its first lookup or readdir, and reads go through the reader
+ * (reader.c) and the store. Lookup counts: inode numbers are persistent index rowids, so
+ * forget needs no bookkeeping until unlink can free an inode that the kernel still
+ * references (write path).
  *
- * Attribute and entry timeouts: local directories can change through this mount only, and
- * the kernel learns of those changes from our own replies, so one second is a safe default;
- * content addressed by a CID (immutable) will get long timeouts with the read path.
+ * Kernel caching: content under .ipfs/ is immutable, so its entries and attributes are
+ * cached for a year and its pages kept (FOPEN_KEEP_CACHE), like Kubo's /ipfs. Elsewhere
+ * entries and attributes live one second (changes through the control socket, like a link,
+ * also invalidate the entry at once); a file's pages are kept across opens while its CID is
+ * the same, since a CID's bytes never change.
  */
 #define LOG_MODULE "fs"
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
 
-#include "prsmfs/fs.h"
+#include "prsmfs/cleanup.h"
 #include "prsmfs/log.h"
+
+#include "fs_internal.h"
 
 #define FS_BLKSIZE        (1024 * 1024) /* st_blksize: cp, dd, rsync use 1 MiB buffers */
 #define FS_ATTR_TIMEOUT_S 1.0
+#define FS_IMMUTABLE_S    (365.0 * 86400) /* .ipfs/: a CID's content never changes */
 #define XATTR_CID         "user.prsm.cid"
 #define XATTR_CONTROL     "user.prsm.control" /* root only: prsmctl finds the socket here */
 
-struct fs {
-        struct index *idx;        /* borrowed */
-        const struct config *cfg; /* borrowed */
-        char *control_path;       /* owned, may be NULL */
-};
-
-int fs_new(struct index *idx, const struct config *cfg, struct fs **ret)
+int fs_new(struct index *idx, const struct config *cfg, struct store *store, struct fs **ret)
 {
-        struct fs *fs = calloc(1, sizeof(*fs));
+        struct index_new_node ipfs = { .mode = S_IFDIR | 0555,
+                                       .flags = INDEX_FLAG_RO | INDEX_FLAG_HIDDEN };
+        struct index_attr a;
+        struct fs *fs;
+        int r;
 
+        fs = calloc(1, sizeof(*fs));
         if (!fs)
                 return -ENOMEM;
         fs->idx = idx;
         fs->cfg = cfg;
+        fs->store = store;
+        pthread_mutex_init(&fs->expand_lock, NULL);
+        pthread_mutex_init(&fs->files_lock, NULL);
+        r = index_lookup(idx, INDEX_ROOT_INO, FS_IPFS_NAME, &a);
+        if (r == -ENOENT)
+                r = index_mknode(idx, INDEX_ROOT_INO, FS_IPFS_NAME, &ipfs, &a);
+        if (r < 0) {
+                fs_free(fs);
+                return r;
+        }
+        fs->ipfs_ino = a.ino;
         *ret = fs;
         return 0;
 }
@@ -45,8 +63,23 @@ void fs_free(struct fs *fs)
 {
         if (!fs)
                 return;
+        pthread_mutex_destroy(&fs->expand_lock);
+        pthread_mutex_destroy(&fs->files_lock);
         free(fs->control_path);
         free(fs);
+}
+
+void fs_set_session(struct fs *fs, struct fuse_session *se)
+{
+        fs->se = se;
+}
+
+void fs_get_stats(struct fs *fs, struct fs_stats *ret)
+{
+        uint64_t *dst = (uint64_t *)ret, *src = (uint64_t *)&fs->st;
+
+        for (size_t i = 0; i < sizeof(*ret) / sizeof(uint64_t); i++)
+                dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
 }
 
 int fs_set_control_path(struct fs *fs, const char *path)
@@ -106,13 +139,18 @@ static void attr_to_stat(const struct index_attr *a, struct stat *st)
         };
 }
 
+static double attr_timeout(const struct index_attr *a)
+{
+        return a->flags & INDEX_FLAG_RO ? FS_IMMUTABLE_S : FS_ATTR_TIMEOUT_S;
+}
+
 static void attr_to_entry(const struct index_attr *a, struct fuse_entry_param *e)
 {
         *e = (struct fuse_entry_param){
                 .ino = a->ino,
                 .generation = 1,
-                .attr_timeout = FS_ATTR_TIMEOUT_S,
-                .entry_timeout = FS_ATTR_TIMEOUT_S,
+                .attr_timeout = attr_timeout(a),
+                .entry_timeout = attr_timeout(a),
         };
         attr_to_stat(a, &e->attr);
 }
@@ -136,7 +174,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         struct index_attr a;
         int r;
 
-        r = index_lookup(fs->idx, parent, name, &a);
+        r = fs_tree_lookup(fs, parent, name, &a);
         if (r == -ENOENT) {
                 /* a negative entry the kernel may cache briefly */
                 e = (struct fuse_entry_param){ .ino = 0, .entry_timeout = FS_ATTR_TIMEOUT_S };
@@ -165,7 +203,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
                 return;
         }
         attr_to_stat(&a, &st);
-        (void)fuse_reply_attr(req, &st, FS_ATTR_TIMEOUT_S);
+        (void)fuse_reply_attr(req, &st, attr_timeout(&a));
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -181,6 +219,12 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         }
         if (!S_ISDIR(a.mode)) {
                 reply_err(req, -ENOTDIR);
+                return;
+        }
+        /* a lazy directory is listed here, where an error reaches opendir() */
+        r = fs_tree_expand(fs, &a);
+        if (r < 0) {
+                reply_err(req, r);
                 return;
         }
         fi->cache_readdir = 0;
@@ -229,6 +273,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
         int r;
 
         r = index_getattr(fs->idx, ino, &self);
+        if (r >= 0)
+                r = fs_tree_expand(fs, &self);
         if (r < 0) {
                 reply_err(req, r);
                 return;
@@ -419,6 +465,260 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
         free(buf);
 }
 
+/* A directory that may get a new entry: not in .ipfs/, and expanded if it was linked. */
+static int writable_dir(struct fs *fs, uint64_t ino)
+{
+        struct index_attr a;
+        int r;
+
+        r = index_getattr(fs->idx, ino, &a);
+        if (r < 0)
+                return r;
+        if (!S_ISDIR(a.mode))
+                return -ENOTDIR;
+        if (a.flags & INDEX_FLAG_RO)
+                return -EROFS;
+        return fs_tree_expand(fs, &a);
+}
+
+/* Changes the write path does not make yet: EROFS inside .ipfs/, ENOSYS elsewhere. */
+static void deny_change(fuse_req_t req, fuse_ino_t ino)
+{
+        struct fs *fs = fuse_req_userdata(req);
+        struct index_attr a;
+        int r;
+
+        r = index_getattr(fs->idx, ino, &a);
+        reply_err(req, r < 0 ? r : a.flags & INDEX_FLAG_RO ? -EROFS : -ENOSYS);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi)
+{
+        (void)name;
+        (void)mode;
+        (void)fi;
+        deny_change(req, parent);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+        (void)name;
+        (void)mode;
+        (void)rdev;
+        deny_change(req, parent);
+}
+
+static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
+{
+        (void)target;
+        (void)name;
+        deny_change(req, parent);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name)
+{
+        (void)ino;
+        (void)name;
+        deny_change(req, parent);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+        (void)name;
+        deny_change(req, parent);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags)
+{
+        (void)name;
+        (void)newparent;
+        (void)newname;
+        (void)flags;
+        deny_change(req, parent);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi)
+{
+        (void)attr;
+        (void)to_set;
+        (void)fi;
+        deny_change(req, ino);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                        size_t size, int flags)
+{
+        (void)name;
+        (void)value;
+        (void)size;
+        (void)flags;
+        deny_change(req, ino);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+        (void)name;
+        deny_change(req, ino);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+        struct fs *fs = fuse_req_userdata(req);
+        struct rfile *rf = NULL;
+        struct index_attr a;
+        int r;
+
+        r = index_getattr(fs->idx, ino, &a);
+        if (r < 0) {
+                reply_err(req, r);
+                return;
+        }
+        if (S_ISDIR(a.mode)) {
+                reply_err(req, -EISDIR);
+                return;
+        }
+        if (!S_ISREG(a.mode)) {
+                reply_err(req, -EINVAL);
+                return;
+        }
+        if ((fi->flags & O_ACCMODE) != O_RDONLY || fi->flags & O_TRUNC) {
+                reply_err(req, a.flags & INDEX_FLAG_RO ? -EROFS : -ENOSYS);
+                return;
+        }
+        r = fs_rfile_open(fs, &a, &rf);
+        if (r < 0) {
+                reply_err(req, r);
+                return;
+        }
+        fi->fh = (uintptr_t)rf;
+        /* a CID's bytes never change: pages stay valid across opens */
+        fi->keep_cache = a.has_cid && a.state == INDEX_STATE_CLEAN;
+        if (fuse_reply_open(req, fi) < 0)
+                fs_rfile_close(fs, rf); /* interrupted: no release will come */
+}
+
+#define READ_MAX_IOV 1 /* libfuse copies several memory pieces into one buffer anyway */
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+        struct fs *fs = fuse_req_userdata(req);
+        struct rfile *rf = (struct rfile *)(uintptr_t)fi->fh;
+        struct fs_seg *segs = NULL;
+        size_t n = 0, total = 0;
+        char *buf;
+        int r;
+
+        (void)ino;
+        if (off < 0) {
+                reply_err(req, -EINVAL);
+                return;
+        }
+        r = fs_rfile_read(fs, rf, (uint64_t)off, size, &segs, &n);
+        if (r < 0) {
+                reply_err(req, r);
+                return;
+        }
+        if (n <= READ_MAX_IOV) {
+                /* one piece of one block: sent from the block itself, no copy */
+                struct fuse_bufvec bv = FUSE_BUFVEC_INIT(n ? segs[0].len : 0);
+
+                bv.buf[0].mem = n ? (void *)segs[0].p : NULL;
+                (void)fuse_reply_data(req, &bv, FUSE_BUF_NO_SPLICE);
+                fs_segs_free(segs, n);
+                return;
+        }
+        for (size_t i = 0; i < n; i++)
+                total += segs[i].len;
+        buf = malloc(total);
+        if (!buf) {
+                fs_segs_free(segs, n);
+                reply_err(req, -ENOMEM);
+                return;
+        }
+        total = 0;
+        for (size_t i = 0; i < n; i++) {
+                memcpy(buf + total, segs[i].p, segs[i].len);
+                total += segs[i].len;
+        }
+        fs_segs_free(segs, n);
+        (void)fuse_reply_buf(req, buf, total);
+        free(buf);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+        struct fs *fs = fuse_req_userdata(req);
+
+        (void)ino;
+        fs_rfile_close(fs, (struct rfile *)(uintptr_t)fi->fh);
+        (void)fuse_reply_err(req, 0);
+}
+
+/* Walks path's directories from the root (expanding lazy ones); the last component is
+ * returned in *ret_name (pointing into path). */
+static int resolve_parent(struct fs *fs, char *path, uint64_t *ret_parent, const char **ret_name)
+{
+        uint64_t cur = INDEX_ROOT_INO;
+        char *p = path, *slash;
+        struct index_attr a;
+        int r;
+
+        while (*p == '/')
+                p++;
+        for (;;) {
+                slash = strchr(p, '/');
+                if (!slash)
+                        break;
+                *slash = '\0';
+                if (*p) {
+                        r = fs_tree_lookup(fs, cur, p, &a);
+                        if (r < 0)
+                                return r;
+                        if (!S_ISDIR(a.mode))
+                                return -ENOTDIR;
+                        cur = a.ino;
+                }
+                p = slash + 1;
+        }
+        if (!index_name_ok(p))
+                return -EINVAL;
+        *ret_parent = cur;
+        *ret_name = p;
+        return 0;
+}
+
+int fs_link_path(struct fs *fs, const char *cidstr, const char *path, uint32_t uid, uint32_t gid,
+                 struct index_attr *ret)
+{
+        _cleanup_free_ char *copy = strdup(path);
+        const char *name;
+        uint64_t parent;
+        struct cid cid;
+        int r;
+
+        if (!copy)
+                return -ENOMEM;
+        if (cid_parse(cidstr, strlen(cidstr), &cid) < 0)
+                return -EINVAL;
+        r = resolve_parent(fs, copy, &parent, &name);
+        if (r < 0)
+                return r;
+        r = writable_dir(fs, parent);
+        if (r < 0)
+                return r;
+        r = fs_tree_link(fs, &cid, parent, name, 0, uid, gid, ret);
+        if (r < 0)
+                return r;
+        /* the kernel may hold a negative entry for the name: drop it */
+        if (fs->se)
+                (void)fuse_lowlevel_notify_inval_entry(fs->se, parent, name, strlen(name));
+        return 0;
+}
+
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
         struct fs *fs = fuse_req_userdata(req);
@@ -436,7 +736,9 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
                 reply_err(req, -ENAMETOOLONG);
                 return;
         }
-        r = index_mknode(fs->idx, parent, name, &n, &a);
+        r = writable_dir(fs, parent);
+        if (r >= 0)
+                r = index_mknode(fs->idx, parent, name, &n, &a);
         if (r < 0) {
                 reply_err(req, r);
                 return;
@@ -458,6 +760,19 @@ static const struct fuse_lowlevel_ops ops = {
         .getxattr = op_getxattr,
         .listxattr = op_listxattr,
         .mkdir = op_mkdir,
+        .open = op_open,
+        .read = op_read,
+        .release = op_release,
+        .create = op_create,
+        .mknod = op_mknod,
+        .symlink = op_symlink,
+        .link = op_link,
+        .unlink = op_unlink,
+        .rmdir = op_unlink,
+        .rename = op_rename,
+        .setattr = op_setattr,
+        .setxattr = op_setxattr,
+        .removexattr = op_removexattr,
 };
 
 const struct fuse_lowlevel_ops *fs_lowlevel_ops(void)

@@ -5,6 +5,10 @@
  *
  *   prsmctl [-s SOCKET] status [PATH]     what the daemon serves
  *   prsmctl [-s SOCKET] check [PATH]      index integrity check
+ *   prsmctl [-s SOCKET] link CID PATH     graft existing IPFS content at PATH (no download)
+ *
+ * With -s, a link PATH is taken relative to the mount root; without, it is a path in the
+ * mount whose parent directory exists.
  */
 #include <getopt.h>
 #include <limits.h>
@@ -21,8 +25,9 @@
 
 #define MAX_REPLY (1024 * 1024)
 
-/* Walks up from path to the root of its mount and reads the socket path there. */
-static int find_socket(const char *path, char *sock, size_t size)
+/* Walks up from path to the root of its mount and reads the socket path there; the root's
+ * path goes to root (PATH_MAX bytes) when asked. */
+static int find_socket_root(const char *path, char *sock, size_t size, char *root)
 {
         char cur[PATH_MAX], parent[PATH_MAX + 4];
         struct stat st, pst;
@@ -47,7 +52,39 @@ static int find_socket(const char *path, char *sock, size_t size)
                 return -1;
         }
         sock[n] = '\0';
+        if (root)
+                memcpy(root, cur, strlen(cur) + 1);
         return 0;
+}
+
+static int find_socket(const char *path, char *sock, size_t size)
+{
+        return find_socket_root(path, sock, size, NULL);
+}
+
+/* "prsmctl link CID PATH": PATH's parent must be a directory in the mount; the daemon is sent
+ * the path from the mount root. */
+static json_t *link_request(const char *cid, const char *path, char *sock, size_t size)
+{
+        char dir[PATH_MAX], real[PATH_MAX], root[PATH_MAX], rel[2 * PATH_MAX];
+        const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
+
+        if (sock[0])
+                return json_pack("{s:s, s:s, s:s}", "cmd", "link", "cid", cid, "path", path);
+        if (!*name) {
+                fprintf(stderr, "prsmctl: link: %s names no entry\n", path);
+                return NULL;
+        }
+        (void)snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) + 1 : 1,
+                       slash ? path : ".");
+        if (!realpath(dir, real)) {
+                fprintf(stderr, "prsmctl: link: %s: %m\n", dir);
+                return NULL;
+        }
+        if (find_socket_root(real, sock, size, root) < 0)
+                return NULL;
+        (void)snprintf(rel, sizeof(rel), "%s/%s", real + strlen(root), name);
+        return json_pack("{s:s, s:s, s:s}", "cmd", "link", "cid", cid, "path", rel);
 }
 
 static json_t *call(const char *sock, json_t *req)
@@ -97,7 +134,8 @@ out:
 static void usage(FILE *f)
 {
         fprintf(f, "usage: prsmctl [-s SOCKET] status [PATH]\n"
-                   "       prsmctl [-s SOCKET] check [PATH]\n");
+                   "       prsmctl [-s SOCKET] check [PATH]\n"
+                   "       prsmctl [-s SOCKET] link CID PATH\n");
 }
 
 int main(int argc, char *argv[])
@@ -131,14 +169,23 @@ int main(int argc, char *argv[])
         }
         cmd = argv[optind];
         path = optind + 1 < argc ? argv[optind + 1] : ".";
-        if (strcmp(cmd, "status") != 0 && strcmp(cmd, "check") != 0) {
+        if (strcmp(cmd, "link") == 0) {
+                if (argc - optind != 3) {
+                        usage(stderr);
+                        return 2;
+                }
+                req = link_request(argv[optind + 1], argv[optind + 2], sock, sizeof(sock));
+                if (!req)
+                        return 1;
+        } else if (strcmp(cmd, "status") == 0 || strcmp(cmd, "check") == 0) {
+                if (!sock[0] && find_socket(path, sock, sizeof(sock)) < 0)
+                        return 1;
+                req = json_pack("{s:s}", "cmd", cmd);
+        } else {
                 fprintf(stderr, "prsmctl: unknown command '%s'\n", cmd);
                 usage(stderr);
                 return 2;
         }
-        if (!sock[0] && find_socket(path, sock, sizeof(sock)) < 0)
-                return 1;
-        req = json_pack("{s:s}", "cmd", cmd);
         reply = req ? call(sock, req) : NULL;
         if (reply) {
                 if (json_is_true(json_object_get(reply, "ok"))) {

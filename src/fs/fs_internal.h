@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Private to fs: the file system's state shared by the FUSE adapter, the tree (linking and
+ * lazy expansion of IPFS directories) and the reader (open files and readahead).
+ */
+#pragma once
+
+#include <pthread.h>
+
+#include "prsmfs/fs.h"
+#include "prsmfs/store.h"
+#include "prsmfs/unixfs.h"
+
+#define FS_IPFS_NAME    ".ipfs"
+#define FS_RA_STREAMS   8              /* sequential streams tracked per open file */
+#define FS_RA_INIT      (4ull << 20)   /* first readahead window of a stream */
+#define FS_RA_MAX       (32ull << 20)  /* largest window */
+#define FS_RA_NEAR      (2ull << 20)   /* a read this close to a stream's head is its */
+#define FS_MEM_BYTES    (128ull << 20) /* in-memory block LRU (store) */
+#define FS_EXPAND_BATCH 256            /* child blocks prefetched at once on expansion */
+#define FS_SYMLINK_MAX  4095
+
+struct rfile;
+
+struct fs {
+        struct index *idx;        /* borrowed */
+        const struct config *cfg; /* borrowed */
+        struct store *store;      /* borrowed, may be NULL (metadata only) */
+        struct fuse_session *se;  /* borrowed, for cache invalidation; may be NULL */
+        char *control_path;       /* owned, may be NULL */
+        uint64_t ipfs_ino;        /* the hidden .ipfs/ directory */
+
+        pthread_mutex_t expand_lock; /* one lazy directory expanded at a time */
+
+        pthread_mutex_t files_lock; /* guards files */
+        struct rfile *files;        /* open files, shared by their handles */
+
+        struct fs_stats st; /* atomics */
+};
+
+/* ---- tree.c ---- */
+/* Deadline for one metadata or data operation (the config's timeout from now). */
+uint64_t fs_deadline(const struct fs *fs);
+/* Makes sure a lazily linked directory's entries are in the index (no-op otherwise). */
+_wur_ int fs_tree_expand(struct fs *fs, const struct index_attr *dir);
+/* Links cid as parent/name (flags: INDEX_FLAG_RO for .ipfs/). */
+_wur_ int fs_tree_link(struct fs *fs, const struct cid *cid, uint64_t parent, const char *name,
+                       uint32_t flags, uint32_t uid, uint32_t gid, struct index_attr *ret);
+/* Looks name up in parent, expanding parent first when it is lazy, and resolving CIDs in
+ * .ipfs/. -ENOENT when absent. */
+_wur_ int fs_tree_lookup(struct fs *fs, uint64_t parent, const char *name, struct index_attr *ret);
+
+/* ---- reader.c ---- */
+/* A piece of a read's answer: len bytes at p, kept alive by the block reference. */
+struct fs_seg {
+        struct net_block *block; /* owned reference */
+        const uint8_t *p;
+        size_t len;
+};
+
+/* Opens (or shares) the reader of a file: its root block is fetched here. */
+_wur_ int fs_rfile_open(struct fs *fs, const struct index_attr *a, struct rfile **ret);
+void fs_rfile_close(struct fs *fs, struct rfile *rf);
+/*
+ * Reads [off, off+size) clipped at the end of the file into segments (a growing array the
+ * caller frees with fs_segs_free). Every byte is from a verified block; an error means no
+ * byte is returned (a short read would be taken for the end of the file).
+ */
+_wur_ int fs_rfile_read(struct fs *fs, struct rfile *rf, uint64_t off, size_t size,
+                        struct fs_seg **ret_segs, size_t *ret_n);
+void fs_segs_free(struct fs_seg *segs, size_t n);

@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Open files for reading. One reader per (inode, CID), shared by every handle on it: the
+ * file's layout (which leaf holds which bytes, decoded once and resolved lazily as reads
+ * reach pending subtrees; lessons: never re-walk the DAG per read) and its readahead streams.
+ *
+ * Readahead is the daemon's own (the kernel caps FUSE readahead at the bdi's read_ahead_kb):
+ * streams are detected by offset, not by handle, so several processes reading one file, or a
+ * page-faulting mmap, each look sequential to their stream. A read near a stream's head
+ * extends it and doubles its window (FS_RA_INIT up to FS_RA_MAX); a read elsewhere starts a
+ * new stream with no readahead, unless it is at offset 0 (a file read from the start usually
+ * goes on). The window's blocks are queued in the store, which fetches them in parallel; the
+ * window is topped up when less than half of it is left ahead of the reader.
+ *
+ * Lock order: fs->files_lock, then rf->lock. No network I/O under either.
+ */
+#define LOG_MODULE "fs"
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "prsmfs/log.h"
+
+#include "fs_internal.h"
+
+#define RA_MAX_CIDS 256 /* blocks queued by one read */
+
+struct stream {
+        uint64_t head;     /* end of the last read */
+        uint64_t window;   /* 0: no readahead (random access) */
+        uint64_t ra_until; /* queued up to here */
+        uint64_t used;     /* tick of last use; 0 = free slot */
+};
+
+struct rfile {
+        uint64_t ino;
+        struct cid root;
+        bool has_root;
+        unsigned refs;      /* fs->files_lock */
+        struct rfile *next; /* fs->files_lock */
+
+        pthread_mutex_t lock;
+        struct unixfs_layout layout;          /* lock */
+        struct stream streams[FS_RA_STREAMS]; /* lock */
+        uint64_t tick;                        /* lock */
+};
+
+static void rfile_free(struct rfile *rf)
+{
+        if (!rf)
+                return;
+        unixfs_layout_done(&rf->layout);
+        pthread_mutex_destroy(&rf->lock);
+        free(rf);
+}
+
+static bool same_file(const struct rfile *rf, const struct index_attr *a)
+{
+        return rf->ino == a->ino && rf->has_root == a->has_cid &&
+               (!a->has_cid || cid_equal(&rf->root, &a->cid));
+}
+
+static int rfile_new(struct fs *fs, const struct index_attr *a, struct rfile **ret)
+{
+        struct net_block *b = NULL;
+        struct rfile *rf;
+        int r;
+
+        rf = calloc(1, sizeof(*rf));
+        if (!rf)
+                return -ENOMEM;
+        pthread_mutex_init(&rf->lock, NULL);
+        rf->ino = a->ino;
+        rf->refs = 1;
+        if (!a->has_cid) {
+                *ret = rf; /* a file with no content yet: empty */
+                return 0;
+        }
+        rf->root = a->cid;
+        rf->has_root = true;
+        if (!fs->store) {
+                r = -EHOSTUNREACH;
+                goto fail;
+        }
+        r = store_get(fs->store, &a->cid, fs_deadline(fs), &b);
+        if (r < 0)
+                goto fail;
+        r = unixfs_layout_open(&a->cid, b->data, b->len, &rf->layout);
+        net_block_unref(b);
+        if (r < 0) {
+                char s[CID_MAX_STR];
+
+                log_warning("file %" PRIu64 ": %s is not a readable UnixFS file: %s", a->ino,
+                            cid_to_string(&a->cid, s), strerror(-r));
+                goto fail;
+        }
+        if (rf->layout.size != a->size) {
+                /* the size came from a hint (a link's Tsize); the root block is the truth */
+                log_info("file %" PRIu64 ": size %" PRIu64 " corrected to %" PRIu64, a->ino,
+                         a->size, rf->layout.size);
+                r = index_set_size(fs->idx, a->ino, rf->layout.size);
+                if (r < 0)
+                        log_warning("file %" PRIu64 ": cannot store its size: %s", a->ino,
+                                    strerror(-r));
+        }
+        *ret = rf;
+        return 0;
+fail:
+        rfile_free(rf);
+        return r;
+}
+
+int fs_rfile_open(struct fs *fs, const struct index_attr *a, struct rfile **ret)
+{
+        struct rfile *rf, *mine = NULL;
+        int r;
+
+        pthread_mutex_lock(&fs->files_lock);
+        for (rf = fs->files; rf; rf = rf->next)
+                if (same_file(rf, a)) {
+                        rf->refs++;
+                        pthread_mutex_unlock(&fs->files_lock);
+                        *ret = rf;
+                        return 0;
+                }
+        pthread_mutex_unlock(&fs->files_lock);
+
+        r = rfile_new(fs, a, &mine); /* network I/O: outside the lock */
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&fs->files_lock);
+        for (rf = fs->files; rf; rf = rf->next)
+                if (same_file(rf, a)) {
+                        rf->refs++; /* another open won the race */
+                        break;
+                }
+        if (!rf) {
+                rf = mine;
+                mine = NULL;
+                rf->next = fs->files;
+                fs->files = rf;
+        }
+        pthread_mutex_unlock(&fs->files_lock);
+        rfile_free(mine);
+        *ret = rf;
+        return 0;
+}
+
+void fs_rfile_close(struct fs *fs, struct rfile *rf)
+{
+        struct rfile **pp;
+
+        if (!rf)
+                return;
+        pthread_mutex_lock(&fs->files_lock);
+        if (--rf->refs > 0) {
+                pthread_mutex_unlock(&fs->files_lock);
+                return;
+        }
+        for (pp = &fs->files; *pp; pp = &(*pp)->next)
+                if (*pp == rf) {
+                        *pp = rf->next;
+                        break;
+                }
+        pthread_mutex_unlock(&fs->files_lock);
+        rfile_free(rf);
+}
+
+/* The stream a read at [off, end) belongs to, made anew when none is near. Under rf->lock. */
+static struct stream *stream_for(struct rfile *rf, uint64_t off, uint64_t end)
+{
+        struct stream *s, *lru = &rf->streams[0];
+
+        rf->tick++;
+        for (size_t i = 0; i < FS_RA_STREAMS; i++) {
+                s = &rf->streams[i];
+                if (s->used && off + FS_RA_NEAR >= s->head && off <= s->head + FS_RA_NEAR) {
+                        s->head = MAX(s->head, end);
+                        s->window = MIN(s->window ? s->window * 2 : FS_RA_INIT, FS_RA_MAX);
+                        s->used = rf->tick;
+                        return s;
+                }
+                if (s->used < lru->used)
+                        lru = s;
+        }
+        *lru = (struct stream){
+                .head = end,
+                .window = off == 0 ? FS_RA_INIT : 0,
+                .ra_until = end,
+                .used = rf->tick,
+        };
+        return lru;
+}
+
+static void ra_queue(struct fs *fs, struct rfile *rf, uint64_t off, uint64_t end)
+{
+        struct cid cids[RA_MAX_CIDS];
+        struct unixfs_layout *l = &rf->layout;
+        size_t n = 0, i;
+        uint64_t from, to;
+        struct stream *s;
+
+        if (!fs->store)
+                return;
+        pthread_mutex_lock(&rf->lock);
+        s = stream_for(rf, off, end);
+        if (s->window == 0 || (s->ra_until > end && s->ra_until - end >= s->window / 2))
+                goto unlock;
+        from = MAX(s->ra_until, end);
+        to = MIN(end + s->window, l->size);
+        if (from >= to)
+                goto unlock;
+        i = unixfs_layout_find(l, from);
+        while (i < l->n_leaves && l->leaves[i].offset < to && n < RA_MAX_CIDS) {
+                struct unixfs_leaf *lf = &l->leaves[i];
+                struct net_block *b = NULL;
+
+                if (lf->is_pending && lf->size > CID_MAX_BLOCK) {
+                        /* an inner node: its leaves are known once its block is here */
+                        if (store_peek(fs->store, &lf->cid, &b) == 0) {
+                                int r = unixfs_layout_resolve(l, i, b->data, b->len);
+
+                                net_block_unref(b);
+                                if (r >= 0)
+                                        continue; /* look again at what replaced it */
+                                break;            /* the read that reaches it will report */
+                        }
+                        cids[n++] = lf->cid;
+                        to = lf->offset; /* go on from here once it has come */
+                        break;
+                }
+                /* a leaf, or a pending block small enough to be one: reads resolve it */
+                cids[n++] = lf->cid;
+                i++;
+        }
+        if (i < l->n_leaves && l->leaves[i].offset < to)
+                to = l->leaves[i].offset; /* stopped early: go on from there next time */
+        s->ra_until = MAX(s->ra_until, to);
+unlock:
+        pthread_mutex_unlock(&rf->lock);
+        if (n)
+                __atomic_add_fetch(&fs->st.readahead_blocks,
+                                   store_prefetch(fs->store, cids, n, fs_deadline(fs)),
+                                   __ATOMIC_RELAXED);
+}
+
+void fs_segs_free(struct fs_seg *segs, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                net_block_unref(segs[i].block);
+        free(segs);
+}
+
+/* Resolves the pending piece at pos with its block. */
+static int resolve_at(struct fs *fs, struct rfile *rf, uint64_t pos, const struct cid *cid)
+{
+        struct net_block *b = NULL;
+        size_t i;
+        int r;
+
+        r = store_get(fs->store, cid, fs_deadline(fs), &b);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&rf->lock);
+        i = unixfs_layout_find(&rf->layout, pos);
+        if (rf->layout.leaves[i].is_pending && cid_equal(&rf->layout.leaves[i].cid, cid))
+                r = unixfs_layout_resolve(&rf->layout, i, b->data, b->len);
+        pthread_mutex_unlock(&rf->lock);
+        net_block_unref(b);
+        return r < 0 ? r : 0;
+}
+
+int fs_rfile_read(struct fs *fs, struct rfile *rf, uint64_t off, size_t size,
+                  struct fs_seg **ret_segs, size_t *ret_n)
+{
+        struct fs_seg *segs = NULL;
+        size_t n = 0, cap = 0;
+        uint64_t fsize, end, pos;
+        int r = 0;
+
+        pthread_mutex_lock(&rf->lock);
+        fsize = rf->layout.size;
+        pthread_mutex_unlock(&rf->lock);
+        *ret_segs = NULL;
+        *ret_n = 0;
+        if (off >= fsize || size == 0)
+                return 0;
+        if (!fs->store)
+                return -EHOSTUNREACH;
+        end = fsize - off < size ? fsize : off + size;
+        ra_queue(fs, rf, off, end);
+        for (pos = off; pos < end;) {
+                struct unixfs_leaf lf;
+                struct net_block *b = NULL;
+                struct bytes_view v;
+                uint64_t skip, take;
+
+                pthread_mutex_lock(&rf->lock);
+                lf = rf->layout.leaves[unixfs_layout_find(&rf->layout, pos)];
+                pthread_mutex_unlock(&rf->lock);
+                if (lf.is_pending) {
+                        r = resolve_at(fs, rf, pos, &lf.cid);
+                        if (r < 0)
+                                break;
+                        continue;
+                }
+                r = store_get(fs->store, &lf.cid, fs_deadline(fs), &b);
+                if (r < 0)
+                        break;
+                r = unixfs_leaf_slice(&lf, b->data, b->len, &v);
+                if (r < 0 || pos < lf.offset || pos - lf.offset >= v.len) {
+                        net_block_unref(b);
+                        r = r < 0 ? r : -EBADMSG;
+                        break;
+                }
+                skip = pos - lf.offset;
+                take = MIN(end - pos, (uint64_t)v.len - skip);
+                if (n == cap) {
+                        size_t c = cap ? cap * 2 : 4;
+                        struct fs_seg *p = reallocarray(segs, c, sizeof(*p));
+
+                        if (!p) {
+                                net_block_unref(b);
+                                r = -ENOMEM;
+                                break;
+                        }
+                        segs = p;
+                        cap = c;
+                }
+                segs[n++] = (struct fs_seg){ .block = b, .p = v.p + skip, .len = (size_t)take };
+                pos += take;
+        }
+        if (r < 0) {
+                char s[CID_MAX_STR];
+
+                fs_segs_free(segs, n);
+                log_warning("read of file %" PRIu64 " (%s) at %" PRIu64 " failed: %s", rf->ino,
+                            cid_to_string(&rf->root, s), off, strerror(-r));
+                __atomic_add_fetch(&fs->st.read_errors, 1, __ATOMIC_RELAXED);
+                return r;
+        }
+        __atomic_add_fetch(&fs->st.reads, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&fs->st.read_bytes, end - off, __ATOMIC_RELAXED);
+        *ret_segs = segs;
+        *ret_n = n;
+        return 0;
+}
