@@ -533,7 +533,7 @@ int index_expand(struct index *idx, uint64_t dir, const struct index_child *chil
         st = idx->st[STMT_GET_STATE];
         sqlite3_bind_int64(st, 1, (sqlite3_int64)dir);
         rc = sqlite3_step(st);
-        r = rc == SQLITE_ROW   ? (sqlite3_column_int64(st, 0) == INDEX_STATE_LAZY ? 1 : 0)
+        r = rc == SQLITE_ROW    ? (sqlite3_column_int64(st, 0) == INDEX_STATE_LAZY ? 1 : 0)
             : rc == SQLITE_DONE ? -ENOENT
                                 : errno_from_sqlite(rc);
         sqlite3_reset(st);
