@@ -11,6 +11,10 @@
  * the queue is bounded and a request past its deadline is dropped unread. Concurrent fetches
  * of one CID (a reader and a worker) share one network fetch in the pool.
  *
+ * Recent failures: a block whose fetch failed (every node tried until the deadline) fails again
+ * at once for FAIL_HOLD_NS. The kernel retries a failed readahead page by page, and without
+ * this each retry would wait out the whole timeout again before the reader sees EIO.
+ *
  * Lock order: s->lock only, never held across cache I/O, the network or hashing.
  */
 #define LOG_MODULE "store"
@@ -26,6 +30,15 @@ struct entry {
         struct net_block *block;   /* owned reference */
         struct entry *hnext;       /* hash chain */
         struct entry *prev, *next; /* LRU: head = most recent */
+};
+
+#define FAIL_HOLD_NS 1000000000ull
+#define FAIL_SLOTS   64
+
+struct failure {
+        struct cid cid;
+        int error;
+        uint64_t at_ns; /* 0 = free */
 };
 
 struct job {
@@ -53,9 +66,23 @@ struct store {
         size_t q_len;                      /* lock */
         bool stop;                         /* lock */
         struct worker *workers;
-        size_t n_workers;      /* started */
-        struct store_stats st; /* lock (mem_* filled on read) */
+        size_t n_workers;                 /* started */
+        struct store_stats st;            /* lock (mem_* filled on read) */
+        struct failure fails[FAIL_SLOTS]; /* lock; a ring */
+        size_t next_fail;                 /* lock */
 };
+
+/* under lock: the error of a recent failed fetch of cid, or 0 */
+static int recent_failure(struct store *s, const struct cid *cid, uint64_t now)
+{
+        for (size_t i = 0; i < FAIL_SLOTS; i++) {
+                struct failure *f = &s->fails[i];
+
+                if (f->at_ns && now - f->at_ns < FAIL_HOLD_NS && cid_same_multihash(&f->cid, cid))
+                        return f->error;
+        }
+        return 0;
+}
 
 static uint64_t cid_hash(const struct cid *c)
 {
@@ -240,11 +267,21 @@ int store_get(struct store *s, const struct cid *cid, uint64_t deadline_ns, stru
                 return r;
         if (!s->cfg.net)
                 return -ENOENT;
+        pthread_mutex_lock(&s->lock);
+        r = recent_failure(s, cid, net_now_ns());
+        pthread_mutex_unlock(&s->lock);
+        if (r < 0)
+                return r;
         r = net_block_get(s->cfg.net, cid, deadline_ns, &b);
         pthread_mutex_lock(&s->lock);
-        if (r < 0)
+        if (r < 0) {
                 s->st.fetch_errors++;
-        else
+                if (r != -ECANCELED && r != -ENOMEM) {
+                        s->fails[s->next_fail] =
+                                (struct failure){ .cid = *cid, .error = r, .at_ns = net_now_ns() };
+                        s->next_fail = (s->next_fail + 1) % FAIL_SLOTS;
+                }
+        } else
                 s->st.fetches++;
         pthread_mutex_unlock(&s->lock);
         if (r < 0)
