@@ -406,7 +406,7 @@ int main(int argc, char *argv[])
         struct fs *fs = NULL;
         struct control *control = NULL;
         struct daemon d = { 0 };
-        char db_path[PATH_MAX], sock_path[PATH_MAX], blocks_path[PATH_MAX];
+        char db_path[PATH_MAX], sock_path[PATH_MAX];
         struct cache *cache = NULL;
         struct net_pool *net = NULL;
         struct store *store = NULL;
@@ -465,15 +465,11 @@ int main(int argc, char *argv[])
                 fprintf(stderr, "prsmfs: cannot open the index %s: %s\n", db_path, strerror(-r));
                 goto out;
         }
-        if ((size_t)snprintf(blocks_path, sizeof(blocks_path), "%s/blocks", cfg.cache_dir) >=
-            sizeof(blocks_path)) {
-                fprintf(stderr, "prsmfs: cache_dir path too long\n");
-                goto out;
-        }
-        r = cache_open(blocks_path, cfg.max_cache_size, cfg.cache_ttl_ms, cfg.content_cache_enabled,
-                       &cache);
+        /* the cache keeps its blocks in cache_dir/blocks (staging files will sit beside) */
+        r = cache_open(cfg.cache_dir, cfg.max_cache_size, cfg.cache_ttl_ms,
+                       cfg.content_cache_enabled, &cache);
         if (r < 0) {
-                fprintf(stderr, "prsmfs: cannot open the cache %s: %s\n", blocks_path,
+                fprintf(stderr, "prsmfs: cannot open the cache in %s: %s\n", cfg.cache_dir,
                         strerror(-r));
                 goto out;
         }
