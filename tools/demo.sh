@@ -64,11 +64,21 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 mounted || { echo "prsmfs did not mount on $mnt" >&2; exit 1; }
+# something to read: this repository's docs, added to the node and linked into the mount
+docs=$(curl -sf -X POST -F "file=@README.md;filename=docs/README.md" \
+	-F "file=@docs/benchmarks.md;filename=docs/benchmarks.md" \
+	"$api/api/v0/add?cid-version=1&raw-leaves=true" | tail -1 |
+	"$py" -c 'import json,sys; print(json.load(sys.stdin)["Hash"])')
+if [ -n "$docs" ] && [ ! -e "$mnt/docs" ]; then
+	"$src/build/tools/prsmctl/prsmctl" link "$docs" "$mnt/docs" >/dev/null
+fi
 cat <<TXT
 
 prsmfs is mounted on $mnt
   IPFS node (js-ipfs): RPC $api, gateway $gw (repo in $dir/node)
   config: $dir/config.json   index: $dir/state   cache: $dir/cache
-Try:   ls -la $mnt; stat $mnt; df -h $mnt
+Try:   ls -la $mnt; cat $mnt/docs/README.md; df -h $mnt
+       prsmctl link CID $mnt/NAME   (prsmctl: $src/build/tools/prsmctl/prsmctl)
+       ls $mnt/.ipfs/$docs
 Stop:  tools/demo.sh stop      (or: fusermount3 -u $mnt)
 TXT
