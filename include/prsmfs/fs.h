@@ -29,6 +29,8 @@ void fs_free(struct fs *fs);
  * (prsmctl link). */
 void fs_set_session(struct fs *fs, struct fuse_session *se);
 void fs_get_stats(struct fs *fs, struct fs_stats *ret);
+/* Sets the store before the session serves (the daemon makes it after daemonizing). */
+void fs_set_store(struct fs *fs, struct store *store);
 
 /*
  * Links an existing CID at path (relative to the mount root, "a/b/name"; the parent must

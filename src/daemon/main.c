@@ -473,21 +473,17 @@ int main(int argc, char *argv[])
                         strerror(-r));
                 goto out;
         }
+        /* The node pool and the store run threads, which fuse_daemonize's fork would not
+         * keep: they are made after it. Made once here too, so that a bad node setting (an
+         * unreadable auth file, a bad URL) is reported before anything is mounted. */
         r = open_net(&cfg, &net);
         if (r < 0) {
                 fprintf(stderr, "prsmfs: cannot set up the node pool: %s\n", strerror(-r));
                 goto out;
         }
-        r = store_new(&(struct store_config){ .cache = cache,
-                                              .net = net,
-                                              .workers = cfg.parallel_downloads,
-                                              .mem_bytes = STORE_MEM_BYTES },
-                      &store);
-        if (r < 0) {
-                fprintf(stderr, "prsmfs: %s\n", strerror(-r));
-                goto out;
-        }
-        r = fs_new(idx, &cfg, store, &fs);
+        net_pool_free(net);
+        net = NULL;
+        r = fs_new(idx, &cfg, NULL, &fs);
         if (r < 0) {
                 fprintf(stderr, "prsmfs: cannot prepare the tree: %s\n", strerror(-r));
                 goto out;
@@ -521,6 +517,20 @@ int main(int argc, char *argv[])
         log_info("mounted on %s", opts.mountpoint);
         if (fuse_daemonize(opts.foreground) != 0)
                 goto out_signals;
+        r = open_net(&cfg, &net);
+        if (r >= 0)
+                r = store_new(&(struct store_config){ .cache = cache,
+                                                      .net = net,
+                                                      .workers = cfg.parallel_downloads,
+                                                      .mem_bytes = STORE_MEM_BYTES },
+                              &store);
+        if (r < 0) {
+                log_error_errno(r, "cannot start the node pool");
+                goto out_signals;
+        }
+        fs_set_store(fs, store);
+        d.net = net;
+        d.store = store;
         /* after daemonize: the control thread must live in the process that serves */
         r = control_start(sock_path, commands, ELEMENTSOF(commands), &d, &control);
         if (r < 0) {

@@ -74,6 +74,11 @@ void fs_set_session(struct fs *fs, struct fuse_session *se)
         fs->se = se;
 }
 
+void fs_set_store(struct fs *fs, struct store *store)
+{
+        fs->store = store;
+}
+
 void fs_get_stats(struct fs *fs, struct fs_stats *ret)
 {
         uint64_t *dst = (uint64_t *)ret, *src = (uint64_t *)&fs->st;

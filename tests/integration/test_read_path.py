@@ -397,3 +397,51 @@ def test_cache_disabled__reads_correct_nothing_stored(ipfs_node, mount_factory):
     blocks = os.path.join(m.cache_dir, "blocks")
     stored = sum(len(fs) for _, _, fs in os.walk(blocks)) if os.path.isdir(blocks) else 0
     assert stored == 0
+
+
+def pids_of(mountpoint):
+    out = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if pid.isdigit() and mountpoint.encode() in argv and b"prsmfs" in argv[0]:
+            out.append(int(pid))
+    return out
+
+
+@pytest.mark.timeout(120)
+def test_daemonized__threads_made_after_fork_serve_reads(ipfs_node, tmp_path):
+    """Without -f the daemon forks (fuse_daemonize): the node pool and the store must be
+    made in the child, or reads wait forever on threads that do not exist."""
+    from mount import force_unmount, is_mounted, prsmfs_binary
+    data = os.urandom(MiB + 17)
+    cid = ipfs_node.add(data, cid_version=1, raw_leaves=True)
+    mnt = str(tmp_path / "mnt")
+    os.makedirs(mnt)
+    cfg = str(tmp_path / "cfg.json")
+    with open(cfg, "w") as f:
+        json.dump(dict(node_cfg([ipfs_node], timeout=10), state_dir=str(tmp_path / "state"),
+                       cache_dir=str(tmp_path / "cache")), f)
+    subprocess.run([prsmfs_binary(), "--config=" + cfg, mnt], check=True, timeout=30)
+    try:
+        deadline = time.monotonic() + 20
+        while not is_mounted(mnt):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        p = subprocess.run([tool_binary("prsmctl"), "link", cid, mnt + "/f"],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        with open(mnt + "/f", "rb") as f:
+            assert f.read() == data
+        subprocess.run(["fusermount3", "-u", mnt], check=True, timeout=30)
+        deadline = time.monotonic() + 20
+        while pids_of(mnt):
+            assert time.monotonic() < deadline, "daemon did not exit after unmount"
+            time.sleep(0.05)
+    finally:
+        for pid in pids_of(mnt):
+            os.kill(pid, 9)
+        force_unmount(mnt)
