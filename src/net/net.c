@@ -30,44 +30,19 @@
 
 #include "prsmfs/log.h"
 
-#include "transport.h"
+#include "internal.h"
 
-#define MAX_AUTH 512
-
-struct node {
-        enum net_node_kind kind;
-        char *url;                /* base, no trailing slash */
-        char *auth;               /* "Authorization: ..." header, or NULL */
-        struct net_health h;      /* pool->lock */
-        struct net_node_stats st; /* pool->lock */
-};
-
-struct inflight {
-        struct cid cid;
-        unsigned users;          /* pool->lock */
-        bool done;               /* pool->lock */
-        int result;              /* pool->lock */
-        struct net_block *block; /* pool->lock; owned reference */
-        pthread_cond_t cond;
-        struct inflight *next; /* pool->lock */
-};
-
-struct net_pool {
-        const struct net_transport_ops *ops;
-        void *t;
-        struct net_engine *engine; /* owned when we made it */
-        struct node nodes[NET_MAX_NODES];
-        size_t n_nodes;
-        struct net_config cfg;
-        struct net_health_params hp;
-        pthread_mutex_t lock;
-        struct inflight *inflight;              /* lock */
-        uint64_t fetches, dedup_hits, failures; /* lock */
-        bool stop;                              /* lock */
-        pthread_cond_t stop_cond;               /* signalled on stop */
-        pthread_t prober;
-        bool prober_started;
-};
+void net_timespec_in(uint64_t wait_ns, struct timespec *ret)
+{
+        /* condition variables wait on CLOCK_REALTIME: convert a monotonic wait */
+        clock_gettime(CLOCK_REALTIME, ret);
+        ret->tv_sec += (time_t)(wait_ns / 1000000000u);
+        ret->tv_nsec += (long)(wait_ns % 1000000000u);
+        if (ret->tv_nsec >= 1000000000) {
+                ret->tv_sec++;
+                ret->tv_nsec -= 1000000000;
+        }
+}
 
 struct net_block *net_block_ref(struct net_block *b)
 {
@@ -85,7 +60,7 @@ void net_block_unref(struct net_block *b)
 }
 
 /* Reads "bearer:TOKEN" / "basic:user:pass" from a file only its owner can read. */
-static int read_auth(const char *path, char **ret)
+int net_auth_read(const char *path, char **ret)
 {
         char buf[MAX_AUTH], hdr[MAX_AUTH + 300];
         struct stat st;
@@ -95,9 +70,16 @@ static int read_auth(const char *path, char **ret)
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return log_error_errno(-errno, "cannot open auth file %s", path);
-        if (fstat(fd, &st) < 0 || (st.st_mode & 0077)) {
+        if (fstat(fd, &st) < 0) {
+                r = -errno;
                 close(fd);
-                log_error("auth file %s must not be readable by group or others (chmod 600)", path);
+                return log_error_errno(r, "cannot stat auth file %s", path);
+        }
+        if (st.st_mode & 0077) {
+                close(fd);
+                log_error("auth file %s is accessible by group or others (mode %04o): refusing "
+                          "it; chmod 600 it",
+                          path, (unsigned)(st.st_mode & 07777));
                 return -EPERM;
         }
         n = read(fd, buf, sizeof(buf) - 1);
@@ -155,7 +137,9 @@ int net_pool_new_with_transport(const struct net_config *cfg, const struct net_t
         p->ops = ops;
         p->t = t;
         p->cfg = *cfg;
-        p->cfg.nodes = NULL;
+        p->cfg.nodes = NULL; /* borrowed pointers are not kept */
+        p->cfg.pinning_services = NULL;
+        p->cfg.ca_bundle = NULL;
         p->hp = (struct net_health_params){ .base_ms = cfg->retry_base_delay_ms,
                                             .max_ms = cfg->retry_max_delay_ms };
         pthread_mutex_init(&p->lock, NULL);
@@ -174,12 +158,42 @@ int net_pool_new_with_transport(const struct net_config *cfg, const struct net_t
                 }
                 p->n_nodes++;
                 if (cfg->nodes[i].auth_file) {
-                        r = read_auth(cfg->nodes[i].auth_file, &n->auth);
+                        r = net_auth_read(cfg->nodes[i].auth_file, &n->auth);
                         if (r < 0)
                                 goto fail;
                 }
                 (void)snprintf(n->st.url, sizeof(n->st.url), "%s", n->url);
                 n->st.kind = n->kind;
+        }
+        if (cfg->n_pinning_services > NET_MAX_NODES) {
+                r = -EINVAL;
+                goto fail;
+        }
+        if (cfg->n_pinning_services) {
+                p->services = calloc(cfg->n_pinning_services, sizeof(*p->services));
+                if (!p->services) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+        }
+        for (size_t i = 0; i < cfg->n_pinning_services; i++) {
+                const struct net_pinning_service_config *sc = &cfg->pinning_services[i];
+                struct service *sv = &p->services[i];
+                size_t len = strlen(sc->url);
+
+                while (len > 0 && sc->url[len - 1] == '/')
+                        len--;
+                sv->url = strndup(sc->url, len);
+                if (!sv->url) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                p->n_services++;
+                if (sc->auth_file) {
+                        r = net_auth_read(sc->auth_file, &sv->auth);
+                        if (r < 0)
+                                goto fail;
+                }
         }
         if (!ops->no_probe_thread) {
                 r = -pthread_create(&p->prober, NULL, prober_thread, p);
@@ -231,13 +245,20 @@ void net_pool_free(struct net_pool *p)
                         explicit_bzero(p->nodes[i].auth, strlen(p->nodes[i].auth));
                 free(p->nodes[i].auth);
         }
+        for (size_t i = 0; i < p->n_services; i++) {
+                free(p->services[i].url);
+                if (p->services[i].auth)
+                        explicit_bzero(p->services[i].auth, strlen(p->services[i].auth));
+                free(p->services[i].auth);
+        }
+        free(p->services);
         pthread_cond_destroy(&p->stop_cond);
         pthread_mutex_destroy(&p->lock);
         free(p);
 }
 
-static void report(struct net_pool *p, size_t i, enum net_outcome o, uint64_t latency_ms,
-                   uint64_t retry_after_ms, size_t bytes)
+void net_pool_report(struct net_pool *p, size_t i, enum net_outcome o, uint64_t latency_ms,
+                     uint64_t retry_after_ms, size_t bytes)
 {
         uint64_t now = p->ops->now_ns(p->t), rnd = p->ops->random(p->t);
         struct node *n = &p->nodes[i];
@@ -358,7 +379,7 @@ static int attempt(struct net_pool *p, size_t i, const struct cid *cid, const ch
                                 return -ENOMEM;
                         }
                 }
-                report(p, i, NET_OK, (p->ops->now_ns(p->t) - t0) / 1000000, 0, len);
+                net_pool_report(p, i, NET_OK, (p->ops->now_ns(p->t) - t0) / 1000000, 0, len);
                 *ret = b;
                 return 0;
         }
@@ -420,7 +441,7 @@ static int fetch(struct net_pool *p, const struct cid *cid, uint64_t deadline_ns
                 r = attempt(p, (size_t)i, cid, cidstr, stall, deadline_ns, ret, &o, &retry_after);
                 if (r <= 0)
                         return r; /* a verified block, or an out-of-memory */
-                report(p, (size_t)i, o, 0, retry_after, 0);
+                net_pool_report(p, (size_t)i, o, 0, retry_after, 0);
                 last = o == NET_NOT_FOUND ? -ENOENT : -EHOSTUNREACH;
         }
 }
@@ -473,15 +494,8 @@ int net_block_get(struct net_pool *p, const struct cid *cid, uint64_t deadline_n
 
                         if (now >= deadline_ns)
                                 break;
-                        /* wait on CLOCK_REALTIME by the remaining monotonic time */
                         wait = deadline_ns - now;
-                        clock_gettime(CLOCK_REALTIME, &ts);
-                        ts.tv_sec += (time_t)(wait / 1000000000u);
-                        ts.tv_nsec += (long)(wait % 1000000000u);
-                        if (ts.tv_nsec >= 1000000000) {
-                                ts.tv_sec++;
-                                ts.tv_nsec -= 1000000000;
-                        }
+                        net_timespec_in(wait, &ts);
                         (void)pthread_cond_timedwait(&f->cond, &p->lock, &ts);
                 }
         }
@@ -588,6 +602,13 @@ void net_pool_get_stats(struct net_pool *p, struct net_stats *ret)
         *ret = (struct net_stats){ .fetches = p->fetches,
                                    .dedup_hits = p->dedup_hits,
                                    .failures = p->failures,
+                                   .hedges = p->hedges,
+                                   .hedge_wins = p->hedge_wins,
+                                   .puts = p->puts,
+                                   .put_bytes = p->put_bytes,
+                                   .put_skips = p->put_skips,
+                                   .pins = p->pins,
+                                   .pin_failures = p->pin_failures,
                                    .n_nodes = p->n_nodes };
         for (size_t i = 0; i < p->n_nodes; i++) {
                 ret->nodes[i] = p->nodes[i].st;

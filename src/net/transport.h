@@ -10,11 +10,14 @@
 
 struct net_http_request {
         const char *url;
-        bool post;                  /* POST with an empty body (Kubo RPC), else GET */
+        bool post;                  /* POST (Kubo RPC), else GET */
+        const void *body;           /* POST body, borrowed until the call returns; may be NULL */
+        size_t body_len;            /* (its Content-Type goes in headers) */
         const char *const *headers; /* NULL-terminated, may be NULL */
-        uint64_t stall_ns;          /* fail when no byte arrives for this long */
+        uint64_t stall_ns;          /* fail when no byte moves (either way) for this long */
         uint64_t deadline_ns;       /* absolute, monotonic */
         size_t max_body;            /* abort a larger answer */
+        const int *cancel;          /* may be NULL; non-zero (atomic) aborts with -ECANCELED */
 };
 
 struct net_http_response {
