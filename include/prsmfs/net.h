@@ -97,7 +97,10 @@ void net_pool_free(struct net_pool *p);
 
 /*
  * Fetches and verifies a block, trying nodes in order of health and latency until deadline.
- * Concurrent calls for the same CID share one fetch. -ETIMEDOUT when the deadline passed,
+ * Concurrent calls for the same CID share one fetch. Hedging (unless is_hedging_disabled):
+ * when the chosen node has not answered after its p95 latency (of its last 32 blocks), the
+ * request also goes to the next best up node; the first verified answer wins and the other
+ * transfer is cancelled. -ETIMEDOUT when the deadline passed,
  * -EHOSTUNREACH when every node failed, -ECANCELED on shutdown.
  */
 _wur_ int net_block_get(struct net_pool *p, const struct cid *cid, uint64_t deadline_ns,

@@ -10,14 +10,17 @@
 
 #include "transport.h"
 
-#define MAX_AUTH 512
+#define MAX_AUTH        512
+#define NET_LAT_SAMPLES 32
 
 struct node {
         enum net_node_kind kind;
-        char *url;                /* base, no trailing slash */
-        char *auth;               /* "Authorization: ..." header, or NULL */
-        struct net_health h;      /* pool->lock */
-        struct net_node_stats st; /* pool->lock */
+        char *url;                        /* base, no trailing slash */
+        char *auth;                       /* "Authorization: ..." header, or NULL */
+        struct net_health h;              /* pool->lock */
+        struct net_node_stats st;         /* pool->lock */
+        uint32_t lat_us[NET_LAT_SAMPLES]; /* pool->lock: recent whole-block times (ring) */
+        unsigned n_lat, lat_next;         /* pool->lock */
 };
 
 struct service {
