@@ -126,7 +126,8 @@ void net_pool_get_stats(struct net_pool *p, struct net_stats *ret);
 struct net_put;
 
 /* Binds a session to the best usable RPC node. resume: check before each put whether the
- * node already has the block. -EHOSTUNREACH when no RPC node is usable, -ENOMEM. */
+ * node already has the block. -EHOSTUNREACH when no RPC node is usable, -ENOMEM. The session
+ * borrows the pool: free it before net_pool_free. */
 _wur_ int net_put_begin(struct net_pool *p, bool resume, struct net_put **ret);
 
 /*
