@@ -37,16 +37,28 @@ struct net_node_config {
         const char *auth_file; /* may be NULL; "bearer:TOKEN" or "basic:user:pass" */
 };
 
+/* An IPFS Pinning Service API endpoint (https://ipfs.github.io/pinning-services-api-spec/). */
+struct net_pinning_service_config {
+        const char *url;       /* borrowed for the call; base URL, "/pins" is appended */
+        const char *auth_file; /* may be NULL; "bearer:TOKEN" (the spec's auth) */
+};
+
 struct net_config {
         const struct net_node_config *nodes;
         size_t n_nodes;
+        const struct net_pinning_service_config *pinning_services; /* may be NULL */
+        size_t n_pinning_services;
         uint64_t timeout_ms;       /* whole request, all attempts */
         uint64_t stall_timeout_ms; /* no byte for this long: the node is stalled */
         uint64_t retry_base_delay_ms;
         uint64_t retry_max_delay_ms;
-        unsigned retry_max_attempts; /* attempts per node within one request */
-        unsigned connection_pool_size;
-        const char *ca_bundle; /* may be NULL */
+        unsigned retry_max_attempts;   /* attempts per node within one request */
+        unsigned connection_pool_size; /* all nodes together; 0 = 16 */
+        unsigned connections_per_node; /* 0 = max(2, connection_pool_size / 2) */
+        unsigned parallel_uploads;     /* block/put requests in flight per put session; 0 = 5 */
+        uint64_t has_timeout_ms;       /* block/stat of a block a node may not have; 0 = 250 */
+        bool is_hedging_disabled;      /* hedging: see net_block_get */
+        const char *ca_bundle;         /* may be NULL: the system's CAs; TLS is always verified */
 };
 
 /* A verified block; refcounted, immutable. */
@@ -70,6 +82,9 @@ struct net_node_stats {
 
 struct net_stats {
         uint64_t fetches, dedup_hits, failures;
+        uint64_t hedges, hedge_wins;         /* second requests sent; of those, answered first */
+        uint64_t puts, put_bytes, put_skips; /* blocks sent, their bytes, blocks already there */
+        uint64_t pins, pin_failures;         /* confirmed pins (node or service), failed ones */
         size_t n_nodes;
         struct net_node_stats nodes[NET_MAX_NODES];
 };
@@ -85,13 +100,65 @@ void net_pool_free(struct net_pool *p);
 
 /*
  * Fetches and verifies a block, trying nodes in order of health and latency until deadline.
- * Concurrent calls for the same CID share one fetch. -ETIMEDOUT when the deadline passed,
+ * Concurrent calls for the same CID share one fetch. Hedging (unless is_hedging_disabled):
+ * when the chosen node has not answered after its p95 latency (of its last 32 blocks), the
+ * request also goes to the next best up node; the first verified answer wins and the other
+ * transfer is cancelled. -ETIMEDOUT when the deadline passed,
  * -EHOSTUNREACH when every node failed, -ECANCELED on shutdown.
  */
 _wur_ int net_block_get(struct net_pool *p, const struct cid *cid, uint64_t deadline_ns,
                         struct net_block **ret);
 
 void net_pool_get_stats(struct net_pool *p, struct net_stats *ret);
+
+/*
+ * ---- uploads ----
+ *
+ * A put session binds to one write node (an RPC node chosen like reads: best up node), so
+ * that every block of one DAG lands on the same node and the root can be pinned there.
+ * Sessions are thread-safe: several upload workers call net_put_block on one session at once
+ * (at most parallel_uploads requests run at a time; the others wait their turn).
+ *
+ * Contract with the uploader when the write node fails (refused, reset, 5xx, stall, an
+ * attempt past its deadline, a wrong CID in its answer): net_put_block/net_put_pin return
+ * -ENOTCONN and the session is dead (every later call returns -ENOTCONN at once). The node
+ * is demoted in the pool, so the caller frees the session, calls net_put_begin(resume=true),
+ * which binds another node, and sends the whole DAG again: a resumed session asks the node
+ * (block/stat) before each block and transfers only the blocks the node is missing.
+ */
+struct net_put;
+
+/* Binds a session to the best usable RPC node. resume: check before each put whether the
+ * node already has the block. -EHOSTUNREACH when no RPC node is usable, -ENOMEM. The session
+ * borrows the pool: free it before net_pool_free. */
+_wur_ int net_put_begin(struct net_pool *p, bool resume, struct net_put **ret);
+
+/*
+ * Uploads one block: verifies that data hashes to cid before anything is sent (-EILSEQ
+ * otherwise), skips it if the session resumes and the node has it, else block/put and checks
+ * the CID the node answers. 1 when the node already had the block, 0 when sent. -ENOTCONN
+ * (see above), -ETIMEDOUT when the deadline passed before a request could start,
+ * -EOPNOTSUPP for a codec or hash block/put cannot make, -ECANCELED on shutdown. Borrows
+ * cid and data for the call; identity CIDs need no upload (1).
+ */
+_wur_ int net_put_block(struct net_put *put, const struct cid *cid, const void *data, size_t len,
+                        uint64_t deadline_ns);
+
+/*
+ * Pins root recursively on the bound node, then on other usable RPC nodes until `replicas`
+ * nodes confirmed (they fetch the DAG over bitswap), then on every configured pinning
+ * service (create, then poll until pinned or failed). 0 only when `replicas` nodes and every
+ * service confirmed; -ENOTCONN when the bound node failed (resume elsewhere), -EHOSTUNREACH
+ * when fewer nodes or not every service confirmed, -ETIMEDOUT at the deadline.
+ */
+_wur_ int net_put_pin(struct net_put *put, const struct cid *root, unsigned replicas,
+                      uint64_t deadline_ns);
+
+/* The bound node's URL (for logs and tests); valid until net_put_free. */
+const char *net_put_node_url(const struct net_put *put);
+
+/* Frees a session; no call on it may be running. NULL-safe. */
+void net_put_free(struct net_put *put);
 
 /* Monotonic clock in ns (the one deadlines are measured on). */
 uint64_t net_now_ns(void);

@@ -7,15 +7,22 @@
  *
  * Deadlines are the engine's job, with sub-second resolution: every loop (at most 20 ms of
  * poll) checks each transfer's overall deadline and its stall clock (time since the last
- * byte, or since the start before the first byte), and aborts a transfer that passed either.
- * curl's own LOW_SPEED_TIME works in whole seconds and could not meet the failover target.
- * Connections are kept alive and reused by the multi handle's connection cache.
+ * byte received or sent, or since the transfer got a connection before the first byte), and
+ * aborts a transfer that passed either. curl's own LOW_SPEED_TIME works in whole seconds and
+ * could not meet the failover target. A transfer that waits for a free connection (the caps
+ * below) has not started: only its deadline runs, so a busy pool is not mistaken for a dead
+ * node. "Started" is when curl opens a socket for it or reuses one (PREREQFUNCTION).
+ *
+ * Connections are kept alive and reused by the multi handle's connection cache, capped in
+ * total (connection_pool_size) and per node (connections_per_node, curl counts per
+ * host:port). TLS peers and host names are always verified; ca_bundle only adds a CA file.
  */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -32,10 +39,13 @@ struct xfer {
         struct buf *body;
         size_t max_body;
         struct net_http_response *res;
-        uint64_t stall_ns, deadline_ns, last_byte_ns;
-        int result; /* valid once done */
-        bool done;  /* engine->lock */
-        bool too_big;
+        uint64_t stall_ns, deadline_ns, last_byte_ns; /* engine thread once queued */
+        curl_off_t sent;                              /* upload progress seen so far */
+        const int *cancel;
+        int result;   /* valid once done */
+        bool done;    /* engine->lock */
+        bool too_big; /* engine thread */
+        bool started; /* engine thread: has a connection */
         pthread_cond_t cond;
         struct xfer *next; /* queue or active list: engine thread / engine->lock */
 };
@@ -134,6 +144,50 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         return len;
 }
 
+/* The transfer has a fresh socket: from now on its stall clock runs. */
+static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+        struct xfer *x = ud;
+
+        (void)purpose;
+        x->started = true;
+        x->last_byte_ns = net_now_ns();
+        return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+/* Called once the connection is ready (new or reused), right before the request goes out. */
+static int on_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+                     int conn_local_port)
+{
+        struct xfer *x = ud;
+
+        (void)conn_primary_ip;
+        (void)conn_local_ip;
+        (void)conn_primary_port;
+        (void)conn_local_port;
+        if (!x->started) {
+                x->started = true;
+                x->last_byte_ns = net_now_ns();
+        }
+        return CURL_PREREQFUNC_OK;
+}
+
+/* Bytes going out count as progress for the stall clock (a large block/put). */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+        struct xfer *x = ud;
+
+        (void)dltotal;
+        (void)dlnow;
+        (void)ultotal;
+        if (ulnow != x->sent) {
+                x->sent = ulnow;
+                x->last_byte_ns = net_now_ns();
+        }
+        return 0;
+}
+
 static void finish(struct net_engine *e, struct xfer *x, int result)
 {
         if (x->easy) {
@@ -205,7 +259,11 @@ static void *engine_thread(void *arg)
                 now = net_now_ns();
                 for (x = e->active; x; x = next) {
                         next = x->next;
-                        if (now >= x->deadline_ns || now - x->last_byte_ns >= x->stall_ns) {
+                        if (x->cancel && __atomic_load_n(x->cancel, __ATOMIC_ACQUIRE)) {
+                                unlink_active(e, x);
+                                finish(e, x, -ECANCELED);
+                        } else if (now >= x->deadline_ns ||
+                                   (x->started && now - x->last_byte_ns >= x->stall_ns)) {
                                 unlink_active(e, x);
                                 finish(e, x, -ETIMEDOUT);
                         }
@@ -226,7 +284,10 @@ int net_engine_new(const struct net_config *cfg, struct net_engine **ret)
                 return -ENOMEM;
         pthread_mutex_init(&e->lock, NULL);
         e->max_total = cfg->connection_pool_size ? cfg->connection_pool_size : 16;
-        e->max_host = e->max_total / 2 > 2 ? e->max_total / 2 : 2;
+        e->max_host =
+                cfg->connections_per_node ? cfg->connections_per_node : MAX(2, e->max_total / 2);
+        if (e->max_host > e->max_total)
+                e->max_host = e->max_total;
         if (cfg->ca_bundle) {
                 e->ca_bundle = strdup(cfg->ca_bundle);
                 if (!e->ca_bundle) {
@@ -241,6 +302,8 @@ int net_engine_new(const struct net_config *cfg, struct net_engine **ret)
         }
         curl_multi_setopt(e->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)e->max_total);
         curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)e->max_host);
+        /* keep every allowed connection alive in the cache, not curl's default of fewer */
+        curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long)e->max_total);
         r = -pthread_create(&e->thread, NULL, engine_thread, e);
         if (r < 0)
                 goto fail;
@@ -283,7 +346,8 @@ static int engine_http(void *t, const struct net_http_request *req, struct buf *
                           .max_body = req->max_body,
                           .res = res,
                           .stall_ns = req->stall_ns,
-                          .deadline_ns = req->deadline_ns };
+                          .deadline_ns = req->deadline_ns,
+                          .cancel = req->cancel };
         uint64_t now = net_now_ns();
         int r;
 
@@ -322,15 +386,25 @@ static int engine_http(void *t, const struct net_http_request *req, struct buf *
         curl_easy_setopt(x.easy, CURLOPT_WRITEDATA, &x);
         curl_easy_setopt(x.easy, CURLOPT_HEADERFUNCTION, on_header);
         curl_easy_setopt(x.easy, CURLOPT_HEADERDATA, &x);
+        curl_easy_setopt(x.easy, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+        curl_easy_setopt(x.easy, CURLOPT_OPENSOCKETDATA, &x);
+        curl_easy_setopt(x.easy, CURLOPT_PREREQFUNCTION, on_prereq);
+        curl_easy_setopt(x.easy, CURLOPT_PREREQDATA, &x);
+        curl_easy_setopt(x.easy, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(x.easy, CURLOPT_XFERINFODATA, &x);
+        curl_easy_setopt(x.easy, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(x.easy, CURLOPT_SSL_VERIFYPEER, 1L);
         curl_easy_setopt(x.easy, CURLOPT_SSL_VERIFYHOST, 2L);
         curl_easy_setopt(x.easy, CURLOPT_PROTOCOLS_STR, "http,https");
         if (e->ca_bundle)
                 curl_easy_setopt(x.easy, CURLOPT_CAINFO, e->ca_bundle);
-        if (req->post) {
+        if (req->post || req->body) {
+                /* curl reads the body from our buffer as it sends (no copy): the caller's
+                 * buffer outlives the transfer because this call blocks until it is done */
                 curl_easy_setopt(x.easy, CURLOPT_POST, 1L);
-                curl_easy_setopt(x.easy, CURLOPT_POSTFIELDS, "");
-                curl_easy_setopt(x.easy, CURLOPT_POSTFIELDSIZE, 0L);
+                curl_easy_setopt(x.easy, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+                curl_easy_setopt(x.easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                                 (curl_off_t)(req->body ? req->body_len : 0));
         }
         pthread_cond_init(&x.cond, NULL);
         pthread_mutex_lock(&e->lock);

@@ -30,44 +30,19 @@
 
 #include "prsmfs/log.h"
 
-#include "transport.h"
+#include "internal.h"
 
-#define MAX_AUTH 512
-
-struct node {
-        enum net_node_kind kind;
-        char *url;                /* base, no trailing slash */
-        char *auth;               /* "Authorization: ..." header, or NULL */
-        struct net_health h;      /* pool->lock */
-        struct net_node_stats st; /* pool->lock */
-};
-
-struct inflight {
-        struct cid cid;
-        unsigned users;          /* pool->lock */
-        bool done;               /* pool->lock */
-        int result;              /* pool->lock */
-        struct net_block *block; /* pool->lock; owned reference */
-        pthread_cond_t cond;
-        struct inflight *next; /* pool->lock */
-};
-
-struct net_pool {
-        const struct net_transport_ops *ops;
-        void *t;
-        struct net_engine *engine; /* owned when we made it */
-        struct node nodes[NET_MAX_NODES];
-        size_t n_nodes;
-        struct net_config cfg;
-        struct net_health_params hp;
-        pthread_mutex_t lock;
-        struct inflight *inflight;              /* lock */
-        uint64_t fetches, dedup_hits, failures; /* lock */
-        bool stop;                              /* lock */
-        pthread_cond_t stop_cond;               /* signalled on stop */
-        pthread_t prober;
-        bool prober_started;
-};
+void net_timespec_in(uint64_t wait_ns, struct timespec *ret)
+{
+        /* condition variables wait on CLOCK_REALTIME: convert a monotonic wait */
+        clock_gettime(CLOCK_REALTIME, ret);
+        ret->tv_sec += (time_t)(wait_ns / 1000000000u);
+        ret->tv_nsec += (long)(wait_ns % 1000000000u);
+        if (ret->tv_nsec >= 1000000000) {
+                ret->tv_sec++;
+                ret->tv_nsec -= 1000000000;
+        }
+}
 
 struct net_block *net_block_ref(struct net_block *b)
 {
@@ -85,7 +60,7 @@ void net_block_unref(struct net_block *b)
 }
 
 /* Reads "bearer:TOKEN" / "basic:user:pass" from a file only its owner can read. */
-static int read_auth(const char *path, char **ret)
+int net_auth_read(const char *path, char **ret)
 {
         char buf[MAX_AUTH], hdr[MAX_AUTH + 300];
         struct stat st;
@@ -95,9 +70,16 @@ static int read_auth(const char *path, char **ret)
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return log_error_errno(-errno, "cannot open auth file %s", path);
-        if (fstat(fd, &st) < 0 || (st.st_mode & 0077)) {
+        if (fstat(fd, &st) < 0) {
+                r = -errno;
                 close(fd);
-                log_error("auth file %s must not be readable by group or others (chmod 600)", path);
+                return log_error_errno(r, "cannot stat auth file %s", path);
+        }
+        if (st.st_mode & 0077) {
+                close(fd);
+                log_error("auth file %s is accessible by group or others (mode %04o): refusing "
+                          "it; chmod 600 it",
+                          path, (unsigned)(st.st_mode & 07777));
                 return -EPERM;
         }
         n = read(fd, buf, sizeof(buf) - 1);
@@ -155,7 +137,9 @@ int net_pool_new_with_transport(const struct net_config *cfg, const struct net_t
         p->ops = ops;
         p->t = t;
         p->cfg = *cfg;
-        p->cfg.nodes = NULL;
+        p->cfg.nodes = NULL; /* borrowed pointers are not kept */
+        p->cfg.pinning_services = NULL;
+        p->cfg.ca_bundle = NULL;
         p->hp = (struct net_health_params){ .base_ms = cfg->retry_base_delay_ms,
                                             .max_ms = cfg->retry_max_delay_ms };
         pthread_mutex_init(&p->lock, NULL);
@@ -174,12 +158,42 @@ int net_pool_new_with_transport(const struct net_config *cfg, const struct net_t
                 }
                 p->n_nodes++;
                 if (cfg->nodes[i].auth_file) {
-                        r = read_auth(cfg->nodes[i].auth_file, &n->auth);
+                        r = net_auth_read(cfg->nodes[i].auth_file, &n->auth);
                         if (r < 0)
                                 goto fail;
                 }
                 (void)snprintf(n->st.url, sizeof(n->st.url), "%s", n->url);
                 n->st.kind = n->kind;
+        }
+        if (cfg->n_pinning_services > NET_MAX_NODES) {
+                r = -EINVAL;
+                goto fail;
+        }
+        if (cfg->n_pinning_services) {
+                p->services = calloc(cfg->n_pinning_services, sizeof(*p->services));
+                if (!p->services) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+        }
+        for (size_t i = 0; i < cfg->n_pinning_services; i++) {
+                const struct net_pinning_service_config *sc = &cfg->pinning_services[i];
+                struct service *sv = &p->services[i];
+                size_t len = strlen(sc->url);
+
+                while (len > 0 && sc->url[len - 1] == '/')
+                        len--;
+                sv->url = strndup(sc->url, len);
+                if (!sv->url) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                p->n_services++;
+                if (sc->auth_file) {
+                        r = net_auth_read(sc->auth_file, &sv->auth);
+                        if (r < 0)
+                                goto fail;
+                }
         }
         if (!ops->no_probe_thread) {
                 r = -pthread_create(&p->prober, NULL, prober_thread, p);
@@ -240,13 +254,20 @@ void net_pool_free(struct net_pool *p)
                         explicit_bzero(p->nodes[i].auth, strlen(p->nodes[i].auth));
                 free(p->nodes[i].auth);
         }
+        for (size_t i = 0; i < p->n_services; i++) {
+                free(p->services[i].url);
+                if (p->services[i].auth)
+                        explicit_bzero(p->services[i].auth, strlen(p->services[i].auth));
+                free(p->services[i].auth);
+        }
+        free(p->services);
         pthread_cond_destroy(&p->stop_cond);
         pthread_mutex_destroy(&p->lock);
         free(p);
 }
 
-static void report(struct net_pool *p, size_t i, enum net_outcome o, uint64_t latency_ms,
-                   uint64_t retry_after_ms, size_t bytes)
+void net_pool_report(struct net_pool *p, size_t i, enum net_outcome o, uint64_t latency_ms,
+                     uint64_t retry_after_ms, size_t bytes)
 {
         uint64_t now = p->ops->now_ns(p->t), rnd = p->ops->random(p->t);
         struct node *n = &p->nodes[i];
@@ -282,10 +303,22 @@ static bool content_type_is(const char *ct, const char *want)
         return strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
+static void record_latency(struct net_pool *p, size_t i, uint64_t ns)
+{
+        struct node *n = &p->nodes[i];
+
+        pthread_mutex_lock(&p->lock);
+        n->lat_us[n->lat_next] = (uint32_t)MIN(ns / 1000, UINT32_MAX);
+        n->lat_next = (n->lat_next + 1) % NET_LAT_SAMPLES;
+        if (n->n_lat < NET_LAT_SAMPLES)
+                n->n_lat++;
+        pthread_mutex_unlock(&p->lock);
+}
+
 /* One attempt at node i. 0 and *ret on a verified block, else the outcome in *ret_o. */
 static int attempt(struct net_pool *p, size_t i, const struct cid *cid, const char *cidstr,
-                   uint64_t stall_ns, uint64_t deadline_ns, struct net_block **ret,
-                   enum net_outcome *ret_o, uint64_t *ret_retry_after)
+                   uint64_t stall_ns, uint64_t deadline_ns, const int *cancel,
+                   struct net_block **ret, enum net_outcome *ret_o, uint64_t *ret_retry_after)
 {
         struct node *n = &p->nodes[i];
         const char *headers[3] = { 0 };
@@ -311,9 +344,14 @@ static int attempt(struct net_pool *p, size_t i, const struct cid *cid, const ch
                                                      .headers = headers,
                                                      .stall_ns = stall_ns,
                                                      .deadline_ns = deadline_ns,
-                                                     .max_body = CID_MAX_BLOCK },
+                                                     .max_body = CID_MAX_BLOCK,
+                                                     .cancel = cancel },
                          &body, &res);
         *ret_retry_after = 0;
+        if (r == -ECANCELED && cancel && __atomic_load_n(cancel, __ATOMIC_ACQUIRE)) {
+                buf_done(&body);
+                return 2; /* lost a hedging race: no fault of the node */
+        }
         if (r < 0) {
                 *ret_o = r == -ETIMEDOUT ? NET_TIMEOUT : NET_FAIL;
                 if (r == -E2BIG)
@@ -367,13 +405,176 @@ static int attempt(struct net_pool *p, size_t i, const struct cid *cid, const ch
                                 return -ENOMEM;
                         }
                 }
-                report(p, i, NET_OK, (p->ops->now_ns(p->t) - t0) / 1000000, 0, len);
+                record_latency(p, i, p->ops->now_ns(p->t) - t0);
+                net_pool_report(p, i, NET_OK, (p->ops->now_ns(p->t) - t0) / 1000000, 0, len);
                 *ret = b;
                 return 0;
         }
 fail:
         buf_done(&body);
         return 1;
+}
+
+/* One attempt in a hedging race, run on its own thread. */
+struct leg {
+        struct race *race;
+        size_t node;
+        int r; /* attempt()'s */
+        enum net_outcome o;
+        uint64_t retry_after;
+        struct net_block *b;
+        bool done; /* race->lock */
+        pthread_t thread;
+};
+
+struct race {
+        struct net_pool *p;
+        const struct cid *cid;
+        const char *cidstr;
+        uint64_t stall_ns, deadline_ns;
+        int cancel; /* atomic: set by the first verified answer */
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        struct leg legs[2];
+};
+
+static void *leg_thread(void *arg)
+{
+        struct leg *l = arg;
+        struct race *rc = l->race;
+
+        l->r = attempt(rc->p, l->node, rc->cid, rc->cidstr, rc->stall_ns, rc->deadline_ns,
+                       &rc->cancel, &l->b, &l->o, &l->retry_after);
+        if (l->r == 0)
+                __atomic_store_n(&rc->cancel, 1, __ATOMIC_RELEASE); /* the other one lost */
+        pthread_mutex_lock(&rc->lock);
+        l->done = true;
+        pthread_cond_broadcast(&rc->cond);
+        pthread_mutex_unlock(&rc->lock);
+        return NULL;
+}
+
+/* Waits until leg k is done or the real-time wait_ns passed (UINT64_MAX: no limit) or, with
+ * any, until either leg has a verified block. */
+static void race_wait(struct race *rc, uint64_t until_ns, bool second)
+{
+        pthread_mutex_lock(&rc->lock);
+        for (;;) {
+                bool a = rc->legs[0].done, b = second && rc->legs[1].done;
+                struct timespec ts;
+                uint64_t now = net_now_ns();
+
+                if ((a && (!second || b || rc->legs[0].r == 0)) || (b && rc->legs[1].r == 0))
+                        break;
+                if (!second && now >= until_ns)
+                        break;
+                net_timespec_in(second ? 50000000u : until_ns - now, &ts);
+                (void)pthread_cond_timedwait(&rc->cond, &rc->lock, &ts);
+        }
+        pthread_mutex_unlock(&rc->lock);
+}
+
+/*
+ * Hedging: the request goes to node i; if no verified answer came after i's p95 latency, the
+ * same request goes to node j too and the first verified answer wins; the loser's transfer is
+ * cancelled (the engine aborts it within one poll). Like failover this is safe because a
+ * fetch is idempotent and verified. Returns as attempt() does for node i; a failure of the
+ * hedge on j is reported here, and *ret_hedged says whether j was asked.
+ */
+static int hedged_attempt(struct net_pool *p, size_t i, size_t j, uint64_t delay_ns,
+                          const struct cid *cid, const char *cidstr, uint64_t stall_ns,
+                          uint64_t deadline_ns, struct net_block **ret, enum net_outcome *ret_o,
+                          uint64_t *ret_retry_after, bool *ret_hedged)
+{
+        struct race *rc = calloc(1, sizeof(*rc));
+        bool hedged = false;
+        int r;
+
+        *ret_hedged = false;
+        if (!rc)
+                return -ENOMEM;
+        *rc = (struct race){ .p = p,
+                             .cid = cid,
+                             .cidstr = cidstr,
+                             .stall_ns = stall_ns,
+                             .deadline_ns = deadline_ns,
+                             .legs = { { .race = rc, .node = i }, { .race = rc, .node = j } } };
+        pthread_mutex_init(&rc->lock, NULL);
+        pthread_cond_init(&rc->cond, NULL);
+        if (pthread_create(&rc->legs[0].thread, NULL, leg_thread, &rc->legs[0]) != 0) {
+                r = attempt(p, i, cid, cidstr, stall_ns, deadline_ns, NULL, ret, ret_o,
+                            ret_retry_after);
+                goto out;
+        }
+        race_wait(rc, net_now_ns() + delay_ns, false);
+        pthread_mutex_lock(&rc->lock);
+        hedged = !rc->legs[0].done && net_now_ns() < deadline_ns;
+        pthread_mutex_unlock(&rc->lock);
+        if (hedged && pthread_create(&rc->legs[1].thread, NULL, leg_thread, &rc->legs[1]) != 0)
+                hedged = false;
+        if (hedged) {
+                pthread_mutex_lock(&p->lock);
+                p->hedges++;
+                pthread_mutex_unlock(&p->lock);
+                race_wait(rc, UINT64_MAX, true);
+                /* a winner cancelled the other leg; let both finish before looking */
+                pthread_join(rc->legs[1].thread, NULL);
+        }
+        pthread_join(rc->legs[0].thread, NULL);
+        r = rc->legs[0].r;
+        *ret_o = rc->legs[0].o;
+        *ret_retry_after = rc->legs[0].retry_after;
+        if (r == 0) {
+                *ret = rc->legs[0].b;
+                rc->legs[0].b = NULL;
+        } else if (hedged && rc->legs[1].r == 0) {
+                *ret = rc->legs[1].b;
+                rc->legs[1].b = NULL;
+                pthread_mutex_lock(&p->lock);
+                p->hedge_wins++;
+                pthread_mutex_unlock(&p->lock);
+                r = 0;
+        }
+        if (hedged && rc->legs[1].r == 1)
+                net_pool_report(p, j, rc->legs[1].o, 0, rc->legs[1].retry_after, 0);
+        net_block_unref(rc->legs[0].b);
+        net_block_unref(rc->legs[1].b);
+out:
+        *ret_hedged = hedged;
+        pthread_cond_destroy(&rc->cond);
+        pthread_mutex_destroy(&rc->lock);
+        free(rc);
+        return r;
+}
+
+/* Whether to hedge an attempt on node i, and after how long: node i has a p95 to go by and
+ * another node j may be tried. */
+static bool hedge_plan(struct net_pool *p, size_t i, const bool *skip, uint64_t now, size_t *ret_j,
+                       uint64_t *ret_delay_ns)
+{
+        struct net_health snap[NET_MAX_NODES];
+        bool sk[NET_MAX_NODES];
+        uint32_t p95;
+        int j;
+
+        if (p->cfg.is_hedging_disabled || p->ops->no_threads)
+                return false;
+        pthread_mutex_lock(&p->lock);
+        for (size_t k = 0; k < p->n_nodes; k++) {
+                snap[k] = p->nodes[k].h;
+                sk[k] = skip[k] || k == i;
+        }
+        p95 = p->nodes[i].n_lat >= 5 ? net_latency_p95(p->nodes[i].lat_us, p->nodes[i].n_lat) : 0;
+        pthread_mutex_unlock(&p->lock);
+        if (!p95)
+                return false;
+        j = net_health_choose(snap, p->n_nodes, sk, now);
+        /* a hedge on a suspect node only adds load */
+        if (j < 0 || snap[j].state != NET_STATE_UP)
+                return false;
+        *ret_j = (size_t)j;
+        *ret_delay_ns = (uint64_t)p95 * 1000;
+        return true;
 }
 
 static int fetch(struct net_pool *p, const struct cid *cid, uint64_t deadline_ns,
@@ -387,8 +588,9 @@ static int fetch(struct net_pool *p, const struct cid *cid, uint64_t deadline_ns
 
         (void)cid_to_string(cid, cidstr);
         for (;;) {
-                uint64_t now = p->ops->now_ns(p->t), stall, retry_after;
+                uint64_t now = p->ops->now_ns(p->t), stall, retry_after, delay;
                 struct net_health snap[NET_MAX_NODES];
+                size_t j;
                 enum net_outcome o;
                 bool waitable = false;
                 int i, r;
@@ -425,11 +627,24 @@ static int fetch(struct net_pool *p, const struct cid *cid, uint64_t deadline_ns
                         p->ops->sleep_until(p->t, now + b < deadline_ns ? now + b : deadline_ns);
                 }
                 stall = p->cfg.stall_timeout_ms * 1000000ull << MIN(tries[i], 6u);
-                tries[i]++;
-                r = attempt(p, (size_t)i, cid, cidstr, stall, deadline_ns, ret, &o, &retry_after);
+                if (tries[i] == 0 && hedge_plan(p, (size_t)i, skip, now, &j, &delay)) {
+                        bool hedged;
+
+                        tries[i]++;
+                        r = hedged_attempt(p, (size_t)i, j, delay, cid, cidstr, stall, deadline_ns,
+                                           ret, &o, &retry_after, &hedged);
+                        if (hedged)
+                                tries[j]++;
+                } else {
+                        tries[i]++;
+                        r = attempt(p, (size_t)i, cid, cidstr, stall, deadline_ns, NULL, ret, &o,
+                                    &retry_after);
+                }
                 if (r <= 0)
                         return r; /* a verified block, or an out-of-memory */
-                report(p, (size_t)i, o, 0, retry_after, 0);
+                if (r == 2)
+                        continue; /* cancelled: cannot happen without a race, and no fault */
+                net_pool_report(p, (size_t)i, o, 0, retry_after, 0);
                 last = o == NET_NOT_FOUND ? -ENOENT : -EHOSTUNREACH;
         }
 }
@@ -482,15 +697,8 @@ int net_block_get(struct net_pool *p, const struct cid *cid, uint64_t deadline_n
 
                         if (now >= deadline_ns)
                                 break;
-                        /* wait on CLOCK_REALTIME by the remaining monotonic time */
                         wait = deadline_ns - now;
-                        clock_gettime(CLOCK_REALTIME, &ts);
-                        ts.tv_sec += (time_t)(wait / 1000000000u);
-                        ts.tv_nsec += (long)(wait % 1000000000u);
-                        if (ts.tv_nsec >= 1000000000) {
-                                ts.tv_sec++;
-                                ts.tv_nsec -= 1000000000;
-                        }
+                        net_timespec_in(wait, &ts);
                         (void)pthread_cond_timedwait(&f->cond, &p->lock, &ts);
                 }
         }
@@ -597,6 +805,13 @@ void net_pool_get_stats(struct net_pool *p, struct net_stats *ret)
         *ret = (struct net_stats){ .fetches = p->fetches,
                                    .dedup_hits = p->dedup_hits,
                                    .failures = p->failures,
+                                   .hedges = p->hedges,
+                                   .hedge_wins = p->hedge_wins,
+                                   .puts = p->puts,
+                                   .put_bytes = p->put_bytes,
+                                   .put_skips = p->put_skips,
+                                   .pins = p->pins,
+                                   .pin_failures = p->pin_failures,
                                    .n_nodes = p->n_nodes };
         for (size_t i = 0; i < p->n_nodes; i++) {
                 ret->nodes[i] = p->nodes[i].st;

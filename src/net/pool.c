@@ -9,6 +9,8 @@
  * A down node is probed after an exponential backoff with jitter that grows with each failed
  * probe, up to retry_max_delay.
  */
+#include <string.h>
+
 #include "transport.h"
 
 uint64_t net_backoff_ms(uint64_t base_ms, uint64_t max_ms, unsigned attempt, uint64_t rnd)
@@ -111,4 +113,24 @@ int net_health_choose(const struct net_health *h, size_t n, const bool *skip, ui
                         best = (int)i;
         }
         return best;
+}
+
+uint32_t net_latency_p95(const uint32_t *samples, size_t n)
+{
+        uint32_t v[64];
+        size_t k;
+
+        if (n == 0)
+                return 0;
+        n = MIN(n, ELEMENTSOF(v));
+        memcpy(v, samples, n * sizeof(*v));
+        for (size_t i = 1; i < n; i++) /* insertion sort: n is tiny */
+                for (size_t j = i; j > 0 && v[j - 1] > v[j]; j--) {
+                        uint32_t t = v[j];
+
+                        v[j] = v[j - 1];
+                        v[j - 1] = t;
+                }
+        k = (n * 95 + 99) / 100; /* nearest rank: ceil(0.95 n) */
+        return v[k - 1];
 }

@@ -10,11 +10,14 @@
 
 struct net_http_request {
         const char *url;
-        bool post;                  /* POST with an empty body (Kubo RPC), else GET */
+        bool post;                  /* POST (Kubo RPC), else GET */
+        const void *body;           /* POST body, borrowed until the call returns; may be NULL */
+        size_t body_len;            /* (its Content-Type goes in headers) */
         const char *const *headers; /* NULL-terminated, may be NULL */
-        uint64_t stall_ns;          /* fail when no byte arrives for this long */
+        uint64_t stall_ns;          /* fail when no byte moves (either way) for this long */
         uint64_t deadline_ns;       /* absolute, monotonic */
         size_t max_body;            /* abort a larger answer */
+        const int *cancel;          /* may be NULL; non-zero (atomic) aborts with -ECANCELED */
 };
 
 struct net_http_response {
@@ -34,6 +37,7 @@ struct net_transport_ops {
         /* A random number for jitter. */
         uint64_t (*random)(void *t);
         bool no_probe_thread; /* tests drive probes by hand */
+        bool no_threads;      /* no helper threads either (no hedging): fake clocks */
 };
 
 /* Real transport: a curl multi engine thread. */
@@ -83,3 +87,5 @@ void net_health_probed(struct net_health *h, const struct net_health_params *p, 
 /* Best usable node: up before suspect, then lowest latency (unknown first), then index.
  * skip[i] true excludes node i. -1 when none is usable now. */
 int net_health_choose(const struct net_health *h, size_t n, const bool *skip, uint64_t now_ns);
+/* The 95th percentile of n latency samples (n <= 64), 0 when n == 0. */
+uint32_t net_latency_p95(const uint32_t *samples, size_t n);

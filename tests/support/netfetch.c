@@ -2,7 +2,8 @@
 /*
  * netfetch: reads through the node pool, for component tests and benchmarks.
  *   netfetch [--rpc URL]... [--gateway URL]... [--timeout MS] [--stall MS] [--parallel N]
- *            [--log FILE] [--repeat N] [--out FILE] (--file ROOT | CID...)
+ *            [--log FILE] [--repeat N] [--out FILE] [--auth FILE (of the node before it)]
+ *            [--ca-bundle FILE] [--pool-size N] [--per-node N] (--file ROOT | CID...)
  * --file ROOT walks the UnixFS file under ROOT and writes its bytes in order; CIDs are
  * fetched as blocks (verified) and written one after the other. --log writes one line per
  * block completion "monotonic_ns index" so a test can measure stalls; a final JSON line on
@@ -93,6 +94,10 @@ int main(int argc, char *argv[])
                 { "out", required_argument, NULL, 'o' },
                 { "file", required_argument, NULL, 'f' },
                 { "repeat", required_argument, NULL, 'n' },
+                { "auth", required_argument, NULL, 'a' },
+                { "ca-bundle", required_argument, NULL, 'C' },
+                { "pool-size", required_argument, NULL, 'P' },
+                { "per-node", required_argument, NULL, 'N' },
                 { 0 },
         };
         struct net_node_config nodes[NET_MAX_NODES];
@@ -125,13 +130,27 @@ int main(int argc, char *argv[])
                                 .kind = c == 'r' ? NET_NODE_RPC : NET_NODE_GATEWAY, .url = optarg
                         };
                         break;
+                case 'a':
+                        if (cfg.n_nodes == 0)
+                                return 2;
+                        nodes[cfg.n_nodes - 1].auth_file = optarg;
+                        break;
+                case 'C':
+                        cfg.ca_bundle = optarg;
+                        break;
                 case 't':
                 case 's':
                 case 'p':
                 case 'n':
-                        if (parse_u64(optarg, &v) < 0)
+                case 'P':
+                case 'N':
+                        if (parse_u64(optarg, &v) < 0 || v > UINT32_MAX)
                                 return 2;
-                        if (c == 't')
+                        if (c == 'P')
+                                cfg.connection_pool_size = (unsigned)v;
+                        else if (c == 'N')
+                                cfg.connections_per_node = (unsigned)v;
+                        else if (c == 't')
                                 cfg.timeout_ms = v;
                         else if (c == 's')
                                 cfg.stall_timeout_ms = v;

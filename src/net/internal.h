@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Private to net: the pool's state, shared by the read side (net.c) and the write side
+ * (put.c). Lock order: pool->lock, then a put session's lock; neither is held across a
+ * transport call, hashing or logging.
+ */
+#pragma once
+
+#include <pthread.h>
+
+#include "transport.h"
+
+#define MAX_AUTH        512
+#define NET_LAT_SAMPLES 32
+
+struct node {
+        enum net_node_kind kind;
+        char *url;                        /* base, no trailing slash */
+        char *auth;                       /* "Authorization: ..." header, or NULL */
+        struct net_health h;              /* pool->lock */
+        struct net_node_stats st;         /* pool->lock */
+        uint32_t lat_us[NET_LAT_SAMPLES]; /* pool->lock: recent whole-block times (ring) */
+        unsigned n_lat, lat_next;         /* pool->lock */
+};
+
+struct service {
+        char *url;  /* base, no trailing slash */
+        char *auth; /* "Authorization: Bearer ..." header, or NULL */
+};
+
+struct inflight {
+        struct cid cid;
+        unsigned users;          /* pool->lock */
+        bool done;               /* pool->lock */
+        int result;              /* pool->lock */
+        struct net_block *block; /* pool->lock; owned reference */
+        pthread_cond_t cond;
+        struct inflight *next; /* pool->lock */
+};
+
+struct net_pool {
+        const struct net_transport_ops *ops;
+        void *t;
+        struct net_engine *engine; /* owned when we made it */
+        struct node nodes[NET_MAX_NODES];
+        size_t n_nodes;
+        struct net_config cfg;
+        struct net_health_params hp;
+        pthread_mutex_t lock;
+        struct inflight *inflight;              /* lock */
+        uint64_t fetches, dedup_hits, failures; /* lock */
+        uint64_t hedges, hedge_wins;            /* lock */
+        uint64_t puts, put_bytes, put_skips;    /* lock */
+        uint64_t pins, pin_failures;            /* lock */
+        struct service *services;               /* pinning services; immutable after new */
+        size_t n_services;
+        bool stop;                /* lock */
+        pthread_cond_t stop_cond; /* signalled on stop */
+        pthread_t prober;
+        bool prober_started;
+};
+
+/* Updates node i's health and counters after a request (pool->lock taken inside). */
+void net_pool_report(struct net_pool *p, size_t i, enum net_outcome o, uint64_t latency_ms,
+                     uint64_t retry_after_ms, size_t bytes);
+/* Reads "bearer:TOKEN" / "basic:user:pass" from a file only its owner may read and returns
+ * the "Authorization: ..." header in *ret (new string). -EPERM for a group/world-readable file. */
+_wur_ int net_auth_read(const char *path, char **ret);
+/* The CLOCK_REALTIME time wait_ns from now, for pthread_cond_timedwait. */
+void net_timespec_in(uint64_t wait_ns, struct timespec *ret);

@@ -1,0 +1,742 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The write side of the pool: put sessions (block/put to one bound RPC node), recursive pins
+ * on that node and on replicas, and the IPFS Pinning Service API.
+ *
+ * Why a session binds one node. A DAG is pinnable only where all its blocks are, so the blocks
+ * of one upload go to one node; if that node fails, the caller starts over on another node
+ * with resume=true and re-sends the DAG, and block/stat makes "re-send" cost only the blocks
+ * the new node is missing. The failed session is dead (sticky -ENOTCONN), so every upload
+ * worker on it stops at once instead of each discovering the dead node by its own timeout.
+ *
+ * Nothing is uploaded under a wrong name: a block is hashed against its CID before it is
+ * sent, and the CID the node answers (in whatever base and version it prints) must name the
+ * same codec and multihash. A node that answers another CID is not trusted with the rest.
+ *
+ * Spellings. js-ipfs takes block/put's codec as `format=`, Kubo as `cid-codec=` (`format`
+ * is its deprecated spelling, and Kubo refuses both at once for anything but raw). A session
+ * starts by sending both; if the node refuses the request itself (a 400, or a 500 carrying an
+ * RPC error message), it falls back to Kubo's spelling, then to js-ipfs's, and keeps the one
+ * that worked.
+ *
+ * block/stat must not make a node fetch the block from the network: Kubo gets offline=true;
+ * js-ipfs has no such switch and gets timeout= (has_timeout_ms), after which it answers an
+ * error, read as "missing".
+ *
+ * Lock order: pool->lock, then put->lock; neither is held across a transport call.
+ */
+#define LOG_MODULE "net"
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "prsmfs/log.h"
+
+#include "internal.h"
+
+#define MS             1000000ull
+#define MAX_URL        2048
+#define MAX_RPC_ANSWER (64 * 1024)
+#define N_SPELLINGS    3
+
+struct net_put {
+        struct net_pool *p;
+        size_t node;          /* bound node, immutable */
+        pthread_mutex_t lock; /* running, spelling */
+        pthread_cond_t cond;  /* a slot was freed or the session died */
+        unsigned running;     /* lock: block/put requests in flight */
+        unsigned max_running; /* immutable */
+        unsigned spelling;    /* lock: index into spellings */
+        int is_checking;      /* atomic: block/stat before each put */
+        int is_dead;          /* atomic: sticky -ENOTCONN */
+};
+
+static _printf_(3, 4) int make_url(char *out, size_t cap, const char *fmt, ...)
+{
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(out, cap, fmt, ap);
+        va_end(ap);
+        return n < 0 || (size_t)n >= cap ? -E2BIG : 0;
+}
+
+/* block/put's query in spelling sp: 0 both, 1 Kubo's, 2 js-ipfs's */
+static int put_query(unsigned sp, const char *codec, unsigned version, char *out, size_t cap)
+{
+        switch (sp) {
+        case 0:
+                return make_url(out, cap,
+                                "format=%s&cid-codec=%s&mhtype=sha2-256&mhlen=32&version=%u", codec,
+                                codec, version);
+        case 1:
+                return make_url(out, cap, "cid-codec=%s&mhtype=sha2-256&mhlen=32", codec);
+        default:
+                return make_url(out, cap, "format=%s&mhtype=sha2-256&mhlen=32&version=%u", codec,
+                                version);
+        }
+}
+
+/* One request to node i (auth added); 0 with *res, or the transport's -errno. */
+static int node_http(struct net_pool *p, size_t i, const char *url, const void *body,
+                     size_t body_len, const char *content_type, uint64_t stall_ns,
+                     uint64_t deadline_ns, struct buf *out, struct net_http_response *res)
+{
+        const char *headers[3] = { 0 };
+        size_t h = 0;
+
+        if (content_type)
+                headers[h++] = content_type;
+        if (p->nodes[i].auth)
+                headers[h++] = p->nodes[i].auth;
+        return p->ops->http(p->t,
+                            &(struct net_http_request){ .url = url,
+                                                        .post = true,
+                                                        .body = body,
+                                                        .body_len = body_len,
+                                                        .headers = headers,
+                                                        .stall_ns = stall_ns,
+                                                        .deadline_ns = deadline_ns,
+                                                        .max_body = MAX_RPC_ANSWER },
+                            out, res);
+}
+
+/* Parses a JSON object answer; NULL when it is not one. */
+static json_t *json_answer(const struct buf *b)
+{
+        json_t *j =
+                json_loadb(b->p ? (const char *)b->p : "", b->len, JSON_REJECT_DUPLICATES, NULL);
+
+        if (j && !json_is_object(j)) {
+                json_decref(j);
+                return NULL;
+        }
+        return j;
+}
+
+/* True when s (a node's way of printing a CID) names the same block as want. */
+static bool same_cid(const char *s, const struct cid *want)
+{
+        struct cid got, a, b;
+
+        if (!s || cid_parse(s, strlen(s), &got) < 0)
+                return false;
+        if (cid_to_v1(&got, &a) < 0 || cid_to_v1(want, &b) < 0)
+                return false;
+        return cid_equal(&a, &b);
+}
+
+/* The node refused the request itself (it is alive): a 400, or a 500 with an RPC error. */
+static bool is_rpc_refusal(const struct net_http_response *res, const struct buf *body)
+{
+        if (res->status == 400)
+                return true;
+        return res->status == 500 && body->len > 0 && body->p &&
+               memmem(body->p, body->len, "\"Message\"", 9) != NULL;
+}
+
+static void put_kill(struct net_put *put, const char *why, const char *cidstr)
+{
+        if (__atomic_exchange_n(&put->is_dead, 1, __ATOMIC_ACQ_REL) == 0)
+                log_warning("write node %s failed on %s: %s; the upload must resume elsewhere",
+                            put->p->nodes[put->node].url, cidstr, why);
+        pthread_mutex_lock(&put->lock);
+        pthread_cond_broadcast(&put->cond);
+        pthread_mutex_unlock(&put->lock);
+}
+
+static enum net_outcome outcome_of(int r)
+{
+        return r == -ETIMEDOUT ? NET_TIMEOUT : NET_FAIL;
+}
+
+int net_put_begin(struct net_pool *p, bool resume, struct net_put **ret)
+{
+        struct net_health snap[NET_MAX_NODES];
+        bool skip[NET_MAX_NODES];
+        struct net_put *put;
+        int i;
+
+        pthread_mutex_lock(&p->lock);
+        for (size_t k = 0; k < p->n_nodes; k++) {
+                snap[k] = p->nodes[k].h;
+                skip[k] = p->nodes[k].kind != NET_NODE_RPC;
+        }
+        pthread_mutex_unlock(&p->lock);
+        i = net_health_choose(snap, p->n_nodes, skip, p->ops->now_ns(p->t));
+        if (i < 0)
+                return -EHOSTUNREACH;
+        put = calloc(1, sizeof(*put));
+        if (!put)
+                return -ENOMEM;
+        put->p = p;
+        put->node = (size_t)i;
+        put->max_running = p->cfg.parallel_uploads ? p->cfg.parallel_uploads : 5;
+        put->is_checking = resume;
+        pthread_mutex_init(&put->lock, NULL);
+        pthread_cond_init(&put->cond, NULL);
+        log_debug("put session bound to %s%s", p->nodes[i].url, resume ? " (resuming)" : "");
+        *ret = put;
+        return 0;
+}
+
+void net_put_free(struct net_put *put)
+{
+        if (!put)
+                return;
+        pthread_cond_destroy(&put->cond);
+        pthread_mutex_destroy(&put->lock);
+        free(put);
+}
+
+const char *net_put_node_url(const struct net_put *put)
+{
+        return put->p->nodes[put->node].url;
+}
+
+static const char *codec_name(uint64_t codec)
+{
+        switch (codec) {
+        case CID_CODEC_RAW:
+                return "raw";
+        case CID_CODEC_DAG_PB:
+                return "dag-pb";
+        case CID_CODEC_DAG_CBOR:
+                return "dag-cbor";
+        default:
+                return NULL;
+        }
+}
+
+/* Waits for one of the session's request slots. */
+static int slot_take(struct net_put *put, uint64_t deadline_ns)
+{
+        int r = 0;
+
+        pthread_mutex_lock(&put->lock);
+        while (put->running >= put->max_running) {
+                struct timespec ts;
+                uint64_t now = put->p->ops->now_ns(put->p->t), wait;
+
+                if (__atomic_load_n(&put->is_dead, __ATOMIC_ACQUIRE)) {
+                        r = -ENOTCONN;
+                        goto out;
+                }
+                if (now >= deadline_ns) {
+                        r = -ETIMEDOUT;
+                        goto out;
+                }
+                /* bounded waits: a fake clock in tests does not move by itself */
+                wait = MIN(deadline_ns - now, 50 * MS);
+                net_timespec_in(wait, &ts);
+                (void)pthread_cond_timedwait(&put->cond, &put->lock, &ts);
+        }
+        put->running++;
+out:
+        pthread_mutex_unlock(&put->lock);
+        return r;
+}
+
+static void slot_give(struct net_put *put)
+{
+        pthread_mutex_lock(&put->lock);
+        put->running--;
+        pthread_cond_signal(&put->cond);
+        pthread_mutex_unlock(&put->lock);
+}
+
+/* 1 when the bound node has the block, 0 when not (any answer but a matching one), or
+ * -ENOTCONN when the node did not answer. */
+static int node_has(struct net_put *put, const struct cid *cid, const char *cidstr, size_t len,
+                    uint64_t deadline_ns)
+{
+        struct net_pool *p = put->p;
+        uint64_t has_ms = p->cfg.has_timeout_ms ? p->cfg.has_timeout_ms : 250;
+        uint64_t stall_ns = (has_ms + p->cfg.stall_timeout_ms) * MS;
+        uint64_t now = p->ops->now_ns(p->t), t0 = now;
+        struct net_http_response res;
+        char url[MAX_URL];
+        struct buf body;
+        int r;
+
+        r = make_url(url, sizeof(url),
+                     "%s/api/v0/block/stat?arg=%s&offline=true&timeout=%" PRIu64 "ms",
+                     p->nodes[put->node].url, cidstr, has_ms);
+        if (r < 0)
+                return r;
+        buf_init(&body, MAX_RPC_ANSWER);
+        r = node_http(p, put->node, url, NULL, 0, NULL, stall_ns,
+                      MIN(deadline_ns, now + 2 * stall_ns), &body, &res);
+        if (r == -ECANCELED || r == -ENOMEM || r == -E2BIG)
+                goto out;
+        if (r < 0) {
+                net_pool_report(p, put->node, outcome_of(r), 0, 0, 0);
+                put_kill(put, "block/stat got no answer", cidstr);
+                r = -ENOTCONN;
+                goto out;
+        }
+        r = 0;
+        if (res.status == 200) {
+                json_t *j = json_answer(&body);
+                json_t *size = j ? json_object_get(j, "Size") : NULL;
+
+                if (j && same_cid(json_string_value(json_object_get(j, "Key")), cid) &&
+                    json_is_integer(size) && json_integer_value(size) == (json_int_t)len)
+                        r = 1;
+                json_decref(j);
+                net_pool_report(p, put->node, NET_OK, (p->ops->now_ns(p->t) - t0) / MS, 0, 0);
+        }
+out:
+        buf_done(&body);
+        return r;
+}
+
+/* A multipart/form-data body with one file part; the boundary never occurs in data. */
+static int multipart(struct net_pool *p, const void *data, size_t len, struct buf *out, char *ctype,
+                     size_t ctype_cap)
+{
+        char boundary[48];
+        int r;
+
+        for (;;) {
+                (void)snprintf(boundary, sizeof(boundary), "prsmfs-%016" PRIx64 "%016" PRIx64,
+                               p->ops->random(p->t), p->ops->random(p->t));
+                if (!len || !memmem(data, len, boundary, strlen(boundary)))
+                        break;
+        }
+        r = buf_reserve(out, len + 256);
+        if (r < 0)
+                return r;
+        r = buf_append(out, "--", 2);
+        if (r >= 0)
+                r = buf_append(out, boundary, strlen(boundary));
+        if (r >= 0) {
+                static const char head[] =
+                        "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"block\""
+                        "\r\nContent-Type: application/octet-stream\r\n\r\n";
+
+                r = buf_append(out, head, sizeof(head) - 1);
+        }
+        if (r >= 0 && len)
+                r = buf_append(out, data, len);
+        if (r >= 0)
+                r = buf_append(out, "\r\n--", 4);
+        if (r >= 0)
+                r = buf_append(out, boundary, strlen(boundary));
+        if (r >= 0)
+                r = buf_append(out, "--\r\n", 4);
+        if (r < 0)
+                return r;
+        return make_url(ctype, ctype_cap, "Content-Type: multipart/form-data; boundary=%s",
+                        boundary);
+}
+
+static int send_block(struct net_put *put, const struct cid *cid, const char *cidstr,
+                      const char *codec, const void *data, size_t len, uint64_t deadline_ns)
+{
+        struct net_pool *p = put->p;
+        unsigned max_tries =
+                (p->cfg.retry_max_attempts ? p->cfg.retry_max_attempts : 1) + N_SPELLINGS - 1;
+        struct buf form, body;
+        char ctype[96];
+        int r;
+
+        buf_init(&form, len + 512);
+        buf_init(&body, MAX_RPC_ANSWER);
+        r = multipart(p, data, len, &form, ctype, sizeof(ctype));
+        if (r < 0)
+                goto out;
+        for (unsigned tries = 0;; tries++) {
+                struct net_http_response res;
+                char url[MAX_URL], query[160];
+                uint64_t t0 = p->ops->now_ns(p->t);
+                unsigned sp;
+
+                if (__atomic_load_n(&put->is_dead, __ATOMIC_ACQUIRE)) {
+                        r = -ENOTCONN;
+                        goto out;
+                }
+                if (t0 >= deadline_ns) {
+                        r = tries ? -ENOTCONN : -ETIMEDOUT;
+                        if (tries)
+                                put_kill(put, "deadline passed", cidstr);
+                        goto out;
+                }
+                pthread_mutex_lock(&put->lock);
+                sp = put->spelling;
+                pthread_mutex_unlock(&put->lock);
+                r = put_query(sp, codec, cid->version, query, sizeof(query));
+                if (r < 0)
+                        goto out;
+                r = make_url(url, sizeof(url), "%s/api/v0/block/put?%s", p->nodes[put->node].url,
+                             query);
+                if (r < 0)
+                        goto out;
+                buf_clear(&body);
+                r = node_http(p, put->node, url, form.p, form.len, ctype,
+                              p->cfg.stall_timeout_ms * 2 * MS, deadline_ns, &body, &res);
+                if (r == -ECANCELED || r == -ENOMEM)
+                        goto out;
+                if (r < 0) {
+                        net_pool_report(p, put->node, outcome_of(r), 0, 0, 0);
+                        put_kill(put, strerror(-r), cidstr);
+                        r = -ENOTCONN;
+                        goto out;
+                }
+                if (res.status == 200) {
+                        json_t *j = json_answer(&body);
+                        const char *key = j ? json_string_value(json_object_get(j, "Key")) : NULL;
+                        bool ok = same_cid(key, cid);
+
+                        if (!ok) {
+                                log_warning("write node %s stored %s under %s, not trusting it "
+                                            "with more",
+                                            p->nodes[put->node].url, cidstr, key ? key : "?");
+                                net_pool_report(p, put->node, NET_BAD_BLOCK, 0, 0, 0);
+                        }
+                        json_decref(j);
+                        if (!ok) {
+                                put_kill(put, "answered a wrong CID", cidstr);
+                                r = -ENOTCONN;
+                                goto out;
+                        }
+                        net_pool_report(p, put->node, NET_OK, (p->ops->now_ns(p->t) - t0) / MS, 0,
+                                        len);
+                        pthread_mutex_lock(&p->lock);
+                        p->puts++;
+                        p->put_bytes += len;
+                        pthread_mutex_unlock(&p->lock);
+                        r = 0;
+                        goto out;
+                }
+                if (res.status == 429 && tries + 1 < max_tries) {
+                        uint64_t wake = p->ops->now_ns(p->t) +
+                                        (res.retry_after_ms ? res.retry_after_ms
+                                                            : p->cfg.retry_base_delay_ms) *
+                                                MS;
+
+                        net_pool_report(p, put->node, NET_THROTTLED, 0, res.retry_after_ms, 0);
+                        p->ops->sleep_until(p->t, MIN(wake, deadline_ns));
+                        continue;
+                }
+                if (is_rpc_refusal(&res, &body) && tries + 1 < max_tries) {
+                        pthread_mutex_lock(&put->lock);
+                        if (put->spelling == sp && sp + 1 < N_SPELLINGS) {
+                                put->spelling = sp + 1;
+                                sp = N_SPELLINGS; /* a new spelling to try */
+                        } else if (put->spelling != sp)
+                                sp = N_SPELLINGS; /* another worker moved on: try its choice */
+                        pthread_mutex_unlock(&put->lock);
+                        if (sp == N_SPELLINGS) {
+                                log_debug("write node %s refused block/put (HTTP %ld), trying "
+                                          "another parameter spelling",
+                                          p->nodes[put->node].url, res.status);
+                                continue;
+                        }
+                }
+                net_pool_report(p, put->node, res.status == 429 ? NET_THROTTLED : NET_FAIL, 0,
+                                res.retry_after_ms, 0);
+                {
+                        char why[48];
+
+                        (void)snprintf(why, sizeof(why), "HTTP %ld", res.status);
+                        put_kill(put, why, cidstr);
+                }
+                r = -ENOTCONN;
+                goto out;
+        }
+out:
+        buf_done(&form);
+        buf_done(&body);
+        return r;
+}
+
+int net_put_block(struct net_put *put, const struct cid *cid, const void *data, size_t len,
+                  uint64_t deadline_ns)
+{
+        char cidstr[CID_MAX_STR];
+        const char *codec;
+        int r;
+
+        if (__atomic_load_n(&put->is_dead, __ATOMIC_ACQUIRE))
+                return -ENOTCONN;
+        r = cid_verify(cid, len ? data : "", len);
+        if (r < 0)
+                return r; /* never upload bytes under a CID they do not hash to */
+        if (cid_is_identity(cid))
+                return 1; /* the CID carries the bytes */
+        codec = codec_name(cid->codec);
+        if (!codec || cid->mh_code != CID_MH_SHA2_256 || cid->digest_len != 32)
+                return -EOPNOTSUPP;
+        (void)cid_to_string(cid, cidstr);
+        r = slot_take(put, deadline_ns);
+        if (r < 0)
+                return r;
+        if (__atomic_load_n(&put->is_checking, __ATOMIC_ACQUIRE)) {
+                r = node_has(put, cid, cidstr, len, deadline_ns);
+                if (r == 1) {
+                        pthread_mutex_lock(&put->p->lock);
+                        put->p->put_skips++;
+                        pthread_mutex_unlock(&put->p->lock);
+                }
+        }
+        if (r == 0)
+                r = send_block(put, cid, cidstr, codec, data, len, deadline_ns);
+        if (r < 0 && r != -ENOTCONN && r != -ECANCELED)
+                __atomic_store_n(&put->is_checking, 1, __ATOMIC_RELEASE);
+        slot_give(put);
+        return r;
+}
+
+/* ---- pins ---- */
+
+static void count_pin(struct net_pool *p, int r)
+{
+        pthread_mutex_lock(&p->lock);
+        if (r == 0)
+                p->pins++;
+        else
+                p->pin_failures++;
+        pthread_mutex_unlock(&p->lock);
+}
+
+/* pin/add on node i: 0 confirmed, else -errno (-ENOTCONN: no answer, -EBADMSG: refused or
+ * confirmed something else). */
+static int pin_on_node(struct net_pool *p, size_t i, const struct cid *root, const char *rootstr,
+                       uint64_t deadline_ns)
+{
+        uint64_t now = p->ops->now_ns(p->t);
+        struct net_http_response res;
+        char url[MAX_URL];
+        struct buf body;
+        bool ok = false;
+        json_t *j;
+        int r;
+
+        if (now >= deadline_ns)
+                return -ETIMEDOUT;
+        r = make_url(url, sizeof(url), "%s/api/v0/pin/add?arg=%s&recursive=true", p->nodes[i].url,
+                     rootstr);
+        if (r < 0)
+                return r;
+        buf_init(&body, MAX_RPC_ANSWER);
+        /* a pin answers only when the whole DAG is there: no stall clock, only the deadline */
+        r = node_http(p, i, url, NULL, 0, NULL, deadline_ns - now, deadline_ns, &body, &res);
+        if (r < 0) {
+                if (r != -ECANCELED && r != -ENOMEM)
+                        net_pool_report(p, i, outcome_of(r), 0, 0, 0);
+                log_warning_errno(r, "pinning %s on %s failed", rootstr, p->nodes[i].url);
+                r = r == -ECANCELED || r == -ENOMEM ? r : r == -ETIMEDOUT ? -ETIMEDOUT : -ENOTCONN;
+                goto out;
+        }
+        j = res.status == 200 ? json_answer(&body) : NULL;
+        if (j) {
+                json_t *pins = json_object_get(j, "Pins"), *v;
+                size_t k;
+
+                json_array_foreach(pins, k, v) if (same_cid(json_string_value(v), root)) ok = true;
+                json_decref(j);
+        }
+        if (!ok) {
+                log_warning("pinning %s on %s failed: HTTP %ld%s", rootstr, p->nodes[i].url,
+                            res.status, res.status == 200 ? " without confirming it" : "");
+                if (res.status >= 500 && !is_rpc_refusal(&res, &body))
+                        net_pool_report(p, i, NET_FAIL, 0, 0, 0);
+                r = res.status >= 500 && !is_rpc_refusal(&res, &body) ? -ENOTCONN : -EBADMSG;
+                goto out;
+        }
+        net_pool_report(p, i, NET_OK, (p->ops->now_ns(p->t) - now) / MS, 0, 0);
+        r = 0;
+out:
+        buf_done(&body);
+        count_pin(p, r);
+        return r;
+}
+
+/* requestids go into a URL path: only unreserved characters */
+static bool is_url_safe(const char *s)
+{
+        size_t n = s ? strlen(s) : 0;
+
+        if (n == 0 || n > 256)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                      (s[i] >= '0' && s[i] <= '9') || strchr("-._~", s[i])))
+                        return false;
+        return true;
+}
+
+static int service_http(struct net_pool *p, const struct service *sv, const char *url,
+                        const char *json_body, uint64_t deadline_ns, struct buf *out,
+                        struct net_http_response *res)
+{
+        const char *headers[4] = { 0 };
+        uint64_t now = p->ops->now_ns(p->t);
+        size_t h = 0;
+
+        if (now >= deadline_ns)
+                return -ETIMEDOUT;
+        headers[h++] = "Accept: application/json";
+        if (json_body)
+                headers[h++] = "Content-Type: application/json";
+        if (sv->auth)
+                headers[h++] = sv->auth;
+        buf_clear(out);
+        return p->ops->http(
+                p->t,
+                &(struct net_http_request){ .url = url,
+                                            .post = json_body != NULL,
+                                            .body = json_body,
+                                            .body_len = json_body ? strlen(json_body) : 0,
+                                            .headers = headers,
+                                            .stall_ns = MAX(deadline_ns - now, 1),
+                                            .deadline_ns = deadline_ns,
+                                            .max_body = MAX_RPC_ANSWER },
+                out, res);
+}
+
+/* Pinning Service API: the status string of a PinStatus answer, and its requestid. */
+static int pin_status(const struct buf *body, char *ret_status, size_t status_cap, char *ret_id,
+                      size_t id_cap)
+{
+        json_t *j = json_answer(body);
+        const char *st = j ? json_string_value(json_object_get(j, "status")) : NULL;
+        const char *id = j ? json_string_value(json_object_get(j, "requestid")) : NULL;
+        int r = -EBADMSG;
+
+        if (st && is_url_safe(id) && strlen(st) < status_cap && strlen(id) < id_cap) {
+                (void)snprintf(ret_status, status_cap, "%s", st);
+                (void)snprintf(ret_id, id_cap, "%s", id);
+                r = 0;
+        }
+        json_decref(j);
+        return r;
+}
+
+/* Create a pin on one service and poll it until pinned (0), failed (-EREMOTEIO), or the
+ * deadline (-ETIMEDOUT); -EBADMSG for answers that are not the API's. */
+static int pin_on_service(struct net_pool *p, const struct service *sv, const char *rootstr,
+                          uint64_t deadline_ns)
+{
+        char url[MAX_URL], status[32], id[260], req[2 * CID_MAX_STR + 64];
+        struct net_http_response res;
+        uint64_t poll_ms = 100;
+        struct buf body;
+        int r;
+
+        (void)snprintf(req, sizeof(req), "{\"cid\":\"%s\",\"name\":\"prsmfs %s\"}", rootstr,
+                       rootstr);
+        r = make_url(url, sizeof(url), "%s/pins", sv->url);
+        if (r < 0)
+                return r;
+        buf_init(&body, MAX_RPC_ANSWER);
+        r = service_http(p, sv, url, req, deadline_ns, &body, &res);
+        if (r < 0)
+                goto out;
+        if (res.status != 200 && res.status != 201 && res.status != 202) {
+                log_warning("pinning service %s refused to pin %s: HTTP %ld", sv->url, rootstr,
+                            res.status);
+                r = -EREMOTEIO;
+                goto out;
+        }
+        for (;;) {
+                uint64_t wake;
+
+                r = pin_status(&body, status, sizeof(status), id, sizeof(id));
+                if (r < 0)
+                        goto out;
+                if (strcmp(status, "pinned") == 0) {
+                        r = 0;
+                        goto out;
+                }
+                if (strcmp(status, "queued") != 0 && strcmp(status, "pinning") != 0) {
+                        log_warning("pinning service %s: pin of %s is %s", sv->url, rootstr,
+                                    status);
+                        r = strcmp(status, "failed") == 0 ? -EREMOTEIO : -EBADMSG;
+                        goto out;
+                }
+                wake = p->ops->now_ns(p->t) + poll_ms * MS;
+                if (wake >= deadline_ns) {
+                        r = -ETIMEDOUT;
+                        goto out;
+                }
+                p->ops->sleep_until(p->t, wake);
+                poll_ms = MIN(poll_ms * 2, 1000);
+                r = make_url(url, sizeof(url), "%s/pins/%s", sv->url, id);
+                if (r < 0)
+                        goto out;
+                r = service_http(p, sv, url, NULL, deadline_ns, &body, &res);
+                if (r < 0)
+                        goto out;
+                if (res.status != 200) {
+                        r = -EREMOTEIO;
+                        goto out;
+                }
+        }
+out:
+        if (r < 0)
+                log_warning_errno(r, "pinning %s on service %s failed", rootstr, sv->url);
+        buf_done(&body);
+        count_pin(p, r);
+        return r;
+}
+
+int net_put_pin(struct net_put *put, const struct cid *root, unsigned replicas,
+                uint64_t deadline_ns)
+{
+        struct net_pool *p = put->p;
+        bool tried[NET_MAX_NODES] = { 0 };
+        char rootstr[CID_MAX_STR];
+        unsigned confirmed = 0;
+        int r, result = 0;
+
+        if (__atomic_load_n(&put->is_dead, __ATOMIC_ACQUIRE))
+                return -ENOTCONN;
+        (void)cid_to_string(root, rootstr);
+        r = pin_on_node(p, put->node, root, rootstr, deadline_ns);
+        if (r == -ENOTCONN)
+                put_kill(put, "pin/add got no answer", rootstr);
+        if (r < 0)
+                return r;
+        confirmed = 1;
+        tried[put->node] = true;
+        while (confirmed < replicas) {
+                struct net_health snap[NET_MAX_NODES];
+                bool skip[NET_MAX_NODES];
+                int i;
+
+                pthread_mutex_lock(&p->lock);
+                for (size_t k = 0; k < p->n_nodes; k++) {
+                        snap[k] = p->nodes[k].h;
+                        skip[k] = tried[k] || p->nodes[k].kind != NET_NODE_RPC;
+                }
+                pthread_mutex_unlock(&p->lock);
+                i = net_health_choose(snap, p->n_nodes, skip, p->ops->now_ns(p->t));
+                if (i < 0)
+                        break;
+                tried[i] = true;
+                r = pin_on_node(p, (size_t)i, root, rootstr, deadline_ns);
+                if (r == -ECANCELED || r == -ENOMEM || r == -ETIMEDOUT)
+                        return r;
+                if (r == 0)
+                        confirmed++;
+        }
+        if (confirmed < replicas) {
+                log_warning("%s is pinned on %u of %u nodes", rootstr, confirmed, replicas);
+                result = -EHOSTUNREACH;
+        }
+        for (size_t k = 0; k < p->n_services; k++) {
+                r = pin_on_service(p, &p->services[k], rootstr, deadline_ns);
+                if (r == -ECANCELED || r == -ENOMEM || r == -ETIMEDOUT)
+                        return r;
+                if (r < 0)
+                        result = -EHOSTUNREACH;
+        }
+        return result;
+}

@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Hedged block requests through a scripted transport in real time: a slow primary is hedged
+ * after its p95 and cancelled when the second node answers first; no hedge when disabled or
+ * when the primary answers in time; the p95 itself. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "transport.h"
+
+#define MS 1000000ull
+
+struct fake {
+        unsigned delay_ms[2]; /* per node */
+        unsigned calls[2], cancelled[2];
+};
+
+static const uint8_t block[] = "a hedged block";
+static struct cid block_cid;
+
+static uint64_t fake_now(void *t)
+{
+        (void)t;
+        return net_now_ns();
+}
+
+static void fake_sleep(void *t, uint64_t ns)
+{
+        (void)t;
+        if (ns > net_now_ns())
+                usleep((useconds_t)((ns - net_now_ns()) / 1000));
+}
+
+static uint64_t fake_random(void *t)
+{
+        (void)t;
+        return 777;
+}
+
+/* Serves the block after the node's delay, giving up at once when cancelled (as the engine
+ * does within one poll). */
+static int fake_http(void *t, const struct net_http_request *req, struct buf *body,
+                     struct net_http_response *res)
+{
+        struct fake *f = t;
+        int node = strstr(req->url, "//n1") ? 0 : 1;
+        uint64_t until = net_now_ns() + f->delay_ms[node] * MS;
+
+        __atomic_add_fetch(&f->calls[node], 1, __ATOMIC_SEQ_CST);
+        *res = (struct net_http_response){ .status = 200 };
+        while (net_now_ns() < until) {
+                if (req->cancel && __atomic_load_n(req->cancel, __ATOMIC_ACQUIRE)) {
+                        __atomic_add_fetch(&f->cancelled[node], 1, __ATOMIC_SEQ_CST);
+                        return -ECANCELED;
+                }
+                usleep(500);
+        }
+        return buf_append(body, block, sizeof(block));
+}
+
+static const struct net_transport_ops fake_ops = {
+        .http = fake_http,
+        .now_ns = fake_now,
+        .sleep_until = fake_sleep,
+        .random = fake_random,
+        .no_probe_thread = true,
+};
+
+static struct net_pool *make_pool(struct fake *f, bool disabled)
+{
+        static const struct net_node_config nodes[2] = {
+                { .kind = NET_NODE_RPC, .url = "http://n1" },
+                { .kind = NET_NODE_RPC, .url = "http://n2" },
+        };
+        const struct net_config cfg = { .nodes = nodes,
+                                        .n_nodes = 2,
+                                        .timeout_ms = 10000,
+                                        .stall_timeout_ms = 2000,
+                                        .retry_base_delay_ms = 10,
+                                        .retry_max_delay_ms = 100,
+                                        .retry_max_attempts = 2,
+                                        .is_hedging_disabled = disabled };
+        struct net_pool *p;
+
+        assert_int_equal(net_pool_new_with_transport(&cfg, &fake_ops, f, &p), 0);
+        return p;
+}
+
+static uint64_t get_ms(struct net_pool *p)
+{
+        struct net_block *b = NULL;
+        uint64_t t0 = net_now_ns();
+
+        assert_int_equal(net_block_get(p, &block_cid, net_now_ns() + 10000 * MS, &b), 0);
+        assert_int_equal(b->len, sizeof(block));
+        assert_memory_equal(b->data, block, sizeof(block));
+        net_block_unref(b);
+        return (net_now_ns() - t0) / MS;
+}
+
+/* Node 1 answers in ~2 ms, node 2 in ~10 ms: node 1 becomes the primary with a p95. */
+static void warm_up(struct fake *f, struct net_pool *p)
+{
+        f->delay_ms[0] = 2;
+        f->delay_ms[1] = 10;
+        for (int i = 0; i < 12; i++)
+                (void)get_ms(p);
+        f->calls[0] = f->calls[1] = 0;
+}
+
+static void test_hedge__slow_primary__second_node_wins_loser_cancelled(void **state)
+{
+        struct fake f = { 0 };
+        struct net_pool *p = make_pool(&f, false);
+        struct net_stats st0, st;
+        uint64_t ms;
+
+        (void)state;
+        warm_up(&f, p);
+        net_pool_get_stats(p, &st0);
+        f.cancelled[0] = f.cancelled[1] = 0;
+        f.delay_ms[0] = 1500; /* alive but slow: not a failure, just late */
+        ms = get_ms(p);
+        assert_true(ms < 500);
+        assert_int_equal(f.calls[0], 1);
+        assert_int_equal(f.calls[1], 1);
+        assert_int_equal(f.cancelled[0], 1);
+        net_pool_get_stats(p, &st);
+        assert_int_equal(st.hedges - st0.hedges, 1);
+        assert_int_equal(st.hedge_wins - st0.hedge_wins, 1);
+        assert_int_equal(st.nodes[0].state, NET_STATE_UP); /* losing a race is no fault */
+        net_pool_free(p);
+}
+
+static void test_hedge__primary_in_time__no_second_request(void **state)
+{
+        struct fake f = { 0 };
+        struct net_pool *p = make_pool(&f, false);
+        struct net_stats st;
+
+        (void)state;
+        warm_up(&f, p);
+        for (int i = 0; i < 5; i++)
+                (void)get_ms(p);
+        net_pool_get_stats(p, &st);
+        /* answers as fast as usual against their own p95: a hedge now and then at most */
+        assert_true(st.hedges * 2 < st.fetches);
+        assert_true(f.calls[0] >= 5);
+        net_pool_free(p);
+}
+
+static void test_hedge__disabled__waits_for_slow_primary(void **state)
+{
+        struct fake f = { 0 };
+        struct net_pool *p = make_pool(&f, true);
+        struct net_stats st;
+
+        (void)state;
+        warm_up(&f, p);
+        net_pool_get_stats(p, &st);
+        assert_int_equal(st.hedges, 0);
+        f.delay_ms[0] = 300;
+        assert_true(get_ms(p) >= 300);
+        assert_int_equal(f.calls[1], 0);
+        net_pool_get_stats(p, &st);
+        assert_int_equal(st.hedges, 0);
+        net_pool_free(p);
+}
+
+static void test_p95__samples__nearest_rank(void **state)
+{
+        uint32_t s[20] = { 0 };
+
+        (void)state;
+        assert_int_equal(net_latency_p95(s, 0), 0);
+        for (uint32_t i = 0; i < 20; i++)
+                s[i] = 20 - i; /* 20 .. 1, unsorted */
+        assert_int_equal(net_latency_p95(s, 20), 19);
+        s[3] = 1000;
+        assert_int_equal(net_latency_p95(s, 20), 20);
+        assert_int_equal(net_latency_p95(s, 1), 20);
+}
+
+static int setup(void **state)
+{
+        (void)state;
+        return cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, block, sizeof(block), &block_cid);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_hedge__slow_primary__second_node_wins_loser_cancelled),
+                cmocka_unit_test(test_hedge__primary_in_time__no_second_request),
+                cmocka_unit_test(test_hedge__disabled__waits_for_slow_primary),
+                cmocka_unit_test(test_p95__samples__nearest_rank),
+        };
+        return cmocka_run_group_tests(tests, setup, NULL);
+}

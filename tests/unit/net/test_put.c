@@ -1,0 +1,663 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Put sessions and pins through a scripted transport: binding, verification before upload,
+ * skip-existing on resume, wrong CID answers, node failure as -ENOTCONN, Kubo's spelling,
+ * request slots, replica counting and Pinning Service API poll states. */
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "prsmfs/cid.h"
+
+#include "transport.h"
+
+#define MS       1000000ull
+#define N_NODES  3
+#define N_BLOCKS 4
+
+enum put_mode { PUT_OK, PUT_WRONG_CID, PUT_KUBO, PUT_503, PUT_THROTTLE_ONCE };
+
+struct fnode {
+        bool dead;
+        enum put_mode mode;
+        bool has[N_BLOCKS];
+        bool pin_fails;
+        unsigned puts, stats, pins, requests;
+};
+
+struct fake {
+        uint64_t now;
+        struct fnode n[N_NODES];
+        /* pinning service */
+        const char *const *statuses; /* answers to POST then each GET, last one repeats */
+        unsigned service_calls;
+        bool saw_bearer;
+        /* request slots */
+        pthread_mutex_t lock;
+        unsigned in_flight, max_in_flight;
+};
+
+static uint8_t blocks[N_BLOCKS][64];
+static size_t block_len[N_BLOCKS];
+static struct cid cids[N_BLOCKS];
+
+static uint64_t fake_now(void *t)
+{
+        return __atomic_load_n(&((struct fake *)t)->now, __ATOMIC_SEQ_CST);
+}
+
+static void fake_sleep(void *t, uint64_t ns)
+{
+        struct fake *f = t;
+
+        if (ns > fake_now(f))
+                __atomic_store_n(&f->now, ns, __ATOMIC_SEQ_CST);
+}
+
+static uint64_t fake_random(void *t)
+{
+        (void)t;
+        return 0x1234567;
+}
+
+static int answer(struct buf *body, const char *s)
+{
+        return buf_append(body, s, strlen(s));
+}
+
+/* The block whose CID is the query's arg=, or -1. */
+static int arg_block(const char *url)
+{
+        const char *a = strstr(url, "arg=");
+        struct cid c;
+        size_t n;
+
+        if (!a)
+                return -1;
+        a += 4;
+        n = strcspn(a, "&");
+        if (cid_parse(a, n, &c) < 0)
+                return -1;
+        for (int i = 0; i < N_BLOCKS; i++)
+                if (cid_same_multihash(&c, &cids[i]))
+                        return i;
+        return -1;
+}
+
+/* Prints a CID the way js-ipfs does: CIDv1 in base58btc. */
+static void js_cid(const struct cid *c, char out[CID_MAX_STR])
+{
+        assert_true(cid_format(c, CID_BASE_BASE58BTC, out, CID_MAX_STR) >= 0);
+}
+
+static int do_put(struct fake *f, struct fnode *n, const struct net_http_request *req,
+                  struct buf *body, struct net_http_response *res)
+{
+        const char *ct = NULL, *bnd, *data, *end;
+        char key[CID_MAX_STR], json[CID_MAX_STR + 64], marker[80];
+        bool is_raw = strstr(req->url, "=raw") != NULL;
+        struct cid got;
+        size_t len;
+
+        for (const char *const *h = req->headers; h && *h; h++)
+                if (strncmp(*h, "Content-Type: multipart/form-data; boundary=", 44) == 0)
+                        ct = *h;
+        assert_non_null(ct);
+        assert_non_null(strstr(req->url, "mhtype=sha2-256"));
+        bnd = ct + 44;
+        assert_true(req->body_len > strlen(bnd) + 2);
+        assert_memory_equal(req->body, "--", 2);
+        assert_memory_equal((const char *)req->body + 2, bnd, strlen(bnd));
+        data = memmem(req->body, req->body_len, "\r\n\r\n", 4);
+        assert_non_null(data);
+        data += 4;
+        (void)snprintf(marker, sizeof(marker), "\r\n--%s--\r\n", bnd);
+        end = (const char *)req->body + req->body_len - strlen(marker);
+        assert_memory_equal(end, marker, strlen(marker));
+        len = (size_t)(end - data);
+        if (n->mode == PUT_KUBO && strstr(req->url, "format=") && strstr(req->url, "cid-codec=") &&
+            !is_raw) {
+                res->status = 500;
+                return answer(body, "{\"Message\":\"unable to use \\\"format\\\" (deprecated) "
+                                    "and a custom \\\"cid-codec\\\" at the same time\","
+                                    "\"Code\":0,\"Type\":\"error\"}");
+        }
+        if (n->mode == PUT_503) {
+                res->status = 503;
+                return 0;
+        }
+        if (n->mode == PUT_THROTTLE_ONCE) {
+                n->mode = PUT_OK;
+                res->status = 429;
+                res->retry_after_ms = 2000;
+                return 0;
+        }
+        assert_int_equal(cid_compute(1, is_raw ? CID_CODEC_RAW : CID_CODEC_DAG_PB, CID_MH_SHA2_256,
+                                     data, len, &got),
+                         0);
+        for (int i = 0; i < N_BLOCKS; i++)
+                if (cid_same_multihash(&got, &cids[i]))
+                        n->has[i] = true;
+        n->puts++;
+        if (n->mode == PUT_WRONG_CID)
+                assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, "x", 1, &got), 0);
+        js_cid(&got, key);
+        (void)snprintf(json, sizeof(json), "{\"Key\":\"%s\",\"Size\":%zu}", key, len);
+        (void)f;
+        return answer(body, json);
+}
+
+static int do_service(struct fake *f, const struct net_http_request *req, struct buf *body,
+                      struct net_http_response *res)
+{
+        char json[128];
+        unsigned k = f->service_calls++;
+        const char *st;
+
+        for (const char *const *h = req->headers; h && *h; h++)
+                if (strcmp(*h, "Authorization: Bearer s3cret") == 0)
+                        f->saw_bearer = true;
+        if (k == 0) {
+                assert_true(req->post);
+                assert_non_null(req->body);
+                assert_non_null(strstr(req->url, "/pins"));
+                assert_non_null(memmem(req->body, req->body_len, "\"cid\":\"", 7));
+                res->status = 202;
+        } else {
+                assert_false(req->post);
+                assert_non_null(strstr(req->url, "/pins/req-42"));
+                res->status = 200;
+        }
+        st = f->statuses[0];
+        for (unsigned i = 1; i <= k && f->statuses[i]; i++)
+                st = f->statuses[i];
+        (void)snprintf(json, sizeof(json), "{\"requestid\":\"req-42\",\"status\":\"%s\"}", st);
+        return answer(body, json);
+}
+
+static int fake_http(void *t, const struct net_http_request *req, struct buf *body,
+                     struct net_http_response *res)
+{
+        struct fake *f = t;
+        struct fnode *n;
+        int i, r = 0;
+
+        *res = (struct net_http_response){ .status = 200 };
+        if (strncmp(req->url, "http://ps", 9) == 0)
+                return do_service(f, req, body, res);
+        assert_true(strncmp(req->url, "http://n", 8) == 0);
+        n = &f->n[req->url[8] - '1'];
+        n->requests++;
+        if (n->dead)
+                return -ECONNREFUSED;
+        if (strstr(req->url, "/api/v0/block/stat?")) {
+                assert_non_null(strstr(req->url, "offline=true"));
+                assert_non_null(strstr(req->url, "timeout="));
+                n->stats++;
+                i = arg_block(req->url);
+                if (i >= 0 && n->has[i]) {
+                        char key[CID_MAX_STR], json[CID_MAX_STR + 64];
+
+                        js_cid(&cids[i], key);
+                        (void)snprintf(json, sizeof(json), "{\"Key\":\"%s\",\"Size\":%zu}", key,
+                                       block_len[i]);
+                        return answer(body, json);
+                }
+                res->status = 500;
+                return answer(body, "{\"Message\":\"request timed out\",\"Type\":\"error\"}");
+        }
+        if (strstr(req->url, "/api/v0/block/put?")) {
+                pthread_mutex_lock(&f->lock);
+                f->in_flight++;
+                f->max_in_flight = MAX(f->max_in_flight, f->in_flight);
+                pthread_mutex_unlock(&f->lock);
+                usleep(2000); /* let other workers pile up */
+                r = do_put(f, n, req, body, res);
+                pthread_mutex_lock(&f->lock);
+                f->in_flight--;
+                pthread_mutex_unlock(&f->lock);
+                return r;
+        }
+        if (strstr(req->url, "/api/v0/pin/add?")) {
+                char key[CID_MAX_STR], json[CID_MAX_STR + 64];
+
+                assert_non_null(strstr(req->url, "recursive=true"));
+                n->pins++;
+                i = arg_block(req->url);
+                assert_true(i >= 0);
+                if (n->pin_fails) {
+                        res->status = 500;
+                        return answer(body, "{\"Message\":\"no peers\",\"Type\":\"error\"}");
+                }
+                js_cid(&cids[i], key);
+                (void)snprintf(json, sizeof(json), "{\"Pins\":[\"%s\"]}", key);
+                return answer(body, json);
+        }
+        fail_msg("unexpected request %s", req->url);
+        return -EIO;
+}
+
+static const struct net_transport_ops fake_ops = {
+        .http = fake_http,
+        .now_ns = fake_now,
+        .sleep_until = fake_sleep,
+        .random = fake_random,
+        .no_probe_thread = true,
+};
+
+static struct net_pool *make_pool_with(struct fake *f, const struct net_pinning_service_config *ps,
+                                       size_t n_ps)
+{
+        static const struct net_node_config nodes[N_NODES] = {
+                { .kind = NET_NODE_RPC, .url = "http://n1" },
+                { .kind = NET_NODE_RPC, .url = "http://n2" },
+                { .kind = NET_NODE_RPC, .url = "http://n3/" },
+        };
+        const struct net_config cfg = { .nodes = nodes,
+                                        .n_nodes = N_NODES,
+                                        .pinning_services = ps,
+                                        .n_pinning_services = n_ps,
+                                        .timeout_ms = 10000,
+                                        .stall_timeout_ms = 500,
+                                        .retry_base_delay_ms = 100,
+                                        .retry_max_delay_ms = 2000,
+                                        .retry_max_attempts = 3,
+                                        .parallel_uploads = 2 };
+        struct net_pool *p;
+
+        pthread_mutex_init(&f->lock, NULL);
+        f->now = 1000 * MS;
+        assert_int_equal(net_pool_new_with_transport(&cfg, &fake_ops, f, &p), 0);
+        return p;
+}
+
+static struct net_pool *make_pool(struct fake *f)
+{
+        return make_pool_with(f, NULL, 0);
+}
+
+static uint64_t deadline(struct fake *f)
+{
+        return fake_now(f) + 10000 * MS;
+}
+
+static int put_one(struct fake *f, struct net_put *put, int i)
+{
+        return net_put_block(put, &cids[i], blocks[i], block_len[i], deadline(f));
+}
+
+static void put_all(struct fake *f, struct net_put *put, int expect)
+{
+        for (int i = 0; i < N_BLOCKS; i++)
+                assert_int_equal(net_put_block(put, &cids[i], blocks[i], block_len[i], deadline(f)),
+                                 expect);
+}
+
+static void test_put__session__all_blocks_on_bound_node(void **state)
+{
+        struct fake f = { 0 };
+        struct net_pool *p = make_pool(&f);
+        struct net_put *put;
+        struct net_stats st;
+
+        (void)state;
+        assert_int_equal(net_put_begin(p, false, &put), 0);
+        assert_string_equal(net_put_node_url(put), "http://n1");
+        put_all(&f, put, 0);
+        for (int i = 0; i < N_BLOCKS; i++) {
+                assert_true(f.n[0].has[i]);
+                assert_false(f.n[1].has[i] || f.n[2].has[i]);
+        }
+        assert_int_equal(f.n[0].stats, 0); /* a fresh session does not ask first */
+        net_pool_get_stats(p, &st);
+        assert_int_equal(st.puts, N_BLOCKS);
+        assert_int_equal(st.put_bytes, block_len[0] + block_len[1] + block_len[2] + block_len[3]);
+        net_put_free(put);
+        net_pool_free(p);
+}
+
+static void test_put__bytes_not_matching_cid__eilseq_nothing_sent(void **state)
+{
+        struct fake f = { 0 };
+        struct net_pool *p = make_pool(&f);
+        struct net_put *put;
+
+        (void)state;
+        assert_int_equal(net_put_begin(p, true, &put), 0);
+        assert_int_equal(net_put_block(put, &cids[0], blocks[1], block_len[1], deadline(&f)),
+                         -EILSEQ);
+        assert_int_equal(f.n[0].requests, 0);
+        net_put_free(put);
+        net_pool_free(p);
+}
+
+static void test_put__resume__only_missing_blocks_sent(void **state)
+{
+        struct fake f = { .n[0].dead = true, .n[1].has = { true, false, true, false } };
+        struct net_pool *p = make_pool(&f);
+        struct net_put *put;
+        struct net_stats st;
+
+        (void)state;
+        /* the first session's node is gone: -ENOTCONN, and the session stays dead */
+        assert_int_equal(net_put_begin(p, false, &put), 0);
+        assert_string_equal(net_put_node_url(put), "http://n1");
+        assert_int_equal(put_one(&f, put, 0), -ENOTCONN);
+        assert_int_equal(put_one(&f, put, 1), -ENOTCONN);
+        assert_int_equal(f.n[0].requests, 1);
+        net_put_free(put);
+        /* the resumed session binds another node and sends only what it lacks */
+        assert_int_equal(net_put_begin(p, true, &put), 0);
+        assert_string_equal(net_put_node_url(put), "http://n2");
+        for (int i = 0; i < N_BLOCKS; i++)
+                assert_int_equal(
+                        net_put_block(put, &cids[i], blocks[i], block_len[i], deadline(&f)),
+                        i % 2 == 0 ? 1 : 0);
+        assert_int_equal(f.n[1].stats, N_BLOCKS);
+        assert_int_equal(f.n[1].puts, 2);
+        for (int i = 0; i < N_BLOCKS; i++)
+                assert_true(f.n[1].has[i]);
+        net_pool_get_stats(p, &st);
+        assert_int_equal(st.put_skips, 2);
+        assert_int_equal(st.puts, 2);
+        net_put_free(put);
+        net_pool_free(p);
+}
+
+static void test_put__wrong_cid_answer__refused_session_dead(void **state)
+{
+        struct fake f = { .n[0].mode = PUT_WRONG_CID };
+        struct net_pool *p = make_pool(&f);
+        struct net_put *put;
+        struct net_stats st;
+
+        (void)state;
+        assert_int_equal(net_put_begin(p, false, &put), 0);
+        assert_int_equal(put_one(&f, put, 0), -ENOTCONN);
+        assert_int_equal(put_one(&f, put, 1), -ENOTCONN);
+        assert_int_equal(f.n[0].puts, 1);
+        net_pool_get_stats(p, &st);
+        assert_int_equal(st.nodes[0].state, NET_STATE_DOWN);
+        assert_int_equal(st.puts, 0);
+        net_put_free(put);
+        net_pool_free(p);
+}
+
+static void test_put__5xx__enotconn_and_node_demoted(void **state)
+{
+        struct fake f = { .n[0].mode = PUT_503 };
+        struct net_pool *p = make_pool(&f);
+        struct net_put *put;
+        struct net_stats st;
+
+        (void)state;
+        assert_int_equal(net_put_begin(p, false, &put), 0);
+        assert_int_equal(put_one(&f, put, 0), -ENOTCONN);
+        net_put_free(put);
+        net_pool_get_stats(p, &st);
+        assert_int_not_equal(st.nodes[0].state, NET_STATE_UP);
+        assert_int_equal(net_put_begin(p, true, &put), 0);
+        assert_string_equal(net_put_node_url(put), "http://n2");
+        net_put_free(put);
+        net_pool_free(p);
+}
+
+static void test_put__throttled__waits_retry_after_same_node(void **state)
+{
+        struct fake f = { .n[0].mode = PUT_THROTTLE_ONCE };
+        struct net_pool *p = make_pool(&f);
+        struct net_put *put;
+        uint64_t t0 = f.now;
+
+        (void)state;
+        assert_int_equal(net_put_begin(p, false, &put), 0);
+        assert_int_equal(put_one(&f, put, 0), 0);
+        assert_true(f.now - t0 >= 2000 * MS);
+        assert_true(f.n[0].has[0]);
+        net_put_free(put);
+        net_pool_free(p);
+}
+
+static void test_put__kubo_refuses_both_spellings__cid_codec_kept(void **state)
+{
+        struct fake f = { .n[0].mode = PUT_KUBO };
+        struct net_pool *p = make_pool(&f);
+        struct net_put *put;
+
+        (void)state;
+        assert_int_equal(net_put_begin(p, false, &put), 0);
+        /* block 3 is dag-pb: Kubo refuses format= and cid-codec= together */
+        assert_int_equal(put_one(&f, put, 3), 0);
+        assert_int_equal(f.n[0].requests, 2);
+        assert_int_equal(put_one(&f, put, 2), 0);
+        assert_int_equal(f.n[0].requests, 3);
+        assert_true(f.n[0].has[3] && f.n[0].has[2]);
+        net_put_free(put);
+        net_pool_free(p);
+}
+
+struct worker {
+        struct fake *f;
+        struct net_put *put;
+        int r;
+};
+
+static void *put_worker(void *arg)
+{
+        struct worker *w = arg;
+
+        for (int k = 0; k < 8 && w->r >= 0; k++)
+                for (int i = 0; i < N_BLOCKS && w->r >= 0; i++)
+                        w->r = net_put_block(w->put, &cids[i], blocks[i], block_len[i],
+                                             deadline(w->f));
+        return NULL;
+}
+
+static void test_put__eight_workers__parallel_uploads_caps_requests(void **state)
+{
+        struct fake f = { 0 };
+        struct net_pool *p = make_pool(&f);
+        struct worker w[8];
+        pthread_t th[8];
+        struct net_put *put;
+
+        (void)state;
+        assert_int_equal(net_put_begin(p, false, &put), 0);
+        for (int i = 0; i < 8; i++) {
+                w[i] = (struct worker){ .f = &f, .put = put };
+                assert_int_equal(pthread_create(&th[i], NULL, put_worker, &w[i]), 0);
+        }
+        for (int i = 0; i < 8; i++) {
+                pthread_join(th[i], NULL);
+                assert_int_equal(w[i].r, 0);
+        }
+        assert_int_equal(f.n[0].puts, 8 * 8 * N_BLOCKS);
+        assert_true(f.max_in_flight >= 1 && f.max_in_flight <= 2);
+        net_put_free(put);
+        net_pool_free(p);
+}
+
+static void test_pin__replicas__counted_across_nodes(void **state)
+{
+        struct fake f = { .n[1].pin_fails = true };
+        struct net_pool *p = make_pool(&f);
+        struct net_put *put;
+        struct net_stats st;
+
+        (void)state;
+        assert_int_equal(net_put_begin(p, false, &put), 0);
+        put_all(&f, put, 0);
+        /* n2 fails its pin: n3 makes the second replica */
+        assert_int_equal(net_put_pin(put, &cids[3], 2, deadline(&f)), 0);
+        assert_int_equal(f.n[0].pins, 1);
+        assert_int_equal(f.n[1].pins + f.n[2].pins, 2);
+        net_pool_get_stats(p, &st);
+        assert_int_equal(st.pins, 2);
+        assert_int_equal(st.pin_failures, 1);
+        /* three replicas cannot be had: an error, never a silent success */
+        assert_int_equal(net_put_pin(put, &cids[3], 3, deadline(&f)), -EHOSTUNREACH);
+        net_put_free(put);
+        net_pool_free(p);
+}
+
+static void test_pin__bound_node_dead__enotconn(void **state)
+{
+        struct fake f = { 0 };
+        struct net_pool *p = make_pool(&f);
+        struct net_put *put;
+
+        (void)state;
+        assert_int_equal(net_put_begin(p, false, &put), 0);
+        put_all(&f, put, 0);
+        f.n[0].dead = true;
+        assert_int_equal(net_put_pin(put, &cids[3], 1, deadline(&f)), -ENOTCONN);
+        assert_int_equal(f.n[1].pins + f.n[2].pins, 0);
+        net_put_free(put);
+        net_pool_free(p);
+}
+
+static char *auth_file(mode_t mode)
+{
+        char *path = strdup("/tmp/prsmfs-test-auth-XXXXXX");
+        int fd;
+
+        assert_non_null(path);
+        fd = mkstemp(path);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, "bearer:s3cret\n", 14), 14);
+        assert_int_equal(fchmod(fd, mode), 0);
+        close(fd);
+        return path;
+}
+
+static int pin_with_service(const char *const *statuses, struct fake *f, uint64_t *ret_elapsed)
+{
+        char *path = auth_file(0600);
+        const struct net_pinning_service_config ps = { .url = "http://ps/", .auth_file = path };
+        struct net_pool *p;
+        struct net_put *put;
+        uint64_t t0;
+        int r;
+
+        f->statuses = statuses;
+        p = make_pool_with(f, &ps, 1);
+        assert_int_equal(net_put_begin(p, false, &put), 0);
+        put_all(f, put, 0);
+        t0 = f->now;
+        r = net_put_pin(put, &cids[3], 1, deadline(f));
+        *ret_elapsed = f->now - t0;
+        net_put_free(put);
+        net_pool_free(p);
+        unlink(path);
+        free(path);
+        return r;
+}
+
+static void test_pin__service_queued_pinning_pinned__confirmed(void **state)
+{
+        static const char *const st[] = { "queued", "queued", "pinning", "pinned", NULL };
+        struct fake f = { 0 };
+        uint64_t elapsed;
+
+        (void)state;
+        assert_int_equal(pin_with_service(st, &f, &elapsed), 0);
+        assert_int_equal(f.service_calls, 4); /* create, then three polls */
+        assert_true(f.saw_bearer);
+        assert_true(elapsed >= 100 * MS); /* polls are spaced, not a busy loop */
+}
+
+static void test_pin__service_failed__ehostunreach(void **state)
+{
+        static const char *const st[] = { "queued", "pinning", "failed", NULL };
+        struct fake f = { 0 };
+        uint64_t elapsed;
+
+        (void)state;
+        assert_int_equal(pin_with_service(st, &f, &elapsed), -EHOSTUNREACH);
+        assert_int_equal(f.service_calls, 3);
+}
+
+static void test_pin__service_never_done__etimedout_at_deadline(void **state)
+{
+        static const char *const st[] = { "queued", "pinning", NULL };
+        struct fake f = { 0 };
+        uint64_t elapsed;
+
+        (void)state;
+        assert_int_equal(pin_with_service(st, &f, &elapsed), -ETIMEDOUT);
+        assert_true(elapsed <= 10000 * MS);
+        assert_true(f.service_calls > 5);
+}
+
+static void test_pool__world_readable_auth_file__refused(void **state)
+{
+        char *path = auth_file(0644);
+        const struct net_pinning_service_config ps = { .url = "http://ps", .auth_file = path };
+        const struct net_node_config node = { .kind = NET_NODE_RPC,
+                                              .url = "http://n1",
+                                              .auth_file = path };
+        const struct net_node_config plain = { .kind = NET_NODE_RPC, .url = "http://n1" };
+        const struct net_config cfg = { .nodes = &node, .n_nodes = 1, .stall_timeout_ms = 500 };
+        const struct net_config cfg_ps = { .nodes = &plain,
+                                           .n_nodes = 1,
+                                           .pinning_services = &ps,
+                                           .n_pinning_services = 1,
+                                           .stall_timeout_ms = 500 };
+        struct fake f = { 0 };
+        struct net_pool *p = NULL;
+
+        (void)state;
+        assert_int_equal(net_pool_new_with_transport(&cfg, &fake_ops, &f, &p), -EPERM);
+        assert_null(p);
+        assert_int_equal(net_pool_new_with_transport(&cfg_ps, &fake_ops, &f, &p), -EPERM);
+        assert_null(p);
+        assert_int_equal(chmod(path, 0600), 0);
+        assert_int_equal(net_pool_new_with_transport(&cfg, &fake_ops, &f, &p), 0);
+        net_pool_free(p);
+        assert_int_equal(net_pool_new_with_transport(&cfg_ps, &fake_ops, &f, &p), 0);
+        net_pool_free(p);
+        unlink(path);
+        free(path);
+}
+
+static int setup(void **state)
+{
+        (void)state;
+        for (int i = 0; i < N_BLOCKS; i++) {
+                block_len[i] = (size_t)snprintf((char *)blocks[i], sizeof(blocks[i]),
+                                                "block number %d of the test DAG", i);
+                if (cid_compute(1, i == 3 ? CID_CODEC_DAG_PB : CID_CODEC_RAW, CID_MH_SHA2_256,
+                                blocks[i], block_len[i], &cids[i]) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_put__session__all_blocks_on_bound_node),
+                cmocka_unit_test(test_put__bytes_not_matching_cid__eilseq_nothing_sent),
+                cmocka_unit_test(test_put__resume__only_missing_blocks_sent),
+                cmocka_unit_test(test_put__wrong_cid_answer__refused_session_dead),
+                cmocka_unit_test(test_put__5xx__enotconn_and_node_demoted),
+                cmocka_unit_test(test_put__throttled__waits_retry_after_same_node),
+                cmocka_unit_test(test_put__kubo_refuses_both_spellings__cid_codec_kept),
+                cmocka_unit_test(test_put__eight_workers__parallel_uploads_caps_requests),
+                cmocka_unit_test(test_pin__replicas__counted_across_nodes),
+                cmocka_unit_test(test_pin__bound_node_dead__enotconn),
+                cmocka_unit_test(test_pin__service_queued_pinning_pinned__confirmed),
+                cmocka_unit_test(test_pin__service_failed__ehostunreach),
+                cmocka_unit_test(test_pin__service_never_done__etimedout_at_deadline),
+                cmocka_unit_test(test_pool__world_readable_auth_file__refused),
+        };
+        return cmocka_run_group_tests(tests, setup, NULL);
+}
