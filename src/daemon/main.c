@@ -329,8 +329,12 @@ static void raise_readahead(const char *mountpoint)
 static int open_net(const struct config *cfg, struct net_pool **ret)
 {
         struct net_node_config nodes[2 * CONFIG_MAX_NODES];
+        struct net_pinning_service_config pins[CONFIG_MAX_NODES];
         struct net_config nc = {
                 .nodes = nodes,
+                .pinning_services = pins,
+                .n_pinning_services = cfg->n_pinning_services,
+                .parallel_uploads = cfg->parallel_uploads,
                 .timeout_ms = cfg->timeout_ms,
                 .stall_timeout_ms = cfg->stall_timeout_ms,
                 .retry_base_delay_ms = cfg->retry_base_delay_ms,
@@ -350,6 +354,11 @@ static int open_net(const struct config *cfg, struct net_pool **ret)
                         .kind = NET_NODE_GATEWAY,
                         .url = cfg->gateway_nodes[i].url,
                         .auth_file = cfg->gateway_nodes[i].auth_file,
+                };
+        for (size_t i = 0; i < cfg->n_pinning_services; i++)
+                pins[i] = (struct net_pinning_service_config){
+                        .url = cfg->pinning_services[i].url,
+                        .auth_file = cfg->pinning_services[i].auth_file,
                 };
         nc.n_nodes = n;
         return net_pool_new(&nc, ret);
