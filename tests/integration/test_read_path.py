@@ -445,3 +445,41 @@ def test_daemonized__threads_made_after_fork_serve_reads(ipfs_node, tmp_path):
         for pid in pids_of(mnt):
             os.kill(pid, 9)
         force_unmount(mnt)
+
+
+def cache_bytes(m):
+    blocks = os.path.join(m.cache_dir, "blocks")
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(blocks) for f in fs)
+
+
+@pytest.mark.timeout(300)
+def test_cache_full_disk__reads_served_from_memory(ipfs_node, mount_factory, tmp_path):
+    data = os.urandom(6 * MiB)
+    cid = ipfs_node.add(data, cid_version=1, raw_leaves=True)
+    m = mount_factory(config=node_cfg([ipfs_node]), start=False)
+    os.makedirs(m.cache_dir)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", m.cache_dir], check=True)
+    try:
+        m.start()
+        link(m, cid, "f")
+        with open(m.path("f"), "rb") as f:
+            assert f.read() == data
+        s = stats(m)
+        assert s["store"]["cache_put_errors"] > 0
+        assert s["fs"]["read_errors"] == 0
+        m.stop()
+    finally:
+        subprocess.run(["umount", "-l", m.cache_dir])
+
+
+@pytest.mark.timeout(300)
+def test_cache_cap__lru_eviction_keeps_it_under_max(ipfs_node, mount_factory):
+    data = os.urandom(12 * MiB)
+    cid = ipfs_node.add(data, cid_version=1, raw_leaves=True)
+    m = mount_factory(config=node_cfg([ipfs_node], max_cache_size=4 * MiB))
+    link(m, cid, "f")
+    with open(m.path("f"), "rb") as f:
+        assert f.read() == data
+    assert 0 < cache_bytes(m) <= 4 * MiB
+    with open(m.path("f"), "rb") as f:  # evicted blocks come back from the node
+        assert hashlib.sha256(f.read()).digest() == hashlib.sha256(data).digest()
