@@ -100,6 +100,51 @@ _wur_ int index_set_size(struct index *idx, uint64_t ino, uint64_t size);
 /* True when name may be a directory entry: 1..255 bytes, no '/', not "." or "..". */
 bool index_name_ok(const char *name);
 
+/* ---- namespace changes (write path); each is one transaction ---- */
+
+/* Removes the entry parent/name (dir: rmdir semantics, the directory must be empty: a lazy
+ * one counts as not empty). The inode stays, with its link count lowered, until
+ * index_drop_orphans: an open file may still be read. *ret is the inode after the change. */
+_wur_ int index_unlink(struct index *idx, uint64_t parent, const char *name, bool dir,
+                       struct index_attr *ret);
+
+#define INDEX_RENAME_NOREPLACE 1u /* RENAME_NOREPLACE */
+/* rename(2) in one transaction: replaces a target file, or an empty target directory;
+ * -ENOTDIR/-EISDIR/-ENOTEMPTY/-EEXIST as POSIX says; -EINVAL for flags other than NOREPLACE.
+ * ret_replaced->ino is the replaced inode (its link count lowered) or 0. */
+_wur_ int index_rename(struct index *idx, uint64_t parent, const char *name, uint64_t newparent,
+                       const char *newname, unsigned flags, struct index_attr *ret_replaced);
+/* A hard link newparent/newname to ino (not a directory: -EPERM). */
+_wur_ int index_link(struct index *idx, uint64_t ino, uint64_t newparent, const char *newname,
+                     struct index_attr *ret);
+
+enum {
+        INDEX_SET_MODE = 1 << 0, /* permission bits only; the type stays */
+        INDEX_SET_UID = 1 << 1,
+        INDEX_SET_GID = 1 << 2,
+        INDEX_SET_SIZE = 1 << 3,
+        INDEX_SET_ATIME = 1 << 4,
+        INDEX_SET_MTIME = 1 << 5,
+};
+struct index_setattr {
+        unsigned set; /* INDEX_SET_* */
+        uint32_t mode, uid, gid;
+        uint64_t size;
+        int64_t atime_ns, mtime_ns;
+        int64_t ctime_ns; /* 0 = now */
+};
+_wur_ int index_setattr(struct index *idx, uint64_t ino, const struct index_setattr *s,
+                        struct index_attr *ret);
+
+#define INDEX_XATTR_CREATE  1 /* XATTR_CREATE: -EEXIST if present */
+#define INDEX_XATTR_REPLACE 2 /* XATTR_REPLACE: -ENODATA if absent */
+_wur_ int index_xattr_set(struct index *idx, uint64_t ino, const char *name, const void *value,
+                          size_t size, int flags);
+/* -ENODATA when absent. */
+_wur_ int index_xattr_remove(struct index *idx, uint64_t ino, const char *name);
+/* Deletes inodes no entry links to any more (ino 0: all of them, at start-up). */
+_wur_ int index_drop_orphans(struct index *idx, uint64_t ino);
+
 /* Totals for statfs. */
 _wur_ int index_totals(struct index *idx, uint64_t *ret_inodes, uint64_t *ret_bytes);
 

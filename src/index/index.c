@@ -19,6 +19,7 @@
 #include "prsmfs/index.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,24 +320,35 @@ int index_getattr(struct index *idx, uint64_t ino, struct index_attr *ret)
         return r;
 }
 
-int index_lookup(struct index *idx, uint64_t parent, const char *name, struct index_attr *ret)
+/* The entry parent/name under the lock: its inode's attributes. */
+static int lookup_locked(struct index *idx, uint64_t parent, const char *name,
+                         struct index_attr *ret)
 {
-        size_t len = strlen(name);
-        sqlite3_stmt *st;
+        sqlite3_stmt *st = idx->st[STMT_LOOKUP];
         int rc, r = -ENOENT;
 
-        if (len > INDEX_NAME_MAX)
-                return -ENAMETOOLONG;
-        st = stmt_begin(idx, STMT_LOOKUP);
         sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
-        sqlite3_bind_blob(st, 2, name, (int)len, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 2, name, (int)strlen(name), SQLITE_STATIC);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
                 row_to_attr(st, ret);
                 r = 0;
         } else if (rc != SQLITE_DONE)
                 r = errno_from_sqlite(rc);
-        stmt_end(idx, st);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return r;
+}
+
+int index_lookup(struct index *idx, uint64_t parent, const char *name, struct index_attr *ret)
+{
+        int r;
+
+        if (strlen(name) > INDEX_NAME_MAX)
+                return -ENAMETOOLONG;
+        pthread_mutex_lock(&idx->lock);
+        r = lookup_locked(idx, parent, name, ret);
+        pthread_mutex_unlock(&idx->lock);
         return r;
 }
 
@@ -679,4 +691,425 @@ int index_check(struct index *idx)
         sqlite3_finalize(st);
         pthread_mutex_unlock(&idx->lock);
         return r;
+}
+
+/* ---- namespace changes (write path) ---- */
+
+/*
+ * Runs one statement under the lock: spec names the arguments, 'i' an int64_t, 's' a
+ * NUL-terminated string bound as a blob (names, as dentries store them), 'x' one bound as
+ * text (xattr names), 'b' a pointer and a size_t (a blob). With ret non-NULL the first column
+ * of the first row goes there (-ENOENT without a row). Returns 0 or -errno; *changes (when
+ * asked) is the number of rows changed.
+ */
+static int q(struct index *idx, int64_t *ret, int *changes, const char *sql, const char *spec, ...)
+{
+        sqlite3_stmt *st = NULL;
+        va_list ap;
+        int rc, r, i = 1;
+
+        rc = sqlite3_prepare_v2(idx->db, sql, -1, &st, NULL);
+        if (rc != SQLITE_OK) {
+                log_error("cannot prepare '%s': %s", sql, sqlite3_errmsg(idx->db));
+                return errno_from_sqlite(rc);
+        }
+        va_start(ap, spec);
+        for (const char *p = spec; *p; p++, i++) {
+                if (*p == 'i')
+                        sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
+                else if (*p == 's') {
+                        const char *s = va_arg(ap, const char *);
+
+                        sqlite3_bind_blob(st, i, s, (int)strlen(s), SQLITE_STATIC);
+                } else if (*p == 'x')
+                        sqlite3_bind_text(st, i, va_arg(ap, const char *), -1, SQLITE_STATIC);
+                else {
+                        const void *b = va_arg(ap, const void *);
+                        size_t len = va_arg(ap, size_t);
+
+                        sqlite3_bind_blob(st, i, len ? b : "", (int)len, SQLITE_STATIC);
+                }
+        }
+        va_end(ap);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                if (ret)
+                        *ret = sqlite3_column_int64(st, 0);
+                r = 0;
+        } else if (rc == SQLITE_DONE)
+                r = ret ? -ENOENT : 0;
+        else
+                r = errno_from_sqlite(rc);
+        if (changes)
+                *changes = sqlite3_changes(idx->db);
+        sqlite3_finalize(st);
+        return r;
+}
+
+/* -ENOTEMPTY when dir has entries, or is a linked directory not listed yet. */
+static int check_empty_locked(struct index *idx, const struct index_attr *dir)
+{
+        int64_t n = 0;
+        int r;
+
+        if (dir->state == INDEX_STATE_LAZY)
+                return -ENOTEMPTY;
+        r = q(idx, &n, NULL, "SELECT count(*) FROM dentries WHERE parent = ?1", "i",
+              (int64_t)dir->ino);
+        return r < 0 ? r : n > 0 ? -ENOTEMPTY : 0;
+}
+
+/* Drops the entry parent/name of inode a (a directory takes its ".." link along). */
+static int drop_entry_locked(struct index *idx, uint64_t parent, const char *name,
+                             const struct index_attr *a, int64_t now)
+{
+        bool dir = S_ISDIR(a->mode);
+        int r;
+
+        r = q(idx, NULL, NULL, "DELETE FROM dentries WHERE parent = ?1 AND name = ?2", "is",
+              (int64_t)parent, name);
+        if (r >= 0)
+                r = q(idx, NULL, NULL,
+                      "UPDATE inodes SET nlink = max(nlink - ?2, 0), ctime_ns = ?3 WHERE ino = ?1",
+                      "iii", (int64_t)a->ino, (int64_t)(dir ? 2 : 1), now);
+        if (r >= 0)
+                r = q(idx, NULL, NULL,
+                      "UPDATE inodes SET nlink = nlink - ?2, mtime_ns = ?3, ctime_ns = ?3 "
+                      "WHERE ino = ?1",
+                      "iii", (int64_t)parent, (int64_t)(dir ? 1 : 0), now);
+        return r;
+}
+
+/* Runs fn inside one write transaction under the lock. */
+static int in_transaction(struct index *idx, int (*fn)(struct index *idx, void *ud), void *ud)
+{
+        int r;
+
+        pthread_mutex_lock(&idx->lock);
+        r = exec(idx, "BEGIN IMMEDIATE");
+        if (r >= 0) {
+                r = fn(idx, ud);
+                if (r >= 0) {
+                        int c = exec(idx, "COMMIT");
+
+                        if (c < 0)
+                                r = c;
+                }
+                if (r < 0)
+                        (void)exec(idx, "ROLLBACK"); /* the first error is the one reported */
+        }
+        pthread_mutex_unlock(&idx->lock);
+        return r;
+}
+
+/* in_transaction, then the attributes of ino after it (when ret is not NULL). */
+static int in_transaction_attr(struct index *idx, int (*fn)(struct index *idx, void *ud), void *ud,
+                               uint64_t ino, struct index_attr *ret)
+{
+        int r = in_transaction(idx, fn, ud);
+
+        if (r < 0)
+                return r;
+        return ret ? index_getattr(idx, ino, ret) : 0;
+}
+
+struct unlink_args {
+        uint64_t parent;
+        const char *name;
+        bool dir;
+        struct index_attr victim;
+};
+
+static int do_unlink(struct index *idx, void *ud)
+{
+        struct unlink_args *u = ud;
+        int r;
+
+        r = lookup_locked(idx, u->parent, u->name, &u->victim);
+        if (r < 0)
+                return r;
+        if (u->dir && !S_ISDIR(u->victim.mode))
+                return -ENOTDIR;
+        if (!u->dir && S_ISDIR(u->victim.mode))
+                return -EISDIR;
+        if (u->dir) {
+                r = check_empty_locked(idx, &u->victim);
+                if (r < 0)
+                        return r;
+        }
+        return drop_entry_locked(idx, u->parent, u->name, &u->victim, now_ns());
+}
+
+int index_unlink(struct index *idx, uint64_t parent, const char *name, bool dir,
+                 struct index_attr *ret)
+{
+        struct unlink_args u = { .parent = parent, .name = name, .dir = dir };
+        int r;
+
+        r = in_transaction(idx, do_unlink, &u);
+        if (r < 0)
+                return r;
+        if (ret)
+                return index_getattr(idx, u.victim.ino, ret);
+        return 0;
+}
+
+struct rename_args {
+        uint64_t parent, newparent;
+        const char *name, *newname;
+        unsigned flags;
+        struct index_attr src, dst;
+        bool replaced;
+};
+
+static int do_rename(struct index *idx, void *ud)
+{
+        struct rename_args *a = ud;
+        int64_t now = now_ns();
+        bool dir;
+        int r;
+
+        r = lookup_locked(idx, a->parent, a->name, &a->src);
+        if (r < 0)
+                return r;
+        dir = S_ISDIR(a->src.mode);
+        r = lookup_locked(idx, a->newparent, a->newname, &a->dst);
+        if (r >= 0) {
+                if (a->flags & INDEX_RENAME_NOREPLACE)
+                        return -EEXIST;
+                if (a->dst.ino == a->src.ino)
+                        return 0; /* two links to one inode: POSIX says do nothing */
+                if (dir && !S_ISDIR(a->dst.mode))
+                        return -ENOTDIR;
+                if (!dir && S_ISDIR(a->dst.mode))
+                        return -EISDIR;
+                if (dir) {
+                        r = check_empty_locked(idx, &a->dst);
+                        if (r < 0)
+                                return r;
+                }
+                r = drop_entry_locked(idx, a->newparent, a->newname, &a->dst, now);
+                if (r < 0)
+                        return r;
+                a->replaced = true;
+        } else if (r != -ENOENT)
+                return r;
+        r = q(idx, NULL, NULL,
+              "UPDATE dentries SET parent = ?3, name = ?4 WHERE parent = ?1 AND name = ?2", "isis",
+              (int64_t)a->parent, a->name, (int64_t)a->newparent, a->newname);
+        if (r >= 0 && dir && a->parent != a->newparent)
+                r = q(idx, NULL, NULL,
+                      "UPDATE inodes SET nlink = nlink + (CASE ino WHEN ?1 THEN -1 ELSE 1 END) "
+                      "WHERE ino IN (?1, ?2)",
+                      "ii", (int64_t)a->parent, (int64_t)a->newparent);
+        if (r >= 0)
+                r = q(idx, NULL, NULL,
+                      "UPDATE inodes SET mtime_ns = ?3, ctime_ns = ?3 WHERE ino IN (?1, ?2)", "iii",
+                      (int64_t)a->parent, (int64_t)a->newparent, now);
+        if (r >= 0)
+                r = q(idx, NULL, NULL, "UPDATE inodes SET ctime_ns = ?2 WHERE ino = ?1", "ii",
+                      (int64_t)a->src.ino, now);
+        return r;
+}
+
+int index_rename(struct index *idx, uint64_t parent, const char *name, uint64_t newparent,
+                 const char *newname, unsigned flags, struct index_attr *ret_replaced)
+{
+        struct rename_args a = {
+                .parent = parent,
+                .name = name,
+                .newparent = newparent,
+                .newname = newname,
+                .flags = flags,
+        };
+        int r;
+
+        if (flags & ~INDEX_RENAME_NOREPLACE)
+                return -EINVAL; /* RENAME_EXCHANGE, RENAME_WHITEOUT */
+        if (!index_name_ok(newname))
+                return -EINVAL;
+        r = in_transaction(idx, do_rename, &a);
+        if (r < 0)
+                return r;
+        if (ret_replaced) {
+                ret_replaced->ino = 0;
+                if (a.replaced)
+                        return index_getattr(idx, a.dst.ino, ret_replaced);
+        }
+        return 0;
+}
+
+struct link_args {
+        uint64_t ino, newparent;
+        const char *newname;
+};
+
+static int do_link(struct index *idx, void *ud)
+{
+        struct link_args *a = ud;
+        int64_t now = now_ns();
+        int r;
+
+        r = q(idx, NULL, NULL, "INSERT INTO dentries(parent, name, ino) VALUES (?1, ?2, ?3)", "isi",
+              (int64_t)a->newparent, a->newname, (int64_t)a->ino);
+        if (r >= 0)
+                r = q(idx, NULL, NULL,
+                      "UPDATE inodes SET nlink = nlink + 1, ctime_ns = ?2 WHERE ino = ?1", "ii",
+                      (int64_t)a->ino, now);
+        if (r >= 0)
+                r = q(idx, NULL, NULL,
+                      "UPDATE inodes SET mtime_ns = ?2, ctime_ns = ?2 WHERE ino = ?1", "ii",
+                      (int64_t)a->newparent, now);
+        return r;
+}
+
+int index_link(struct index *idx, uint64_t ino, uint64_t newparent, const char *newname,
+               struct index_attr *ret)
+{
+        struct link_args a = { .ino = ino, .newparent = newparent, .newname = newname };
+        struct index_attr cur;
+        int r;
+
+        if (!index_name_ok(newname))
+                return -EINVAL;
+        r = index_getattr(idx, ino, &cur);
+        if (r < 0)
+                return r;
+        if (S_ISDIR(cur.mode))
+                return -EPERM;
+        return in_transaction_attr(idx, do_link, &a, ino, ret);
+}
+
+struct setattr_args {
+        uint64_t ino;
+        const struct index_setattr *s;
+};
+
+static int do_setattr(struct index *idx, void *ud)
+{
+        struct setattr_args *a = ud;
+        const struct index_setattr *s = a->s;
+        int64_t ino = (int64_t)a->ino;
+        int changes = 0, r = 0;
+
+        r = q(idx, NULL, &changes, "UPDATE inodes SET ctime_ns = ?2 WHERE ino = ?1", "ii", ino,
+              s->ctime_ns ? s->ctime_ns : now_ns());
+        if (r >= 0 && changes == 0)
+                return -ENOENT;
+        if (r >= 0 && s->set & INDEX_SET_MODE)
+                r = q(idx, NULL, NULL,
+                      "UPDATE inodes SET mode = (mode & ~4095) | (?2 & 4095) WHERE ino = ?1", "ii",
+                      ino, (int64_t)s->mode);
+        if (r >= 0 && s->set & INDEX_SET_UID)
+                r = q(idx, NULL, NULL, "UPDATE inodes SET uid = ?2 WHERE ino = ?1", "ii", ino,
+                      (int64_t)s->uid);
+        if (r >= 0 && s->set & INDEX_SET_GID)
+                r = q(idx, NULL, NULL, "UPDATE inodes SET gid = ?2 WHERE ino = ?1", "ii", ino,
+                      (int64_t)s->gid);
+        if (r >= 0 && s->set & INDEX_SET_SIZE)
+                r = q(idx, NULL, NULL, "UPDATE inodes SET size = ?2 WHERE ino = ?1", "ii", ino,
+                      (int64_t)s->size);
+        if (r >= 0 && s->set & INDEX_SET_ATIME)
+                r = q(idx, NULL, NULL, "UPDATE inodes SET atime_ns = ?2 WHERE ino = ?1", "ii", ino,
+                      s->atime_ns);
+        if (r >= 0 && s->set & INDEX_SET_MTIME)
+                r = q(idx, NULL, NULL, "UPDATE inodes SET mtime_ns = ?2 WHERE ino = ?1", "ii", ino,
+                      s->mtime_ns);
+        return r;
+}
+
+int index_setattr(struct index *idx, uint64_t ino, const struct index_setattr *s,
+                  struct index_attr *ret)
+{
+        struct setattr_args a = { .ino = ino, .s = s };
+
+        return in_transaction_attr(idx, do_setattr, &a, ino, ret);
+}
+
+struct xattr_args {
+        uint64_t ino;
+        const char *name;
+        const void *value;
+        size_t size;
+        int flags;
+};
+
+static int do_xattr_set(struct index *idx, void *ud)
+{
+        struct xattr_args *a = ud;
+        int changes = 0, r;
+
+        if (a->flags & INDEX_XATTR_REPLACE) {
+                r = q(idx, NULL, &changes,
+                      "UPDATE xattrs SET value = ?3 WHERE ino = ?1 AND name = ?2", "ixb",
+                      (int64_t)a->ino, a->name, a->value, a->size);
+                if (r >= 0 && changes == 0)
+                        r = -ENODATA;
+        } else
+                r = q(idx, NULL, NULL,
+                      a->flags & INDEX_XATTR_CREATE
+                              ? "INSERT INTO xattrs(ino, name, value) VALUES (?1, ?2, ?3)"
+                              : "INSERT OR REPLACE INTO xattrs(ino, name, value) "
+                                "VALUES (?1, ?2, ?3)",
+                      "ixb", (int64_t)a->ino, a->name, a->value, a->size);
+        if (r >= 0)
+                r = q(idx, NULL, NULL, "UPDATE inodes SET ctime_ns = ?2 WHERE ino = ?1", "ii",
+                      (int64_t)a->ino, now_ns());
+        return r;
+}
+
+int index_xattr_set(struct index *idx, uint64_t ino, const char *name, const void *value,
+                    size_t size, int flags)
+{
+        struct xattr_args a = {
+                .ino = ino, .name = name, .value = value, .size = size, .flags = flags
+        };
+
+        return in_transaction(idx, do_xattr_set, &a);
+}
+
+static int do_xattr_remove(struct index *idx, void *ud)
+{
+        struct xattr_args *a = ud;
+        int changes = 0, r;
+
+        r = q(idx, NULL, &changes, "DELETE FROM xattrs WHERE ino = ?1 AND name = ?2", "ix",
+              (int64_t)a->ino, a->name);
+        return r >= 0 && changes == 0 ? -ENODATA : r;
+}
+
+int index_xattr_remove(struct index *idx, uint64_t ino, const char *name)
+{
+        struct xattr_args a = { .ino = ino, .name = name };
+
+        return in_transaction(idx, do_xattr_remove, &a);
+}
+
+static int do_drop_orphans(struct index *idx, void *ud)
+{
+        int64_t *only = ud;
+        int r;
+
+        if (*only) {
+                r = q(idx, NULL, NULL,
+                      "DELETE FROM xattrs WHERE ino = ?1 AND "
+                      "(SELECT nlink FROM inodes WHERE ino = ?1) <= 0",
+                      "i", *only);
+                if (r >= 0)
+                        r = q(idx, NULL, NULL, "DELETE FROM inodes WHERE ino = ?1 AND nlink <= 0",
+                              "i", *only);
+                return r;
+        }
+        r = q(idx, NULL, NULL,
+              "DELETE FROM xattrs WHERE ino IN (SELECT ino FROM inodes WHERE nlink <= 0)", "");
+        if (r >= 0)
+                r = q(idx, NULL, NULL, "DELETE FROM inodes WHERE nlink <= 0", "");
+        return r;
+}
+
+int index_drop_orphans(struct index *idx, uint64_t ino)
+{
+        int64_t only = (int64_t)ino;
+
+        return in_transaction(idx, do_drop_orphans, &only);
 }

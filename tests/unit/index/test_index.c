@@ -250,6 +250,119 @@ static void test_readdir__hidden_entry__found_by_lookup_only(void **state)
         assert_int_equal(a.flags, INDEX_FLAG_HIDDEN | INDEX_FLAG_RO);
 }
 
+static uint64_t mk(struct fixture *f, uint64_t parent, const char *name, uint32_t mode)
+{
+        struct index_new_node n = { .mode = mode, .size = 3 };
+        struct index_attr a;
+
+        assert_int_equal(index_mknode(f->idx, parent, name, &n, &a), 0);
+        return a.ino;
+}
+
+static void test_unlink_rmdir__posix_errors_and_orphans(void **state)
+{
+        struct fixture *f = *state;
+        uint64_t d = mk(f, INDEX_ROOT_INO, "d", S_IFDIR | 0755);
+        uint64_t file = mk(f, d, "file", S_IFREG | 0644);
+        struct index_new_node lazy = { .mode = S_IFDIR | 0755, .state = INDEX_STATE_LAZY };
+        struct index_attr a;
+
+        assert_int_equal(index_mknode(f->idx, INDEX_ROOT_INO, "lazy", &lazy, NULL), 0);
+        assert_int_equal(index_unlink(f->idx, INDEX_ROOT_INO, "nope", false, NULL), -ENOENT);
+        assert_int_equal(index_unlink(f->idx, INDEX_ROOT_INO, "d", false, NULL), -EISDIR);
+        assert_int_equal(index_unlink(f->idx, d, "file", true, NULL), -ENOTDIR);
+        assert_int_equal(index_unlink(f->idx, INDEX_ROOT_INO, "d", true, NULL), -ENOTEMPTY);
+        assert_int_equal(index_unlink(f->idx, INDEX_ROOT_INO, "lazy", true, NULL), -ENOTEMPTY);
+        assert_int_equal(index_unlink(f->idx, d, "file", false, &a), 0);
+        assert_int_equal(a.nlink, 0); /* still there for open handles */
+        assert_int_equal(index_getattr(f->idx, file, &a), 0);
+        assert_int_equal(index_unlink(f->idx, INDEX_ROOT_INO, "d", true, &a), 0);
+        assert_int_equal(index_getattr(f->idx, INDEX_ROOT_INO, &a), 0);
+        assert_int_equal(a.nlink, 3); /* ".", its entry, "lazy"'s ".." */
+        assert_int_equal(index_drop_orphans(f->idx, 0), 0);
+        assert_int_equal(index_getattr(f->idx, file, &a), -ENOENT);
+        assert_int_equal(index_getattr(f->idx, d, &a), -ENOENT);
+        assert_int_equal(index_check(f->idx), 0);
+}
+
+static void test_rename__replace_move_and_refusals(void **state)
+{
+        struct fixture *f = *state;
+        uint64_t a1 = mk(f, INDEX_ROOT_INO, "a", S_IFREG | 0644);
+        uint64_t b1 = mk(f, INDEX_ROOT_INO, "b", S_IFREG | 0644);
+        uint64_t d1 = mk(f, INDEX_ROOT_INO, "d1", S_IFDIR | 0755);
+        uint64_t d2 = mk(f, INDEX_ROOT_INO, "d2", S_IFDIR | 0755);
+        struct index_attr x, rep;
+
+        (void)mk(f, d2, "inside", S_IFREG | 0644);
+        assert_int_equal(index_rename(f->idx, INDEX_ROOT_INO, "a", INDEX_ROOT_INO, "b",
+                                      INDEX_RENAME_NOREPLACE, NULL),
+                         -EEXIST);
+        assert_int_equal(index_rename(f->idx, INDEX_ROOT_INO, "a", INDEX_ROOT_INO, "d1", 0, NULL),
+                         -EISDIR);
+        assert_int_equal(index_rename(f->idx, INDEX_ROOT_INO, "d1", INDEX_ROOT_INO, "b", 0, NULL),
+                         -ENOTDIR);
+        assert_int_equal(index_rename(f->idx, INDEX_ROOT_INO, "d1", INDEX_ROOT_INO, "d2", 0, NULL),
+                         -ENOTEMPTY);
+        assert_int_equal(index_rename(f->idx, INDEX_ROOT_INO, "a", INDEX_ROOT_INO, "a", 4, NULL),
+                         -EINVAL); /* RENAME_EXCHANGE */
+        /* rsync's temp file over the target: the old inode is replaced */
+        assert_int_equal(index_rename(f->idx, INDEX_ROOT_INO, "a", INDEX_ROOT_INO, "b", 0, &rep),
+                         0);
+        assert_int_equal(rep.ino, b1);
+        assert_int_equal(rep.nlink, 0);
+        assert_int_equal(index_lookup(f->idx, INDEX_ROOT_INO, "b", &x), 0);
+        assert_int_equal(x.ino, a1);
+        assert_int_equal(index_lookup(f->idx, INDEX_ROOT_INO, "a", &x), -ENOENT);
+        /* a directory moved into another: link counts follow */
+        assert_int_equal(index_rename(f->idx, INDEX_ROOT_INO, "d1", d2, "moved", 0, &rep), 0);
+        assert_int_equal(rep.ino, 0);
+        assert_int_equal(index_getattr(f->idx, d2, &x), 0);
+        assert_int_equal(x.nlink, 3);
+        assert_int_equal(index_getattr(f->idx, INDEX_ROOT_INO, &x), 0);
+        assert_int_equal(x.nlink, 3); /* ".", entry, d2 */
+        assert_int_equal(index_lookup(f->idx, d2, "moved", &x), 0);
+        assert_int_equal(x.ino, d1);
+        assert_int_equal(index_check(f->idx), 0);
+}
+
+static void test_link_setattr_xattrs(void **state)
+{
+        struct fixture *f = *state;
+        uint64_t a1 = mk(f, INDEX_ROOT_INO, "a", S_IFREG | 0644);
+        uint64_t d = mk(f, INDEX_ROOT_INO, "d", S_IFDIR | 0755);
+        struct index_setattr s = { .set = INDEX_SET_MODE | INDEX_SET_UID | INDEX_SET_MTIME,
+                                   .mode = 0600 | S_IFDIR,
+                                   .uid = 1000,
+                                   .mtime_ns = 1234567890123456789 };
+        struct index_attr x;
+        char buf[16];
+
+        assert_int_equal(index_link(f->idx, a1, d, "hard", &x), 0);
+        assert_int_equal(x.nlink, 2);
+        assert_int_equal(index_link(f->idx, d, INDEX_ROOT_INO, "dirlink", NULL), -EPERM);
+        assert_int_equal(index_link(f->idx, a1, d, "hard", NULL), -EEXIST);
+        assert_int_equal(index_setattr(f->idx, a1, &s, &x), 0);
+        assert_true(S_ISREG(x.mode)); /* the type bits stay */
+        assert_int_equal(x.mode & 07777, 0600);
+        assert_int_equal(x.uid, 1000);
+        assert_int_equal(x.mtime_ns, 1234567890123456789);
+        assert_int_equal(index_setattr(f->idx, 9999, &s, NULL), -ENOENT);
+        assert_int_equal(index_xattr_set(f->idx, a1, "user.k", "v1", 2, INDEX_XATTR_REPLACE),
+                         -ENODATA);
+        assert_int_equal(index_xattr_set(f->idx, a1, "user.k", "v1", 2, INDEX_XATTR_CREATE), 0);
+        assert_int_equal(index_xattr_set(f->idx, a1, "user.k", "v2", 2, INDEX_XATTR_CREATE),
+                         -EEXIST);
+        assert_int_equal(index_xattr_set(f->idx, a1, "user.k", "value", 5, 0), 0);
+        assert_int_equal(index_xattr_get(f->idx, a1, "user.k", buf, sizeof(buf)), 5);
+        assert_memory_equal(buf, "value", 5);
+        assert_int_equal(index_xattr_set(f->idx, a1, "user.empty", "", 0, 0), 0);
+        assert_int_equal(index_xattr_get(f->idx, a1, "user.empty", buf, sizeof(buf)), 0);
+        assert_int_equal(index_xattr_remove(f->idx, a1, "user.k"), 0);
+        assert_int_equal(index_xattr_remove(f->idx, a1, "user.k"), -ENODATA);
+        assert_int_equal(index_xattr_get(f->idx, a1, "user.k", buf, sizeof(buf)), -ENODATA);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -265,6 +378,11 @@ int main(void)
                         test_expand__lazy_dir__children_once_bad_names_skipped, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_readdir__hidden_entry__found_by_lookup_only,
                                                 setup, teardown),
+                cmocka_unit_test_setup_teardown(test_unlink_rmdir__posix_errors_and_orphans, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_rename__replace_move_and_refusals, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_link_setattr_xattrs, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
