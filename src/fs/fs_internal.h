@@ -61,6 +61,9 @@ struct fs_seg {
 /* Opens (or shares) the reader of a file: its root block is fetched here. */
 _wur_ int fs_rfile_open(struct fs *fs, const struct index_attr *a, struct rfile **ret);
 void fs_rfile_close(struct fs *fs, struct rfile *rf);
+/* For walking fs->files under fs->files_lock. */
+struct rfile *fs_rfile_next(struct rfile *rf);
+uint64_t fs_rfile_ino(const struct rfile *rf);
 /*
  * Reads [off, off+size) clipped at the end of the file into segments (a growing array the
  * caller frees with fs_segs_free). Every byte is from a verified block; an error means no

@@ -14,6 +14,9 @@
  */
 #define LOG_MODULE "fs"
 #include <fcntl.h>
+#include <inttypes.h>
+#include <linux/limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -55,6 +58,10 @@ int fs_new(struct index *idx, const struct config *cfg, struct store *store, str
                 return r;
         }
         fs->ipfs_ino = a.ino;
+        /* files unlinked while open when the daemon last stopped */
+        r = index_drop_orphans(idx, 0);
+        if (r < 0)
+                log_warning("cannot drop unlinked inodes: %s", strerror(-r));
         *ret = fs;
         return 0;
 }
@@ -117,7 +124,7 @@ int fs_errno_for_reply(int r)
 
 static void reply_err(fuse_req_t req, int r)
 {
-        (void)fuse_reply_err(req, fs_errno_for_reply(r));
+        (void)fuse_reply_err(req, r >= 0 ? 0 : fs_errno_for_reply(r));
 }
 
 static struct timespec ns_to_ts(int64_t ns)
@@ -514,59 +521,239 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
         deny_change(req, parent);
 }
 
+static void reply_entry(fuse_req_t req, int r, const struct index_attr *a)
+{
+        struct fuse_entry_param e;
+
+        if (r < 0) {
+                reply_err(req, r);
+                return;
+        }
+        attr_to_entry(a, &e);
+        (void)fuse_reply_entry(req, &e);
+}
+
 static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
 {
-        (void)target;
-        (void)name;
-        deny_change(req, parent);
+        struct fs *fs = fuse_req_userdata(req);
+        const struct fuse_ctx *ctx = fuse_req_ctx(req);
+        struct index_new_node n = {
+                .mode = S_IFLNK | 0777,
+                .uid = ctx->uid,
+                .gid = ctx->gid,
+                .size = strlen(target),
+                .target = target,
+        };
+        struct index_attr a;
+        int r;
+
+        r = strlen(name) > INDEX_NAME_MAX     ? -ENAMETOOLONG
+            : strlen(target) > FS_SYMLINK_MAX ? -ENAMETOOLONG
+                                              : writable_dir(fs, parent);
+        if (r >= 0)
+                r = index_mknode(fs->idx, parent, name, &n, &a);
+        reply_entry(req, r, &a);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name)
 {
-        (void)ino;
-        (void)name;
-        deny_change(req, parent);
+        struct fs *fs = fuse_req_userdata(req);
+        struct index_attr a;
+        int r;
+
+        r = writable_dir(fs, parent);
+        if (r >= 0)
+                r = index_getattr(fs->idx, ino, &a);
+        if (r >= 0 && a.flags & INDEX_FLAG_RO)
+                r = -EROFS;
+        if (r >= 0)
+                r = index_link(fs->idx, ino, parent, name, &a);
+        reply_entry(req, r, &a);
+}
+
+static bool is_open(struct fs *fs, uint64_t ino)
+{
+        bool open = false;
+
+        pthread_mutex_lock(&fs->files_lock);
+        for (struct rfile *rf = fs->files; rf && !open; rf = fs_rfile_next(rf))
+                open = fs_rfile_ino(rf) == ino;
+        pthread_mutex_unlock(&fs->files_lock);
+        return open;
+}
+
+/* An inode no entry names any more goes, unless a handle still reads it (then its last
+ * release, or the next start, takes it). */
+static void drop_if_orphan(struct fs *fs, const struct index_attr *a)
+{
+        int r;
+
+        if (a->ino == 0 || a->nlink > 0 || is_open(fs, a->ino))
+                return;
+        r = index_drop_orphans(fs->idx, a->ino);
+        if (r < 0)
+                log_warning("cannot drop unlinked inode %" PRIu64 ": %s", a->ino, strerror(-r));
+}
+
+static void do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, bool dir)
+{
+        struct fs *fs = fuse_req_userdata(req);
+        struct index_attr victim;
+        int r;
+
+        r = writable_dir(fs, parent);
+        if (r >= 0 && dir) {
+                /* a linked directory's entries must be known to tell whether it is empty */
+                r = fs_tree_lookup(fs, parent, name, &victim);
+                if (r >= 0 && S_ISDIR(victim.mode))
+                        r = fs_tree_expand(fs, &victim);
+        }
+        if (r >= 0)
+                r = index_unlink(fs->idx, parent, name, dir, &victim);
+        if (r >= 0)
+                drop_if_orphan(fs, &victim);
+        reply_err(req, r);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-        (void)name;
-        deny_change(req, parent);
+        do_unlink(req, parent, name, false);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+        do_unlink(req, parent, name, true);
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
                       const char *newname, unsigned int flags)
 {
-        (void)name;
-        (void)newparent;
-        (void)newname;
-        (void)flags;
-        deny_change(req, parent);
+        struct fs *fs = fuse_req_userdata(req);
+        struct index_attr replaced = { 0 }, target;
+        int r;
+
+        if (flags & ~(unsigned)RENAME_NOREPLACE) {
+                reply_err(req, -EINVAL); /* RENAME_EXCHANGE, RENAME_WHITEOUT */
+                return;
+        }
+        r = strlen(newname) > INDEX_NAME_MAX ? -ENAMETOOLONG : writable_dir(fs, parent);
+        if (r >= 0 && newparent != parent)
+                r = writable_dir(fs, newparent);
+        /* a linked directory being replaced must be expanded to tell whether it is empty */
+        if (r >= 0 && fs_tree_lookup(fs, newparent, newname, &target) >= 0 && S_ISDIR(target.mode))
+                r = fs_tree_expand(fs, &target);
+        if (r >= 0)
+                r = index_rename(fs->idx, parent, name, newparent, newname,
+                                 flags & RENAME_NOREPLACE ? INDEX_RENAME_NOREPLACE : 0, &replaced);
+        if (r >= 0)
+                drop_if_orphan(fs, &replaced);
+        reply_err(req, r);
+}
+
+static int64_t ts_to_ns(const struct timespec *ts)
+{
+        return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                        struct fuse_file_info *fi)
 {
-        (void)attr;
-        (void)to_set;
+        struct fs *fs = fuse_req_userdata(req);
+        struct index_setattr s = { 0 };
+        struct index_attr a;
+        struct timespec now;
+        struct stat st;
+        int r;
+
         (void)fi;
-        deny_change(req, ino);
+        r = index_getattr(fs->idx, ino, &a);
+        if (r >= 0 && a.flags & INDEX_FLAG_RO)
+                r = -EROFS;
+        if (r >= 0 && to_set & FUSE_SET_ATTR_SIZE && (uint64_t)attr->st_size != a.size)
+                r = -ENOSYS; /* changing a file's bytes is the write path's */
+        if (r < 0) {
+                reply_err(req, r);
+                return;
+        }
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (to_set & FUSE_SET_ATTR_MODE) {
+                s.set |= INDEX_SET_MODE;
+                s.mode = attr->st_mode;
+        }
+        if (to_set & FUSE_SET_ATTR_UID) {
+                s.set |= INDEX_SET_UID;
+                s.uid = attr->st_uid;
+        }
+        if (to_set & FUSE_SET_ATTR_GID) {
+                s.set |= INDEX_SET_GID;
+                s.gid = attr->st_gid;
+        }
+        if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) {
+                s.set |= INDEX_SET_ATIME;
+                s.atime_ns = ts_to_ns(to_set & FUSE_SET_ATTR_ATIME_NOW ? &now : &attr->st_atim);
+        }
+        if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
+                s.set |= INDEX_SET_MTIME;
+                s.mtime_ns = ts_to_ns(to_set & FUSE_SET_ATTR_MTIME_NOW ? &now : &attr->st_mtim);
+        }
+        if (to_set & FUSE_SET_ATTR_CTIME)
+                s.ctime_ns = ts_to_ns(&attr->st_ctim);
+        r = index_setattr(fs->idx, ino, &s, &a);
+        if (r < 0) {
+                reply_err(req, r);
+                return;
+        }
+        attr_to_stat(&a, &st);
+        (void)fuse_reply_attr(req, &st, attr_timeout(&a));
+}
+
+/* user.* and trusted.* are stored; user.prsm.* is ours; other namespaces are not supported. */
+static int xattr_name_ok(const char *name)
+{
+        if (strncmp(name, "user.prsm.", 10) == 0)
+                return -EPERM;
+        if (strncmp(name, "user.", 5) != 0 && strncmp(name, "trusted.", 8) != 0)
+                return -EOPNOTSUPP;
+        return 0;
+}
+
+/* An xattr of ino may be changed: not in .ipfs/, a name we store. */
+static int xattr_change_ok(struct fs *fs, uint64_t ino, const char *name)
+{
+        struct index_attr a;
+        int r;
+
+        r = index_getattr(fs->idx, ino, &a);
+        if (r >= 0 && a.flags & INDEX_FLAG_RO)
+                r = -EROFS;
+        return r < 0 ? r : xattr_name_ok(name);
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
                         size_t size, int flags)
 {
-        (void)name;
-        (void)value;
-        (void)size;
-        (void)flags;
-        deny_change(req, ino);
+        struct fs *fs = fuse_req_userdata(req);
+        int r;
+
+        r = xattr_change_ok(fs, ino, name);
+        if (r >= 0 && size > XATTR_SIZE_MAX)
+                r = -E2BIG;
+        if (r >= 0)
+                r = index_xattr_set(fs->idx, ino, name, value, size,
+                                    (flags & XATTR_CREATE ? INDEX_XATTR_CREATE : 0) |
+                                            (flags & XATTR_REPLACE ? INDEX_XATTR_REPLACE : 0));
+        reply_err(req, r);
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-        (void)name;
-        deny_change(req, ino);
+        struct fs *fs = fuse_req_userdata(req);
+        int r;
+
+        r = xattr_change_ok(fs, ino, name);
+        if (r >= 0)
+                r = index_xattr_remove(fs->idx, ino, name);
+        reply_err(req, r);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -658,8 +845,11 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
         struct fs *fs = fuse_req_userdata(req);
 
-        (void)ino;
+        struct index_attr a;
+
         fs_rfile_close(fs, (struct rfile *)(uintptr_t)fi->fh);
+        if (index_getattr(fs->idx, ino, &a) >= 0)
+                drop_if_orphan(fs, &a); /* unlinked while open: its last handle is gone */
         (void)fuse_reply_err(req, 0);
 }
 
@@ -773,7 +963,7 @@ static const struct fuse_lowlevel_ops ops = {
         .symlink = op_symlink,
         .link = op_link,
         .unlink = op_unlink,
-        .rmdir = op_unlink,
+        .rmdir = op_rmdir,
         .rename = op_rename,
         .setattr = op_setattr,
         .setxattr = op_setxattr,

@@ -146,6 +146,16 @@ int fs_rfile_open(struct fs *fs, const struct index_attr *a, struct rfile **ret)
         return 0;
 }
 
+struct rfile *fs_rfile_next(struct rfile *rf)
+{
+        return rf->next;
+}
+
+uint64_t fs_rfile_ino(const struct rfile *rf)
+{
+        return rf->ino;
+}
+
 void fs_rfile_close(struct fs *fs, struct rfile *rf)
 {
         struct rfile **pp;
