@@ -13,7 +13,7 @@
 #include "prsmfs/cid.h"
 
 #define INDEX_ROOT_INO       1
-#define INDEX_SCHEMA_VERSION 2
+#define INDEX_SCHEMA_VERSION 3
 #define INDEX_NAME_MAX       255
 
 enum index_state {
@@ -36,8 +36,9 @@ struct index_attr {
         uint32_t nlink;
         uint64_t size;
         int64_t atime_ns, mtime_ns, ctime_ns;
-        uint32_t state; /* enum index_state */
-        uint32_t flags; /* INDEX_FLAG_* */
+        uint32_t state;  /* enum index_state */
+        uint32_t flags;  /* INDEX_FLAG_* */
+        uint64_t staged; /* generation of the staging file holding the content, 0 = none */
         bool has_cid;
         struct cid cid;
 };
@@ -144,6 +145,25 @@ _wur_ int index_xattr_set(struct index *idx, uint64_t ino, const char *name, con
 _wur_ int index_xattr_remove(struct index *idx, uint64_t ino, const char *name);
 /* Deletes inodes no entry links to any more (ino 0: all of them, at start-up). */
 _wur_ int index_drop_orphans(struct index *idx, uint64_t ino);
+
+/* ---- staged content and upload jobs (write path) ---- */
+/*
+ * A closed file's content is in staging file `gen`: in one transaction the inode takes its
+ * size and mtime, state DIRTY and staged = gen, and an upload job (ino, gen) replaces any
+ * older one. After this returns the close is durable.
+ */
+_wur_ int index_stage(struct index *idx, uint64_t ino, uint64_t gen, uint64_t size,
+                      int64_t mtime_ns);
+/* The upload of (ino, gen) is pinned as cid: if gen is still the inode's staged content it
+ * becomes CLEAN with that CID (1), else nothing changes but the job row goes (0). */
+_wur_ int index_commit_upload(struct index *idx, uint64_t ino, uint64_t gen, const struct cid *cid,
+                              uint64_t size);
+struct index_job {
+        uint64_t ino, gen, size;
+};
+typedef int (*index_job_fn)(const struct index_job *job, void *userdata);
+/* Calls fn for every upload job, oldest first (not under the lock). */
+_wur_ int index_jobs(struct index *idx, index_job_fn fn, void *userdata);
 
 /* Totals for statfs. */
 _wur_ int index_totals(struct index *idx, uint64_t *ret_inodes, uint64_t *ret_bytes);

@@ -8,8 +8,10 @@
  * daemon (the promise for closed files); after power loss the last commits may be lost,
  * which is why fsync() on a file waits for its upload and pin (design.md §4), not for this.
  *
- * Schema (version 2):
- *   inodes(ino, mode, uid, gid, nlink, size, atime/mtime/ctime ns, state, cid, target, flags)
+ * Schema (version 3):
+ *   inodes(ino, mode, uid, gid, nlink, size, atime/mtime/ctime ns, state, cid, target, flags,
+ *          staged)   staged: generation of the staging file holding the content, 0 = none
+ *   jobs(ino, gen, size, created_ns)   uploads owed: one per inode, its latest closed content
  *   dentries(id, parent, name, ino)   id is the readdir cookie: stable under inserts/deletes
  *   xattrs(ino, name, value)
  * Migrations run in order from PRAGMA user_version; a database newer than this code is
@@ -49,7 +51,7 @@ enum stmt_id {
 
 #define INODE_COLS                                                               \
         "i.ino, i.mode, i.uid, i.gid, i.nlink, i.size, i.atime_ns, i.mtime_ns, " \
-        "i.ctime_ns, i.state, i.cid, i.flags"
+        "i.ctime_ns, i.state, i.cid, i.flags, i.staged"
 
 static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_GETATTR] = "SELECT " INODE_COLS " FROM inodes i WHERE i.ino = ?1",
@@ -104,6 +106,13 @@ static const char *const migrations[] = {
         "  PRIMARY KEY (ino, name)) WITHOUT ROWID;",
         /* 1 -> 2: immutable and hidden inodes (the .ipfs/ tree) */
         "ALTER TABLE inodes ADD COLUMN flags INTEGER NOT NULL DEFAULT 0;",
+        /* 2 -> 3: written files waiting for their upload (write path) */
+        "ALTER TABLE inodes ADD COLUMN staged INTEGER NOT NULL DEFAULT 0;"
+        "CREATE TABLE jobs ("
+        "  ino INTEGER PRIMARY KEY REFERENCES inodes(ino),"
+        "  gen INTEGER NOT NULL,"
+        "  size INTEGER NOT NULL,"
+        "  created_ns INTEGER NOT NULL);",
 };
 
 struct index {
@@ -297,6 +306,7 @@ static void row_to_attr(sqlite3_stmt *st, struct index_attr *a)
                 .ctime_ns = sqlite3_column_int64(st, 8),
                 .state = (uint32_t)sqlite3_column_int64(st, 9),
                 .flags = (uint32_t)sqlite3_column_int64(st, 11),
+                .staged = (uint64_t)sqlite3_column_int64(st, 12),
         };
         /* the CID was validated when stored; a row that no longer parses is reported as
          * having no CID rather than trusted */
@@ -374,15 +384,15 @@ int index_readdir(struct index *idx, uint64_t dir, uint64_t after, index_dirent_
                 sqlite3_bind_int64(st, 1, (sqlite3_int64)dir);
                 sqlite3_bind_int64(st, 2, (sqlite3_int64)after);
                 while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < 256) {
-                        const void *name = sqlite3_column_blob(st, 12);
-                        int len = sqlite3_column_bytes(st, 12);
+                        const void *name = sqlite3_column_blob(st, 13);
+                        int len = sqlite3_column_bytes(st, 13);
 
                         if (len <= 0 || len > INDEX_NAME_MAX)
                                 continue; /* names are validated on insert */
                         row_to_attr(st, &rows[n].attr);
                         memcpy(rows[n].name, name, (size_t)len);
                         rows[n].name[len] = '\0';
-                        rows[n].cookie = (uint64_t)sqlite3_column_int64(st, 13);
+                        rows[n].cookie = (uint64_t)sqlite3_column_int64(st, 14);
                         after = rows[n].cookie;
                         n++;
                 }
@@ -1096,12 +1106,21 @@ static int do_drop_orphans(struct index *idx, void *ud)
                       "(SELECT nlink FROM inodes WHERE ino = ?1) <= 0",
                       "i", *only);
                 if (r >= 0)
+                        r = q(idx, NULL, NULL,
+                              "DELETE FROM jobs WHERE ino = ?1 AND "
+                              "(SELECT nlink FROM inodes WHERE ino = ?1) <= 0",
+                              "i", *only);
+                if (r >= 0)
                         r = q(idx, NULL, NULL, "DELETE FROM inodes WHERE ino = ?1 AND nlink <= 0",
                               "i", *only);
                 return r;
         }
         r = q(idx, NULL, NULL,
               "DELETE FROM xattrs WHERE ino IN (SELECT ino FROM inodes WHERE nlink <= 0)", "");
+        if (r >= 0)
+                r = q(idx, NULL, NULL,
+                      "DELETE FROM jobs WHERE ino IN (SELECT ino FROM inodes WHERE nlink <= 0)",
+                      "");
         if (r >= 0)
                 r = q(idx, NULL, NULL, "DELETE FROM inodes WHERE nlink <= 0", "");
         return r;
@@ -1112,4 +1131,107 @@ int index_drop_orphans(struct index *idx, uint64_t ino)
         int64_t only = (int64_t)ino;
 
         return in_transaction(idx, do_drop_orphans, &only);
+}
+
+/* ---- staged content and upload jobs ---- */
+
+struct staged_args {
+        uint64_t ino, gen, size;
+        int64_t mtime_ns;
+        const struct cid *cid;
+        bool applied;
+};
+
+static int do_stage(struct index *idx, void *ud)
+{
+        struct staged_args *a = ud;
+        int64_t now = now_ns();
+        int changes = 0, r;
+
+        r = q(idx, NULL, &changes,
+              "UPDATE inodes SET size = ?2, mtime_ns = ?3, ctime_ns = ?4, state = ?5, staged = ?6 "
+              "WHERE ino = ?1",
+              "iiiiii", (int64_t)a->ino, (int64_t)a->size, a->mtime_ns, now,
+              (int64_t)INDEX_STATE_DIRTY, (int64_t)a->gen);
+        if (r >= 0 && changes == 0)
+                return -ENOENT;
+        if (r >= 0)
+                r = q(idx, NULL, NULL,
+                      "INSERT OR REPLACE INTO jobs(ino, gen, size, created_ns) "
+                      "VALUES (?1, ?2, ?3, ?4)",
+                      "iiii", (int64_t)a->ino, (int64_t)a->gen, (int64_t)a->size, now);
+        return r;
+}
+
+int index_stage(struct index *idx, uint64_t ino, uint64_t gen, uint64_t size, int64_t mtime_ns)
+{
+        struct staged_args a = { .ino = ino, .gen = gen, .size = size, .mtime_ns = mtime_ns };
+
+        return in_transaction(idx, do_stage, &a);
+}
+
+static int do_commit_upload(struct index *idx, void *ud)
+{
+        struct staged_args *a = ud;
+        int changes = 0, r;
+
+        /* only the content still staged: a newer generation may have replaced it */
+        r = q(idx, NULL, &changes,
+              "UPDATE inodes SET cid = ?3, size = ?4, state = ?5, staged = 0 "
+              "WHERE ino = ?1 AND staged = ?2",
+              "iibii", (int64_t)a->ino, (int64_t)a->gen, a->cid->bin, (size_t)a->cid->len,
+              (int64_t)a->size, (int64_t)INDEX_STATE_CLEAN);
+        if (r < 0)
+                return r;
+        a->applied = changes > 0;
+        return q(idx, NULL, NULL, "DELETE FROM jobs WHERE ino = ?1 AND gen = ?2", "ii",
+                 (int64_t)a->ino, (int64_t)a->gen);
+}
+
+int index_commit_upload(struct index *idx, uint64_t ino, uint64_t gen, const struct cid *cid,
+                        uint64_t size)
+{
+        struct staged_args a = { .ino = ino, .gen = gen, .size = size, .cid = cid };
+        int r;
+
+        r = in_transaction(idx, do_commit_upload, &a);
+        return r < 0 ? r : a.applied ? 1 : 0;
+}
+
+int index_jobs(struct index *idx, index_job_fn fn, void *userdata)
+{
+        struct index_job *jobs = NULL;
+        size_t n = 0, cap = 0;
+        sqlite3_stmt *st = NULL;
+        int rc, r = 0;
+
+        pthread_mutex_lock(&idx->lock);
+        rc = sqlite3_prepare_v2(idx->db, "SELECT ino, gen, size FROM jobs ORDER BY created_ns", -1,
+                                &st, NULL);
+        while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+                if (n == cap) {
+                        size_t c = cap ? cap * 2 : 16;
+                        struct index_job *p = reallocarray(jobs, c, sizeof(*p));
+
+                        if (!p) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        jobs = p;
+                        cap = c;
+                }
+                jobs[n++] = (struct index_job){
+                        .ino = (uint64_t)sqlite3_column_int64(st, 0),
+                        .gen = (uint64_t)sqlite3_column_int64(st, 1),
+                        .size = (uint64_t)sqlite3_column_int64(st, 2),
+                };
+        }
+        if (r == 0 && rc != SQLITE_DONE)
+                r = errno_from_sqlite(rc);
+        sqlite3_finalize(st);
+        pthread_mutex_unlock(&idx->lock);
+        for (size_t i = 0; r == 0 && i < n; i++)
+                r = fn(&jobs[i], userdata);
+        free(jobs);
+        return r;
 }

@@ -363,6 +363,50 @@ static void test_link_setattr_xattrs(void **state)
         assert_int_equal(index_xattr_get(f->idx, a1, "user.k", buf, sizeof(buf)), -ENODATA);
 }
 
+static int job_cb(const struct index_job *j, void *ud)
+{
+        struct index_job *out = ud;
+
+        out[out[0].size == 0 ? 0 : 1] = *j;
+        return 0;
+}
+
+static void test_stage__job_then_commit_only_the_current_generation(void **state)
+{
+        struct fixture *f = *state;
+        uint64_t ino = mk(f, INDEX_ROOT_INO, "w", S_IFREG | 0644);
+        struct index_job jobs[2] = { 0 };
+        struct index_attr a;
+        struct cid c1, c2;
+
+        assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, "one", 3, &c1), 0);
+        assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, "two!", 4, &c2), 0);
+        assert_int_equal(index_stage(f->idx, ino, 7, 3, 1000), 0);
+        assert_int_equal(index_getattr(f->idx, ino, &a), 0);
+        assert_int_equal(a.state, INDEX_STATE_DIRTY);
+        assert_int_equal(a.staged, 7);
+        assert_int_equal(a.size, 3);
+        assert_int_equal(a.mtime_ns, 1000);
+        /* closed again before the upload finished: generation 8 replaces the job */
+        assert_int_equal(index_stage(f->idx, ino, 8, 4, 2000), 0);
+        assert_int_equal(index_jobs(f->idx, job_cb, jobs), 0);
+        assert_int_equal(jobs[0].gen, 8);
+        assert_int_equal(jobs[1].size, 0); /* one job per inode */
+        /* generation 7's upload lands late: it changes nothing */
+        assert_int_equal(index_commit_upload(f->idx, ino, 7, &c1, 3), 0);
+        assert_int_equal(index_getattr(f->idx, ino, &a), 0);
+        assert_false(a.has_cid);
+        assert_int_equal(index_commit_upload(f->idx, ino, 8, &c2, 4), 1);
+        assert_int_equal(index_getattr(f->idx, ino, &a), 0);
+        assert_true(a.has_cid && cid_equal(&a.cid, &c2));
+        assert_int_equal(a.state, INDEX_STATE_CLEAN);
+        assert_int_equal(a.staged, 0);
+        memset(jobs, 0, sizeof(jobs));
+        assert_int_equal(index_jobs(f->idx, job_cb, jobs), 0);
+        assert_int_equal(jobs[0].ino, 0);
+        assert_int_equal(index_stage(f->idx, 9999, 1, 1, 1), -ENOENT);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -383,6 +427,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_rename__replace_move_and_refusals, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_link_setattr_xattrs, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_stage__job_then_commit_only_the_current_generation, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
