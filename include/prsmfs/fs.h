@@ -19,6 +19,19 @@ struct fs_stats {
         uint64_t reads, read_bytes, read_errors;
         uint64_t readahead_blocks; /* queued by readahead */
         uint64_t links, expansions, entries_skipped;
+        uint64_t uploads_committed;
+};
+
+/*
+ * The uploader as the fs sees it (the daemon adapts the upload module): submit queues the
+ * staged file at path as job id and calls fs_upload_done when it is pinned (or cancelled);
+ * cancel drops a job whose content was replaced. Without an uploader, closed files stay
+ * staged (readable, durable) until one is set.
+ */
+struct fs_uploader {
+        int (*submit)(void *ud, uint64_t id, uint64_t ino, const char *path);
+        void (*cancel)(void *ud, uint64_t id);
+        void *ud;
 };
 
 /* Borrows idx, cfg and store (which may be NULL: metadata only); all must outlive the fs.
@@ -31,6 +44,13 @@ void fs_set_session(struct fs *fs, struct fuse_session *se);
 void fs_get_stats(struct fs *fs, struct fs_stats *ret);
 /* Sets the store before the session serves (the daemon makes it after daemonizing). */
 void fs_set_store(struct fs *fs, struct store *store);
+/* Sets the uploader and re-submits the jobs the index holds (after a restart). */
+_wur_ int fs_set_uploader(struct fs *fs, const struct fs_uploader *up);
+/* Called by the uploader for job id (the staging generation) of ino: error 0 with the pinned
+ * root and size, or -ECANCELED. Commits the CID in the index if the content is still
+ * current, then frees the staging file. */
+void fs_upload_done(struct fs *fs, uint64_t id, uint64_t ino, int error, const struct cid *root,
+                    uint64_t size);
 
 /*
  * Links an existing CID at path (relative to the mount root, "a/b/name"; the parent must

@@ -21,6 +21,7 @@
 #define FS_SYMLINK_MAX  4095
 
 struct rfile;
+struct wfile;
 
 struct fs {
         struct index *idx;        /* borrowed */
@@ -32,11 +33,47 @@ struct fs {
 
         pthread_mutex_t expand_lock; /* one lazy directory expanded at a time */
 
-        pthread_mutex_t files_lock; /* guards files */
+        pthread_mutex_t files_lock; /* guards files, wfiles */
         struct rfile *files;        /* open files, shared by their handles */
+        struct wfile *wfiles;       /* files open for writing (or read while staged) */
+        pthread_cond_t commit_cond; /* an upload committed (files_lock) */
+
+        int staging_fd;        /* cache_dir/staging, -1 when writes are off */
+        uint64_t next_gen;     /* atomic: staging file generations */
+        struct fs_uploader up; /* how closed files reach the uploader */
 
         struct fs_stats st; /* atomics */
 };
+
+/* ---- writer.c ---- */
+/*
+ * A file open for writing, shared by all handles on its inode: a staging file (generation
+ * gen, cache_dir/staging/<ino>.<gen>) holding the written ranges, and a base (the old CID,
+ * or the previous generation's complete staging file) for the rest.
+ */
+_wur_ int fs_wfile_open(struct fs *fs, const struct index_attr *a, bool trunc, struct wfile **ret);
+/* The writer of ino if one is open (a new reference), else NULL. */
+struct wfile *fs_wfile_get(struct fs *fs, uint64_t ino);
+void fs_wfile_close(struct fs *fs, struct wfile *wf);
+_wur_ int fs_wfile_write(struct fs *fs, struct wfile *wf, const void *buf, size_t len,
+                         uint64_t off);
+/* Reads into buf (size bytes at most); returns the bytes read (short only at the end). */
+_wur_ ssize_t fs_wfile_read(struct fs *fs, struct wfile *wf, void *buf, size_t size, uint64_t off);
+_wur_ int fs_wfile_truncate(struct fs *fs, struct wfile *wf, uint64_t size);
+/* Makes what was written durable (staging data synced, job in the index) and hands the job
+ * to the uploader; what close() waits for. */
+_wur_ int fs_wfile_flush(struct fs *fs, struct wfile *wf);
+/* Size and mtime as the writer sees them. */
+void fs_wfile_attr(struct wfile *wf, struct index_attr *a);
+/* utimensat while open (cp -a sets times before close): the close keeps them. */
+void fs_wfile_set_mtime(struct wfile *wf, int64_t mtime_ns);
+/* Waits until the content staged as gen on ino is uploaded and pinned (or replaced). */
+_wur_ int fs_wait_committed(struct fs *fs, uint64_t ino, uint64_t gen, uint64_t deadline_ns);
+uint64_t fs_wfile_gen(struct wfile *wf);
+/* Re-submits the upload jobs found in the index; deletes staging files nobody owns. */
+_wur_ int fs_writer_start(struct fs *fs);
+/* Opens a staged file's content for reading: an fd the caller closes. */
+_wur_ int fs_staged_open(struct fs *fs, uint64_t ino, uint64_t gen);
 
 /* ---- tree.c ---- */
 /* Deadline for one metadata or data operation (the config's timeout from now). */

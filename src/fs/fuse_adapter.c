@@ -34,6 +34,25 @@
 #define XATTR_CID         "user.prsm.cid"
 #define XATTR_CONTROL     "user.prsm.control" /* root only: prsmctl finds the socket here */
 
+/* cache_dir/staging (0700), where written files wait for their upload; -1 if it cannot be
+ * made (then the mount is read-only for file contents). */
+static int open_staging(const struct config *cfg)
+{
+        char path[PATH_MAX];
+        int fd;
+
+        if ((size_t)snprintf(path, sizeof(path), "%s/staging", cfg->cache_dir) >= sizeof(path))
+                return -1;
+        if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+                log_error("cannot make %s: %m; files cannot be written", path);
+                return -1;
+        }
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                log_error("cannot open %s: %m; files cannot be written", path);
+        return fd;
+}
+
 int fs_new(struct index *idx, const struct config *cfg, struct store *store, struct fs **ret)
 {
         struct index_new_node ipfs = { .mode = S_IFDIR | 0555,
@@ -50,6 +69,8 @@ int fs_new(struct index *idx, const struct config *cfg, struct store *store, str
         fs->store = store;
         pthread_mutex_init(&fs->expand_lock, NULL);
         pthread_mutex_init(&fs->files_lock, NULL);
+        pthread_cond_init(&fs->commit_cond, NULL);
+        fs->staging_fd = open_staging(cfg);
         r = index_lookup(idx, INDEX_ROOT_INO, FS_IPFS_NAME, &a);
         if (r == -ENOENT)
                 r = index_mknode(idx, INDEX_ROOT_INO, FS_IPFS_NAME, &ipfs, &a);
@@ -62,6 +83,11 @@ int fs_new(struct index *idx, const struct config *cfg, struct store *store, str
         r = index_drop_orphans(idx, 0);
         if (r < 0)
                 log_warning("cannot drop unlinked inodes: %s", strerror(-r));
+        r = fs_writer_start(fs);
+        if (r < 0) {
+                fs_free(fs);
+                return r;
+        }
         *ret = fs;
         return 0;
 }
@@ -72,6 +98,9 @@ void fs_free(struct fs *fs)
                 return;
         pthread_mutex_destroy(&fs->expand_lock);
         pthread_mutex_destroy(&fs->files_lock);
+        pthread_cond_destroy(&fs->commit_cond);
+        if (fs->staging_fd >= 0)
+                close(fs->staging_fd);
         free(fs->control_path);
         free(fs);
 }
@@ -156,6 +185,34 @@ static double attr_timeout(const struct index_attr *a)
         return a->flags & INDEX_FLAG_RO ? FS_IMMUTABLE_S : FS_ATTR_TIMEOUT_S;
 }
 
+/*
+ * An open file: a reader of clean content (by CID), the staged content of a closed file
+ * whose upload is pending, or the inode's writer (shared by every handle on it, so that
+ * reads see writes whatever handle made them).
+ */
+struct handle {
+        struct rfile *rf;
+        struct wfile *wf;
+        int staged_fd;
+        bool writes;
+};
+
+static struct handle *handle_of(struct fuse_file_info *fi)
+{
+        return (struct handle *)(uintptr_t)fi->fh;
+}
+
+/* While a writer is open, size and mtime are the writer's (the index has the last close). */
+static void overlay_writer(struct fs *fs, struct index_attr *a)
+{
+        struct wfile *wf;
+
+        if (!S_ISREG(a->mode) || !(wf = fs_wfile_get(fs, a->ino)))
+                return;
+        fs_wfile_attr(wf, a);
+        fs_wfile_close(fs, wf);
+}
+
 static void attr_to_entry(const struct index_attr *a, struct fuse_entry_param *e)
 {
         *e = (struct fuse_entry_param){
@@ -187,6 +244,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         int r;
 
         r = fs_tree_lookup(fs, parent, name, &a);
+        if (r >= 0)
+                overlay_writer(fs, &a);
         if (r == -ENOENT) {
                 /* a negative entry the kernel may cache briefly */
                 e = (struct fuse_entry_param){ .ino = 0, .entry_timeout = FS_ATTR_TIMEOUT_S };
@@ -214,6 +273,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
                 reply_err(req, r);
                 return;
         }
+        overlay_writer(fs, &a);
         attr_to_stat(&a, &st);
         (void)fuse_reply_attr(req, &st, attr_timeout(&a));
 }
@@ -493,34 +553,6 @@ static int writable_dir(struct fs *fs, uint64_t ino)
         return fs_tree_expand(fs, &a);
 }
 
-/* Changes the write path does not make yet: EROFS inside .ipfs/, ENOSYS elsewhere. */
-static void deny_change(fuse_req_t req, fuse_ino_t ino)
-{
-        struct fs *fs = fuse_req_userdata(req);
-        struct index_attr a;
-        int r;
-
-        r = index_getattr(fs->idx, ino, &a);
-        reply_err(req, r < 0 ? r : a.flags & INDEX_FLAG_RO ? -EROFS : -ENOSYS);
-}
-
-static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-                      struct fuse_file_info *fi)
-{
-        (void)name;
-        (void)mode;
-        (void)fi;
-        deny_change(req, parent);
-}
-
-static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
-{
-        (void)name;
-        (void)mode;
-        (void)rdev;
-        deny_change(req, parent);
-}
-
 static void reply_entry(fuse_req_t req, int r, const struct index_attr *a)
 {
         struct fuse_entry_param e;
@@ -575,6 +607,12 @@ static bool is_open(struct fs *fs, uint64_t ino)
 {
         bool open = false;
 
+        struct wfile *wf = fs_wfile_get(fs, ino);
+
+        if (wf) {
+                fs_wfile_close(fs, wf);
+                return true;
+        }
         pthread_mutex_lock(&fs->files_lock);
         for (struct rfile *rf = fs->files; rf && !open; rf = fs_rfile_next(rf))
                 open = fs_rfile_ino(rf) == ino;
@@ -650,6 +688,30 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
         reply_err(req, r);
 }
 
+/* truncate(2)/ftruncate(2): through the inode's writer, made durable at once when no handle
+ * will flush it later. */
+static int truncate_file(struct fs *fs, const struct index_attr *a, struct fuse_file_info *fi,
+                         uint64_t size)
+{
+        struct handle *h = fi ? handle_of(fi) : NULL;
+        struct wfile *wf = NULL;
+        int r;
+
+        if (S_ISDIR(a->mode))
+                return -EISDIR;
+        if (!S_ISREG(a->mode))
+                return -EINVAL;
+        if (h && h->wf && h->writes)
+                return fs_wfile_truncate(fs, h->wf, size); /* its close will flush */
+        r = fs_wfile_open(fs, a, size == 0, &wf);
+        if (r >= 0)
+                r = fs_wfile_truncate(fs, wf, size);
+        if (r >= 0)
+                r = fs_wfile_flush(fs, wf);
+        fs_wfile_close(fs, wf);
+        return r;
+}
+
 static int64_t ts_to_ns(const struct timespec *ts)
 {
         return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
@@ -669,8 +731,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         r = index_getattr(fs->idx, ino, &a);
         if (r >= 0 && a.flags & INDEX_FLAG_RO)
                 r = -EROFS;
-        if (r >= 0 && to_set & FUSE_SET_ATTR_SIZE && (uint64_t)attr->st_size != a.size)
-                r = -ENOSYS; /* changing a file's bytes is the write path's */
+        if (r >= 0 && to_set & FUSE_SET_ATTR_SIZE)
+                r = truncate_file(fs, &a, fi, (uint64_t)attr->st_size);
         if (r < 0) {
                 reply_err(req, r);
                 return;
@@ -703,6 +765,15 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
                 reply_err(req, r);
                 return;
         }
+        if (s.set & INDEX_SET_MTIME && S_ISREG(a.mode)) {
+                struct wfile *wf = fs_wfile_get(fs, ino);
+
+                if (wf) {
+                        fs_wfile_set_mtime(wf, s.mtime_ns);
+                        fs_wfile_close(fs, wf);
+                }
+        }
+        overlay_writer(fs, &a);
         attr_to_stat(&a, &st);
         (void)fuse_reply_attr(req, &st, attr_timeout(&a));
 }
@@ -756,78 +827,155 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
         reply_err(req, r);
 }
 
+static void handle_free(struct fs *fs, struct handle *h)
+{
+        if (!h)
+                return;
+        fs_rfile_close(fs, h->rf);
+        fs_wfile_close(fs, h->wf);
+        if (h->staged_fd >= 0)
+                close(h->staged_fd);
+        free(h);
+}
+
+static int handle_open(struct fs *fs, const struct index_attr *a, int flags, bool created,
+                       struct handle **ret)
+{
+        bool writes = (flags & O_ACCMODE) != O_RDONLY || flags & O_TRUNC;
+        struct handle *h;
+        int r = 0;
+
+        if (S_ISDIR(a->mode))
+                return -EISDIR;
+        if (!S_ISREG(a->mode))
+                return -EINVAL;
+        if (writes && a->flags & INDEX_FLAG_RO)
+                return -EROFS;
+        h = calloc(1, sizeof(*h));
+        if (!h)
+                return -ENOMEM;
+        h->staged_fd = -1;
+        h->writes = writes;
+        if (writes)
+                r = fs_wfile_open(fs, a, created || flags & O_TRUNC, &h->wf);
+        else if ((h->wf = fs_wfile_get(fs, a->ino)))
+                r = 0; /* read what the writer has */
+        else if (a->staged) {
+                r = fs_staged_open(fs, a->ino, a->staged);
+                h->staged_fd = r;
+        } else
+                r = fs_rfile_open(fs, a, &h->rf);
+        if (r < 0) {
+                handle_free(fs, h);
+                return r;
+        }
+        *ret = h;
+        return 0;
+}
+
+static void reply_open(fuse_req_t req, struct fs *fs, const struct index_attr *a,
+                       struct fuse_file_info *fi, struct handle *h, bool created)
+{
+        int r;
+
+        fi->fh = (uintptr_t)h;
+        /* a CID's bytes never change: pages stay valid across opens */
+        fi->keep_cache = !h->wf && h->staged_fd < 0 && a->has_cid && a->state == INDEX_STATE_CLEAN;
+        if (created) {
+                struct fuse_entry_param e;
+
+                attr_to_entry(a, &e);
+                r = fuse_reply_create(req, &e, fi);
+        } else
+                r = fuse_reply_open(req, fi);
+        if (r < 0)
+                handle_free(fs, h); /* interrupted: no release will come */
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
         struct fs *fs = fuse_req_userdata(req);
-        struct rfile *rf = NULL;
+        struct handle *h = NULL;
         struct index_attr a;
         int r;
 
         r = index_getattr(fs->idx, ino, &a);
+        if (r >= 0)
+                r = handle_open(fs, &a, fi->flags, false, &h);
         if (r < 0) {
                 reply_err(req, r);
                 return;
         }
-        if (S_ISDIR(a.mode)) {
-                reply_err(req, -EISDIR);
-                return;
-        }
-        if (!S_ISREG(a.mode)) {
-                reply_err(req, -EINVAL);
-                return;
-        }
-        if ((fi->flags & O_ACCMODE) != O_RDONLY || fi->flags & O_TRUNC) {
-                reply_err(req, a.flags & INDEX_FLAG_RO ? -EROFS : -ENOSYS);
-                return;
-        }
-        r = fs_rfile_open(fs, &a, &rf);
+        reply_open(req, fs, &a, fi, h, false);
+}
+
+/* A new regular file owned by the caller, with the caller's umask. */
+static int make_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                     struct index_attr *ret)
+{
+        struct fs *fs = fuse_req_userdata(req);
+        const struct fuse_ctx *ctx = fuse_req_ctx(req);
+        struct index_new_node n = {
+                .mode = S_IFREG | (mode & ~ctx->umask & 07777),
+                .uid = ctx->uid,
+                .gid = ctx->gid,
+        };
+        int r;
+
+        r = strlen(name) > INDEX_NAME_MAX ? -ENAMETOOLONG : writable_dir(fs, parent);
+        if (r >= 0)
+                r = index_mknode(fs->idx, parent, name, &n, ret);
+        return r;
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi)
+{
+        struct fs *fs = fuse_req_userdata(req);
+        struct handle *h = NULL;
+        struct index_attr a;
+        int r;
+
+        r = make_file(req, parent, name, mode, &a);
+        if (r >= 0)
+                r = handle_open(fs, &a, fi->flags, true, &h);
         if (r < 0) {
                 reply_err(req, r);
                 return;
         }
-        fi->fh = (uintptr_t)rf;
-        /* a CID's bytes never change: pages stay valid across opens */
-        fi->keep_cache = a.has_cid && a.state == INDEX_STATE_CLEAN;
-        if (fuse_reply_open(req, fi) < 0)
-                fs_rfile_close(fs, rf); /* interrupted: no release will come */
+        reply_open(req, fs, &a, fi, h, true);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+        struct index_attr a;
+        int r;
+
+        (void)rdev;
+        /* regular files only: devices, fifos and sockets have no IPFS form */
+        r = S_ISREG(mode) ? make_file(req, parent, name, mode, &a) : -EPERM;
+        reply_entry(req, r, &a);
 }
 
 #define READ_MAX_IOV 1 /* libfuse copies several memory pieces into one buffer anyway */
 
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                    struct fuse_file_info *fi)
+static void reply_segs(fuse_req_t req, struct fs_seg *segs, size_t n)
 {
-        struct fs *fs = fuse_req_userdata(req);
-        struct rfile *rf = (struct rfile *)(uintptr_t)fi->fh;
-        struct fs_seg *segs = NULL;
-        size_t n = 0, total = 0;
+        size_t total = 0;
         char *buf;
-        int r;
 
-        (void)ino;
-        if (off < 0) {
-                reply_err(req, -EINVAL);
-                return;
-        }
-        r = fs_rfile_read(fs, rf, (uint64_t)off, size, &segs, &n);
-        if (r < 0) {
-                reply_err(req, r);
-                return;
-        }
         if (n <= READ_MAX_IOV) {
                 /* one piece of one block: sent from the block itself, no copy */
                 struct fuse_bufvec bv = FUSE_BUFVEC_INIT(n ? segs[0].len : 0);
 
                 bv.buf[0].mem = n ? (void *)segs[0].p : NULL;
                 (void)fuse_reply_data(req, &bv, FUSE_BUF_NO_SPLICE);
-                fs_segs_free(segs, n);
                 return;
         }
         for (size_t i = 0; i < n; i++)
                 total += segs[i].len;
         buf = malloc(total);
         if (!buf) {
-                fs_segs_free(segs, n);
                 reply_err(req, -ENOMEM);
                 return;
         }
@@ -836,18 +984,124 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                 memcpy(buf + total, segs[i].p, segs[i].len);
                 total += segs[i].len;
         }
-        fs_segs_free(segs, n);
         (void)fuse_reply_buf(req, buf, total);
         free(buf);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+        struct fs *fs = fuse_req_userdata(req);
+        struct handle *h = handle_of(fi);
+        struct fs_seg *segs = NULL;
+        size_t n = 0;
+        ssize_t got;
+        char *buf;
+        int r;
+
+        (void)ino;
+        if (off < 0) {
+                reply_err(req, -EINVAL);
+                return;
+        }
+        if (h->rf) {
+                r = fs_rfile_read(fs, h->rf, (uint64_t)off, size, &segs, &n);
+                if (r < 0)
+                        reply_err(req, r);
+                else
+                        reply_segs(req, segs, n);
+                fs_segs_free(segs, n);
+                return;
+        }
+        buf = malloc(size ? size : 1);
+        if (!buf) {
+                reply_err(req, -ENOMEM);
+                return;
+        }
+        if (h->wf)
+                got = fs_wfile_read(fs, h->wf, buf, size, (uint64_t)off);
+        else {
+                got = pread(h->staged_fd, buf, size, off);
+                if (got < 0)
+                        got = -errno;
+        }
+        if (got < 0)
+                reply_err(req, (int)got);
+        else
+                (void)fuse_reply_buf(req, buf, (size_t)got);
+        free(buf);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+        struct fs *fs = fuse_req_userdata(req);
+        struct handle *h = handle_of(fi);
+        int r;
+
+        (void)ino;
+        r = off < 0                ? -EINVAL
+            : !h->wf || !h->writes ? -EBADF
+                                   : fs_wfile_write(fs, h->wf, buf, size, (uint64_t)off);
+        if (r < 0)
+                reply_err(req, r);
+        else
+                (void)fuse_reply_write(req, size);
+}
+
+/* How long fsync (or a synchronous close) may wait for an upload and its pins. */
+static uint64_t upload_deadline(const struct fs *fs)
+{
+        return net_now_ns() + MAX(fs->cfg->timeout_ms * 10, 600000ull) * 1000000ull;
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+        struct fs *fs = fuse_req_userdata(req);
+        struct handle *h = handle_of(fi);
+        int r = 0;
+
+        /* close() gets this error: the last chance to report one (lessons.md) */
+        if (h->wf && h->writes) {
+                r = fs_wfile_flush(fs, h->wf);
+                if (r >= 0 && fs->cfg->sync_upload)
+                        r = fs_wait_committed(fs, ino, fs_wfile_gen(h->wf), upload_deadline(fs));
+        }
+        reply_err(req, r);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+        struct fs *fs = fuse_req_userdata(req);
+        struct handle *h = handle_of(fi);
+        struct index_attr a;
+        int r = 0;
+
+        (void)datasync;
+        if (h->wf && h->writes)
+                r = fs_wfile_flush(fs, h->wf);
+        /* returns once the content is uploaded and pinned */
+        if (r >= 0)
+                r = index_getattr(fs->idx, ino, &a);
+        if (r >= 0 && a.staged)
+                r = fs_wait_committed(fs, ino, a.staged, upload_deadline(fs));
+        reply_err(req, r);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
         struct fs *fs = fuse_req_userdata(req);
-
+        struct handle *h = handle_of(fi);
         struct index_attr a;
+        int r;
 
-        fs_rfile_close(fs, (struct rfile *)(uintptr_t)fi->fh);
+        if (h->wf && h->writes) {
+                r = fs_wfile_flush(fs, h->wf); /* normally flush did it already */
+                if (r < 0)
+                        log_error("inode %" PRIu64 ": changes not kept at release: %s",
+                                  (uint64_t)ino, strerror(-r));
+        }
+        handle_free(fs, h);
         if (index_getattr(fs->idx, ino, &a) >= 0)
                 drop_if_orphan(fs, &a); /* unlinked while open: its last handle is gone */
         (void)fuse_reply_err(req, 0);
@@ -957,6 +1211,9 @@ static const struct fuse_lowlevel_ops ops = {
         .mkdir = op_mkdir,
         .open = op_open,
         .read = op_read,
+        .write = op_write,
+        .flush = op_flush,
+        .fsync = op_fsync,
         .release = op_release,
         .create = op_create,
         .mknod = op_mknod,

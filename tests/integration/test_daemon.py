@@ -64,7 +64,7 @@ def test_prsmctl__status_and_check__answered_by_daemon(mount_factory):
                        text=True, timeout=20)
     assert r.returncode == 0, r.stderr
     st = json.loads(r.stdout)
-    assert st["ok"] is True and st["mountpoint"] == m.mountpoint and st["inodes"] == 2
+    assert st["ok"] is True and st["mountpoint"] == m.mountpoint and st["inodes"] == 3  # root, .ipfs, sub
     r = subprocess.run([tool_binary("prsmctl"), "check", m.mountpoint], capture_output=True,
                        text=True, timeout=20)
     assert r.returncode == 0 and json.loads(r.stdout)["index"] == "ok", r.stderr

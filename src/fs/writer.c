@@ -1,0 +1,756 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Writers. Opening a file for writing makes a staging file, cache_dir/staging/<ino>.<gen>,
+ * that receives the writes; nothing is downloaded up front. The ranges not written yet come
+ * from the file's base, the old CID (through the reader) or the previous generation's
+ * complete staging file, on demand: when read, and at flush, where the gaps are filled so
+ * that the staging file holds the whole content. Written ranges are kept as a sorted list of
+ * extents.
+ *
+ * flush (close) makes the content durable: the staging data is fdatasync'ed, then one index
+ * transaction records the inode's size, mtime, state DIRTY, staged = gen and an upload job;
+ * then the job goes to the uploader and close returns (write-back). A write after a flush
+ * starts a new generation whose base is the flushed one, so the uploader never reads a file
+ * that still changes, and a stale upload never commits (index_commit_upload checks the
+ * generation). When the upload of the current generation is pinned, the index switches the
+ * inode to the new CID and the staging file goes.
+ *
+ * Crash: a closed file's staging data and job are in the index: the uploader resumes them
+ * at start. A file never closed keeps its last closed content; its staging file is deleted
+ * at start (fs_writer_start).
+ *
+ * Lock order: fs->files_lock, then wf->lock. Network I/O (reading an old CID's ranges) runs
+ * under wf->lock only, never under files_lock.
+ */
+#define LOG_MODULE "fs"
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "prsmfs/log.h"
+
+#include "fs_internal.h"
+
+struct extent {
+        uint64_t start, end;
+};
+
+enum base_kind {
+        BASE_NONE,   /* nothing under the written ranges: zeros */
+        BASE_CID,    /* the old content by CID, through the reader */
+        BASE_STAGED, /* the previous generation's complete staging file */
+};
+
+struct wfile {
+        uint64_t ino;
+        unsigned refs;      /* fs->files_lock */
+        struct wfile *next; /* fs->files_lock */
+
+        pthread_mutex_t lock;
+        int fd; /* staging file of gen */
+        uint64_t gen;
+        uint64_t size;
+        int64_t mtime_ns;
+        bool dirty;     /* written since the last flush */
+        bool submitted; /* gen was flushed: the next write starts a new generation */
+        enum base_kind base;
+        struct rfile *base_rf; /* BASE_CID */
+        int base_fd;           /* BASE_STAGED */
+        uint64_t base_gen;     /* BASE_STAGED */
+        uint64_t base_size;    /* base bytes beyond this are not part of the file */
+        struct extent *ext;    /* written ranges: sorted, disjoint, not touching */
+        size_t n_ext, cap_ext;
+};
+
+static int64_t now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void staging_name(uint64_t ino, uint64_t gen, char *buf, size_t size)
+{
+        (void)snprintf(buf, size, "%" PRIu64 ".%" PRIu64, ino, gen);
+}
+
+static void staging_unlink(struct fs *fs, uint64_t ino, uint64_t gen)
+{
+        char name[64];
+
+        staging_name(ino, gen, name, sizeof(name));
+        if (unlinkat(fs->staging_fd, name, 0) < 0 && errno != ENOENT)
+                log_warning("cannot remove staging file %s: %m", name);
+}
+
+int fs_staged_open(struct fs *fs, uint64_t ino, uint64_t gen)
+{
+        char name[64];
+        int fd;
+
+        if (fs->staging_fd < 0)
+                return -EIO;
+        staging_name(ino, gen, name, sizeof(name));
+        fd = openat(fs->staging_fd, name, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+                log_error("staged content of inode %" PRIu64 " is missing (%s): %m", ino, name);
+                return -EIO;
+        }
+        return fd;
+}
+
+/* ---- extents ---- */
+
+/* Adds [start, end), merging with neighbours. */
+static int ext_add(struct wfile *wf, uint64_t start, uint64_t end)
+{
+        size_t i = 0, j;
+
+        if (start >= end)
+                return 0;
+        while (i < wf->n_ext && wf->ext[i].end < start)
+                i++;
+        /* i: first extent that ends at or after start; merge all that touch [start, end) */
+        j = i;
+        while (j < wf->n_ext && wf->ext[j].start <= end) {
+                start = MIN(start, wf->ext[j].start);
+                end = MAX(end, wf->ext[j].end);
+                j++;
+        }
+        if (j == i) {
+                if (wf->n_ext == wf->cap_ext) {
+                        size_t cap = wf->cap_ext ? wf->cap_ext * 2 : 8;
+                        struct extent *p = reallocarray(wf->ext, cap, sizeof(*p));
+
+                        if (!p)
+                                return -ENOMEM;
+                        wf->ext = p;
+                        wf->cap_ext = cap;
+                }
+                memmove(&wf->ext[i + 1], &wf->ext[i], (wf->n_ext - i) * sizeof(*wf->ext));
+                wf->n_ext++;
+        } else if (j > i + 1) {
+                memmove(&wf->ext[i + 1], &wf->ext[j], (wf->n_ext - j) * sizeof(*wf->ext));
+                wf->n_ext -= j - i - 1;
+        }
+        wf->ext[i] = (struct extent){ start, end };
+        return 0;
+}
+
+/* Forgets everything at or past size. */
+static void ext_cut(struct wfile *wf, uint64_t size)
+{
+        while (wf->n_ext > 0 && wf->ext[wf->n_ext - 1].start >= size)
+                wf->n_ext--;
+        if (wf->n_ext > 0 && wf->ext[wf->n_ext - 1].end > size)
+                wf->ext[wf->n_ext - 1].end = size;
+}
+
+/* How many bytes from pos on are written (> 0) or not (< 0, negated), up to limit. */
+static int64_t ext_run(const struct wfile *wf, uint64_t pos, uint64_t limit)
+{
+        for (size_t i = 0; i < wf->n_ext; i++) {
+                if (wf->ext[i].end <= pos)
+                        continue;
+                if (wf->ext[i].start <= pos)
+                        return (int64_t)(MIN(wf->ext[i].end, limit) - pos);
+                return -(int64_t)(MIN(wf->ext[i].start, limit) - pos);
+        }
+        return -(int64_t)(limit - pos);
+}
+
+/* ---- base ---- */
+
+static void base_drop(struct wfile *wf, struct fs *fs)
+{
+        if (wf->base == BASE_CID)
+                fs_rfile_close(fs, wf->base_rf);
+        if (wf->base == BASE_STAGED && wf->base_fd >= 0)
+                close(wf->base_fd);
+        wf->base = BASE_NONE;
+        wf->base_rf = NULL;
+        wf->base_fd = -1;
+        wf->base_size = 0;
+}
+
+static int pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+        size_t done = 0;
+
+        while (done < len) {
+                ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return -EIO; /* a staging file shorter than its content */
+                done += (size_t)n;
+        }
+        return 0;
+}
+
+static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+        size_t done = 0;
+
+        while (done < len) {
+                ssize_t n = pwrite(fd, (const char *)buf + done, len - done, (off_t)(off + done));
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                done += (size_t)n;
+        }
+        return 0;
+}
+
+/* Reads len base bytes at off (within base_size) into buf. Under wf->lock. */
+static int base_read(struct fs *fs, struct wfile *wf, void *buf, size_t len, uint64_t off)
+{
+        struct fs_seg *segs = NULL;
+        size_t n = 0, got = 0;
+        int r;
+
+        if (wf->base == BASE_STAGED)
+                return pread_all(wf->base_fd, buf, len, off);
+        if (wf->base != BASE_CID) {
+                memset(buf, 0, len);
+                return 0;
+        }
+        r = fs_rfile_read(fs, wf->base_rf, off, len, &segs, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                memcpy((char *)buf + got, segs[i].p, segs[i].len);
+                got += segs[i].len;
+        }
+        fs_segs_free(segs, n);
+        return got == len ? 0 : -EIO;
+}
+
+/* ---- open and close ---- */
+
+static void wfile_free(struct fs *fs, struct wfile *wf)
+{
+        base_drop(wf, fs);
+        if (wf->fd >= 0)
+                close(wf->fd);
+        free(wf->ext);
+        pthread_mutex_destroy(&wf->lock);
+        free(wf);
+}
+
+/* A new, empty staging file generation for wf. */
+static int new_generation(struct fs *fs, struct wfile *wf)
+{
+        char name[64];
+        int fd;
+
+        wf->gen = __atomic_add_fetch(&fs->next_gen, 1, __ATOMIC_RELAXED);
+        staging_name(wf->ino, wf->gen, name, sizeof(name));
+        fd = openat(fs->staging_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return -errno;
+        if (ftruncate(fd, (off_t)wf->size) < 0) {
+                int r = -errno;
+
+                close(fd);
+                (void)unlinkat(fs->staging_fd, name, 0);
+                return r;
+        }
+        wf->fd = fd;
+        return 0;
+}
+
+static int wfile_new(struct fs *fs, const struct index_attr *a, bool trunc, struct wfile **ret)
+{
+        struct wfile *wf;
+        int r;
+
+        if (fs->staging_fd < 0)
+                return -EROFS;
+        wf = calloc(1, sizeof(*wf));
+        if (!wf)
+                return -ENOMEM;
+        pthread_mutex_init(&wf->lock, NULL);
+        wf->ino = a->ino;
+        wf->refs = 1;
+        wf->fd = wf->base_fd = -1;
+        wf->size = trunc ? 0 : a->size;
+        wf->mtime_ns = a->mtime_ns;
+        wf->dirty = trunc; /* O_TRUNC (or a new file) is a change by itself */
+        if (!trunc && a->size > 0) {
+                if (a->staged) {
+                        r = fs_staged_open(fs, a->ino, a->staged);
+                        if (r < 0)
+                                goto fail;
+                        wf->base = BASE_STAGED;
+                        wf->base_fd = r;
+                        wf->base_gen = a->staged;
+                } else if (a->has_cid) {
+                        r = fs_rfile_open(fs, a, &wf->base_rf);
+                        if (r < 0)
+                                goto fail;
+                        wf->base = BASE_CID;
+                }
+                wf->base_size = a->size;
+        }
+        r = new_generation(fs, wf);
+        if (r < 0)
+                goto fail;
+        *ret = wf;
+        return 0;
+fail:
+        wfile_free(fs, wf);
+        return r;
+}
+
+struct wfile *fs_wfile_get(struct fs *fs, uint64_t ino)
+{
+        struct wfile *wf;
+
+        pthread_mutex_lock(&fs->files_lock);
+        for (wf = fs->wfiles; wf; wf = wf->next)
+                if (wf->ino == ino) {
+                        wf->refs++;
+                        break;
+                }
+        pthread_mutex_unlock(&fs->files_lock);
+        return wf;
+}
+
+int fs_wfile_open(struct fs *fs, const struct index_attr *a, bool trunc, struct wfile **ret)
+{
+        struct wfile *wf, *mine = NULL;
+        int r;
+
+        wf = fs_wfile_get(fs, a->ino);
+        if (!wf) {
+                r = wfile_new(fs, a, trunc, &mine); /* may read the old root: no files_lock */
+                if (r < 0)
+                        return r;
+                pthread_mutex_lock(&fs->files_lock);
+                for (wf = fs->wfiles; wf; wf = wf->next)
+                        if (wf->ino == a->ino) {
+                                wf->refs++; /* another open won the race */
+                                break;
+                        }
+                if (!wf) {
+                        wf = mine;
+                        mine = NULL;
+                        wf->next = fs->wfiles;
+                        fs->wfiles = wf;
+                        trunc = false; /* done by wfile_new */
+                }
+                pthread_mutex_unlock(&fs->files_lock);
+                if (mine) {
+                        staging_unlink(fs, mine->ino, mine->gen);
+                        wfile_free(fs, mine);
+                }
+        }
+        if (trunc) {
+                r = fs_wfile_truncate(fs, wf, 0);
+                if (r < 0) {
+                        fs_wfile_close(fs, wf);
+                        return r;
+                }
+        }
+        *ret = wf;
+        return 0;
+}
+
+void fs_wfile_close(struct fs *fs, struct wfile *wf)
+{
+        struct wfile **pp;
+        struct index_attr a;
+
+        if (!wf)
+                return;
+        pthread_mutex_lock(&fs->files_lock);
+        if (--wf->refs > 0) {
+                pthread_mutex_unlock(&fs->files_lock);
+                return;
+        }
+        for (pp = &fs->wfiles; *pp; pp = &(*pp)->next)
+                if (*pp == wf) {
+                        *pp = wf->next;
+                        break;
+                }
+        pthread_mutex_unlock(&fs->files_lock);
+        /* a generation never flushed is nobody's; a base generation whose upload landed or
+         * was replaced meanwhile is nobody's either */
+        if (!wf->submitted)
+                staging_unlink(fs, wf->ino, wf->gen);
+        if (wf->base == BASE_STAGED &&
+            (index_getattr(fs->idx, wf->ino, &a) < 0 || a.staged != wf->base_gen))
+                staging_unlink(fs, wf->ino, wf->base_gen);
+        wfile_free(fs, wf);
+}
+
+uint64_t fs_wfile_gen(struct wfile *wf)
+{
+        uint64_t gen;
+
+        pthread_mutex_lock(&wf->lock);
+        gen = wf->gen;
+        pthread_mutex_unlock(&wf->lock);
+        return gen;
+}
+
+void fs_wfile_attr(struct wfile *wf, struct index_attr *a)
+{
+        pthread_mutex_lock(&wf->lock);
+        a->size = wf->size;
+        a->mtime_ns = wf->mtime_ns;
+        pthread_mutex_unlock(&wf->lock);
+}
+
+void fs_wfile_set_mtime(struct wfile *wf, int64_t mtime_ns)
+{
+        pthread_mutex_lock(&wf->lock);
+        wf->mtime_ns = mtime_ns;
+        pthread_mutex_unlock(&wf->lock);
+}
+
+/* ---- reads and writes ---- */
+
+/* After a flush, the next change goes to a new generation whose base is the flushed one. */
+static int ensure_writable(struct fs *fs, struct wfile *wf)
+{
+        int fd, r;
+
+        if (!wf->submitted)
+                return 0;
+        fd = fs_staged_open(fs, wf->ino, wf->gen);
+        if (fd < 0)
+                return fd;
+        base_drop(wf, fs);
+        close(wf->fd);
+        wf->fd = -1;
+        wf->base = BASE_STAGED;
+        wf->base_fd = fd;
+        wf->base_gen = wf->gen;
+        wf->base_size = wf->size;
+        wf->n_ext = 0;
+        wf->submitted = false;
+        r = new_generation(fs, wf);
+        if (r < 0)
+                log_error("cannot start a new staging generation for inode %" PRIu64 ": %s",
+                          wf->ino, strerror(-r));
+        return r;
+}
+
+int fs_wfile_write(struct fs *fs, struct wfile *wf, const void *buf, size_t len, uint64_t off)
+{
+        uint64_t limit = fs->cfg->max_model_size_mb * 1024 * 1024;
+        int r;
+
+        if (len == 0)
+                return 0;
+        if (off > UINT64_MAX - len || (limit && off + len > limit))
+                return -EFBIG;
+        pthread_mutex_lock(&wf->lock);
+        r = ensure_writable(fs, wf);
+        if (r >= 0)
+                r = pwrite_all(wf->fd, buf, len, off);
+        if (r >= 0)
+                r = ext_add(wf, off, off + len);
+        if (r >= 0) {
+                wf->size = MAX(wf->size, off + len);
+                wf->mtime_ns = now_ns();
+                wf->dirty = true;
+        }
+        pthread_mutex_unlock(&wf->lock);
+        return r;
+}
+
+ssize_t fs_wfile_read(struct fs *fs, struct wfile *wf, void *buf, size_t size, uint64_t off)
+{
+        uint64_t end, pos;
+        int r = 0;
+
+        pthread_mutex_lock(&wf->lock);
+        end = off >= wf->size ? off : MIN(wf->size, off + size);
+        for (pos = off; pos < end && r >= 0;) {
+                int64_t run = ext_run(wf, pos, end);
+                uint64_t n = run > 0 ? (uint64_t)run : (uint64_t)-run;
+                char *dst = (char *)buf + (pos - off);
+
+                if (run > 0)
+                        r = pread_all(wf->fd, dst, n, pos);
+                else if (pos >= wf->base_size)
+                        memset(dst, 0, n); /* grown by truncate or a write past the end */
+                else {
+                        uint64_t from_base = MIN(n, wf->base_size - pos);
+
+                        r = base_read(fs, wf, dst, from_base, pos);
+                        memset(dst + from_base, 0, n - from_base);
+                }
+                pos += n;
+        }
+        pthread_mutex_unlock(&wf->lock);
+        return r < 0 ? r : (ssize_t)(end - off);
+}
+
+int fs_wfile_truncate(struct fs *fs, struct wfile *wf, uint64_t size)
+{
+        uint64_t limit = fs->cfg->max_model_size_mb * 1024 * 1024;
+        int r;
+
+        if (limit && size > limit)
+                return -EFBIG;
+        pthread_mutex_lock(&wf->lock);
+        r = ensure_writable(fs, wf);
+        if (r >= 0 && ftruncate(wf->fd, (off_t)size) < 0)
+                r = -errno;
+        if (r >= 0) {
+                if (size < wf->size) {
+                        ext_cut(wf, size);
+                        wf->base_size = MIN(wf->base_size, size);
+                } else
+                        r = ext_add(wf, wf->size, size); /* zeros, not old bytes */
+        }
+        if (r >= 0) {
+                wf->size = size;
+                wf->mtime_ns = now_ns();
+                wf->dirty = true;
+        }
+        pthread_mutex_unlock(&wf->lock);
+        return r;
+}
+
+/* ---- flush and upload ---- */
+
+/* Copies the base into every gap of the staging file. Under wf->lock. */
+static int fill_gaps(struct fs *fs, struct wfile *wf)
+{
+        uint64_t end = MIN(wf->size, wf->base_size), pos = 0;
+        size_t chunk = 1024 * 1024;
+        char *buf = NULL;
+        int r = 0;
+
+        while (pos < end && r >= 0) {
+                int64_t run = ext_run(wf, pos, end);
+                uint64_t n = run > 0 ? (uint64_t)run : (uint64_t)-run;
+
+                if (run < 0) {
+                        if (!buf && !(buf = malloc(chunk)))
+                                return -ENOMEM;
+                        for (uint64_t done = 0; done < n && r >= 0;) {
+                                size_t k = (size_t)MIN((uint64_t)chunk, n - done);
+
+                                r = base_read(fs, wf, buf, k, pos + done);
+                                if (r >= 0)
+                                        r = pwrite_all(wf->fd, buf, k, pos + done);
+                                done += k;
+                        }
+                }
+                pos += n;
+        }
+        free(buf);
+        if (r >= 0) {
+                wf->n_ext = 0;
+                r = ext_add(wf, 0, wf->size);
+        }
+        return r;
+}
+
+int fs_wfile_flush(struct fs *fs, struct wfile *wf)
+{
+        uint64_t old_base = 0, gen;
+        char path[PATH_MAX], name[64];
+        int r;
+
+        pthread_mutex_lock(&wf->lock);
+        if (!wf->dirty) {
+                pthread_mutex_unlock(&wf->lock);
+                return 0;
+        }
+        r = fill_gaps(fs, wf);
+        if (r >= 0 && fdatasync(wf->fd) < 0)
+                r = -errno;
+        if (r >= 0)
+                r = index_stage(fs->idx, wf->ino, wf->gen, wf->size, wf->mtime_ns);
+        if (r < 0) {
+                pthread_mutex_unlock(&wf->lock);
+                log_error("cannot stage inode %" PRIu64 ": %s", wf->ino, strerror(-r));
+                return r;
+        }
+        if (wf->base == BASE_STAGED)
+                old_base = wf->base_gen; /* replaced: its upload is moot */
+        base_drop(wf, fs);
+        wf->dirty = false;
+        wf->submitted = true;
+        gen = wf->gen;
+        pthread_mutex_unlock(&wf->lock);
+
+        if (old_base) {
+                if (fs->up.cancel)
+                        fs->up.cancel(fs->up.ud, old_base);
+                staging_unlink(fs, wf->ino, old_base);
+        }
+        staging_name(wf->ino, gen, name, sizeof(name));
+        (void)snprintf(path, sizeof(path), "%s/staging/%s", fs->cfg->cache_dir, name);
+        if (fs->up.submit) {
+                r = fs->up.submit(fs->up.ud, gen, wf->ino, path);
+                if (r < 0) /* durable anyway: the job is resumed at the next start */
+                        log_error("cannot queue the upload of inode %" PRIu64 ": %s", wf->ino,
+                                  strerror(-r));
+        }
+        return 0;
+}
+
+void fs_upload_done(struct fs *fs, uint64_t id, uint64_t ino, int error, const struct cid *root,
+                    uint64_t size)
+{
+        bool in_use = false;
+        int r;
+
+        if (error < 0)
+                return; /* cancelled: the job stays in the index if it is still owed */
+        r = index_commit_upload(fs->idx, ino, id, root, size);
+        if (r < 0) {
+                log_error("cannot commit the upload of inode %" PRIu64 ": %s", ino, strerror(-r));
+                return;
+        }
+        pthread_mutex_lock(&fs->files_lock);
+        for (struct wfile *wf = fs->wfiles; wf && !in_use; wf = wf->next)
+                if (wf->ino == ino) {
+                        pthread_mutex_lock(&wf->lock);
+                        in_use = (wf->base == BASE_STAGED && wf->base_gen == id) || wf->gen == id;
+                        pthread_mutex_unlock(&wf->lock);
+                }
+        pthread_cond_broadcast(&fs->commit_cond);
+        pthread_mutex_unlock(&fs->files_lock);
+        if (!in_use)
+                staging_unlink(fs, ino, id);
+        __atomic_add_fetch(&fs->st.uploads_committed, 1, __ATOMIC_RELAXED);
+}
+
+int fs_wait_committed(struct fs *fs, uint64_t ino, uint64_t gen, uint64_t deadline_ns)
+{
+        struct index_attr a;
+        int r;
+
+        pthread_mutex_lock(&fs->files_lock);
+        for (;;) {
+                struct timespec ts;
+                uint64_t now = net_now_ns(), wait;
+
+                r = index_getattr(fs->idx, ino, &a);
+                if (r < 0 || a.staged != gen)
+                        break; /* committed, or replaced by newer content */
+                if (now >= deadline_ns) {
+                        r = -ETIMEDOUT;
+                        break;
+                }
+                wait = MIN(deadline_ns - now, 100000000ull); /* re-check every 100 ms */
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += (long)wait;
+                ts.tv_sec += ts.tv_nsec / 1000000000;
+                ts.tv_nsec %= 1000000000;
+                (void)pthread_cond_timedwait(&fs->commit_cond, &fs->files_lock, &ts);
+        }
+        pthread_mutex_unlock(&fs->files_lock);
+        return r < 0 ? r : 0;
+}
+
+struct resume {
+        struct fs *fs;
+        unsigned n;
+};
+
+static int resume_job(const struct index_job *j, void *userdata)
+{
+        struct resume *rs = userdata;
+        char path[PATH_MAX], name[64];
+        int r;
+
+        if (!rs->fs->up.submit)
+                return 0;
+        staging_name(j->ino, j->gen, name, sizeof(name));
+        (void)snprintf(path, sizeof(path), "%s/staging/%s", rs->fs->cfg->cache_dir, name);
+        r = rs->fs->up.submit(rs->fs->up.ud, j->gen, j->ino, path);
+        if (r < 0)
+                log_error("cannot resume the upload of inode %" PRIu64 ": %s", j->ino,
+                          strerror(-r));
+        else
+                rs->n++;
+        return 0;
+}
+
+/* Deletes staging files that no inode's staged content names (writers that never closed). */
+static void sweep_staging(struct fs *fs)
+{
+        struct dirent *de;
+        DIR *d;
+        int fd;
+
+        fd = openat(fs->staging_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        d = fd >= 0 ? fdopendir(fd) : NULL;
+        if (!d) {
+                if (fd >= 0)
+                        close(fd);
+                return;
+        }
+        while ((de = readdir(d))) {
+                uint64_t ino, gen;
+                struct index_attr a;
+                char tail;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                if (sscanf(de->d_name, "%" SCNu64 ".%" SCNu64 "%c", &ino, &gen, &tail) != 2 ||
+                    index_getattr(fs->idx, ino, &a) < 0 || a.staged != gen) {
+                        log_info("removing staging file %s of a file never closed", de->d_name);
+                        (void)unlinkat(fs->staging_fd, de->d_name, 0);
+                }
+        }
+        closedir(d);
+}
+
+static int max_gen(const struct index_job *j, void *userdata)
+{
+        uint64_t *max = userdata;
+
+        *max = MAX(*max, j->gen);
+        return 0;
+}
+
+int fs_writer_start(struct fs *fs)
+{
+        uint64_t max = 0;
+        int r;
+
+        if (fs->staging_fd < 0)
+                return 0;
+        sweep_staging(fs);
+        r = index_jobs(fs->idx, max_gen, &max);
+        if (r < 0)
+                return r;
+        /* generations stay unique across restarts: above every staged one and the clock */
+        fs->next_gen = MAX(max, (uint64_t)now_ns());
+        return 0;
+}
+
+int fs_set_uploader(struct fs *fs, const struct fs_uploader *up)
+{
+        struct resume rs = { .fs = fs };
+        int r;
+
+        fs->up = *up;
+        r = index_jobs(fs->idx, resume_job, &rs);
+        if (rs.n)
+                log_info("resumed %u uploads", rs.n);
+        return r;
+}

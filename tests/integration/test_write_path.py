@@ -1,0 +1,235 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The write path on real mounts: files created, written, truncated, renamed and read back
+through the tools admins use (cp -a, rsync -a, tar x, shell redirections, git), durable at
+close (kept across a restart and a kill -9), with size limits and read-your-writes."""
+import errno
+import hashlib
+import os
+import random
+import shutil
+import signal
+import subprocess
+
+import pytest
+from mount import tool_binary
+
+MiB = 1 << 20
+
+
+def cfg(node, **extra):
+    c = {"rpc_nodes": [node.api_url], "gateway_nodes": [], "timeout": 30}
+    c.update(extra)
+    return c
+
+
+def tree_digest(top):
+    """{relative path: (kind, mode, mtime_ns or None, sha256 or target)} not following links."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            rel = os.path.relpath(p, top)
+            if os.path.islink(p):
+                out[rel] = ("l", os.readlink(p))
+            elif os.path.isdir(p):
+                out[rel] = ("d", st.st_mode & 0o7777)
+            else:
+                with open(p, "rb") as f:
+                    out[rel] = ("f", st.st_mode & 0o7777, st.st_mtime_ns,
+                                hashlib.sha256(f.read()).hexdigest())
+    return out
+
+
+def make_src(top, n_small=200, seed=3):
+    rnd = random.Random(seed)
+    os.makedirs(os.path.join(top, "a", "b"))
+    os.makedirs(os.path.join(top, "empty"))
+    for i in range(n_small):
+        d = os.path.join(top, "a" if i % 3 else "a/b")
+        with open(os.path.join(d, "f%04d" % i), "wb") as f:
+            f.write(rnd.randbytes(rnd.randrange(0, 9000)))
+        os.chmod(os.path.join(d, "f%04d" % i), rnd.choice([0o644, 0o600, 0o755]))
+    with open(os.path.join(top, "big.bin"), "wb") as f:
+        f.write(rnd.randbytes(5 * MiB + 77))
+    os.symlink("a/f0001", os.path.join(top, "link"))
+    os.link(os.path.join(top, "a", "f0001"), os.path.join(top, "hard"))
+
+
+@pytest.mark.timeout(600)
+def test_rsync_cp_tar_into_mount__same_tree_kept_across_restart(ipfs_node, mount_factory,
+                                                                  tmp_path):
+    src = str(tmp_path / "src")
+    make_src(src)
+    m = mount_factory(config=cfg(ipfs_node))
+    subprocess.run(["rsync", "-aH", src + "/", m.path("rs") + "/"], check=True)
+    dry = subprocess.run(["rsync", "-aH", "--checksum", "--dry-run", "--itemize-changes",
+                          src + "/", m.path("rs") + "/"], capture_output=True, text=True,
+                         check=True)
+    assert dry.stdout.strip() == "", dry.stdout
+    assert tree_digest(m.path("rs")) == tree_digest(src)
+    assert os.stat(m.path("rs", "hard")).st_ino == os.stat(m.path("rs", "a", "f0001")).st_ino
+    subprocess.run(["cp", "-a", src, m.path("cp")], check=True)
+    assert tree_digest(m.path("cp")) == tree_digest(src)
+    tar = subprocess.run(["tar", "-C", src, "-cf", "-", "."], capture_output=True, check=True)
+    os.mkdir(m.path("tar"))
+    subprocess.run(["tar", "-C", m.path("tar"), "-xf", "-"], input=tar.stdout, check=True)
+
+    def seconds(d):  # tar keeps whole seconds
+        return {k: v[:2] + (v[2] // 10**9,) + v[3:] if v[0] == "f" else v for k, v in d.items()}
+
+    assert seconds(tree_digest(m.path("tar"))) == seconds(tree_digest(src))
+    m.restart()
+    for d in ("rs", "cp"):
+        assert tree_digest(m.path(d)) == tree_digest(src), d
+    assert seconds(tree_digest(m.path("tar"))) == seconds(tree_digest(src))
+
+
+@pytest.mark.timeout(300)
+def test_posix_writes__offsets_append_truncate_excl_read_your_writes(ipfs_node, mount_factory):
+    base = os.urandom(3 * MiB)
+    cid = ipfs_node.add(base, cid_version=1, raw_leaves=True)
+    m = mount_factory(config=cfg(ipfs_node), options=["allow_other"])  # other uids below
+    p = subprocess.run([tool_binary("prsmctl"), "link", cid, m.path("linked")],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    # an in-place edit of linked content: only the written range changes
+    with open(m.path("linked"), "r+b") as f:
+        f.seek(MiB + 10)
+        f.write(b"EDIT")
+        f.seek(0)
+        want = base[:MiB + 10] + b"EDIT" + base[MiB + 14:]
+        assert f.read() == want  # read-your-writes before close
+    with open(m.path("linked"), "rb") as f:
+        assert f.read() == want
+    # O_APPEND, sparse writes past the end, O_EXCL, truncate both ways
+    with open(m.path("log"), "ab") as f:
+        f.write(b"one\n")
+    with open(m.path("log"), "ab") as f:
+        f.write(b"two\n")
+    with open(m.path("log"), "rb") as f:
+        assert f.read() == b"one\ntwo\n"
+    fd = os.open(m.path("sparse"), os.O_CREAT | os.O_WRONLY, 0o640)
+    os.pwrite(fd, b"end", 10 * MiB)
+    os.close(fd)
+    assert os.stat(m.path("sparse")).st_size == 10 * MiB + 3
+    with open(m.path("sparse"), "rb") as f:
+        data = f.read()
+    assert data[:10 * MiB] == bytes(10 * MiB) and data[10 * MiB:] == b"end"
+    with pytest.raises(FileExistsError):
+        os.open(m.path("sparse"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    os.truncate(m.path("linked"), 1000)
+    with open(m.path("linked"), "rb") as f:
+        assert f.read() == want[:1000]
+    os.truncate(m.path("linked"), 5000)
+    with open(m.path("linked"), "rb") as f:
+        assert f.read() == want[:1000] + bytes(4000)
+    with open(m.path("linked"), "wb") as f:  # O_TRUNC
+        f.write(b"new")
+    assert os.stat(m.path("linked")).st_size == 3
+    # ownership and umask of new files come from the caller
+    os.umask(0o027)
+    try:
+        with open(m.path("masked"), "w") as f:
+            f.write("x")
+    finally:
+        os.umask(0o022)
+    assert os.stat(m.path("masked")).st_mode & 0o777 == 0o640
+    # other users (pytest's temporary directories are 0700: go through directory fds)
+    os.mkdir(m.path("open"), 0o777)
+    os.chmod(m.path("open"), 0o777)
+    root_fd = os.open(m.mountpoint, os.O_DIRECTORY)
+    open_fd = os.open(m.path("open"), os.O_DIRECTORY)
+
+    def as_user(fn):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setgroups([])
+                os.setgid(4321)
+                os.setuid(1234)
+                fn()
+                os._exit(0)
+            except PermissionError:
+                os._exit(13)
+            except BaseException:
+                os._exit(2)
+        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+    def create_in(dir_fd):
+        return lambda: os.close(os.open("mine", os.O_CREAT | os.O_WRONLY, 0o666,
+                                        dir_fd=dir_fd))
+
+    try:
+        assert as_user(create_in(root_fd)) == 13  # the root is 0755 root: kernel says no
+        assert as_user(create_in(open_fd)) == 0
+    finally:
+        os.close(root_fd)
+        os.close(open_fd)
+    st = os.stat(m.path("open", "mine"))
+    assert (st.st_uid, st.st_gid) == (1234, 4321)
+    assert st.st_mode & 0o777 == 0o644  # 0666 under the child's umask 022
+    m.restart()
+    with open(m.path("linked"), "rb") as f:
+        assert f.read() == b"new"
+    with open(m.path("log"), "rb") as f:
+        assert f.read() == b"one\ntwo\n"
+
+
+@pytest.mark.timeout(300)
+def test_limits__efbig_at_the_model_size_limit_and_enospc_on_a_full_staging_disk(
+        ipfs_node, mount_factory):
+    m = mount_factory(config=cfg(ipfs_node, max_model_size_mb=2), start=False)
+    os.makedirs(m.cache_dir)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", m.cache_dir], check=True)
+    try:
+        m.start()
+        with open(m.path("ok"), "wb") as f:
+            f.write(os.urandom(2 * MiB))
+        with pytest.raises(OSError) as e:
+            with open(m.path("too-big"), "wb") as f:
+                f.write(os.urandom(2 * MiB))
+                f.write(b"x")
+                f.flush()
+        assert e.value.errno == errno.EFBIG
+        # the staging disk: 5 MiB, 4 MiB used by "ok" and what "too-big" kept: no room for
+        # 1.5 MiB more
+        with pytest.raises(OSError) as e:
+            with open(m.path("nospace"), "wb") as f:
+                f.write(os.urandom(MiB + MiB // 2))
+                f.flush()
+        assert e.value.errno == errno.ENOSPC
+        with open(m.path("ok"), "rb") as f:  # what was acknowledged is intact
+            assert len(f.read()) == 2 * MiB
+        m.stop()
+    finally:
+        subprocess.run(["umount", "-l", m.cache_dir])
+
+
+@pytest.mark.timeout(300)
+def test_kill9__closed_files_kept_open_ones_not_half_visible(ipfs_node, mount_factory):
+    m = mount_factory(config=cfg(ipfs_node))
+    closed = {}
+    for i in range(30):
+        data = os.urandom(random.randrange(0, 300000))
+        with open(m.path("c%02d" % i), "wb") as f:
+            f.write(data)
+        closed["c%02d" % i] = data
+    f = open(m.path("open-writer"), "wb")
+    f.write(b"half")
+    f.flush()  # in the kernel, not closed: no promise
+    m.kill(signal.SIGKILL)
+    try:
+        f.close()
+    except OSError:
+        pass
+    m.restart()
+    for name, data in closed.items():
+        with open(m.path(name), "rb") as g:
+            assert g.read() == data, name
+    assert os.path.getsize(m.path("open-writer")) == 0  # created, never closed: empty
+    staging = os.listdir(os.path.join(m.cache_dir, "staging"))
+    assert len(staging) == len(closed) + 0  # one staged generation per closed file, no leak
+    out = subprocess.run([tool_binary("prsmctl"), "check", m.mountpoint], capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
