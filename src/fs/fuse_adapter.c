@@ -1064,7 +1064,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         /* close() gets this error: the last chance to report one (lessons.md) */
         if (h->wf && h->writes) {
                 r = fs_wfile_flush(fs, h->wf);
-                if (r >= 0 && fs->cfg->sync_upload)
+                if (r >= 0 && fs->cfg->sync_upload && fs->up.submit)
                         r = fs_wait_committed(fs, ino, fs_wfile_gen(h->wf), upload_deadline(fs));
         }
         reply_err(req, r);
@@ -1083,7 +1083,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
         /* returns once the content is uploaded and pinned */
         if (r >= 0)
                 r = index_getattr(fs->idx, ino, &a);
-        if (r >= 0 && a.staged)
+        if (r >= 0 && a.staged && fs->up.submit) /* no uploader: durable on local disk only */
                 r = fs_wait_committed(fs, ino, a.staged, upload_deadline(fs));
         reply_err(req, r);
 }
