@@ -172,8 +172,8 @@ static int clear_stale_mount(const char *mountpoint)
         return 0;
 }
 
-#define STORE_MEM_BYTES   (128ull << 20) /* recently used blocks kept in memory */
-#define BDI_READ_AHEAD_KB 1024           /* kernel readahead of the mount: one 1 MiB block */
+#define STORE_MEM_BYTES   (64ull << 20) /* blocks in memory: twice the largest readahead */
+#define BDI_READ_AHEAD_KB 1024          /* kernel readahead of the mount: one 1 MiB block */
 
 struct daemon {
         const char *mountpoint;

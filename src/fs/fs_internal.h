@@ -16,7 +16,6 @@
 #define FS_RA_INIT      (4ull << 20)   /* first readahead window of a stream */
 #define FS_RA_MAX       (32ull << 20)  /* largest window */
 #define FS_RA_NEAR      (2ull << 20)   /* a read this close to a stream's head is its */
-#define FS_MEM_BYTES    (128ull << 20) /* in-memory block LRU (store) */
 #define FS_EXPAND_BATCH 256            /* child blocks prefetched at once on expansion */
 #define FS_SYMLINK_MAX  4095
 
