@@ -11,6 +11,7 @@
 #include "prsmfs/config.h"
 #include "prsmfs/index.h"
 #include "prsmfs/store.h"
+#include "prsmfs/unixfs.h"
 
 struct fs;
 
@@ -28,9 +29,15 @@ struct fs_stats {
  * cancel drops a job whose content was replaced. Without an uploader, closed files stay
  * staged (readable, durable) until one is set.
  */
+/* Calls emit for each block to upload, children first; the upload module's source shape. */
+typedef int (*fs_block_source_fn)(unixfs_emit_fn emit, void *emit_userdata, void *userdata);
+
 struct fs_uploader {
         int (*submit)(void *ud, uint64_t id, uint64_t ino, const char *path);
         void (*cancel)(void *ud, uint64_t id);
+        /* uploads what source emits, then pins *pin_root (read after source returns) */
+        int (*put_blocks)(void *ud, fs_block_source_fn source, void *source_ud,
+                          const struct cid *pin_root);
         void *ud;
 };
 
@@ -66,6 +73,13 @@ _wur_ int fs_set_control_path(struct fs *fs, const char *path);
 
 /* The operation table to pass to fuse_session_new together with the fs as userdata. */
 const struct fuse_lowlevel_ops *fs_lowlevel_ops(void);
+
+/*
+ * Builds the UnixFS DAG of the tree at path (relative to the mount root; "" = all of it),
+ * waiting for pending uploads of its files until deadline_ns, uploads the directory nodes
+ * and pins the root: the CID the node's `add -r` gives for the same tree and profile.
+ */
+_wur_ int fs_publish(struct fs *fs, const char *path, uint64_t deadline_ns, struct cid *ret);
 
 /* Maps an internal negative errno to what a syscall may return (positive). */
 int fs_errno_for_reply(int r);

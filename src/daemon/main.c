@@ -208,6 +208,22 @@ static int cmd_link(json_t *request, json_t **reply, void *userdata)
         return *reply ? 0 : -ENOMEM;
 }
 
+static int cmd_publish(json_t *request, json_t **reply, void *userdata)
+{
+        struct daemon *d = userdata;
+        const char *path = json_string_value(json_object_get(request, "path"));
+        uint64_t deadline = net_now_ns() + MAX(d->cfg->timeout_ms * 10, 600000ull) * 1000000ull;
+        char s[CID_MAX_STR];
+        struct cid root;
+        int r;
+
+        r = fs_publish(d->fs, path ? path : "", deadline, &root);
+        if (r < 0)
+                return r;
+        *reply = json_pack("{s:s}", "cid", cid_to_string(&root, s));
+        return *reply ? 0 : -ENOMEM;
+}
+
 /* Counters of the store, the node pool and the cache, for prsmctl status (and tests). */
 static json_t *stats_json(struct daemon *d)
 {
@@ -287,6 +303,7 @@ static const struct control_command commands[] = {
         { "status", cmd_status },
         { "check", cmd_check },
         { "link", cmd_link },
+        { "publish", cmd_publish },
 };
 
 /*

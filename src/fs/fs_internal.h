@@ -12,11 +12,11 @@
 #include "prsmfs/unixfs.h"
 
 #define FS_IPFS_NAME    ".ipfs"
-#define FS_RA_STREAMS   8              /* sequential streams tracked per open file */
-#define FS_RA_INIT      (4ull << 20)   /* first readahead window of a stream */
-#define FS_RA_MAX       (32ull << 20)  /* largest window */
-#define FS_RA_NEAR      (2ull << 20)   /* a read this close to a stream's head is its */
-#define FS_EXPAND_BATCH 256            /* child blocks prefetched at once on expansion */
+#define FS_RA_STREAMS   8             /* sequential streams tracked per open file */
+#define FS_RA_INIT      (4ull << 20)  /* first readahead window of a stream */
+#define FS_RA_MAX       (32ull << 20) /* largest window */
+#define FS_RA_NEAR      (2ull << 20)  /* a read this close to a stream's head is its */
+#define FS_EXPAND_BATCH 256           /* child blocks prefetched at once on expansion */
 #define FS_SYMLINK_MAX  4095
 
 struct rfile;
@@ -82,6 +82,9 @@ _wur_ int fs_tree_expand(struct fs *fs, const struct index_attr *dir);
 /* Links cid as parent/name (flags: INDEX_FLAG_RO for .ipfs/). */
 _wur_ int fs_tree_link(struct fs *fs, const struct cid *cid, uint64_t parent, const char *name,
                        uint32_t flags, uint32_t uid, uint32_t gid, struct index_attr *ret);
+/* The inode at path from the mount root ("" or "/" = the root), expanding lazy directories on
+ * the way. */
+_wur_ int fs_resolve_path(struct fs *fs, const char *path, struct index_attr *ret);
 /* Looks name up in parent, expanding parent first when it is lazy, and resolving CIDs in
  * .ipfs/. -ENOENT when absent. */
 _wur_ int fs_tree_lookup(struct fs *fs, uint64_t parent, const char *name, struct index_attr *ret);

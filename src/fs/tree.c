@@ -357,3 +357,21 @@ int fs_tree_lookup(struct fs *fs, uint64_t parent, const char *name, struct inde
                 return -ENOENT; /* not UnixFS: nothing a path can show */
         return r;
 }
+
+int fs_resolve_path(struct fs *fs, const char *path, struct index_attr *ret)
+{
+        char *copy = strdup(path), *save = NULL, *part;
+        int r;
+
+        if (!copy)
+                return -ENOMEM;
+        r = index_getattr(fs->idx, INDEX_ROOT_INO, ret);
+        for (part = strtok_r(copy, "/", &save); part && r >= 0; part = strtok_r(NULL, "/", &save)) {
+                if (!S_ISDIR(ret->mode))
+                        r = -ENOTDIR;
+                else
+                        r = fs_tree_lookup(fs, ret->ino, part, ret);
+        }
+        free(copy);
+        return r;
+}

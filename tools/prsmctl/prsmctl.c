@@ -6,6 +6,8 @@
  *   prsmctl [-s SOCKET] status [PATH]     what the daemon serves
  *   prsmctl [-s SOCKET] check [PATH]      index integrity check
  *   prsmctl [-s SOCKET] link CID PATH     graft existing IPFS content at PATH (no download)
+ *   prsmctl [-s SOCKET] publish [PATH]    pin the tree at PATH (default: all) as one DAG and
+ *                                         print its root CID
  *
  * With -s, a link PATH is taken relative to the mount root; without, it is a path in the
  * mount whose parent directory exists.
@@ -131,11 +133,28 @@ out:
         return reply;
 }
 
+/* "prsmctl publish [PATH]": the path of an existing file or directory from the mount root. */
+static json_t *publish_request(const char *path, char *sock, size_t size)
+{
+        char real[PATH_MAX], root[PATH_MAX];
+
+        if (sock[0])
+                return json_pack("{s:s, s:s}", "cmd", "publish", "path", path);
+        if (!realpath(path, real)) {
+                fprintf(stderr, "prsmctl: publish: %s: %m\n", path);
+                return NULL;
+        }
+        if (find_socket_root(real, sock, size, root) < 0)
+                return NULL;
+        return json_pack("{s:s, s:s}", "cmd", "publish", "path", real + strlen(root));
+}
+
 static void usage(FILE *f)
 {
         fprintf(f, "usage: prsmctl [-s SOCKET] status [PATH]\n"
                    "       prsmctl [-s SOCKET] check [PATH]\n"
-                   "       prsmctl [-s SOCKET] link CID PATH\n");
+                   "       prsmctl [-s SOCKET] link CID PATH\n"
+                   "       prsmctl [-s SOCKET] publish [PATH]\n");
 }
 
 int main(int argc, char *argv[])
@@ -175,6 +194,10 @@ int main(int argc, char *argv[])
                         return 2;
                 }
                 req = link_request(argv[optind + 1], argv[optind + 2], sock, sizeof(sock));
+                if (!req)
+                        return 1;
+        } else if (strcmp(cmd, "publish") == 0) {
+                req = publish_request(path, sock, sizeof(sock));
                 if (!req)
                         return 1;
         } else if (strcmp(cmd, "status") == 0 || strcmp(cmd, "check") == 0) {
