@@ -297,6 +297,29 @@ out:
 }
 
 /* A multipart/form-data body with one file part; the boundary never occurs in data. */
+/* POSTs a multipart form to the bound node; puts allow twice the stall time (the node
+ * stores and hashes before it answers). */
+static int post_form(struct net_put *put, const char *url, const struct buf *form,
+                     const char *ctype, uint64_t deadline_ns, struct buf *body,
+                     struct net_http_response *res)
+{
+        buf_clear(body);
+        return node_http(put->p, put->node, url, form->p, form->len, ctype,
+                         put->p->cfg.stall_timeout_ms * 2 * MS, deadline_ns, body, res);
+}
+
+/* A block the bound node stored: its health and the counters. */
+static void put_counted(struct net_put *put, uint64_t t0, size_t len)
+{
+        struct net_pool *p = put->p;
+
+        net_pool_report(p, put->node, NET_OK, (p->ops->now_ns(p->t) - t0) / MS, 0, len);
+        pthread_mutex_lock(&p->lock);
+        p->puts++;
+        p->put_bytes += len;
+        pthread_mutex_unlock(&p->lock);
+}
+
 static int multipart(struct net_pool *p, const void *data, size_t len, struct buf *out, char *ctype,
                      size_t ctype_cap)
 {
@@ -343,6 +366,7 @@ static int send_block(struct net_put *put, const struct cid *cid, const char *ci
         unsigned max_tries =
                 (p->cfg.retry_max_attempts ? p->cfg.retry_max_attempts : 1) + N_SPELLINGS - 1;
         struct buf form, body;
+        bool tried_add = false;
         char ctype[96];
         int r;
 
@@ -377,9 +401,7 @@ static int send_block(struct net_put *put, const struct cid *cid, const char *ci
                              query);
                 if (r < 0)
                         goto out;
-                buf_clear(&body);
-                r = node_http(p, put->node, url, form.p, form.len, ctype,
-                              p->cfg.stall_timeout_ms * 2 * MS, deadline_ns, &body, &res);
+                r = post_form(put, url, &form, ctype, deadline_ns, &body, &res);
                 if (r == -ECANCELED || r == -ENOMEM)
                         goto out;
                 if (r < 0) {
@@ -405,13 +427,48 @@ static int send_block(struct net_put *put, const struct cid *cid, const char *ci
                                 r = -ENOTCONN;
                                 goto out;
                         }
-                        net_pool_report(p, put->node, NET_OK, (p->ops->now_ns(p->t) - t0) / MS, 0,
-                                        len);
-                        pthread_mutex_lock(&p->lock);
-                        p->puts++;
-                        p->put_bytes += len;
-                        pthread_mutex_unlock(&p->lock);
+                        put_counted(put, t0, len);
                         r = 0;
+                        goto out;
+                }
+                if (res.status == 413 && cid->codec == CID_CODEC_RAW && cid->version == 1 &&
+                    !tried_add) {
+                        /* js-ipfs caps an RPC body at 1 MiB, so a full 1 MiB leaf does not
+                         * fit block/put; `add` of the same bytes as one raw chunk makes
+                         * exactly this block, with no body limit */
+                        tried_add = true;
+                        r = make_url(url, sizeof(url),
+                                     "%s/api/v0/add?cid-version=1&raw-leaves=true&pin=false&"
+                                     "chunker=size-%zu&hash=sha2-256",
+                                     p->nodes[put->node].url, len);
+                        if (r < 0)
+                                goto out;
+                        r = post_form(put, url, &form, ctype, deadline_ns, &body, &res);
+                        if (r == -ECANCELED || r == -ENOMEM)
+                                goto out;
+                        if (r >= 0 && res.status == 200) {
+                                /* NDJSON: the last object names the file, i.e. the block */
+                                const char *last = body.len ? memrchr(body.p, '{', body.len) : NULL;
+                                json_t *j =
+                                        last ? json_loadb(last,
+                                                          body.len -
+                                                                  (size_t)((const uint8_t *)last -
+                                                                           body.p),
+                                                          JSON_DISABLE_EOF_CHECK, NULL)
+                                             : NULL;
+                                bool ok = same_cid(j ? json_string_value(json_object_get(j, "Hash"))
+                                                     : NULL,
+                                                   cid);
+
+                                json_decref(j);
+                                if (ok) {
+                                        put_counted(put, t0, len);
+                                        r = 0;
+                                        goto out;
+                                }
+                        }
+                        put_kill(put, "add of a block too big for block/put failed", cidstr);
+                        r = -ENOTCONN;
                         goto out;
                 }
                 if (res.status == 429 && tries + 1 < max_tries) {
