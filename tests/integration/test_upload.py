@@ -5,7 +5,8 @@ settings for 0 B, 1 B, chunk-1, chunk, chunk+1 and 64 MiB in both profiles, pinn
 `replicas` nodes, bytes back by `cat`; the write node killed mid-upload (the job completes on
 another node, sending only the blocks that node lacks); every node down until one comes back
 (the job completes by itself, done() once); cancel of a queued and of a running job; memory
-held by block copies stays bounded; upload speed next to the node's own `add`."""
+held by block copies stays bounded; upload speed next to the node's own `add`; a directory
+node through upload_blocks (publish) equal to the node's `add -r`."""
 import json
 import os
 import random
@@ -255,3 +256,23 @@ def test_cancel__queued_and_running_jobs__done_once_with_ecanceled(ipfs_nodes_fa
     stats = lines[-1]["stats"]
     assert stats["jobs_cancelled"] == 2 and stats["jobs_done"] == 0 and stats["pins"] == 0
     assert 20 <= stats["blocks_sent"] < 257
+
+
+@pytest.mark.timeout(600)
+def test_upload_blocks__directory__root_equals_node_add_r_and_pinned(ipfs_nodes_factory,
+                                                                     tmp_path):
+    n1, n2 = ipfs_nodes_factory(2, connect=True)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for name, size in (("empty", 0), ("one", 1), ("big.bin", 3 * K256 + 11)):
+        (tree / name).write_bytes(payload(size, len(name)))
+    r, lines = run_tool(tool_args([n1, n2], "--dir", "--legacy", "--replicas", 2, tree))
+    check_clean(r.stderr)
+    assert r.returncode == 0, r.stderr.decode()
+    res = lines[-1]
+    assert res["error"] == 0 and res["entries"] == 3
+    want = n1.add_dir(str(tree), cid_version=0, pin=False, only_hash=True)
+    assert res["root"] == want
+    assert pinned_on(n1, res["root"]) and pinned_on(n2, res["root"])
+    names = {ln["Name"] for ln in n2.rpc_json("ls", [("arg", res["root"])])["Objects"][0]["Links"]}
+    assert names == {"empty", "one", "big.bin"}

@@ -13,9 +13,12 @@
  * first); --cancel-after ID:N cancels job ID once N blocks were sent. --linger waits that
  * long after the last done() (a second done() would show). --progress writes the stats
  * ("sent skipped failed retried read") every 20 ms. --fd: one FILE through upload_fd
- * instead (prints one JSON line with root, size, error and stats). Exit status 0 when every
- * job ended as expected (pinned, or cancelled when asked).
+ * instead (prints one JSON line with root, size, error and stats). --dir: FILE is a flat
+ * directory of regular files (`prsmctl publish` in small): each file goes through upload_fd,
+ * then the directory node through upload_blocks, pinned (one JSON line with its root). Exit
+ * status 0 when every job ended as expected (pinned, or cancelled when asked).
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -128,6 +131,96 @@ static int run_fd(struct upload *u, const char *path)
         return r;
 }
 
+static int ignore_block(const struct cid *cid, const uint8_t *block, size_t len, void *userdata)
+{
+        (void)cid, (void)block, (void)len, (void)userdata;
+        return 0;
+}
+
+/* The cumulative DAG size (Tsize) of a file, from a local build with the same settings. */
+static int file_tsize(const struct unixfs_params *p, int fd, uint64_t *ret)
+{
+        struct unixfs_builder *b = NULL;
+        static uint8_t buf[1 << 16];
+        uint64_t off = 0;
+        ssize_t n;
+        int r;
+
+        r = unixfs_builder_new(p, ignore_block, NULL, &b);
+        while (r >= 0 && (n = pread(fd, buf, sizeof(buf), (off_t)off)) > 0) {
+                off += (uint64_t)n;
+                r = unixfs_builder_write(b, buf, (size_t)n);
+        }
+        if (r >= 0)
+                r = unixfs_builder_finish(b, &(struct cid){ 0 }, NULL, ret);
+        unixfs_builder_free(b);
+        return r;
+}
+
+struct dir_source {
+        struct unixfs_dir_params dp;
+        struct unixfs_dirent *e;
+        size_t n;
+        struct cid root;
+};
+
+static int dir_blocks(unixfs_emit_fn emit, void *emit_ud, void *userdata)
+{
+        struct dir_source *d = userdata;
+        uint64_t tsize;
+
+        return unixfs_dir_build(&d->dp, d->e, d->n, emit, emit_ud, &d->root, &tsize);
+}
+
+static int run_dir(struct upload *u, const struct unixfs_params *p, bool legacy, const char *path)
+{
+        struct dir_source d = { 0 };
+        char root[CID_MAX_STR] = "", *names[MAX_FILES];
+        struct dirent *de;
+        DIR *dir;
+        int r = 0;
+
+        unixfs_dir_params_profile(legacy ? UNIXFS_PROFILE_LEGACY : UNIXFS_PROFILE_DEFAULT, &d.dp);
+        d.e = calloc(MAX_FILES, sizeof(*d.e));
+        dir = opendir(path);
+        if (!dir)
+                r = -errno;
+        else if (!d.e)
+                r = -ENOMEM;
+        while (r >= 0 && dir && (de = readdir(dir)) && d.n < MAX_FILES) {
+                int fd;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                fd = openat(dirfd(dir), de->d_name, O_RDONLY | O_CLOEXEC);
+                if (fd < 0) {
+                        r = -errno;
+                        break;
+                }
+                r = upload_fd(u, fd, &d.e[d.n].cid, &(uint64_t){ 0 });
+                if (r >= 0)
+                        r = file_tsize(p, fd, &d.e[d.n].tsize);
+                close(fd);
+                names[d.n] = strdup(de->d_name);
+                d.e[d.n].name = names[d.n];
+                d.e[d.n].name_len = strlen(de->d_name);
+                d.n++;
+        }
+        if (r >= 0)
+                r = upload_blocks(u, dir_blocks, &d, &d.root);
+        if (r >= 0)
+                (void)cid_to_string(&d.root, root);
+        printf("{\"error\": %d, \"root\": \"%s\", \"entries\": %zu, ", r, root, d.n);
+        print_stats(u);
+        printf("}\n");
+        for (size_t i = 0; i < d.n; i++)
+                free(names[i]);
+        free(d.e);
+        if (dir)
+                closedir(dir);
+        return r;
+}
+
 int main(int argc, char *argv[])
 {
         static const struct option opts[] = {
@@ -148,6 +241,7 @@ int main(int argc, char *argv[])
                 { "cancel-after", required_argument, NULL, 'X' },
                 { "linger", required_argument, NULL, 'l' },
                 { "fd", no_argument, NULL, 'F' },
+                { "dir", no_argument, NULL, 'D' },
                 { 0 },
         };
         struct net_node_config nodes[NET_MAX_NODES];
@@ -166,7 +260,7 @@ int main(int argc, char *argv[])
                                       .retry_max_ms = 2000 };
         const char *progress = NULL, *cache_dir = NULL;
         uint64_t v, chunk = 0, cancel_id = 0, cancel_after_id = 0, cancel_after_n = 0, linger = 0;
-        bool legacy = false, use_fd = false, cancel_after_done = false;
+        bool legacy = false, use_fd = false, use_dir = false, cancel_after_done = false;
         struct net_pool *pool = NULL;
         struct cache *cache = NULL;
         struct upload *u = NULL;
@@ -189,6 +283,9 @@ int main(int argc, char *argv[])
                         break;
                 case 'F':
                         use_fd = true;
+                        break;
+                case 'D':
+                        use_dir = true;
                         break;
                 case 'C':
                         cache_dir = optarg;
@@ -231,7 +328,7 @@ int main(int argc, char *argv[])
                 }
         }
         n_files = (unsigned)(argc - optind);
-        if (n_files < 1 || n_files > MAX_FILES || (use_fd && n_files != 1))
+        if (n_files < 1 || n_files > MAX_FILES || ((use_fd || use_dir) && n_files != 1))
                 return 2;
         ncfg.nodes = nodes;
         ncfg.parallel_uploads = ucfg.parallel;
@@ -252,6 +349,11 @@ int main(int argc, char *argv[])
         r = upload_new(&ucfg, &u);
         if (r < 0)
                 goto fail;
+        if (use_dir) {
+                r = run_dir(u, &ucfg.params, legacy, argv[optind]);
+                ret = r == 0 ? 0 : 1;
+                goto out;
+        }
         if (use_fd) {
                 r = run_fd(u, argv[optind]);
                 ret = r == 0 ? 0 : 1;
