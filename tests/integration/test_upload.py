@@ -164,9 +164,10 @@ def test_upload_fd__bounded_memory__speed_next_to_node_add(ipfs_nodes_factory, t
     t0 = time.monotonic()
     n2.add(data, **opts)
     theirs = time.monotonic() - t0
-    print("64 MiB: upload_fd (build + put + pin, ASan build) %.2f s = %.1f MiB/s; node add "
+    print("64 MiB: upload_fd (build + put + pin; %s) %.2f s = %.1f MiB/s; node add "
           "%.2f s = %.1f MiB/s; peak block memory %.1f MiB"
-          % (ours, 64 / ours, theirs, 64 / theirs, peak / MiB))
+          % (os.path.basename(build_binary("")[:-1]), ours, 64 / ours, theirs, 64 / theirs,
+             peak / MiB))
 
 
 @pytest.mark.timeout(900)
