@@ -294,11 +294,13 @@ int main(int argc, char *argv[])
                         progress = optarg;
                         break;
                 case 'X': {
-                        const char *colon = strchr(optarg, ':');
+                        char *colon = strchr(optarg, ':');
 
                         if (!colon || parse_u64(colon + 1, &cancel_after_n) < 0)
                                 return 2;
-                        cancel_after_id = strtoull(optarg, NULL, 10);
+                        *colon = '\0';
+                        if (parse_u64(optarg, &cancel_after_id) < 0)
+                                return 2;
                         break;
                 }
                 default:
