@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The bounded block queue of one upload attempt (see queue.h). */
+#include "queue.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int upload_queue_init(struct upload_queue *q, size_t cap)
+{
+        if (cap == 0)
+                return -EINVAL;
+        *q = (struct upload_queue){ .cap = cap };
+        q->ring = calloc(cap, sizeof(*q->ring));
+        if (!q->ring)
+                return -ENOMEM;
+        pthread_mutex_init(&q->lock, NULL);
+        pthread_cond_init(&q->not_full, NULL);
+        pthread_cond_init(&q->not_empty, NULL);
+        return 0;
+}
+
+static void account(struct upload_queue *q, size_t add, size_t sub)
+{
+        q->held_bytes = q->held_bytes + add - sub;
+        q->peak_bytes = MAX(q->peak_bytes, q->held_bytes);
+        if (q->mem_bytes) {
+                uint64_t now = __atomic_add_fetch(q->mem_bytes, (uint64_t)add - (uint64_t)sub,
+                                                  __ATOMIC_RELAXED);
+                uint64_t peak = __atomic_load_n(q->mem_peak_bytes, __ATOMIC_RELAXED);
+
+                while (now > peak &&
+                       !__atomic_compare_exchange_n(q->mem_peak_bytes, &peak, now, true,
+                                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+                        ;
+        }
+}
+
+void upload_queue_done(struct upload_queue *q)
+{
+        if (!q->ring)
+                return;
+        while (q->n) {
+                struct upload_block *b = q->ring[q->head];
+
+                q->head = (q->head + 1) % q->cap;
+                q->n--;
+                account(q, 0, sizeof(*b) + b->len);
+                free(b);
+        }
+        free(q->ring);
+        q->ring = NULL;
+        pthread_cond_destroy(&q->not_empty);
+        pthread_cond_destroy(&q->not_full);
+        pthread_mutex_destroy(&q->lock);
+}
+
+struct upload_block *upload_block_new(const struct cid *cid, const void *data, size_t len)
+{
+        struct upload_block *b;
+        size_t sz;
+
+        if (size_add_overflows(sizeof(*b), len, &sz))
+                return NULL;
+        b = malloc(sz);
+        if (!b)
+                return NULL;
+        b->cid = *cid;
+        b->len = len;
+        if (len)
+                memcpy(b->data, data, len);
+        return b;
+}
+
+int upload_queue_push(struct upload_queue *q, struct upload_block *b)
+{
+        int r = 0;
+
+        pthread_mutex_lock(&q->lock);
+        while (!q->error && !q->is_closed && q->n == q->cap)
+                pthread_cond_wait(&q->not_full, &q->lock);
+        if (q->error)
+                r = q->error;
+        else if (q->is_closed)
+                r = -EINVAL;
+        else {
+                q->ring[(q->head + q->n) % q->cap] = b;
+                q->n++;
+                account(q, sizeof(*b) + b->len, 0);
+                pthread_cond_signal(&q->not_empty);
+        }
+        pthread_mutex_unlock(&q->lock);
+        return r;
+}
+
+int upload_queue_pop(struct upload_queue *q, struct upload_block **ret)
+{
+        int r;
+
+        pthread_mutex_lock(&q->lock);
+        while (!q->error && !q->is_closed && q->n == 0)
+                pthread_cond_wait(&q->not_empty, &q->lock);
+        if (q->error)
+                r = q->error;
+        else if (q->n == 0)
+                r = 0; /* closed and drained */
+        else {
+                *ret = q->ring[q->head];
+                q->head = (q->head + 1) % q->cap;
+                q->n--;
+                pthread_cond_signal(&q->not_full);
+                r = 1;
+        }
+        pthread_mutex_unlock(&q->lock);
+        return r;
+}
+
+void upload_queue_release(struct upload_queue *q, struct upload_block *b)
+{
+        if (!b)
+                return;
+        pthread_mutex_lock(&q->lock);
+        account(q, 0, sizeof(*b) + b->len);
+        pthread_mutex_unlock(&q->lock);
+        free(b);
+}
+
+void upload_queue_close(struct upload_queue *q)
+{
+        pthread_mutex_lock(&q->lock);
+        q->is_closed = true;
+        pthread_cond_broadcast(&q->not_empty);
+        pthread_cond_broadcast(&q->not_full);
+        pthread_mutex_unlock(&q->lock);
+}
+
+void upload_queue_abort(struct upload_queue *q, int error)
+{
+        pthread_mutex_lock(&q->lock);
+        if (!q->error)
+                q->error = error < 0 ? error : -ECANCELED;
+        pthread_cond_broadcast(&q->not_empty);
+        pthread_cond_broadcast(&q->not_full);
+        pthread_mutex_unlock(&q->lock);
+}
+
+int upload_queue_error(struct upload_queue *q)
+{
+        int r;
+
+        pthread_mutex_lock(&q->lock);
+        r = q->error;
+        pthread_mutex_unlock(&q->lock);
+        return r;
+}

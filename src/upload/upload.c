@@ -1,0 +1,741 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The uploader (see upload.h for the contract).
+ *
+ * One attempt: bind a put session (net_put_begin), start `parallel` put threads on a bounded
+ * queue (queue.c), run a source in the calling thread that feeds the queue (a file through
+ * the UnixFS builder, or a caller's prebuilt blocks), close the queue, join the threads, pin
+ * the root, free the session. Any put error aborts the queue, which stops the builder (its
+ * emit fails) and the other put threads; the attempt returns that error. A job is a loop of
+ * attempts (runner threads); done() results go through one notifier thread.
+ *
+ * Why re-hash instead of remembering which blocks landed: the builder is cheap next to the
+ * network (hundreds of MB/s), and a resumed session asks the new node for each block anyway,
+ * so keeping a per-job block list (unbounded for big files) would buy nothing.
+ *
+ * Lock order: u->lock, then an attempt queue's lock. u->lock is never held across the
+ * network, file I/O, the cache or done(). Counters in u->st are atomics.
+ */
+#define LOG_MODULE "upload"
+#include "prsmfs/upload.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "prsmfs/cache.h"
+#include "prsmfs/config.h"
+#include "prsmfs/log.h"
+#include "prsmfs/net.h"
+
+#include "queue.h"
+
+#define MS                1000000ull
+#define IMMEDIATE_RESUMES 3           /* -ENOTCONN resumes in a row before backing off */
+#define MIN_READ          (64 * 1024) /* read at least this much per pread */
+#define PIN_NS_PER_MIB    (100 * MS)  /* pin deadline: replicas fetch the DAG over bitswap */
+
+enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_FINISHED };
+
+struct attempt {
+        struct upload *u;
+        struct net_put *put;
+        struct upload_queue q;
+        uint64_t timeout_ns;
+        uint64_t blocks, bytes; /* emitted (producer only) */
+        uint64_t sent, skipped; /* atomic */
+};
+
+struct job {
+        uint64_t id;
+        char *path;
+        upload_done_fn done;
+        void *userdata;
+        enum job_state state;     /* u->lock */
+        bool is_cancelled;        /* u->lock */
+        struct attempt *running;  /* u->lock: the attempt in progress (cancel aborts it) */
+        struct upload_result res; /* the runner's while running, then the notifier's */
+        struct job *prev, *next;  /* u->lock: list of known jobs (not yet delivered) */
+        struct job *qnext;        /* u->lock: in the queued or the done FIFO */
+};
+
+struct fifo {
+        struct job *head, *tail;
+};
+
+struct upload {
+        struct upload_config cfg;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;          /* monotonic: a job was queued, cancel, stop */
+        pthread_cond_t done_cond;     /* a result is ready, or the runners are gone */
+        struct job *known;            /* lock */
+        struct fifo queued;           /* lock */
+        struct fifo finished;         /* lock: results waiting for the notifier */
+        uint64_t n_queued, n_running; /* lock */
+        bool stop;                    /* lock */
+        bool runners_gone;            /* lock */
+        pthread_t *runners;
+        unsigned n_runners;
+        pthread_t notifier;
+        bool has_notifier;
+        struct upload_stats st; /* atomics (jobs_queued/running filled on read) */
+};
+
+#define STAT_ADD(u, field, v) __atomic_add_fetch(&(u)->st.field, (v), __ATOMIC_RELAXED)
+
+static void fifo_push(struct fifo *f, struct job *j)
+{
+        j->qnext = NULL;
+        if (f->tail)
+                f->tail->qnext = j;
+        else
+                f->head = j;
+        f->tail = j;
+}
+
+static struct job *fifo_pop(struct fifo *f)
+{
+        struct job *j = f->head;
+
+        if (j) {
+                f->head = j->qnext;
+                if (!f->head)
+                        f->tail = NULL;
+                j->qnext = NULL;
+        }
+        return j;
+}
+
+static void fifo_remove(struct fifo *f, struct job *j)
+{
+        struct job *prev = NULL;
+
+        for (struct job *k = f->head; k; prev = k, k = k->qnext) {
+                if (k != j)
+                        continue;
+                if (prev)
+                        prev->qnext = k->qnext;
+                else
+                        f->head = k->qnext;
+                if (f->tail == k)
+                        f->tail = prev;
+                k->qnext = NULL;
+                return;
+        }
+}
+
+static void job_free(struct job *j)
+{
+        if (!j)
+                return;
+        free(j->path);
+        free(j);
+}
+
+/* under lock */
+static struct job *job_find(struct upload *u, uint64_t id)
+{
+        for (struct job *j = u->known; j; j = j->next)
+                if (j->id == id)
+                        return j;
+        return NULL;
+}
+
+/* under lock */
+static void job_unlink(struct upload *u, struct job *j)
+{
+        if (j->prev)
+                j->prev->next = j->next;
+        else
+                u->known = j->next;
+        if (j->next)
+                j->next->prev = j->prev;
+        j->prev = j->next = NULL;
+}
+
+/* under lock: the job's result is final; hand it to the notifier */
+static void job_finish(struct upload *u, struct job *j, int error)
+{
+        j->state = JOB_FINISHED;
+        j->res.error = error;
+        fifo_push(&u->finished, j);
+        pthread_cond_signal(&u->done_cond);
+}
+
+/* ---- one attempt ---- */
+
+static void *put_thread(void *arg)
+{
+        struct attempt *a = arg;
+        struct upload *u = a->u;
+
+        for (;;) {
+                struct upload_block *b = NULL;
+                int r = upload_queue_pop(&a->q, &b);
+
+                if (r <= 0)
+                        break;
+                r = net_put_block(a->put, &b->cid, b->data, b->len, net_now_ns() + a->timeout_ns);
+                if (r < 0) {
+                        upload_queue_abort(&a->q, r);
+                        upload_queue_release(&a->q, b);
+                        break;
+                }
+                if (r == 0) {
+                        __atomic_add_fetch(&a->sent, 1, __ATOMIC_RELAXED);
+                        STAT_ADD(u, blocks_sent, 1);
+                        STAT_ADD(u, bytes_sent, b->len);
+                } else {
+                        __atomic_add_fetch(&a->skipped, 1, __ATOMIC_RELAXED);
+                        STAT_ADD(u, blocks_skipped, 1);
+                }
+                if (u->cfg.cache) {
+                        /* net_put_block verified the bytes; a full cache disk is no error */
+                        r = cache_block_put_verified(u->cfg.cache, &b->cid, b->data, b->len);
+                        if (r < 0 && r != -ENOSPC)
+                                log_debug_errno(r, "caching an uploaded block failed");
+                }
+                upload_queue_release(&a->q, b);
+        }
+        return NULL;
+}
+
+/* the source's emit: copy the block into the queue (waits while it is full) */
+static int emit_block(const struct cid *cid, const uint8_t *block, size_t len, void *userdata)
+{
+        struct attempt *a = userdata;
+        struct upload_block *b;
+        int r;
+
+        r = upload_queue_error(&a->q);
+        if (r < 0)
+                return r;
+        b = upload_block_new(cid, block, len);
+        if (!b)
+                return -ENOMEM;
+        r = upload_queue_push(&a->q, b);
+        if (r < 0) {
+                free(b);
+                return r;
+        }
+        a->blocks++;
+        a->bytes += len;
+        return 0;
+}
+
+/* Runs source into the bound session with `parallel` put threads; the first error, or 0. */
+static int pipeline_run(struct attempt *a, upload_source_fn source, void *source_ud)
+{
+        pthread_t th[UPLOAD_MAX_PARALLEL];
+        unsigned n = 0;
+        int r = 0;
+
+        for (; n < a->u->cfg.parallel; n++) {
+                int e = pthread_create(&th[n], NULL, put_thread, a);
+
+                if (e != 0) {
+                        r = -e;
+                        break;
+                }
+        }
+        if (n == 0) {
+                log_error_errno(r, "no upload thread could be started");
+                return r;
+        }
+        r = source(emit_block, a, source_ud);
+        if (r < 0)
+                upload_queue_abort(&a->q, r);
+        else
+                upload_queue_close(&a->q);
+        for (unsigned k = 0; k < n; k++)
+                pthread_join(th[k], NULL);
+        if (r >= 0)
+                r = upload_queue_error(&a->q);
+        return r;
+}
+
+/* under u->lock: is the attempt for j (NULL for the synchronous calls) to stop? */
+static bool should_stop(struct upload *u, const struct job *j)
+{
+        return j && (u->stop || j->is_cancelled);
+}
+
+struct attempt_report {
+        uint64_t blocks, sent, skipped;
+        char node[128];
+};
+
+/*
+ * One attempt: a session (resumed or not), the pipeline, the pin of *pin_root (read after
+ * the source returned; NULL: no pin). j (may be NULL) is published for cancels.
+ */
+static int attempt_run(struct upload *u, struct job *j, bool resume, upload_source_fn source,
+                       void *source_ud, const struct cid *pin_root, struct attempt_report *rep)
+{
+        struct attempt a = { .u = u, .timeout_ns = u->cfg.timeout_ms * MS };
+        size_t cap = u->cfg.queue_blocks ? u->cfg.queue_blocks : u->cfg.parallel;
+        bool has_queue = false;
+        int r;
+
+        *rep = (struct attempt_report){ 0 };
+        r = net_put_begin(u->cfg.net, resume, &a.put);
+        if (r < 0)
+                return r;
+        (void)snprintf(rep->node, sizeof(rep->node), "%s", net_put_node_url(a.put));
+        r = upload_queue_init(&a.q, cap);
+        if (r < 0)
+                goto out;
+        has_queue = true;
+        a.q.mem_bytes = &u->st.mem_bytes;
+        a.q.mem_peak_bytes = &u->st.mem_peak_bytes;
+        pthread_mutex_lock(&u->lock);
+        if (should_stop(u, j))
+                upload_queue_abort(&a.q, -ECANCELED);
+        if (j)
+                j->running = &a;
+        pthread_mutex_unlock(&u->lock);
+
+        r = pipeline_run(&a, source, source_ud);
+        if (r >= 0 && u->cfg.pin && pin_root) {
+                uint64_t mib = a.bytes >> 20;
+
+                r = upload_queue_error(&a.q); /* cancelled after the last block? */
+                if (r >= 0)
+                        r = net_put_pin(a.put, pin_root, u->cfg.replicas,
+                                        net_now_ns() + a.timeout_ns + mib * PIN_NS_PER_MIB);
+                if (r >= 0)
+                        STAT_ADD(u, pins, 1);
+        }
+        if (r >= 0)
+                r = upload_queue_error(&a.q);
+out:
+        if (j) {
+                pthread_mutex_lock(&u->lock);
+                j->running = NULL;
+                pthread_mutex_unlock(&u->lock);
+        }
+        if (has_queue)
+                upload_queue_done(&a.q);
+        rep->blocks = a.blocks;
+        rep->sent = a.sent;
+        rep->skipped = a.skipped;
+        net_put_free(a.put);
+        return r;
+}
+
+/* ---- sources ---- */
+
+struct file_source {
+        struct upload *u;
+        int fd;
+        struct cid root;
+        uint64_t size;
+};
+
+/* Reads the whole file (pread from 0) through the builder. */
+static int read_file(unixfs_emit_fn emit, void *emit_ud, void *userdata)
+{
+        struct file_source *fs = userdata;
+        struct upload *u = fs->u;
+        size_t piece = MAX(u->cfg.params.chunk_size, (size_t)MIN_READ);
+        struct unixfs_builder *b = NULL;
+        uint8_t *buf = malloc(piece);
+        uint64_t off = 0;
+        int r;
+
+        if (!buf)
+                return -ENOMEM;
+        r = unixfs_builder_new(&u->cfg.params, emit, emit_ud, &b);
+        while (r >= 0) {
+                ssize_t n = pread(fs->fd, buf, piece, (off_t)off);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        r = -errno;
+                        break;
+                }
+                if (n == 0) {
+                        r = unixfs_builder_finish(b, &fs->root, &fs->size, NULL);
+                        break;
+                }
+                STAT_ADD(u, bytes_read, (uint64_t)n);
+                off += (uint64_t)n;
+                r = unixfs_builder_write(b, buf, (size_t)n);
+        }
+        unixfs_builder_free(b);
+        free(buf);
+        return r;
+}
+
+/* ---- jobs ---- */
+
+/* Sleeps delay_ms unless the job is cancelled or the uploader stops: true then. */
+static bool backoff_wait(struct upload *u, struct job *j, uint64_t delay_ms)
+{
+        struct timespec ts;
+        bool stop;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += (time_t)(delay_ms / 1000);
+        ts.tv_nsec += (long)(delay_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&u->lock);
+        while (!should_stop(u, j))
+                if (pthread_cond_timedwait(&u->cond, &u->lock, &ts) == ETIMEDOUT)
+                        break;
+        stop = should_stop(u, j);
+        pthread_mutex_unlock(&u->lock);
+        return stop;
+}
+
+static bool is_stopped(struct upload *u, struct job *j)
+{
+        bool stop;
+
+        pthread_mutex_lock(&u->lock);
+        stop = should_stop(u, j);
+        pthread_mutex_unlock(&u->lock);
+        return stop;
+}
+
+/* Attempts until pinned (0) or cancelled (-ECANCELED); fills j->res. */
+static int job_run(struct upload *u, struct job *j)
+{
+        uint64_t delay_ms = u->cfg.retry_base_ms;
+        unsigned immediate = 0;
+        bool resume = false;
+
+        for (unsigned attempt = 1;; attempt++) {
+                struct file_source fs = { .u = u, .fd = -1 };
+                struct attempt_report rep = { 0 };
+                int r;
+
+                if (is_stopped(u, j))
+                        return -ECANCELED;
+                if (attempt > 1)
+                        STAT_ADD(u, jobs_retried, 1);
+                j->res.attempts = attempt;
+                fs.fd = open(j->path, O_RDONLY | O_CLOEXEC);
+                if (fs.fd < 0)
+                        r = -errno;
+                else {
+                        r = attempt_run(u, j, resume, read_file, &fs, &fs.root, &rep);
+                        close(fs.fd);
+                }
+                j->res.sent += rep.sent;
+                j->res.skipped += rep.skipped;
+                j->res.last_sent = rep.sent;
+                j->res.last_skipped = rep.skipped;
+                j->res.blocks = rep.blocks;
+                if (rep.node[0])
+                        memcpy(j->res.node, rep.node, sizeof(j->res.node));
+                if (r >= 0) {
+                        j->res.root = fs.root;
+                        j->res.size = fs.size;
+                        return 0;
+                }
+                if (is_stopped(u, j))
+                        return -ECANCELED;
+                STAT_ADD(u, attempts_failed, 1);
+                resume = true; /* whatever failed, the next node may have some blocks */
+                if (r == -ENOTCONN && immediate < IMMEDIATE_RESUMES) {
+                        immediate++;
+                        log_warning("upload %" PRIu64 " (%s): write node %s failed after %" PRIu64
+                                    " blocks; resuming on another node",
+                                    j->id, j->path, rep.node, rep.sent + rep.skipped);
+                        continue;
+                }
+                immediate = 0;
+                log_warning_errno(r,
+                                  "upload %" PRIu64 " (%s): attempt %u failed (%s): retrying in "
+                                  "%" PRIu64 " ms",
+                                  j->id, j->path, attempt, rep.node[0] ? rep.node : "no node",
+                                  delay_ms);
+                if (backoff_wait(u, j, delay_ms))
+                        return -ECANCELED;
+                delay_ms = MIN(delay_ms * 2, u->cfg.retry_max_ms);
+        }
+}
+
+static void *runner_thread(void *arg)
+{
+        struct upload *u = arg;
+
+        pthread_mutex_lock(&u->lock);
+        for (;;) {
+                struct job *j;
+                int r;
+
+                while (!u->stop && !u->queued.head)
+                        pthread_cond_wait(&u->cond, &u->lock);
+                if (u->stop)
+                        break;
+                j = fifo_pop(&u->queued);
+                u->n_queued--;
+                u->n_running++;
+                j->state = JOB_RUNNING;
+                pthread_mutex_unlock(&u->lock);
+
+                r = job_run(u, j);
+
+                pthread_mutex_lock(&u->lock);
+                u->n_running--;
+                /* a cancel that returned 0 promises -ECANCELED, even if the pin just landed */
+                job_finish(u, j, r < 0 || j->is_cancelled ? -ECANCELED : 0);
+        }
+        pthread_mutex_unlock(&u->lock);
+        return NULL;
+}
+
+static void *notifier_thread(void *arg)
+{
+        struct upload *u = arg;
+
+        pthread_mutex_lock(&u->lock);
+        for (;;) {
+                struct job *j;
+
+                while (!u->finished.head && !u->runners_gone)
+                        pthread_cond_wait(&u->done_cond, &u->lock);
+                j = fifo_pop(&u->finished);
+                if (!j)
+                        break; /* runners gone and nothing left */
+                job_unlink(u, j);
+                if (j->res.error == 0)
+                        STAT_ADD(u, jobs_done, 1);
+                else
+                        STAT_ADD(u, jobs_cancelled, 1);
+                pthread_mutex_unlock(&u->lock);
+                j->done(&j->res, j->userdata);
+                job_free(j);
+                pthread_mutex_lock(&u->lock);
+        }
+        pthread_mutex_unlock(&u->lock);
+        return NULL;
+}
+
+/* ---- public ---- */
+
+static int config_check(const struct upload_config *c)
+{
+        if (!c->net || c->parallel < 1 || c->parallel > UPLOAD_MAX_PARALLEL || c->jobs < 1 ||
+            c->jobs > UPLOAD_MAX_JOBS || (c->pin && c->replicas < 1) || c->timeout_ms == 0 ||
+            c->retry_base_ms == 0 || c->retry_base_ms > c->retry_max_ms)
+                return -EINVAL;
+        return unixfs_params_check(&c->params);
+}
+
+int upload_config_from(const struct config *c, struct net_pool *net, struct cache *cache,
+                       struct upload_config *ret)
+{
+        struct upload_config uc = {
+                .net = net,
+                .cache = cache,
+                .parallel = MIN(MAX(c->parallel_uploads, 1u), (unsigned)UPLOAD_MAX_PARALLEL),
+                .jobs = 2,
+                .replicas = MAX(c->replicas, 1u),
+                .pin = c->automatic_pinning,
+                .timeout_ms = MAX(c->timeout_ms, (uint64_t)1),
+                .retry_base_ms = MAX(c->retry_base_delay_ms, (uint64_t)1),
+                .retry_max_ms =
+                        MAX(c->retry_max_delay_ms, MAX(c->retry_base_delay_ms, (uint64_t)1)),
+        };
+        bool legacy = c->profile == CONFIG_PROFILE_LEGACY;
+
+        unixfs_params_profile(legacy ? UNIXFS_PROFILE_LEGACY : UNIXFS_PROFILE_DEFAULT, &uc.params);
+        /* max_chunk_size defaults to 1 MiB; the legacy profile keeps its own 256 KiB unless the
+         * setting says something else (the config cannot tell an explicit 1 MiB apart) */
+        if (c->max_chunk_size && !(legacy && c->max_chunk_size == 1024 * 1024))
+                uc.params.chunk_size = (size_t)c->max_chunk_size;
+        if (unixfs_params_check(&uc.params) < 0)
+                return -EINVAL;
+        *ret = uc;
+        return 0;
+}
+
+int upload_new(const struct upload_config *cfg, struct upload **ret)
+{
+        pthread_condattr_t ca;
+        struct upload *u;
+        int r;
+
+        r = config_check(cfg);
+        if (r < 0)
+                return r;
+        u = calloc(1, sizeof(*u));
+        if (!u)
+                return -ENOMEM;
+        u->cfg = *cfg;
+        pthread_mutex_init(&u->lock, NULL);
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&u->cond, &ca);
+        pthread_condattr_destroy(&ca);
+        pthread_cond_init(&u->done_cond, NULL);
+        u->runners = calloc(cfg->jobs, sizeof(*u->runners));
+        if (!u->runners) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        r = -pthread_create(&u->notifier, NULL, notifier_thread, u);
+        if (r < 0)
+                goto fail;
+        u->has_notifier = true;
+        for (; u->n_runners < cfg->jobs; u->n_runners++) {
+                r = -pthread_create(&u->runners[u->n_runners], NULL, runner_thread, u);
+                if (r < 0)
+                        goto fail;
+        }
+        *ret = u;
+        return 0;
+fail:
+        upload_free(u);
+        return r;
+}
+
+int upload_submit(struct upload *u, uint64_t id, const char *path, upload_done_fn done,
+                  void *userdata)
+{
+        struct job *j;
+        int r = 0;
+
+        if (!path || !done)
+                return -EINVAL;
+        j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->path = strdup(path);
+        if (!j->path) {
+                free(j);
+                return -ENOMEM;
+        }
+        j->id = id;
+        j->done = done;
+        j->userdata = userdata;
+        j->res.id = id;
+        pthread_mutex_lock(&u->lock);
+        if (u->stop)
+                r = -ECANCELED;
+        else if (job_find(u, id))
+                r = -EEXIST;
+        else {
+                j->next = u->known;
+                if (u->known)
+                        u->known->prev = j;
+                u->known = j;
+                fifo_push(&u->queued, j);
+                u->n_queued++;
+                STAT_ADD(u, jobs_submitted, 1);
+                pthread_cond_broadcast(&u->cond);
+        }
+        pthread_mutex_unlock(&u->lock);
+        if (r < 0)
+                job_free(j);
+        return r;
+}
+
+int upload_cancel(struct upload *u, uint64_t id)
+{
+        struct job *j;
+        int r = 0;
+
+        pthread_mutex_lock(&u->lock);
+        j = job_find(u, id);
+        if (!j || j->state == JOB_FINISHED || j->is_cancelled)
+                r = -ENOENT;
+        else if (j->state == JOB_QUEUED) {
+                fifo_remove(&u->queued, j);
+                u->n_queued--;
+                j->is_cancelled = true;
+                job_finish(u, j, -ECANCELED);
+        } else {
+                j->is_cancelled = true;
+                if (j->running)
+                        upload_queue_abort(&j->running->q, -ECANCELED);
+                pthread_cond_broadcast(&u->cond); /* a runner in its backoff wait */
+        }
+        pthread_mutex_unlock(&u->lock);
+        return r;
+}
+
+int upload_fd(struct upload *u, int fd, struct cid *ret_root, uint64_t *ret_size)
+{
+        struct file_source fs = { .u = u, .fd = fd };
+        struct attempt_report rep;
+        int r;
+
+        r = attempt_run(u, NULL, false, read_file, &fs, &fs.root, &rep);
+        if (r < 0)
+                return r;
+        if (ret_root)
+                *ret_root = fs.root;
+        if (ret_size)
+                *ret_size = fs.size;
+        return 0;
+}
+
+int upload_blocks(struct upload *u, upload_source_fn source, void *userdata,
+                  const struct cid *pin_root)
+{
+        struct attempt_report rep;
+
+        if (!source)
+                return -EINVAL;
+        return attempt_run(u, NULL, false, source, userdata, pin_root, &rep);
+}
+
+_Static_assert(sizeof(struct upload_stats) % sizeof(uint64_t) == 0, "counters only");
+
+void upload_get_stats(struct upload *u, struct upload_stats *ret)
+{
+        uint64_t *dst = (uint64_t *)ret;
+        const uint64_t *src = (const uint64_t *)&u->st;
+
+        for (size_t i = 0; i < sizeof(*ret) / sizeof(uint64_t); i++)
+                dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+        pthread_mutex_lock(&u->lock);
+        ret->jobs_queued = u->n_queued;
+        ret->jobs_running = u->n_running;
+        pthread_mutex_unlock(&u->lock);
+}
+
+void upload_free(struct upload *u)
+{
+        struct job *j;
+
+        if (!u)
+                return;
+        pthread_mutex_lock(&u->lock);
+        u->stop = true;
+        while ((j = fifo_pop(&u->queued))) {
+                u->n_queued--;
+                job_finish(u, j, -ECANCELED);
+        }
+        for (j = u->known; j; j = j->next)
+                if (j->state == JOB_RUNNING && j->running)
+                        upload_queue_abort(&j->running->q, -ECANCELED);
+        pthread_cond_broadcast(&u->cond);
+        pthread_mutex_unlock(&u->lock);
+        for (unsigned i = 0; i < u->n_runners; i++)
+                pthread_join(u->runners[i], NULL);
+        pthread_mutex_lock(&u->lock);
+        u->runners_gone = true;
+        pthread_cond_broadcast(&u->done_cond);
+        pthread_mutex_unlock(&u->lock);
+        if (u->has_notifier)
+                pthread_join(u->notifier, NULL);
+        free(u->runners);
+        pthread_cond_destroy(&u->done_cond);
+        pthread_cond_destroy(&u->cond);
+        pthread_mutex_destroy(&u->lock);
+        free(u);
+}

@@ -1,0 +1,706 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Upload jobs against the real node pool over a scripted transport (one fake Kubo RPC node
+ * that hashes what it receives): config validation, a job's root and blocks, the bound on
+ * block copies in memory, retries until a failing node recovers (done() once), cancel of a
+ * queued and of a running job, upload_free cancelling everything, and prebuilt blocks.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "prsmfs/cache.h"
+#include "prsmfs/config.h"
+#include "prsmfs/upload.h"
+
+#include "transport.h"
+
+#define MAX_STORED 1024
+#define MAX_IDS    8
+#define CHUNK      (16 * 1024)
+
+struct fake {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        bool is_gate_closed; /* block/put waits (until its deadline) while set */
+        bool is_dead;        /* every request is refused */
+        unsigned fail_puts;  /* the next n block/puts answer 503 */
+        unsigned put_delay_us;
+        unsigned puts, waiting, pins;
+        struct cid stored[MAX_STORED];
+        size_t stored_len[MAX_STORED];
+        size_t n_stored;
+        struct cid pinned;
+};
+
+static struct fake F;
+
+struct done_log {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        unsigned calls[MAX_IDS];
+        struct upload_result res[MAX_IDS];
+        pthread_t thread[MAX_IDS];
+        unsigned total;
+        uint64_t order[MAX_IDS];
+};
+
+static struct done_log D;
+
+static uint64_t fake_now(void *t)
+{
+        (void)t;
+        return net_now_ns();
+}
+
+static void fake_sleep(void *t, uint64_t ns)
+{
+        uint64_t now = net_now_ns();
+
+        (void)t;
+        if (ns > now)
+                usleep((useconds_t)MIN((ns - now) / 1000, 1000000));
+}
+
+static uint64_t fake_random(void *t)
+{
+        (void)t;
+        return 0x5eed;
+}
+
+static int answer(struct buf *body, const char *s)
+{
+        return buf_append(body, s, strlen(s));
+}
+
+static int find_stored(const struct cid *c)
+{
+        for (size_t i = 0; i < F.n_stored; i++)
+                if (cid_same_multihash(&F.stored[i], c))
+                        return (int)i;
+        return -1;
+}
+
+static bool arg_cid(const char *url, struct cid *ret)
+{
+        const char *a = strstr(url, "arg=");
+
+        return a && cid_parse(a + 4, strcspn(a + 4, "&"), ret) >= 0;
+}
+
+static int do_put(const struct net_http_request *req, struct buf *body,
+                  struct net_http_response *res)
+{
+        const char *bnd = NULL, *data;
+        char key[CID_MAX_STR], json[CID_MAX_STR + 64];
+        struct cid got;
+        size_t len;
+
+        for (const char *const *h = req->headers; h && *h; h++)
+                if (strncmp(*h, "Content-Type: multipart/form-data; boundary=", 44) == 0)
+                        bnd = *h + 44;
+        assert_non_null(bnd);
+        data = memmem(req->body, req->body_len, "\r\n\r\n", 4);
+        assert_non_null(data);
+        data += 4;
+        len = req->body_len - (size_t)(data - (const char *)req->body) - (strlen(bnd) + 8);
+        assert_int_equal(
+                cid_compute(1, strstr(req->url, "format=raw") ? CID_CODEC_RAW : CID_CODEC_DAG_PB,
+                            CID_MH_SHA2_256, data, len, &got),
+                0);
+        pthread_mutex_lock(&F.lock);
+        F.puts++;
+        if (find_stored(&got) < 0) {
+                assert_true(F.n_stored < MAX_STORED);
+                F.stored[F.n_stored] = got;
+                F.stored_len[F.n_stored++] = len;
+        }
+        pthread_mutex_unlock(&F.lock);
+        (void)snprintf(json, sizeof(json), "{\"Key\":\"%s\",\"Size\":%zu}",
+                       cid_to_string(&got, key), len);
+        (void)res;
+        return answer(body, json);
+}
+
+/* 0 to go on, 1 when the put must fail with 503, -ETIMEDOUT at the deadline */
+static int put_gate(const struct net_http_request *req)
+{
+        int r = 0;
+
+        pthread_mutex_lock(&F.lock);
+        F.waiting++;
+        pthread_cond_broadcast(&F.cond);
+        while (F.is_gate_closed && net_now_ns() < req->deadline_ns) {
+                struct timespec ts;
+
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 10000000;
+                if (ts.tv_nsec >= 1000000000) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000;
+                }
+                (void)pthread_cond_timedwait(&F.cond, &F.lock, &ts);
+        }
+        if (F.is_gate_closed)
+                r = -ETIMEDOUT;
+        else if (F.fail_puts) {
+                F.fail_puts--;
+                r = 1;
+        }
+        F.waiting--;
+        pthread_mutex_unlock(&F.lock);
+        if (F.put_delay_us)
+                usleep(F.put_delay_us);
+        return r;
+}
+
+static int fake_http(void *t, const struct net_http_request *req, struct buf *body,
+                     struct net_http_response *res)
+{
+        char json[2 * CID_MAX_STR + 64], key[CID_MAX_STR];
+        struct cid c;
+        bool dead;
+        int r, i;
+
+        (void)t;
+        *res = (struct net_http_response){ .status = 200 };
+        pthread_mutex_lock(&F.lock);
+        dead = F.is_dead;
+        pthread_mutex_unlock(&F.lock);
+        if (dead)
+                return -ECONNREFUSED;
+        if (strstr(req->url, "/api/v0/version"))
+                return answer(body, "{\"Version\":\"fake\"}");
+        if (strstr(req->url, "/api/v0/block/put?")) {
+                r = put_gate(req);
+                if (r < 0)
+                        return r;
+                if (r == 1) {
+                        res->status = 503;
+                        return 0;
+                }
+                return do_put(req, body, res);
+        }
+        assert_true(arg_cid(req->url, &c));
+        if (strstr(req->url, "/api/v0/block/stat?")) {
+                pthread_mutex_lock(&F.lock);
+                i = find_stored(&c);
+                if (i >= 0)
+                        (void)snprintf(json, sizeof(json), "{\"Key\":\"%s\",\"Size\":%zu}",
+                                       cid_to_string(&c, key), F.stored_len[i]);
+                pthread_mutex_unlock(&F.lock);
+                if (i >= 0)
+                        return answer(body, json);
+                res->status = 500;
+                return answer(body, "{\"Message\":\"not found\",\"Type\":\"error\"}");
+        }
+        assert_non_null(strstr(req->url, "/api/v0/pin/add?"));
+        pthread_mutex_lock(&F.lock);
+        F.pins++;
+        F.pinned = c;
+        pthread_mutex_unlock(&F.lock);
+        (void)snprintf(json, sizeof(json), "{\"Pins\":[\"%s\"]}", cid_to_string(&c, key));
+        return answer(body, json);
+}
+
+static const struct net_transport_ops fake_ops = {
+        .http = fake_http,
+        .now_ns = fake_now,
+        .sleep_until = fake_sleep,
+        .random = fake_random,
+};
+
+static struct net_pool *pool;
+static char dir[] = "/tmp/test-upload-XXXXXX";
+
+static int setup(void **state)
+{
+        static const struct net_node_config nodes[] = { { .kind = NET_NODE_RPC,
+                                                          .url = "http://n1" } };
+        struct net_config cfg = { .nodes = nodes,
+                                  .n_nodes = 1,
+                                  .timeout_ms = 5000,
+                                  .stall_timeout_ms = 1000,
+                                  .retry_base_delay_ms = 5,
+                                  .retry_max_delay_ms = 20,
+                                  .retry_max_attempts = 1,
+                                  .parallel_uploads = 4 };
+
+        (void)state;
+        pthread_mutex_destroy(&F.lock);
+        pthread_cond_destroy(&F.cond);
+        pthread_mutex_destroy(&D.lock);
+        pthread_cond_destroy(&D.cond);
+        memset(&F, 0, sizeof(F));
+        memset(&D, 0, sizeof(D));
+        pthread_mutex_init(&F.lock, NULL);
+        pthread_cond_init(&F.cond, NULL);
+        pthread_mutex_init(&D.lock, NULL);
+        pthread_cond_init(&D.cond, NULL);
+        return net_pool_new_with_transport(&cfg, &fake_ops, NULL, &pool);
+}
+
+static int teardown(void **state)
+{
+        (void)state;
+        net_pool_free(pool);
+        pool = NULL;
+        return 0;
+}
+
+static struct upload_config config(void)
+{
+        struct upload_config c = { .net = pool,
+                                   .parallel = 3,
+                                   .jobs = 1,
+                                   .replicas = 1,
+                                   .pin = true,
+                                   .timeout_ms = 2000,
+                                   .retry_base_ms = 5,
+                                   .retry_max_ms = 40 };
+
+        unixfs_params_profile(UNIXFS_PROFILE_DEFAULT, &c.params);
+        c.params.chunk_size = CHUNK;
+        return c;
+}
+
+static void on_done(const struct upload_result *r, void *userdata)
+{
+        (void)userdata;
+        assert_true(r->id < MAX_IDS);
+        pthread_mutex_lock(&D.lock);
+        D.res[r->id] = *r;
+        D.thread[r->id] = pthread_self();
+        D.order[D.total++] = r->id;
+        D.calls[r->id]++;
+        pthread_cond_broadcast(&D.cond);
+        pthread_mutex_unlock(&D.lock);
+}
+
+static void wait_done(unsigned n)
+{
+        pthread_mutex_lock(&D.lock);
+        while (D.total < n)
+                pthread_cond_wait(&D.cond, &D.lock);
+        pthread_mutex_unlock(&D.lock);
+}
+
+static void wait_put_waiting(void)
+{
+        pthread_mutex_lock(&F.lock);
+        while (F.waiting == 0)
+                pthread_cond_wait(&F.cond, &F.lock);
+        pthread_mutex_unlock(&F.lock);
+}
+
+static void set_gate(bool closed)
+{
+        pthread_mutex_lock(&F.lock);
+        F.is_gate_closed = closed;
+        pthread_cond_broadcast(&F.cond);
+        pthread_mutex_unlock(&F.lock);
+}
+
+static int ignore_block(const struct cid *cid, const uint8_t *block, size_t len, void *userdata)
+{
+        (void)cid, (void)block, (void)len, (void)userdata;
+        return 0;
+}
+
+/* A file of n pseudo-random bytes; its path in path (PATH_MAX), its root in *root. */
+static void make_file(size_t n, unsigned seed, char *path, struct cid *root)
+{
+        struct unixfs_builder *b = NULL;
+        struct unixfs_params p;
+        uint8_t *data = malloc(n ? n : 1);
+        uint64_t x = 0x9e3779b97f4a7c15ull * (seed + 1);
+        int fd;
+
+        assert_non_null(data);
+        for (size_t i = 0; i < n; i++) { /* xorshift64: no two chunks alike */
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                data[i] = (uint8_t)(x >> 32);
+        }
+        (void)snprintf(path, 4096, "%s/f%u", dir, seed);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, data, n), (ssize_t)n);
+        close(fd);
+        unixfs_params_profile(UNIXFS_PROFILE_DEFAULT, &p);
+        p.chunk_size = CHUNK;
+        assert_int_equal(unixfs_builder_new(&p, ignore_block, NULL, &b), 0);
+        assert_int_equal(unixfs_builder_write(b, data, n), 0);
+        assert_int_equal(unixfs_builder_finish(b, root, NULL, NULL), 0);
+        unixfs_builder_free(b);
+        free(data);
+}
+
+/* Runs one job (id 1) on path to its done(), waits linger_us for a second done(), and
+ * returns the stats. */
+static void run_job(const struct upload_config *c, const char *path, unsigned linger_us,
+                    struct upload_stats *ret)
+{
+        struct upload *u;
+
+        assert_int_equal(upload_new(c, &u), 0);
+        assert_int_equal(upload_submit(u, 1, path, on_done, NULL), 0);
+        wait_done(1);
+        if (linger_us)
+                usleep(linger_us);
+        upload_get_stats(u, ret);
+        upload_free(u);
+        assert_int_equal(D.calls[1], 1);
+}
+
+static void test_upload_new__bad_config__einval(void **state)
+{
+        struct upload_config good = config(), c;
+        struct upload *u = NULL;
+
+        (void)state;
+        c = good, c.net = NULL;
+        assert_int_equal(upload_new(&c, &u), -EINVAL);
+        c = good, c.parallel = 0;
+        assert_int_equal(upload_new(&c, &u), -EINVAL);
+        c = good, c.parallel = UPLOAD_MAX_PARALLEL + 1;
+        assert_int_equal(upload_new(&c, &u), -EINVAL);
+        c = good, c.jobs = 0;
+        assert_int_equal(upload_new(&c, &u), -EINVAL);
+        c = good, c.replicas = 0;
+        assert_int_equal(upload_new(&c, &u), -EINVAL);
+        c = good, c.timeout_ms = 0;
+        assert_int_equal(upload_new(&c, &u), -EINVAL);
+        c = good, c.retry_base_ms = 0;
+        assert_int_equal(upload_new(&c, &u), -EINVAL);
+        c = good, c.retry_base_ms = 100, c.retry_max_ms = 50;
+        assert_int_equal(upload_new(&c, &u), -EINVAL);
+        c = good, c.params.chunk_size = 0;
+        assert_int_equal(upload_new(&c, &u), -EINVAL);
+        assert_null(u);
+        c = good, c.pin = false, c.replicas = 0; /* replicas only matter with pin */
+        assert_int_equal(upload_new(&c, &u), 0);
+        upload_free(u);
+}
+
+static void test_upload_config_from__profiles__chunk_and_cid_version(void **state)
+{
+        struct upload_config uc;
+        struct config c;
+
+        (void)state;
+        assert_int_equal(config_init_defaults(&c), 0);
+        assert_int_equal(upload_config_from(&c, pool, NULL, &uc), 0);
+        assert_int_equal(uc.params.chunk_size, 1024 * 1024);
+        assert_int_equal(uc.params.cid_version, 1);
+        assert_int_equal(uc.parallel, 5);
+        assert_true(uc.pin == c.automatic_pinning);
+        c.profile = CONFIG_PROFILE_LEGACY;
+        assert_int_equal(upload_config_from(&c, pool, NULL, &uc), 0);
+        assert_int_equal(uc.params.chunk_size, 256 * 1024);
+        assert_int_equal(uc.params.cid_version, 0);
+        c.max_chunk_size = 512 * 1024;
+        assert_int_equal(upload_config_from(&c, pool, NULL, &uc), 0);
+        assert_int_equal(uc.params.chunk_size, 512 * 1024);
+        c.profile = CONFIG_PROFILE_DEFAULT;
+        c.max_chunk_size = 2 * 1024 * 1024;
+        assert_int_equal(upload_config_from(&c, pool, NULL, &uc), 0);
+        assert_int_equal(uc.params.chunk_size, 2 * 1024 * 1024);
+        /* the config takes up to 4 MiB, but no block may exceed 2 MiB (bitswap's limit) */
+        c.max_chunk_size = 4 * 1024 * 1024;
+        assert_int_equal(upload_config_from(&c, pool, NULL, &uc), -EINVAL);
+        config_done(&c);
+}
+
+static void test_job__file__root_pinned_blocks_stored_and_cached(void **state)
+{
+        struct upload_config c = config();
+        char path[4096], cdir[4200];
+        struct upload_stats st;
+        struct cache *cache;
+        struct cid root;
+
+        (void)state;
+        make_file(10 * CHUNK + 5, 1, path, &root);
+        (void)snprintf(cdir, sizeof(cdir), "%s/cache", dir);
+        assert_int_equal(cache_open(cdir, 1 << 26, 0, true, &cache), 0);
+        c.cache = cache;
+        run_job(&c, path, 0, &st);
+        assert_int_equal(D.res[1].error, 0);
+        assert_true(cid_equal(&D.res[1].root, &root));
+        assert_int_equal(D.res[1].size, 10 * CHUNK + 5);
+        assert_int_equal(D.res[1].blocks, 12); /* 11 leaves + root */
+        assert_int_equal(D.res[1].sent, 12);
+        assert_int_equal(D.res[1].attempts, 1);
+        assert_false(pthread_equal(D.thread[1], pthread_self()));
+        assert_int_equal(F.n_stored, 12);
+        assert_int_equal(F.pins, 1);
+        assert_true(cid_equal(&F.pinned, &root));
+        assert_true(find_stored(&root) >= 0);
+        assert_true(cache_block_size(cache, &root) > 0);
+        assert_int_equal(st.jobs_done, 1);
+        assert_int_equal(st.blocks_sent, 12);
+        assert_int_equal(st.bytes_read, 10 * CHUNK + 5);
+        assert_int_equal(st.pins, 1);
+        cache_free(cache);
+}
+
+static void test_job__big_file__block_copies_stay_bounded(void **state)
+{
+        struct upload_config c = config();
+        struct upload_stats st;
+        char path[4096];
+        struct cid root;
+
+        (void)state;
+        make_file(300 * CHUNK, 2, path, &root); /* 4.7 MiB */
+        c.parallel = 2;
+        c.queue_blocks = 2;
+        F.put_delay_us = 300; /* the network is slower than the builder */
+        run_job(&c, path, 0, &st);
+        assert_int_equal(D.res[1].error, 0);
+        assert_true(cid_equal(&D.res[1].root, &root));
+        assert_true(st.mem_peak_bytes >= CHUNK);
+        /* queue (2) + one block per put thread (2) */
+        assert_true(st.mem_peak_bytes <= 4 * (CHUNK + sizeof(struct cid) + 64));
+        assert_int_equal(st.mem_bytes, 0);
+}
+
+static void test_job__failing_node__retried_until_pinned_done_once(void **state)
+{
+        struct upload_config c = config();
+        struct upload_stats st;
+        char path[4096];
+        struct cid root;
+
+        (void)state;
+        make_file(6 * CHUNK, 3, path, &root);
+        F.fail_puts = 5;
+        run_job(&c, path, 100000, &st); /* a second done() would show */
+        assert_int_equal(D.res[1].error, 0);
+        assert_true(D.res[1].attempts >= 2);
+        assert_true(cid_equal(&F.pinned, &root));
+        assert_int_equal(F.n_stored, 7);
+        assert_true(st.attempts_failed >= 1);
+        assert_int_equal(st.jobs_retried, st.attempts_failed);
+        /* resumed attempts skip what the node already has */
+        assert_int_equal(D.res[1].last_sent + D.res[1].last_skipped, 7);
+}
+
+static void *revive_later(void *arg)
+{
+        (void)arg;
+        usleep(300000);
+        pthread_mutex_lock(&F.lock);
+        F.is_dead = false;
+        pthread_mutex_unlock(&F.lock);
+        return NULL;
+}
+
+static void test_job__every_node_down__completes_when_one_returns(void **state)
+{
+        struct upload_config c = config();
+        struct upload_stats st;
+        char path[4096];
+        struct cid root;
+        pthread_t t;
+
+        (void)state;
+        make_file(3 * CHUNK, 4, path, &root);
+        F.is_dead = true;
+        assert_int_equal(pthread_create(&t, NULL, revive_later, NULL), 0);
+        run_job(&c, path, 100000, &st);
+        pthread_join(t, NULL);
+        assert_int_equal(D.res[1].error, 0);
+        assert_true(st.attempts_failed >= 3);
+        assert_true(cid_equal(&F.pinned, &root));
+}
+
+static void test_cancel__queued_then_running__ecanceled_once_each(void **state)
+{
+        struct upload_config c = config();
+        struct upload_stats st;
+        char p1[4096], p2[4096];
+        struct cid r1, r2;
+        struct upload *u;
+
+        (void)state;
+        make_file(8 * CHUNK, 5, p1, &r1);
+        make_file(CHUNK, 6, p2, &r2);
+        set_gate(true);
+        assert_int_equal(upload_new(&c, &u), 0); /* one runner */
+        assert_int_equal(upload_submit(u, 1, p1, on_done, NULL), 0);
+        assert_int_equal(upload_submit(u, 2, p2, on_done, NULL), 0);
+        assert_int_equal(upload_submit(u, 1, p2, on_done, NULL), -EEXIST);
+        wait_put_waiting(); /* job 1 runs (its puts wait at the gate); job 2 is queued */
+        assert_int_equal(upload_cancel(u, 2), 0);
+        wait_done(1); /* delivered while job 1 still runs */
+        assert_int_equal(D.order[0], 2);
+        assert_int_equal(D.res[2].error, -ECANCELED);
+        assert_false(pthread_equal(D.thread[2], pthread_self()));
+        assert_int_equal(upload_cancel(u, 2), -ENOENT);
+        assert_int_equal(upload_cancel(u, 99), -ENOENT);
+        assert_int_equal(upload_cancel(u, 1), 0);
+        assert_int_equal(upload_cancel(u, 1), -ENOENT);
+        set_gate(false);
+        wait_done(2);
+        usleep(50000);
+        upload_get_stats(u, &st);
+        upload_free(u);
+        assert_int_equal(D.calls[1], 1);
+        assert_int_equal(D.calls[2], 1);
+        assert_int_equal(D.res[1].error, -ECANCELED);
+        assert_int_equal(F.pins, 0);
+        assert_int_equal(st.jobs_cancelled, 2);
+        assert_int_equal(st.jobs_done, 0);
+        /* the id can be used again once its done() was delivered */
+}
+
+static void *open_gate_later(void *arg)
+{
+        (void)arg;
+        usleep(100000);
+        set_gate(false);
+        return NULL;
+}
+
+static void test_upload_free__queued_and_running__all_ecanceled(void **state)
+{
+        struct upload_config c = config();
+        char p1[4096], p2[4096], p3[4096];
+        struct cid r;
+        struct upload *u;
+        pthread_t t;
+
+        (void)state;
+        make_file(8 * CHUNK, 7, p1, &r);
+        make_file(2 * CHUNK, 8, p2, &r);
+        make_file(3 * CHUNK, 9, p3, &r);
+        set_gate(true);
+        assert_int_equal(upload_new(&c, &u), 0);
+        assert_int_equal(upload_submit(u, 1, p1, on_done, NULL), 0);
+        assert_int_equal(upload_submit(u, 2, p2, on_done, NULL), 0);
+        assert_int_equal(upload_submit(u, 3, p3, on_done, NULL), 0);
+        wait_put_waiting();
+        assert_int_equal(pthread_create(&t, NULL, open_gate_later, NULL), 0);
+        upload_free(u);
+        pthread_join(t, NULL);
+        assert_int_equal(D.total, 3);
+        for (int i = 1; i <= 3; i++) {
+                assert_int_equal(D.calls[i], 1);
+                assert_int_equal(D.res[i].error, -ECANCELED);
+        }
+        assert_int_equal(F.pins, 0);
+}
+
+struct blocks_src {
+        struct cid root;
+        int fail;
+};
+
+static int three_blocks(unixfs_emit_fn emit, void *emit_ud, void *userdata)
+{
+        struct blocks_src *s = userdata;
+        static const char *const data[] = { "alpha", "beta", "gamma" };
+
+        for (int i = 0; i < 3; i++) {
+                struct cid c;
+                int r;
+
+                assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, data[i],
+                                             strlen(data[i]), &c),
+                                 0);
+                r = emit(&c, (const uint8_t *)data[i], strlen(data[i]), emit_ud);
+                if (r < 0)
+                        return r;
+                s->root = c;
+        }
+        return s->fail;
+}
+
+static void test_upload_blocks__source_blocks__stored_and_root_pinned(void **state)
+{
+        struct upload_config c = config();
+        struct blocks_src s = { 0 };
+        struct upload *u;
+
+        (void)state;
+        assert_int_equal(upload_new(&c, &u), 0);
+        assert_int_equal(upload_blocks(u, three_blocks, &s, &s.root), 0);
+        assert_int_equal(F.n_stored, 3);
+        assert_int_equal(F.pins, 1);
+        assert_true(cid_equal(&F.pinned, &s.root));
+        s.fail = -EIO; /* a failing source: its error, nothing pinned */
+        assert_int_equal(upload_blocks(u, three_blocks, &s, &s.root), -EIO);
+        assert_int_equal(F.pins, 1);
+        upload_free(u);
+}
+
+static void test_upload_fd__file__root_and_size(void **state)
+{
+        struct upload_config c = config();
+        struct upload *u;
+        char path[4096];
+        struct cid root, got;
+        uint64_t size;
+        int fd;
+
+        (void)state;
+        make_file(0, 10, path, &root);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        c.pin = false;
+        assert_int_equal(upload_new(&c, &u), 0);
+        assert_int_equal(upload_fd(u, fd, &got, &size), 0);
+        close(fd);
+        upload_free(u);
+        assert_true(cid_equal(&got, &root));
+        assert_int_equal(size, 0);
+        assert_int_equal(F.pins, 0);
+        assert_int_equal(F.n_stored, 1); /* the empty leaf */
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_upload_new__bad_config__einval, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_upload_config_from__profiles__chunk_and_cid_version, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_job__file__root_pinned_blocks_stored_and_cached, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_job__big_file__block_copies_stay_bounded,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_job__failing_node__retried_until_pinned_done_once, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_job__every_node_down__completes_when_one_returns, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_cancel__queued_then_running__ecanceled_once_each, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_upload_free__queued_and_running__all_ecanceled,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_upload_blocks__source_blocks__stored_and_root_pinned, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_upload_fd__file__root_and_size, setup,
+                                                teardown),
+        };
+        char cmd[64];
+        int r;
+
+        if (!mkdtemp(dir))
+                return 1;
+        r = cmocka_run_group_tests(tests, NULL, NULL);
+        (void)snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        (void)!system(cmd); /* the files and the cache of this run */
+        return r;
+}
