@@ -11,10 +11,11 @@ work=$(mktemp -d /var/tmp/prsmfs-netbench.XXXXXX)
 build=${PRSMFS_BUILD:-build-release}
 [ -f "$build/build.ninja" ] || meson setup "$build" -Dbuildtype=release >/dev/null
 ninja -C "$build" tests/support/netfetch tests/support/dagtool >/dev/null
-command -v nginx >/dev/null || { echo "nginx is needed: apt-get install nginx" >&2; exit 1; }
+. tools/bench/gateway.sh
+gateway_need
 
 cleanup() {
-	if [ -f "$work/nginx.pid" ]; then kill "$(cat "$work/nginx.pid")" 2>/dev/null || true; fi
+	gateway_stop "$work"
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -25,30 +26,7 @@ root=$(/usr/bin/python3 tools/bench/export-blocks.py "$work/data.bin" "$work/blo
 want=$("$build/tests/support/dagtool" file --profile default <"$work/data.bin")
 [ "$root" = "$want" ] || { echo "export-blocks root $root != dagtool $want" >&2; exit 1; }
 
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$work/nginx.conf" <<CONF
-user root;
-daemon on;
-pid $work/nginx.pid;
-error_log $work/error.log;
-worker_processes 2;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 100000;
-  server {
-    listen 127.0.0.1:$port;
-    location /ipfs/ { alias $work/blocks/; default_type application/vnd.ipld.raw; }
-    location /file/ { alias $work/; default_type application/octet-stream; }
-  }
-}
-CONF
-: >"$work/blocks/bafkqaaa" # the trustless-gateway probe: the empty identity block
-nginx -c "$work/nginx.conf" -p "$work"
-url=http://127.0.0.1:$port
-sleep 0.3
+gateway_start "$work"
 
 secs() { /usr/bin/python3 -c 'import sys,time; print(time.time())'; }
 run() { # label command...
