@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "prsmfs/parse.h"
+
 #define PAGE 4096u
 
 static uint64_t rng_state;
@@ -52,7 +54,7 @@ int main(int argc, char *argv[])
 {
         const char *mode, *path;
         unsigned long n = 0;
-        uint64_t pages, sum = 0, count = 0;
+        uint64_t pages, sum = 0, count = 0, count_arg = 0;
         unsigned char buf[PAGE];
         struct stat st;
         double t0, t1;
@@ -65,9 +67,13 @@ int main(int argc, char *argv[])
         if (strcmp(mode, "mmap-seq") != 0) {
                 if (argc < 4)
                         return usage();
-                n = strtoul(argv[3], NULL, 10);
+                if (parse_u64(argv[3], &count_arg) < 0)
+                        return usage();
+                n = count_arg;
         }
-        rng_state = argc > 4 ? strtoull(argv[4], NULL, 10) : 88172645463325252ull;
+        rng_state = 88172645463325252ull;
+        if (argc > 4 && parse_u64(argv[4], &rng_state) < 0)
+                return usage();
         if (rng_state == 0)
                 rng_state = 1;
         fd = open(path, O_RDONLY | O_CLOEXEC);
