@@ -9,7 +9,9 @@
  * usual libfuse options, which libfuse itself validates.
  */
 #define LOG_MODULE "daemon"
+#include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -28,6 +30,7 @@
 #include "prsmfs/log.h"
 #include "prsmfs/net.h"
 #include "prsmfs/store.h"
+#include "prsmfs/upload.h"
 
 #include "control.h"
 
@@ -183,7 +186,55 @@ struct daemon {
         struct store *store;
         struct net_pool *net;
         struct cache *cache;
+        struct upload *upload;
 };
+
+/* ---- the uploader as the fs sees it ---- */
+
+struct upload_ctx {
+        struct fs *fs;
+        uint64_t ino;
+};
+
+static void upload_done(const struct upload_result *res, void *userdata)
+{
+        struct upload_ctx *c = userdata;
+
+        fs_upload_done(c->fs, res->id, c->ino, res->error, &res->root, res->size);
+        free(c);
+}
+
+static int up_submit(void *ud, uint64_t id, uint64_t ino, const char *path)
+{
+        struct daemon *d = ud;
+        struct upload_ctx *c = malloc(sizeof(*c));
+        int r;
+
+        if (!c)
+                return -ENOMEM;
+        *c = (struct upload_ctx){ .fs = d->fs, .ino = ino };
+        r = upload_submit(d->upload, id, path, upload_done, c);
+        if (r < 0)
+                free(c);
+        return r == -EEXIST ? 0 : r; /* already queued: the same content */
+}
+
+static void up_cancel(void *ud, uint64_t id)
+{
+        struct daemon *d = ud;
+        int r = upload_cancel(d->upload, id);
+
+        if (r < 0 && r != -ENOENT) /* -ENOENT: finished already; its commit checks staleness */
+                log_debug("cannot cancel upload %" PRIu64 ": %s", id, strerror(-r));
+}
+
+static int up_put_blocks(void *ud, fs_block_source_fn source, void *source_ud,
+                         const struct cid *pin_root)
+{
+        struct daemon *d = ud;
+
+        return upload_blocks(d->upload, source, source_ud, pin_root);
+}
 
 static int cmd_link(json_t *request, json_t **reply, void *userdata)
 {
@@ -436,9 +487,13 @@ int main(int argc, char *argv[])
         struct cache *cache = NULL;
         struct net_pool *net = NULL;
         struct store *store = NULL;
+        struct upload *upload = NULL;
+        struct upload_config ucfg;
         bool mounted = false;
         int r, ret = 1;
 
+        /* few malloc arenas: FUSE and fetch threads would each grow their own (RSS) */
+        (void)mallopt(M_ARENA_MAX, 2);
         if (fuse_opt_parse(&args, &cl, opt_spec, opt_proc) < 0 || cl.oom) {
                 fprintf(stderr, "prsmfs: cannot parse the command line\n");
                 goto out;
@@ -557,6 +612,20 @@ int main(int argc, char *argv[])
         fs_set_store(fs, store);
         d.net = net;
         d.store = store;
+        r = upload_config_from(&cfg, net, cache, &ucfg);
+        if (r >= 0)
+                r = upload_new(&ucfg, &upload);
+        if (r < 0) {
+                log_error_errno(r, "cannot start the uploader");
+                goto out_signals;
+        }
+        d.upload = upload;
+        r = fs_set_uploader(fs, &(struct fs_uploader){ .submit = up_submit,
+                                                       .cancel = up_cancel,
+                                                       .put_blocks = up_put_blocks,
+                                                       .ud = &d });
+        if (r < 0)
+                log_error_errno(r, "cannot resume the uploads the index holds");
         /* after daemonize: the control thread must live in the process that serves */
         r = control_start(sock_path, commands, ELEMENTSOF(commands), &d, &control);
         if (r < 0) {
@@ -582,7 +651,8 @@ out_signals:
         fuse_remove_signal_handlers(se);
 out:
         control_stop(control);
-        net_pool_shutdown(net); /* prefetches in flight end now */
+        net_pool_shutdown(net); /* prefetches and uploads in flight end now */
+        upload_free(upload);    /* pending jobs stay in the index for the next start */
         store_free(store);
         if (mounted)
                 fuse_session_unmount(se);

@@ -1208,7 +1208,10 @@ int index_jobs(struct index *idx, index_job_fn fn, void *userdata)
         pthread_mutex_lock(&idx->lock);
         rc = sqlite3_prepare_v2(idx->db, "SELECT ino, gen, size FROM jobs ORDER BY created_ns", -1,
                                 &st, NULL);
-        while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+                rc = sqlite3_step(st);
+                if (rc != SQLITE_ROW)
+                        break;
                 if (n == cap) {
                         size_t c = cap ? cap * 2 : 16;
                         struct index_job *p = reallocarray(jobs, c, sizeof(*p));

@@ -286,6 +286,10 @@ int store_get(struct store *s, const struct cid *cid, uint64_t deadline_ns, stru
         pthread_mutex_unlock(&s->lock);
         if (r < 0)
                 return r;
+        /* in memory first: a reader arriving while the block is written to disk finds it */
+        pthread_mutex_lock(&s->lock);
+        mem_insert(s, b);
+        pthread_mutex_unlock(&s->lock);
         if (s->cfg.cache) {
                 int p = cache_block_put_verified(s->cfg.cache, cid, b->data, b->len);
 
@@ -297,9 +301,6 @@ int store_get(struct store *s, const struct cid *cid, uint64_t deadline_ns, stru
                         log_debug("cannot cache a block: %s", strerror(-p));
                 }
         }
-        pthread_mutex_lock(&s->lock);
-        mem_insert(s, b);
-        pthread_mutex_unlock(&s->lock);
         *ret = b;
         return 0;
 }

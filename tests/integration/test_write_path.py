@@ -3,6 +3,7 @@
 through the tools admins use (cp -a, rsync -a, tar x, shell redirections, git), durable at
 close (kept across a restart and a kill -9), with size limits and read-your-writes."""
 import errno
+import json
 import hashlib
 import os
 import random
@@ -228,8 +229,60 @@ def test_kill9__closed_files_kept_open_ones_not_half_visible(ipfs_node, mount_fa
         with open(m.path(name), "rb") as g:
             assert g.read() == data, name
     assert os.path.getsize(m.path("open-writer")) == 0  # created, never closed: empty
-    staging = os.listdir(os.path.join(m.cache_dir, "staging"))
-    assert len(staging) == len(closed) + 0  # one staged generation per closed file, no leak
+    # every closed file ends uploaded (resumed after the kill), and no staging file is left
+    for name in closed:
+        fd = os.open(m.path(name), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        assert os.getxattr(m.path(name), "user.prsm.cid")
+    assert os.listdir(os.path.join(m.cache_dir, "staging")) == []
     out = subprocess.run([tool_binary("prsmctl"), "check", m.mountpoint], capture_output=True,
                          text=True)
     assert out.returncode == 0, out.stderr
+
+
+def pinned(node, cid):
+    out = node.rpc("pin/ls", [("arg", cid), ("type", "recursive")], timeout=60).decode()
+    return cid in out or node.rpc_json("pin/ls", [("arg", cid)]) is not None
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("profile", ["default", "legacy"])
+def test_close_uploads_pins_and_publish__cids_equal_the_nodes_add(ipfs_nodes_factory,
+                                                                   mount_factory, tmp_path,
+                                                                   profile):
+    n1, n2 = ipfs_nodes_factory(2, connect=True)
+    m = mount_factory(config={"rpc_nodes": [n1.api_url, n2.api_url], "gateway_nodes": [],
+                              "timeout": 60, "replicas": 2, "profile": profile})
+    add_opts = (dict(cid_version=1, raw_leaves=True, chunker="size-1048576", cid_base="base32")
+                if profile == "default" else dict(cid_version=0))
+    src = str(tmp_path / "src")
+    os.makedirs(os.path.join(src, "sub"))
+    sizes = {"empty": 0, "one": 1, "chunk": MiB if profile == "default" else 256 * 1024,
+             "chunk+1": MiB + 1, "three": 3 * MiB + 5, "sub/small": 300000}
+    os.mkdir(m.path("pub"))
+    os.mkdir(m.path("pub", "sub"))
+    for name, size in sizes.items():
+        data = os.urandom(size)
+        with open(os.path.join(src, name), "wb") as f:
+            f.write(data)
+        with open(m.path("pub", name), "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # returns once uploaded and pinned
+        cid = os.getxattr(m.path("pub", name), "user.prsm.cid").decode()
+        assert cid == n1.add(data, only_hash=True, pin=False, **add_opts), name
+        for node in (n1, n2):
+            assert pinned(node, cid), (name, node.name)
+        assert n2.rpc("cat", [("arg", cid)], timeout=120) == data
+    out = subprocess.run([tool_binary("prsmctl"), "publish", m.path("pub")], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    root = json.loads(out.stdout)["cid"]
+    assert root == n1.add_dir(src, only_hash=True, pin=False, **add_opts)
+    assert pinned(n1, root) and pinned(n2, root)
+    listing = n2.rpc_json("ls", [("arg", root)], timeout=120)
+    names = sorted(link["Name"] for link in listing["Objects"][0]["Links"])
+    assert names == sorted(["empty", "one", "chunk", "chunk+1", "three", "sub"])

@@ -366,8 +366,11 @@ static void test_link_setattr_xattrs(void **state)
 static int job_cb(const struct index_job *j, void *ud)
 {
         struct index_job *out = ud;
+        size_t i = 0;
 
-        out[out[0].size == 0 ? 0 : 1] = *j;
+        while (out[i].ino)
+                i++;
+        out[i] = *j; /* the caller's array has a zeroed slot past the last job */
         return 0;
 }
 
@@ -375,7 +378,8 @@ static void test_stage__job_then_commit_only_the_current_generation(void **state
 {
         struct fixture *f = *state;
         uint64_t ino = mk(f, INDEX_ROOT_INO, "w", S_IFREG | 0644);
-        struct index_job jobs[2] = { 0 };
+        uint64_t other = mk(f, INDEX_ROOT_INO, "w2", S_IFREG | 0644);
+        struct index_job jobs[4] = { 0 };
         struct index_attr a;
         struct cid c1, c2;
 
@@ -389,9 +393,11 @@ static void test_stage__job_then_commit_only_the_current_generation(void **state
         assert_int_equal(a.mtime_ns, 1000);
         /* closed again before the upload finished: generation 8 replaces the job */
         assert_int_equal(index_stage(f->idx, ino, 8, 4, 2000), 0);
+        assert_int_equal(index_stage(f->idx, other, 9, 5, 3000), 0);
         assert_int_equal(index_jobs(f->idx, job_cb, jobs), 0);
-        assert_int_equal(jobs[0].gen, 8);
-        assert_int_equal(jobs[1].size, 0); /* one job per inode */
+        assert_int_equal(jobs[0].gen, 8); /* oldest first, one job per inode */
+        assert_int_equal(jobs[1].gen, 9);
+        assert_int_equal(jobs[2].ino, 0);
         /* generation 7's upload lands late: it changes nothing */
         assert_int_equal(index_commit_upload(f->idx, ino, 7, &c1, 3), 0);
         assert_int_equal(index_getattr(f->idx, ino, &a), 0);
@@ -403,7 +409,8 @@ static void test_stage__job_then_commit_only_the_current_generation(void **state
         assert_int_equal(a.staged, 0);
         memset(jobs, 0, sizeof(jobs));
         assert_int_equal(index_jobs(f->idx, job_cb, jobs), 0);
-        assert_int_equal(jobs[0].ino, 0);
+        assert_int_equal(jobs[0].ino, other);
+        assert_int_equal(jobs[1].ino, 0);
         assert_int_equal(index_stage(f->idx, 9999, 1, 1, 1), -ENOENT);
 }
 
