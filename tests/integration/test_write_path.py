@@ -10,6 +10,7 @@ import random
 import shutil
 import signal
 import subprocess
+import time
 
 import pytest
 from mount import tool_binary
@@ -286,3 +287,90 @@ def test_close_uploads_pins_and_publish__cids_equal_the_nodes_add(ipfs_nodes_fac
     listing = n2.rpc_json("ls", [("arg", root)], timeout=120)
     names = sorted(link["Name"] for link in listing["Objects"][0]["Links"])
     assert names == sorted(["empty", "one", "chunk", "chunk+1", "three", "sub"])
+
+
+@pytest.mark.timeout(600)
+def test_git_clone_into_mount__fsck_clean(ipfs_node, mount_factory, tmp_path):
+    repo = str(tmp_path / "repo")
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@t", HOME=str(tmp_path))
+    subprocess.run(["git", "init", "-q", repo], check=True, env=env)
+    for i in range(30):
+        with open(os.path.join(repo, "file%02d.txt" % (i % 7)), "a") as f:
+            f.write("line %d\n" % i)
+        subprocess.run(["git", "-C", repo, "add", "-A"], check=True, env=env)
+        subprocess.run(["git", "-C", repo, "commit", "-qm", "c%d" % i], check=True, env=env)
+    m = mount_factory(config=cfg(ipfs_node))
+    subprocess.run(["git", "clone", "-q", "--no-hardlinks", repo, m.path("clone")], check=True,
+                   env=env)
+    subprocess.run(["git", "-C", m.path("clone"), "fsck", "--full", "--strict"], check=True,
+                   env=env)
+    # work in the clone: edit, commit, gc (renames, packs, unlinks)
+    with open(m.path("clone", "file00.txt"), "a") as f:
+        f.write("edited in the mount\n")
+    subprocess.run(["git", "-C", m.path("clone"), "commit", "-qam", "in mount"], check=True,
+                   env=env)
+    subprocess.run(["git", "-C", m.path("clone"), "gc", "-q"], check=True, env=env)
+    subprocess.run(["git", "-C", m.path("clone"), "fsck", "--full", "--strict"], check=True,
+                   env=env)
+    m.restart()
+    subprocess.run(["git", "-C", m.path("clone"), "fsck", "--full", "--strict"], check=True,
+                   env=env)
+    log = subprocess.run(["git", "-C", m.path("clone"), "log", "--oneline"], capture_output=True,
+                         text=True, check=True, env=env).stdout
+    assert len(log.splitlines()) == 31
+
+
+@pytest.mark.timeout(900)
+def test_crash__kill9_at_20_points_during_writes__no_closed_file_lost(ipfs_node, mount_factory):
+    m = mount_factory(config=cfg(ipfs_node))
+    rnd = random.Random(11)
+    closed = {}
+    writes = 0
+    for point in range(20):
+        # a writer in a child process: it reports each file once close() returned
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            try:
+                for i in range(1000):
+                    name = "p%02d-%03d" % (point, i)
+                    data = rnd.randbytes(rnd.randrange(0, 200000)) + name.encode()
+                    fd = os.open(m.path(name), os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+                    os.write(fd, data)
+                    os.close(fd)
+                    os.write(w, (name + " " + hashlib.sha256(data).hexdigest() + "\n").encode())
+            except OSError:
+                pass
+            os._exit(0)
+        os.close(w)
+        time.sleep(rnd.uniform(0.05, 0.6))
+        m.kill(signal.SIGKILL)
+        os.waitpid(pid, 0)
+        with os.fdopen(r) as f:
+            for line in f:
+                if line.endswith("\n"):
+                    name, digest = line.split()
+                    closed[name] = digest
+                    writes += 1
+        m.restart()
+        for name, digest in closed.items():
+            with open(m.path(name), "rb") as f:
+                assert hashlib.sha256(f.read()).hexdigest() == digest, (point, name)
+    assert writes >= 200, "only %d closed writes: the kills came too early" % writes
+    out = subprocess.run([tool_binary("prsmctl"), "check", m.mountpoint], capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    # nothing half-written under a final name, no staging leak once the uploads are done
+    for name in os.listdir(m.mountpoint):
+        if name not in closed:  # killed before or during its close: empty, or all of it
+            with open(m.path(name), "rb") as f:
+                data = f.read()
+            assert data == b"" or data.endswith(name.encode()), name
+    for name in closed:
+        fd = os.open(m.path(name), os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+    staged = os.listdir(os.path.join(m.cache_dir, "staging"))
+    assert staged == [], staged
