@@ -39,6 +39,9 @@ void cache_free(struct cache *c);
  */
 _wur_ ssize_t cache_block_pread(struct cache *c, const struct cid *cid, void *buf, size_t len,
                                 uint64_t off);
+/* An fd (O_RDONLY, the caller closes it) on the cached block and its size; -ENOENT when
+ * absent. The file stays readable after an eviction unlinks it. */
+_wur_ int cache_block_open(struct cache *c, const struct cid *cid, uint64_t *ret_size);
 /* Size of a cached block, -ENOENT when absent. */
 _wur_ int64_t cache_block_size(struct cache *c, const struct cid *cid);
 /*

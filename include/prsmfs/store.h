@@ -45,12 +45,26 @@ void store_free(struct store *s);
  */
 _wur_ int store_get(struct store *s, const struct cid *cid, uint64_t deadline_ns,
                     struct net_block **ret);
+/*
+ * A block to read from without loading it: in memory (block, a reference) or in the on-disk
+ * cache (fd, opened for the caller, who closes it; size its length), else fetched like
+ * store_get (block). Exactly one of block and fd >= 0 is set on success.
+ */
+struct store_ref {
+        struct net_block *block;
+        int fd;
+        uint64_t size;
+};
+_wur_ int store_get_ref(struct store *s, const struct cid *cid, uint64_t deadline_ns,
+                        struct store_ref *ret);
+void store_ref_done(struct store_ref *ref);
+
 /* The same without the network: -ENOENT unless the block is in memory or on disk. */
 _wur_ int store_peek(struct store *s, const struct cid *cid, struct net_block **ret);
 /*
  * Queues background fetches of the blocks not already in memory (in order; each fetch gives
- * up at deadline_ns). Returns how many were queued; the rest were present, already queued, or
- * dropped because the queue is full.
+ * up at deadline_ns); a block already on disk is only read ahead into the page cache. Returns how
+ * many were queued; the rest were present, already queued, or dropped because the queue is full.
  */
 size_t store_prefetch(struct store *s, const struct cid *cids, size_t n, uint64_t deadline_ns);
 

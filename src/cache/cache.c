@@ -252,12 +252,10 @@ static void touch_if_old(int fd, const struct stat *st)
                 (void)futimens(fd, ts); /* LRU hint only */
 }
 
-ssize_t cache_block_pread(struct cache *c, const struct cid *cid, void *buf, size_t len,
-                          uint64_t off)
+int cache_block_open(struct cache *c, const struct cid *cid, uint64_t *ret_size)
 {
         _cleanup_close_ int fd = -1;
         char path[KEY_MAX + 4];
-        size_t done = 0;
         struct stat st;
         int r;
 
@@ -279,6 +277,21 @@ ssize_t cache_block_pread(struct cache *c, const struct cid *cid, void *buf, siz
         if (fstat(fd, &st) < 0)
                 return -errno;
         touch_if_old(fd, &st);
+        stat_add(&c->hits, 1);
+        if (ret_size)
+                *ret_size = (uint64_t)st.st_size;
+        return TAKE_FD(fd);
+}
+
+ssize_t cache_block_pread(struct cache *c, const struct cid *cid, void *buf, size_t len,
+                          uint64_t off)
+{
+        _cleanup_close_ int fd = -1;
+        size_t done = 0;
+
+        fd = cache_block_open(c, cid, NULL);
+        if (fd < 0)
+                return fd;
         while (done < len) {
                 ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
 
@@ -291,7 +304,6 @@ ssize_t cache_block_pread(struct cache *c, const struct cid *cid, void *buf, siz
                         break;
                 done += (size_t)n;
         }
-        stat_add(&c->hits, 1);
         return (ssize_t)done;
 }
 

@@ -90,12 +90,17 @@ _wur_ int fs_resolve_path(struct fs *fs, const char *path, struct index_attr *re
 _wur_ int fs_tree_lookup(struct fs *fs, uint64_t parent, const char *name, struct index_attr *ret);
 
 /* ---- reader.c ---- */
-/* A piece of a read's answer: len bytes at p, kept alive by the block reference. */
+/* A piece of a read's answer: len bytes at p, kept alive by the block reference, or len
+ * bytes at fd_off in a cached block file (fd >= 0, owned: sent by the kernel, no copy here). */
 struct fs_seg {
         struct net_block *block; /* owned reference */
         const uint8_t *p;
         size_t len;
+        int fd;
+        uint64_t fd_off;
 };
+/* Copies a segment's bytes to dst (seg->len bytes). */
+_wur_ int fs_seg_copy(const struct fs_seg *seg, void *dst);
 
 /* Opens (or shares) the reader of a file: its root block is fetched here. */
 _wur_ int fs_rfile_open(struct fs *fs, const struct index_attr *a, struct rfile **ret);

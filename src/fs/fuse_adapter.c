@@ -234,6 +234,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
                 conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
         if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
                 conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+        /* replies from cached block files move by splice, without a copy in the daemon */
+        if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+                conn->want |= FUSE_CAP_SPLICE_WRITE;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -957,19 +960,35 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
         reply_entry(req, r, &a);
 }
 
-#define READ_MAX_IOV 1 /* libfuse copies several memory pieces into one buffer anyway */
+#define READ_MAX_BUFS 64 /* more pieces (tiny leaves) are gathered into one buffer */
 
+/* Sends the pieces as they are: memory from the blocks, ranges of cached block files by fd
+ * (spliced by the kernel when it can); no copy in the daemon. */
 static void reply_segs(fuse_req_t req, struct fs_seg *segs, size_t n)
 {
+        struct fuse_bufvec *bv;
         size_t total = 0;
         char *buf;
+        int r = 0;
 
-        if (n <= READ_MAX_IOV) {
-                /* one piece of one block: sent from the block itself, no copy */
-                struct fuse_bufvec bv = FUSE_BUFVEC_INIT(n ? segs[0].len : 0);
-
-                bv.buf[0].mem = n ? (void *)segs[0].p : NULL;
-                (void)fuse_reply_data(req, &bv, FUSE_BUF_NO_SPLICE);
+        if (n <= READ_MAX_BUFS) {
+                bv = calloc(1, sizeof(*bv) + (n ? n - 1 : 0) * sizeof(bv->buf[0]));
+                if (!bv) {
+                        reply_err(req, -ENOMEM);
+                        return;
+                }
+                bv->count = n;
+                for (size_t i = 0; i < n; i++)
+                        bv->buf[i] = segs[i].fd >= 0 ? (struct fuse_buf){
+                                .size = segs[i].len,
+                                .flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY,
+                                .fd = segs[i].fd,
+                                .pos = (off_t)segs[i].fd_off,
+                        } : (struct fuse_buf){ .size = segs[i].len, .mem = (void *)segs[i].p };
+                if (n == 0)
+                        bv->count = 1; /* one empty buffer: end of file */
+                (void)fuse_reply_data(req, bv, 0);
+                free(bv);
                 return;
         }
         for (size_t i = 0; i < n; i++)
@@ -980,11 +999,14 @@ static void reply_segs(fuse_req_t req, struct fs_seg *segs, size_t n)
                 return;
         }
         total = 0;
-        for (size_t i = 0; i < n; i++) {
-                memcpy(buf + total, segs[i].p, segs[i].len);
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                r = fs_seg_copy(&segs[i], buf + total);
                 total += segs[i].len;
         }
-        (void)fuse_reply_buf(req, buf, total);
+        if (r < 0)
+                reply_err(req, r);
+        else
+                (void)fuse_reply_buf(req, buf, total);
         free(buf);
 }
 

@@ -230,12 +230,12 @@ static int base_read(struct fs *fs, struct wfile *wf, void *buf, size_t len, uin
         r = fs_rfile_read(fs, wf->base_rf, off, len, &segs, &n);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < n; i++) {
-                memcpy((char *)buf + got, segs[i].p, segs[i].len);
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                r = fs_seg_copy(&segs[i], (char *)buf + got);
                 got += segs[i].len;
         }
         fs_segs_free(segs, n);
-        return got == len ? 0 : -EIO;
+        return r < 0 ? r : got == len ? 0 : -EIO;
 }
 
 /* ---- open and close ---- */

@@ -20,9 +20,11 @@
 #define LOG_MODULE "store"
 #include "prsmfs/store.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "prsmfs/log.h"
 
@@ -305,6 +307,53 @@ int store_get(struct store *s, const struct cid *cid, uint64_t deadline_ns, stru
         return 0;
 }
 
+int store_get_ref(struct store *s, const struct cid *cid, uint64_t deadline_ns,
+                  struct store_ref *ret)
+{
+        *ret = (struct store_ref){ .fd = -1 };
+        if (!cid_is_identity(cid)) {
+                ret->block = mem_get(s, cid);
+                if (ret->block)
+                        return 0;
+                if (s->cfg.cache) {
+                        int fd = cache_block_open(s->cfg.cache, cid, &ret->size);
+
+                        if (fd >= 0) {
+                                pthread_mutex_lock(&s->lock);
+                                s->st.disk_hits++;
+                                pthread_mutex_unlock(&s->lock);
+                                ret->fd = fd;
+                                return 0;
+                        }
+                }
+        }
+        return store_get(s, cid, deadline_ns, &ret->block);
+}
+
+void store_ref_done(struct store_ref *ref)
+{
+        net_block_unref(ref->block);
+        if (ref->fd >= 0)
+                close(ref->fd);
+        *ref = (struct store_ref){ .fd = -1 };
+}
+
+/* A prefetch of a block on disk: the kernel reads it into the page cache, where a read by fd
+ * finds it; it is not loaded into memory. True when the block is on disk. */
+static bool advise_on_disk(struct store *s, const struct cid *cid)
+{
+        int fd;
+
+        if (!s->cfg.cache)
+                return false;
+        fd = cache_block_open(s->cfg.cache, cid, NULL);
+        if (fd < 0)
+                return false;
+        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+        close(fd);
+        return true;
+}
+
 /* under lock: queued or being fetched by a worker */
 static bool pending(struct store *s, const struct cid *cid)
 {
@@ -379,7 +428,7 @@ static void *worker_thread(void *arg)
                 w->cid = j->cid;
                 pthread_mutex_unlock(&s->lock);
 
-                if (net_now_ns() < j->deadline_ns) {
+                if (net_now_ns() < j->deadline_ns && !advise_on_disk(s, &j->cid)) {
                         r = store_get(s, &j->cid, j->deadline_ns, &b);
                         if (r < 0 && r != -ECANCELED)
                                 log_debug("prefetch failed: %s", strerror(-r));
