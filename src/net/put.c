@@ -53,6 +53,8 @@ struct net_put {
         unsigned spelling;    /* lock: index into spellings */
         int is_checking;      /* atomic: block/stat before each put */
         int is_dead;          /* atomic: sticky -ENOTCONN */
+        uint64_t add_from;    /* atomic: raw blocks this big go up by add (the node's body
+                                 limit refused one on block/put); 0 = none yet */
 };
 
 static _printf_(3, 4) int make_url(char *out, size_t cap, const char *fmt, ...)
@@ -359,6 +361,49 @@ static int multipart(struct net_pool *p, const void *data, size_t len, struct bu
                         boundary);
 }
 
+/*
+ * A raw CIDv1 block through `add` as one raw chunk, which makes exactly that block: js-ipfs
+ * caps an RPC body at 1 MiB, so a full 1 MiB leaf does not fit block/put, while add streams.
+ * The CID the node names must be ours. 0, or -ENOTCONN (session dead), -ECANCELED, -ENOMEM.
+ */
+static int put_by_add(struct net_put *put, const struct cid *cid, const char *cidstr,
+                      const struct buf *form, const char *ctype, size_t len, uint64_t deadline_ns,
+                      struct buf *body)
+{
+        struct net_pool *p = put->p;
+        uint64_t t0 = p->ops->now_ns(p->t);
+        struct net_http_response res;
+        char url[MAX_URL];
+        int r;
+
+        r = make_url(url, sizeof(url),
+                     "%s/api/v0/add?cid-version=1&raw-leaves=true&pin=false&"
+                     "chunker=size-%zu&hash=sha2-256",
+                     p->nodes[put->node].url, len);
+        if (r < 0)
+                return r;
+        r = post_form(put, url, form, ctype, deadline_ns, body, &res);
+        if (r == -ECANCELED || r == -ENOMEM)
+                return r;
+        if (r >= 0 && res.status == 200) {
+                /* NDJSON: the last object names the file, i.e. the block */
+                const char *last = body->len ? memrchr(body->p, '{', body->len) : NULL;
+                json_t *j = last ? json_loadb(last,
+                                              body->len - (size_t)((const uint8_t *)last - body->p),
+                                              JSON_DISABLE_EOF_CHECK, NULL)
+                                 : NULL;
+                bool ok = same_cid(j ? json_string_value(json_object_get(j, "Hash")) : NULL, cid);
+
+                json_decref(j);
+                if (ok) {
+                        put_counted(put, t0, len);
+                        return 0;
+                }
+        }
+        put_kill(put, "add of a block too big for block/put failed", cidstr);
+        return -ENOTCONN;
+}
+
 static int send_block(struct net_put *put, const struct cid *cid, const char *cidstr,
                       const char *codec, const void *data, size_t len, uint64_t deadline_ns)
 {
@@ -366,7 +411,7 @@ static int send_block(struct net_put *put, const struct cid *cid, const char *ci
         unsigned max_tries =
                 (p->cfg.retry_max_attempts ? p->cfg.retry_max_attempts : 1) + N_SPELLINGS - 1;
         struct buf form, body;
-        bool tried_add = false;
+        uint64_t add_from;
         char ctype[96];
         int r;
 
@@ -375,6 +420,11 @@ static int send_block(struct net_put *put, const struct cid *cid, const char *ci
         r = multipart(p, data, len, &form, ctype, sizeof(ctype));
         if (r < 0)
                 goto out;
+        add_from = __atomic_load_n(&put->add_from, __ATOMIC_RELAXED);
+        if (add_from && len >= add_from && cid->codec == CID_CODEC_RAW && cid->version == 1) {
+                r = put_by_add(put, cid, cidstr, &form, ctype, len, deadline_ns, &body);
+                goto out;
+        }
         for (unsigned tries = 0;; tries++) {
                 struct net_http_response res;
                 char url[MAX_URL], query[160];
@@ -431,44 +481,13 @@ static int send_block(struct net_put *put, const struct cid *cid, const char *ci
                         r = 0;
                         goto out;
                 }
-                if (res.status == 413 && cid->codec == CID_CODEC_RAW && cid->version == 1 &&
-                    !tried_add) {
-                        /* js-ipfs caps an RPC body at 1 MiB, so a full 1 MiB leaf does not
-                         * fit block/put; `add` of the same bytes as one raw chunk makes
-                         * exactly this block, with no body limit */
-                        tried_add = true;
-                        r = make_url(url, sizeof(url),
-                                     "%s/api/v0/add?cid-version=1&raw-leaves=true&pin=false&"
-                                     "chunker=size-%zu&hash=sha2-256",
-                                     p->nodes[put->node].url, len);
-                        if (r < 0)
-                                goto out;
-                        r = post_form(put, url, &form, ctype, deadline_ns, &body, &res);
-                        if (r == -ECANCELED || r == -ENOMEM)
-                                goto out;
-                        if (r >= 0 && res.status == 200) {
-                                /* NDJSON: the last object names the file, i.e. the block */
-                                const char *last = body.len ? memrchr(body.p, '{', body.len) : NULL;
-                                json_t *j =
-                                        last ? json_loadb(last,
-                                                          body.len -
-                                                                  (size_t)((const uint8_t *)last -
-                                                                           body.p),
-                                                          JSON_DISABLE_EOF_CHECK, NULL)
-                                             : NULL;
-                                bool ok = same_cid(j ? json_string_value(json_object_get(j, "Hash"))
-                                                     : NULL,
-                                                   cid);
+                if (res.status == 413 && cid->codec == CID_CODEC_RAW && cid->version == 1) {
+                        /* remembered: blocks this big skip block/put on this session */
+                        uint64_t cur = __atomic_load_n(&put->add_from, __ATOMIC_RELAXED);
 
-                                json_decref(j);
-                                if (ok) {
-                                        put_counted(put, t0, len);
-                                        r = 0;
-                                        goto out;
-                                }
-                        }
-                        put_kill(put, "add of a block too big for block/put failed", cidstr);
-                        r = -ENOTCONN;
+                        if (!cur || len < cur)
+                                __atomic_store_n(&put->add_from, (uint64_t)len, __ATOMIC_RELAXED);
+                        r = put_by_add(put, cid, cidstr, &form, ctype, len, deadline_ns, &body);
                         goto out;
                 }
                 if (res.status == 429 && tries + 1 < max_tries) {
