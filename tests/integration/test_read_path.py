@@ -373,16 +373,17 @@ def test_node_down__eio_within_timeout_then_reads_resume(ipfs_nodes_factory, mou
     assert e.value.errno == errno.EIO
     assert took < 3 + 2, "EIO after %.1f s with a 3 s timeout" % took
     node.start()
+    # the node is probed back by itself; a just-restarted js-ipfs on a loaded machine may need
+    # a few tries within the 3 s timeout, each answered EIO, never a hang or wrong bytes
     deadline = time.monotonic() + 60
     while True:
         try:
-            assert read_at(m.path("f"), 2 * MiB, 4096) == data[2 * MiB:2 * MiB + 4096]
+            with open(m.path("f"), "rb") as f:
+                assert f.read() == data
             break
         except OSError as err:
             assert err.errno == errno.EIO and time.monotonic() < deadline
             time.sleep(0.5)
-    with open(m.path("f"), "rb") as f:
-        assert f.read() == data
 
 
 @pytest.mark.timeout(300)
