@@ -376,3 +376,31 @@ def test_crash__kill9_at_20_points_during_writes__no_closed_file_lost(ipfs_node,
         os.close(fd)
     staged = os.listdir(os.path.join(m.cache_dir, "staging"))
     assert staged == [], staged
+
+
+@pytest.mark.timeout(600)
+def test_write_node_killed_mid_upload__file_still_ends_pinned(ipfs_nodes_factory, mount_factory):
+    n1, n2 = ipfs_nodes_factory(2, connect=True)
+    m = mount_factory(config={"rpc_nodes": [n1.api_url, n2.api_url], "gateway_nodes": [],
+                              "timeout": 20, "stall_timeout": 1, "replicas": 1,
+                              "profile": "legacy"})  # 256 KiB leaves: many puts to cut into
+    data = os.urandom(40 * MiB)
+    with open(m.path("big"), "wb") as f:
+        f.write(data)
+    # close returned: the upload runs now; kill the node it writes to once blocks flow there
+    before = int(n1.rpc_json("repo/stat")["NumObjects"])
+    deadline = time.monotonic() + 60
+    while int(n1.rpc_json("repo/stat")["NumObjects"]) < before + 20:
+        assert time.monotonic() < deadline, "no upload reached the first node"
+        time.sleep(0.05)
+    n1.kill()
+    fd = os.open(m.path("big"), os.O_RDONLY)
+    try:
+        os.fsync(fd)  # returns once pinned: on the surviving node
+    finally:
+        os.close(fd)
+    cid = os.getxattr(m.path("big"), "user.prsm.cid").decode()
+    assert cid == n2.add(data, only_hash=True, pin=False, cid_version=0)
+    assert pinned(n2, cid)
+    assert hashlib.sha256(n2.rpc("cat", [("arg", cid)], timeout=300)).digest() == \
+        hashlib.sha256(data).digest()
