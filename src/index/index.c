@@ -501,59 +501,64 @@ static int insert_node_locked(struct index *idx, uint64_t parent, const char *na
         return 0;
 }
 
+static int in_transaction(struct index *idx, int (*fn)(struct index *idx, void *ud), void *ud);
+
+struct mknode_args {
+        uint64_t parent;
+        const char *name;
+        const struct index_new_node *n;
+        uint64_t ino;
+};
+
+static int do_mknode(struct index *idx, void *ud)
+{
+        struct mknode_args *a = ud;
+        int64_t now = now_ns();
+        sqlite3_stmt *st;
+        int rc, r;
+
+        r = insert_node_locked(idx, a->parent, a->name, a->n, now, &a->ino);
+        if (r < 0)
+                return r;
+        /* the parent's mtime changes; a new subdirectory adds a link ("..") to it */
+        st = idx->st[STMT_NLINK_INC];
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)a->parent);
+        sqlite3_bind_int64(st, 2, S_ISDIR(a->n->mode) ? 1 : 0);
+        sqlite3_bind_int64(st, 3, now);
+        rc = step_done(st);
+        return rc != 0 ? errno_from_sqlite(rc) : 0;
+}
+
 int index_mknode(struct index *idx, uint64_t parent, const char *name,
                  const struct index_new_node *n, struct index_attr *ret)
 {
-        sqlite3_stmt *st;
-        int64_t now = now_ns();
-        uint64_t ino = 0;
-        int rc, r;
+        struct mknode_args a = { .parent = parent, .name = name, .n = n };
+        int r;
 
         if (!index_name_ok(name))
                 return -EINVAL;
-        pthread_mutex_lock(&idx->lock);
-        r = exec(idx, "BEGIN IMMEDIATE");
+        r = in_transaction(idx, do_mknode, &a);
         if (r < 0)
-                goto unlock;
-        r = insert_node_locked(idx, parent, name, n, now, &ino);
-        if (r < 0)
-                goto rollback;
-        /* the parent's mtime changes; a new subdirectory adds a link ("..") to it */
-        st = idx->st[STMT_NLINK_INC];
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
-        sqlite3_bind_int64(st, 2, S_ISDIR(n->mode) ? 1 : 0);
-        sqlite3_bind_int64(st, 3, now);
-        rc = step_done(st);
-        if (rc != 0) {
-                r = errno_from_sqlite(rc);
-                goto rollback;
-        }
-        r = exec(idx, "COMMIT");
-        if (r < 0)
-                goto rollback;
-        pthread_mutex_unlock(&idx->lock);
-        return ret ? index_getattr(idx, ino, ret) : 0;
-rollback:
-        (void)exec(idx, "ROLLBACK"); /* the first error is the one reported */
-unlock:
-        pthread_mutex_unlock(&idx->lock);
-        return r;
+                return r;
+        return ret ? index_getattr(idx, a.ino, ret) : 0;
 }
 
-int index_expand(struct index *idx, uint64_t dir, const struct index_child *children, size_t n,
-                 size_t *ret_added, size_t *ret_skipped)
+struct expand_args {
+        uint64_t dir;
+        const struct index_child *children;
+        size_t n, added, skipped;
+};
+
+static int do_expand(struct index *idx, void *ud)
 {
-        size_t added = 0, skipped = 0, subdirs = 0;
+        struct expand_args *a = ud;
         int64_t now = now_ns();
+        size_t subdirs = 0;
         sqlite3_stmt *st;
         int rc, r;
 
-        pthread_mutex_lock(&idx->lock);
-        r = exec(idx, "BEGIN IMMEDIATE");
-        if (r < 0)
-                goto unlock;
         st = idx->st[STMT_GET_STATE];
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)dir);
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)a->dir);
         rc = sqlite3_step(st);
         r = rc == SQLITE_ROW    ? (sqlite3_column_int64(st, 0) == INDEX_STATE_LAZY ? 1 : 0)
             : rc == SQLITE_DONE ? -ENOENT
@@ -561,53 +566,47 @@ int index_expand(struct index *idx, uint64_t dir, const struct index_child *chil
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
         if (r <= 0)
-                goto rollback; /* gone, or expanded by someone else: nothing to do */
-        for (size_t i = 0; i < n; i++) {
+                return r; /* gone, or expanded by someone else: nothing to do */
+        for (size_t i = 0; i < a->n; i++) {
+                const struct index_child *c = &a->children[i];
                 uint64_t ino;
 
-                if (!index_name_ok(children[i].name)) {
-                        skipped++;
+                if (!index_name_ok(c->name)) {
+                        a->skipped++;
                         continue;
                 }
-                r = insert_node_locked(idx, dir, children[i].name, &children[i].n, now, &ino);
+                r = insert_node_locked(idx, a->dir, c->name, &c->n, now, &ino);
                 if (r == -EEXIST) {
-                        skipped++;
+                        a->skipped++;
                         continue;
                 }
                 if (r < 0)
-                        goto rollback;
-                added++;
-                if (S_ISDIR(children[i].n.mode))
+                        return r;
+                a->added++;
+                if (S_ISDIR(c->n.mode))
                         subdirs++;
         }
         st = idx->st[STMT_SET_CLEAN];
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)dir);
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)a->dir);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)subdirs);
         rc = step_done(st);
-        if (rc != 0) {
-                r = errno_from_sqlite(rc);
-                goto rollback;
-        }
-        r = exec(idx, "COMMIT");
+        return rc != 0 ? errno_from_sqlite(rc) : 0;
+}
+
+int index_expand(struct index *idx, uint64_t dir, const struct index_child *children, size_t n,
+                 size_t *ret_added, size_t *ret_skipped)
+{
+        struct expand_args a = { .dir = dir, .children = children, .n = n };
+        int r;
+
+        r = in_transaction(idx, do_expand, &a);
         if (r < 0)
-                goto rollback;
-        pthread_mutex_unlock(&idx->lock);
+                return r;
         if (ret_added)
-                *ret_added = added;
+                *ret_added = a.added;
         if (ret_skipped)
-                *ret_skipped = skipped;
+                *ret_skipped = a.skipped;
         return 0;
-rollback:
-        (void)exec(idx, "ROLLBACK");
-unlock:
-        pthread_mutex_unlock(&idx->lock);
-        if (r == 0) {
-                if (ret_added)
-                        *ret_added = 0;
-                if (ret_skipped)
-                        *ret_skipped = 0;
-        }
-        return r;
 }
 
 int index_set_size(struct index *idx, uint64_t ino, uint64_t size)
