@@ -1129,64 +1129,38 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         (void)fuse_reply_err(req, 0);
 }
 
-/* Walks path's directories from the root (expanding lazy ones); the last component is
- * returned in *ret_name (pointing into path). */
-static int resolve_parent(struct fs *fs, char *path, uint64_t *ret_parent, const char **ret_name)
-{
-        uint64_t cur = INDEX_ROOT_INO;
-        char *p = path, *slash;
-        struct index_attr a;
-        int r;
-
-        while (*p == '/')
-                p++;
-        for (;;) {
-                slash = strchr(p, '/');
-                if (!slash)
-                        break;
-                *slash = '\0';
-                if (*p) {
-                        r = fs_tree_lookup(fs, cur, p, &a);
-                        if (r < 0)
-                                return r;
-                        if (!S_ISDIR(a.mode))
-                                return -ENOTDIR;
-                        cur = a.ino;
-                }
-                p = slash + 1;
-        }
-        if (!index_name_ok(p))
-                return -EINVAL;
-        *ret_parent = cur;
-        *ret_name = p;
-        return 0;
-}
-
 int fs_link_path(struct fs *fs, const char *cidstr, const char *path, uint32_t uid, uint32_t gid,
                  struct index_attr *ret)
 {
         _cleanup_free_ char *copy = strdup(path);
+        struct index_attr dir;
         const char *name;
-        uint64_t parent;
         struct cid cid;
+        char *slash;
         int r;
 
         if (!copy)
                 return -ENOMEM;
         if (cid_parse(cidstr, strlen(cidstr), &cid) < 0)
                 return -EINVAL;
-        r = resolve_parent(fs, copy, &parent, &name);
+        slash = strrchr(copy, '/');
+        name = slash ? slash + 1 : copy;
+        if (slash)
+                *slash = '\0';
+        if (!index_name_ok(name))
+                return -EINVAL;
+        r = fs_resolve_path(fs, slash ? copy : "", &dir);
         if (r < 0)
                 return r;
-        r = writable_dir(fs, parent);
+        r = writable_dir(fs, dir.ino);
         if (r < 0)
                 return r;
-        r = fs_tree_link(fs, &cid, parent, name, 0, uid, gid, ret);
+        r = fs_tree_link(fs, &cid, dir.ino, name, 0, uid, gid, ret);
         if (r < 0)
                 return r;
         /* the kernel may hold a negative entry for the name: drop it */
         if (fs->se)
-                (void)fuse_lowlevel_notify_inval_entry(fs->se, parent, name, strlen(name));
+                (void)fuse_lowlevel_notify_inval_entry(fs->se, dir.ino, name, strlen(name));
         return 0;
 }
 
