@@ -9,6 +9,7 @@
  * usual libfuse options, which libfuse itself validates.
  */
 #define LOG_MODULE "daemon"
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <malloc.h>
@@ -29,6 +30,7 @@
 #include "prsmfs/index.h"
 #include "prsmfs/log.h"
 #include "prsmfs/net.h"
+#include "prsmfs/parse.h"
 #include "prsmfs/store.h"
 #include "prsmfs/upload.h"
 
@@ -177,6 +179,8 @@ static int clear_stale_mount(const char *mountpoint)
 
 #define STORE_MEM_BYTES   (64ull << 20) /* blocks in memory: twice the largest readahead */
 #define BDI_READ_AHEAD_KB 1024          /* kernel readahead of the mount: one 1 MiB block */
+#define PIPE_MAX_SIZE     (2u << 20)    /* a spliced 1 MiB reply needs a pipe this big */
+#define MMAP_THRESHOLD    (4u << 20)    /* 1 MiB reply buffers come from the heap */
 
 struct daemon {
         const char *mountpoint;
@@ -357,6 +361,17 @@ static const struct control_command commands[] = {
         { "publish", cmd_publish },
 };
 
+/* Writes one number into a sysfs or procfs file; 0 or -errno. */
+static int write_tunable(const char *path, unsigned value)
+{
+        FILE *f = fopen(path, "we");
+
+        if (!f)
+                return -errno;
+        fprintf(f, "%u\n", value);
+        return fclose(f) != 0 ? -errno : 0;
+}
+
 /*
  * The kernel reads ahead at most the bdi's read_ahead_kb (128 KiB) on a FUSE mount, whatever
  * max_readahead says (lessons.md); as root, raise it to one block, as gcsfuse does. The
@@ -367,6 +382,7 @@ static void raise_readahead(const char *mountpoint)
 {
         char line[4096], dev[32] = "", path[128];
         FILE *f;
+        int r;
 
         f = fopen("/proc/self/mountinfo", "re");
         if (!f)
@@ -383,14 +399,42 @@ static void raise_readahead(const char *mountpoint)
         if (!dev[0])
                 return;
         (void)snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
-        f = fopen(path, "we");
-        if (!f) {
-                log_debug("cannot raise readahead (%s): %m", path);
+        r = write_tunable(path, BDI_READ_AHEAD_KB);
+        if (r < 0)
+                log_debug("cannot raise readahead (%s): %s", path, strerror(-r));
+}
+
+/*
+ * Replies of cached blocks go to the kernel by splice (the block file's pages move through a
+ * pipe, no copy in the daemon). libfuse sizes that pipe at the reply plus a few pages, which
+ * for a 1 MiB read rounds up to 2 MiB, and fs.pipe-max-size is 1 MiB by default: without
+ * CAP_SYS_RESOURCE the pipe cannot grow and every reply falls back to a copy through a fresh
+ * buffer (measured: warm reads 3-5x slower, docs/benchmarks.md). As root, raise the limit to
+ * 2 MiB; it is only ever raised, and it only lets pipes grow that large.
+ */
+static void raise_pipe_max(void)
+{
+        const char *path = "/proc/sys/fs/pipe-max-size";
+        char text[32] = "";
+        uint64_t cur = 0;
+        FILE *f;
+        int r;
+
+        f = fopen(path, "re");
+        if (!f)
                 return;
-        }
-        fprintf(f, "%d\n", BDI_READ_AHEAD_KB);
-        if (fclose(f) != 0)
-                log_debug("cannot raise readahead (%s): %m", path);
+        if (!fgets(text, sizeof(text), f))
+                text[0] = '\0';
+        fclose(f);
+        text[strcspn(text, "\n")] = '\0';
+        if (parse_u64(text, &cur) == 0 && cur >= PIPE_MAX_SIZE)
+                return;
+        r = write_tunable(path, PIPE_MAX_SIZE);
+        if (r < 0)
+                log_debug("cannot raise %s: %s; replies are copied, not spliced", path,
+                          strerror(-r));
+        else
+                log_info("raised %s from %s to %u for spliced replies", path, text, PIPE_MAX_SIZE);
 }
 
 /* The node pool's settings from the config: RPC nodes first, then gateways. */
@@ -494,6 +538,9 @@ int main(int argc, char *argv[])
 
         /* few malloc arenas: FUSE and fetch threads would each grow their own (RSS) */
         (void)mallopt(M_ARENA_MAX, 2);
+        /* libfuse's copied replies (no splice) allocate and free ~1 MiB per read: above the
+         * default threshold each one is a fresh mmap, zeroed and faulted in page by page */
+        (void)mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
         if (fuse_opt_parse(&args, &cl, opt_spec, opt_proc) < 0 || cl.oom) {
                 fprintf(stderr, "prsmfs: cannot parse the command line\n");
                 goto out;
@@ -595,6 +642,7 @@ int main(int argc, char *argv[])
                 goto out_signals;
         mounted = true;
         raise_readahead(opts.mountpoint);
+        raise_pipe_max();
         log_info("mounted on %s", opts.mountpoint);
         if (fuse_daemonize(opts.foreground) != 0)
                 goto out_signals;

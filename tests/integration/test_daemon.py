@@ -228,3 +228,40 @@ def test_harness__daemon_crash__reported_as_failure_not_hang(workdir):
     assert leftover.stdout.strip() == "", leftover.stdout
     with open("/proc/self/mountinfo") as f:
         assert workdir not in f.read()
+
+
+PIPE_MAX = "/proc/sys/fs/pipe-max-size"
+
+
+def mount_bdi(mountpoint):
+    """The bdi (MAJ:MIN) of the FUSE mount at mountpoint, from mountinfo."""
+    bdi = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == mountpoint and " - fuse" in line:
+                bdi = fields[2]
+    return bdi
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="kernel tuning is done as root only")
+@pytest.mark.parametrize("before", [1 << 20, 4 << 20])
+def test_mount_as_root__kernel_tuned_for_1mib_replies(mount_factory, before):
+    """As root the daemon raises its bdi's readahead to one block and fs.pipe-max-size to
+    the 2 MiB a spliced 1 MiB reply needs (libfuse falls back to copying otherwise), and
+    never lowers a larger pipe-max-size."""
+    with open(PIPE_MAX) as f:
+        saved = f.read().strip()
+    try:
+        with open(PIPE_MAX, "w") as f:
+            f.write("%d\n" % before)
+        m = mount_factory()
+        with open(PIPE_MAX) as f:
+            assert int(f.read()) == max(before, 2 << 20)
+        bdi = mount_bdi(m.mountpoint)
+        assert bdi is not None
+        with open("/sys/class/bdi/%s/read_ahead_kb" % bdi) as f:
+            assert int(f.read()) == 1024
+    finally:
+        with open(PIPE_MAX, "w") as f:
+            f.write(saved + "\n")
