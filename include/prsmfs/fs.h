@@ -19,6 +19,8 @@ struct fs;
 struct fs_stats {
         uint64_t reads, read_bytes, read_errors;
         uint64_t readahead_blocks; /* queued by readahead */
+        uint64_t layouts_loaded;   /* file layouts read from the index at open */
+        uint64_t layouts_stored;   /* and written to it at the last close */
         uint64_t links, expansions, entries_skipped;
         uint64_t uploads_committed;
 };

@@ -13,7 +13,7 @@
 #include "prsmfs/cid.h"
 
 #define INDEX_ROOT_INO       1
-#define INDEX_SCHEMA_VERSION 3
+#define INDEX_SCHEMA_VERSION 4
 #define INDEX_NAME_MAX       255
 
 enum index_state {
@@ -97,6 +97,13 @@ _wur_ int index_expand(struct index *idx, uint64_t dir, const struct index_child
 
 /* Sets a file's size (a linked file whose real size its root block told). */
 _wur_ int index_set_size(struct index *idx, uint64_t ino, uint64_t size);
+/* The stored layout of the file with root cid (malloc'd into *ret; -ENOENT: none), and
+ * storing one (replacing the old). The bytes are unixfs_layout_encode's; the index does not
+ * look inside. */
+_wur_ int index_layout_get(struct index *idx, const struct cid *cid, uint8_t **ret,
+                           size_t *ret_len);
+_wur_ int index_layout_put(struct index *idx, const struct cid *cid, const uint8_t *data,
+                           size_t len);
 
 /* True when name may be a directory entry: 1..255 bytes, no '/', not "." or "..". */
 bool index_name_ok(const char *name);

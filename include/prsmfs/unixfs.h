@@ -160,6 +160,10 @@ _wur_ int unixfs_layout_open(const struct cid *root, const uint8_t *block, size_
 _wur_ int unixfs_layout_resolve(struct unixfs_layout *l, size_t i, const uint8_t *block,
                                 size_t len);
 void unixfs_layout_done(struct unixfs_layout *l);
+/* The layout as bytes to store (malloc'd into *ret), and back: -EBADMSG when the bytes are not
+ * a consistent layout (contiguous pieces adding up to the size, valid CIDs), -ENOMEM. */
+_wur_ int unixfs_layout_encode(const struct unixfs_layout *l, uint8_t **ret, size_t *ret_len);
+_wur_ int unixfs_layout_decode(const uint8_t *p, size_t len, struct unixfs_layout *ret);
 /* Index of the piece holding byte off (off < size; 0 for an empty file), binary search. */
 size_t unixfs_layout_find(const struct unixfs_layout *l, uint64_t off);
 /* The file bytes of resolved piece lf inside its (verified) block: -EBADMSG when the block

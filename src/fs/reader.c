@@ -42,6 +42,7 @@ struct rfile {
 
         pthread_mutex_t lock;
         struct unixfs_layout layout;          /* lock */
+        size_t stored_n, stored_pending;      /* lock: the layout as the index has it */
         struct stream streams[FS_RA_STREAMS]; /* lock */
         uint64_t tick;                        /* lock */
 };
@@ -59,6 +60,52 @@ static bool same_file(const struct rfile *rf, const struct index_attr *a)
 {
         return rf->ino == a->ino && rf->has_root == a->has_cid &&
                (!a->has_cid || cid_equal(&rf->root, &a->cid));
+}
+
+/* The layout the index keeps for root; -ENOENT (or another error: not used) otherwise. */
+static int layout_load(struct fs *fs, const struct cid *root, struct unixfs_layout *ret)
+{
+        uint8_t *data = NULL;
+        size_t len = 0;
+        int r;
+
+        r = index_layout_get(fs->idx, root, &data, &len);
+        if (r < 0)
+                return r;
+        r = unixfs_layout_decode(data, len, ret);
+        free(data);
+        if (r < 0) {
+                char s[CID_MAX_STR];
+
+                log_warning("stored layout of %s is damaged (%s); reading it anew",
+                            cid_to_string(root, s), strerror(-r));
+        }
+        return r;
+}
+
+/*
+ * Keeps the layout in the index when it has more than the root to say and has changed since
+ * it was loaded or stored: once at the last close of the file, so reads never wait for it.
+ * A layout is a cache of verified blocks' contents; failing to store it only costs a refetch.
+ */
+static void layout_store(struct fs *fs, struct rfile *rf)
+{
+        const struct unixfs_layout *l = &rf->layout;
+        uint8_t *data = NULL;
+        size_t len = 0;
+        int r;
+
+        if (!rf->has_root || l->n_leaves <= 1 ||
+            (l->n_leaves == rf->stored_n && l->n_pending == rf->stored_pending))
+                return;
+        r = unixfs_layout_encode(l, &data, &len);
+        if (r >= 0)
+                r = index_layout_put(fs->idx, &rf->root, data, len);
+        free(data);
+        if (r < 0)
+                log_debug("cannot store the layout of file %" PRIu64 ": %s", rf->ino, strerror(-r));
+        else
+                __atomic_add_fetch(&fs->st.layouts_stored, 1, __ATOMIC_RELAXED);
 }
 
 static int rfile_new(struct fs *fs, const struct index_attr *a, struct rfile **ret)
@@ -83,6 +130,12 @@ static int rfile_new(struct fs *fs, const struct index_attr *a, struct rfile **r
                 r = -EHOSTUNREACH;
                 goto fail;
         }
+        if (layout_load(fs, &a->cid, &rf->layout) == 0) {
+                rf->stored_n = rf->layout.n_leaves;
+                rf->stored_pending = rf->layout.n_pending;
+                __atomic_add_fetch(&fs->st.layouts_loaded, 1, __ATOMIC_RELAXED);
+                goto check_size;
+        }
         r = store_get(fs->store, &a->cid, fs_deadline(fs), &b);
         if (r < 0)
                 goto fail;
@@ -95,6 +148,7 @@ static int rfile_new(struct fs *fs, const struct index_attr *a, struct rfile **r
                             cid_to_string(&a->cid, s), strerror(-r));
                 goto fail;
         }
+check_size:
         if (rf->layout.size != a->size) {
                 /* the size came from a hint (a link's Tsize); the root block is the truth */
                 log_info("file %" PRIu64 ": size %" PRIu64 " corrected to %" PRIu64, a->ino,
@@ -174,6 +228,7 @@ void fs_rfile_close(struct fs *fs, struct rfile *rf)
                         break;
                 }
         pthread_mutex_unlock(&fs->files_lock);
+        layout_store(fs, rf); /* the last user is gone: no lock needed */
         rfile_free(rf);
 }
 

@@ -8,18 +8,22 @@
  * daemon (the promise for closed files); after power loss the last commits may be lost,
  * which is why fsync() on a file waits for its upload and pin (design.md §4), not for this.
  *
- * Schema (version 3):
+ * Schema (version 4):
  *   inodes(ino, mode, uid, gid, nlink, size, atime/mtime/ctime ns, state, cid, target, flags,
  *          staged)   staged: generation of the staging file holding the content, 0 = none
  *   jobs(ino, gen, size, created_ns)   uploads owed: one per inode, its latest closed content
  *   dentries(id, parent, name, ino)   id is the readdir cookie: stable under inserts/deletes
  *   xattrs(ino, name, value)
+ *   layouts(cid, data)   decoded file layouts (unixfs_layout_encode) by root CID, so that a
+ *                        reopen of a big file needs neither its root nor its inner blocks;
+ *                        rows no inode refers to are dropped when the index is opened
  * Migrations run in order from PRAGMA user_version; a database newer than this code is
  * refused rather than guessed at.
  */
 #define LOG_MODULE "index"
 #include "prsmfs/index.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,6 +50,8 @@ enum stmt_id {
         STMT_GET_STATE,
         STMT_SET_CLEAN,
         STMT_SET_SIZE,
+        STMT_LAYOUT_GET,
+        STMT_LAYOUT_PUT,
         _STMT_MAX,
 };
 
@@ -74,6 +80,8 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_GET_STATE] = "SELECT state FROM inodes WHERE ino = ?1",
         [STMT_SET_CLEAN] = "UPDATE inodes SET state = 0, nlink = nlink + ?2 WHERE ino = ?1",
         [STMT_SET_SIZE] = "UPDATE inodes SET size = ?2 WHERE ino = ?1",
+        [STMT_LAYOUT_GET] = "SELECT data FROM layouts WHERE cid = ?1",
+        [STMT_LAYOUT_PUT] = "INSERT OR REPLACE INTO layouts(cid, data) VALUES (?1, ?2)",
 };
 
 static const char *const migrations[] = {
@@ -113,6 +121,10 @@ static const char *const migrations[] = {
         "  gen INTEGER NOT NULL,"
         "  size INTEGER NOT NULL,"
         "  created_ns INTEGER NOT NULL);",
+        /* 3 -> 4: file layouts (read path) */
+        "CREATE TABLE layouts ("
+        "  cid BLOB PRIMARY KEY,"
+        "  data BLOB NOT NULL) WITHOUT ROWID;",
 };
 
 struct index {
@@ -245,6 +257,10 @@ int index_open(const char *path, struct index **ret)
         if (r < 0)
                 goto fail;
         r = migrate(idx);
+        if (r < 0)
+                goto fail;
+        r = exec(idx, "DELETE FROM layouts WHERE cid NOT IN "
+                      "(SELECT cid FROM inodes WHERE cid IS NOT NULL)");
         if (r < 0)
                 goto fail;
         for (size_t i = 0; i < _STMT_MAX; i++) {
@@ -616,6 +632,46 @@ int index_set_size(struct index *idx, uint64_t ino, uint64_t size)
 
         sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
+        rc = sqlite3_step(st);
+        stmt_end(idx, st);
+        return rc == SQLITE_DONE ? 0 : errno_from_sqlite(rc);
+}
+
+int index_layout_get(struct index *idx, const struct cid *cid, uint8_t **ret, size_t *ret_len)
+{
+        sqlite3_stmt *st = stmt_begin(idx, STMT_LAYOUT_GET);
+        int rc, r = -ENOENT;
+
+        sqlite3_bind_blob(st, 1, cid->bin, cid->len, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                size_t len = (size_t)sqlite3_column_bytes(st, 0);
+                uint8_t *p = malloc(len ? len : 1);
+
+                r = -ENOMEM;
+                if (p) {
+                        if (len)
+                                memcpy(p, sqlite3_column_blob(st, 0), len);
+                        *ret = p;
+                        *ret_len = len;
+                        r = 0;
+                }
+        } else if (rc != SQLITE_DONE)
+                r = errno_from_sqlite(rc);
+        stmt_end(idx, st);
+        return r;
+}
+
+int index_layout_put(struct index *idx, const struct cid *cid, const uint8_t *data, size_t len)
+{
+        sqlite3_stmt *st;
+        int rc;
+
+        if (len > INT_MAX)
+                return -E2BIG;
+        st = stmt_begin(idx, STMT_LAYOUT_PUT);
+        sqlite3_bind_blob(st, 1, cid->bin, cid->len, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 2, len ? (const void *)data : "", (int)len, SQLITE_STATIC);
         rc = sqlite3_step(st);
         stmt_end(idx, st);
         return rc == SQLITE_DONE ? 0 : errno_from_sqlite(rc);

@@ -291,3 +291,115 @@ int unixfs_leaf_slice(const struct unixfs_leaf *lf, const uint8_t *block, size_t
         *ret = (struct bytes_view){ .p = block + lf->data_off, .len = (size_t)lf->size };
         return 0;
 }
+
+/*
+ * Stored form (the index keeps layouts so that a reopen needs no inner block): "PLY1",
+ * the file size and the piece count, then per piece its size, data_off, depth, pending flag
+ * and binary CID; integers little-endian. Offsets are not stored: pieces are contiguous.
+ * The decoder checks everything the resolver guarantees, so a damaged row is refused, never
+ * read with wrong offsets.
+ */
+#define LAYOUT_MAGIC    "PLY1"
+#define LAYOUT_HEAD     (4 + 8 + 4)
+#define LAYOUT_PIECE(c) (8 + 4 + 1 + 1 + 1 + (size_t)(c)->len)
+
+static uint8_t *put_le(uint8_t *p, uint64_t v, unsigned bytes)
+{
+        for (unsigned i = 0; i < bytes; i++)
+                *p++ = (uint8_t)(v >> (8 * i));
+        return p;
+}
+
+static uint64_t get_le(const uint8_t *p, unsigned bytes)
+{
+        uint64_t v = 0;
+
+        for (unsigned i = 0; i < bytes; i++)
+                v |= (uint64_t)p[i] << (8 * i);
+        return v;
+}
+
+int unixfs_layout_encode(const struct unixfs_layout *l, uint8_t **ret, size_t *ret_len)
+{
+        size_t len = LAYOUT_HEAD;
+        uint8_t *buf, *p;
+
+        for (size_t i = 0; i < l->n_leaves; i++)
+                len += LAYOUT_PIECE(&l->leaves[i].cid);
+        buf = malloc(len);
+        if (!buf)
+                return -ENOMEM;
+        memcpy(buf, LAYOUT_MAGIC, 4);
+        p = put_le(buf + 4, l->size, 8);
+        p = put_le(p, l->n_leaves, 4);
+        for (size_t i = 0; i < l->n_leaves; i++) {
+                const struct unixfs_leaf *lf = &l->leaves[i];
+
+                p = put_le(p, lf->size, 8);
+                p = put_le(p, lf->data_off, 4);
+                *p++ = lf->depth;
+                *p++ = lf->is_pending;
+                *p++ = lf->cid.len;
+                memcpy(p, lf->cid.bin, lf->cid.len);
+                p += lf->cid.len;
+        }
+        *ret = buf;
+        *ret_len = len;
+        return 0;
+}
+
+int unixfs_layout_decode(const uint8_t *p, size_t len, struct unixfs_layout *ret)
+{
+        struct unixfs_layout l = { 0 };
+        const uint8_t *end = p + len;
+        uint64_t n, off = 0;
+        int r = -EBADMSG;
+
+        if (len < LAYOUT_HEAD || memcmp(p, LAYOUT_MAGIC, 4) != 0)
+                return -EBADMSG;
+        l.size = get_le(p + 4, 8);
+        n = get_le(p + 12, 4);
+        p += LAYOUT_HEAD;
+        /* every piece takes at least 16 bytes: n is bounded by the input before allocating */
+        if (n > UNIXFS_MAX_LEAVES || n > (size_t)(end - p) / 16)
+                return -EBADMSG;
+        if (n) {
+                l.leaves = calloc(n, sizeof(*l.leaves));
+                if (!l.leaves)
+                        return -ENOMEM;
+        }
+        l.cap = n;
+        for (; l.n_leaves < n; l.n_leaves++) {
+                struct unixfs_leaf *lf = &l.leaves[l.n_leaves];
+                size_t cl;
+
+                if (end - p < 15)
+                        goto fail;
+                lf->offset = off;
+                lf->size = get_le(p, 8);
+                lf->data_off = (uint32_t)get_le(p + 8, 4);
+                lf->depth = p[12];
+                lf->is_pending = p[13] != 0;
+                cl = p[14];
+                p += 15;
+                if (p[-2] > 1 || (size_t)(end - p) < cl || lf->size == 0 ||
+                    lf->size > l.size - off || cid_from_bytes(p, cl, &lf->cid) < 0)
+                        goto fail;
+                p += cl;
+                /* what the resolver guarantees: raw leaves whole, nothing inside a pending piece */
+                if ((lf->cid.codec == CID_CODEC_RAW || lf->is_pending) && lf->data_off != 0)
+                        goto fail;
+                if (lf->cid.codec != CID_CODEC_RAW && lf->cid.codec != CID_CODEC_DAG_PB &&
+                    !cid_is_identity(&lf->cid))
+                        goto fail;
+                l.n_pending += lf->is_pending;
+                off += lf->size;
+        }
+        if (p != end || off != l.size)
+                goto fail;
+        *ret = l;
+        return 0;
+fail:
+        free(l.leaves);
+        return r;
+}

@@ -357,6 +357,38 @@ def test_restart__tree_and_cache_kept_reads_with_node_gone(ipfs_nodes_factory, m
     assert os.listdir(m.mountpoint) == ["tree"]
 
 
+def test_layout__kept_in_index__reopen_needs_no_inner_block(ipfs_nodes_factory, mount_factory):
+    """A file's layout is stored in the index at its last close: after a restart with the
+    node gone and the root and inner blocks dropped from the cache, the file still reads
+    byte-exact from its cached leaves."""
+    (node,) = ipfs_nodes_factory(1)
+    data = random.Random(11).randbytes(50 * MiB)
+    # js-ipfs defaults: CIDv0, dag-pb leaves of 256 KiB, 174 links: a root over two inner nodes
+    cid = node.add(data)
+    m = mount_factory(config=node_cfg([node], timeout=3))
+    link(m, cid, "f")
+    with open(m.path("f"), "rb") as f:
+        assert hashlib.sha256(f.read()).digest() == hashlib.sha256(data).digest()
+    s = stats(m)
+    assert s["fs"]["layouts_stored"] == 1 and s["fs"]["layouts_loaded"] == 0
+    m.stop()
+    node.kill()
+    dropped = 0
+    for d, _, names in os.walk(os.path.join(m.cache_dir, "blocks")):
+        for n in names:
+            p = os.path.join(d, n)
+            if os.path.getsize(p) < 64 * 1024:  # leaves are 256 KiB; the DAG's nodes are not
+                os.unlink(p)
+                dropped += 1
+    assert dropped == 3  # the root and its two children
+    m.start()
+    with open(m.path("f"), "rb") as f:
+        assert hashlib.sha256(f.read()).digest() == hashlib.sha256(data).digest()
+    s = stats(m)
+    assert s["fs"]["layouts_loaded"] == 1
+    assert s["net"]["fetches"] == 0
+
+
 @pytest.mark.timeout(300)
 def test_node_down__eio_within_timeout_then_reads_resume(ipfs_nodes_factory, mount_factory):
     (node,) = ipfs_nodes_factory(1)

@@ -414,6 +414,39 @@ static void test_stage__job_then_commit_only_the_current_generation(void **state
         assert_int_equal(index_stage(f->idx, 9999, 1, 1, 1), -ENOENT);
 }
 
+/* Layouts are kept by root CID until no inode refers to that CID (pruned at open). */
+static void test_layouts__put_get_replace_pruned_when_unreferenced(void **state)
+{
+        struct fixture *f = *state;
+        uint64_t ino = mk(f, INDEX_ROOT_INO, "big", S_IFREG | 0644);
+        struct cid used, gone;
+        uint8_t *p = NULL;
+        size_t len = 0;
+
+        assert_int_equal(cid_compute(1, CID_CODEC_DAG_PB, CID_MH_SHA2_256, "root", 4, &used), 0);
+        assert_int_equal(cid_compute(1, CID_CODEC_DAG_PB, CID_MH_SHA2_256, "old", 3, &gone), 0);
+        assert_int_equal(index_stage(f->idx, ino, 1, 10, 1000), 0);
+        assert_int_equal(index_commit_upload(f->idx, ino, 1, &used, 10), 1);
+        assert_int_equal(index_layout_get(f->idx, &used, &p, &len), -ENOENT);
+        assert_int_equal(index_layout_put(f->idx, &used, (const uint8_t *)"v1", 2), 0);
+        assert_int_equal(index_layout_put(f->idx, &used, (const uint8_t *)"v2!", 3), 0);
+        assert_int_equal(index_layout_put(f->idx, &gone, (const uint8_t *)"x", 1), 0);
+        assert_int_equal(index_layout_get(f->idx, &used, &p, &len), 0);
+        assert_int_equal(len, 3);
+        assert_memory_equal(p, "v2!", 3);
+        free(p);
+        assert_int_equal(index_layout_get(f->idx, &gone, &p, &len), 0);
+        free(p);
+
+        index_free(f->idx);
+        assert_int_equal(index_open(f->path, &f->idx), 0);
+        assert_int_equal(index_layout_get(f->idx, &gone, &p, &len), -ENOENT);
+        assert_int_equal(index_layout_get(f->idx, &used, &p, &len), 0);
+        assert_int_equal(len, 3);
+        free(p);
+        assert_int_equal(index_check(f->idx), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -434,6 +467,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_rename__replace_move_and_refusals, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_link_setattr_xattrs, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_layouts__put_get_replace_pruned_when_unreferenced, setup, teardown),
                 cmocka_unit_test_setup_teardown(
                         test_stage__job_then_commit_only_the_current_generation, setup, teardown),
         };

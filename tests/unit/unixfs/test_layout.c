@@ -463,6 +463,98 @@ static void test_layout__uneven_trickle_dag__eager_and_lazy(void **state)
         store_clear(&s);
 }
 
+static void assert_same_layout(const struct unixfs_layout *a, const struct unixfs_layout *b)
+{
+        assert_int_equal(a->size, b->size);
+        assert_int_equal(a->n_leaves, b->n_leaves);
+        assert_int_equal(a->n_pending, b->n_pending);
+        for (size_t i = 0; i < a->n_leaves; i++) {
+                const struct unixfs_leaf *x = &a->leaves[i], *y = &b->leaves[i];
+
+                assert_int_equal(x->offset, y->offset);
+                assert_int_equal(x->size, y->size);
+                assert_true(cid_equal(&x->cid, &y->cid));
+                assert_int_equal(x->data_off, y->data_off);
+                assert_int_equal(x->depth, y->depth);
+                assert_int_equal(x->is_pending, y->is_pending);
+        }
+}
+
+/* A stored layout comes back equal, lazy (pending pieces still resolve) or eager; any damage
+ * to the bytes is refused, never decoded into other offsets. */
+static void test_layout__encode_decode__round_trip_damage_refused(void **state)
+{
+        static const char want[] = "ABcdefghijklm";
+        static struct store s;
+        struct unixfs_layout l, back;
+        char out[sizeof(want)] = { 0 };
+        struct cid root;
+        uint8_t *blk, *enc, *bad;
+        size_t len, enc_len;
+
+        (void)state;
+        build_uneven(&s, &root);
+        assert_int_equal(store_get(&root, &blk, &len, &s), 0);
+        assert_int_equal(unixfs_layout_open(&root, blk, len, &l), 0);
+        free(blk);
+        assert_int_equal(unixfs_layout_encode(&l, &enc, &enc_len), 0);
+        assert_int_equal(unixfs_layout_decode(enc, enc_len, &back), 0);
+        assert_same_layout(&l, &back);
+        read_all(&s, &back, out); /* resolves the two pending pieces of the decoded layout */
+        assert_string_equal(out, want);
+        free(enc);
+
+        /* the resolved (eager) layout, with dag-pb leaves' data_off and depth 3 */
+        assert_int_equal(unixfs_layout_encode(&back, &enc, &enc_len), 0);
+        unixfs_layout_done(&l);
+        assert_int_equal(unixfs_layout_decode(enc, enc_len, &l), 0);
+        assert_same_layout(&back, &l);
+        assert_int_equal(l.n_pending, 0);
+        unixfs_layout_done(&l);
+        unixfs_layout_done(&back);
+
+        /* every truncation, one extra byte, and single-byte damage where it matters */
+        for (size_t n = 0; n < enc_len; n++)
+                assert_int_equal(unixfs_layout_decode(enc, n, &l), -EBADMSG);
+        bad = malloc(enc_len + 1);
+        assert_non_null(bad);
+        memcpy(bad, enc, enc_len);
+        bad[enc_len] = 0;
+        assert_int_equal(unixfs_layout_decode(bad, enc_len + 1, &l), -EBADMSG);
+        bad[0] = 'X'; /* magic */
+        assert_int_equal(unixfs_layout_decode(bad, enc_len, &l), -EBADMSG);
+        memcpy(bad, enc, enc_len);
+        bad[4]++; /* file size no longer the sum of the pieces */
+        assert_int_equal(unixfs_layout_decode(bad, enc_len, &l), -EBADMSG);
+        memcpy(bad, enc, enc_len);
+        bad[12] = 0xff; /* piece count */
+        bad[15] = 0x7f;
+        assert_int_equal(unixfs_layout_decode(bad, enc_len, &l), -EBADMSG);
+        memcpy(bad, enc, enc_len);
+        bad[16]++; /* first piece one byte longer */
+        assert_int_equal(unixfs_layout_decode(bad, enc_len, &l), -EBADMSG);
+        memcpy(bad, enc, enc_len);
+        bad[16 + 13] = 2; /* pending flag */
+        assert_int_equal(unixfs_layout_decode(bad, enc_len, &l), -EBADMSG);
+        memcpy(bad, enc, enc_len);
+        bad[16 + 14] = 0; /* CID length */
+        assert_int_equal(unixfs_layout_decode(bad, enc_len, &l), -EBADMSG);
+        free(bad);
+        free(enc);
+
+        /* a raw leaf with its data anywhere but at 0 is not a layout the resolver makes */
+        l = (struct unixfs_layout){ 0 };
+        assert_int_equal(unixfs_layout_open(&root, s.blocks[s.n - 1], s.lens[s.n - 1], &l), 0);
+        for (size_t i = 0; i < l.n_leaves; i++)
+                if (l.leaves[i].cid.codec == CID_CODEC_RAW)
+                        l.leaves[i].data_off = 1;
+        assert_int_equal(unixfs_layout_encode(&l, &enc, &enc_len), 0);
+        assert_int_equal(unixfs_layout_decode(enc, enc_len, &back), -EBADMSG);
+        free(enc);
+        unixfs_layout_done(&l);
+        store_clear(&s);
+}
+
 /* Serves one block for every CID: a DAG that contains itself, as far as sizes go. */
 static const uint8_t *loop_block;
 static size_t loop_len;
@@ -564,6 +656,7 @@ int main(void)
                 cmocka_unit_test(test_layout__lying_blocksizes__ebadmsg_raw_not_fetched),
                 cmocka_unit_test(test_layout__multiblock_txt__spec_vector),
                 cmocka_unit_test(test_layout__uneven_trickle_dag__eager_and_lazy),
+                cmocka_unit_test(test_layout__encode_decode__round_trip_damage_refused),
                 cmocka_unit_test(test_layout__hostile_dags__refused),
                 cmocka_unit_test(test_node__symlink_and_invalid_blocks),
                 cmocka_unit_test(test_data__mtime_mode__round_trip),
