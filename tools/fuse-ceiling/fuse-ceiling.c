@@ -4,6 +4,9 @@
  * the same libfuse and the same connection settings as prsmfs (1 MiB requests), serving one
  * read-only file "data" of -o size=BYTES from memory. A cold read of it is the most any FUSE
  * daemon can deliver here; a second read with -o keep_cache measures the page-cache ceiling.
+ * The whole file is held in memory, as a daemon holding the bytes would: one 1 MiB buffer
+ * served at every offset stays in the CPU's caches and gave a ceiling nearly twice as high
+ * (4.5 GB/s against 2.5 here), which no daemon serving real data can reach.
  *
  *   fuse-ceiling -f -o size=1073741824[,keep_cache] MOUNTPOINT
  */
@@ -21,7 +24,7 @@
 struct ceiling {
         unsigned long long size;
         int keep_cache;
-        char *block; /* 1 MiB pattern served for every offset */
+        char *data; /* the file's bytes */
 };
 
 static struct ceiling g;
@@ -103,7 +106,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                 size = (size_t)(g.size - (unsigned long long)off);
         if (size > 1024 * 1024)
                 size = 1024 * 1024;
-        fuse_reply_buf(req, g.block, size);
+        fuse_reply_buf(req, g.data + off, size);
 }
 
 static const struct fuse_lowlevel_ops ops = {
@@ -127,11 +130,17 @@ int main(int argc, char *argv[])
                 fprintf(stderr, "usage: %s -f -o size=BYTES[,keep_cache] MOUNTPOINT\n", argv[0]);
                 return 1;
         }
-        g.block = malloc(1024 * 1024);
-        if (!g.block)
+        if (g.size > (64ull << 30)) {
+                fprintf(stderr, "%s: size above 64 GiB\n", argv[0]);
                 return 1;
-        for (size_t i = 0; i < 1024 * 1024; i++)
-                g.block[i] = (char)(i * 131);
+        }
+        g.data = malloc(g.size ? (size_t)g.size : 1);
+        if (!g.data) {
+                fprintf(stderr, "%s: cannot hold %llu bytes in memory\n", argv[0], g.size);
+                return 1;
+        }
+        for (size_t i = 0; i < g.size; i++) /* every page written: really in memory */
+                g.data[i] = (char)(i * 131 + (i >> 20));
         se = fuse_session_new(&args, &ops, sizeof(ops), NULL);
         if (se && fuse_set_signal_handlers(se) == 0) {
                 if (fuse_session_mount(se, o.mountpoint) == 0) {
@@ -144,7 +153,7 @@ int main(int argc, char *argv[])
         if (se)
                 fuse_session_destroy(se);
         free(o.mountpoint);
-        free(g.block);
+        free(g.data);
         fuse_opt_free_args(&args);
         return ret;
 }

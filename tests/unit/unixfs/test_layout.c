@@ -427,8 +427,8 @@ static void test_layout__uneven_trickle_dag__eager_and_lazy(void **state)
         struct unixfs_layout l;
         char out[sizeof(want)] = { 0 };
         struct cid root;
-        uint8_t *blk;
-        size_t len;
+        uint8_t *blk = NULL;
+        size_t len = 0;
 
         (void)state;
         build_uneven(&s, &root);
@@ -489,8 +489,8 @@ static void test_layout__encode_decode__round_trip_damage_refused(void **state)
         struct unixfs_layout l, back;
         char out[sizeof(want)] = { 0 };
         struct cid root;
-        uint8_t *blk, *enc, *bad;
-        size_t len, enc_len;
+        uint8_t *blk = NULL, *enc, *bad;
+        size_t len = 0, enc_len;
 
         (void)state;
         build_uneven(&s, &root);
@@ -577,8 +577,8 @@ static void test_layout__hostile_dags__refused(void **state)
         static struct store s;
         struct cid leaf, big[2], root, dir;
         struct unixfs_layout l;
-        uint8_t *blk;
-        size_t len;
+        uint8_t *blk = NULL;
+        size_t len = 0;
         int r;
 
         (void)state;
