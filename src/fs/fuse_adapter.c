@@ -454,6 +454,16 @@ static void reply_xattr(fuse_req_t req, const void *value, size_t len, size_t si
                 (void)fuse_reply_buf(req, value, len);
 }
 
+/* user.* and trusted.* are stored; user.prsm.* is ours; other namespaces are not supported. */
+static int xattr_name_ok(const char *name)
+{
+        if (strncmp(name, "user.prsm.", 10) == 0)
+                return -EPERM;
+        if (strncmp(name, "user.", 5) != 0 && strncmp(name, "trusted.", 8) != 0)
+                return -EOPNOTSUPP;
+        return 0;
+}
+
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
         struct fs *fs = fuse_req_userdata(req);
@@ -481,6 +491,12 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
                         reply_err(req, -ENODATA);
                 else
                         reply_xattr(req, fs->control_path, strlen(fs->control_path), size);
+                return;
+        }
+        /* ls -l asks for security.selinux and system.posix_acl_access of every entry: names
+         * that cannot be stored are answered without the index */
+        if (xattr_name_ok(name) == -EOPNOTSUPP) {
+                reply_err(req, -ENODATA);
                 return;
         }
         if (size) {
@@ -779,16 +795,6 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         overlay_writer(fs, &a);
         attr_to_stat(&a, &st);
         (void)fuse_reply_attr(req, &st, attr_timeout(&a));
-}
-
-/* user.* and trusted.* are stored; user.prsm.* is ours; other namespaces are not supported. */
-static int xattr_name_ok(const char *name)
-{
-        if (strncmp(name, "user.prsm.", 10) == 0)
-                return -EPERM;
-        if (strncmp(name, "user.", 5) != 0 && strncmp(name, "trusted.", 8) != 0)
-                return -EOPNOTSUPP;
-        return 0;
 }
 
 /* An xattr of ino may be changed: not in .ipfs/, a name we store. */

@@ -82,6 +82,13 @@ def test_namespace_ops__posix_results_and_kept_across_restart(ipfs_node, mount_f
     with pytest.raises(OSError) as e:
         os.getxattr(m.path("d1", "a"), "user.origin")
     assert e.value.errno == errno.ENODATA
+    for name in ("security.selinux", "system.posix_acl_access"):  # what ls -l asks for
+        with pytest.raises(OSError) as e:
+            os.getxattr(m.path("d1", "a"), name)
+        assert e.value.errno == errno.ENODATA
+    with pytest.raises(OSError) as e:
+        os.setxattr(m.path("d1", "a"), "security.label", b"x")
+    assert e.value.errno == errno.EOPNOTSUPP
     os.setxattr(m.path("d1", "a"), "user.kept", b"1")
     os.rmdir(m.path("d2", "sub-moved"))
 
