@@ -81,6 +81,21 @@ static void staging_name(uint64_t ino, uint64_t gen, char *buf, size_t size)
         (void)snprintf(buf, size, "%" PRIu64 ".%" PRIu64, ino, gen);
 }
 
+/* Queues the upload of ino's staging file of generation gen (the job's id); 0 without an
+ * uploader. */
+static int submit_upload(struct fs *fs, uint64_t ino, uint64_t gen)
+{
+        char path[PATH_MAX], name[64];
+
+        if (!fs->up.submit)
+                return 0;
+        staging_name(ino, gen, name, sizeof(name));
+        if ((size_t)snprintf(path, sizeof(path), "%s/staging/%s", fs->cfg->cache_dir, name) >=
+            sizeof(path))
+                return -ENAMETOOLONG;
+        return fs->up.submit(fs->up.ud, gen, ino, path);
+}
+
 static void staging_unlink(struct fs *fs, uint64_t ino, uint64_t gen)
 {
         char name[64];
@@ -568,7 +583,6 @@ static int fill_gaps(struct fs *fs, struct wfile *wf)
 int fs_wfile_flush(struct fs *fs, struct wfile *wf)
 {
         uint64_t old_base = 0, gen;
-        char path[PATH_MAX], name[64];
         int r;
 
         pthread_mutex_lock(&wf->lock);
@@ -599,14 +613,10 @@ int fs_wfile_flush(struct fs *fs, struct wfile *wf)
                         fs->up.cancel(fs->up.ud, old_base);
                 staging_unlink(fs, wf->ino, old_base);
         }
-        staging_name(wf->ino, gen, name, sizeof(name));
-        (void)snprintf(path, sizeof(path), "%s/staging/%s", fs->cfg->cache_dir, name);
-        if (fs->up.submit) {
-                r = fs->up.submit(fs->up.ud, gen, wf->ino, path);
-                if (r < 0) /* durable anyway: the job is resumed at the next start */
-                        log_error("cannot queue the upload of inode %" PRIu64 ": %s", wf->ino,
-                                  strerror(-r));
-        }
+        r = submit_upload(fs, wf->ino, gen);
+        if (r < 0) /* durable anyway: the job is resumed at the next start */
+                log_error("cannot queue the upload of inode %" PRIu64 ": %s", wf->ino,
+                          strerror(-r));
         return 0;
 }
 
@@ -673,14 +683,11 @@ struct resume {
 static int resume_job(const struct index_job *j, void *userdata)
 {
         struct resume *rs = userdata;
-        char path[PATH_MAX], name[64];
         int r;
 
         if (!rs->fs->up.submit)
                 return 0;
-        staging_name(j->ino, j->gen, name, sizeof(name));
-        (void)snprintf(path, sizeof(path), "%s/staging/%s", rs->fs->cfg->cache_dir, name);
-        r = rs->fs->up.submit(rs->fs->up.ud, j->gen, j->ino, path);
+        r = submit_upload(rs->fs, j->ino, j->gen);
         if (r < 0)
                 log_error("cannot resume the upload of inode %" PRIu64 ": %s", j->ino,
                           strerror(-r));
