@@ -9,10 +9,13 @@
 #   second read (page cache) vs the FUSE page-cache ceiling vs local page cache;
 #   4 KiB random preads and mmap (sequential scan, random faults), cold and warm;
 #   ls -lR of the tree: first listing (expansion), second, after drop_caches, vs local disk;
-#   the daemon's peak RSS (VmHWM) in each phase.
+#   the daemon's peak RSS (VmHWM) in each phase;
+#   the js-ipfs test node as block source (its RPC, block/get): cold read of the first
+#   JSIPFS_MIB MiB (default 256) added to it, vs curl of its /api/v0/cat (+ sha256sum).
 # Page cache dropped before every cold/warm figure; REPS rounds (default 3), medians reported.
 #   tools/bench/read-bench.sh [MiB] [FILES]   (defaults 1024, 100000; as root)
-# Environment: REPS (rounds), NRAND (random reads), PHASES (any of "cold warm list"),
+# Environment: REPS (rounds), NRAND (random reads), PHASES (any of "cold warm list jsipfs"),
+# JSIPFS_MIB,
 # PRSMFS_BENCH_CONFIG (extra JSON members for the daemon's config, e.g. '"parallel_downloads": 16').
 # Needs nginx (apt-get install nginx; not installed by tools/setup.sh), /dev/fuse and a
 # release build (made here if missing). Every process and mount it starts is stopped by PID
@@ -24,7 +27,8 @@ nfiles=${2:-100000}
 reps=${REPS:-3}
 nrand=${NRAND:-2000}
 build=${PRSMFS_BUILD:-build-release}
-phases=" ${PHASES:-cold warm list} "
+phases=" ${PHASES:-cold warm list jsipfs} "
+jsmib=${JSIPFS_MIB:-256}
 extra_config=${PRSMFS_BENCH_CONFIG:+, $PRSMFS_BENCH_CONFIG}
 
 . tools/bench/gateway.sh
@@ -60,6 +64,7 @@ res=$work/results
 : >"$res"
 dpid= # the running prsmfs or fuse-ceiling, and its mount point
 dmnt=
+node_started=
 
 stop_fs() {
 	[ -n "$dpid" ] || return 0
@@ -82,6 +87,8 @@ cleanup() {
 	local rc=$?
 	stop_fs
 	gateway_stop "$work"
+	# the node's own CLI stops the PIDs it recorded in nodes.json
+	if [ -n "$node_started" ]; then $py tests/support/ipfsnode.py stop --dir "$work/node" >/dev/null 2>&1 || true; fi
 	for m in "$mnt" "$cmnt"; do
 		if grep -q " $m fuse" /proc/self/mounts; then fusermount3 -uz "$m" 2>/dev/null || true; fi
 	done
@@ -128,9 +135,11 @@ wait_mount() { # mountpoint pid log
 	exit 1
 }
 
-start_prsmfs() { # state_dir cache_dir
+start_prsmfs() { # state_dir cache_dir [rpc_node]: nginx as the only gateway, or that node
+	local nodes="\"rpc_nodes\": [], \"gateway_nodes\": [\"$url\"]"
+	[ -z "${3:-}" ] || nodes="\"rpc_nodes\": [\"$3\"], \"gateway_nodes\": []"
 	cat >"$work/prsmfs.json" <<JSON
-{ "rpc_nodes": [], "gateway_nodes": ["$url"], "automatic_pinning": false,
+{ $nodes, "automatic_pinning": false,
   "state_dir": "$1", "cache_dir": "$2", "timeout": 30$extra_config }
 JSON
 	"$prsmfs" -f --config="$work/prsmfs.json" "$mnt" 2>>"$work/prsmfs.log" &
@@ -314,6 +323,39 @@ for rep in $(seq "$reps"); do
 done
 lines=$(ls -R "$work/tree" | wc -l)
 
+# --- 7. the js-ipfs node as block source (RPC block/get), cold --------------------------
+if want jsipfs; then
+	echo "read-bench: js-ipfs node as block source, $jsmib MiB" >&2
+	mkdir -p "$work/node"
+	node_started=1
+	api=$($py tests/support/ipfsnode.py start --n 1 --dir "$work/node" | tail -1)
+	head -c $((jsmib * 1048576)) "$work/data.bin" >"$work/js.bin"
+	jsroot=$(curl -sf -X POST -F "file=@$work/js.bin" \
+		"$api/api/v0/add?cid-version=1&raw-leaves=true&chunker=size-1048576&pin=true" |
+		$py -c 'import json,sys; print(json.loads(sys.stdin.read().splitlines()[-1])["Hash"])')
+	rm -rf "$work/jsstate" "$work/jscache"
+	start_prsmfs "$work/jsstate" "$work/jscache" "$api"
+	"$prsmctl" link "$jsroot" "$mnt/js.bin" >/dev/null
+	cmp "$mnt/js.bin" "$work/js.bin" || {
+		echo "read-bench: prsmfs returned different bytes from the js-ipfs node" >&2
+		exit 1
+	}
+	stop_fs
+	for rep in $(seq "$reps"); do
+		echo "read-bench: js-ipfs round $rep/$reps" >&2
+		drop
+		timed js_curl_null curl -sf -X POST -o /dev/null "$api/api/v0/cat?arg=$jsroot"
+		drop
+		timed js_dl_verify bash -c "curl -sf -X POST -o '$work/dl.bin' '$api/api/v0/cat?arg=$jsroot' && sha256sum '$work/dl.bin'"
+		rm -f "$work/dl.bin"
+		rm -rf "$work/jscache"
+		start_prsmfs "$work/jsstate" "$work/jscache" "$api"
+		drop
+		timed js_prsm_cold cat "$mnt/js.bin"
+		stop_fs
+	done
+fi
+
 # --- table ------------------------------------------------------------------------------
 echo
 echo "prsmfs read path, $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores, kernel $(uname -r)," \
@@ -322,7 +364,7 @@ echo "file $mib MiB ($root), tree of $nfiles files ($tree_root, $tree_blocks blo
 	"ls -lR prints $lines lines); read_ahead_kb $ra_kb on both FUSE mounts; $nrand random 4 KiB" \
 	"reads; median of $reps (range)"
 echo
-$py - "$res" "$bytes" <<'PY'
+$py - "$res" "$bytes" "$((jsmib * 1048576))" <<'PY'
 import collections, statistics, sys
 vals = collections.defaultdict(list)
 for line in open(sys.argv[1]):
@@ -331,8 +373,13 @@ for line in open(sys.argv[1]):
 nbytes = int(sys.argv[2])
 med = {k: statistics.median(v) for k, v in vals.items()}
 
+jsbytes = int(sys.argv[3])
+
+def size_of(k):
+    return jsbytes if k.startswith("js_") else nbytes
+
 def mbs(k):
-    return nbytes / med[k] / 1e6
+    return size_of(k) / med[k] / 1e6
 
 def rng(k, f):
     xs = sorted(f(x) for x in vals[k])
@@ -342,7 +389,7 @@ def row(what, k, ref=None, refname=""):
     if k not in med or (ref and ref not in med):
         return
     ratio = "%.2f× %s" % (mbs(k) / mbs(ref), refname) if ref else ""
-    print("| %s | %.0f [%s] | %.3f | %s |" % (what, mbs(k), rng(k, lambda s: nbytes / s / 1e6), med[k], ratio))
+    print("| %s | %.0f [%s] | %.3f | %s |" % (what, mbs(k), rng(k, lambda s: size_of(k) / s / 1e6), med[k], ratio))
 
 def rate(what, k, ref=None, refname=""):
     if k not in med or (ref and ref not in med):
@@ -393,6 +440,11 @@ ls("local disk, warm", "ls_local_warm")
 ls("prsmfs first listing (expansion, directory blocks from nginx)", "ls_first", "ls_local_cold")
 ls("prsmfs second listing", "ls_second", "ls_local_warm")
 ls("prsmfs after drop_caches (from the index)", "ls_index", "ls_local_cold")
+print("| **7. js-ipfs node as block source (%d MiB, cold)** | | | |" % (jsbytes >> 20))
+row("`curl` of the node's `/api/v0/cat` to /dev/null", "js_curl_null")
+row("`curl` of `/api/v0/cat` to disk + `sha256sum`", "js_dl_verify", "js_curl_null", "curl")
+row("prsmfs `cat`, the node as its only RPC node (block/get)", "js_prsm_cold", "js_dl_verify", "download-then-verify")
+row("", "js_prsm_cold", "js_curl_null", "curl of cat")
 print()
 print("daemon peak RSS (VmHWM, MiB, max of rounds):", ", ".join(
     "%s %.0f" % (name, max(vals[k]) / 1024) for name, k in (
