@@ -31,6 +31,9 @@ struct cache_stats {
 /* dir is created if missing. enabled=false makes every lookup a miss and put a no-op. */
 _wur_ int cache_open(const char *dir, uint64_t max_bytes, uint64_t ttl_ms, bool enabled,
                      struct cache **ret);
+/* Starts the thread that applies the TTL while the cache is open (no-op without a TTL or
+ * when disabled). Separate from cache_open because the daemon forks after opening it. */
+_wur_ int cache_start_sweeper(struct cache *c);
 void cache_free(struct cache *c);
 
 /*

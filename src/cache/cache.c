@@ -44,6 +44,12 @@ struct cache {
         uint64_t ttl_ms;
         bool enabled;
         pthread_mutex_t evict_lock; /* one eviction at a time in this process */
+        /* the TTL sweeper (cache_start_sweeper) */
+        pthread_t sweeper;
+        bool has_sweeper;
+        pthread_mutex_t sweep_lock;
+        pthread_cond_t sweep_cond; /* CLOCK_MONOTONIC */
+        bool stop;                 /* sweep_lock */
         /* statistics: atomics */
         uint64_t bytes, hits, misses, puts, put_errors, evictions;
         uint64_t tmp_seq; /* atomic */
@@ -185,6 +191,15 @@ int cache_open(const char *dir, uint64_t max_bytes, uint64_t ttl_ms, bool enable
         c->ttl_ms = ttl_ms;
         c->enabled = enabled;
         pthread_mutex_init(&c->evict_lock, NULL);
+        pthread_mutex_init(&c->sweep_lock, NULL);
+        {
+                pthread_condattr_t ca;
+
+                pthread_condattr_init(&ca);
+                pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+                pthread_cond_init(&c->sweep_cond, &ca);
+                pthread_condattr_destroy(&ca);
+        }
         c->dir = strdup(dir);
         if (!c->dir) {
                 r = -ENOMEM;
@@ -232,6 +247,15 @@ void cache_free(struct cache *c)
 {
         if (!c)
                 return;
+        if (c->has_sweeper) {
+                pthread_mutex_lock(&c->sweep_lock);
+                c->stop = true;
+                pthread_cond_signal(&c->sweep_cond);
+                pthread_mutex_unlock(&c->sweep_lock);
+                pthread_join(c->sweeper, NULL);
+        }
+        pthread_cond_destroy(&c->sweep_cond);
+        pthread_mutex_destroy(&c->sweep_lock);
         if (c->blocks_fd >= 0)
                 close(c->blocks_fd);
         if (c->tmp_fd >= 0)
@@ -482,4 +506,54 @@ void cache_get_stats(struct cache *c, struct cache_stats *ret)
                 .evictions = __atomic_load_n(&c->evictions, __ATOMIC_RELAXED),
                 .bytes = __atomic_load_n(&c->bytes, __ATOMIC_RELAXED),
         };
+}
+
+/*
+ * cache_ttl is a promise about blocks nobody uses, so it cannot wait for the next start or
+ * for the cap: a thread applies it every quarter of the TTL (at least every second, at most
+ * every hour), with the same rescan and lock as any eviction.
+ */
+#define SWEEP_MIN_MS 1000ull
+#define SWEEP_MAX_MS (3600ull * 1000)
+
+static void *sweeper_thread(void *arg)
+{
+        struct cache *c = arg;
+        uint64_t every_ms = MAX(MIN(c->ttl_ms / 4, SWEEP_MAX_MS), SWEEP_MIN_MS);
+        struct timespec at;
+
+        clock_gettime(CLOCK_MONOTONIC, &at);
+        pthread_mutex_lock(&c->sweep_lock);
+        while (!c->stop) {
+                at.tv_sec += (time_t)(every_ms / 1000);
+                at.tv_nsec += (long)(every_ms % 1000) * 1000000;
+                if (at.tv_nsec >= 1000000000) {
+                        at.tv_sec++;
+                        at.tv_nsec -= 1000000000;
+                }
+                while (!c->stop &&
+                       pthread_cond_timedwait(&c->sweep_cond, &c->sweep_lock, &at) != ETIMEDOUT)
+                        ;
+                if (c->stop)
+                        break;
+                pthread_mutex_unlock(&c->sweep_lock);
+                if (cache_evict(c, c->max_bytes) < 0)
+                        log_debug("TTL sweep of the cache failed");
+                pthread_mutex_lock(&c->sweep_lock);
+        }
+        pthread_mutex_unlock(&c->sweep_lock);
+        return NULL;
+}
+
+int cache_start_sweeper(struct cache *c)
+{
+        int r;
+
+        if (!c->enabled || c->ttl_ms == 0 || c->has_sweeper)
+                return 0;
+        r = pthread_create(&c->sweeper, NULL, sweeper_thread, c);
+        if (r != 0)
+                return -r;
+        c->has_sweeper = true;
+        return 0;
 }

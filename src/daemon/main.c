@@ -660,6 +660,9 @@ int main(int argc, char *argv[])
                 goto out_signals;
         }
         fs_set_store(fs, store);
+        r = cache_start_sweeper(cache);
+        if (r < 0)
+                log_error_errno(r, "cannot start the cache's TTL sweeper");
         d.net = net;
         d.store = store;
         r = upload_config_from(&cfg, net, cache, &ucfg);

@@ -136,6 +136,33 @@ static void test_disabled__every_lookup_misses(void **state)
         cache_free(c);
 }
 
+/* Unused blocks older than the TTL go while the cache stays open, under its cap: the
+ * sweeper does it, nothing else would. */
+static void test_ttl__sweeper__expired_block_evicted_while_open(void **state)
+{
+        struct fixture *f = *state;
+        uint8_t data[100], b;
+        struct cache *c;
+        struct cid cid;
+        int r = 0;
+
+        make_block(4, sizeof(data), data, &cid);
+        assert_int_equal(cache_open(f->dir, 1 << 30, 1000, true, &c), 0);
+        assert_int_equal(cache_block_put(c, &cid, data, sizeof(data)), 0);
+        usleep(1200 * 1000);
+        /* past its TTL, but no sweeper yet and no pressure: still there */
+        assert_int_equal(cache_block_pread(c, &cid, &b, 1, 0), 1);
+        assert_int_equal(cache_start_sweeper(c), 0);
+        for (int i = 0; i < 100; i++) { /* sweeps every second: gone within a few */
+                r = (int)cache_block_pread(c, &cid, &b, 1, 0);
+                if (r == -ENOENT)
+                        break;
+                usleep(100 * 1000);
+        }
+        assert_int_equal(r, -ENOENT);
+        cache_free(c); /* stops and joins the sweeper */
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -144,6 +171,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_put__wrong_bytes__refused_and_nothing_stored,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_put__over_cap__least_recently_used_evicted,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_ttl__sweeper__expired_block_evicted_while_open,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_disabled__every_lookup_misses, setup,
                                                 teardown),
