@@ -516,3 +516,17 @@ def test_cache_cap__lru_eviction_keeps_it_under_max(ipfs_node, mount_factory):
     assert 0 < cache_bytes(m) <= 4 * MiB
     with open(m.path("f"), "rb") as f:  # evicted blocks come back from the node
         assert hashlib.sha256(f.read()).digest() == hashlib.sha256(data).digest()
+
+
+def test_cache_ttl__unused_blocks_evicted_while_mounted(ipfs_node, mount_factory):
+    data = os.urandom(3 * MiB)
+    cid = ipfs_node.add(data, cid_version=1, raw_leaves=True)
+    m = mount_factory(config=node_cfg([ipfs_node], cache_ttl=2))
+    link(m, cid, "f")
+    with open(m.path("f"), "rb") as f:
+        assert f.read() == data
+    assert cache_bytes(m) >= 3 * MiB
+    deadline = time.monotonic() + 30  # TTL 2 s, swept every second
+    while cache_bytes(m) > 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert cache_bytes(m) == 0
