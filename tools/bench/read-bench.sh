@@ -5,7 +5,8 @@
 # trustless gateway (application/vnd.ipld.raw) and the file whole. prsmfs mounts with that
 # nginx as its only node (gateway_nodes; no RPC node) and `prsmctl link`s both. Measured:
 #   cold sequential read (cache empty) vs curl to disk + sha256sum vs curl -o /dev/null;
-#   warm read (blocks on disk, daemon restarted) vs the FUSE ceiling vs local disk;
+#   warm read (blocks on disk, daemon restarted) vs the FUSE ceiling vs local disk (cat, and
+#   dd with O_DIRECT: the disk's ceiling);
 #   second read (page cache) vs the FUSE page-cache ceiling vs local page cache;
 #   4 KiB random preads and mmap (sequential scan, random faults), cold and warm;
 #   ls -lR of the tree: first listing (expansion), second, after drop_caches, vs local disk;
@@ -297,6 +298,8 @@ for rep in $(seq "$reps"); do
 	drop
 	timed local_cold cat "$work/data.bin"
 	timed local_pc cat "$work/data.bin"
+	drop # the disk's own ceiling: large direct reads, no page cache, no readahead limits
+	timed local_direct dd if="$work/data.bin" of=/dev/null bs=16M iflag=direct
 	drop
 	probe_rec local_mmaprand_cold mmap-rand "$work/data.bin" "$nrand"
 done
@@ -410,8 +413,10 @@ row("", "prsm_cold", "pool", "node pool alone")
 print("| **2. warm (blocks in the disk cache, daemon restarted, page cache dropped)** | | | |")
 row("FUSE ceiling `cat` (fuse-ceiling, from memory)", "ceil_cold")
 row("local disk `cat`", "local_cold")
+row("local disk `dd bs=16M iflag=direct` (the disk's ceiling)", "local_direct")
 row("prsmfs `cat` (warm)", "prsm_warm", "ceil_cold", "FUSE ceiling")
 row("", "prsm_warm", "local_cold", "local disk")
+row("", "prsm_warm", "local_direct", "the disk's ceiling")
 row("prsmfs `cat` (warm, cache files in the page cache: no disk)", "prsm_warm_mem", "ceil_cold", "FUSE ceiling")
 print("| **3. second read (page cache)** | | | |")
 row("FUSE page-cache ceiling (fuse-ceiling, keep_cache)", "ceil_pc")
