@@ -23,6 +23,18 @@
  * js-ipfs has no such switch and gets timeout= (has_timeout_ms), after which it answers an
  * error, read as "missing".
  *
+ * Runs (net_put_run). js-ipfs caps RPC bodies at 1 MiB, so a full 1 MiB leaf cannot go
+ * through block/put (413) and goes through add; and every request costs the node ~80 ms
+ * whatever its size, which made leaf-by-leaf uploads half as fast as the node's own add.
+ * So, once a session saw that 413, consecutive full leaves go up as one add of their
+ * concatenated bytes with the same chunker: the node stores exactly those raw leaves plus one
+ * File node over them, and names that node, which we compute from our own leaf CIDs (at most
+ * 174 leaves: the links per node of js-ipfs's and Kubo's add). Anything else (another root,
+ * a refusal) sends that run leaf by leaf, each leaf checked on its own, and ends runs for the
+ * session; a failing node kills the session as for blocks. The File node is an unpinned
+ * extra block on the node, a few KiB per run. Nodes without the cap (Kubo) never see a
+ * run: block/put suits them, and that path stays the one tested against them.
+ *
  * Lock order: pool->lock, then put->lock; neither is held across a transport call.
  */
 #define LOG_MODULE "net"
