@@ -222,6 +222,10 @@ int net_put_begin(struct net_pool *p, bool resume, struct net_put **ret)
         put->node = (size_t)i;
         put->max_running = p->cfg.parallel_uploads ? p->cfg.parallel_uploads : 5;
         put->is_checking = resume;
+        /* a node that refused a leaf this big on block/put before will again: its sessions
+         * start with add (and runs) for such leaves instead of paying a wasted upload and a
+         * 413 for each of the first parallel_uploads leaves */
+        put->add_from = __atomic_load_n(&p->nodes[i].add_from, __ATOMIC_RELAXED);
         pthread_mutex_init(&put->lock, NULL);
         pthread_cond_init(&put->cond, NULL);
         log_debug("put session bound to %s%s", p->nodes[i].url, resume ? " (resuming)" : "");
@@ -555,8 +559,12 @@ static int send_block(struct net_put *put, const struct cid *cid, const char *ci
                         /* remembered: blocks this big skip block/put on this session */
                         uint64_t cur = __atomic_load_n(&put->add_from, __ATOMIC_RELAXED);
 
-                        if (!cur || len < cur)
+                        if (!cur || len < cur) {
                                 __atomic_store_n(&put->add_from, (uint64_t)len, __ATOMIC_RELAXED);
+                                /* and for the node's next sessions (see net_put_begin) */
+                                __atomic_store_n(&p->nodes[put->node].add_from, (uint64_t)len,
+                                                 __ATOMIC_RELAXED);
+                        }
                         r = put_by_add(put, cid, cidstr, &form, ctype, len, deadline_ns, &body);
                         goto out;
                 }

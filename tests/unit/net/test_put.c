@@ -804,6 +804,33 @@ static void test_run__js_node__leaves_one_by_one_until_413_then_one_add_per_run(
         net_pool_free(p);
 }
 
+static void test_run__next_session_on_that_node__runs_from_the_start(void **state)
+{
+        struct fake f = { .n[0].js_cap = true, .n[1].dead = true, .n[2].dead = true };
+        struct net_pool *p = make_pool(&f);
+        struct net_put *put;
+
+        (void)state;
+        assert_int_equal(net_put_begin(p, false, &put), 0);
+        assert_int_equal(put_run(&f, put, 0, 1), 0);
+        assert_int_equal(f.n[0].refused, 1);
+        net_put_free(put);
+        for (int i = 0; i < 2; i++) { /* n2 and n3 (unknown latency: tried first) fail */
+                assert_int_equal(net_put_begin(p, false, &put), 0);
+                assert_int_equal(put_one(&f, put, 0), -ENOTCONN);
+                net_put_free(put);
+        }
+        /* the node's cap is remembered: no second 413, the first run is one add */
+        assert_int_equal(net_put_begin(p, false, &put), 0);
+        assert_string_equal(net_put_node_url(put), "http://n1");
+        assert_true(net_put_takes_runs(put, LEAF));
+        assert_int_equal(put_run(&f, put, 1, 4), 0);
+        assert_int_equal(f.n[0].refused, 1);
+        assert_int_equal(f.n[0].run_adds, 1);
+        net_put_free(put);
+        net_pool_free(p);
+}
+
 static void test_run__kubo_node__leaves_by_block_put_no_add(void **state)
 {
         struct fake f = { 0 };
@@ -934,6 +961,7 @@ int main(void)
                 cmocka_unit_test(test_pool__world_readable_auth_file__refused),
                 cmocka_unit_test(
                         test_run__js_node__leaves_one_by_one_until_413_then_one_add_per_run),
+                cmocka_unit_test(test_run__next_session_on_that_node__runs_from_the_start),
                 cmocka_unit_test(test_run__kubo_node__leaves_by_block_put_no_add),
                 cmocka_unit_test(test_run__add_names_another_root__leaf_by_leaf_and_no_more_runs),
                 cmocka_unit_test(
