@@ -7,8 +7,8 @@
  * bounded queue that `parallel` put threads drain into one put session (one write node), so
  * memory stays near (queue_blocks + parallel + 1) blocks whatever the file size. While the
  * write node takes runs (net_put_takes_runs: a js-ipfs node, after its first 413), full raw
- * leaves are gathered into runs of run_bytes that go up as one request each; the queue then
- * also holds at most run_mem_bytes of them (plus the run being gathered). When the
+ * leaves are gathered into runs of run_bytes that go up as one request each; all runs of a
+ * job (gathered, queued, being sent) then hold at most run_mem_bytes. When the
  * write node fails (-ENOTCONN) the attempt stops, the session is freed and the job starts
  * again from the first byte on a resumed session bound to another node: the file is hashed
  * again, but only the blocks that node lacks travel. After the last block the root is
@@ -41,8 +41,8 @@ struct config;
 
 #define UPLOAD_MAX_PARALLEL 64
 #define UPLOAD_MAX_JOBS     16
-/* measured against js-ipfs 0.66 (docs/benchmarks.md, write path): 8 MiB runs, two or three
- * in flight; a job holds at most 24 + 8 MiB of run bytes */
+/* measured against js-ipfs 0.66 (docs/benchmarks.md, write path): 8 MiB runs, two in
+ * flight (the node's one JS thread is the bottleneck; more did not help) */
 #define UPLOAD_RUN_BYTES     (8u << 20)
 #define UPLOAD_RUN_MEM_BYTES (24u << 20)
 
@@ -59,8 +59,9 @@ struct upload_config {
         unsigned queue_blocks; /* blocks waiting for a put thread, per job; 0 = parallel */
         size_t run_bytes;      /* full raw leaves per run (one request, net_put_run) while the
                                   write node takes runs; 0 = UPLOAD_RUN_BYTES; < 2 leaves: none */
-        size_t run_mem_bytes;  /* runs queued and being sent, per job (the one being gathered
-                                  comes on top); 0 = UPLOAD_RUN_MEM_BYTES */
+        size_t run_mem_bytes;  /* all runs of a job: the one being gathered, those queued and
+                                  being sent (run_mem / run - 1, at least 1); 0 =
+                                  UPLOAD_RUN_MEM_BYTES */
 };
 
 /* Fills ret from the daemon's config: profile and max_chunk_size, parallel_uploads, replicas,

@@ -340,18 +340,22 @@ static bool should_stop(struct upload *u, const struct job *j)
 }
 
 /*
- * Runs: run_bytes of full leaves per request. Bytes held by the queue and the put threads are
- * bounded by run_mem_bytes (plus the run being gathered), but never below what cap blocks
- * queued and one per put thread take, so leaf-by-leaf uploads keep their parallelism.
+ * Runs: run_bytes of full leaves per request, and run_mem_bytes for all runs of the job: the
+ * one being gathered plus those queued or being sent (mem / run - 1 of them, at least one).
+ * The queue's byte bound never goes below what cap blocks queued and one per put thread
+ * take, so leaf-by-leaf uploads keep their parallelism.
  */
 static void run_setup(struct upload *u, size_t cap, struct attempt *a)
 {
-        size_t chunk = u->cfg.params.chunk_size;
+        size_t chunk = u->cfg.params.chunk_size, item = sizeof(struct upload_block);
         size_t leaves = (u->cfg.run_bytes ? u->cfg.run_bytes : UPLOAD_RUN_BYTES) / chunk;
         size_t mem = u->cfg.run_mem_bytes ? u->cfg.run_mem_bytes : UPLOAD_RUN_MEM_BYTES;
+        size_t run, held;
 
         a->run_leaves = leaves >= 2 ? MIN(leaves, (size_t)NET_RUN_MAX_LEAVES) : 0;
-        a->q.max_bytes = MAX(mem, (cap + u->cfg.parallel) * (chunk + sizeof(struct upload_block)));
+        run = a->run_leaves * chunk;
+        held = a->run_leaves ? MAX(mem / run, (size_t)2) - 1 : 0;
+        a->q.max_bytes = MAX(held * (run + item), (cap + u->cfg.parallel) * (chunk + item));
 }
 
 struct attempt_report {
