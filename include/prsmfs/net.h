@@ -170,8 +170,8 @@ struct net_run;
 /* -EINVAL for a leaf size over CID_MAX_BLOCK or max_leaves not in 1..NET_RUN_MAX_LEAVES. */
 _wur_ int net_run_new(size_t leaf_len, size_t max_leaves, struct net_run **ret);
 void net_run_free(struct net_run *run);
-/* Copies a leaf in: -EINVAL when cid is not CIDv1 raw or len != leaf_len, -E2BIG when full.
- * The bytes are checked against cid by net_put_run, before anything is sent. */
+/* Copies a leaf in: -EINVAL when cid is not CIDv1 raw sha2-256 or len != leaf_len, -E2BIG
+ * when full. The bytes are checked against cid by net_put_run, before anything is sent. */
 _wur_ int net_run_add(struct net_run *run, const struct cid *cid, const void *data, size_t len);
 size_t net_run_count(const struct net_run *run);
 size_t net_run_bytes(const struct net_run *run); /* of the leaves */

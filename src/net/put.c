@@ -675,8 +675,9 @@ static uint8_t *run_leaf(const struct net_run *run, size_t i)
 
 int net_run_add(struct net_run *run, const struct cid *cid, const void *data, size_t len)
 {
-        if (cid->version != 1 || cid->codec != CID_CODEC_RAW || len != run->leaf_len)
-                return -EINVAL;
+        if (cid->version != 1 || cid->codec != CID_CODEC_RAW || cid->mh_code != CID_MH_SHA2_256 ||
+            cid->digest_len != 32 || len != run->leaf_len)
+                return -EINVAL; /* what add with these settings makes, and nothing else */
         if (run->n == run->max_leaves)
                 return -E2BIG;
         run->cids[run->n] = *cid;
@@ -783,6 +784,8 @@ int net_put_run(struct net_put *put, struct net_run *run, uint64_t deadline_ns)
 
         if (__atomic_load_n(&put->is_dead, __ATOMIC_ACQUIRE))
                 return -ENOTCONN;
+        if (run->n == 0)
+                return 0;
         for (size_t i = 0; i < run->n; i++) {
                 r = cid_verify(&run->cids[i], run_leaf(run, i), run->leaf_len);
                 if (r < 0)

@@ -917,6 +917,12 @@ static void test_run__leaf_not_matching_cid__eilseq_nothing_sent(void **state)
         assert_int_equal(net_run_add(run, &leaf_cids[1], leaves[2], LEAF), 0);
         assert_int_equal(net_run_add(run, &leaf_cids[2], leaves[2], LEAF - 1), -EINVAL);
         assert_int_equal(net_run_add(run, &cids[3], blocks[3], LEAF), -EINVAL); /* dag-pb */
+        {
+                struct cid v0 = leaf_cids[2];
+
+                v0.version = 0; /* not what add with cid-version=1 makes */
+                assert_int_equal(net_run_add(run, &v0, leaves[2], LEAF), -EINVAL);
+        }
         assert_int_equal(net_put_run(put, run, deadline(&f)), -EILSEQ);
         assert_int_equal(f.n[0].requests, 0);
         net_run_free(run);
