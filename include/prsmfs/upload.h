@@ -4,7 +4,7 @@
  *
  * A job reads its file in chunk-size pieces into the UnixFS builder (same root CID as the
  * node's `add` with the same settings); every block the builder emits is copied into a
- * bounded queue that `parallel` put threads drain into one put session (one write node), so
+ * bounded queue that up to `parallel` put threads drain into one put session (one write node), so
  * memory stays near (queue_blocks + parallel + 1) blocks whatever the file size. While the
  * write node takes runs (net_put_takes_runs: a js-ipfs node, after its first 413), full raw
  * leaves are gathered into runs of run_bytes that go up as one request each; all runs of a
@@ -21,9 +21,10 @@
  * next node, three times in a row before backing off). done() is called exactly once per
  * job: with error 0 once the root is pinned (or uploaded, without pin), or with -ECANCELED.
  *
- * Threads: `jobs` runner threads, `parallel` put threads per running attempt, and one thread
- * that calls every done() (so done() calls never overlap and never run in the caller of
- * upload_submit/upload_cancel: done() may take the caller's locks).
+ * Threads: `jobs` runner threads, up to `parallel` put threads per running attempt (started
+ * as blocks wait for one: a one-block file gets one), and one thread that calls every done()
+ * (so done() calls never overlap and never run in the caller of upload_submit/upload_cancel:
+ * done() may take the caller's locks).
  *
  * Thread-safety: every function may be called from any thread except from inside done()
  * (which must not call upload_free). Lock order: upload->lock, then a queue's lock; neither
@@ -93,6 +94,7 @@ struct upload_stats {
         uint64_t bytes_read;                              /* file bytes read (every attempt) */
         uint64_t pins;                                    /* roots pinned */
         uint64_t mem_bytes, mem_peak_bytes; /* block copies held in queues and put threads */
+        uint64_t put_threads; /* put threads started (as blocks wait for one), all attempts */
 };
 
 struct upload;

@@ -126,8 +126,11 @@ int upload_queue_pop(struct upload_queue *q, struct upload_block **ret)
         int r;
 
         pthread_mutex_lock(&q->lock);
-        while (!q->error && !q->is_closed && q->n == 0)
+        while (!q->error && !q->is_closed && q->n == 0) {
+                q->n_waiting++;
                 pthread_cond_wait(&q->not_empty, &q->lock);
+                q->n_waiting--;
+        }
         if (q->error)
                 r = q->error;
         else if (q->n == 0)
@@ -180,6 +183,16 @@ int upload_queue_error(struct upload_queue *q)
 
         pthread_mutex_lock(&q->lock);
         r = q->error;
+        pthread_mutex_unlock(&q->lock);
+        return r;
+}
+
+size_t upload_queue_unclaimed(struct upload_queue *q)
+{
+        size_t r;
+
+        pthread_mutex_lock(&q->lock);
+        r = q->n > q->n_waiting ? q->n - q->n_waiting : 0;
         pthread_mutex_unlock(&q->lock);
         return r;
 }

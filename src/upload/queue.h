@@ -28,6 +28,7 @@ struct upload_queue {
         pthread_cond_t not_full, not_empty;
         struct upload_block **ring;           /* cap slots */
         size_t cap, head, n;                  /* lock */
+        size_t n_waiting;                     /* lock: consumers blocked in pop */
         bool is_closed;                       /* lock: no more pushes */
         int error;                            /* lock: first abort error, sticky */
         size_t held_bytes;                    /* lock: queued + popped, not yet released */
@@ -62,3 +63,5 @@ void upload_queue_close(struct upload_queue *q);
 void upload_queue_abort(struct upload_queue *q, int error);
 /* The sticky error, or 0. */
 int upload_queue_error(struct upload_queue *q);
+/* Queued items no waiting consumer is about to take (n - consumers blocked in pop, or 0). */
+size_t upload_queue_unclaimed(struct upload_queue *q);

@@ -2,12 +2,13 @@
 /*
  * The uploader (see upload.h for the contract).
  *
- * One attempt: bind a put session (net_put_begin), start `parallel` put threads on a bounded
- * queue (queue.c), run a source in the calling thread that feeds the queue (a file through
- * the UnixFS builder, or a caller's prebuilt blocks), close the queue, join the threads, pin
- * the root, free the session. Any put error aborts the queue, which stops the builder (its
- * emit fails) and the other put threads; the attempt returns that error. A job is a loop of
- * attempts (runner threads); done() results go through one notifier thread.
+ * One attempt: bind a put session (net_put_begin), run a source in the calling thread that
+ * feeds a bounded queue (queue.c; a file through the UnixFS builder, or a caller's prebuilt
+ * blocks) drained by put threads (up to `parallel`, started as blocks wait for one), close
+ * the queue, join the threads, pin the root, free the session. Any put error aborts the
+ * queue, which stops the builder (its emit fails) and the other put threads; the attempt
+ * returns that error. A job is a loop of attempts (runner threads); done() results go
+ * through one notifier thread.
  *
  * Why re-hash instead of remembering which blocks landed: the builder is cheap next to the
  * network (hundreds of MB/s), and a resumed session asks the new node for each block anyway,
@@ -47,6 +48,8 @@ struct attempt {
         struct net_put *put;
         struct upload_queue q;
         uint64_t timeout_ns;
+        pthread_t threads[UPLOAD_MAX_PARALLEL]; /* producer only: put threads started */
+        unsigned n_threads;
         size_t run_leaves;      /* leaves per run, >= 2; 0 = no runs */
         struct net_run *run;    /* producer only: the run being gathered, owned */
         uint64_t blocks, bytes; /* emitted (producer only) */
@@ -232,6 +235,29 @@ static void *put_thread(void *arg)
         return NULL;
 }
 
+/*
+ * Put threads start as items wait for one, up to `parallel`: a one-block file gets one
+ * thread, not `parallel` of them (thread creation was 8% of the daemon's CPU for small
+ * files, docs/benchmarks.md). Only the first thread's failure to start is an error.
+ */
+static int spawn_put_thread(struct attempt *a)
+{
+        int e;
+
+        if (a->n_threads == a->u->cfg.parallel ||
+            (a->n_threads > 0 && upload_queue_unclaimed(&a->q) == 0))
+                return 0;
+        e = pthread_create(&a->threads[a->n_threads], NULL, put_thread, a);
+        if (e != 0) {
+                if (a->n_threads > 0)
+                        return 0; /* the threads running drain the queue, ignoring */
+                return log_error_errno(-e, "no upload thread could be started");
+        }
+        a->n_threads++;
+        STAT_ADD(a->u, put_threads, 1);
+        return 0;
+}
+
 static int push_item(struct attempt *a, struct upload_block *b)
 {
         int r;
@@ -239,9 +265,11 @@ static int push_item(struct attempt *a, struct upload_block *b)
         if (!b)
                 return -ENOMEM;
         r = upload_queue_push(&a->q, b);
-        if (r < 0)
+        if (r < 0) {
                 upload_block_free(b);
-        return r;
+                return r;
+        }
+        return spawn_put_thread(a);
 }
 
 /* Hands the run being gathered (if any) to the put threads. */
@@ -300,25 +328,12 @@ static int emit_block(const struct cid *cid, const uint8_t *block, size_t len, v
         return 0;
 }
 
-/* Runs source into the bound session with `parallel` put threads; the first error, or 0. */
+/* Runs source into the bound session with up to `parallel` put threads (started as blocks
+ * wait for them); the first error, or 0. */
 static int pipeline_run(struct attempt *a, upload_source_fn source, void *source_ud)
 {
-        pthread_t th[UPLOAD_MAX_PARALLEL];
-        unsigned n = 0;
-        int r = 0;
+        int r;
 
-        for (; n < a->u->cfg.parallel; n++) {
-                int e = pthread_create(&th[n], NULL, put_thread, a);
-
-                if (e != 0) {
-                        r = -e;
-                        break;
-                }
-        }
-        if (n == 0) {
-                log_error_errno(r, "no upload thread could be started");
-                return r;
-        }
         r = source(emit_block, a, source_ud);
         if (r >= 0)
                 r = run_flush(a);
@@ -326,8 +341,8 @@ static int pipeline_run(struct attempt *a, upload_source_fn source, void *source
                 upload_queue_abort(&a->q, r);
         else
                 upload_queue_close(&a->q);
-        for (unsigned k = 0; k < n; k++)
-                pthread_join(th[k], NULL);
+        for (unsigned k = 0; k < a->n_threads; k++)
+                pthread_join(a->threads[k], NULL);
         if (r >= 0)
                 r = upload_queue_error(&a->q);
         return r;

@@ -600,6 +600,31 @@ static void test_job__add_names_another_root__leaf_by_leaf_right_root_pinned(voi
         assert_int_equal(F.adds, F.run_adds + 100); /* each leaf once on its own */
 }
 
+/* Put threads start as blocks wait for them: one for a one-block file, at most `parallel`. */
+static void test_job__put_threads__one_for_a_small_file_at_most_parallel(void **state)
+{
+        struct upload_config c = config();
+        struct upload_stats st;
+        char path[4096];
+        struct cid root;
+
+        (void)state;
+        make_file(100, 5, path, &root);
+        run_job(&c, path, 0, &st);
+        assert_int_equal(D.res[1].error, 0);
+        assert_true(cid_equal(&F.pinned, &root));
+        assert_int_equal(st.put_threads, 1);
+        pthread_mutex_lock(&D.lock); /* a second job with id 1 */
+        memset(D.calls, 0, sizeof(D.calls));
+        D.total = 0;
+        pthread_mutex_unlock(&D.lock);
+        make_file(200 * CHUNK, 6, path, &root);
+        F.put_delay_us = 300; /* the network is slower than the builder: blocks wait */
+        run_job(&c, path, 0, &st);
+        assert_true(cid_equal(&D.res[1].root, &root));
+        assert_true(st.put_threads >= 2 && st.put_threads <= c.parallel);
+}
+
 static void test_job__failing_node__retried_until_pinned_done_once(void **state)
 {
         struct upload_config c = config();
@@ -807,6 +832,9 @@ int main(void)
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(
                         test_job__add_names_another_root__leaf_by_leaf_right_root_pinned, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_job__put_threads__one_for_a_small_file_at_most_parallel, setup,
                         teardown),
                 cmocka_unit_test_setup_teardown(test_job__big_file__block_copies_stay_bounded,
                                                 setup, teardown),
