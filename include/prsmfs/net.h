@@ -154,6 +154,41 @@ _wur_ int net_put_block(struct net_put *put, const struct cid *cid, const void *
 _wur_ int net_put_pin(struct net_put *put, const struct cid *root, unsigned replicas,
                       uint64_t deadline_ns);
 
+/*
+ * Runs: consecutive raw leaves (CIDv1 raw, sha2-256, all leaf_len bytes) that go to the node
+ * as one `add` of their concatenated bytes (chunker=size-<leaf_len>, raw leaves, CIDv1,
+ * pin=false) instead of one request per leaf. Only once the session's node refused a leaf
+ * that big on block/put (413: js-ipfs caps RPC bodies at 1 MiB, and its per-request cost,
+ * ~80 ms, dominates leaf-by-leaf uploads); a node that takes block/put (Kubo) keeps getting
+ * block/put, so its path is unchanged. The node's answer is checked against the File node
+ * over our own leaf CIDs (unixfs_file_root_of_leaves): at most NET_RUN_MAX_LEAVES leaves,
+ * the links per node of js-ipfs's and Kubo's add. A run is one multipart body that holds the
+ * leaves once (no copy when sent); one owner, not thread-safe.
+ */
+#define NET_RUN_MAX_LEAVES 174
+struct net_run;
+/* -EINVAL for a leaf size over CID_MAX_BLOCK or max_leaves not in 1..NET_RUN_MAX_LEAVES. */
+_wur_ int net_run_new(size_t leaf_len, size_t max_leaves, struct net_run **ret);
+void net_run_free(struct net_run *run);
+/* Copies a leaf in: -EINVAL when cid is not CIDv1 raw sha2-256 or len != leaf_len, -E2BIG
+ * when full. The bytes are checked against cid by net_put_run, before anything is sent. */
+_wur_ int net_run_add(struct net_run *run, const struct cid *cid, const void *data, size_t len);
+size_t net_run_count(const struct net_run *run);
+size_t net_run_bytes(const struct net_run *run); /* of the leaves */
+/* Leaf i (< count): its bytes, and its CID in *ret_cid; both valid until net_run_free. */
+const uint8_t *net_run_leaf(const struct net_run *run, size_t i, const struct cid **ret_cid);
+/* Whether leaves of leaf_len bytes go up in runs on this session now (see above); a caller
+ * that gathers runs only then keeps Kubo's leaves flowing one by one. */
+bool net_put_takes_runs(struct net_put *put, size_t leaf_len);
+/*
+ * Uploads a run as net_put_block would each leaf, in one request slot: every leaf is checked
+ * against its CID first (-EILSEQ, nothing sent); a resumed session asks for each leaf and
+ * sends only the missing ones; one add when the node lacks all of them and takes runs, and
+ * leaf by leaf (logged) when the node refuses that add or names another root than ours. The
+ * number of leaves the node already had (>= 0), or net_put_block's errors. Borrows run.
+ */
+_wur_ int net_put_run(struct net_put *put, struct net_run *run, uint64_t deadline_ns);
+
 /* The bound node's URL (for logs and tests); valid until net_put_free. */
 const char *net_put_node_url(const struct net_put *put);
 

@@ -210,6 +210,13 @@ _wur_ int unixfs_builder_write(struct unixfs_builder *b, const void *p, size_t l
 _wur_ int unixfs_builder_finish(struct unixfs_builder *b, struct cid *ret_root, uint64_t *ret_size,
                                 uint64_t *ret_tsize);
 void unixfs_builder_free(struct unixfs_builder *b);
+/*
+ * The root CID of a file made of n (>= 1) raw leaves of leaf_len bytes each in one File node,
+ * as the builder (and `add`) makes it when n <= max_links: the leaf itself when n == 1.
+ * Borrows leaves (their CIDs are not checked). -EINVAL for n == 0 or an unknown version.
+ */
+_wur_ int unixfs_file_root_of_leaves(const struct cid *leaves, size_t n, size_t leaf_len,
+                                     unsigned cid_version, struct cid *ret);
 
 /* ---- directories ---- */
 struct unixfs_dirent {

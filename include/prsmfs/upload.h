@@ -4,8 +4,11 @@
  *
  * A job reads its file in chunk-size pieces into the UnixFS builder (same root CID as the
  * node's `add` with the same settings); every block the builder emits is copied into a
- * bounded queue that `parallel` put threads drain into one put session (one write node), so
- * memory stays near (queue_blocks + parallel + 1) blocks whatever the file size. When the
+ * bounded queue that up to `parallel` put threads drain into one put session (one write node), so
+ * memory stays near (queue_blocks + parallel + 1) blocks whatever the file size. While the
+ * write node takes runs (net_put_takes_runs: a js-ipfs node, after its first 413), full raw
+ * leaves are gathered into runs of run_bytes that go up as one request each; all runs of a
+ * job (gathered, queued, being sent) then hold at most run_mem_bytes. When the
  * write node fails (-ENOTCONN) the attempt stops, the session is freed and the job starts
  * again from the first byte on a resumed session bound to another node: the file is hashed
  * again, but only the blocks that node lacks travel. After the last block the root is
@@ -18,9 +21,10 @@
  * next node, three times in a row before backing off). done() is called exactly once per
  * job: with error 0 once the root is pinned (or uploaded, without pin), or with -ECANCELED.
  *
- * Threads: `jobs` runner threads, `parallel` put threads per running attempt, and one thread
- * that calls every done() (so done() calls never overlap and never run in the caller of
- * upload_submit/upload_cancel: done() may take the caller's locks).
+ * Threads: `jobs` runner threads, up to `parallel` put threads per running attempt (started
+ * as blocks wait for one: a one-block file gets one), and one thread that calls every done()
+ * (so done() calls never overlap and never run in the caller of upload_submit/upload_cancel:
+ * done() may take the caller's locks).
  *
  * Thread-safety: every function may be called from any thread except from inside done()
  * (which must not call upload_free). Lock order: upload->lock, then a queue's lock; neither
@@ -38,6 +42,10 @@ struct config;
 
 #define UPLOAD_MAX_PARALLEL 64
 #define UPLOAD_MAX_JOBS     16
+/* measured against js-ipfs 0.66 (docs/benchmarks.md, write path): 8 MiB runs, two in
+ * flight (the node's one JS thread is the bottleneck; more did not help) */
+#define UPLOAD_RUN_BYTES     (8u << 20)
+#define UPLOAD_RUN_MEM_BYTES (24u << 20)
 
 struct upload_config {
         struct net_pool *net;        /* borrowed; must outlive the uploader */
@@ -50,6 +58,11 @@ struct upload_config {
         uint64_t timeout_ms;         /* per network operation (one block put, one pin), > 0 */
         uint64_t retry_base_ms, retry_max_ms; /* backoff between whole-job retries, 1 <= b <= m */
         unsigned queue_blocks; /* blocks waiting for a put thread, per job; 0 = parallel */
+        size_t run_bytes;      /* full raw leaves per run (one request, net_put_run) while the
+                                  write node takes runs; 0 = UPLOAD_RUN_BYTES; < 2 leaves: none */
+        size_t run_mem_bytes;  /* all runs of a job: the one being gathered, those queued and
+                                  being sent (run_mem / run - 1, at least 1); 0 =
+                                  UPLOAD_RUN_MEM_BYTES */
 };
 
 /* Fills ret from the daemon's config: profile and max_chunk_size, parallel_uploads, replicas,
@@ -81,6 +94,7 @@ struct upload_stats {
         uint64_t bytes_read;                              /* file bytes read (every attempt) */
         uint64_t pins;                                    /* roots pinned */
         uint64_t mem_bytes, mem_peak_bytes; /* block copies held in queues and put threads */
+        uint64_t put_threads; /* put threads started (as blocks wait for one), all attempts */
 };
 
 struct upload;

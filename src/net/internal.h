@@ -21,6 +21,8 @@ struct node {
         struct net_node_stats st;         /* pool->lock */
         uint32_t lat_us[NET_LAT_SAMPLES]; /* pool->lock: recent whole-block times (ring) */
         unsigned n_lat, lat_next;         /* pool->lock */
+        uint64_t add_from;                /* atomic: the smallest raw block this node refused on
+                                             block/put with 413 (its body cap); 0 = none */
 };
 
 struct service {

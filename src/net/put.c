@@ -23,6 +23,18 @@
  * js-ipfs has no such switch and gets timeout= (has_timeout_ms), after which it answers an
  * error, read as "missing".
  *
+ * Runs (net_put_run). js-ipfs caps RPC bodies at 1 MiB, so a full 1 MiB leaf cannot go
+ * through block/put (413) and goes through add; and every request costs the node ~80 ms
+ * whatever its size, which made leaf-by-leaf uploads half as fast as the node's own add.
+ * So, once a session saw that 413, consecutive full leaves go up as one add of their
+ * concatenated bytes with the same chunker: the node stores exactly those raw leaves plus one
+ * File node over them, and names that node, which we compute from our own leaf CIDs (at most
+ * 174 leaves: the links per node of js-ipfs's and Kubo's add). Anything else (another root,
+ * a refusal) sends that run leaf by leaf, each leaf checked on its own, and ends runs for the
+ * session; a failing node kills the session as for blocks. The File node is an unpinned
+ * extra block on the node, a few KiB per run. Nodes without the cap (Kubo) never see a
+ * run: block/put suits them, and that path stays the one tested against them.
+ *
  * Lock order: pool->lock, then put->lock; neither is held across a transport call.
  */
 #define LOG_MODULE "net"
@@ -35,6 +47,7 @@
 #include <jansson.h>
 
 #include "prsmfs/log.h"
+#include "prsmfs/unixfs.h"
 
 #include "internal.h"
 
@@ -55,6 +68,16 @@ struct net_put {
         int is_dead;          /* atomic: sticky -ENOTCONN */
         uint64_t add_from;    /* atomic: raw blocks this big go up by add (the node's body
                                  limit refused one on block/put); 0 = none yet */
+        int is_run_refused;   /* atomic: an add of a run named another root or was refused:
+                                 runs go leaf by leaf for the rest of the session */
+};
+
+/* A run of equal raw leaves in one multipart body: FORM_HEAD_LEN bytes for the part's head,
+ * the leaves back to back, room for FORM_TAIL_LEN bytes. Invariant: n <= max_leaves. */
+struct net_run {
+        size_t leaf_len, max_leaves, n;
+        struct cid *cids; /* max_leaves */
+        uint8_t *form;
 };
 
 static _printf_(3, 4) int make_url(char *out, size_t cap, const char *fmt, ...)
@@ -157,6 +180,25 @@ static enum net_outcome outcome_of(int r)
         return r == -ETIMEDOUT ? NET_TIMEOUT : NET_FAIL;
 }
 
+/* The node failed a put: no answer (r < 0) or a failing node's answer (*res). It is demoted
+ * and the session dies; -ENOTCONN. */
+static int put_node_failed(struct net_put *put, int r, const struct net_http_response *res,
+                           const char *cidstr)
+{
+        char why[48];
+
+        if (r < 0) {
+                net_pool_report(put->p, put->node, outcome_of(r), 0, 0, 0);
+                (void)snprintf(why, sizeof(why), "%s", strerror(-r));
+        } else {
+                net_pool_report(put->p, put->node, res->status == 429 ? NET_THROTTLED : NET_FAIL, 0,
+                                res->retry_after_ms, 0);
+                (void)snprintf(why, sizeof(why), "HTTP %ld", res->status);
+        }
+        put_kill(put, why, cidstr);
+        return -ENOTCONN;
+}
+
 int net_put_begin(struct net_pool *p, bool resume, struct net_put **ret)
 {
         struct net_health snap[NET_MAX_NODES];
@@ -180,6 +222,10 @@ int net_put_begin(struct net_pool *p, bool resume, struct net_put **ret)
         put->node = (size_t)i;
         put->max_running = p->cfg.parallel_uploads ? p->cfg.parallel_uploads : 5;
         put->is_checking = resume;
+        /* a node that refused a leaf this big on block/put before will again: its sessions
+         * start with add (and runs) for such leaves instead of paying a wasted upload and a
+         * 413 for each of the first parallel_uploads leaves */
+        put->add_from = __atomic_load_n(&p->nodes[i].add_from, __ATOMIC_RELAXED);
         pthread_mutex_init(&put->lock, NULL);
         pthread_cond_init(&put->cond, NULL);
         log_debug("put session bound to %s%s", p->nodes[i].url, resume ? " (resuming)" : "");
@@ -293,12 +339,16 @@ static int node_has(struct net_put *put, const struct cid *cid, const char *cids
                 json_decref(j);
                 net_pool_report(p, put->node, NET_OK, (p->ops->now_ns(p->t) - t0) / MS, 0, 0);
         }
+        if (r == 1) {
+                pthread_mutex_lock(&p->lock);
+                p->put_skips++;
+                pthread_mutex_unlock(&p->lock);
+        }
 out:
         buf_done(&body);
         return r;
 }
 
-/* A multipart/form-data body with one file part; the boundary never occurs in data. */
 /* POSTs a multipart form to the bound node; puts allow twice the stall time (the node
  * stores and hashes before it answers). */
 static int post_form(struct net_put *put, const char *url, const struct buf *form,
@@ -310,55 +360,95 @@ static int post_form(struct net_put *put, const char *url, const struct buf *for
                          put->p->cfg.stall_timeout_ms * 2 * MS, deadline_ns, body, res);
 }
 
-/* A block the bound node stored: its health and the counters. */
-static void put_counted(struct net_put *put, uint64_t t0, size_t len)
+/* Blocks the bound node stored (one request): its health and the counters. */
+static void put_counted(struct net_put *put, uint64_t t0, size_t len, size_t n_blocks)
 {
         struct net_pool *p = put->p;
 
         net_pool_report(p, put->node, NET_OK, (p->ops->now_ns(p->t) - t0) / MS, 0, len);
         pthread_mutex_lock(&p->lock);
-        p->puts++;
+        p->puts += n_blocks;
         p->put_bytes += len;
         pthread_mutex_unlock(&p->lock);
+}
+
+/* A multipart/form-data body with one file part; the boundary never occurs in data. */
+static const char form_disposition[] =
+        "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"block\""
+        "\r\nContent-Type: application/octet-stream\r\n\r\n";
+#define BOUNDARY_LEN  39 /* "prsmfs-" and 32 hex digits */
+#define FORM_HEAD_LEN (2 + BOUNDARY_LEN + sizeof(form_disposition) - 1)
+#define FORM_TAIL_LEN (4 + BOUNDARY_LEN + 4)
+
+/* A boundary that does not occur in data, and the Content-Type header that names it. */
+static int form_boundary(struct net_pool *p, const void *data, size_t len,
+                         char boundary[BOUNDARY_LEN + 1], char *ctype, size_t ctype_cap)
+{
+        do
+                (void)snprintf(boundary, BOUNDARY_LEN + 1, "prsmfs-%016" PRIx64 "%016" PRIx64,
+                               p->ops->random(p->t), p->ops->random(p->t));
+        while (len && memmem(data, len, boundary, BOUNDARY_LEN));
+        return make_url(ctype, ctype_cap, "Content-Type: multipart/form-data; boundary=%s",
+                        boundary);
+}
+
+/* The part's head (FORM_HEAD_LEN bytes) and the closing delimiter (FORM_TAIL_LEN bytes). */
+static void form_head(const char *boundary, uint8_t *out)
+{
+        memcpy(out, "--", 2);
+        memcpy(out + 2, boundary, BOUNDARY_LEN);
+        memcpy(out + 2 + BOUNDARY_LEN, form_disposition, sizeof(form_disposition) - 1);
+}
+
+static void form_tail(const char *boundary, uint8_t *out)
+{
+        memcpy(out, "\r\n--", 4);
+        memcpy(out + 4, boundary, BOUNDARY_LEN);
+        memcpy(out + 4 + BOUNDARY_LEN, "--\r\n", 4);
 }
 
 static int multipart(struct net_pool *p, const void *data, size_t len, struct buf *out, char *ctype,
                      size_t ctype_cap)
 {
-        char boundary[48];
+        uint8_t head[FORM_HEAD_LEN], tail[FORM_TAIL_LEN];
+        char boundary[BOUNDARY_LEN + 1];
         int r;
 
-        for (;;) {
-                (void)snprintf(boundary, sizeof(boundary), "prsmfs-%016" PRIx64 "%016" PRIx64,
-                               p->ops->random(p->t), p->ops->random(p->t));
-                if (!len || !memmem(data, len, boundary, strlen(boundary)))
-                        break;
-        }
-        r = buf_reserve(out, len + 256);
+        r = form_boundary(p, data, len, boundary, ctype, ctype_cap);
+        if (r >= 0)
+                r = buf_reserve(out, len + sizeof(head) + sizeof(tail));
         if (r < 0)
                 return r;
-        r = buf_append(out, "--", 2);
-        if (r >= 0)
-                r = buf_append(out, boundary, strlen(boundary));
-        if (r >= 0) {
-                static const char head[] =
-                        "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"block\""
-                        "\r\nContent-Type: application/octet-stream\r\n\r\n";
-
-                r = buf_append(out, head, sizeof(head) - 1);
-        }
+        form_head(boundary, head);
+        form_tail(boundary, tail);
+        r = buf_append(out, head, sizeof(head));
         if (r >= 0 && len)
                 r = buf_append(out, data, len);
         if (r >= 0)
-                r = buf_append(out, "\r\n--", 4);
-        if (r >= 0)
-                r = buf_append(out, boundary, strlen(boundary));
-        if (r >= 0)
-                r = buf_append(out, "--\r\n", 4);
-        if (r < 0)
-                return r;
-        return make_url(ctype, ctype_cap, "Content-Type: multipart/form-data; boundary=%s",
-                        boundary);
+                r = buf_append(out, tail, sizeof(tail));
+        return r;
+}
+
+/* add's URL for raw CIDv1 leaves of leaf_len bytes, stored but not pinned */
+static int add_url(const struct net_put *put, size_t leaf_len, char *out, size_t cap)
+{
+        return make_url(out, cap,
+                        "%s/api/v0/add?cid-version=1&raw-leaves=true&pin=false&"
+                        "chunker=size-%zu&hash=sha2-256",
+                        put->p->nodes[put->node].url, leaf_len);
+}
+
+/* add answers NDJSON: true when its last object names want as the file (the root). */
+static bool add_named(const struct buf *body, const struct cid *want)
+{
+        const char *last = body->len ? memrchr(body->p, '{', body->len) : NULL;
+        json_t *j = last ? json_loadb(last, body->len - (size_t)((const uint8_t *)last - body->p),
+                                      JSON_DISABLE_EOF_CHECK, NULL)
+                         : NULL;
+        bool ok = same_cid(j ? json_string_value(json_object_get(j, "Hash")) : NULL, want);
+
+        json_decref(j);
+        return ok;
 }
 
 /*
@@ -376,29 +466,15 @@ static int put_by_add(struct net_put *put, const struct cid *cid, const char *ci
         char url[MAX_URL];
         int r;
 
-        r = make_url(url, sizeof(url),
-                     "%s/api/v0/add?cid-version=1&raw-leaves=true&pin=false&"
-                     "chunker=size-%zu&hash=sha2-256",
-                     p->nodes[put->node].url, len);
+        r = add_url(put, len, url, sizeof(url));
         if (r < 0)
                 return r;
         r = post_form(put, url, form, ctype, deadline_ns, body, &res);
         if (r == -ECANCELED || r == -ENOMEM)
                 return r;
-        if (r >= 0 && res.status == 200) {
-                /* NDJSON: the last object names the file, i.e. the block */
-                const char *last = body->len ? memrchr(body->p, '{', body->len) : NULL;
-                json_t *j = last ? json_loadb(last,
-                                              body->len - (size_t)((const uint8_t *)last - body->p),
-                                              JSON_DISABLE_EOF_CHECK, NULL)
-                                 : NULL;
-                bool ok = same_cid(j ? json_string_value(json_object_get(j, "Hash")) : NULL, cid);
-
-                json_decref(j);
-                if (ok) {
-                        put_counted(put, t0, len);
-                        return 0;
-                }
+        if (r >= 0 && res.status == 200 && add_named(body, cid)) {
+                put_counted(put, t0, len, 1);
+                return 0;
         }
         put_kill(put, "add of a block too big for block/put failed", cidstr);
         return -ENOTCONN;
@@ -455,9 +531,7 @@ static int send_block(struct net_put *put, const struct cid *cid, const char *ci
                 if (r == -ECANCELED || r == -ENOMEM)
                         goto out;
                 if (r < 0) {
-                        net_pool_report(p, put->node, outcome_of(r), 0, 0, 0);
-                        put_kill(put, strerror(-r), cidstr);
-                        r = -ENOTCONN;
+                        r = put_node_failed(put, r, NULL, cidstr);
                         goto out;
                 }
                 if (res.status == 200) {
@@ -477,7 +551,7 @@ static int send_block(struct net_put *put, const struct cid *cid, const char *ci
                                 r = -ENOTCONN;
                                 goto out;
                         }
-                        put_counted(put, t0, len);
+                        put_counted(put, t0, len, 1);
                         r = 0;
                         goto out;
                 }
@@ -485,8 +559,12 @@ static int send_block(struct net_put *put, const struct cid *cid, const char *ci
                         /* remembered: blocks this big skip block/put on this session */
                         uint64_t cur = __atomic_load_n(&put->add_from, __ATOMIC_RELAXED);
 
-                        if (!cur || len < cur)
+                        if (!cur || len < cur) {
                                 __atomic_store_n(&put->add_from, (uint64_t)len, __ATOMIC_RELAXED);
+                                /* and for the node's next sessions (see net_put_begin) */
+                                __atomic_store_n(&p->nodes[put->node].add_from, (uint64_t)len,
+                                                 __ATOMIC_RELAXED);
+                        }
                         r = put_by_add(put, cid, cidstr, &form, ctype, len, deadline_ns, &body);
                         goto out;
                 }
@@ -515,15 +593,7 @@ static int send_block(struct net_put *put, const struct cid *cid, const char *ci
                                 continue;
                         }
                 }
-                net_pool_report(p, put->node, res.status == 429 ? NET_THROTTLED : NET_FAIL, 0,
-                                res.retry_after_ms, 0);
-                {
-                        char why[48];
-
-                        (void)snprintf(why, sizeof(why), "HTTP %ld", res.status);
-                        put_kill(put, why, cidstr);
-                }
-                r = -ENOTCONN;
+                r = put_node_failed(put, 0, &res, cidstr);
                 goto out;
         }
 out:
@@ -553,16 +623,205 @@ int net_put_block(struct net_put *put, const struct cid *cid, const void *data, 
         r = slot_take(put, deadline_ns);
         if (r < 0)
                 return r;
-        if (__atomic_load_n(&put->is_checking, __ATOMIC_ACQUIRE)) {
+        if (__atomic_load_n(&put->is_checking, __ATOMIC_ACQUIRE))
                 r = node_has(put, cid, cidstr, len, deadline_ns);
-                if (r == 1) {
-                        pthread_mutex_lock(&put->p->lock);
-                        put->p->put_skips++;
-                        pthread_mutex_unlock(&put->p->lock);
-                }
-        }
         if (r == 0)
                 r = send_block(put, cid, cidstr, codec, data, len, deadline_ns);
+        if (r < 0 && r != -ENOTCONN && r != -ECANCELED)
+                __atomic_store_n(&put->is_checking, 1, __ATOMIC_RELEASE);
+        slot_give(put);
+        return r;
+}
+
+/* ---- runs of leaves through one add ---- */
+
+int net_run_new(size_t leaf_len, size_t max_leaves, struct net_run **ret)
+{
+        struct net_run *run;
+        size_t bytes;
+
+        if (leaf_len == 0 || leaf_len > CID_MAX_BLOCK || max_leaves == 0 ||
+            max_leaves > NET_RUN_MAX_LEAVES)
+                return -EINVAL;
+        bytes = FORM_HEAD_LEN + leaf_len * max_leaves + FORM_TAIL_LEN; /* <= 174 * 2 MiB */
+        run = calloc(1, sizeof(*run));
+        if (!run)
+                return -ENOMEM;
+        run->leaf_len = leaf_len;
+        run->max_leaves = max_leaves;
+        run->cids = calloc(max_leaves, sizeof(*run->cids));
+        run->form = malloc(bytes);
+        if (!run->cids || !run->form) {
+                net_run_free(run);
+                return -ENOMEM;
+        }
+        *ret = run;
+        return 0;
+}
+
+void net_run_free(struct net_run *run)
+{
+        if (!run)
+                return;
+        free(run->cids);
+        free(run->form);
+        free(run);
+}
+
+static uint8_t *run_leaf(const struct net_run *run, size_t i)
+{
+        return run->form + FORM_HEAD_LEN + i * run->leaf_len;
+}
+
+int net_run_add(struct net_run *run, const struct cid *cid, const void *data, size_t len)
+{
+        if (cid->version != 1 || cid->codec != CID_CODEC_RAW || cid->mh_code != CID_MH_SHA2_256 ||
+            cid->digest_len != 32 || len != run->leaf_len)
+                return -EINVAL; /* what add with these settings makes, and nothing else */
+        if (run->n == run->max_leaves)
+                return -E2BIG;
+        run->cids[run->n] = *cid;
+        memcpy(run_leaf(run, run->n), data, len);
+        run->n++;
+        return 0;
+}
+
+size_t net_run_count(const struct net_run *run)
+{
+        return run->n;
+}
+
+size_t net_run_bytes(const struct net_run *run)
+{
+        return run->n * run->leaf_len;
+}
+
+const uint8_t *net_run_leaf(const struct net_run *run, size_t i, const struct cid **ret_cid)
+{
+        *ret_cid = &run->cids[i];
+        return run_leaf(run, i);
+}
+
+bool net_put_takes_runs(struct net_put *put, size_t leaf_len)
+{
+        uint64_t add_from = __atomic_load_n(&put->add_from, __ATOMIC_RELAXED);
+
+        return add_from && leaf_len >= add_from &&
+               !__atomic_load_n(&put->is_run_refused, __ATOMIC_RELAXED);
+}
+
+/*
+ * One add of the whole run, checked without trusting the node: add with these settings
+ * stores the leaves and one File node over them, and answers that node's CID, which we
+ * compute from our own leaf CIDs. 0 when it matches; 1 when the node refused the add or
+ * named another root (the caller sends the leaves one by one, each checked on its own, and
+ * later runs of the session go leaf by leaf too); -ENOTCONN when the node failed (session
+ * dead).
+ */
+static int send_run(struct net_put *put, struct net_run *run, uint64_t deadline_ns)
+{
+        struct net_pool *p = put->p;
+        uint64_t t0 = p->ops->now_ns(p->t);
+        size_t data_len = net_run_bytes(run);
+        char boundary[BOUNDARY_LEN + 1], ctype[96], url[MAX_URL], rootstr[CID_MAX_STR];
+        struct net_http_response res;
+        struct cid want;
+        struct buf body;
+        int r;
+
+        r = unixfs_file_root_of_leaves(run->cids, run->n, run->leaf_len, 1, &want);
+        if (r < 0)
+                return r;
+        (void)cid_to_string(&want, rootstr);
+        r = form_boundary(p, run_leaf(run, 0), data_len, boundary, ctype, sizeof(ctype));
+        if (r >= 0)
+                r = add_url(put, run->leaf_len, url, sizeof(url));
+        if (r < 0)
+                return r;
+        form_head(boundary, run->form);
+        form_tail(boundary, run_leaf(run, run->n));
+        buf_init(&body, MAX_RPC_ANSWER);
+        /* the node may still be hashing what the socket buffered when our last byte left:
+         * twice the stall time plus 100 ms per MiB before the answer counts as a stall */
+        r = node_http(p, put->node, url, run->form, FORM_HEAD_LEN + data_len + FORM_TAIL_LEN, ctype,
+                      (p->cfg.stall_timeout_ms * 2 + (data_len >> 20) * 100) * MS, deadline_ns,
+                      &body, &res);
+        if (r == -ECANCELED || r == -ENOMEM)
+                goto out;
+        if (r < 0) {
+                r = put_node_failed(put, r, NULL, rootstr);
+                goto out;
+        }
+        if (res.status == 200 && add_named(&body, &want)) {
+                put_counted(put, t0, data_len, run->n);
+                r = 0;
+                goto out;
+        }
+        if (res.status >= 500 && !is_rpc_refusal(&res, &body)) {
+                r = put_node_failed(put, 0, &res, rootstr);
+                goto out;
+        }
+        __atomic_store_n(&put->is_run_refused, 1, __ATOMIC_RELAXED);
+        if (res.status == 200)
+                log_warning("write node %s named another root than %s for a run of %zu leaves "
+                            "of %zu bytes; sending them and later runs leaf by leaf",
+                            p->nodes[put->node].url, rootstr, run->n, run->leaf_len);
+        else
+                log_warning("write node %s refused the add of a run of %zu leaves (root %s): "
+                            "HTTP %ld; sending them and later runs leaf by leaf",
+                            p->nodes[put->node].url, run->n, rootstr, res.status);
+        r = 1;
+out:
+        buf_done(&body);
+        return r;
+}
+
+int net_put_run(struct net_put *put, struct net_run *run, uint64_t deadline_ns)
+{
+        bool has[NET_RUN_MAX_LEAVES] = { false };
+        size_t n_has = 0;
+        int r;
+
+        if (__atomic_load_n(&put->is_dead, __ATOMIC_ACQUIRE))
+                return -ENOTCONN;
+        if (run->n == 0)
+                return 0;
+        for (size_t i = 0; i < run->n; i++) {
+                r = cid_verify(&run->cids[i], run_leaf(run, i), run->leaf_len);
+                if (r < 0)
+                        return r; /* never upload bytes under a CID they do not hash to */
+        }
+        r = slot_take(put, deadline_ns);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < run->n && __atomic_load_n(&put->is_checking, __ATOMIC_ACQUIRE);
+             i++) {
+                char cidstr[CID_MAX_STR];
+
+                r = node_has(put, &run->cids[i], cid_to_string(&run->cids[i], cidstr),
+                             run->leaf_len, deadline_ns);
+                if (r < 0)
+                        goto out;
+                has[i] = r == 1;
+                n_has += has[i];
+        }
+        /* a run only when the node lacks all of it: resuming sends nothing twice */
+        r = n_has == 0 && net_put_takes_runs(put, run->leaf_len) ? send_run(put, run, deadline_ns)
+                                                                 : 1;
+        if (r == 1) { /* leaf by leaf, each checked on its own */
+                r = 0;
+                for (size_t i = 0; i < run->n && r >= 0; i++) {
+                        char cidstr[CID_MAX_STR];
+
+                        if (!has[i])
+                                r = send_block(put, &run->cids[i],
+                                               cid_to_string(&run->cids[i], cidstr), "raw",
+                                               run_leaf(run, i), run->leaf_len, deadline_ns);
+                }
+        }
+        if (r >= 0)
+                r = (int)n_has;
+out:
         if (r < 0 && r != -ENOTCONN && r != -ECANCELED)
                 __atomic_store_n(&put->is_checking, 1, __ATOMIC_RELEASE);
         slot_give(put);
@@ -601,7 +860,8 @@ static int pin_on_node(struct net_pool *p, size_t i, const struct cid *root, con
         if (r < 0)
                 return r;
         buf_init(&body, MAX_RPC_ANSWER);
-        /* a pin answers only when the whole DAG is there: no stall clock, only the deadline */
+        /* a pin answers only when the whole DAG is there: no stall clock, only the deadline
+         */
         r = node_http(p, i, url, NULL, 0, NULL, deadline_ns - now, deadline_ns, &body, &res);
         if (r < 0) {
                 if (r != -ECANCELED && r != -ENOMEM)

@@ -129,13 +129,36 @@ static int emit_block(struct unixfs_builder *b, uint64_t codec, const uint8_t *p
 /* Adds a link at height index k (0 = links to leaves), closing full nodes upward. */
 static int push_link(struct unixfs_builder *b, size_t k, const struct link *l);
 
+/* A File node over n children (Kubo's and js-ipfs's encoding: links named "" with their
+ * Tsize; Data with filesize and blocksizes), written to block; data is scratch. */
+static int file_node_encode(const struct unixfs_pb_link *links, uint64_t *filesizes, size_t n,
+                            struct buf *data, struct buf *block)
+{
+        struct unixfs_data d = { .type = UNIXFS_FILE,
+                                 .has_filesize = true,
+                                 .blocksizes = filesizes,
+                                 .n_blocksizes = n };
+        int r;
+
+        for (size_t i = 0; i < n; i++)
+                d.filesize += filesizes[i];
+        buf_clear(data);
+        r = unixfs_data_encode(&d, data);
+        if (r < 0)
+                return r;
+        buf_clear(block);
+        return unixfs_pb_encode(&(struct unixfs_pb_node){ .links = (struct unixfs_pb_link *)links,
+                                                          .n_links = n,
+                                                          .data = buf_view(data),
+                                                          .has_data = true },
+                                block);
+}
+
 static int close_level(struct unixfs_builder *b, size_t k, struct link *ret)
 {
         struct level *lv = &b->levels[k];
         struct unixfs_pb_link *pl;
-        struct unixfs_pb_node node = { 0 };
-        struct unixfs_data d = { .type = UNIXFS_FILE, .has_filesize = true };
-        uint64_t tsize = 0;
+        uint64_t tsize = 0, filesize = 0;
         int r;
 
         pl = calloc(lv->n, sizeof(*pl));
@@ -147,27 +170,55 @@ static int close_level(struct unixfs_builder *b, size_t k, struct link *ret)
                                                  .tsize = lv->links[i].tsize,
                                                  .has_tsize = true };
                 b->sizes[i] = lv->links[i].filesize;
-                d.filesize += lv->links[i].filesize;
+                filesize += lv->links[i].filesize;
                 tsize += lv->links[i].tsize;
         }
-        d.blocksizes = b->sizes;
-        d.n_blocksizes = lv->n;
-        buf_clear(&b->data);
-        r = unixfs_data_encode(&d, &b->data);
-        if (r >= 0) {
-                node = (struct unixfs_pb_node){
-                        .links = pl, .n_links = lv->n, .data = buf_view(&b->data), .has_data = true
-                };
-                buf_clear(&b->block);
-                r = unixfs_pb_encode(&node, &b->block);
-        }
+        r = file_node_encode(pl, b->sizes, lv->n, &b->data, &b->block);
         free(pl);
         if (r < 0)
                 return r;
-        ret->filesize = d.filesize;
+        ret->filesize = filesize;
         ret->tsize = tsize + b->block.len;
         r = emit_block(b, CID_CODEC_DAG_PB, b->block.p, b->block.len, &ret->cid);
         lv->n = 0;
+        return r;
+}
+
+int unixfs_file_root_of_leaves(const struct cid *leaves, size_t n, size_t leaf_len,
+                               unsigned cid_version, struct cid *ret)
+{
+        struct unixfs_pb_link *pl = NULL;
+        uint64_t *sizes = NULL;
+        struct buf data, block;
+        int r = -ENOMEM;
+
+        if (n == 0 || n > UNIXFS_MAX_LINKS || cid_version > 1)
+                return -EINVAL;
+        if (n == 1) {
+                *ret = leaves[0]; /* one chunk: the leaf is the file */
+                return 0;
+        }
+        buf_init(&data, CID_MAX_BLOCK);
+        buf_init(&block, CID_MAX_BLOCK);
+        pl = calloc(n, sizeof(*pl));
+        sizes = calloc(n, sizeof(*sizes));
+        if (!pl || !sizes)
+                goto out;
+        for (size_t i = 0; i < n; i++) {
+                pl[i] = (struct unixfs_pb_link){
+                        .cid = leaves[i], .has_name = true, .tsize = leaf_len, .has_tsize = true
+                };
+                sizes[i] = leaf_len;
+        }
+        r = file_node_encode(pl, sizes, n, &data, &block);
+        if (r >= 0)
+                r = cid_compute(cid_version, CID_CODEC_DAG_PB, CID_MH_SHA2_256, block.p, block.len,
+                                ret);
+out:
+        free(pl);
+        free(sizes);
+        buf_done(&data);
+        buf_done(&block);
         return r;
 }
 

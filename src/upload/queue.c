@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "prsmfs/net.h"
+
 int upload_queue_init(struct upload_queue *q, size_t cap)
 {
         if (cap == 0)
@@ -45,7 +47,7 @@ void upload_queue_done(struct upload_queue *q)
                 q->head = (q->head + 1) % q->cap;
                 q->n--;
                 account(q, 0, sizeof(*b) + b->len);
-                free(b);
+                upload_block_free(b);
         }
         free(q->ring);
         q->ring = NULL;
@@ -65,10 +67,37 @@ struct upload_block *upload_block_new(const struct cid *cid, const void *data, s
         if (!b)
                 return NULL;
         b->cid = *cid;
+        b->run = NULL;
         b->len = len;
         if (len)
                 memcpy(b->data, data, len);
         return b;
+}
+
+struct upload_block *upload_block_new_run(struct net_run *run)
+{
+        struct upload_block *b = calloc(1, sizeof(*b));
+
+        if (!b)
+                return NULL;
+        b->run = run;
+        b->len = net_run_bytes(run);
+        return b;
+}
+
+void upload_block_free(struct upload_block *b)
+{
+        if (!b)
+                return;
+        net_run_free(b->run);
+        free(b);
+}
+
+/* under lock: no room for size more bytes (items or bytes) */
+static bool is_full(const struct upload_queue *q, size_t size)
+{
+        return q->n == q->cap ||
+               (q->max_bytes && q->held_bytes > 0 && q->held_bytes + size > q->max_bytes);
 }
 
 int upload_queue_push(struct upload_queue *q, struct upload_block *b)
@@ -76,7 +105,7 @@ int upload_queue_push(struct upload_queue *q, struct upload_block *b)
         int r = 0;
 
         pthread_mutex_lock(&q->lock);
-        while (!q->error && !q->is_closed && q->n == q->cap)
+        while (!q->error && !q->is_closed && is_full(q, sizeof(*b) + b->len))
                 pthread_cond_wait(&q->not_full, &q->lock);
         if (q->error)
                 r = q->error;
@@ -97,8 +126,11 @@ int upload_queue_pop(struct upload_queue *q, struct upload_block **ret)
         int r;
 
         pthread_mutex_lock(&q->lock);
-        while (!q->error && !q->is_closed && q->n == 0)
+        while (!q->error && !q->is_closed && q->n == 0) {
+                q->n_waiting++;
                 pthread_cond_wait(&q->not_empty, &q->lock);
+                q->n_waiting--;
+        }
         if (q->error)
                 r = q->error;
         else if (q->n == 0)
@@ -120,8 +152,10 @@ void upload_queue_release(struct upload_queue *q, struct upload_block *b)
                 return;
         pthread_mutex_lock(&q->lock);
         account(q, 0, sizeof(*b) + b->len);
+        if (q->max_bytes)
+                pthread_cond_signal(&q->not_full); /* bytes, not only a slot, were freed */
         pthread_mutex_unlock(&q->lock);
-        free(b);
+        upload_block_free(b);
 }
 
 void upload_queue_close(struct upload_queue *q)
@@ -149,6 +183,16 @@ int upload_queue_error(struct upload_queue *q)
 
         pthread_mutex_lock(&q->lock);
         r = q->error;
+        pthread_mutex_unlock(&q->lock);
+        return r;
+}
+
+size_t upload_queue_unclaimed(struct upload_queue *q)
+{
+        size_t r;
+
+        pthread_mutex_lock(&q->lock);
+        r = q->n > q->n_waiting ? q->n - q->n_waiting : 0;
         pthread_mutex_unlock(&q->lock);
         return r;
 }

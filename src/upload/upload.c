@@ -2,12 +2,13 @@
 /*
  * The uploader (see upload.h for the contract).
  *
- * One attempt: bind a put session (net_put_begin), start `parallel` put threads on a bounded
- * queue (queue.c), run a source in the calling thread that feeds the queue (a file through
- * the UnixFS builder, or a caller's prebuilt blocks), close the queue, join the threads, pin
- * the root, free the session. Any put error aborts the queue, which stops the builder (its
- * emit fails) and the other put threads; the attempt returns that error. A job is a loop of
- * attempts (runner threads); done() results go through one notifier thread.
+ * One attempt: bind a put session (net_put_begin), run a source in the calling thread that
+ * feeds a bounded queue (queue.c; a file through the UnixFS builder, or a caller's prebuilt
+ * blocks) drained by put threads (up to `parallel`, started as blocks wait for one), close
+ * the queue, join the threads, pin the root, free the session. Any put error aborts the
+ * queue, which stops the builder (its emit fails) and the other put threads; the attempt
+ * returns that error. A job is a loop of attempts (runner threads); done() results go
+ * through one notifier thread.
  *
  * Why re-hash instead of remembering which blocks landed: the builder is cheap next to the
  * network (hundreds of MB/s), and a resumed session asks the new node for each block anyway,
@@ -47,6 +48,10 @@ struct attempt {
         struct net_put *put;
         struct upload_queue q;
         uint64_t timeout_ns;
+        pthread_t threads[UPLOAD_MAX_PARALLEL]; /* producer only: put threads started */
+        unsigned n_threads;
+        size_t run_leaves;      /* leaves per run, >= 2; 0 = no runs */
+        struct net_run *run;    /* producer only: the run being gathered, owned */
         uint64_t blocks, bytes; /* emitted (producer only) */
         uint64_t sent, skipped; /* atomic */
 };
@@ -169,10 +174,50 @@ static void job_finish(struct upload *u, struct job *j, int error)
 
 /* ---- one attempt ---- */
 
+static void cache_put(struct upload *u, const struct cid *cid, const uint8_t *data, size_t len)
+{
+        int r;
+
+        if (!u->cfg.cache)
+                return;
+        /* net_put_block/net_put_run verified the bytes; a full cache disk is no error */
+        r = cache_block_put_verified(u->cfg.cache, cid, data, len);
+        if (r < 0 && r != -ENOSPC)
+                log_debug_errno(r, "caching an uploaded block failed");
+}
+
+/* One queue item (a block or a run) to the node: 0, or the put's error. */
+static int put_item(struct attempt *a, struct upload_block *b)
+{
+        struct upload *u = a->u;
+        uint64_t deadline = net_now_ns() + a->timeout_ns;
+        size_t n = b->run ? net_run_count(b->run) : 1, skipped;
+        int r;
+
+        r = b->run ? net_put_run(a->put, b->run, deadline)
+                   : net_put_block(a->put, &b->cid, b->data, b->len, deadline);
+        if (r < 0)
+                return r;
+        skipped = b->run ? (size_t)r : (size_t)(r == 1);
+        __atomic_add_fetch(&a->sent, n - skipped, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&a->skipped, skipped, __ATOMIC_RELAXED);
+        STAT_ADD(u, blocks_sent, n - skipped);
+        STAT_ADD(u, blocks_skipped, skipped);
+        STAT_ADD(u, bytes_sent, b->len / n * (n - skipped));
+        if (!b->run)
+                cache_put(u, &b->cid, b->data, b->len);
+        for (size_t i = 0; b->run && i < n; i++) {
+                const struct cid *cid;
+                const uint8_t *leaf = net_run_leaf(b->run, i, &cid);
+
+                cache_put(u, cid, leaf, b->len / n);
+        }
+        return 0;
+}
+
 static void *put_thread(void *arg)
 {
         struct attempt *a = arg;
-        struct upload *u = a->u;
 
         for (;;) {
                 struct upload_block *b = NULL;
@@ -180,80 +225,124 @@ static void *put_thread(void *arg)
 
                 if (r <= 0)
                         break;
-                r = net_put_block(a->put, &b->cid, b->data, b->len, net_now_ns() + a->timeout_ns);
+                r = put_item(a, b);
+                upload_queue_release(&a->q, b);
                 if (r < 0) {
                         upload_queue_abort(&a->q, r);
-                        upload_queue_release(&a->q, b);
                         break;
                 }
-                if (r == 0) {
-                        __atomic_add_fetch(&a->sent, 1, __ATOMIC_RELAXED);
-                        STAT_ADD(u, blocks_sent, 1);
-                        STAT_ADD(u, bytes_sent, b->len);
-                } else {
-                        __atomic_add_fetch(&a->skipped, 1, __ATOMIC_RELAXED);
-                        STAT_ADD(u, blocks_skipped, 1);
-                }
-                if (u->cfg.cache) {
-                        /* net_put_block verified the bytes; a full cache disk is no error */
-                        r = cache_block_put_verified(u->cfg.cache, &b->cid, b->data, b->len);
-                        if (r < 0 && r != -ENOSPC)
-                                log_debug_errno(r, "caching an uploaded block failed");
-                }
-                upload_queue_release(&a->q, b);
         }
         return NULL;
 }
 
-/* the source's emit: copy the block into the queue (waits while it is full) */
+/*
+ * Put threads start as items wait for one, up to `parallel`: a one-block file gets one
+ * thread, not `parallel` of them (thread creation was 8% of the daemon's CPU for small
+ * files, docs/benchmarks.md). Only the first thread's failure to start is an error.
+ */
+static int spawn_put_thread(struct attempt *a)
+{
+        int e;
+
+        if (a->n_threads == a->u->cfg.parallel ||
+            (a->n_threads > 0 && upload_queue_unclaimed(&a->q) == 0))
+                return 0;
+        e = pthread_create(&a->threads[a->n_threads], NULL, put_thread, a);
+        if (e != 0) {
+                if (a->n_threads > 0)
+                        return 0; /* the threads running drain the queue, ignoring */
+                return log_error_errno(-e, "no upload thread could be started");
+        }
+        a->n_threads++;
+        STAT_ADD(a->u, put_threads, 1);
+        return 0;
+}
+
+static int push_item(struct attempt *a, struct upload_block *b)
+{
+        int r;
+
+        if (!b)
+                return -ENOMEM;
+        r = upload_queue_push(&a->q, b);
+        if (r < 0) {
+                upload_block_free(b);
+                return r;
+        }
+        return spawn_put_thread(a);
+}
+
+/* Hands the run being gathered (if any) to the put threads. */
+static int run_flush(struct attempt *a)
+{
+        struct upload_block *b;
+        int r;
+
+        if (!a->run)
+                return 0;
+        b = upload_block_new_run(a->run);
+        if (!b)
+                return -ENOMEM; /* the run stays a->run: freed with the attempt */
+        a->run = NULL;
+        r = push_item(a, b);
+        return r;
+}
+
+/* Full raw leaves go into runs while the write node takes them (net_put_takes_runs: a
+ * js-ipfs node after its first 413); a Kubo node keeps getting them one by one. */
+static bool is_run_leaf(struct attempt *a, const struct cid *cid, size_t len)
+{
+        return a->run_leaves && cid->version == 1 && cid->codec == CID_CODEC_RAW &&
+               len == a->u->cfg.params.chunk_size && net_put_takes_runs(a->put, len);
+}
+
+/* the source's emit: copy the block into the queue, or into the run being gathered (waits
+ * while the queue is full) */
 static int emit_block(const struct cid *cid, const uint8_t *block, size_t len, void *userdata)
 {
         struct attempt *a = userdata;
-        struct upload_block *b;
         int r;
 
         r = upload_queue_error(&a->q);
         if (r < 0)
                 return r;
-        b = upload_block_new(cid, block, len);
-        if (!b)
-                return -ENOMEM;
-        r = upload_queue_push(&a->q, b);
-        if (r < 0) {
-                free(b);
-                return r;
+        if (is_run_leaf(a, cid, len)) {
+                if (!a->run) {
+                        r = net_run_new(len, a->run_leaves, &a->run);
+                        if (r < 0)
+                                return r;
+                }
+                r = net_run_add(a->run, cid, block, len);
+                if (r >= 0 && net_run_count(a->run) == a->run_leaves)
+                        r = run_flush(a);
+        } else {
+                /* a parent or a short leaf: the run before it goes first */
+                r = run_flush(a);
+                if (r >= 0)
+                        r = push_item(a, upload_block_new(cid, block, len));
         }
+        if (r < 0)
+                return r;
         a->blocks++;
         a->bytes += len;
         return 0;
 }
 
-/* Runs source into the bound session with `parallel` put threads; the first error, or 0. */
+/* Runs source into the bound session with up to `parallel` put threads (started as blocks
+ * wait for them); the first error, or 0. */
 static int pipeline_run(struct attempt *a, upload_source_fn source, void *source_ud)
 {
-        pthread_t th[UPLOAD_MAX_PARALLEL];
-        unsigned n = 0;
-        int r = 0;
+        int r;
 
-        for (; n < a->u->cfg.parallel; n++) {
-                int e = pthread_create(&th[n], NULL, put_thread, a);
-
-                if (e != 0) {
-                        r = -e;
-                        break;
-                }
-        }
-        if (n == 0) {
-                log_error_errno(r, "no upload thread could be started");
-                return r;
-        }
         r = source(emit_block, a, source_ud);
+        if (r >= 0)
+                r = run_flush(a);
         if (r < 0)
                 upload_queue_abort(&a->q, r);
         else
                 upload_queue_close(&a->q);
-        for (unsigned k = 0; k < n; k++)
-                pthread_join(th[k], NULL);
+        for (unsigned k = 0; k < a->n_threads; k++)
+                pthread_join(a->threads[k], NULL);
         if (r >= 0)
                 r = upload_queue_error(&a->q);
         return r;
@@ -263,6 +352,25 @@ static int pipeline_run(struct attempt *a, upload_source_fn source, void *source
 static bool should_stop(struct upload *u, const struct job *j)
 {
         return j && (u->stop || j->is_cancelled);
+}
+
+/*
+ * Runs: run_bytes of full leaves per request, and run_mem_bytes for all runs of the job: the
+ * one being gathered plus those queued or being sent (mem / run - 1 of them, at least one).
+ * The queue's byte bound never goes below what cap blocks queued and one per put thread
+ * take, so leaf-by-leaf uploads keep their parallelism.
+ */
+static void run_setup(struct upload *u, size_t cap, struct attempt *a)
+{
+        size_t chunk = u->cfg.params.chunk_size, item = sizeof(struct upload_block);
+        size_t leaves = (u->cfg.run_bytes ? u->cfg.run_bytes : UPLOAD_RUN_BYTES) / chunk;
+        size_t mem = u->cfg.run_mem_bytes ? u->cfg.run_mem_bytes : UPLOAD_RUN_MEM_BYTES;
+        size_t run, held;
+
+        a->run_leaves = leaves >= 2 ? MIN(leaves, (size_t)NET_RUN_MAX_LEAVES) : 0;
+        run = a->run_leaves * chunk;
+        held = a->run_leaves ? MAX(mem / run, (size_t)2) - 1 : 0;
+        a->q.max_bytes = MAX(held * (run + item), (cap + u->cfg.parallel) * (chunk + item));
 }
 
 struct attempt_report {
@@ -293,6 +401,7 @@ static int attempt_run(struct upload *u, struct job *j, bool resume, upload_sour
         has_queue = true;
         a.q.mem_bytes = &u->st.mem_bytes;
         a.q.mem_peak_bytes = &u->st.mem_peak_bytes;
+        run_setup(u, cap, &a);
         pthread_mutex_lock(&u->lock);
         if (should_stop(u, j))
                 upload_queue_abort(&a.q, -ECANCELED);
@@ -321,6 +430,7 @@ out:
         }
         if (has_queue)
                 upload_queue_done(&a.q);
+        net_run_free(a.run);
         rep->blocks = a.blocks;
         rep->sent = a.sent;
         rep->skipped = a.skipped;

@@ -6,7 +6,11 @@ settings for 0 B, 1 B, chunk-1, chunk, chunk+1 and 64 MiB in both profiles, pinn
 another node, sending only the blocks that node lacks); every node down until one comes back
 (the job completes by itself, done() once); cancel of a queued and of a running job; memory
 held by block copies stays bounded; upload speed next to the node's own `add`; a directory
-node through upload_blocks (publish) equal to the node's `add -r`."""
+node through upload_blocks (publish) equal to the node's `add -r`. Runs (1 MiB leaves, which
+js-ipfs takes only through add): several leaves per add, the root equal to the node's own add
+and pinned; a node that stores other leaves than sent (a proxy flips a byte of a run) gets
+the leaves one by one and the right root is pinned; the write node killed in the middle of
+the runs: the upload resumes on another node, sending only what that node lacks."""
 import json
 import os
 import random
@@ -15,6 +19,7 @@ import time
 
 import pytest
 from mount import build_binary
+from rpcproxy import RpcProxy
 
 MiB = 1 << 20
 K256 = 256 * 1024
@@ -277,3 +282,107 @@ def test_upload_blocks__directory__root_equals_node_add_r_and_pinned(ipfs_nodes_
     assert pinned_on(n1, res["root"]) and pinned_on(n2, res["root"])
     names = {ln["Name"] for ln in n2.rpc_json("ls", [("arg", res["root"])])["Objects"][0]["Links"]}
     assert names == {"empty", "one", "big.bin"}
+
+
+# runs: full 1 MiB leaves after js-ipfs's first 413, 8 MiB per add (upload.h UPLOAD_RUN_BYTES)
+RUN_OPTS = dict(cid_version=1, raw_leaves=True, chunker="size-%d" % MiB)
+RUN_BODY = 8 * MiB + 4096  # the largest add body a run makes (multipart framing included)
+
+
+def proxies(nodes):
+    return [RpcProxy(n.api_url).start() for n in nodes]
+
+
+def dagtool_root(data):
+    """The default profile's root (1024 links per node: over 174 leaves js-ipfs's add differs)."""
+    r = subprocess.run([build_binary("tests/support/dagtool"), "file", "--profile", "default"],
+                       input=data, capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.decode().strip()
+
+
+def upload_via_proxy(px, node, tmp_path, size, seed):
+    """One file of 1 MiB leaves through uploadtool to node behind px; checks that it ended
+    pinned on node with our root, readable; returns (result line, summary line, stderr)."""
+    data = payload(size, seed)
+    path = tmp_path / "file"
+    path.write_bytes(data)
+    try:
+        r, lines = run_tool(tool_args([px], "--chunk", MiB, "--parallel", 5, path))
+    finally:
+        px.stop()
+    check_clean(r.stderr)
+    assert r.returncode == 0, r.stderr.decode()
+    res = lines[0]
+    assert res["error"] == 0 and res["attempts"] == 1
+    assert res["root"] == node_root(node, data, RUN_OPTS)  # only-hash: changes nothing
+    assert pinned_on(node, res["root"])
+    assert node.rpc("cat", [("arg", res["root"])], timeout=300) == data
+    return res, lines[-1], r.stderr.decode()
+
+
+@pytest.mark.timeout(900)
+def test_runs__1mib_leaves__several_per_add__root_equals_node_add_pinned(ipfs_nodes_factory,
+                                                                        tmp_path):
+    (n1,) = ipfs_nodes_factory(1)
+    (px,) = proxies([n1])
+    res, summary, err = upload_via_proxy(px, n1, tmp_path, 40 * MiB + 5, 11)
+    assert res["blocks"] == 42
+    # the leaves after the first 413 went up several to one add, none bigger than a run
+    runs = px.adds_over(2 * MiB)
+    assert len(runs) >= 3, px.requests
+    assert all(body <= RUN_BODY for _, _, body in runs)
+    assert len(px.adds_over(0)) < 42 - 8  # fewer requests than leaves
+    # run bytes within run_mem_bytes (24 MiB): two runs held besides the one being gathered
+    assert summary["stats"]["mem_peak_bytes"] <= 16 * MiB + 4096, summary
+    assert "leaf by leaf" not in err
+
+
+@pytest.mark.timeout(900)
+def test_runs__node_stores_other_leaves__leaf_by_leaf__right_root_pinned(ipfs_nodes_factory,
+                                                                         tmp_path):
+    (n1,) = ipfs_nodes_factory(1)
+    (px,) = proxies([n1])
+    px.corrupt_add_over = 2 * MiB  # every run reaches the node with one byte flipped
+    res, summary, err = upload_via_proxy(px, n1, tmp_path, 24 * MiB, 12)
+    # the tampered runs were noticed and their leaves sent one by one; no run after that
+    # but those already in flight (two at most)
+    assert "named another root" in err and "leaf by leaf" in err, err
+    assert 1 <= px.corrupted <= 2, px.corrupted
+
+
+@pytest.mark.timeout(900)
+def test_runs__write_node_killed__resumes_elsewhere__only_missing_sent(ipfs_nodes_factory,
+                                                                       tmp_path):
+    n1, n2, n3 = ipfs_nodes_factory(3)
+    pxs = proxies([n1, n2, n3])
+    data = payload(128 * MiB, 13)
+    path = tmp_path / "file"
+    path.write_bytes(data)
+    k = 10  # n2 and n3 already hold the first k leaves
+    for n in (n2, n3):
+        n.add(data[:k * MiB], pin=False, **RUN_OPTS)
+    progress = tmp_path / "progress"
+    tool = Tool(tool_args(pxs, "--chunk", MiB, "--parallel", 5, "--progress", progress,
+                          "--linger", 500, path))
+    try:
+        wait_progress(progress, tool, lambda sent, *_: sent >= 24)
+        n1.kill()
+        rc, lines, err = tool.finish(timeout=600)
+    finally:
+        tool.stop()
+        for px in pxs:
+            px.stop()
+    assert rc == 0, err
+    res, summary = lines[0], lines[-1]
+    assert summary["done_calls"] == {"1": 1}
+    assert res["error"] == 0 and res["attempts"] >= 2, res
+    assert res["node"] in (pxs[1].url, pxs[2].url)
+    final, fpx = (n2, pxs[1]) if res["node"] == pxs[1].url else (n3, pxs[2])
+    assert res["blocks"] == 129  # 128 leaves + root
+    assert res["last_skipped"] == k and res["last_sent"] == 129 - k, res
+    assert res["root"] == dagtool_root(data)
+    assert pinned_on(final, res["root"])
+    assert final.rpc("cat", [("arg", res["root"])], timeout=300) == data
+    # the resumed node got runs too
+    assert len(fpx.adds_over(2 * MiB)) >= 3

@@ -16,12 +16,15 @@
 #include <cmocka.h>
 
 #include "prsmfs/cid.h"
+#include "prsmfs/unixfs.h"
 
 #include "transport.h"
 
 #define MS       1000000ull
 #define N_NODES  3
 #define N_BLOCKS 4
+#define N_LEAVES 8
+#define LEAF     64 /* the fake js-ipfs node's body cap refuses block/put of leaves this big */
 
 enum put_mode { PUT_OK, PUT_WRONG_CID, PUT_KUBO, PUT_503, PUT_THROTTLE_ONCE };
 
@@ -31,6 +34,11 @@ struct fnode {
         bool has[N_BLOCKS];
         bool pin_fails;
         unsigned puts, stats, pins, requests;
+        /* runs: js_cap answers 413 to block/put of a LEAF-byte leaf (js-ipfs's 1 MiB cap);
+         * add_lies names another root for adds of several chunks and stores nothing then */
+        bool js_cap, add_lies, add_503;
+        bool has_leaf[N_LEAVES];
+        unsigned refused, adds, run_adds, run_add_leaves;
 };
 
 struct fake {
@@ -48,6 +56,8 @@ struct fake {
 static uint8_t blocks[N_BLOCKS][64];
 static size_t block_len[N_BLOCKS];
 static struct cid cids[N_BLOCKS];
+static uint8_t leaves[N_LEAVES][LEAF];
+static struct cid leaf_cids[N_LEAVES];
 
 static uint64_t fake_now(void *t)
 {
@@ -73,23 +83,63 @@ static int answer(struct buf *body, const char *s)
         return buf_append(body, s, strlen(s));
 }
 
-/* The block whose CID is the query's arg=, or -1. */
-static int arg_block(const char *url)
+/* The entry of table (n CIDs) whose multihash the query's arg= names, or -1. */
+static int arg_in(const char *url, const struct cid *table, int n)
 {
         const char *a = strstr(url, "arg=");
         struct cid c;
-        size_t n;
+        size_t len;
 
         if (!a)
                 return -1;
         a += 4;
-        n = strcspn(a, "&");
-        if (cid_parse(a, n, &c) < 0)
+        len = strcspn(a, "&");
+        if (cid_parse(a, len, &c) < 0)
                 return -1;
-        for (int i = 0; i < N_BLOCKS; i++)
-                if (cid_same_multihash(&c, &cids[i]))
+        for (int i = 0; i < n; i++)
+                if (cid_same_multihash(&c, &table[i]))
                         return i;
         return -1;
+}
+
+static int arg_block(const char *url)
+{
+        return arg_in(url, cids, N_BLOCKS);
+}
+
+/* Marks the leaves whose bytes these are as stored on n. */
+static void store_leaf(struct fnode *n, const void *data, size_t len)
+{
+        struct cid c;
+
+        assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, data, len, &c), 0);
+        for (int i = 0; i < N_LEAVES; i++)
+                if (cid_same_multihash(&c, &leaf_cids[i]))
+                        n->has_leaf[i] = true;
+}
+
+/* The file part of a multipart body (checked: one part, our boundary). */
+static size_t form_data(const struct net_http_request *req, const char **ret)
+{
+        const char *ct = NULL, *bnd, *data, *end;
+        char marker[80];
+
+        for (const char *const *h = req->headers; h && *h; h++)
+                if (strncmp(*h, "Content-Type: multipart/form-data; boundary=", 44) == 0)
+                        ct = *h;
+        assert_non_null(ct);
+        bnd = ct + 44;
+        assert_true(req->body_len > strlen(bnd) + 2);
+        assert_memory_equal(req->body, "--", 2);
+        assert_memory_equal((const char *)req->body + 2, bnd, strlen(bnd));
+        data = memmem(req->body, req->body_len, "\r\n\r\n", 4);
+        assert_non_null(data);
+        data += 4;
+        (void)snprintf(marker, sizeof(marker), "\r\n--%s--\r\n", bnd);
+        end = (const char *)req->body + req->body_len - strlen(marker);
+        assert_memory_equal(end, marker, strlen(marker));
+        *ret = data;
+        return (size_t)(end - data);
 }
 
 /* Prints a CID the way js-ipfs does: CIDv1 in base58btc. */
@@ -101,28 +151,20 @@ static void js_cid(const struct cid *c, char out[CID_MAX_STR])
 static int do_put(struct fake *f, struct fnode *n, const struct net_http_request *req,
                   struct buf *body, struct net_http_response *res)
 {
-        const char *ct = NULL, *bnd, *data, *end;
-        char key[CID_MAX_STR], json[CID_MAX_STR + 64], marker[80];
+        char key[CID_MAX_STR], json[CID_MAX_STR + 64];
         bool is_raw = strstr(req->url, "=raw") != NULL;
+        const char *data;
+        size_t len = form_data(req, &data);
         struct cid got;
-        size_t len;
 
-        for (const char *const *h = req->headers; h && *h; h++)
-                if (strncmp(*h, "Content-Type: multipart/form-data; boundary=", 44) == 0)
-                        ct = *h;
-        assert_non_null(ct);
         assert_non_null(strstr(req->url, "mhtype=sha2-256"));
-        bnd = ct + 44;
-        assert_true(req->body_len > strlen(bnd) + 2);
-        assert_memory_equal(req->body, "--", 2);
-        assert_memory_equal((const char *)req->body + 2, bnd, strlen(bnd));
-        data = memmem(req->body, req->body_len, "\r\n\r\n", 4);
-        assert_non_null(data);
-        data += 4;
-        (void)snprintf(marker, sizeof(marker), "\r\n--%s--\r\n", bnd);
-        end = (const char *)req->body + req->body_len - strlen(marker);
-        assert_memory_equal(end, marker, strlen(marker));
-        len = (size_t)(end - data);
+        if (n->js_cap && len >= LEAF) {
+                n->refused++;
+                res->status = 413;
+                return answer(body, "{\"statusCode\":413,\"error\":\"Request Entity Too "
+                                    "Large\",\"message\":\"Payload content length greater than "
+                                    "maximum allowed: 64\"}");
+        }
         if (n->mode == PUT_KUBO && strstr(req->url, "format=") && strstr(req->url, "cid-codec=") &&
             !is_raw) {
                 res->status = 500;
@@ -146,12 +188,68 @@ static int do_put(struct fake *f, struct fnode *n, const struct net_http_request
         for (int i = 0; i < N_BLOCKS; i++)
                 if (cid_same_multihash(&got, &cids[i]))
                         n->has[i] = true;
+        if (is_raw)
+                store_leaf(n, data, len);
         n->puts++;
         if (n->mode == PUT_WRONG_CID)
                 assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, "x", 1, &got), 0);
         js_cid(&got, key);
         (void)snprintf(json, sizeof(json), "{\"Key\":\"%s\",\"Size\":%zu}", key, len);
         (void)f;
+        return answer(body, json);
+}
+
+static int no_emit(const struct cid *cid, const uint8_t *block, size_t len, void *userdata)
+{
+        (void)cid;
+        (void)block;
+        (void)len;
+        (void)userdata;
+        return 0;
+}
+
+/* js-ipfs's add: chunks of size-N as raw CIDv1 leaves, 174 links per node, the root last */
+static int do_add(struct fnode *n, const struct net_http_request *req, struct buf *body,
+                  struct net_http_response *res)
+{
+        const char *data, *q = strstr(req->url, "chunker=size-");
+        size_t len = form_data(req, &data), chunk = 0, chunks;
+        struct unixfs_params prm = { .cid_version = 1, .raw_leaves = true, .max_links = 174 };
+        char key[CID_MAX_STR], json[CID_MAX_STR + 96];
+        struct unixfs_builder *b;
+        struct cid root;
+
+        assert_non_null(strstr(req->url, "cid-version=1"));
+        assert_non_null(strstr(req->url, "raw-leaves=true"));
+        assert_non_null(strstr(req->url, "pin=false"));
+        assert_non_null(q);
+        for (q += 13; *q >= '0' && *q <= '9'; q++)
+                chunk = chunk * 10 + (size_t)(*q - '0');
+        assert_true(chunk > 0 && len > 0);
+        if (n->add_503) {
+                res->status = 503;
+                return 0;
+        }
+        n->adds++;
+        chunks = (len + chunk - 1) / chunk;
+        if (chunks > 1) {
+                n->run_adds++;
+                n->run_add_leaves += (unsigned)chunks;
+        }
+        prm.chunk_size = chunk;
+        assert_int_equal(unixfs_builder_new(&prm, no_emit, NULL, &b), 0);
+        assert_int_equal(unixfs_builder_write(b, data, len), 0);
+        assert_int_equal(unixfs_builder_finish(b, &root, NULL, NULL), 0);
+        unixfs_builder_free(b);
+        if (n->add_lies && chunks > 1) /* stores nothing, names something else */
+                assert_int_equal(cid_compute(1, CID_CODEC_DAG_PB, CID_MH_SHA2_256, "x", 1, &root),
+                                 0);
+        else
+                for (size_t off = 0; off < len; off += chunk)
+                        store_leaf(n, data + off, MIN(chunk, len - off));
+        js_cid(&root, key);
+        (void)snprintf(json, sizeof(json),
+                       "{\"Name\":\"block\",\"Hash\":\"%s\",\"Size\":\"%zu\"}\n", key, len);
         return answer(body, json);
 }
 
@@ -202,6 +300,15 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
                 assert_non_null(strstr(req->url, "offline=true"));
                 assert_non_null(strstr(req->url, "timeout="));
                 n->stats++;
+                i = arg_in(req->url, leaf_cids, N_LEAVES);
+                if (i >= 0 && n->has_leaf[i]) {
+                        char key[CID_MAX_STR], json[CID_MAX_STR + 64];
+
+                        js_cid(&leaf_cids[i], key);
+                        (void)snprintf(json, sizeof(json), "{\"Key\":\"%s\",\"Size\":%d}", key,
+                                       LEAF);
+                        return answer(body, json);
+                }
                 i = arg_block(req->url);
                 if (i >= 0 && n->has[i]) {
                         char key[CID_MAX_STR], json[CID_MAX_STR + 64];
@@ -226,6 +333,8 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
                 pthread_mutex_unlock(&f->lock);
                 return r;
         }
+        if (strstr(req->url, "/api/v0/add?"))
+                return do_add(n, req, body, res);
         if (strstr(req->url, "/api/v0/pin/add?")) {
                 char key[CID_MAX_STR], json[CID_MAX_STR + 64];
 
@@ -638,7 +747,205 @@ static int setup(void **state)
                                 blocks[i], block_len[i], &cids[i]) < 0)
                         return -1;
         }
+        for (int i = 0; i < N_LEAVES; i++) {
+                for (int k = 0; k < LEAF; k++)
+                        leaves[i][k] = (uint8_t)(i * 37 + k * 11 + k / 5);
+                if (cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, leaves[i], LEAF, &leaf_cids[i]) <
+                    0)
+                        return -1;
+        }
         return 0;
+}
+
+/* A run of leaves first..first+n-1 through net_put_run: its result. */
+static int put_run(struct fake *f, struct net_put *put, int first, int n)
+{
+        struct net_run *run;
+        int r;
+
+        assert_int_equal(net_run_new(LEAF, 6, &run), 0);
+        for (int i = first; i < first + n; i++)
+                assert_int_equal(net_run_add(run, &leaf_cids[i], leaves[i], LEAF), 0);
+        assert_int_equal(net_run_count(run), (size_t)n);
+        r = net_put_run(put, run, deadline(f));
+        net_run_free(run);
+        return r;
+}
+
+static void test_run__js_node__leaves_one_by_one_until_413_then_one_add_per_run(void **state)
+{
+        struct fake f = { .n[0].js_cap = true };
+        struct net_pool *p = make_pool(&f);
+        struct net_put *put;
+        struct net_stats st;
+
+        (void)state;
+        assert_int_equal(net_put_begin(p, false, &put), 0);
+        assert_false(net_put_takes_runs(put, LEAF));
+        /* before the node refused a leaf that big, a run goes leaf by leaf */
+        assert_int_equal(put_run(&f, put, 0, 2), 0);
+        assert_int_equal(f.n[0].refused, 1); /* leaf 0: 413, then add; leaf 1 straight to add */
+        assert_int_equal(f.n[0].adds, 2);
+        assert_int_equal(f.n[0].run_adds, 0);
+        assert_true(net_put_takes_runs(put, LEAF));
+        assert_false(net_put_takes_runs(put, LEAF - 1));
+        /* then one add for the whole run */
+        assert_int_equal(put_run(&f, put, 2, 6), 0);
+        assert_int_equal(f.n[0].adds, 3);
+        assert_int_equal(f.n[0].run_adds, 1);
+        assert_int_equal(f.n[0].run_add_leaves, 6);
+        assert_int_equal(f.n[0].refused, 1);
+        for (int i = 0; i < N_LEAVES; i++)
+                assert_true(f.n[0].has_leaf[i]);
+        net_pool_get_stats(p, &st);
+        assert_int_equal(st.puts, N_LEAVES);
+        assert_int_equal(st.put_bytes, N_LEAVES * LEAF);
+        net_put_free(put);
+        net_pool_free(p);
+}
+
+static void test_run__next_session_on_that_node__runs_from_the_start(void **state)
+{
+        struct fake f = { .n[0].js_cap = true, .n[1].dead = true, .n[2].dead = true };
+        struct net_pool *p = make_pool(&f);
+        struct net_put *put;
+
+        (void)state;
+        assert_int_equal(net_put_begin(p, false, &put), 0);
+        assert_int_equal(put_run(&f, put, 0, 1), 0);
+        assert_int_equal(f.n[0].refused, 1);
+        net_put_free(put);
+        for (int i = 0; i < 2; i++) { /* n2 and n3 (unknown latency: tried first) fail */
+                assert_int_equal(net_put_begin(p, false, &put), 0);
+                assert_int_equal(put_one(&f, put, 0), -ENOTCONN);
+                net_put_free(put);
+        }
+        /* the node's cap is remembered: no second 413, the first run is one add */
+        assert_int_equal(net_put_begin(p, false, &put), 0);
+        assert_string_equal(net_put_node_url(put), "http://n1");
+        assert_true(net_put_takes_runs(put, LEAF));
+        assert_int_equal(put_run(&f, put, 1, 4), 0);
+        assert_int_equal(f.n[0].refused, 1);
+        assert_int_equal(f.n[0].run_adds, 1);
+        net_put_free(put);
+        net_pool_free(p);
+}
+
+static void test_run__kubo_node__leaves_by_block_put_no_add(void **state)
+{
+        struct fake f = { 0 };
+        struct net_pool *p = make_pool(&f);
+        struct net_put *put;
+
+        (void)state;
+        assert_int_equal(net_put_begin(p, false, &put), 0);
+        assert_int_equal(put_run(&f, put, 0, 4), 0);
+        assert_int_equal(f.n[0].puts, 4);
+        assert_int_equal(f.n[0].adds, 0);
+        assert_false(net_put_takes_runs(put, LEAF));
+        for (int i = 0; i < 4; i++)
+                assert_true(f.n[0].has_leaf[i]);
+        net_put_free(put);
+        net_pool_free(p);
+}
+
+static void test_run__add_names_another_root__leaf_by_leaf_and_no_more_runs(void **state)
+{
+        struct fake f = { .n[0].js_cap = true, .n[0].add_lies = true };
+        struct net_pool *p = make_pool(&f);
+        struct net_put *put;
+
+        (void)state;
+        assert_int_equal(net_put_begin(p, false, &put), 0);
+        assert_int_equal(put_run(&f, put, 0, 1), 0); /* learns the cap */
+        assert_true(net_put_takes_runs(put, LEAF));
+        /* the run's add stored nothing and named another root: each leaf again, on its own */
+        assert_int_equal(put_run(&f, put, 1, 4), 0);
+        assert_int_equal(f.n[0].run_adds, 1);
+        assert_int_equal(f.n[0].adds, 1 + 1 + 4);
+        for (int i = 0; i < 5; i++)
+                assert_true(f.n[0].has_leaf[i]);
+        /* the session sends no more runs */
+        assert_false(net_put_takes_runs(put, LEAF));
+        assert_int_equal(put_run(&f, put, 5, 3), 0);
+        assert_int_equal(f.n[0].run_adds, 1);
+        for (int i = 0; i < N_LEAVES; i++)
+                assert_true(f.n[0].has_leaf[i]);
+        net_put_free(put);
+        net_pool_free(p);
+}
+
+static void test_run__resume__only_missing_leaves_sent_run_only_when_all_missing(void **state)
+{
+        struct fake f = { .n[0].js_cap = true,
+                          .n[0].has_leaf = { true, true, false, false, true, false } };
+        struct net_pool *p = make_pool(&f);
+        struct net_put *put;
+        struct net_stats st;
+
+        (void)state;
+        assert_int_equal(net_put_begin(p, true, &put), 0);
+        assert_int_equal(put_run(&f, put, 0, 2), 2); /* both there: nothing sent */
+        assert_int_equal(f.n[0].puts + f.n[0].adds, 0);
+        assert_int_equal(put_run(&f, put, 2, 1), 0); /* learns the cap */
+        assert_true(net_put_takes_runs(put, LEAF));
+        assert_int_equal(put_run(&f, put, 3, 3), 1); /* leaf 4 there: 3 and 5 one by one */
+        assert_int_equal(f.n[0].run_adds, 0);
+        assert_int_equal(put_run(&f, put, 6, 2), 0); /* none there: one add */
+        assert_int_equal(f.n[0].run_adds, 1);
+        assert_int_equal(f.n[0].stats, N_LEAVES);
+        net_pool_get_stats(p, &st);
+        assert_int_equal(st.put_skips, 3);
+        assert_int_equal(st.puts, N_LEAVES - 3);
+        for (int i = 0; i < N_LEAVES; i++)
+                assert_true(f.n[0].has_leaf[i]);
+        net_put_free(put);
+        net_pool_free(p);
+}
+
+static void test_run__leaf_not_matching_cid__eilseq_nothing_sent(void **state)
+{
+        struct fake f = { .n[0].js_cap = true };
+        struct net_pool *p = make_pool(&f);
+        struct net_put *put;
+        struct net_run *run;
+
+        (void)state;
+        assert_int_equal(net_put_begin(p, true, &put), 0);
+        assert_int_equal(net_run_new(LEAF, 3, &run), 0);
+        assert_int_equal(net_run_add(run, &leaf_cids[0], leaves[0], LEAF), 0);
+        assert_int_equal(net_run_add(run, &leaf_cids[1], leaves[2], LEAF), 0);
+        assert_int_equal(net_run_add(run, &leaf_cids[2], leaves[2], LEAF - 1), -EINVAL);
+        assert_int_equal(net_run_add(run, &cids[3], blocks[3], LEAF), -EINVAL); /* dag-pb */
+        {
+                struct cid v0 = leaf_cids[2];
+
+                v0.version = 0; /* not what add with cid-version=1 makes */
+                assert_int_equal(net_run_add(run, &v0, leaves[2], LEAF), -EINVAL);
+        }
+        assert_int_equal(net_put_run(put, run, deadline(&f)), -EILSEQ);
+        assert_int_equal(f.n[0].requests, 0);
+        net_run_free(run);
+        net_put_free(put);
+        net_pool_free(p);
+}
+
+static void test_run__add_503__enotconn_session_dead(void **state)
+{
+        struct fake f = { .n[0].js_cap = true };
+        struct net_pool *p = make_pool(&f);
+        struct net_put *put;
+
+        (void)state;
+        assert_int_equal(net_put_begin(p, false, &put), 0);
+        assert_int_equal(put_run(&f, put, 0, 1), 0);
+        f.n[0].add_503 = true;
+        assert_int_equal(put_run(&f, put, 1, 4), -ENOTCONN);
+        assert_int_equal(put_run(&f, put, 5, 2), -ENOTCONN);
+        assert_int_equal(put_one(&f, put, 0), -ENOTCONN);
+        assert_false(f.n[0].has_leaf[1]);
+        net_put_free(put);
+        net_pool_free(p);
 }
 
 int main(void)
@@ -658,6 +965,15 @@ int main(void)
                 cmocka_unit_test(test_pin__service_failed__ehostunreach),
                 cmocka_unit_test(test_pin__service_never_done__etimedout_at_deadline),
                 cmocka_unit_test(test_pool__world_readable_auth_file__refused),
+                cmocka_unit_test(
+                        test_run__js_node__leaves_one_by_one_until_413_then_one_add_per_run),
+                cmocka_unit_test(test_run__next_session_on_that_node__runs_from_the_start),
+                cmocka_unit_test(test_run__kubo_node__leaves_by_block_put_no_add),
+                cmocka_unit_test(test_run__add_names_another_root__leaf_by_leaf_and_no_more_runs),
+                cmocka_unit_test(
+                        test_run__resume__only_missing_leaves_sent_run_only_when_all_missing),
+                cmocka_unit_test(test_run__leaf_not_matching_cid__eilseq_nothing_sent),
+                cmocka_unit_test(test_run__add_503__enotconn_session_dead),
         };
         return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -334,6 +334,60 @@ static void test_params__out_of_range__refused(void **state)
         assert_null(b);
 }
 
+struct leaf_list {
+        struct cid cids[174];
+        size_t n;
+};
+
+static int collect_leaf(const struct cid *cid, const uint8_t *block, size_t len, void *userdata)
+{
+        struct leaf_list *l = userdata;
+
+        (void)block;
+        (void)len;
+        if (cid->codec == CID_CODEC_RAW && l->n < 174)
+                l->cids[l->n++] = *cid;
+        return 0;
+}
+
+/* A run of equal raw leaves in one node is the root the builder (and js-ipfs's add, 174 links)
+ * makes of the same bytes: 1 (the leaf itself), 2, 173 and 174 chunks; v0 and v1. */
+static void test_root_of_leaves__equals_builder(void **state)
+{
+        static const size_t counts[] = { 1, 2, 173, 174 };
+        const size_t chunk = 64;
+        uint8_t data[174 * 64];
+
+        (void)state;
+        for (size_t i = 0; i < sizeof(data); i++)
+                data[i] = (uint8_t)(i * 131 + i / 7);
+        for (unsigned v = 0; v <= 1; v++)
+                for (size_t k = 0; k < sizeof(counts) / sizeof(counts[0]); k++) {
+                        struct unixfs_params p = params(v, true, chunk, 174);
+                        struct leaf_list l = { .n = 0 };
+                        struct unixfs_builder *b;
+                        struct cid want, got;
+
+                        assert_int_equal(unixfs_builder_new(&p, collect_leaf, &l, &b), 0);
+                        assert_int_equal(unixfs_builder_write(b, data, counts[k] * chunk), 0);
+                        assert_int_equal(unixfs_builder_finish(b, &want, NULL, NULL), 0);
+                        unixfs_builder_free(b);
+                        assert_int_equal(l.n, counts[k]);
+                        assert_int_equal(unixfs_file_root_of_leaves(l.cids, l.n, chunk, v, &got),
+                                         0);
+                        assert_true(cid_equal(&got, &want));
+                        /* another leaf size names another root */
+                        if (l.n > 1) {
+                                assert_int_equal(
+                                        unixfs_file_root_of_leaves(l.cids, l.n, chunk + 1, v, &got),
+                                        0);
+                                assert_false(cid_equal(&got, &want));
+                        }
+                }
+        assert_int_equal(unixfs_file_root_of_leaves(NULL, 0, chunk, 1, &(struct cid){ 0 }),
+                         -EINVAL);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -346,6 +400,7 @@ int main(void)
                 cmocka_unit_test(test_profiles__ipip499_vectors),
                 cmocka_unit_test(test_profiles__1gib_v1_2025_vectors),
                 cmocka_unit_test(test_params__out_of_range__refused),
+                cmocka_unit_test(test_root_of_leaves__equals_builder),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -36,6 +36,10 @@ struct fake {
         unsigned fail_puts;  /* the next n block/puts answer 503 */
         unsigned put_delay_us;
         unsigned puts, waiting, pins;
+        /* js-ipfs's body cap: block/put of a CHUNK-byte leaf answers 413; add takes runs,
+         * add_lies: an add of several chunks stores nothing and names another root */
+        bool js_cap, add_lies;
+        unsigned adds, run_adds, run_leaves;
         struct cid stored[MAX_STORED];
         size_t stored_len[MAX_STORED];
         size_t n_stored;
@@ -97,13 +101,16 @@ static bool arg_cid(const char *url, struct cid *ret)
         return a && cid_parse(a + 4, strcspn(a + 4, "&"), ret) >= 0;
 }
 
-static int do_put(const struct net_http_request *req, struct buf *body,
-                  struct net_http_response *res)
+static int ignore_block(const struct cid *cid, const uint8_t *block, size_t len, void *userdata)
+{
+        (void)cid, (void)block, (void)len, (void)userdata;
+        return 0;
+}
+
+/* The file part of a multipart body. */
+static size_t form_data(const struct net_http_request *req, const char **ret)
 {
         const char *bnd = NULL, *data;
-        char key[CID_MAX_STR], json[CID_MAX_STR + 64];
-        struct cid got;
-        size_t len;
 
         for (const char *const *h = req->headers; h && *h; h++)
                 if (strncmp(*h, "Content-Type: multipart/form-data; boundary=", 44) == 0)
@@ -112,22 +119,85 @@ static int do_put(const struct net_http_request *req, struct buf *body,
         data = memmem(req->body, req->body_len, "\r\n\r\n", 4);
         assert_non_null(data);
         data += 4;
-        len = req->body_len - (size_t)(data - (const char *)req->body) - (strlen(bnd) + 8);
+        *ret = data;
+        return req->body_len - (size_t)(data - (const char *)req->body) - (strlen(bnd) + 8);
+}
+
+static void store(const struct cid *got, size_t len)
+{
+        pthread_mutex_lock(&F.lock);
+        if (find_stored(got) < 0) {
+                assert_true(F.n_stored < MAX_STORED);
+                F.stored[F.n_stored] = *got;
+                F.stored_len[F.n_stored++] = len;
+        }
+        pthread_mutex_unlock(&F.lock);
+}
+
+static int do_put(const struct net_http_request *req, struct buf *body,
+                  struct net_http_response *res)
+{
+        char key[CID_MAX_STR], json[CID_MAX_STR + 64];
+        const char *data;
+        size_t len = form_data(req, &data);
+        struct cid got;
+
+        if (F.js_cap && len >= CHUNK) {
+                res->status = 413;
+                return answer(body, "{\"statusCode\":413}");
+        }
         assert_int_equal(
                 cid_compute(1, strstr(req->url, "format=raw") ? CID_CODEC_RAW : CID_CODEC_DAG_PB,
                             CID_MH_SHA2_256, data, len, &got),
                 0);
         pthread_mutex_lock(&F.lock);
         F.puts++;
-        if (find_stored(&got) < 0) {
-                assert_true(F.n_stored < MAX_STORED);
-                F.stored[F.n_stored] = got;
-                F.stored_len[F.n_stored++] = len;
-        }
         pthread_mutex_unlock(&F.lock);
+        store(&got, len);
         (void)snprintf(json, sizeof(json), "{\"Key\":\"%s\",\"Size\":%zu}",
                        cid_to_string(&got, key), len);
-        (void)res;
+        return answer(body, json);
+}
+
+/* js-ipfs's add of size-CHUNK raw CIDv1 leaves: 174 links per node, the root last */
+static int do_add(const struct net_http_request *req, struct buf *body)
+{
+        struct unixfs_params p = {
+                .cid_version = 1, .raw_leaves = true, .chunk_size = CHUNK, .max_links = 174
+        };
+        char key[CID_MAX_STR], json[CID_MAX_STR + 64];
+        const char *data;
+        size_t len = form_data(req, &data), chunks = (len + CHUNK - 1) / CHUNK;
+        struct unixfs_builder *b;
+        struct cid root;
+        bool lie;
+
+        assert_non_null(strstr(req->url, "chunker=size-16384&"));
+        assert_non_null(strstr(req->url, "pin=false"));
+        pthread_mutex_lock(&F.lock);
+        F.adds++;
+        if (chunks > 1) {
+                F.run_adds++;
+                F.run_leaves += (unsigned)chunks;
+        }
+        lie = F.add_lies && chunks > 1;
+        pthread_mutex_unlock(&F.lock);
+        assert_int_equal(unixfs_builder_new(&p, ignore_block, NULL, &b), 0);
+        assert_int_equal(unixfs_builder_write(b, data, len), 0);
+        assert_int_equal(unixfs_builder_finish(b, &root, NULL, NULL), 0);
+        unixfs_builder_free(b);
+        for (size_t off = 0; off < len && !lie; off += CHUNK) {
+                struct cid leaf;
+
+                assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, data + off,
+                                             MIN((size_t)CHUNK, len - off), &leaf),
+                                 0);
+                store(&leaf, MIN((size_t)CHUNK, len - off));
+        }
+        if (lie)
+                root = F.stored[0];
+        (void)snprintf(json, sizeof(json), "{\"Name\":\"f\",\"Hash\":\"%s\"}\n",
+                       cid_to_string(&root, key));
         return answer(body, json);
 }
 
@@ -190,6 +260,8 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
                 }
                 return do_put(req, body, res);
         }
+        if (strstr(req->url, "/api/v0/add?"))
+                return do_add(req, body);
         assert_true(arg_cid(req->url, &c));
         if (strstr(req->url, "/api/v0/block/stat?")) {
                 pthread_mutex_lock(&F.lock);
@@ -308,12 +380,6 @@ static void set_gate(bool closed)
         F.is_gate_closed = closed;
         pthread_cond_broadcast(&F.cond);
         pthread_mutex_unlock(&F.lock);
-}
-
-static int ignore_block(const struct cid *cid, const uint8_t *block, size_t len, void *userdata)
-{
-        (void)cid, (void)block, (void)len, (void)userdata;
-        return 0;
 }
 
 /* A file of n pseudo-random bytes; its path in path (PATH_MAX), its root in *root. */
@@ -474,6 +540,89 @@ static void test_job__big_file__block_copies_stay_bounded(void **state)
         /* queue (2) + one block per put thread (2) */
         assert_true(st.mem_peak_bytes <= 4 * (CHUNK + sizeof(struct cid) + 64));
         assert_int_equal(st.mem_bytes, 0);
+}
+
+/* A js-ipfs-like node: after the first 413, full leaves go up 8 to a request; runs queued
+ * and in flight stay within run_mem_bytes; the root is ours and pinned. */
+static void test_job__js_node__leaves_in_runs_memory_bounded(void **state)
+{
+        struct upload_config c = config();
+        struct upload_stats st;
+        char path[4096];
+        struct cid root;
+
+        (void)state;
+        make_file(300 * CHUNK + 9, 3, path, &root);
+        F.js_cap = true;
+        c.run_bytes = 8 * CHUNK;
+        c.run_mem_bytes = 16 * CHUNK;
+        F.put_delay_us = 300;
+        run_job(&c, path, 0, &st);
+        assert_int_equal(D.res[1].error, 0);
+        assert_true(cid_equal(&D.res[1].root, &root));
+        assert_true(cid_equal(&F.pinned, &root));
+        assert_int_equal(D.res[1].blocks, 302); /* 301 leaves + root */
+        assert_int_equal(D.res[1].sent, 302);
+        assert_int_equal(F.n_stored, 302);
+        /* the leaves before the 413 was learned went one by one; most went in runs of 8 */
+        assert_true(F.run_adds >= 30);
+        assert_true(F.run_leaves >= 8 * 30);
+        assert_true(F.run_leaves <= 8 * F.run_adds && F.run_leaves > 8 * (F.run_adds - 1));
+        assert_int_equal(st.blocks_sent, 302);
+        assert_true(st.bytes_sent > 300 * CHUNK + 9 && st.bytes_sent < 300 * CHUNK + 9 + 32768);
+        /* 16 chunks for runs: one run held besides the one being gathered (not counted) */
+        assert_true(st.mem_peak_bytes <= 8 * CHUNK + 256);
+        assert_int_equal(st.mem_bytes, 0);
+}
+
+/* A node whose add of a run names another root (and stores nothing): the leaves go one by
+ * one, no second run is tried, and the right root is pinned. */
+static void test_job__add_names_another_root__leaf_by_leaf_right_root_pinned(void **state)
+{
+        struct upload_config c = config();
+        struct upload_stats st;
+        char path[4096];
+        struct cid root;
+
+        (void)state;
+        make_file(100 * CHUNK, 4, path, &root);
+        F.js_cap = true;
+        F.add_lies = true;
+        c.run_bytes = 8 * CHUNK;
+        run_job(&c, path, 0, &st);
+        assert_int_equal(D.res[1].error, 0);
+        assert_int_equal(D.res[1].attempts, 1);
+        assert_true(cid_equal(&F.pinned, &root));
+        /* runs already in flight when the first answer came back fall back too; no later one */
+        assert_true(F.run_adds >= 1 && F.run_adds <= c.parallel);
+        assert_int_equal(F.n_stored, 101);
+        assert_int_equal(st.blocks_sent, 101);
+        assert_int_equal(F.adds, F.run_adds + 100); /* each leaf once on its own */
+}
+
+/* Put threads start as blocks wait for them: one for a one-block file, at most `parallel`. */
+static void test_job__put_threads__one_for_a_small_file_at_most_parallel(void **state)
+{
+        struct upload_config c = config();
+        struct upload_stats st;
+        char path[4096];
+        struct cid root;
+
+        (void)state;
+        make_file(100, 5, path, &root);
+        run_job(&c, path, 0, &st);
+        assert_int_equal(D.res[1].error, 0);
+        assert_true(cid_equal(&F.pinned, &root));
+        assert_int_equal(st.put_threads, 1);
+        pthread_mutex_lock(&D.lock); /* a second job with id 1 */
+        memset(D.calls, 0, sizeof(D.calls));
+        D.total = 0;
+        pthread_mutex_unlock(&D.lock);
+        make_file(200 * CHUNK, 6, path, &root);
+        F.put_delay_us = 300; /* the network is slower than the builder: blocks wait */
+        run_job(&c, path, 0, &st);
+        assert_true(cid_equal(&D.res[1].root, &root));
+        assert_true(st.put_threads >= 2 && st.put_threads <= c.parallel);
 }
 
 static void test_job__failing_node__retried_until_pinned_done_once(void **state)
@@ -679,6 +828,14 @@ int main(void)
                         test_upload_config_from__profiles__chunk_and_cid_version, setup, teardown),
                 cmocka_unit_test_setup_teardown(
                         test_job__file__root_pinned_blocks_stored_and_cached, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_job__js_node__leaves_in_runs_memory_bounded,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_job__add_names_another_root__leaf_by_leaf_right_root_pinned, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_job__put_threads__one_for_a_small_file_at_most_parallel, setup,
+                        teardown),
                 cmocka_unit_test_setup_teardown(test_job__big_file__block_copies_stay_bounded,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(
