@@ -73,6 +73,10 @@ uint64_t fs_wfile_gen(struct wfile *wf);
 _wur_ int fs_writer_start(struct fs *fs);
 /* Opens a staged file's content for reading: an fd the caller closes. */
 _wur_ int fs_staged_open(struct fs *fs, uint64_t ino, uint64_t gen);
+/* The same for the staged content *a names, read again from the index if its upload
+ * committed meanwhile (which removes the staging file): -ESTALE when the content is now
+ * a->cid, which the caller opens instead. */
+_wur_ int fs_staged_open_attr(struct fs *fs, struct index_attr *a);
 
 /* ---- tree.c ---- */
 /* Deadline for one metadata or data operation (the config's timeout from now). */

@@ -847,7 +847,7 @@ static void handle_free(struct fs *fs, struct handle *h)
         free(h);
 }
 
-static int handle_open(struct fs *fs, const struct index_attr *a, int flags, bool created,
+static int handle_open(struct fs *fs, struct index_attr *a, int flags, bool created,
                        struct handle **ret)
 {
         bool writes = (flags & O_ACCMODE) != O_RDONLY || flags & O_TRUNC;
@@ -869,11 +869,10 @@ static int handle_open(struct fs *fs, const struct index_attr *a, int flags, boo
                 r = fs_wfile_open(fs, a, created || flags & O_TRUNC, &h->wf);
         else if ((h->wf = fs_wfile_get(fs, a->ino)))
                 r = 0; /* read what the writer has */
-        else if (a->staged) {
-                r = fs_staged_open(fs, a->ino, a->staged);
+        else if (a->staged && (r = fs_staged_open_attr(fs, a)) != -ESTALE)
                 h->staged_fd = r;
-        } else
-                r = fs_rfile_open(fs, a, &h->rf);
+        else
+                r = fs_rfile_open(fs, a, &h->rf); /* (a committed upload: *a is fresh) */
         if (r < 0) {
                 handle_free(fs, h);
                 return r;

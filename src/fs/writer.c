@@ -105,7 +105,7 @@ static void staging_unlink(struct fs *fs, uint64_t ino, uint64_t gen)
                 log_warning("cannot remove staging file %s: %m", name);
 }
 
-int fs_staged_open(struct fs *fs, uint64_t ino, uint64_t gen)
+static int staged_open(struct fs *fs, uint64_t ino, uint64_t gen, bool quiet)
 {
         char name[64];
         int fd;
@@ -115,10 +115,38 @@ int fs_staged_open(struct fs *fs, uint64_t ino, uint64_t gen)
         staging_name(ino, gen, name, sizeof(name));
         fd = openat(fs->staging_fd, name, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
+                if (quiet && errno == ENOENT)
+                        return -ENOENT;
                 log_error("staged content of inode %" PRIu64 " is missing (%s): %m", ino, name);
                 return -EIO;
         }
         return fd;
+}
+
+int fs_staged_open(struct fs *fs, uint64_t ino, uint64_t gen)
+{
+        return staged_open(fs, ino, gen, false);
+}
+
+int fs_staged_open_attr(struct fs *fs, struct index_attr *a)
+{
+        for (int tries = 0; tries < 3; tries++) {
+                uint64_t gen = a->staged;
+                int r = staged_open(fs, a->ino, gen, true);
+
+                if (r != -ENOENT)
+                        return r;
+                /* gone: its upload committed after the caller read *a (the commit removes
+                 * the file), or newer content was staged; the index says which */
+                r = index_getattr(fs->idx, a->ino, a);
+                if (r < 0)
+                        return r;
+                if (!a->staged)
+                        return -ESTALE;
+                if (a->staged == gen)
+                        break;
+        }
+        return staged_open(fs, a->ino, a->staged, false);
 }
 
 /* ---- extents ---- */
@@ -287,8 +315,9 @@ static int new_generation(struct fs *fs, struct wfile *wf)
         return 0;
 }
 
-static int wfile_new(struct fs *fs, const struct index_attr *a, bool trunc, struct wfile **ret)
+static int wfile_new(struct fs *fs, const struct index_attr *attr, bool trunc, struct wfile **ret)
 {
+        struct index_attr cur = *attr, *a = &cur;
         struct wfile *wf;
         int r;
 
@@ -305,14 +334,14 @@ static int wfile_new(struct fs *fs, const struct index_attr *a, bool trunc, stru
         wf->mtime_ns = a->mtime_ns;
         wf->dirty = trunc; /* O_TRUNC (or a new file) is a change by itself */
         if (!trunc && a->size > 0) {
-                if (a->staged) {
-                        r = fs_staged_open(fs, a->ino, a->staged);
-                        if (r < 0)
-                                goto fail;
+                r = a->staged ? fs_staged_open_attr(fs, a) : -ESTALE;
+                if (r >= 0) {
                         wf->base = BASE_STAGED;
                         wf->base_fd = r;
                         wf->base_gen = a->staged;
-                } else if (a->has_cid) {
+                } else if (r != -ESTALE)
+                        goto fail;
+                else if (a->has_cid) {
                         r = fs_rfile_open(fs, a, &wf->base_rf);
                         if (r < 0)
                                 goto fail;

@@ -10,6 +10,7 @@ import random
 import shutil
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -406,3 +407,53 @@ def test_write_node_killed_mid_upload__file_still_ends_pinned(ipfs_nodes_factory
     assert pinned(n2, cid)
     assert hashlib.sha256(n2.rpc("cat", [("arg", cid)], timeout=300)).digest() == \
         hashlib.sha256(data).digest()
+
+
+def test_open_while_upload_commits__never_eio(ipfs_node, mount_factory):
+    """Opens for reading and for appending race the commits of the files' uploads (which
+    remove the staging files the opens were about to use): every open succeeds and reads
+    the closed content, then the appended one."""
+    m = mount_factory(config=cfg(ipfs_node))
+    want = {}
+    for i in range(300):
+        name = "f%03d" % i
+        want[name] = os.urandom(100 + i) + name.encode()
+        with open(m.path(name), "wb") as f:
+            f.write(want[name])
+    committed = set()
+    deadline = time.monotonic() + 120
+    errors = []
+
+    def reader(names):  # more opens in flight widen the window between getattr and open
+        try:
+            while len(committed) < len(want) and time.monotonic() < deadline:
+                for name in names:
+                    with open(m.path(name), "rb") as f:
+                        assert f.read() == want[name], name
+        except (OSError, AssertionError) as e:
+            errors.append(e)
+
+    names = sorted(want)
+    threads = [threading.Thread(target=reader, args=(names[k::4],)) for k in range(4)]
+    for t in threads:
+        t.start()
+    while len(committed) < len(want) and time.monotonic() < deadline and not errors:
+        for name in names:
+            if name not in committed:
+                try:
+                    os.getxattr(m.path(name), "user.prsm.cid")
+                    committed.add(name)
+                except OSError as e:
+                    assert e.errno == errno.ENODATA
+        time.sleep(0.05)
+    committed.update(want)  # stops the readers
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert time.monotonic() < deadline, "uploads did not finish in time"
+    for name in list(want)[:50]:  # a writer whose base is the (just) committed content
+        with open(m.path(name), "ab") as f:
+            f.write(b"+")
+        want[name] += b"+"
+        with open(m.path(name), "rb") as f:
+            assert f.read() == want[name], name
