@@ -20,6 +20,8 @@ import threading
 import time
 import urllib.parse
 
+from quiethttp import QuietHandler
+
 
 def raw_cid(data):
     b = b"\x01\x55\x12\x20" + hashlib.sha256(data).digest()
@@ -44,12 +46,7 @@ class BlockServer:
     def start(self):
         srv = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def setup(self):
                 super().setup()
                 with srv.lock:

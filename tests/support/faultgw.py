@@ -22,6 +22,8 @@ import threading
 import time
 import urllib.parse
 
+from quiethttp import QuietHandler
+
 
 class FaultGateway:
     def __init__(self, source=None, blocks=None):
@@ -81,12 +83,7 @@ class FaultGateway:
     def start(self):
         gw = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def _answer(self, cid, rpc):
                 with gw.lock:
                     gw.requests += 1

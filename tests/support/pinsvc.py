@@ -16,6 +16,8 @@ import json
 import threading
 import uuid
 
+from quiethttp import QuietHandler
+
 
 class PinService:
     def __init__(self, node, token, pin_timeout=60, min_steps=2):
@@ -53,12 +55,7 @@ class PinService:
     def start(self):
         svc = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def _reply(self, code, obj):
                 body = json.dumps(obj).encode()
                 self.send_response(code)

@@ -20,6 +20,8 @@ import http.server
 import threading
 import urllib.parse
 
+from quiethttp import QuietHandler
+
 
 class RpcProxy:
     def __init__(self, upstream):
@@ -46,12 +48,7 @@ class RpcProxy:
     def start(self):
         px = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self):
                 n = int(self.headers.get("Content-Length") or 0)
                 body = bytearray(self.rfile.read(n)) if n else bytearray()
