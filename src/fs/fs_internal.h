@@ -36,6 +36,8 @@ struct fs {
         struct rfile *files;        /* open files, shared by their handles */
         struct wfile *wfiles;       /* files open for writing (or read while staged) */
         pthread_cond_t commit_cond; /* an upload committed (files_lock) */
+        unsigned committing;        /* files_lock: commits between their index transaction
+                                       and their staging file's removal */
 
         int staging_fd;        /* cache_dir/staging, -1 when writes are off */
         uint64_t next_gen;     /* atomic: staging file generations */

@@ -657,23 +657,27 @@ void fs_upload_done(struct fs *fs, uint64_t id, uint64_t ino, int error, const s
 
         if (error < 0)
                 return; /* cancelled: the job stays in the index if it is still owed */
-        r = index_commit_upload(fs->idx, ino, id, root, size);
-        if (r < 0) {
-                log_error("cannot commit the upload of inode %" PRIu64 ": %s", ino, strerror(-r));
-                return;
-        }
+        /* waiters (fsync) see the commit only once the staging file is gone too */
         pthread_mutex_lock(&fs->files_lock);
-        for (struct wfile *wf = fs->wfiles; wf && !in_use; wf = wf->next)
+        fs->committing++;
+        pthread_mutex_unlock(&fs->files_lock);
+        r = index_commit_upload(fs->idx, ino, id, root, size);
+        if (r < 0)
+                log_error("cannot commit the upload of inode %" PRIu64 ": %s", ino, strerror(-r));
+        pthread_mutex_lock(&fs->files_lock);
+        for (struct wfile *wf = fs->wfiles; r >= 0 && wf && !in_use; wf = wf->next)
                 if (wf->ino == ino) {
                         pthread_mutex_lock(&wf->lock);
                         in_use = (wf->base == BASE_STAGED && wf->base_gen == id) || wf->gen == id;
                         pthread_mutex_unlock(&wf->lock);
                 }
+        if (r >= 0 && !in_use)
+                staging_unlink(fs, ino, id);
+        fs->committing--;
         pthread_cond_broadcast(&fs->commit_cond);
         pthread_mutex_unlock(&fs->files_lock);
-        if (!in_use)
-                staging_unlink(fs, ino, id);
-        __atomic_add_fetch(&fs->st.uploads_committed, 1, __ATOMIC_RELAXED);
+        if (r >= 0)
+                __atomic_add_fetch(&fs->st.uploads_committed, 1, __ATOMIC_RELAXED);
 }
 
 int fs_wait_committed(struct fs *fs, uint64_t ino, uint64_t gen, uint64_t deadline_ns)
@@ -687,8 +691,8 @@ int fs_wait_committed(struct fs *fs, uint64_t ino, uint64_t gen, uint64_t deadli
                 uint64_t now = net_now_ns(), wait;
 
                 r = index_getattr(fs->idx, ino, &a);
-                if (r < 0 || a.staged != gen)
-                        break; /* committed, or replaced by newer content */
+                if (r < 0 || (a.staged != gen && fs->committing == 0))
+                        break; /* committed (staging file freed), or replaced by newer content */
                 if (now >= deadline_ns) {
                         r = -ETIMEDOUT;
                         break;
