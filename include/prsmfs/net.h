@@ -173,6 +173,9 @@ void net_run_free(struct net_run *run);
 /* Copies a leaf in: -EINVAL when cid is not CIDv1 raw sha2-256 or len != leaf_len, -E2BIG
  * when full. The bytes are checked against cid by net_put_run, before anything is sent. */
 _wur_ int net_run_add(struct net_run *run, const struct cid *cid, const void *data, size_t len);
+/* Empties a run for reuse (its buffer stays); whether it was made for these sizes. */
+void net_run_clear(struct net_run *run);
+bool net_run_fits(const struct net_run *run, size_t leaf_len, size_t max_leaves);
 size_t net_run_count(const struct net_run *run);
 size_t net_run_bytes(const struct net_run *run); /* of the leaves */
 /* Leaf i (< count): its bytes, and its CID in *ret_cid; both valid until net_run_free. */

@@ -686,6 +686,16 @@ int net_run_add(struct net_run *run, const struct cid *cid, const void *data, si
         return 0;
 }
 
+void net_run_clear(struct net_run *run)
+{
+        run->n = 0;
+}
+
+bool net_run_fits(const struct net_run *run, size_t leaf_len, size_t max_leaves)
+{
+        return run->leaf_len == leaf_len && run->max_leaves == max_leaves;
+}
+
 size_t net_run_count(const struct net_run *run)
 {
         return run->n;
