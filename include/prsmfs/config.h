@@ -54,6 +54,8 @@ struct config {
         char *cache_dir; /* owned: block cache and staging files */
         char *ca_bundle; /* owned, may be NULL: CA file for https nodes */
         bool sync_upload;
+        bool upload_while_writing; /* put runs of a file still being written */
+        bool cache_large_writes;   /* keep uploaded full leaves in the block cache */
         uint64_t stall_timeout_ms;
         int log_level; /* enum log_level */
 };

@@ -40,6 +40,10 @@ struct fs_uploader {
         /* uploads what source emits, then pins *pin_root (read after source returns) */
         int (*put_blocks)(void *ud, fs_block_source_fn source, void *source_ud,
                           const struct cid *pin_root);
+        /* optional: [off, off + len) of the staging file at path, a file still being written
+         * from its start, is complete (multiples of early_unit; 0: never called) */
+        int (*early)(void *ud, const char *path, uint64_t off, uint64_t len);
+        size_t early_unit;
         void *ud;
 };
 

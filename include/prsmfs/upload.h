@@ -57,12 +57,16 @@ struct upload_config {
         bool pin;                    /* automatic_pinning */
         uint64_t timeout_ms;         /* per network operation (one block put, one pin), > 0 */
         uint64_t retry_base_ms, retry_max_ms; /* backoff between whole-job retries, 1 <= b <= m */
-        unsigned queue_blocks; /* blocks waiting for a put thread, per job; 0 = parallel */
-        size_t run_bytes;      /* full raw leaves per run (one request, net_put_run) while the
-                                  write node takes runs; 0 = UPLOAD_RUN_BYTES; < 2 leaves: none */
-        size_t run_mem_bytes;  /* all runs of a job: the one being gathered, those queued and
-                                  being sent (run_mem / run - 1, at least 1); 0 =
-                                  UPLOAD_RUN_MEM_BYTES */
+        unsigned queue_blocks;   /* blocks waiting for a put thread, per job; 0 = parallel */
+        size_t run_bytes;        /* full raw leaves per run (one request, net_put_run) while the
+                                    write node takes runs; 0 = UPLOAD_RUN_BYTES; < 2 leaves: none */
+        size_t run_mem_bytes;    /* all runs of a job: the one being gathered, those queued and
+                                    being sent (run_mem / run - 1, at least 1); 0 =
+                                    UPLOAD_RUN_MEM_BYTES */
+        bool early;              /* upload_early puts ranges of files still being written
+                                    (upload_while_writing) */
+        bool cache_large_writes; /* full leaves uploaded go to the cache too; else only
+                                    smaller blocks (small files, tails, parents) */
 };
 
 /* Fills ret from the daemon's config: profile and max_chunk_size, parallel_uploads, replicas,
@@ -95,6 +99,9 @@ struct upload_stats {
         uint64_t pins;                                    /* roots pinned */
         uint64_t mem_bytes, mem_peak_bytes; /* block copies held in queues and put threads */
         uint64_t put_threads; /* put threads started (as blocks wait for one), all attempts */
+        uint64_t early_ranges, early_dropped; /* ranges queued by upload_early; not put */
+        uint64_t early_blocks;                /* leaves put early */
+        uint64_t early_used;                  /* job leaves not sent: put early on its node */
 };
 
 struct upload;
@@ -141,6 +148,16 @@ _wur_ int upload_fd(struct upload *u, int fd, struct cid *ret_root, uint64_t *re
 typedef int (*upload_source_fn)(unixfs_emit_fn emit, void *emit_userdata, void *userdata);
 _wur_ int upload_blocks(struct upload *u, upload_source_fn source, void *userdata,
                         const struct cid *pin_root);
+
+/*
+ * Early puts (cfg.early): [off, off + len) of the file at path, being written and not yet
+ * submitted, is complete; its leaves may go to a write node now, so that the job submitted
+ * at close finds them there (early.h). off and len are multiples of upload_early_unit (0:
+ * early puts do not apply). Best effort: -EINVAL, -ENOBUFS (queue full), -ENOMEM change
+ * nothing but the speed.
+ */
+size_t upload_early_unit(struct upload *u);
+_wur_ int upload_early(struct upload *u, const char *path, uint64_t off, uint64_t len);
 
 void upload_get_stats(struct upload *u, struct upload_stats *ret);
 

@@ -98,6 +98,10 @@ static const struct key keys[] = {
         { "ca_bundle", KEY_STRING, OFF(ca_bundle), 0, 0, 0, "CA certificates for https nodes" },
         { "sync_upload", KEY_BOOL, OFF(sync_upload), 0, 0, 1,
           "close() waits until the file is uploaded and pinned" },
+        { "upload_while_writing", KEY_BOOL, OFF(upload_while_writing), 0, 0, 1,
+          "start putting a file's leaves on a node while it is still being written" },
+        { "cache_large_writes", KEY_BOOL, OFF(cache_large_writes), 0, 0, 1,
+          "keep the full leaves of uploaded files in the block cache too" },
         { "log_level", KEY_LOG_LEVEL, OFF(log_level), 0, 0, 0, "error|warning|notice|info|debug" },
 };
 
@@ -414,6 +418,7 @@ int config_init_defaults(struct config *c)
                 .max_model_size_mb = 0,
                 .integrity_verification = true,
                 .automatic_pinning = true,
+                .upload_while_writing = true,
                 .parallel_uploads = 5,
                 .parallel_downloads = 8,
                 .replicas = 1,

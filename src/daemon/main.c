@@ -232,6 +232,13 @@ static void up_cancel(void *ud, uint64_t id)
                 log_debug("cannot cancel upload %" PRIu64 ": %s", id, strerror(-r));
 }
 
+static int up_early(void *ud, const char *path, uint64_t off, uint64_t len)
+{
+        struct daemon *d = ud;
+
+        return upload_early(d->upload, path, off, len);
+}
+
 static int up_put_blocks(void *ud, fs_block_source_fn source, void *source_ud,
                          const struct cid *pin_root)
 {
@@ -676,6 +683,8 @@ int main(int argc, char *argv[])
         r = fs_set_uploader(fs, &(struct fs_uploader){ .submit = up_submit,
                                                        .cancel = up_cancel,
                                                        .put_blocks = up_put_blocks,
+                                                       .early = up_early,
+                                                       .early_unit = upload_early_unit(upload),
                                                        .ud = &d });
         if (r < 0)
                 log_error_errno(r, "cannot resume the uploads the index holds");

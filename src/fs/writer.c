@@ -66,6 +66,7 @@ struct wfile {
         uint64_t base_size;    /* base bytes beyond this are not part of the file */
         struct extent *ext;    /* written ranges: sorted, disjoint, not touching */
         size_t n_ext, cap_ext;
+        uint64_t early_sent; /* bytes from 0 handed to the uploader's early puts */
 };
 
 static int64_t now_ns(void)
@@ -81,19 +82,27 @@ static void staging_name(uint64_t ino, uint64_t gen, char *buf, size_t size)
         (void)snprintf(buf, size, "%" PRIu64 ".%" PRIu64, ino, gen);
 }
 
+static int staging_path(struct fs *fs, uint64_t ino, uint64_t gen, char path[PATH_MAX])
+{
+        char name[64];
+
+        staging_name(ino, gen, name, sizeof(name));
+        if ((size_t)snprintf(path, PATH_MAX, "%s/staging/%s", fs->cfg->cache_dir, name) >= PATH_MAX)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
 /* Queues the upload of ino's staging file of generation gen (the job's id); 0 without an
  * uploader. */
 static int submit_upload(struct fs *fs, uint64_t ino, uint64_t gen)
 {
-        char path[PATH_MAX], name[64];
+        char path[PATH_MAX];
+        int r;
 
         if (!fs->up.submit)
                 return 0;
-        staging_name(ino, gen, name, sizeof(name));
-        if ((size_t)snprintf(path, sizeof(path), "%s/staging/%s", fs->cfg->cache_dir, name) >=
-            sizeof(path))
-                return -ENAMETOOLONG;
-        return fs->up.submit(fs->up.ud, gen, ino, path);
+        r = staging_path(fs, ino, gen, path);
+        return r < 0 ? r : fs->up.submit(fs->up.ud, gen, ino, path);
 }
 
 static void staging_unlink(struct fs *fs, uint64_t ino, uint64_t gen)
@@ -300,6 +309,7 @@ static int new_generation(struct fs *fs, struct wfile *wf)
         int fd;
 
         wf->gen = __atomic_add_fetch(&fs->next_gen, 1, __ATOMIC_RELAXED);
+        wf->early_sent = 0;
         staging_name(wf->ino, wf->gen, name, sizeof(name));
         fd = openat(fs->staging_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0)
@@ -494,6 +504,31 @@ static int ensure_writable(struct fs *fs, struct wfile *wf)
         return r;
 }
 
+/*
+ * Early puts: a file written from its start with nothing under it (new, or opened with
+ * O_TRUNC) hands each completed unit of its written prefix to the uploader, which may put
+ * those leaves on a node before the close (a hint only: the job checks everything). Under
+ * wf->lock.
+ */
+static void hand_early(struct fs *fs, struct wfile *wf)
+{
+        size_t unit = fs->up.early_unit;
+        char path[PATH_MAX];
+        int64_t prefix;
+        uint64_t done;
+
+        if (!fs->up.early || unit == 0 || wf->base != BASE_NONE)
+                return;
+        prefix = ext_run(wf, 0, wf->size);
+        if (prefix <= 0)
+                return;
+        done = (uint64_t)prefix / unit * unit;
+        if (done <= wf->early_sent || staging_path(fs, wf->ino, wf->gen, path) < 0)
+                return;
+        (void)fs->up.early(fs->up.ud, path, wf->early_sent, done - wf->early_sent);
+        wf->early_sent = done; /* what did not fit in the uploader's queue goes with the job */
+}
+
 int fs_wfile_write(struct fs *fs, struct wfile *wf, const void *buf, size_t len, uint64_t off)
 {
         uint64_t limit = fs->cfg->max_model_size_mb * 1024 * 1024;
@@ -513,6 +548,7 @@ int fs_wfile_write(struct fs *fs, struct wfile *wf, const void *buf, size_t len,
                 wf->size = MAX(wf->size, off + len);
                 wf->mtime_ns = now_ns();
                 wf->dirty = true;
+                hand_early(fs, wf);
         }
         pthread_mutex_unlock(&wf->lock);
         return r;
@@ -560,6 +596,7 @@ int fs_wfile_truncate(struct fs *fs, struct wfile *wf, uint64_t size)
         if (r >= 0) {
                 if (size < wf->size) {
                         ext_cut(wf, size);
+                        wf->early_sent = MIN(wf->early_sent, size); /* may be written anew */
                         wf->base_size = MIN(wf->base_size, size);
                 } else
                         r = ext_add(wf, wf->size, size); /* zeros, not old bytes */

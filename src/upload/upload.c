@@ -34,12 +34,14 @@
 #include "prsmfs/log.h"
 #include "prsmfs/net.h"
 
+#include "early.h"
 #include "queue.h"
 
 #define MS                1000000ull
 #define IMMEDIATE_RESUMES 3           /* -ENOTCONN resumes in a row before backing off */
 #define MIN_READ          (64 * 1024) /* read at least this much per pread */
 #define PIN_NS_PER_MIB    (100 * MS)  /* pin deadline: replicas fetch the DAG over bitswap */
+#define SPARE_RUNS        4           /* run buffers kept for reuse (8 MiB each by default) */
 
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_FINISHED };
 
@@ -89,6 +91,10 @@ struct upload {
         pthread_t notifier;
         bool has_notifier;
         struct upload_stats st; /* atomics (jobs_queued/running filled on read) */
+        struct early *early;
+        pthread_mutex_t spare_lock;
+        struct net_run *spare[SPARE_RUNS]; /* spare_lock: emptied runs for the next ones */
+        unsigned n_spare;                  /* spare_lock */
 };
 
 #define STAT_ADD(u, field, v) __atomic_add_fetch(&(u)->st.field, (v), __ATOMIC_RELAXED)
@@ -174,6 +180,54 @@ static void job_finish(struct upload *u, struct job *j, int error)
 
 /* ---- one attempt ---- */
 
+/* A run of leaf_len leaves from the spares (a buffer already faulted in), or a new one. */
+static int run_get(struct upload *u, size_t leaf_len, size_t max_leaves, struct net_run **ret)
+{
+        struct net_run *run = NULL;
+
+        pthread_mutex_lock(&u->spare_lock);
+        if (u->n_spare > 0)
+                run = u->spare[--u->n_spare];
+        pthread_mutex_unlock(&u->spare_lock);
+        if (run && net_run_fits(run, leaf_len, max_leaves)) {
+                net_run_clear(run);
+                *ret = run;
+                return 0;
+        }
+        net_run_free(run);
+        return net_run_new(leaf_len, max_leaves, ret);
+}
+
+static void run_put_back(struct upload *u, struct net_run *run)
+{
+        if (!run)
+                return;
+        pthread_mutex_lock(&u->spare_lock);
+        if (u->n_spare < SPARE_RUNS) {
+                u->spare[u->n_spare++] = run;
+                run = NULL;
+        }
+        pthread_mutex_unlock(&u->spare_lock);
+        net_run_free(run);
+}
+
+/* Whether the early puts stored every leaf of the item on this session's node. */
+static bool early_has_item(struct attempt *a, const struct upload_block *b)
+{
+        const char *node = net_put_node_url(a->put);
+
+        if (!b->run)
+                return early_stored(a->u->early, node, &b->cid);
+        for (size_t i = 0; i < net_run_count(b->run); i++) {
+                const struct cid *cid;
+
+                (void)net_run_leaf(b->run, i, &cid);
+                if (!early_stored(a->u->early, node, cid))
+                        return false;
+        }
+        return true;
+}
+
 static void cache_put(struct upload *u, const struct cid *cid, const uint8_t *data, size_t len)
 {
         int r;
@@ -194,8 +248,12 @@ static int put_item(struct attempt *a, struct upload_block *b)
         size_t n = b->run ? net_run_count(b->run) : 1, skipped;
         int r;
 
-        r = b->run ? net_put_run(a->put, b->run, deadline)
-                   : net_put_block(a->put, &b->cid, b->data, b->len, deadline);
+        if (early_has_item(a, b)) {
+                STAT_ADD(u, early_used, n);
+                r = b->run ? (int)n : 1; /* the node has them: as if it said so */
+        } else
+                r = b->run ? net_put_run(a->put, b->run, deadline)
+                           : net_put_block(a->put, &b->cid, b->data, b->len, deadline);
         if (r < 0)
                 return r;
         skipped = b->run ? (size_t)r : (size_t)(r == 1);
@@ -204,9 +262,9 @@ static int put_item(struct attempt *a, struct upload_block *b)
         STAT_ADD(u, blocks_sent, n - skipped);
         STAT_ADD(u, blocks_skipped, skipped);
         STAT_ADD(u, bytes_sent, b->len / n * (n - skipped));
-        if (!b->run)
+        if (!b->run && (u->cfg.cache_large_writes || b->len < u->cfg.params.chunk_size))
                 cache_put(u, &b->cid, b->data, b->len);
-        for (size_t i = 0; b->run && i < n; i++) {
+        for (size_t i = 0; b->run && u->cfg.cache_large_writes && i < n; i++) {
                 const struct cid *cid;
                 const uint8_t *leaf = net_run_leaf(b->run, i, &cid);
 
@@ -226,6 +284,8 @@ static void *put_thread(void *arg)
                 if (r <= 0)
                         break;
                 r = put_item(a, b);
+                run_put_back(a->u, b->run);
+                b->run = NULL;
                 upload_queue_release(&a->q, b);
                 if (r < 0) {
                         upload_queue_abort(&a->q, r);
@@ -308,7 +368,7 @@ static int emit_block(const struct cid *cid, const uint8_t *block, size_t len, v
                 return r;
         if (is_run_leaf(a, cid, len)) {
                 if (!a->run) {
-                        r = net_run_new(len, a->run_leaves, &a->run);
+                        r = run_get(a->u, len, a->run_leaves, &a->run);
                         if (r < 0)
                                 return r;
                 }
@@ -556,7 +616,8 @@ static int job_run(struct upload *u, struct job *j)
                 if (is_stopped(u, j))
                         return -ECANCELED;
                 STAT_ADD(u, attempts_failed, 1);
-                resume = true; /* whatever failed, the next node may have some blocks */
+                early_forget(u->early); /* the retry asks the node */
+                resume = true;          /* whatever failed, the next node may have some blocks */
                 if (r == -ENOTCONN && immediate < IMMEDIATE_RESUMES) {
                         immediate++;
                         log_warning("upload %" PRIu64 " (%s): write node %s failed after %" PRIu64
@@ -658,6 +719,8 @@ int upload_config_from(const struct config *c, struct net_pool *net, struct cach
                 .retry_base_ms = MAX(c->retry_base_delay_ms, (uint64_t)1),
                 .retry_max_ms =
                         MAX(c->retry_max_delay_ms, MAX(c->retry_base_delay_ms, (uint64_t)1)),
+                .early = c->upload_while_writing,
+                .cache_large_writes = c->cache_large_writes,
         };
         bool legacy = c->profile == CONFIG_PROFILE_LEGACY;
 
@@ -691,6 +754,10 @@ int upload_new(const struct upload_config *cfg, struct upload **ret)
         pthread_cond_init(&u->cond, &ca);
         pthread_condattr_destroy(&ca);
         pthread_cond_init(&u->done_cond, NULL);
+        pthread_mutex_init(&u->spare_lock, NULL);
+        r = early_new(&u->cfg, &u->st, &u->early);
+        if (r < 0)
+                goto fail;
         u->runners = calloc(cfg->jobs, sizeof(*u->runners));
         if (!u->runners) {
                 r = -ENOMEM;
@@ -744,6 +811,7 @@ int upload_submit(struct upload *u, uint64_t id, const char *path, upload_done_f
                 u->known = j;
                 fifo_push(&u->queued, j);
                 u->n_queued++;
+                early_drop(u->early, path);
                 STAT_ADD(u, jobs_submitted, 1);
                 pthread_cond_broadcast(&u->cond);
         }
@@ -803,6 +871,18 @@ int upload_blocks(struct upload *u, upload_source_fn source, void *userdata,
         return attempt_run(u, NULL, false, source, userdata, pin_root, &rep);
 }
 
+size_t upload_early_unit(struct upload *u)
+{
+        return u->cfg.early ? early_unit(u->early) : 0;
+}
+
+int upload_early(struct upload *u, const char *path, uint64_t off, uint64_t len)
+{
+        if (!path || !u->cfg.early)
+                return -EINVAL;
+        return early_add(u->early, path, off, len);
+}
+
 _Static_assert(sizeof(struct upload_stats) % sizeof(uint64_t) == 0, "counters only");
 
 void upload_get_stats(struct upload *u, struct upload_stats *ret)
@@ -843,6 +923,10 @@ void upload_free(struct upload *u)
         pthread_mutex_unlock(&u->lock);
         if (u->has_notifier)
                 pthread_join(u->notifier, NULL);
+        early_free(u->early);
+        for (unsigned i = 0; i < u->n_spare; i++)
+                net_run_free(u->spare[i]);
+        pthread_mutex_destroy(&u->spare_lock);
         free(u->runners);
         pthread_cond_destroy(&u->done_cond);
         pthread_cond_destroy(&u->cond);

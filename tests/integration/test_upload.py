@@ -124,7 +124,7 @@ def test_sizes__root_equals_node_add__pinned_on_replicas(ipfs_nodes_factory, tmp
         p.write_bytes(payload(size, i))
         files.append(p)
     r, lines = run_tool(tool_args([n1, n2], *flags, "--replicas", 2, "--jobs", 2,
-                                  "--cache", tmp_path / "cache", *files))
+                                  "--cache", tmp_path / "cache", "--cache-large-writes", *files))
     check_clean(r.stderr)
     assert r.returncode == 0, r.stderr.decode()
     results = {ln["id"]: ln for ln in lines if "id" in ln}
@@ -140,7 +140,7 @@ def test_sizes__root_equals_node_add__pinned_on_replicas(ipfs_nodes_factory, tmp
         assert pinned_on(n1, res["root"]) and pinned_on(n2, res["root"]), (profile, size)
         if size <= chunk + 1 or size > 32 * MiB:
             assert n2.rpc("cat", [("arg", res["root"])], timeout=300) == data
-    # every uploaded block went into the local cache as well
+    # every uploaded block went into the local cache as well (--cache-large-writes)
     cached = sum(len(fs) for _, _, fs in os.walk(tmp_path / "cache"))
     assert cached >= sum(results[i + 1]["blocks"] for i in range(len(sizes))) - len(sizes)
 

@@ -15,6 +15,7 @@ import time
 
 import pytest
 from mount import tool_binary
+from rpcproxy import RpcProxy
 
 MiB = 1 << 20
 
@@ -457,3 +458,55 @@ def test_open_while_upload_commits__never_eio(ipfs_node, mount_factory):
         want[name] += b"+"
         with open(m.path(name), "rb") as f:
             assert f.read() == want[name], name
+
+
+PUTS = ("/api/v0/add", "/api/v0/block/put")
+
+
+def put_bytes(px):
+    """Bytes of block bodies the node received: block/put and add requests."""
+    with px.lock:
+        return sum(n for path, _, n in px.requests if path in PUTS)
+
+
+def stored_bytes(px):
+    """Bytes of those bodies the node stored and answered (200), the answer passed on."""
+    with px.lock:
+        return sum(n for path, _, n, status in px.answered if path in PUTS and status == 200)
+
+
+@pytest.mark.timeout(300)
+def test_upload_while_writing__leaves_on_node_before_close__each_sent_once(ipfs_node,
+                                                                            mount_factory):
+    """A file written from its start: its completed 8 MiB ranges reach the node while it is
+    still open; the job at close sends only the rest; the root is the node's own add's."""
+    px = RpcProxy(ipfs_node.api_url).start()
+    try:
+        m = mount_factory(config={"rpc_nodes": [px.url], "gateway_nodes": [], "timeout": 30})
+        data = random.Random(21).randbytes(40 * MiB + 5)
+        with open(m.path("big"), "wb") as f:
+            f.write(data[:32 * MiB])
+            f.flush()
+            deadline = time.monotonic() + 60
+            while stored_bytes(px) < 32 * MiB and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert stored_bytes(px) >= 32 * MiB, px.requests  # all four ranges, file open
+            time.sleep(0.5)  # the answers were passed on: let the daemon note them
+            f.write(data[32 * MiB:])
+        fd = os.open(m.path("big"), os.O_RDONLY)
+        try:
+            os.fsync(fd)  # uploaded and pinned
+        finally:
+            os.close(fd)
+        cid = os.getxattr(m.path("big"), "user.prsm.cid").decode()
+        assert cid == ipfs_node.add(data, only_hash=True, cid_version=1, raw_leaves=True,
+                                    chunker="size-%d" % MiB, cid_base="base32")
+        keys = ipfs_node.rpc_json("pin/ls", [("arg", cid), ("type", "recursive")]).get("Keys")
+        assert keys and len(keys) == 1
+        # every leaf went once: the file, the leaves js-ipfs refused on block/put (413, one
+        # per early thread at most) before runs, multipart framing and the root
+        assert put_bytes(px) <= len(data) + 2 * MiB + 64 * 1024, px.requests
+        with open(m.path("big"), "rb") as f:
+            assert f.read() == data
+    finally:
+        px.stop()

@@ -9,6 +9,8 @@
                                          # answers their root, truthfully)
     ...
     px.requests                          # [(path without query, query dict, body length)]
+    px.answered                          # the same, once the node's answer was passed on,
+                                         # with its status: [(path, query, body length, status)]
     px.stop()
 
 Every request is forwarded as it came (method, path, body, Content-Type and Authorization);
@@ -29,6 +31,7 @@ class RpcProxy:
         self.host, self.port = u.hostname, u.port
         self.lock = threading.Lock()
         self.requests = []
+        self.answered = []
         self.corrupt_add_over = None
         self.corrupted = 0
         self.server = None
@@ -77,6 +80,9 @@ class RpcProxy:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+                with px.lock:
+                    px.answered.append((u.path, urllib.parse.parse_qs(u.query), len(body),
+                                        r.status))
 
             def handle_error(self, request, client_address):
                 pass

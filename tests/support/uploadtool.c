@@ -5,7 +5,8 @@
  *   uploadtool [--rpc URL]... [--parallel N] [--jobs N] [--replicas N] [--chunk BYTES]
  *              [--legacy] [--no-pin] [--timeout MS] [--retry-base MS] [--retry-max MS]
  *              [--queue N] [--cache DIR] [--progress FILE] [--cancel ID] [--cancel-after ID:N]
- *              [--linger MS] [--run-bytes N] [--run-mem N] [--fd] FILE...
+ *              [--linger MS] [--run-bytes N] [--run-mem N] [--cache-large-writes] [--fd]
+ *              FILE...
  * Default: each FILE is submitted as job 1, 2, ... with upload_submit; the tool waits until
  * every job's done() came, and prints one JSON line per done() call, then one line with the
  * module's stats and how many times done() was called per job. --cancel ID cancels job ID
@@ -16,7 +17,8 @@
  * instead (prints one JSON line with root, size, error and stats). --dir: FILE is a flat
  * directory of regular files (`prsmctl publish` in small): each file goes through upload_fd,
  * then the directory node through upload_blocks, pinned (one JSON line with its root). Exit
- * --run-bytes/--run-mem: upload_config's run_bytes and run_mem_bytes. Exit
+ * --run-bytes/--run-mem: upload_config's run_bytes and run_mem_bytes; --cache-large-writes:
+ * its cache_large_writes (full leaves into --cache too). Exit
  * status 0 when every job ended as expected (pinned, or cancelled when asked).
  */
 #include <dirent.h>
@@ -245,6 +247,7 @@ int main(int argc, char *argv[])
                 { "dir", no_argument, NULL, 'D' },
                 { "run-bytes", required_argument, NULL, 'B' },
                 { "run-mem", required_argument, NULL, 'M' },
+                { "cache-large-writes", no_argument, NULL, 'W' },
                 { 0 },
         };
         struct net_node_config nodes[NET_MAX_NODES];
@@ -295,6 +298,9 @@ int main(int argc, char *argv[])
                         break;
                 case 'P':
                         progress = optarg;
+                        break;
+                case 'W':
+                        ucfg.cache_large_writes = true;
                         break;
                 case 'X': {
                         char *colon = strchr(optarg, ':');

@@ -6,6 +6,7 @@
  * queued and of a running job, upload_free cancelling everything, and prebuilt blocks.
  */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -488,21 +489,44 @@ static void test_upload_config_from__profiles__chunk_and_cid_version(void **stat
         config_done(&c);
 }
 
+/* The raw leaf CID of len bytes of the file at path from off. */
+static void leaf_cid(const char *path, size_t off, size_t len, struct cid *ret)
+{
+        uint8_t buf[CHUNK];
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+        assert_true(fd >= 0 && len <= sizeof(buf));
+        assert_int_equal(pread(fd, buf, len, (off_t)off), (ssize_t)len);
+        close(fd);
+        assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, buf, len, ret), 0);
+}
+
+/* One job on a new file (size, seed) with a new cache dir/name (returned, to free). */
+static struct cache *job_with_cache(struct upload_config *c, size_t size, unsigned seed,
+                                    const char *name, char *path, struct cid *root,
+                                    struct upload_stats *st)
+{
+        struct cache *cache;
+        char cdir[4200];
+
+        make_file(size, seed, path, root);
+        (void)snprintf(cdir, sizeof(cdir), "%s/%s", dir, name);
+        assert_int_equal(cache_open(cdir, 1 << 26, 0, true, &cache), 0);
+        c->cache = cache;
+        run_job(c, path, 0, st);
+        assert_int_equal(D.res[1].error, 0);
+        return cache;
+}
+
 static void test_job__file__root_pinned_blocks_stored_and_cached(void **state)
 {
         struct upload_config c = config();
-        char path[4096], cdir[4200];
         struct upload_stats st;
-        struct cache *cache;
-        struct cid root;
+        struct cid root, leaf;
+        char path[4096];
+        struct cache *cache = job_with_cache(&c, 10 * CHUNK + 5, 1, "cache", path, &root, &st);
 
         (void)state;
-        make_file(10 * CHUNK + 5, 1, path, &root);
-        (void)snprintf(cdir, sizeof(cdir), "%s/cache", dir);
-        assert_int_equal(cache_open(cdir, 1 << 26, 0, true, &cache), 0);
-        c.cache = cache;
-        run_job(&c, path, 0, &st);
-        assert_int_equal(D.res[1].error, 0);
         assert_true(cid_equal(&D.res[1].root, &root));
         assert_int_equal(D.res[1].size, 10 * CHUNK + 5);
         assert_int_equal(D.res[1].blocks, 12); /* 11 leaves + root */
@@ -513,11 +537,35 @@ static void test_job__file__root_pinned_blocks_stored_and_cached(void **state)
         assert_int_equal(F.pins, 1);
         assert_true(cid_equal(&F.pinned, &root));
         assert_true(find_stored(&root) >= 0);
+        /* cached: blocks under a chunk (the root, the 5-byte leaf); not the full leaves */
         assert_true(cache_block_size(cache, &root) > 0);
+        leaf_cid(path, 10 * CHUNK, 5, &leaf);
+        assert_int_equal(cache_block_size(cache, &leaf), 5);
+        leaf_cid(path, 0, CHUNK, &leaf);
+        assert_true(cache_block_size(cache, &leaf) < 0);
         assert_int_equal(st.jobs_done, 1);
         assert_int_equal(st.blocks_sent, 12);
         assert_int_equal(st.bytes_read, 10 * CHUNK + 5);
         assert_int_equal(st.pins, 1);
+        cache_free(cache);
+}
+
+/* cache_large_writes: the full leaves go to the cache too */
+static void test_job__cache_large_writes__full_leaves_cached(void **state)
+{
+        struct upload_config c = config();
+        struct upload_stats st;
+        struct cid root, leaf;
+        struct cache *cache;
+        char path[4096];
+
+        (void)state;
+        c.cache_large_writes = true;
+        cache = job_with_cache(&c, 3 * CHUNK, 14, "cache-large", path, &root, &st);
+        for (unsigned i = 0; i < 3; i++) {
+                leaf_cid(path, i * CHUNK, CHUNK, &leaf);
+                assert_int_equal(cache_block_size(cache, &leaf), CHUNK);
+        }
         cache_free(cache);
 }
 
@@ -819,6 +867,133 @@ static void test_upload_fd__file__root_and_size(void **state)
         assert_int_equal(F.n_stored, 1); /* the empty leaf */
 }
 
+/* Polls the stats until early_blocks reaches n (2 s at most). */
+static void wait_early(struct upload *u, uint64_t n, struct upload_stats *st)
+{
+        for (int i = 0; i < 2000; i++) {
+                upload_get_stats(u, st);
+                if (st->early_blocks >= n)
+                        return;
+                usleep(1000);
+        }
+        fail_msg("early puts: %" PRIu64 " of %" PRIu64 " leaves", st->early_blocks, n);
+}
+
+/* Early puts of a file's completed ranges: the job finds those leaves on its node and sends
+ * only the tail and the root; once a js-ipfs node's cap is known, ranges go up as runs. */
+static void early_then_job(bool js)
+{
+        struct upload_config c = config();
+        struct upload_stats st;
+        struct upload *u;
+        char path[4096];
+        struct cid root;
+        unsigned puts_before;
+
+        make_file(32 * CHUNK + 5, 11, path, &root);
+        F.js_cap = js;
+        c.run_bytes = 8 * CHUNK;
+        c.early = true;
+        assert_int_equal(upload_new(&c, &u), 0);
+        assert_int_equal(upload_early_unit(u), 8 * CHUNK);
+        assert_int_equal(upload_early(u, path, 0, 32 * CHUNK), 0);
+        wait_early(u, 32, &st);
+        assert_int_equal(st.early_ranges, 4);
+        assert_int_equal(F.n_stored, 32);
+        puts_before = F.puts + F.adds;
+        assert_int_equal(upload_submit(u, 1, path, on_done, NULL), 0);
+        wait_done(1);
+        upload_get_stats(u, &st);
+        upload_free(u);
+        assert_int_equal(D.res[1].error, 0);
+        assert_true(cid_equal(&D.res[1].root, &root));
+        assert_true(cid_equal(&F.pinned, &root));
+        assert_int_equal(D.res[1].blocks, 34); /* 33 leaves + root */
+        assert_int_equal(D.res[1].sent, 2);    /* the short leaf and the root */
+        assert_int_equal(D.res[1].skipped, 32);
+        assert_int_equal(st.early_used, 32);
+        assert_int_equal(F.puts + F.adds - puts_before, 2);
+        assert_int_equal(F.n_stored, 34);
+        if (js) /* the first range learned the 413 leaf by leaf; the others went as runs */
+                assert_int_equal(F.run_adds, 3);
+}
+
+static void test_early__ranges_put_before_the_job__job_sends_only_the_rest(void **state)
+{
+        (void)state;
+        early_then_job(false);
+}
+
+static void test_early__js_node__ranges_as_runs__job_sends_only_the_rest(void **state)
+{
+        (void)state;
+        early_then_job(true);
+}
+
+/* The file changed after its early puts: no stored leaf matches, the job sends them all and
+ * pins the root of what the file holds now. */
+static void test_early__file_rewritten_after__job_sends_new_leaves(void **state)
+{
+        struct upload_config c = config();
+        struct upload_stats st;
+        struct upload *u;
+        char path[4096], path2[4096];
+        struct cid root, root2;
+
+        (void)state;
+        make_file(16 * CHUNK, 12, path, &root);
+        c.run_bytes = 8 * CHUNK;
+        c.early = true;
+        assert_int_equal(upload_new(&c, &u), 0);
+        assert_int_equal(upload_early(u, path, 0, 16 * CHUNK), 0);
+        wait_early(u, 16, &st);
+        make_file(16 * CHUNK, 13, path2, &root2);
+        assert_int_equal(rename(path2, path), 0);
+        assert_int_equal(upload_submit(u, 1, path, on_done, NULL), 0);
+        wait_done(1);
+        upload_get_stats(u, &st);
+        upload_free(u);
+        assert_int_equal(D.res[1].error, 0);
+        assert_true(cid_equal(&D.res[1].root, &root2));
+        assert_true(cid_equal(&F.pinned, &root2));
+        assert_int_equal(D.res[1].sent, 17);
+        assert_int_equal(st.early_used, 0);
+}
+
+/* Ranges must be whole units; nothing applies when early puts are off or leaves are dag-pb;
+ * a missing file is no error (its range is just not put). */
+static void test_early__bad_ranges_and_off__einval_missing_file_ignored(void **state)
+{
+        struct upload_config c = config();
+        struct upload_stats st;
+        struct upload *u;
+        char path[4096];
+
+        (void)state;
+        c.run_bytes = 8 * CHUNK;
+        assert_int_equal(upload_new(&c, &u), 0);
+        assert_int_equal(upload_early_unit(u), 0);
+        assert_int_equal(upload_early(u, "/x", 0, 8 * CHUNK), -EINVAL);
+        upload_free(u);
+        c.early = true;
+        assert_int_equal(upload_new(&c, &u), 0);
+        assert_int_equal(upload_early(u, "/x", 1, 8 * CHUNK), -EINVAL);
+        assert_int_equal(upload_early(u, "/x", 0, 8 * CHUNK + 1), -EINVAL);
+        assert_int_equal(upload_early(u, "/x", 0, 0), -EINVAL);
+        (void)snprintf(path, sizeof(path), "%s/missing", dir);
+        assert_int_equal(upload_early(u, path, 8 * CHUNK, 8 * CHUNK), 0);
+        usleep(20000);
+        upload_get_stats(u, &st);
+        assert_int_equal(st.early_ranges, 1);
+        assert_int_equal(st.early_blocks, 0);
+        upload_free(u);
+        assert_int_equal(F.puts + F.adds, 0);
+        unixfs_params_profile(UNIXFS_PROFILE_LEGACY, &c.params);
+        assert_int_equal(upload_new(&c, &u), 0);
+        assert_int_equal(upload_early_unit(u), 0);
+        upload_free(u);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -828,6 +1003,8 @@ int main(void)
                         test_upload_config_from__profiles__chunk_and_cid_version, setup, teardown),
                 cmocka_unit_test_setup_teardown(
                         test_job__file__root_pinned_blocks_stored_and_cached, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_job__cache_large_writes__full_leaves_cached,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_job__js_node__leaves_in_runs_memory_bounded,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(
@@ -850,6 +1027,17 @@ int main(void)
                         test_upload_blocks__source_blocks__stored_and_root_pinned, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_upload_fd__file__root_and_size, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_early__ranges_put_before_the_job__job_sends_only_the_rest, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_early__js_node__ranges_as_runs__job_sends_only_the_rest, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_early__file_rewritten_after__job_sends_new_leaves, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_early__bad_ranges_and_off__einval_missing_file_ignored, setup,
+                        teardown),
         };
         char cmd[64];
         int r;

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Private to upload: early puts. While a file is still being written from its start, every
+ * completed run of full leaves (upload_early) is read back from the staging file, hashed and
+ * put on a write node by two early threads, without a job, a DAG or a pin; the node's
+ * answer adds those leaf CIDs to a small "stored" table (node, CID, when). The file's job,
+ * queued at close, still builds and checks everything; its put threads skip the leaves the
+ * table says its node stored (early_stored), so the node's ingest overlaps the writes.
+ *
+ * The table is only a hint and never a source of bytes: a leaf is skipped only under the
+ * CID the job computed from the final content, on the node the job's session is bound to;
+ * entries expire; a failed attempt clears the table, and its retry asks the node (resume).
+ * If a node dropped a stored leaf before the pin (garbage collection), the pin fails and the
+ * job's next attempt sends it again.
+ */
+#pragma once
+
+#include "prsmfs/cid.h"
+#include "prsmfs/upload.h"
+
+struct early;
+
+/* Borrows cfg (the uploader's; its net, params, run_bytes, timeout_ms). Threads start with
+ * the first range. */
+_wur_ int early_new(const struct upload_config *cfg, struct upload_stats *st, struct early **ret);
+/* Stops the threads (after the ranges being put) and frees what is queued. NULL-safe. */
+void early_free(struct early *e);
+/* Bytes per range (a whole number of leaves); 0 when early puts do not apply (dag-pb
+ * leaves, CIDv0, fewer than two leaves per run). */
+size_t early_unit(const struct early *e);
+/* Queues [off, off + len) of the file at path (copied): off and len are multiples of the
+ * unit. -EINVAL otherwise, -ENOBUFS when the queue is full (the job will send it). */
+_wur_ int early_add(struct early *e, const char *path, uint64_t off, uint64_t len);
+/* Drops the queued ranges of path (its job starts now). */
+void early_drop(struct early *e, const char *path);
+/* Whether node_url stored cid through an early put, recently. */
+bool early_stored(struct early *e, const char *node_url, const struct cid *cid);
+/* Forgets every stored entry (an attempt failed: its retry asks the node). */
+void early_forget(struct early *e);
