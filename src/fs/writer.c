@@ -67,6 +67,7 @@ struct wfile {
         struct extent *ext;    /* written ranges: sorted, disjoint, not touching */
         size_t n_ext, cap_ext;
         uint64_t early_sent; /* bytes from 0 handed to the uploader's early puts */
+        uint64_t kicked;     /* bytes from 0 whose writeback was started */
 };
 
 static int64_t now_ns(void)
@@ -309,7 +310,7 @@ static int new_generation(struct fs *fs, struct wfile *wf)
         int fd;
 
         wf->gen = __atomic_add_fetch(&fs->next_gen, 1, __ATOMIC_RELAXED);
-        wf->early_sent = 0;
+        wf->early_sent = wf->kicked = 0;
         staging_name(wf->ino, wf->gen, name, sizeof(name));
         fd = openat(fs->staging_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0)
@@ -504,23 +505,33 @@ static int ensure_writable(struct fs *fs, struct wfile *wf)
         return r;
 }
 
+#define WRITEBACK_UNIT (8u << 20)
+
 /*
- * Early puts: a file written from its start with nothing under it (new, or opened with
- * O_TRUNC) hands each completed unit of its written prefix to the uploader, which may put
- * those leaves on a node before the close (a hint only: the job checks everything). Under
- * wf->lock.
+ * After a write, for the prefix of the file written from 0 (the way cp, rsync and model
+ * writers fill a file): each completed WRITEBACK_UNIT starts its writeback to disk
+ * (sync_file_range, no wait), so that the fdatasync at close finds little left to write
+ * instead of the whole file; and, for a file with nothing under it (new, or opened with
+ * O_TRUNC), each completed early unit goes to the uploader, which may put those leaves on a
+ * node before the close (a hint only: the job checks everything). Under wf->lock.
  */
-static void hand_early(struct fs *fs, struct wfile *wf)
+static void after_write(struct fs *fs, struct wfile *wf)
 {
         size_t unit = fs->up.early_unit;
+        int64_t prefix = ext_run(wf, 0, wf->size);
         char path[PATH_MAX];
-        int64_t prefix;
         uint64_t done;
 
-        if (!fs->up.early || unit == 0 || wf->base != BASE_NONE)
-                return;
-        prefix = ext_run(wf, 0, wf->size);
         if (prefix <= 0)
+                return;
+        done = (uint64_t)prefix / WRITEBACK_UNIT * WRITEBACK_UNIT;
+        if (done > wf->kicked) {
+                /* best effort: the fdatasync at close is what makes it durable */
+                (void)sync_file_range(wf->fd, (off_t)wf->kicked, (off_t)(done - wf->kicked),
+                                      SYNC_FILE_RANGE_WRITE);
+                wf->kicked = done;
+        }
+        if (!fs->up.early || unit == 0 || wf->base != BASE_NONE)
                 return;
         done = (uint64_t)prefix / unit * unit;
         if (done <= wf->early_sent || staging_path(fs, wf->ino, wf->gen, path) < 0)
@@ -548,7 +559,7 @@ int fs_wfile_write(struct fs *fs, struct wfile *wf, const void *buf, size_t len,
                 wf->size = MAX(wf->size, off + len);
                 wf->mtime_ns = now_ns();
                 wf->dirty = true;
-                hand_early(fs, wf);
+                after_write(fs, wf);
         }
         pthread_mutex_unlock(&wf->lock);
         return r;
@@ -596,7 +607,9 @@ int fs_wfile_truncate(struct fs *fs, struct wfile *wf, uint64_t size)
         if (r >= 0) {
                 if (size < wf->size) {
                         ext_cut(wf, size);
-                        wf->early_sent = MIN(wf->early_sent, size); /* may be written anew */
+                        /* may be written anew */
+                        wf->early_sent = MIN(wf->early_sent, size);
+                        wf->kicked = MIN(wf->kicked, size);
                         wf->base_size = MIN(wf->base_size, size);
                 } else
                         r = ext_add(wf, wf->size, size); /* zeros, not old bytes */
