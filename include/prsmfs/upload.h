@@ -100,6 +100,7 @@ struct upload_stats {
         uint64_t mem_bytes, mem_peak_bytes; /* block copies held in queues and put threads */
         uint64_t put_threads; /* put threads started (as blocks wait for one), all attempts */
         uint64_t early_ranges, early_dropped; /* ranges queued by upload_early; not put */
+        uint64_t early_skipped;               /* ranges whose leaves were on the node */
         uint64_t early_blocks;                /* leaves put early */
         uint64_t early_used;                  /* job leaves not sent: put early on its node */
 };

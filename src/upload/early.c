@@ -100,70 +100,89 @@ static bool slot_holds(const struct stored *s, uint64_t node, const struct cid *
                memcmp(s->digest, cid->bin + cid->digest_off, 32) == 0;
 }
 
-/* A leaf an early put is sending right now is waited for (at most until that put's
- * deadline): the job would otherwise send the same bytes at the same time. */
-bool early_stored(struct early *e, const char *node_url, const struct cid *cid)
+/* under lock: the slot of cids[i] if it is being put now, by anyone, and not for too long */
+static const struct stored *pending_slot(struct early *e, uint64_t node, const struct cid *cid,
+                                         uint64_t now)
 {
-        uint64_t node = node_key(node_url);
-        bool hit = false;
+        const struct stored *s = slot_of(e, cid);
 
-        if (!is_leaf_cid(cid))
-                return false;
+        if (!is_leaf_cid(cid) || !slot_holds(s, node, cid) || s->state != SLOT_PENDING ||
+            now - s->when_ns >= e->cfg->timeout_ms * 1000000ull)
+                return NULL;
+        return s;
+}
+
+/*
+ * Check and mark in one step, so that a job and an early put never send the same leaf at
+ * once: wait (holding no claim) while any leaf is being put on this node, then claim all
+ * the leaves not stored there recently. Waits end with that put or at its deadline.
+ */
+size_t early_claim(struct early *e, const char *node_url, const struct cid *const *cids, size_t n,
+                   bool *claimed)
+{
+        uint64_t node = node_key(node_url), now;
+        size_t n_claimed = 0;
+
         pthread_mutex_lock(&e->lock);
-        while (e->stored) {
-                const struct stored *s = slot_of(e, cid);
-                uint64_t now = net_now_ns(), until;
+        for (size_t i = 0; e->stored && i < n;) {
+                const struct stored *s = pending_slot(e, node, cids[i], net_now_ns());
+                uint64_t until;
                 struct timespec ts;
 
-                if (!slot_holds(s, node, cid))
-                        break;
-                if (s->state == SLOT_STORED) {
-                        hit = now - s->when_ns < STORED_TTL_NS;
-                        break;
+                if (!s) {
+                        i++;
+                        continue;
                 }
                 until = s->when_ns + e->cfg->timeout_ms * 1000000ull;
-                if (now >= until)
-                        break;
                 ts.tv_sec = (time_t)(until / 1000000000ull);
                 ts.tv_nsec = (long)(until % 1000000000ull);
                 (void)pthread_cond_timedwait(&e->settled, &e->lock, &ts);
+                i = 0; /* a leaf checked before may be pending now */
+        }
+        now = net_now_ns();
+        for (size_t i = 0; i < n; i++) {
+                struct stored *s = e->stored && is_leaf_cid(cids[i]) ? slot_of(e, cids[i]) : NULL;
+
+                claimed[i] = !s || !slot_holds(s, node, cids[i]) || s->state != SLOT_STORED ||
+                             now - s->when_ns >= STORED_TTL_NS;
+                if (claimed[i] && s) {
+                        s->node = node;
+                        s->when_ns = now;
+                        s->state = SLOT_PENDING;
+                        memcpy(s->digest, cids[i]->bin + cids[i]->digest_off, 32);
+                }
+                n_claimed += claimed[i];
         }
         pthread_mutex_unlock(&e->lock);
-        return hit;
+        return n_claimed;
 }
 
-/* Sets the leaf's slot to state (SLOT_EMPTY: only if it is still this leaf's pending slot). */
-static void mark(struct early *e, const char *node_url, const struct cid *cid,
-                 enum slot_state state)
+void early_settle(struct early *e, const char *node_url, const struct cid *const *cids, size_t n,
+                  const bool *claimed, bool ok)
 {
-        uint64_t node = node_key(node_url);
+        uint64_t node = node_key(node_url), now = net_now_ns();
 
         pthread_mutex_lock(&e->lock);
-        if (e->stored) {
-                struct stored *s = slot_of(e, cid);
+        for (size_t i = 0; e->stored && i < n; i++) {
+                struct stored *s;
 
-                if (state != SLOT_EMPTY) {
-                        s->node = node;
-                        s->when_ns = net_now_ns();
-                        s->state = (uint8_t)state;
-                        memcpy(s->digest, cid->bin + cid->digest_off, 32);
-                } else if (slot_holds(s, node, cid) && s->state == SLOT_PENDING)
-                        s->state = SLOT_EMPTY;
-                if (state != SLOT_PENDING)
-                        pthread_cond_broadcast(&e->settled);
+                if (!claimed[i] || !is_leaf_cid(cids[i]))
+                        continue;
+                s = slot_of(e, cids[i]);
+                if (!slot_holds(s, node, cids[i]) || s->state != SLOT_PENDING)
+                        continue; /* forgotten or taken by another leaf since */
+                s->state = ok ? SLOT_STORED : SLOT_EMPTY;
+                s->when_ns = now;
         }
+        pthread_cond_broadcast(&e->settled);
         pthread_mutex_unlock(&e->lock);
 }
 
-static void mark_all(struct early *e, const char *node_url, struct net_run *run,
-                     enum slot_state state)
+/* The CIDs of a run's leaves, for claims. */
+static void run_cids(const struct net_run *run, const struct cid **cids)
 {
-        for (size_t i = 0; i < net_run_count(run); i++) {
-                const struct cid *cid;
-
-                (void)net_run_leaf(run, i, &cid);
-                mark(e, node_url, cid, state);
-        }
+        for (size_t i = 0; i < net_run_count(run); i++)
+                (void)net_run_leaf(run, i, &cids[i]);
 }
 
 void early_forget(struct early *e)
@@ -202,7 +221,9 @@ static int read_leaf(int fd, uint64_t off, size_t len, uint8_t *buf, struct net_
 /* One range: read, hash, put (best effort: any failure leaves it to the job). */
 static void put_range(struct early *e, const struct range *rg, struct net_run **runp, uint8_t *buf)
 {
-        size_t chunk = e->cfg->params.chunk_size, n, have = 0;
+        const struct cid *cids[NET_RUN_MAX_LEAVES];
+        bool claimed[NET_RUN_MAX_LEAVES];
+        size_t chunk = e->cfg->params.chunk_size, n;
         _cleanup_close_ int fd = -1;
         struct net_put *put = NULL;
         struct net_run *run = *runp;
@@ -227,16 +248,12 @@ static void put_range(struct early *e, const struct range *rg, struct net_run **
         r = net_put_begin(e->cfg->net, false, &put);
         if (r < 0)
                 goto out;
-        for (size_t i = 0; i < n; i++) {
-                const struct cid *cid;
-
-                (void)net_run_leaf(run, i, &cid);
-                have += early_stored(e, net_put_node_url(put), cid);
-        }
-        if (have == n)
-                goto out; /* the same bytes were put already */
         node = net_put_node_url(put);
-        mark_all(e, node, run, SLOT_PENDING);
+        run_cids(run, cids);
+        if (early_claim(e, node, cids, n, claimed) == 0) {
+                STAT_ADD(e, early_skipped, 1); /* the same bytes are on the node already */
+                goto out;
+        }
         if (net_put_takes_runs(put, chunk))
                 r = net_put_run(put, run, net_now_ns() + e->cfg->timeout_ms * 1000000ull);
         else
@@ -246,16 +263,13 @@ static void put_range(struct early *e, const struct range *rg, struct net_run **
 
                         r = net_put_block(put, cid, leaf, chunk,
                                           net_now_ns() + e->cfg->timeout_ms * 1000000ull);
-                        if (r >= 0)
-                                mark(e, node, cid, SLOT_STORED);
                 }
+        early_settle(e, node, cids, n, claimed, r >= 0);
         if (r < 0) {
-                mark_all(e, node, run, SLOT_EMPTY); /* those still pending */
                 log_debug_errno(r, "early put of %s at %" PRIu64 " failed; its job sends it",
                                 rg->path, rg->off);
                 goto out;
         }
-        mark_all(e, node, run, SLOT_STORED);
         STAT_ADD(e, early_blocks, n);
 out:
         net_put_free(put);

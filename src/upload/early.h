@@ -4,8 +4,9 @@
  * completed run of full leaves (upload_early) is read back from the staging file, hashed and
  * put on a write node by two early threads, without a job, a DAG or a pin; the node's
  * answer adds those leaf CIDs to a small "stored" table (node, CID, when). The file's job,
- * queued at close, still builds and checks everything; its put threads skip the leaves the
- * table says its node stored (early_stored), so the node's ingest overlaps the writes.
+ * queued at close, still builds and checks everything; its put threads claim each item's
+ * leaves in the table first (early_claim) and skip the items whose leaves its node stored,
+ * so the node's ingest overlaps the writes and no leaf is sent twice at once.
  *
  * The table is only a hint and never a source of bytes: a leaf is skipped only under the
  * CID the job computed from the final content, on the node the job's session is bound to;
@@ -33,7 +34,18 @@ size_t early_unit(const struct early *e);
 _wur_ int early_add(struct early *e, const char *path, uint64_t off, uint64_t len);
 /* Drops the queued ranges of path (its job starts now). */
 void early_drop(struct early *e, const char *path);
-/* Whether node_url stored cid through an early put, recently. */
-bool early_stored(struct early *e, const char *node_url, const struct cid *cid);
+/*
+ * Before a put of n blocks on node_url (an early range, or a job's block or run): waits
+ * while any of them is being put there (by an early put or a job; at most until that put's
+ * deadline), then claims every block not stored there recently (claimed[i] = true; raw
+ * leaves are marked "being put") and returns how many it claimed: 0 means all of them are on
+ * the node, and the put is skipped. Blocks other than raw leaves are always claimed and never
+ * recorded. After the put, early_settle(ok) records the claimed leaves as stored or frees
+ * them. With no early range ever queued (no table), everything is claimed.
+ */
+size_t early_claim(struct early *e, const char *node_url, const struct cid *const *cids, size_t n,
+                   bool *claimed);
+void early_settle(struct early *e, const char *node_url, const struct cid *const *cids, size_t n,
+                  const bool *claimed, bool ok);
 /* Forgets every stored entry (an attempt failed: its retry asks the node). */
 void early_forget(struct early *e);

@@ -211,23 +211,6 @@ static void run_put_back(struct upload *u, struct net_run *run)
         net_run_free(run);
 }
 
-/* Whether the early puts stored every leaf of the item on this session's node. */
-static bool early_has_item(struct attempt *a, const struct upload_block *b)
-{
-        const char *node = net_put_node_url(a->put);
-
-        if (!b->run)
-                return early_stored(a->u->early, node, &b->cid);
-        for (size_t i = 0; i < net_run_count(b->run); i++) {
-                const struct cid *cid;
-
-                (void)net_run_leaf(b->run, i, &cid);
-                if (!early_stored(a->u->early, node, cid))
-                        return false;
-        }
-        return true;
-}
-
 static void cache_put(struct upload *u, const struct cid *cid, const uint8_t *data, size_t len)
 {
         int r;
@@ -246,14 +229,24 @@ static int put_item(struct attempt *a, struct upload_block *b)
         struct upload *u = a->u;
         uint64_t deadline = net_now_ns() + a->timeout_ns;
         size_t n = b->run ? net_run_count(b->run) : 1, skipped;
+        const struct cid *cids[NET_RUN_MAX_LEAVES];
+        bool claimed[NET_RUN_MAX_LEAVES];
+        const char *node = net_put_node_url(a->put);
         int r;
 
-        if (early_has_item(a, b)) {
-                STAT_ADD(u, early_used, n);
-                r = b->run ? (int)n : 1; /* the node has them: as if it said so */
-        } else
+        for (size_t i = 0; i < n; i++)
+                if (b->run)
+                        (void)net_run_leaf(b->run, i, &cids[i]);
+                else
+                        cids[i] = &b->cid;
+        if (early_claim(u->early, node, cids, n, claimed) == 0) {
+                STAT_ADD(u, early_used, n); /* put early (or by a job) on this node */
+                r = b->run ? (int)n : 1;    /* as if the node said it had them */
+        } else {
                 r = b->run ? net_put_run(a->put, b->run, deadline)
                            : net_put_block(a->put, &b->cid, b->data, b->len, deadline);
+                early_settle(u->early, node, cids, n, claimed, r >= 0);
+        }
         if (r < 0)
                 return r;
         skipped = b->run ? (size_t)r : (size_t)(r == 1);
