@@ -36,8 +36,9 @@ struct fs {
         struct rfile *files;        /* open files, shared by their handles */
         struct wfile *wfiles;       /* files open for writing (or read while staged) */
         pthread_cond_t commit_cond; /* an upload committed (files_lock) */
-        unsigned committing;        /* files_lock: commits between their index transaction
-                                       and their staging file's removal */
+        uint64_t committing[4];     /* files_lock: inodes whose commit is between its index
+                                       transaction and its staging file's removal (0 = free) */
+        unsigned committing_other;  /* files_lock: such commits beyond the four */
 
         int staging_fd;        /* cache_dir/staging, -1 when writes are off */
         uint64_t next_gen;     /* atomic: staging file generations */

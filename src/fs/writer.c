@@ -608,7 +608,10 @@ int fs_wfile_truncate(struct fs *fs, struct wfile *wf, uint64_t size)
                 if (size < wf->size) {
                         ext_cut(wf, size);
                         /* may be written anew */
-                        wf->early_sent = MIN(wf->early_sent, size);
+                        wf->early_sent = fs->up.early_unit
+                                                 ? MIN(wf->early_sent,
+                                                       size / fs->up.early_unit * fs->up.early_unit)
+                                                 : 0;
                         wf->kicked = MIN(wf->kicked, size);
                         wf->base_size = MIN(wf->base_size, size);
                 } else
@@ -699,6 +702,29 @@ int fs_wfile_flush(struct fs *fs, struct wfile *wf)
         return 0;
 }
 
+/* Commits in flight, by inode (files_lock); an overflow counts as "any inode". */
+static void commit_track(struct fs *fs, uint64_t ino, bool start)
+{
+        for (size_t i = 0; i < ELEMENTSOF(fs->committing); i++)
+                if (fs->committing[i] == (start ? 0 : ino)) {
+                        fs->committing[i] = start ? ino : 0;
+                        return;
+                }
+        if (start)
+                fs->committing_other++;
+        else
+                fs->committing_other--;
+}
+
+/* files_lock */
+static bool is_committing(const struct fs *fs, uint64_t ino)
+{
+        for (size_t i = 0; i < ELEMENTSOF(fs->committing); i++)
+                if (fs->committing[i] == ino)
+                        return true;
+        return fs->committing_other > 0;
+}
+
 void fs_upload_done(struct fs *fs, uint64_t id, uint64_t ino, int error, const struct cid *root,
                     uint64_t size)
 {
@@ -709,7 +735,7 @@ void fs_upload_done(struct fs *fs, uint64_t id, uint64_t ino, int error, const s
                 return; /* cancelled: the job stays in the index if it is still owed */
         /* waiters (fsync) see the commit only once the staging file is gone too */
         pthread_mutex_lock(&fs->files_lock);
-        fs->committing++;
+        commit_track(fs, ino, true);
         pthread_mutex_unlock(&fs->files_lock);
         r = index_commit_upload(fs->idx, ino, id, root, size);
         if (r < 0)
@@ -723,7 +749,7 @@ void fs_upload_done(struct fs *fs, uint64_t id, uint64_t ino, int error, const s
                 }
         if (r >= 0 && !in_use)
                 staging_unlink(fs, ino, id);
-        fs->committing--;
+        commit_track(fs, ino, false);
         pthread_cond_broadcast(&fs->commit_cond);
         pthread_mutex_unlock(&fs->files_lock);
         if (r >= 0)
@@ -741,7 +767,7 @@ int fs_wait_committed(struct fs *fs, uint64_t ino, uint64_t gen, uint64_t deadli
                 uint64_t now = net_now_ns(), wait;
 
                 r = index_getattr(fs->idx, ino, &a);
-                if (r < 0 || (a.staged != gen && fs->committing == 0))
+                if (r < 0 || (a.staged != gen && !is_committing(fs, ino)))
                         break; /* committed (staging file freed), or replaced by newer content */
                 if (now >= deadline_ns) {
                         r = -ETIMEDOUT;
