@@ -104,9 +104,12 @@ static bool slot_holds(const struct stored *s, uint64_t node, const struct cid *
 static const struct stored *pending_slot(struct early *e, uint64_t node, const struct cid *cid,
                                          uint64_t now)
 {
-        const struct stored *s = slot_of(e, cid);
+        const struct stored *s;
 
-        if (!is_leaf_cid(cid) || !slot_holds(s, node, cid) || s->state != SLOT_PENDING ||
+        if (!is_leaf_cid(cid))
+                return NULL;
+        s = slot_of(e, cid);
+        if (!slot_holds(s, node, cid) || s->state != SLOT_PENDING ||
             now - s->when_ns >= e->cfg->timeout_ms * 1000000ull)
                 return NULL;
         return s;
@@ -161,6 +164,7 @@ void early_settle(struct early *e, const char *node_url, const struct cid *const
                   const bool *claimed, bool ok)
 {
         uint64_t node = node_key(node_url), now = net_now_ns();
+        bool changed = false;
 
         pthread_mutex_lock(&e->lock);
         for (size_t i = 0; e->stored && i < n; i++) {
@@ -173,8 +177,10 @@ void early_settle(struct early *e, const char *node_url, const struct cid *const
                         continue; /* forgotten or taken by another leaf since */
                 s->state = ok ? SLOT_STORED : SLOT_EMPTY;
                 s->when_ns = now;
+                changed = true;
         }
-        pthread_cond_broadcast(&e->settled);
+        if (changed)
+                pthread_cond_broadcast(&e->settled);
         pthread_mutex_unlock(&e->lock);
 }
 
@@ -228,6 +234,7 @@ static void put_range(struct early *e, const struct range *rg, struct net_run **
         struct net_put *put = NULL;
         struct net_run *run = *runp;
         const char *node;
+        uint64_t deadline;
         int r = 0;
 
         if (!run) {
@@ -254,15 +261,17 @@ static void put_range(struct early *e, const struct range *rg, struct net_run **
                 STAT_ADD(e, early_skipped, 1); /* the same bytes are on the node already */
                 goto out;
         }
+        deadline = net_now_ns() + e->cfg->timeout_ms * 1000000ull; /* for the whole range */
         if (net_put_takes_runs(put, chunk))
-                r = net_put_run(put, run, net_now_ns() + e->cfg->timeout_ms * 1000000ull);
+                r = net_put_run(put, run, deadline);
         else
                 for (size_t i = 0; i < n && r >= 0; i++) {
                         const struct cid *cid;
                         const uint8_t *leaf = net_run_leaf(run, i, &cid);
 
-                        r = net_put_block(put, cid, leaf, chunk,
-                                          net_now_ns() + e->cfg->timeout_ms * 1000000ull);
+                        r = __atomic_load_n(&e->stop, __ATOMIC_RELAXED)
+                                    ? -ECANCELED
+                                    : net_put_block(put, cid, leaf, chunk, deadline);
                 }
         early_settle(e, node, cids, n, claimed, r >= 0);
         if (r < 0) {
@@ -424,7 +433,7 @@ void early_free(struct early *e)
         if (!e)
                 return;
         pthread_mutex_lock(&e->lock);
-        e->stop = true;
+        __atomic_store_n(&e->stop, true, __ATOMIC_RELAXED); /* read between leaves too */
         pthread_cond_broadcast(&e->cond);
         pthread_mutex_unlock(&e->lock);
         for (unsigned i = 0; i < e->n_threads; i++)
