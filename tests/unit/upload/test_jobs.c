@@ -867,17 +867,21 @@ static void test_upload_fd__file__root_and_size(void **state)
         assert_int_equal(F.n_stored, 1); /* the empty leaf */
 }
 
-/* Polls the stats until early_blocks reaches n (2 s at most). */
-static void wait_early(struct upload *u, uint64_t n, struct upload_stats *st)
+/* Polls the stats until the counter at offset field reaches n (2 s at most). */
+static void wait_stat(struct upload *u, size_t field, uint64_t n, struct upload_stats *st)
 {
+        const uint64_t *v = (const uint64_t *)((const char *)st + field);
+
         for (int i = 0; i < 2000; i++) {
                 upload_get_stats(u, st);
-                if (st->early_blocks >= n)
+                if (*v >= n)
                         return;
                 usleep(1000);
         }
-        fail_msg("early puts: %" PRIu64 " of %" PRIu64 " leaves", st->early_blocks, n);
+        fail_msg("stat at %zu: %" PRIu64 " of %" PRIu64, field, *v, n);
 }
+
+#define wait_early(u, n, st) wait_stat(u, offsetof(struct upload_stats, early_blocks), n, st)
 
 /* Early puts of a file's completed ranges: the job finds those leaves on its node and sends
  * only the tail and the root; once a js-ipfs node's cap is known, ranges go up as runs. */
@@ -985,12 +989,8 @@ static void test_early__after_the_job__ranges_not_sent_again(void **state)
         assert_int_equal(D.res[1].sent, 17);
         puts = F.puts + F.adds;
         assert_int_equal(upload_early(u, path, 0, 16 * CHUNK), 0);
-        for (int i = 0; i < 2000; i++) { /* both ranges taken and found stored */
-                upload_get_stats(u, &st);
-                if (st.early_skipped == 2)
-                        break;
-                usleep(1000);
-        }
+        /* both ranges taken and found stored */
+        wait_stat(u, offsetof(struct upload_stats, early_skipped), 2, &st);
         upload_free(u);
         assert_int_equal(st.early_skipped, 2);
         assert_int_equal(F.puts + F.adds, puts);
