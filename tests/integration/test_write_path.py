@@ -388,13 +388,14 @@ def test_write_node_killed_mid_upload__file_still_ends_pinned(ipfs_nodes_factory
     m = mount_factory(config={"rpc_nodes": [n1.api_url, n2.api_url], "gateway_nodes": [],
                               "timeout": 20, "stall_timeout": 1, "replicas": 1,
                               "profile": "legacy"})  # 256 KiB leaves: many puts to cut into
-    data = os.urandom(40 * MiB)
+    data = os.urandom(80 * MiB)
+    before = int(n1.rpc_json("repo/stat")["NumObjects"])
     with open(m.path("big"), "wb") as f:
         f.write(data)
-    # close returned: the upload runs now; kill the node it writes to once blocks flow there
-    before = int(n1.rpc_json("repo/stat")["NumObjects"])
+    # close returned: the upload runs now; kill the node it writes to as soon as blocks flow
+    # there (the uploader got fast enough to finish 40 MiB before a later kill)
     deadline = time.monotonic() + 60
-    while int(n1.rpc_json("repo/stat")["NumObjects"]) < before + 20:
+    while int(n1.rpc_json("repo/stat")["NumObjects"]) < before + 2:
         assert time.monotonic() < deadline, "no upload reached the first node"
         time.sleep(0.05)
     n1.kill()
