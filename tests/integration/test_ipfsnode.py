@@ -166,8 +166,9 @@ def test_cli__start_detached_then_stop_by_pid(tmp_path):
     finally:
         r = subprocess.run(["/usr/bin/python3", script, "stop", "--dir", d],
                            capture_output=True, text=True, timeout=60)
-        if not gone(entry["pid"]):  # backstop: never leave it running
+        stopped = wait_gone(entry["pid"])  # by the command, before any backstop
+        if not stopped:  # backstop: never leave it running
             os.killpg(entry["pid"], 9)
     assert r.returncode == 0, r.stderr
-    assert wait_gone(entry["pid"])
+    assert stopped, "ipfsnode.py stop left the node running"
     assert not os.path.exists(os.path.join(d, "nodes.json"))

@@ -426,7 +426,8 @@ class IpfsNode:
                 "gateway_url": self.gateway_url, "api_port": self.api_port,
                 "gateway_port": self.gateway_port, "swarm_port": self.swarm_port,
                 "rpc_port": self.rpc_port, "peer_id": self.peer_id,
-                "multiaddr": self.multiaddr, "log_path": self.log_path}
+                "multiaddr": self.multiaddr, "log_path": self.log_path,
+                "start_ticks": _start_ticks(self.pid)}
 
 
 def start_nodes(n, workdir, connect=False, timeout=60, _detached=False):
@@ -505,19 +506,27 @@ def _stop_leftovers():
             pass
 
 
+def _start_ticks(pid):
+    """When the process started (clock ticks since boot, /proc/PID/stat field 22), or None."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _is_our_daemon(entry):
-    """The PID in nodes.json is still that node's daemon (not a reused PID)."""
+    """The PID in nodes.json is still that node's daemon (not a reused PID): same start time
+    and IPFS_PATH. (Not its command line: js-ipfs renames itself to "ipfs".)"""
     pid = entry.get("pid")
-    if not pid or not _pid_alive(pid):
+    if not pid or not _pid_alive(pid) or _start_ticks(pid) != entry.get("start_ticks"):
         return False
     try:
         with open("/proc/%d/environ" % pid, "rb") as f:
             env = f.read().split(b"\0")
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            cmd = f.read().split(b"\0")
     except OSError:
         return False
-    return (("IPFS_PATH=" + entry["repo"]).encode() in env and b"daemon" in cmd)
+    return ("IPFS_PATH=" + entry["repo"]).encode() in env
 
 
 def _stop_pid(pid):
