@@ -51,6 +51,10 @@ pin_root() { # label root
 	report "$1" "$t0" "$(now)" "$c0" "$(cpu)"
 }
 
+# a fresh js-ipfs node spends up to twice the CPU on its first GiB or two (measured
+# 2026-12-02): one untimed add first, so that no step pays for the warm-up
+fresh
+curl -sf -X POST -F "file=@$work/src" "$api/api/v0/add?$q&pin=true" >/dev/null
 echo "node-costs: $mib MiB, $rounds rounds, js-ipfs node $api, $(date -u '+%Y-%m-%d %H:%M') UTC, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq "$rounds"); do
 	echo "round $r"
