@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "prsmfs/cleanup.h"
+#include "prsmfs/io.h"
 #include "prsmfs/log.h"
 
 #define KEY_MAX          (CID_MAX_STR)
@@ -311,24 +312,11 @@ ssize_t cache_block_pread(struct cache *c, const struct cid *cid, void *buf, siz
                           uint64_t off)
 {
         _cleanup_close_ int fd = -1;
-        size_t done = 0;
 
         fd = cache_block_open(c, cid, NULL);
         if (fd < 0)
                 return fd;
-        while (done < len) {
-                ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        break;
-                done += (size_t)n;
-        }
-        return (ssize_t)done;
+        return io_pread_full(fd, buf, len, off);
 }
 
 int64_t cache_block_size(struct cache *c, const struct cid *cid)
@@ -345,23 +333,6 @@ int64_t cache_block_size(struct cache *c, const struct cid *cid)
         if (fstatat(c->blocks_fd, path, &st, 0) < 0)
                 return -errno;
         return st.st_size;
-}
-
-static int write_all(int fd, const void *data, size_t len)
-{
-        size_t done = 0;
-
-        while (done < len) {
-                ssize_t n = write(fd, (const char *)data + done, len - done);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                done += (size_t)n;
-        }
-        return 0;
 }
 
 static int put(struct cache *c, const struct cid *cid, const void *data, size_t len, bool verify)
@@ -390,7 +361,7 @@ static int put(struct cache *c, const struct cid *cid, const void *data, size_t 
                 r = -errno;
                 goto fail;
         }
-        r = write_all(fd, data, len);
+        r = io_write_all(fd, data, len);
         if (r >= 0 && close(TAKE_FD(fd)) < 0)
                 r = -errno;
         if (r >= 0 && renameat(c->tmp_fd, tmp, c->blocks_fd, path) < 0)

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "prsmfs/io.h"
 #include "prsmfs/log.h"
 
 #include "fs_internal.h"
@@ -322,23 +323,11 @@ void fs_segs_free(struct fs_seg *segs, size_t n)
 
 int fs_seg_copy(const struct fs_seg *seg, void *dst)
 {
-        size_t done = 0;
-
         if (seg->fd < 0) {
                 memcpy(dst, seg->p, seg->len);
                 return 0;
         }
-        while (done < seg->len) {
-                ssize_t n = pread(seg->fd, (char *)dst + done, seg->len - done,
-                                  (off_t)(seg->fd_off + done));
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        return n < 0 ? -errno : -EIO;
-                done += (size_t)n;
-        }
-        return 0;
+        return io_pread_exact(seg->fd, dst, seg->len, seg->fd_off);
 }
 
 /* Where the leaf's bytes sit in its cached block file of `size` bytes (the layout checked

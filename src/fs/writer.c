@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "prsmfs/io.h"
 #include "prsmfs/log.h"
 
 #include "fs_internal.h"
@@ -233,40 +234,6 @@ static void base_drop(struct wfile *wf, struct fs *fs)
         wf->base_size = 0;
 }
 
-static int pread_all(int fd, void *buf, size_t len, uint64_t off)
-{
-        size_t done = 0;
-
-        while (done < len) {
-                ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        return -EIO; /* a staging file shorter than its content */
-                done += (size_t)n;
-        }
-        return 0;
-}
-
-static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
-{
-        size_t done = 0;
-
-        while (done < len) {
-                ssize_t n = pwrite(fd, (const char *)buf + done, len - done, (off_t)(off + done));
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                done += (size_t)n;
-        }
-        return 0;
-}
-
 /* Reads len base bytes at off (within base_size) into buf. Under wf->lock. */
 static int base_read(struct fs *fs, struct wfile *wf, void *buf, size_t len, uint64_t off)
 {
@@ -275,7 +242,7 @@ static int base_read(struct fs *fs, struct wfile *wf, void *buf, size_t len, uin
         int r;
 
         if (wf->base == BASE_STAGED)
-                return pread_all(wf->base_fd, buf, len, off);
+                return io_pread_exact(wf->base_fd, buf, len, off);
         if (wf->base != BASE_CID) {
                 memset(buf, 0, len);
                 return 0;
@@ -552,7 +519,7 @@ int fs_wfile_write(struct fs *fs, struct wfile *wf, const void *buf, size_t len,
         pthread_mutex_lock(&wf->lock);
         r = ensure_writable(fs, wf);
         if (r >= 0)
-                r = pwrite_all(wf->fd, buf, len, off);
+                r = io_pwrite_all(wf->fd, buf, len, off);
         if (r >= 0)
                 r = ext_add(wf, off, off + len);
         if (r >= 0) {
@@ -578,7 +545,7 @@ ssize_t fs_wfile_read(struct fs *fs, struct wfile *wf, void *buf, size_t size, u
                 char *dst = (char *)buf + (pos - off);
 
                 if (run > 0)
-                        r = pread_all(wf->fd, dst, n, pos);
+                        r = io_pread_exact(wf->fd, dst, n, pos);
                 else if (pos >= wf->base_size)
                         memset(dst, 0, n); /* grown by truncate or a write past the end */
                 else {
@@ -648,7 +615,7 @@ static int fill_gaps(struct fs *fs, struct wfile *wf)
 
                                 r = base_read(fs, wf, buf, k, pos + done);
                                 if (r >= 0)
-                                        r = pwrite_all(wf->fd, buf, k, pos + done);
+                                        r = io_pwrite_all(wf->fd, buf, k, pos + done);
                                 done += k;
                         }
                 }

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "prsmfs/cleanup.h"
+#include "prsmfs/io.h"
 #include "prsmfs/log.h"
 #include "prsmfs/net.h"
 
@@ -204,21 +205,11 @@ void early_forget(struct early *e)
 static int read_leaf(int fd, uint64_t off, size_t len, uint8_t *buf, struct net_run *run)
 {
         struct cid cid;
-        size_t done = 0;
         int r;
 
-        while (done < len) {
-                ssize_t n = pread(fd, buf + done, len - done, (off_t)(off + done));
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        return -ENODATA; /* truncated since: the job sees what is left */
-                done += (size_t)n;
-        }
-        r = cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, buf, len, &cid);
+        r = io_pread_exact(fd, buf, len, off); /* short: truncated since, the job sees it */
+        if (r >= 0)
+                r = cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, buf, len, &cid);
         if (r >= 0)
                 r = net_run_add(run, &cid, buf, len);
         return r;
