@@ -192,6 +192,10 @@ bool net_put_takes_runs(struct net_put *put, size_t leaf_len);
  */
 _wur_ int net_put_run(struct net_put *put, struct net_run *run, uint64_t deadline_ns);
 
+/* Whether the bound node holds the block (block/stat, never fetched from the network):
+ * 1, 0, or -ENOTCONN when it did not answer (the session is dead then). */
+_wur_ int net_put_has(struct net_put *put, const struct cid *cid, size_t len, uint64_t deadline_ns);
+
 /* The bound node's URL (for logs and tests); valid until net_put_free. */
 const char *net_put_node_url(const struct net_put *put);
 

@@ -103,6 +103,7 @@ struct upload_stats {
         uint64_t early_skipped;               /* ranges whose leaves were on the node */
         uint64_t early_blocks;                /* leaves put early */
         uint64_t early_used;                  /* job leaves not sent: put early on its node */
+        uint64_t early_lost; /* attempts that found such leaves gone before the pin (GC) */
 };
 
 struct upload;

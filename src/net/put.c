@@ -349,6 +349,15 @@ out:
         return r;
 }
 
+int net_put_has(struct net_put *put, const struct cid *cid, size_t len, uint64_t deadline_ns)
+{
+        char cidstr[CID_MAX_STR];
+
+        if (__atomic_load_n(&put->is_dead, __ATOMIC_RELAXED))
+                return -ENOTCONN;
+        return node_has(put, cid, cid_to_string(cid, cidstr), len, deadline_ns);
+}
+
 /* POSTs a multipart form to the bound node; puts allow twice the stall time (the node
  * stores and hashes before it answers). */
 static int post_form(struct net_put *put, const char *url, const struct buf *form,

@@ -56,6 +56,11 @@ struct attempt {
         struct net_run *run;    /* producer only: the run being gathered, owned */
         uint64_t blocks, bytes; /* emitted (producer only) */
         uint64_t sent, skipped; /* atomic */
+        /* leaves not sent because the early table says the node stored them: the first and
+         * the last such leaf, checked on the node before the pin (a GC may have run) */
+        pthread_mutex_t early_lock;
+        struct cid early_first, early_last; /* early_lock */
+        size_t early_leaf_len;              /* early_lock; 0 = none skipped */
 };
 
 struct job {
@@ -242,6 +247,12 @@ static int put_item(struct attempt *a, struct upload_block *b)
         if (early_claim(u->early, node, cids, n, claimed) == 0) {
                 STAT_ADD(u, early_used, n); /* put early (or by a job) on this node */
                 r = b->run ? (int)n : 1;    /* as if the node said it had them */
+                pthread_mutex_lock(&a->early_lock);
+                if (!a->early_leaf_len)
+                        a->early_first = *cids[0];
+                a->early_last = *cids[n - 1];
+                a->early_leaf_len = b->len / n;
+                pthread_mutex_unlock(&a->early_lock);
         } else {
                 r = b->run ? net_put_run(a->put, b->run, deadline)
                            : net_put_block(a->put, &b->cid, b->data, b->len, deadline);
@@ -432,13 +443,38 @@ struct attempt_report {
 };
 
 /*
+ * Before the pin: do the leaves this attempt took from the early table still sit on the node?
+ * A node's GC between the early put and now drops them, and a js-ipfs pin would then wait for
+ * them over bitswap until its deadline. One check of the first and the last such leaf (a GC
+ * drops all unpinned blocks at once); -ESTALE when one is gone: the job resumes at once.
+ */
+static int check_early_leaves(struct attempt *a)
+{
+        uint64_t deadline = net_now_ns() + a->timeout_ns;
+        int r = 1;
+
+        if (!a->early_leaf_len)
+                return 0;
+        r = net_put_has(a->put, &a->early_first, a->early_leaf_len, deadline);
+        if (r == 1 && !cid_equal(&a->early_first, &a->early_last))
+                r = net_put_has(a->put, &a->early_last, a->early_leaf_len, deadline);
+        if (r == 0) {
+                STAT_ADD(a->u, early_lost, 1);
+                return -ESTALE;
+        }
+        return r < 0 ? r : 0;
+}
+
+/*
  * One attempt: a session (resumed or not), the pipeline, the pin of *pin_root (read after
  * the source returned; NULL: no pin). j (may be NULL) is published for cancels.
  */
 static int attempt_run(struct upload *u, struct job *j, bool resume, upload_source_fn source,
                        void *source_ud, const struct cid *pin_root, struct attempt_report *rep)
 {
-        struct attempt a = { .u = u, .timeout_ns = u->cfg.timeout_ms * MS };
+        struct attempt a = { .u = u,
+                             .timeout_ns = u->cfg.timeout_ms * MS,
+                             .early_lock = PTHREAD_MUTEX_INITIALIZER };
         size_t cap = u->cfg.queue_blocks ? u->cfg.queue_blocks : u->cfg.parallel;
         bool has_queue = false;
         int r;
@@ -467,6 +503,8 @@ static int attempt_run(struct upload *u, struct job *j, bool resume, upload_sour
                 uint64_t mib = a.bytes >> 20;
 
                 r = upload_queue_error(&a.q); /* cancelled after the last block? */
+                if (r >= 0)
+                        r = check_early_leaves(&a);
                 if (r >= 0)
                         r = net_put_pin(a.put, pin_root, u->cfg.replicas,
                                         net_now_ns() + a.timeout_ns + mib * PIN_NS_PER_MIB);
@@ -611,6 +649,13 @@ static int job_run(struct upload *u, struct job *j)
                 STAT_ADD(u, attempts_failed, 1);
                 early_forget(u->early); /* the retry asks the node */
                 resume = true;          /* whatever failed, the next node may have some blocks */
+                if (r == -ESTALE && immediate < IMMEDIATE_RESUMES) {
+                        immediate++;
+                        log_notice("upload %" PRIu64 " (%s): write node %s lost blocks put "
+                                   "before the close (a garbage collection?); sending them again",
+                                   j->id, j->path, rep.node);
+                        continue;
+                }
                 if (r == -ENOTCONN && immediate < IMMEDIATE_RESUMES) {
                         immediate++;
                         log_warning("upload %" PRIu64 " (%s): write node %s failed after %" PRIu64

@@ -476,6 +476,27 @@ def stored_bytes(px):
         return sum(n for path, _, n, status in px.answered if path in PUTS and status == 200)
 
 
+def write_until_stored(f, px, part):
+    """Writes part (from the file's start) to the open file f, then waits until the node has
+    stored and answered that many bytes through px and the daemon has had the answers."""
+    f.write(part)
+    f.flush()
+    deadline = time.monotonic() + 60
+    while stored_bytes(px) < len(part) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert stored_bytes(px) >= len(part), px.requests  # every range, the file still open
+    time.sleep(0.5)  # the answers were passed on: let the daemon note them
+
+
+def fsync_path(path):
+    """fsync of a file by name: returns once its upload is pinned."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @pytest.mark.timeout(300)
 def test_upload_while_writing__leaves_on_node_before_close__each_sent_once(ipfs_node,
                                                                             mount_factory):
@@ -486,19 +507,9 @@ def test_upload_while_writing__leaves_on_node_before_close__each_sent_once(ipfs_
         m = mount_factory(config={"rpc_nodes": [px.url], "gateway_nodes": [], "timeout": 30})
         data = random.Random(21).randbytes(40 * MiB + 5)
         with open(m.path("big"), "wb") as f:
-            f.write(data[:32 * MiB])
-            f.flush()
-            deadline = time.monotonic() + 60
-            while stored_bytes(px) < 32 * MiB and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert stored_bytes(px) >= 32 * MiB, px.requests  # all four ranges, file open
-            time.sleep(0.5)  # the answers were passed on: let the daemon note them
+            write_until_stored(f, px, data[:32 * MiB])  # all four ranges
             f.write(data[32 * MiB:])
-        fd = os.open(m.path("big"), os.O_RDONLY)
-        try:
-            os.fsync(fd)  # uploaded and pinned
-        finally:
-            os.close(fd)
+        fsync_path(m.path("big"))
         cid = os.getxattr(m.path("big"), "user.prsm.cid").decode()
         assert cid == ipfs_node.add(data, only_hash=True, cid_version=1, raw_leaves=True,
                                     chunker="size-%d" % MiB, cid_base="base32")
@@ -509,5 +520,34 @@ def test_upload_while_writing__leaves_on_node_before_close__each_sent_once(ipfs_
         assert put_bytes(px) <= len(data) + 2 * MiB + 64 * 1024, px.requests
         with open(m.path("big"), "rb") as f:
             assert f.read() == data
+    finally:
+        px.stop()
+
+
+@pytest.mark.timeout(300)
+def test_upload_while_writing__node_gc_before_close__resent_before_the_pin(ipfs_node,
+                                                                          mount_factory):
+    """The node's GC drops the leaves put while the file was open: before it pins, the job
+    finds them gone and sends them again, so its one pin never waits for missing blocks (a
+    js-ipfs pin would wait for them over bitswap until the upload's deadline)."""
+    px = RpcProxy(ipfs_node.api_url).start()
+    try:
+        m = mount_factory(config={"rpc_nodes": [px.url], "gateway_nodes": [], "timeout": 30,
+                                  "log_level": "notice"})
+        data = random.Random(22).randbytes(24 * MiB + 7)
+        with open(m.path("big"), "wb") as f:
+            write_until_stored(f, px, data[:16 * MiB])
+            ipfs_node.rpc("repo/gc", timeout=120)
+            f.write(data[16 * MiB:])
+        fsync_path(m.path("big"))
+        cid = os.getxattr(m.path("big"), "user.prsm.cid").decode()
+        keys = ipfs_node.rpc_json("pin/ls", [("arg", cid), ("type", "recursive")]).get("Keys")
+        assert keys and len(keys) == 1
+        with px.lock:
+            pins = [r for r in px.requests if r[0] == "/api/v0/pin/add"]
+        assert len(pins) == 1, pins  # none timed out waiting for the dropped leaves
+        assert "lost blocks put before the close" in m.stderr()
+        # the node serves every byte: the leaves were sent again
+        assert ipfs_node.rpc("cat", [("arg", cid)], timeout=120) == data
     finally:
         px.stop()

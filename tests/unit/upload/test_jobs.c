@@ -45,6 +45,10 @@ struct fake {
         size_t stored_len[MAX_STORED];
         size_t n_stored;
         struct cid pinned;
+        /* pin_needs: a pin/add while fewer blocks are stored fails, as a js-ipfs pin that
+         * waits for them over bitswap would at its deadline; counted in pins_incomplete */
+        size_t pin_needs;
+        unsigned pins_incomplete;
 };
 
 static struct fake F;
@@ -278,6 +282,12 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
         }
         assert_non_null(strstr(req->url, "/api/v0/pin/add?"));
         pthread_mutex_lock(&F.lock);
+        if (F.n_stored < F.pin_needs) {
+                F.pins_incomplete++;
+                pthread_mutex_unlock(&F.lock);
+                res->status = 500;
+                return answer(body, "{\"Message\":\"context deadline exceeded\"}");
+        }
         F.pins++;
         F.pinned = c;
         pthread_mutex_unlock(&F.lock);
@@ -936,6 +946,39 @@ static void test_early__js_node__ranges_as_runs__job_sends_only_the_rest(void **
         early_then_job(true);
 }
 
+/* The node's GC dropped the early-put leaves before the close: the job checks them before it
+ * pins, finds them gone and sends them again at once; no pin ever waits for missing blocks. */
+static void test_early__leaves_garbage_collected__job_resends_before_the_pin(void **state)
+{
+        struct upload_config c = config();
+        struct upload_stats st;
+        struct upload *u;
+        char path[4096];
+        struct cid root;
+
+        (void)state;
+        make_file(32 * CHUNK + 5, 12, path, &root);
+        c.run_bytes = 8 * CHUNK;
+        c.early = true;
+        assert_int_equal(upload_new(&c, &u), 0);
+        assert_int_equal(upload_early(u, path, 0, 32 * CHUNK), 0);
+        wait_early(u, 32, &st);
+        pthread_mutex_lock(&F.lock);
+        F.n_stored = 0; /* repo gc */
+        F.pin_needs = 34;
+        pthread_mutex_unlock(&F.lock);
+        assert_int_equal(upload_submit(u, 1, path, on_done, NULL), 0);
+        wait_done(1);
+        upload_get_stats(u, &st);
+        upload_free(u);
+        assert_int_equal(D.res[1].error, 0);
+        assert_true(cid_equal(&F.pinned, &root));
+        assert_int_equal(F.pins_incomplete, 0);
+        assert_int_equal(F.n_stored, 34);
+        assert_int_equal(st.early_lost, 1);
+        assert_int_equal(D.res[1].attempts, 2);
+}
+
 /* The file changed after its early puts: no stored leaf matches, the job sends them all and
  * pins the root of what the file holds now. */
 static void test_early__file_rewritten_after__job_sends_new_leaves(void **state)
@@ -1077,6 +1120,9 @@ int main(void)
                         teardown),
                 cmocka_unit_test_setup_teardown(test_early__after_the_job__ranges_not_sent_again,
                                                 setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_early__leaves_garbage_collected__job_resends_before_the_pin, setup,
+                        teardown),
         };
         char cmd[64];
         int r;
