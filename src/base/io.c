@@ -54,8 +54,8 @@ static int write_all_at(int fd, const void *buf, size_t len, int64_t off)
 
 int io_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
-        if (off > INT64_MAX)
-                return -EINVAL;
+        if (off > INT64_MAX || len > INT64_MAX - off)
+                return -EINVAL; /* the end would not fit an off_t */
         return write_all_at(fd, buf, len, (int64_t)off);
 }
 

@@ -122,8 +122,9 @@ static const struct stored *pending_slot(struct early *e, uint64_t node, const s
  * the leaves not stored there recently. Waits end with that put or at its deadline.
  */
 size_t early_claim(struct early *e, const char *node_url, const struct cid *const *cids, size_t n,
-                   bool *claimed)
+                   bool *claimed, struct early_oldest *ret_oldest)
 {
+        struct early_oldest oldest = { .i = n, .when_ns = UINT64_MAX };
         uint64_t node = node_key(node_url), now;
         size_t n_claimed = 0;
 
@@ -154,10 +155,13 @@ size_t early_claim(struct early *e, const char *node_url, const struct cid *cons
                         s->when_ns = now;
                         s->state = SLOT_PENDING;
                         memcpy(s->digest, cids[i]->bin + cids[i]->digest_off, 32);
-                }
+                } else if (!claimed[i] && s->when_ns < oldest.when_ns)
+                        oldest = (struct early_oldest){ .i = i, .when_ns = s->when_ns };
                 n_claimed += claimed[i];
         }
         pthread_mutex_unlock(&e->lock);
+        if (ret_oldest)
+                *ret_oldest = oldest;
         return n_claimed;
 }
 
@@ -248,7 +252,7 @@ static void put_range(struct early *e, const struct range *rg, struct net_run **
                 goto out;
         node = net_put_node_url(put);
         run_cids(run, cids);
-        if (early_claim(e, node, cids, n, claimed) == 0) {
+        if (early_claim(e, node, cids, n, claimed, NULL) == 0) {
                 STAT_ADD(e, early_skipped, 1); /* the same bytes are on the node already */
                 goto out;
         }

@@ -42,9 +42,15 @@ void early_drop(struct early *e, const char *path);
  * the node, and the put is skipped. Blocks other than raw leaves are always claimed and never
  * recorded. After the put, early_settle(ok) records the claimed leaves as stored or frees
  * them. With no early range ever queued (no table), everything is claimed.
+ * ret_oldest (may be NULL): of the leaves not claimed, the index of the one stored there
+ * longest ago and that time (n and UINT64_MAX when every block was claimed).
  */
+struct early_oldest {
+        size_t i;
+        uint64_t when_ns;
+};
 size_t early_claim(struct early *e, const char *node_url, const struct cid *const *cids, size_t n,
-                   bool *claimed);
+                   bool *claimed, struct early_oldest *ret_oldest);
 void early_settle(struct early *e, const char *node_url, const struct cid *const *cids, size_t n,
                   const bool *claimed, bool ok);
 /* Forgets every stored entry (an attempt failed: its retry asks the node). */

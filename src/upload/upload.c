@@ -56,11 +56,12 @@ struct attempt {
         struct net_run *run;    /* producer only: the run being gathered, owned */
         uint64_t blocks, bytes; /* emitted (producer only) */
         uint64_t sent, skipped; /* atomic */
-        /* leaves not sent because the early table says the node stored them: the first and
-         * the last such leaf, checked on the node before the pin (a GC may have run) */
+        /* of the leaves not sent because the early table says the node stored them, the one
+         * stored longest ago: checked on the node before the pin (a GC may have run) */
         pthread_mutex_t early_lock;
-        struct cid early_first, early_last; /* early_lock */
-        size_t early_leaf_len;              /* early_lock; 0 = none skipped */
+        struct cid early_cid; /* early_lock */
+        size_t early_len;     /* early_lock; 0 = no leaf skipped */
+        uint64_t early_ns;    /* early_lock: when it was stored */
 };
 
 struct job {
@@ -237,6 +238,7 @@ static int put_item(struct attempt *a, struct upload_block *b)
         const struct cid *cids[NET_RUN_MAX_LEAVES];
         bool claimed[NET_RUN_MAX_LEAVES];
         const char *node = net_put_node_url(a->put);
+        struct early_oldest old;
         int r;
 
         for (size_t i = 0; i < n; i++)
@@ -244,14 +246,15 @@ static int put_item(struct attempt *a, struct upload_block *b)
                         (void)net_run_leaf(b->run, i, &cids[i]);
                 else
                         cids[i] = &b->cid;
-        if (early_claim(u->early, node, cids, n, claimed) == 0) {
+        if (early_claim(u->early, node, cids, n, claimed, &old) == 0) {
                 STAT_ADD(u, early_used, n); /* put early (or by a job) on this node */
                 r = b->run ? (int)n : 1;    /* as if the node said it had them */
                 pthread_mutex_lock(&a->early_lock);
-                if (!a->early_leaf_len)
-                        a->early_first = *cids[0];
-                a->early_last = *cids[n - 1];
-                a->early_leaf_len = b->len / n;
+                if (old.i < n && (!a->early_len || old.when_ns < a->early_ns)) {
+                        a->early_cid = *cids[old.i];
+                        a->early_len = b->len / n; /* a run's leaves are all one size */
+                        a->early_ns = old.when_ns;
+                }
                 pthread_mutex_unlock(&a->early_lock);
         } else {
                 r = b->run ? net_put_run(a->put, b->run, deadline)
@@ -439,27 +442,28 @@ static void run_setup(struct upload *u, size_t cap, struct attempt *a)
 
 struct attempt_report {
         uint64_t blocks, sent, skipped;
+        bool early_lost; /* the node no longer had leaves put early: send everything again */
         char node[128];
 };
 
 /*
  * Before the pin: do the leaves this attempt took from the early table still sit on the node?
  * A node's GC between the early put and now drops them, and a js-ipfs pin would then wait for
- * them over bitswap until its deadline. One check of the first and the last such leaf (a GC
- * drops all unpinned blocks at once); -ESTALE when one is gone: the job resumes at once.
+ * them over bitswap until its deadline. A GC drops every unpinned block stored before it, so
+ * one check of the leaf stored longest ago tells; -ESTALE when it is gone (*lost set: the job
+ * sends everything again at once). Any answer but that block counts as gone: a resend costs
+ * time, a pin that waits for a missing block costs its whole deadline.
  */
-static int check_early_leaves(struct attempt *a)
+static int check_early_leaves(struct attempt *a, bool *lost)
 {
-        uint64_t deadline = net_now_ns() + a->timeout_ns;
-        int r = 1;
+        int r;
 
-        if (!a->early_leaf_len)
+        if (!a->early_len)
                 return 0;
-        r = net_put_has(a->put, &a->early_first, a->early_leaf_len, deadline);
-        if (r == 1 && !cid_equal(&a->early_first, &a->early_last))
-                r = net_put_has(a->put, &a->early_last, a->early_leaf_len, deadline);
+        r = net_put_has(a->put, &a->early_cid, a->early_len, net_now_ns() + a->timeout_ns);
         if (r == 0) {
                 STAT_ADD(a->u, early_lost, 1);
+                *lost = true;
                 return -ESTALE;
         }
         return r < 0 ? r : 0;
@@ -482,7 +486,7 @@ static int attempt_run(struct upload *u, struct job *j, bool resume, upload_sour
         *rep = (struct attempt_report){ 0 };
         r = net_put_begin(u->cfg.net, resume, &a.put);
         if (r < 0)
-                return r;
+                goto out; /* nothing started: a.put is NULL */
         (void)snprintf(rep->node, sizeof(rep->node), "%s", net_put_node_url(a.put));
         r = upload_queue_init(&a.q, cap);
         if (r < 0)
@@ -504,7 +508,7 @@ static int attempt_run(struct upload *u, struct job *j, bool resume, upload_sour
 
                 r = upload_queue_error(&a.q); /* cancelled after the last block? */
                 if (r >= 0)
-                        r = check_early_leaves(&a);
+                        r = check_early_leaves(&a, &rep->early_lost);
                 if (r >= 0)
                         r = net_put_pin(a.put, pin_root, u->cfg.replicas,
                                         net_now_ns() + a.timeout_ns + mib * PIN_NS_PER_MIB);
@@ -521,6 +525,7 @@ out:
         }
         if (has_queue)
                 upload_queue_done(&a.q);
+        pthread_mutex_destroy(&a.early_lock);
         net_run_free(a.run);
         rep->blocks = a.blocks;
         rep->sent = a.sent;
@@ -648,8 +653,11 @@ static int job_run(struct upload *u, struct job *j)
                         return -ECANCELED;
                 STAT_ADD(u, attempts_failed, 1);
                 early_forget(u->early); /* the retry asks the node */
-                resume = true;          /* whatever failed, the next node may have some blocks */
-                if (r == -ESTALE && immediate < IMMEDIATE_RESUMES) {
+                /* whatever failed, the next node may have some blocks; but after a GC the
+                 * node lacks what it was asked for, and asking per block costs more than
+                 * sending */
+                resume = !rep.early_lost;
+                if (rep.early_lost && immediate < IMMEDIATE_RESUMES) {
                         immediate++;
                         log_notice("upload %" PRIu64 " (%s): write node %s lost blocks put "
                                    "before the close (a garbage collection?); sending them again",

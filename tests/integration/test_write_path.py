@@ -525,11 +525,13 @@ def test_upload_while_writing__leaves_on_node_before_close__each_sent_once(ipfs_
 
 
 @pytest.mark.timeout(300)
-def test_upload_while_writing__node_gc_before_close__resent_before_the_pin(ipfs_node,
+def test_upload_while_writing__node_gc_before_close__resent_before_the_pin(ipfs_nodes_factory,
                                                                           mount_factory):
     """The node's GC drops the leaves put while the file was open: before it pins, the job
     finds them gone and sends them again, so its one pin never waits for missing blocks (a
-    js-ipfs pin would wait for them over bitswap until the upload's deadline)."""
+    js-ipfs pin would wait for them over bitswap until the upload's deadline). A node of its
+    own: its GC drops every unpinned block."""
+    (ipfs_node,) = ipfs_nodes_factory(1)
     px = RpcProxy(ipfs_node.api_url).start()
     try:
         m = mount_factory(config={"rpc_nodes": [px.url], "gateway_nodes": [], "timeout": 30,

@@ -519,8 +519,10 @@ def _is_our_daemon(entry):
     """The PID in nodes.json is still that node's daemon (not a reused PID): same start time
     and IPFS_PATH. (Not its command line: js-ipfs renames itself to "ipfs".)"""
     pid = entry.get("pid")
-    if not pid or not _pid_alive(pid) or _start_ticks(pid) != entry.get("start_ticks"):
+    if not pid or not _pid_alive(pid):
         return False
+    if "start_ticks" in entry and _start_ticks(pid) != entry["start_ticks"]:
+        return False  # (a nodes.json from before start_ticks: IPFS_PATH alone)
     try:
         with open("/proc/%d/environ" % pid, "rb") as f:
             env = f.read().split(b"\0")

@@ -173,6 +173,7 @@ tree_bytes=$(du -sb --apparent-size "$work/tree.1" | cut -f1)
 echo "write-bench: warm-up (untimed): one add and one cp into the mount of $mib MiB" >&2
 randfile "$bytes" >"$work/warm.bin"
 node_add "$work/warm.bin" pin=true >/dev/null
+randfile "$bytes" >"$work/warm.bin" # other bytes: the node must store them too
 cp "$work/warm.bin" "$mnt/warm.bin"
 $py -c "$fsync_file" "$mnt/warm.bin"
 rm -f "$work/warm.bin"

@@ -946,23 +946,33 @@ static void test_early__js_node__ranges_as_runs__job_sends_only_the_rest(void **
         early_then_job(true);
 }
 
-/* The node's GC dropped the early-put leaves before the close: the job checks them before it
- * pins, finds them gone and sends them again at once; no pin ever waits for missing blocks. */
-static void test_early__leaves_garbage_collected__job_resends_before_the_pin(void **state)
+/* An uploader with early puts (runs of 8 chunks) and a file of n chunks and 5 bytes whose n
+ * chunks it has put early. */
+static struct upload *early_file(size_t n, unsigned seed, char *path, struct cid *root)
 {
         struct upload_config c = config();
         struct upload_stats st;
         struct upload *u;
-        char path[4096];
-        struct cid root;
 
-        (void)state;
-        make_file(32 * CHUNK + 5, 12, path, &root);
+        make_file(n * CHUNK + 5, seed, path, root);
         c.run_bytes = 8 * CHUNK;
         c.early = true;
         assert_int_equal(upload_new(&c, &u), 0);
-        assert_int_equal(upload_early(u, path, 0, 32 * CHUNK), 0);
-        wait_early(u, 32, &st);
+        assert_int_equal(upload_early(u, path, 0, n * CHUNK), 0);
+        wait_early(u, n, &st);
+        return u;
+}
+
+/* The node's GC dropped the early-put leaves before the close: the job checks them before it
+ * pins, finds them gone and sends them again at once; no pin ever waits for missing blocks. */
+static void test_early__leaves_garbage_collected__job_resends_before_the_pin(void **state)
+{
+        struct upload_stats st;
+        char path[4096];
+        struct cid root;
+        struct upload *u = early_file(32, 12, path, &root);
+
+        (void)state;
         pthread_mutex_lock(&F.lock);
         F.n_stored = 0; /* repo gc */
         F.pin_needs = 34;
@@ -977,6 +987,31 @@ static void test_early__leaves_garbage_collected__job_resends_before_the_pin(voi
         assert_int_equal(F.n_stored, 34);
         assert_int_equal(st.early_lost, 1);
         assert_int_equal(D.res[1].attempts, 2);
+}
+
+/* The same bytes uploaded twice within the table's lifetime (cp a b): the second job skips
+ * every leaf, the short tail too, and its check before the pin asks for one of them with its
+ * own size, so the node's answer matches and nothing is sent again. */
+static void test_early__same_bytes_twice__second_job_checks_and_pins_once(void **state)
+{
+        struct upload_stats st;
+        char path[4096];
+        struct cid root;
+        struct upload *u = early_file(16, 13, path, &root);
+
+        (void)state;
+        assert_int_equal(upload_submit(u, 1, path, on_done, NULL), 0);
+        wait_done(1);
+        assert_int_equal(upload_submit(u, 2, path, on_done, NULL), 0);
+        wait_done(2);
+        upload_get_stats(u, &st);
+        upload_free(u);
+        assert_int_equal(D.res[2].error, 0);
+        assert_int_equal(D.res[2].attempts, 1);
+        assert_int_equal(D.res[2].sent, 1); /* the root (not a leaf: never in the table) */
+        assert_int_equal(st.early_lost, 0);
+        assert_int_equal(F.pins_incomplete, 0);
+        assert_true(cid_equal(&F.pinned, &root));
 }
 
 /* The file changed after its early puts: no stored leaf matches, the job sends them all and
@@ -1122,6 +1157,9 @@ int main(void)
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(
                         test_early__leaves_garbage_collected__job_resends_before_the_pin, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_early__same_bytes_twice__second_job_checks_and_pins_once, setup,
                         teardown),
         };
         char cmd[64];
