@@ -26,6 +26,7 @@ import atexit
 import ctypes
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -70,18 +71,43 @@ def jsipfs_path():
     return _jsipfs
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_ports(n):
-    """n distinct free loopback TCP ports (bound together, then released)."""
+    """n distinct free loopback TCP ports (bound together, then released) from outside the
+    kernel's ephemeral range: a node binds them seconds later, and a port from that range
+    may meanwhile become the local end of any outgoing connection (EADDRINUSE, seen once)."""
+    lo, hi = _ephemeral_range()
+    pool = range(10000, lo) if lo - 10000 >= 1000 else range(hi + 1, 65536)
+    rnd = random.SystemRandom()
     socks, ports = [], []
     try:
-        for _ in range(n):
+        for _ in range(200 * n):
+            if len(ports) == n:
+                break
+            port = rnd.choice(pool)
+            if port in ports:
+                continue
             s = socket.socket()
-            s.bind(("127.0.0.1", 0))
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
-            ports.append(s.getsockname()[1])
+            ports.append(port)
     finally:
         for s in socks:
             s.close()
+    if len(ports) < n:
+        raise RuntimeError("no %d free loopback ports outside %d-%d" % (n, lo, hi))
     return ports
 
 
