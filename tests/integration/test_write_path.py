@@ -26,6 +26,15 @@ def cfg(node, **extra):
     return c
 
 
+def fsync_path(path):
+    """fsync of a file by name: returns once its upload is pinned."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def tree_digest(top):
     """{relative path: (kind, mode, mtime_ns or None, sha256 or target)} not following links."""
     out = {}
@@ -236,11 +245,7 @@ def test_kill9__closed_files_kept_open_ones_not_half_visible(ipfs_node, mount_fa
     assert os.path.getsize(m.path("open-writer")) == 0  # created, never closed: empty
     # every closed file ends uploaded (resumed after the kill), and no staging file is left
     for name in closed:
-        fd = os.open(m.path(name), os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(m.path(name))
         assert os.getxattr(m.path(name), "user.prsm.cid")
     assert os.listdir(os.path.join(m.cache_dir, "staging")) == []
     out = subprocess.run([tool_binary("prsmctl"), "check", m.mountpoint], capture_output=True,
@@ -375,9 +380,7 @@ def test_crash__kill9_at_20_points_during_writes__no_closed_file_lost(ipfs_node,
     # every file, not only the reported ones: a close the daemon made durable just before
     # its kill failed in the writer (ENOTCONN), so it went unreported, but its upload is owed
     for name in os.listdir(m.mountpoint):
-        fd = os.open(m.path(name), os.O_RDONLY)
-        os.fsync(fd)
-        os.close(fd)
+        fsync_path(m.path(name))
     staged = os.listdir(os.path.join(m.cache_dir, "staging"))
     assert staged == [], staged
 
@@ -399,11 +402,7 @@ def test_write_node_killed_mid_upload__file_still_ends_pinned(ipfs_nodes_factory
         assert time.monotonic() < deadline, "no upload reached the first node"
         time.sleep(0.05)
     n1.kill()
-    fd = os.open(m.path("big"), os.O_RDONLY)
-    try:
-        os.fsync(fd)  # returns once pinned: on the surviving node
-    finally:
-        os.close(fd)
+    fsync_path(m.path("big"))  # returns once pinned: on the surviving node
     cid = os.getxattr(m.path("big"), "user.prsm.cid").decode()
     assert cid == n2.add(data, only_hash=True, pin=False, cid_version=0)
     assert pinned(n2, cid)
@@ -486,15 +485,6 @@ def write_until_stored(f, px, part):
         time.sleep(0.1)
     assert stored_bytes(px) >= len(part), px.requests  # every range, the file still open
     time.sleep(0.5)  # the answers were passed on: let the daemon note them
-
-
-def fsync_path(path):
-    """fsync of a file by name: returns once its upload is pinned."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @pytest.mark.timeout(300)
