@@ -442,6 +442,7 @@ static void run_setup(struct upload *u, size_t cap, struct attempt *a)
 
 struct attempt_report {
         uint64_t blocks, sent, skipped;
+        uint64_t put_ns, pin_ns; /* time in the pipeline, in the pin */
         bool early_lost; /* the node no longer had leaves put early: send everything again */
         char node[128];
 };
@@ -481,6 +482,7 @@ static int attempt_run(struct upload *u, struct job *j, bool resume, upload_sour
                              .early_lock = PTHREAD_MUTEX_INITIALIZER };
         size_t cap = u->cfg.queue_blocks ? u->cfg.queue_blocks : u->cfg.parallel;
         bool has_queue = false;
+        uint64_t t0;
         int r;
 
         *rep = (struct attempt_report){ 0 };
@@ -502,10 +504,13 @@ static int attempt_run(struct upload *u, struct job *j, bool resume, upload_sour
                 j->running = &a;
         pthread_mutex_unlock(&u->lock);
 
+        t0 = net_now_ns();
         r = pipeline_run(&a, source, source_ud);
+        rep->put_ns = net_now_ns() - t0;
         if (r >= 0 && u->cfg.pin && pin_root) {
                 uint64_t mib = a.bytes >> 20;
 
+                t0 = net_now_ns();
                 r = upload_queue_error(&a.q); /* cancelled after the last block? */
                 if (r >= 0)
                         r = check_early_leaves(&a, &rep->early_lost);
@@ -514,6 +519,7 @@ static int attempt_run(struct upload *u, struct job *j, bool resume, upload_sour
                                         net_now_ns() + a.timeout_ns + mib * PIN_NS_PER_MIB);
                 if (r >= 0)
                         STAT_ADD(u, pins, 1);
+                rep->pin_ns = net_now_ns() - t0;
         }
         if (r >= 0)
                 r = upload_queue_error(&a.q);
@@ -647,6 +653,12 @@ static int job_run(struct upload *u, struct job *j)
                 if (r >= 0) {
                         j->res.root = fs.root;
                         j->res.size = fs.size;
+                        log_debug("upload %" PRIu64 " (%s): %" PRIu64 " bytes, %" PRIu64
+                                  " blocks (%" PRIu64 " sent, %" PRIu64 " skipped) in %" PRIu64
+                                  " ms, pin %" PRIu64 " ms, on %s",
+                                  j->id, j->path, fs.size, rep.blocks, rep.sent, rep.skipped,
+                                  (uint64_t)(rep.put_ns / MS), (uint64_t)(rep.pin_ns / MS),
+                                  rep.node);
                         return 0;
                 }
                 if (is_stopped(u, j))
