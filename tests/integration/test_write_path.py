@@ -543,3 +543,53 @@ def test_upload_while_writing__node_gc_before_close__resent_before_the_pin(ipfs_
         assert ipfs_node.rpc("cat", [("arg", cid)], timeout=120) == data
     finally:
         px.stop()
+
+
+def resident_pages(path):
+    """(resident, total) pages of path in the page cache, by mincore(2) on a mapping of it."""
+    import ctypes
+    import mmap
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long)
+    libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+    libc.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p)
+    size = os.path.getsize(path)
+    pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        assert addr not in (None, ctypes.c_void_p(-1).value), ctypes.get_errno()
+        try:
+            vec = ctypes.create_string_buffer(pages)
+            assert libc.mincore(addr, size, vec) == 0, ctypes.get_errno()
+            return sum(b & 1 for b in vec.raw), pages
+        finally:
+            libc.munmap(addr, size)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.timeout(300)
+def test_big_write__staged_copy_leaves_the_page_cache_behind_the_writer(ipfs_node, mount_factory):
+    """A big file written from its start: the staging copy of what is some units behind the
+    writer is written back and dropped from the page cache while the file is still open (it
+    would otherwise be cached twice), and every byte still reads back, before and after the
+    close. Early puts off: their reads of the staging file would cache it again."""
+    m = mount_factory(config=cfg(ipfs_node, upload_while_writing=False))
+    data = random.Random(23).randbytes(64 * MiB + 3)
+    with open(m.path("big"), "wb", buffering=0) as f:
+        for off in range(0, len(data), MiB):
+            f.write(data[off:off + MiB])
+        staged = os.listdir(os.path.join(m.cache_dir, "staging"))
+        assert len(staged) == 1, staged
+        resident, total = resident_pages(os.path.join(m.cache_dir, "staging", staged[0]))
+        # all but the last units (up to 3 of 8 MiB: the one being written, two kept) dropped
+        assert total == (len(data) + 4095) // 4096
+        assert resident <= 24 * MiB // 4096 + 16, (resident, total)
+        with open(m.path("big"), "rb") as g:  # read-your-writes from the staged copy
+            assert hashlib.sha256(g.read()).digest() == hashlib.sha256(data).digest()
+    fsync_path(m.path("big"))
+    with open(m.path("big"), "rb") as f:
+        assert f.read() == data
