@@ -51,6 +51,10 @@ struct fs_uploader {
  * Creates the hidden .ipfs/ directory at the root if the index has none. */
 _wur_ int fs_new(struct index *idx, const struct config *cfg, struct store *store, struct fs **ret);
 void fs_free(struct fs *fs);
+/* Frees the file handles the kernel never released (a RELEASE still queued when the session
+ * ended, or files still open at an unmount): after the session loop, before the store goes.
+ * Generations of writers never flushed are dropped, as at a close without one. */
+void fs_release_handles(struct fs *fs);
 /* The session, for kernel cache invalidation when the tree changes behind the kernel's back
  * (prsmctl link). */
 void fs_set_session(struct fs *fs, struct fuse_session *se);

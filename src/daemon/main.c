@@ -713,6 +713,7 @@ out_signals:
         fuse_remove_signal_handlers(se);
 out:
         control_stop(control);
+        fs_release_handles(fs); /* no request is served any more */
         net_pool_shutdown(net); /* prefetches and uploads in flight end now */
         upload_free(upload);    /* pending jobs stay in the index for the next start */
         store_free(store);

@@ -32,8 +32,9 @@ struct fs {
 
         pthread_mutex_t expand_lock; /* one lazy directory expanded at a time */
 
-        pthread_mutex_t files_lock; /* guards files, wfiles */
+        pthread_mutex_t files_lock; /* guards files, wfiles, handles */
         struct rfile *files;        /* open files, shared by their handles */
+        struct handle *handles;     /* every handle the kernel holds (fuse_adapter.c) */
         struct wfile *wfiles;       /* files open for writing (or read while staged) */
         pthread_cond_t commit_cond; /* an upload committed (files_lock) */
         uint64_t committing[4];     /* files_lock: inodes whose commit is between its index

@@ -191,6 +191,7 @@ static double attr_timeout(const struct index_attr *a)
  * reads see writes whatever handle made them).
  */
 struct handle {
+        struct handle *prev, *next; /* fs->handles, under fs->files_lock */
         struct rfile *rf;
         struct wfile *wf;
         int staged_fd;
@@ -840,6 +841,14 @@ static void handle_free(struct fs *fs, struct handle *h)
 {
         if (!h)
                 return;
+        pthread_mutex_lock(&fs->files_lock);
+        if (h->prev)
+                h->prev->next = h->next;
+        else if (fs->handles == h)
+                fs->handles = h->next;
+        if (h->next)
+                h->next->prev = h->prev;
+        pthread_mutex_unlock(&fs->files_lock);
         fs_rfile_close(fs, h->rf);
         fs_wfile_close(fs, h->wf);
         if (h->staged_fd >= 0)
@@ -877,8 +886,36 @@ static int handle_open(struct fs *fs, struct index_attr *a, int flags, bool crea
                 handle_free(fs, h);
                 return r;
         }
+        pthread_mutex_lock(&fs->files_lock);
+        h->next = fs->handles;
+        if (h->next)
+                h->next->prev = h;
+        fs->handles = h;
+        pthread_mutex_unlock(&fs->files_lock);
         *ret = h;
         return 0;
+}
+
+void fs_release_handles(struct fs *fs)
+{
+        struct handle *h;
+        unsigned n = 0;
+
+        if (!fs)
+                return;
+        for (;;) {
+                pthread_mutex_lock(&fs->files_lock);
+                h = fs->handles;
+                pthread_mutex_unlock(&fs->files_lock);
+                if (!h)
+                        break;
+                handle_free(fs, h);
+                n++;
+        }
+        if (n)
+                log_notice("%u file handle(s) the kernel did not release before the session "
+                           "ended: freed (writes never closed are not kept)",
+                           n);
 }
 
 static void reply_open(fuse_req_t req, struct fs *fs, const struct index_attr *a,

@@ -90,6 +90,33 @@ def test_unmount__signal_or_fusermount__clean_exit(mount_factory, how):
     assert not is_mounted(m.mountpoint)
 
 
+def test_sigterm_with_files_open__handles_freed_clean_exit(mount_factory, ipfs_node):
+    """Files still open when the daemon stops (the kernel never sends their RELEASE, as when
+    one is still queued at the stop): the daemon frees their handles (a reader of an
+    uploaded file, a writer never flushed) and exits 0 without a sanitizer report."""
+    m = mount_factory(config=node_config([ipfs_node]))
+    with open(m.path("done"), "wb") as f:
+        f.write(b"uploaded bytes\n" * 1000)
+    fd = os.open(m.path("done"), os.O_RDONLY)
+    os.fsync(fd)  # uploaded and pinned: the next open reads it by its CID
+    os.close(fd)
+    reader = os.open(m.path("done"), os.O_RDONLY)
+    writer = os.open(m.path("open"), os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        assert os.read(reader, 8) == b"uploaded"
+        os.write(writer, b"never closed")
+        m.proc.send_signal(signal.SIGTERM)
+        assert m.proc.wait(timeout=20) == 0, m.stderr()
+    finally:
+        for fd in (reader, writer):
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the connection is gone
+    assert "2 file handle(s) the kernel did not release" in m.stderr()
+    m.check_stderr()
+
+
 def test_kill9__restart__stale_mount_recovered(mount_factory):
     m = mount_factory()
     os.mkdir(m.path("kept"))
