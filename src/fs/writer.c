@@ -70,6 +70,8 @@ struct wfile {
         uint64_t early_sent; /* bytes from 0 handed to the uploader's early puts */
         uint64_t kicked;     /* bytes from 0 whose writeback was started */
         uint64_t dropped;    /* bytes from 0 written back and dropped from the page cache */
+        int wb_err;          /* a writeback error drop_behind's waits took from fd: fails
+                                every flush of gen (fdatasync would not report it again) */
 };
 
 static int64_t now_ns(void)
@@ -279,6 +281,7 @@ static int new_generation(struct fs *fs, struct wfile *wf)
 
         wf->gen = __atomic_add_fetch(&fs->next_gen, 1, __ATOMIC_RELAXED);
         wf->early_sent = wf->kicked = wf->dropped = 0;
+        wf->wb_err = 0;
         staging_name(wf->ino, wf->gen, name, sizeof(name));
         fd = openat(fs->staging_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0)
@@ -475,6 +478,7 @@ static int ensure_writable(struct fs *fs, struct wfile *wf)
 
 #define WRITEBACK_UNIT (8u << 20)
 #define DROP_BEHIND    2 /* WRITEBACK_UNITs kept cached behind the writeback front */
+#define DROP_MAX       4 /* WRITEBACK_UNITs waited for by one write, at most */
 
 /*
  * The staged prefix from wf->dropped up to DROP_BEHIND units behind the writeback front:
@@ -483,20 +487,31 @@ static int ensure_writable(struct fs *fs, struct wfile *wf)
  * pages of the FUSE file and of the staging file), and every page of the staging copy is a
  * fresh one: on these machines, filling fresh pages costs several times a write into pages
  * just freed, and it was the largest part of the daemon's CPU time in a 1 GiB cp. The units
- * kept cached are those the early puts are about to read. Best effort, like the writeback.
+ * kept cached are those the early puts are about to read. At most DROP_MAX units per call,
+ * so that a write that completes a long prefix at once (its first hole filled last) does not
+ * wait, under wf->lock, for the writeback of the whole file.
+ *
+ * A wait reports a writeback error of the file and consumes it for this fd: the fdatasync
+ * at the flush would then return 0 over pages whose writeback failed (the integration test
+ * saw the close succeed). So the error is kept in wf->wb_err and fails every flush of this
+ * generation.
  */
 static void drop_behind(struct wfile *wf)
 {
         uint64_t keep = (uint64_t)DROP_BEHIND * WRITEBACK_UNIT;
         uint64_t end;
 
-        if (wf->kicked < wf->dropped + keep + WRITEBACK_UNIT)
+        if (wf->wb_err || wf->kicked < wf->dropped + keep + WRITEBACK_UNIT)
                 return;
-        end = wf->kicked - keep;
+        end = MIN(wf->kicked - keep, wf->dropped + (uint64_t)DROP_MAX * WRITEBACK_UNIT);
         if (sync_file_range(wf->fd, (off_t)wf->dropped, (off_t)(end - wf->dropped),
                             SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-                                    SYNC_FILE_RANGE_WAIT_AFTER) < 0)
+                                    SYNC_FILE_RANGE_WAIT_AFTER) < 0) {
+                wf->wb_err = -errno;
+                log_error("inode %" PRIu64 ": writeback of its staging file failed: %s", wf->ino,
+                          strerror(errno));
                 return;
+        }
         (void)posix_fadvise(wf->fd, (off_t)wf->dropped, (off_t)(end - wf->dropped),
                             POSIX_FADV_DONTNEED);
         wf->dropped = end;
@@ -670,7 +685,7 @@ int fs_wfile_flush(struct fs *fs, struct wfile *wf)
                 pthread_mutex_unlock(&wf->lock);
                 return 0;
         }
-        r = fill_gaps(fs, wf);
+        r = wf->wb_err ? wf->wb_err : fill_gaps(fs, wf);
         if (r >= 0 && fdatasync(wf->fd) < 0)
                 r = -errno;
         if (r >= 0)

@@ -593,3 +593,64 @@ def test_big_write__staged_copy_leaves_the_page_cache_behind_the_writer(ipfs_nod
     fsync_path(m.path("big"))
     with open(m.path("big"), "rb") as f:
         assert f.read() == data
+
+
+@pytest.mark.timeout(300)
+def test_staging_writeback_error__close_fails_never_wrong_bytes(ipfs_node, mount_factory,
+                                                                tmp_path):
+    """The staging disk fails under the writer for a while (an ext2 on a loop device whose
+    backing file sits on a small tmpfs: while a filler file takes the room, writeback gets
+    I/O errors though write() succeeds): the close reports the error even though the disk
+    works again by then, and the file never shows other bytes. The drop-behind's waits
+    consume a writeback error for their fd, so the fdatasync at close would return 0 after
+    it (seen: the close succeeded before the fix). The writer pauses after each 8 MiB so
+    each unit's writeback ends before the next unit (and its wait) starts."""
+    m = mount_factory(config=cfg(ipfs_node, upload_while_writing=False), start=False)
+    back = str(tmp_path / "back")
+    os.makedirs(back)
+    os.makedirs(m.cache_dir)
+    loop = None
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", back], check=True)
+    try:
+        img = os.path.join(back, "disk.img")
+        with open(img, "wb") as f:
+            f.truncate(160 * MiB)  # sparse: the tmpfs fills as the fs writes
+        loop = subprocess.run(["losetup", "-f", "--show", img], check=True,
+                              capture_output=True, text=True).stdout.strip()
+        subprocess.run(["mkfs.ext2", "-q", "-F", loop], check=True)
+        subprocess.run(["mount", loop, m.cache_dir], check=True)
+        m.start()
+        # leave room for about 12 MiB more: the first unit's writeback fits, the second's
+        # does not
+        free = os.statvfs(back).f_bavail * os.statvfs(back).f_frsize
+        with open(os.path.join(back, "filler"), "wb") as f:
+            f.write(b"\0" * (free - 12 * MiB))
+        data = random.Random(24).randbytes(6 * 8 * MiB)
+        failed = None
+        f = open(m.path("big"), "wb", buffering=0)
+        try:
+            for unit in range(6):
+                for off in range(unit * 8 * MiB, (unit + 1) * 8 * MiB, MiB):
+                    f.write(data[off:off + MiB])
+                time.sleep(0.5)
+                if unit == 1:
+                    os.unlink(os.path.join(back, "filler"))  # the disk works again
+        except OSError as e:
+            failed = e
+        try:
+            f.close()
+        except OSError as e:
+            failed = failed or e
+        with open("/proc/sys/vm/drop_caches", "w") as g:
+            g.write("3")  # what the mount shows comes from the staging disk, not a cache
+        with open(m.path("big"), "rb") as g:
+            got = g.read()
+        # whatever the mount shows under the name, it is never other bytes
+        assert got == data[:len(got)], len(got)
+        assert failed is not None and failed.errno in (errno.EIO, errno.ENOSPC), failed
+        m.stop()
+    finally:  # lazily: a daemon still running (a failed assert) is stopped by the fixture
+        subprocess.run(["umount", "-l", m.cache_dir])
+        if loop:
+            subprocess.run(["losetup", "-d", loop])
+        subprocess.run(["umount", "-l", back])
