@@ -242,8 +242,14 @@ def test_harness__daemon_crash__reported_as_failure_not_hang(workdir):
         f.write(CRASH_CASE.format(support=os.path.join(os.path.dirname(here), "support"),
                                   integration=here))
     t0 = time.monotonic()
+    # a basetemp of its own (beside workdir, not in it: the checks below look for workdir):
+    # by default the inner pytest would prune old numbered directories under
+    # /tmp/pytest-of-<user>, earlier sessions' with their node repositories (suspected: CI
+    # once measured 104 s here)
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                        "--rootdir", workdir, case],
+                        "--rootdir", workdir, "--basetemp",
+                        os.path.join(os.path.dirname(workdir), "inner-" + os.path.basename(workdir)),
+                        case],
                        capture_output=True, text=True, timeout=120, cwd=workdir)
     elapsed = time.monotonic() - t0
     out = r.stdout + r.stderr
