@@ -20,6 +20,29 @@
 #define MIN(a, b)     ((a) < (b) ? (a) : (b))
 #define MAX(a, b)     ((a) > (b) ? (a) : (b))
 
+/*
+ * Intrusive doubly linked lists, as systemd's LIST_*: items with prev and next members, a
+ * head pointer. LIST_REMOVE of an item never added (both NULL, not the head) does nothing.
+ */
+#define LIST_PREPEND(head, item)                     \
+        do {                                         \
+                (item)->prev = NULL;                 \
+                (item)->next = (head);               \
+                if ((item)->next)                    \
+                        (item)->next->prev = (item); \
+                (head) = (item);                     \
+        } while (0)
+#define LIST_REMOVE(head, item)                            \
+        do {                                               \
+                if ((item)->prev)                          \
+                        (item)->prev->next = (item)->next; \
+                else if ((head) == (item))                 \
+                        (head) = (item)->next;             \
+                if ((item)->next)                          \
+                        (item)->next->prev = (item)->prev; \
+                (item)->prev = (item)->next = NULL;        \
+        } while (0)
+
 /* A borrowed run of bytes; valid as long as whatever it points into. */
 struct bytes_view {
         const uint8_t *p;

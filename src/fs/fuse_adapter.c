@@ -842,12 +842,7 @@ static void handle_free(struct fs *fs, struct handle *h)
         if (!h)
                 return;
         pthread_mutex_lock(&fs->files_lock);
-        if (h->prev)
-                h->prev->next = h->next;
-        else if (fs->handles == h)
-                fs->handles = h->next;
-        if (h->next)
-                h->next->prev = h->prev;
+        LIST_REMOVE(fs->handles, h); /* a handle handle_open failed on was never added */
         pthread_mutex_unlock(&fs->files_lock);
         fs_rfile_close(fs, h->rf);
         fs_wfile_close(fs, h->wf);
@@ -887,10 +882,7 @@ static int handle_open(struct fs *fs, struct index_attr *a, int flags, bool crea
                 return r;
         }
         pthread_mutex_lock(&fs->files_lock);
-        h->next = fs->handles;
-        if (h->next)
-                h->next->prev = h;
-        fs->handles = h;
+        LIST_PREPEND(fs->handles, h);
         pthread_mutex_unlock(&fs->files_lock);
         *ret = h;
         return 0;

@@ -166,13 +166,7 @@ static struct job *job_find(struct upload *u, uint64_t id)
 /* under lock */
 static void job_unlink(struct upload *u, struct job *j)
 {
-        if (j->prev)
-                j->prev->next = j->next;
-        else
-                u->known = j->next;
-        if (j->next)
-                j->next->prev = j->prev;
-        j->prev = j->next = NULL;
+        LIST_REMOVE(u->known, j);
 }
 
 /* under lock: the job's result is final; hand it to the notifier */
@@ -442,7 +436,7 @@ static void run_setup(struct upload *u, size_t cap, struct attempt *a)
 
 struct attempt_report {
         uint64_t blocks, sent, skipped;
-        uint64_t put_ns, pin_ns; /* time in the pipeline, in the pin */
+        uint64_t put_ns, pin_ns; /* time in the pipeline; in the pin (and the check before) */
         bool early_lost; /* the node no longer had leaves put early: send everything again */
         char node[128];
 };
@@ -863,10 +857,7 @@ int upload_submit(struct upload *u, uint64_t id, const char *path, upload_done_f
         else if (job_find(u, id))
                 r = -EEXIST;
         else {
-                j->next = u->known;
-                if (u->known)
-                        u->known->prev = j;
-                u->known = j;
+                LIST_PREPEND(u->known, j);
                 fifo_push(&u->queued, j);
                 u->n_queued++;
                 early_drop(u->early, path);
