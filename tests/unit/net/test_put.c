@@ -326,9 +326,9 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
                 f->in_flight++;
                 f->max_in_flight = MAX(f->max_in_flight, f->in_flight);
                 pthread_mutex_unlock(&f->lock);
-                usleep(2000); /* let other workers pile up */
+                usleep(2000);                 /* let other workers pile up */
+                pthread_mutex_lock(&f->lock); /* the node's state (puts, has, leaves) */
                 r = do_put(f, n, req, body, res);
-                pthread_mutex_lock(&f->lock);
                 f->in_flight--;
                 pthread_mutex_unlock(&f->lock);
                 return r;
