@@ -6,7 +6,9 @@
  * answer adds those leaf CIDs to a small "stored" table (node, CID, when). The file's job,
  * queued at close, still builds and checks everything; its put threads claim each item's
  * leaves in the table first (early_claim) and skip the items whose leaves its node stored,
- * so the node's ingest overlaps the writes and no leaf is sent twice at once.
+ * so the node's ingest overlaps the writes and no leaf is sent twice at once. The ranges still
+ * queued at close go on until the job sends a block itself (then they are dropped), so the
+ * node keeps busy while the job reads and hashes the part the early puts stored.
  *
  * The table is only a hint and never a source of bytes: a leaf is skipped only under the
  * CID the job computed from the final content, on the node the job's session is bound to;
@@ -32,7 +34,7 @@ size_t early_unit(const struct early *e);
 /* Queues [off, off + len) of the file at path (copied): off and len are multiples of the
  * unit. -EINVAL otherwise, -ENOBUFS when the queue is full (the job will send it). */
 _wur_ int early_add(struct early *e, const char *path, uint64_t off, uint64_t len);
-/* Drops the queued ranges of path (its job starts now). */
+/* Drops the queued ranges of path (its job sends blocks itself now, or ended). */
 void early_drop(struct early *e, const char *path);
 /*
  * Before a put of n blocks on node_url (an early range, or a job's block or run): waits

@@ -56,6 +56,11 @@ struct attempt {
         struct net_run *run;    /* producer only: the run being gathered, owned */
         uint64_t blocks, bytes; /* emitted (producer only) */
         uint64_t sent, skipped; /* atomic */
+        /* the job's staging path: its queued early ranges go on until the job sends a block of
+         * its own (then they are dropped, dropped set), so the node keeps busy while the job
+         * reads and hashes what the early puts stored; NULL for other attempts */
+        const char *early_path;
+        bool early_dropped; /* atomic */
         /* of the leaves not sent because the early table says the node stored them, the one
          * stored longest ago: checked on the node before the pin (a GC may have run) */
         pthread_mutex_t early_lock;
@@ -251,6 +256,9 @@ static int put_item(struct attempt *a, struct upload_block *b)
                 }
                 pthread_mutex_unlock(&a->early_lock);
         } else {
+                if (a->early_path &&
+                    !__atomic_exchange_n(&a->early_dropped, true, __ATOMIC_RELAXED))
+                        early_drop(u->early, a->early_path);
                 r = b->run ? net_put_run(a->put, b->run, deadline)
                            : net_put_block(a->put, &b->cid, b->data, b->len, deadline);
                 early_settle(u->early, node, cids, n, claimed, r >= 0);
@@ -473,6 +481,7 @@ static int attempt_run(struct upload *u, struct job *j, bool resume, upload_sour
 {
         struct attempt a = { .u = u,
                              .timeout_ns = u->cfg.timeout_ms * MS,
+                             .early_path = j ? j->path : NULL,
                              .early_lock = PTHREAD_MUTEX_INITIALIZER };
         size_t cap = u->cfg.queue_blocks ? u->cfg.queue_blocks : u->cfg.parallel;
         bool has_queue = false;
@@ -709,6 +718,7 @@ static void *runner_thread(void *arg)
                 pthread_mutex_unlock(&u->lock);
 
                 r = job_run(u, j);
+                early_drop(u->early, j->path); /* what its attempts left queued (cancel, error) */
 
                 pthread_mutex_lock(&u->lock);
                 u->n_running--;
@@ -860,7 +870,6 @@ int upload_submit(struct upload *u, uint64_t id, const char *path, upload_done_f
                 LIST_PREPEND(u->known, j);
                 fifo_push(&u->queued, j);
                 u->n_queued++;
-                early_drop(u->early, path);
                 STAT_ADD(u, jobs_submitted, 1);
                 pthread_cond_broadcast(&u->cond);
         }
@@ -883,6 +892,7 @@ int upload_cancel(struct upload *u, uint64_t id)
                 fifo_remove(&u->queued, j);
                 u->n_queued--;
                 j->is_cancelled = true;
+                early_drop(u->early, j->path);
                 job_finish(u, j, -ECANCELED);
         } else {
                 j->is_cancelled = true;

@@ -1075,6 +1075,46 @@ static void test_early__after_the_job__ranges_not_sent_again(void **state)
         assert_int_equal(st.early_blocks, 0);
 }
 
+/* At close, the file's queued early ranges go on while its job reads and skips what the early
+ * puts stored (so the node keeps busy); they are dropped once the job sends a block itself,
+ * and no leaf is sent twice. */
+static void test_early__queued_ranges_go_on_until_the_job_sends(void **state)
+{
+        struct upload_config c = config();
+        struct upload_stats st;
+        struct upload *u;
+        char path[4096];
+        struct cid root;
+
+        (void)state;
+        make_file(40 * CHUNK, 16, path, &root);
+        c.run_bytes = 8 * CHUNK;
+        c.early = true;
+        c.parallel = 1; /* the job's items in order: it waits at range 2 */
+        assert_int_equal(upload_new(&c, &u), 0);
+        assert_int_equal(upload_early(u, path, 0, 16 * CHUNK), 0);
+        wait_early(u, 16, &st);
+        set_gate(true);
+        assert_int_equal(upload_early(u, path, 16 * CHUNK, 24 * CHUNK), 0);
+        pthread_mutex_lock(&F.lock);
+        while (F.waiting < 2) /* both early threads at the gate: ranges 2 and 3; 4 queued */
+                pthread_cond_wait(&F.cond, &F.lock);
+        pthread_mutex_unlock(&F.lock);
+        assert_int_equal(upload_submit(u, 1, path, on_done, NULL), 0);
+        usleep(50000);
+        upload_get_stats(u, &st);
+        assert_int_equal(st.early_dropped, 0); /* range 4 still queued */
+        set_gate(false);
+        wait_done(1);
+        upload_get_stats(u, &st);
+        upload_free(u);
+        assert_int_equal(D.res[1].error, 0);
+        assert_true(cid_equal(&F.pinned, &root));
+        assert_int_equal(D.res[1].sent + D.res[1].skipped, 41);
+        assert_int_equal(F.puts, 41); /* 40 leaves and the root, each once */
+        assert_int_equal(st.early_blocks + D.res[1].sent, 41);
+}
+
 /* Ranges must be whole units; nothing applies when early puts are off or leaves are dag-pb;
  * a missing file is no error (its range is just not put). */
 static void test_early__bad_ranges_and_off__einval_missing_file_ignored(void **state)
@@ -1154,6 +1194,8 @@ int main(void)
                         test_early__bad_ranges_and_off__einval_missing_file_ignored, setup,
                         teardown),
                 cmocka_unit_test_setup_teardown(test_early__after_the_job__ranges_not_sent_again,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_early__queued_ranges_go_on_until_the_job_sends,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(
                         test_early__leaves_garbage_collected__job_resends_before_the_pin, setup,
