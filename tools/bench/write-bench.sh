@@ -18,7 +18,9 @@
 #   tools/bench/write-bench.sh [MiB] [FILES]   (defaults 1024, 10000; as root)
 # One untimed add and one untimed cp into the mount come first (a fresh node's warm-up).
 # Environment: REPS (rounds of the big file, default 3), RSYNC_REPS (default 1),
-# PRSMFS_BENCH_CONFIG (extra JSON members for the daemon's config), PRSMFS_BENCH_KEEP (keep
+# PRSMFS_BENCH_CONFIG (extra JSON members for the daemon's config), NODE_CPUS (a CPU list:
+# the node runs on these CPUs only and everything else, the daemon, cp, curl and rsync, on the
+# others, as with a node on a host of its own; default: all share all CPUs), PRSMFS_BENCH_KEEP (keep
 # the work directory). Needs /dev/fuse, rsync, the js-ipfs node (tools/setup.sh) and a release
 # build (made here if missing). Every process and mount it starts is stopped by PID on exit.
 set -euo pipefail
@@ -29,6 +31,8 @@ reps=${REPS:-3}
 rreps=${RSYNC_REPS:-1}
 build=${PRSMFS_BUILD:-build-release}
 extra_config=${PRSMFS_BENCH_CONFIG:+, $PRSMFS_BENCH_CONFIG}
+node_cpus=${NODE_CPUS:-}
+ncores=$(nproc)
 py=/usr/bin/python3
 
 [ "$(id -u)" = 0 ] || {
@@ -135,6 +139,27 @@ print(n)'
 # --- the node and the daemon ------------------------------------------------------------
 echo "write-bench: starting a js-ipfs node in $work/node" >&2
 mkdir -p "$work/node"
+cpus_note="the node, prsmfs, cp and curl share the $ncores cores"
+if [ -n "$node_cpus" ]; then
+	# the other CPUs: those this shell may use, less the node's
+	other_cpus=$($py -c 'import os, sys
+def cpus(text):
+    out = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+rest = sorted(os.sched_getaffinity(0) - cpus(sys.argv[1]))
+if not rest:
+    sys.exit("write-bench: NODE_CPUS leaves no CPU for the rest")
+print(",".join(map(str, rest)))' "$node_cpus")
+	jsipfs=${PRSMFS_JSIPFS:-$(tools/setup.sh --print-jsipfs)}
+	printf '#!/bin/sh\nexec taskset -c %s %s "$@"\n' "$node_cpus" "$jsipfs" >"$work/jsipfs-on-cpus"
+	chmod +x "$work/jsipfs-on-cpus"
+	export PRSMFS_JSIPFS=$work/jsipfs-on-cpus
+	taskset -pc "$other_cpus" $$ >/dev/null # inherited by every process started from here
+	cpus_note="the node on CPU(s) $node_cpus only, prsmfs, cp and curl on CPU(s) $other_cpus"
+fi
 node_started=1
 api=$($py tests/support/ipfsnode.py start --n 1 --dir "$work/node" | tail -1)
 node_pid=$($py -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d[0]["pid"])' "$work/node/nodes.json")
@@ -300,7 +325,7 @@ record hwm_all "$(hwm_kib "$dpid")"
 
 # --- table ------------------------------------------------------------------------------
 echo
-echo "prsmfs write path, $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores, kernel $(uname -r)," \
+echo "prsmfs write path, $(date -u '+%Y-%m-%d %H:%M UTC'); $ncores cores ($cpus_note), kernel $(uname -r)," \
 	"libfuse $(pkg-config --modversion fuse3 2>/dev/null || echo '?'), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "one js-ipfs node ($api), prsmfs with it as its only rpc node; file $mib MiB ($reps rounds," \
 	"first CID $big_cid, $parity); tree of $nfiles files of 1-4 KiB" \
