@@ -24,14 +24,19 @@ meson test -C "$build" --suite unit --suite fuzz-regression --suite style \
 	--print-errorlogs --num-processes 2
 unit_rc=$?
 
-# Integration: real mounts (root + /dev/fuse) and real js-ipfs nodes.
+# Integration: real mounts (root + /dev/fuse) and real js-ipfs nodes. Their directories (node
+# repos with GiBs of blocks, staging files) go to one basetemp that pytest empties at the start
+# of each run and that is removed after a run that passed; pytest's default keeps three runs
+# under /tmp (about 8 GiB each).
+basetemp="$PWD/$build/pytest-tmp"
 PRSMFS_BIN="$PWD/$build/src/daemon/prsmfs" PRSMFS_SOURCE_ROOT="$PWD" \
 	PRSMFS_BUILD_ROOT="$PWD/$build" \
 	ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	/usr/bin/python3 -m pytest -v -p no:cacheprovider --junitxml="$build/integration.xml" \
-	tests/integration ${PRSMFS_PYTEST_ARGS:-}  # word-split on purpose: extra pytest args
+	--basetemp="$basetemp" tests/integration ${PRSMFS_PYTEST_ARGS:-}  # word-split on purpose: extra pytest args
 int_rc=$?
+[ "$int_rc" -ne 0 ] || rm -rf "$basetemp"
 
 echo
 /usr/bin/python3 tools/test-summary.py "$build/meson-logs/testlog.json" "$build/integration.xml"
