@@ -56,9 +56,9 @@ struct attempt {
         struct net_run *run;    /* producer only: the run being gathered, owned */
         uint64_t blocks, bytes; /* emitted (producer only) */
         uint64_t sent, skipped; /* atomic */
-        /* the job's staging path: its queued early ranges go on until the job sends a block of
-         * its own (then they are dropped, dropped set), so the node keeps busy while the job
-         * reads and hashes what the early puts stored; NULL for other attempts */
+        /* the job's staging path (NULL for other attempts): its queued early ranges go on until
+         * the attempt sends a block of its own, which drops them once (early_dropped), so the
+         * node keeps busy while the job reads and hashes what the early puts stored */
         const char *early_path;
         bool early_dropped; /* atomic */
         /* of the leaves not sent because the early table says the node stored them, the one

@@ -154,7 +154,7 @@ if not rest:
     sys.exit("write-bench: NODE_CPUS leaves no CPU for the rest")
 print(",".join(map(str, rest)))' "$node_cpus")
 	jsipfs=${PRSMFS_JSIPFS:-$(tools/setup.sh --print-jsipfs)}
-	printf '#!/bin/sh\nexec taskset -c %s %s "$@"\n' "$node_cpus" "$jsipfs" >"$work/jsipfs-on-cpus"
+	printf '#!/bin/sh\nexec taskset -c %q %q "$@"\n' "$node_cpus" "$jsipfs" >"$work/jsipfs-on-cpus"
 	chmod +x "$work/jsipfs-on-cpus"
 	export PRSMFS_JSIPFS=$work/jsipfs-on-cpus
 	taskset -pc "$other_cpus" $$ >/dev/null # inherited by every process started from here
