@@ -330,9 +330,10 @@ static void row_to_attr(sqlite3_stmt *st, struct index_attr *a)
                 a->has_cid = true;
 }
 
-int index_getattr(struct index *idx, uint64_t ino, struct index_attr *ret)
+/* The attributes of ino under the lock. */
+static int getattr_locked(struct index *idx, uint64_t ino, struct index_attr *ret)
 {
-        sqlite3_stmt *st = stmt_begin(idx, STMT_GETATTR);
+        sqlite3_stmt *st = idx->st[STMT_GETATTR];
         int rc, r = -ENOENT;
 
         sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
@@ -342,7 +343,18 @@ int index_getattr(struct index *idx, uint64_t ino, struct index_attr *ret)
                 r = 0;
         } else if (rc != SQLITE_DONE)
                 r = errno_from_sqlite(rc);
-        stmt_end(idx, st);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return r;
+}
+
+int index_getattr(struct index *idx, uint64_t ino, struct index_attr *ret)
+{
+        int r;
+
+        pthread_mutex_lock(&idx->lock);
+        r = getattr_locked(idx, ino, ret);
+        pthread_mutex_unlock(&idx->lock);
         return r;
 }
 
@@ -845,8 +857,14 @@ static int drop_entry_locked(struct index *idx, uint64_t parent, const char *nam
         return r;
 }
 
-/* Runs fn inside one write transaction under the lock. */
-static int in_transaction(struct index *idx, int (*fn)(struct index *idx, void *ud), void *ud)
+/*
+ * Runs fn inside one write transaction under the lock and, when ret is not NULL, reads the
+ * attributes of *ino (which fn may set) as that transaction leaves them. Read after the
+ * transaction instead, a concurrent change (the last release of an unlinked file dropping
+ * its inode) made a successful unlink answer ENOENT.
+ */
+static int in_transaction_attr(struct index *idx, int (*fn)(struct index *idx, void *ud), void *ud,
+                               const uint64_t *ino, struct index_attr *ret)
 {
         int r;
 
@@ -854,6 +872,8 @@ static int in_transaction(struct index *idx, int (*fn)(struct index *idx, void *
         r = exec(idx, "BEGIN IMMEDIATE");
         if (r >= 0) {
                 r = fn(idx, ud);
+                if (r >= 0 && ret)
+                        r = getattr_locked(idx, *ino, ret);
                 if (r >= 0) {
                         int c = exec(idx, "COMMIT");
 
@@ -867,15 +887,9 @@ static int in_transaction(struct index *idx, int (*fn)(struct index *idx, void *
         return r;
 }
 
-/* in_transaction, then the attributes of ino after it (when ret is not NULL). */
-static int in_transaction_attr(struct index *idx, int (*fn)(struct index *idx, void *ud), void *ud,
-                               uint64_t ino, struct index_attr *ret)
+static int in_transaction(struct index *idx, int (*fn)(struct index *idx, void *ud), void *ud)
 {
-        int r = in_transaction(idx, fn, ud);
-
-        if (r < 0)
-                return r;
-        return ret ? index_getattr(idx, ino, ret) : 0;
+        return in_transaction_attr(idx, fn, ud, NULL, NULL);
 }
 
 struct unlink_args {
@@ -909,14 +923,8 @@ int index_unlink(struct index *idx, uint64_t parent, const char *name, bool dir,
                  struct index_attr *ret)
 {
         struct unlink_args u = { .parent = parent, .name = name, .dir = dir };
-        int r;
 
-        r = in_transaction(idx, do_unlink, &u);
-        if (r < 0)
-                return r;
-        if (ret)
-                return index_getattr(idx, u.victim.ino, ret);
-        return 0;
+        return in_transaction_attr(idx, do_unlink, &u, &u.victim.ino, ret);
 }
 
 struct rename_args {
@@ -954,6 +962,8 @@ static int do_rename(struct index *idx, void *ud)
                                 return r;
                 }
                 r = drop_entry_locked(idx, a->newparent, a->newname, &a->dst, now);
+                if (r >= 0) /* as it is left (see in_transaction_attr) */
+                        r = getattr_locked(idx, a->dst.ino, &a->dst);
                 if (r < 0)
                         return r;
                 a->replaced = true;
@@ -999,7 +1009,7 @@ int index_rename(struct index *idx, uint64_t parent, const char *name, uint64_t 
         if (ret_replaced) {
                 ret_replaced->ino = 0;
                 if (a.replaced)
-                        return index_getattr(idx, a.dst.ino, ret_replaced);
+                        *ret_replaced = a.dst;
         }
         return 0;
 }
@@ -1042,7 +1052,7 @@ int index_link(struct index *idx, uint64_t ino, uint64_t newparent, const char *
                 return r;
         if (S_ISDIR(cur.mode))
                 return -EPERM;
-        return in_transaction_attr(idx, do_link, &a, ino, ret);
+        return in_transaction_attr(idx, do_link, &a, &a.ino, ret);
 }
 
 struct setattr_args {
@@ -1088,7 +1098,7 @@ int index_setattr(struct index *idx, uint64_t ino, const struct index_setattr *s
 {
         struct setattr_args a = { .ino = ino, .s = s };
 
-        return in_transaction_attr(idx, do_setattr, &a, ino, ret);
+        return in_transaction_attr(idx, do_setattr, &a, &a.ino, ret);
 }
 
 struct xattr_args {
