@@ -52,6 +52,28 @@ static int write_all_at(int fd, const void *buf, size_t len, int64_t off)
         return 0;
 }
 
+ssize_t io_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+        size_t done = 0;
+
+        if (off > INT64_MAX || len > INT64_MAX - off)
+                return -EINVAL; /* the end would not fit an off_t */
+        while (done < len) {
+                ssize_t n = pwrite(fd, (const char *)buf + done, len - done, (off_t)(off + done));
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0 && done > 0)
+                        break; /* what was written counts: the caller reports a short write */
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return -EIO;
+                done += (size_t)n;
+        }
+        return (ssize_t)done;
+}
+
 int io_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
         if (off > INT64_MAX || len > INT64_MAX - off)

@@ -21,6 +21,14 @@
 
 struct rfile;
 struct wfile;
+struct fs_inode;
+
+/* inode.c: what the kernel and the handles hold of each inode (a hash table) */
+struct fs_inodes {
+        pthread_mutex_t lock;
+        struct fs_inode **buckets;
+        size_t n_buckets, n;
+};
 
 struct fs {
         struct index *idx;        /* borrowed */
@@ -45,8 +53,23 @@ struct fs {
         uint64_t next_gen;     /* atomic: staging file generations */
         struct fs_uploader up; /* how closed files reach the uploader */
 
+        struct fs_inodes inodes; /* lookups, open handles, content changes */
+
         struct fs_stats st; /* atomics */
 };
+
+/* ---- inode.c ---- */
+void fs_inodes_init(struct fs_inodes *t);
+void fs_inodes_done(struct fs_inodes *t);
+/* Adds nlookup kernel references and nopen handles to ino. */
+_wur_ int fs_inode_ref(struct fs *fs, uint64_t ino, uint64_t nlookup, uint64_t nopen);
+/* Takes them back; true when nothing holds ino any more (then an unlinked ino may go). */
+bool fs_inode_unref(struct fs *fs, uint64_t ino, uint64_t nlookup, uint64_t nopen);
+/* Whether the kernel or a handle holds ino. */
+bool fs_inode_in_use(struct fs *fs, uint64_t ino);
+/* The content sequence of ino (0 when nothing holds it), and its bump at a change. */
+uint64_t fs_inode_seq(struct fs *fs, uint64_t ino);
+void fs_inode_changed(struct fs *fs, uint64_t ino);
 
 /* ---- writer.c ---- */
 /*
@@ -58,15 +81,16 @@ _wur_ int fs_wfile_open(struct fs *fs, const struct index_attr *a, bool trunc, s
 /* The writer of ino if one is open (a new reference), else NULL. */
 struct wfile *fs_wfile_get(struct fs *fs, uint64_t ino);
 void fs_wfile_close(struct fs *fs, struct wfile *wf);
-_wur_ int fs_wfile_write(struct fs *fs, struct wfile *wf, const void *buf, size_t len,
-                         uint64_t off);
+/* Returns the bytes written: fewer than len when the staging disk stopped it part-way. */
+_wur_ ssize_t fs_wfile_write(struct fs *fs, struct wfile *wf, const void *buf, size_t len,
+                             uint64_t off);
 /* Reads into buf (size bytes at most); returns the bytes read (short only at the end). */
 _wur_ ssize_t fs_wfile_read(struct fs *fs, struct wfile *wf, void *buf, size_t size, uint64_t off);
 _wur_ int fs_wfile_truncate(struct fs *fs, struct wfile *wf, uint64_t size);
 /* Makes what was written durable (staging data synced, job in the index) and hands the job
  * to the uploader; what close() waits for. */
 _wur_ int fs_wfile_flush(struct fs *fs, struct wfile *wf);
-/* Size and mtime as the writer sees them. */
+/* Size and mtime as the writer sees them; state DIRTY when it holds unflushed writes. */
 void fs_wfile_attr(struct wfile *wf, struct index_attr *a);
 /* utimensat while open (cp -a sets times before close): the close keeps them. */
 void fs_wfile_set_mtime(struct wfile *wf, int64_t mtime_ns);

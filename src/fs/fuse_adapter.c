@@ -34,22 +34,26 @@
 #define XATTR_CID         "user.prsm.cid"
 #define XATTR_CONTROL     "user.prsm.control" /* root only: prsmctl finds the socket here */
 
-/* cache_dir/staging (0700), where written files wait for their upload; -1 if it cannot be
- * made (then the mount is read-only for file contents). */
+/* cache_dir/staging (0700), where written files wait for their upload, or -errno: then
+ * prsmfs does not mount (a mount that takes a create and then fails its write leaves an
+ * empty file behind). */
 static int open_staging(const struct config *cfg)
 {
         char path[PATH_MAX];
         int fd;
 
         if ((size_t)snprintf(path, sizeof(path), "%s/staging", cfg->cache_dir) >= sizeof(path))
-                return -1;
+                return -ENAMETOOLONG;
         if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-                log_error("cannot make %s: %m; files cannot be written", path);
-                return -1;
+                fd = -errno;
+                log_error("cannot make the staging directory %s: %m", path);
+                return fd;
         }
         fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                log_error("cannot open %s: %m; files cannot be written", path);
+        if (fd < 0) {
+                fd = -errno;
+                log_error("cannot open the staging directory %s: %m", path);
+        }
         return fd;
 }
 
@@ -69,9 +73,28 @@ int fs_new(struct index *idx, const struct config *cfg, struct store *store, str
         fs->store = store;
         pthread_mutex_init(&fs->expand_lock, NULL);
         pthread_mutex_init(&fs->files_lock, NULL);
+        fs_inodes_init(&fs->inodes);
         pthread_cond_init(&fs->commit_cond, NULL);
         fs->staging_fd = open_staging(cfg);
+        if (fs->staging_fd < 0) {
+                r = fs->staging_fd;
+                fs_free(fs);
+                return r;
+        }
         r = index_lookup(idx, INDEX_ROOT_INO, FS_IPFS_NAME, &a);
+        if (r >= 0 && (a.flags & (INDEX_FLAG_RO | INDEX_FLAG_HIDDEN)) !=
+                              (INDEX_FLAG_RO | INDEX_FLAG_HIDDEN)) {
+                /* a directory made in place of .ipfs by an older prsmfs that let it be
+                 * renamed away: never served as .ipfs (its files are not verified content) */
+                char name[64];
+
+                (void)snprintf(name, sizeof(name), ".ipfs.replaced-%" PRIu64, a.ino);
+                log_warning("/.ipfs in the index is not the daemon's: moved to /%s", name);
+                r = index_rename(idx, INDEX_ROOT_INO, FS_IPFS_NAME, INDEX_ROOT_INO, name,
+                                 INDEX_RENAME_NOREPLACE, NULL);
+                if (r >= 0)
+                        r = -ENOENT;
+        }
         if (r == -ENOENT)
                 r = index_mknode(idx, INDEX_ROOT_INO, FS_IPFS_NAME, &ipfs, &a);
         if (r < 0) {
@@ -99,6 +122,7 @@ void fs_free(struct fs *fs)
         pthread_mutex_destroy(&fs->expand_lock);
         pthread_mutex_destroy(&fs->files_lock);
         pthread_cond_destroy(&fs->commit_cond);
+        fs_inodes_done(&fs->inodes);
         if (fs->staging_fd >= 0)
                 close(fs->staging_fd);
         free(fs->control_path);
@@ -186,16 +210,23 @@ static double attr_timeout(const struct index_attr *a)
 }
 
 /*
- * An open file: a reader of clean content (by CID), the staged content of a closed file
- * whose upload is pending, or the inode's writer (shared by every handle on it, so that
- * reads see writes whatever handle made them).
+ * An open file: the inode's writer (shared by every handle on it, so that reads see writes
+ * whatever handle made them), or a view of the content as it was last closed: a reader of
+ * clean content (by CID) or the staged content of a closed file whose upload is pending.
+ * Every handle sees the inode's current content, as on a local file system: a view reads
+ * through the writer while one is open, and is replaced when newer content was flushed
+ * (seq, see inode.c).
  */
 struct handle {
         struct handle *prev, *next; /* fs->handles, under fs->files_lock */
-        struct rfile *rf;
+        uint64_t ino;
         struct wfile *wf;
-        int staged_fd;
         bool writes;
+        /* the view: read under the read lock, replaced under the write lock */
+        pthread_rwlock_t view_lock;
+        struct rfile *rf;
+        int staged_fd;
+        uint64_t seq; /* fs_inode_seq when the view was opened */
 };
 
 static struct handle *handle_of(struct fuse_file_info *fi)
@@ -240,6 +271,24 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
                 conn->want |= FUSE_CAP_SPLICE_WRITE;
 }
 
+/* Replies with the entry of *a (r >= 0) or the error r; the kernel's reference to the inode
+ * is counted (inode.c). */
+static void reply_entry(fuse_req_t req, int r, const struct index_attr *a)
+{
+        struct fs *fs = fuse_req_userdata(req);
+        struct fuse_entry_param e;
+
+        if (r >= 0)
+                r = fs_inode_ref(fs, a->ino, 1, 0);
+        if (r < 0) {
+                reply_err(req, r);
+                return;
+        }
+        attr_to_entry(a, &e);
+        if (fuse_reply_entry(req, &e) < 0) /* interrupted: the kernel took no reference */
+                (void)fs_inode_unref(fs, a->ino, 1, 0);
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
         struct fs *fs = fuse_req_userdata(req);
@@ -256,12 +305,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
                 (void)fuse_reply_entry(req, &e);
                 return;
         }
-        if (r < 0) {
-                reply_err(req, r);
-                return;
-        }
-        attr_to_entry(&a, &e);
-        (void)fuse_reply_entry(req, &e);
+        reply_entry(req, r, &a);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -320,10 +364,15 @@ static int dirbuf_add(struct dirbuf *d, const char *name, const struct index_att
         size_t left = d->size - d->used, n;
 
         if (d->plus) {
+                struct fs *fs = fuse_req_userdata(d->req);
+                bool counted = strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
                 struct fuse_entry_param e;
 
                 attr_to_entry(a, &e);
                 n = fuse_add_direntry_plus(d->req, d->p + d->used, left, name, &e, next_off);
+                /* the kernel takes a reference to every entry but . and .. */
+                if (n <= left && counted && fs_inode_ref(fs, a->ino, 1, 0) < 0)
+                        return 1; /* not counted: not sent */
         } else {
                 struct stat st = { .st_ino = a->ino, .st_mode = a->mode };
 
@@ -465,6 +514,13 @@ static int xattr_name_ok(const char *name)
         return 0;
 }
 
+/* trusted.* is for privileged callers only: the others neither see nor set it (like the
+ * kernel's own file systems). */
+static bool xattr_hidden_from(fuse_req_t req, const char *name)
+{
+        return strncmp(name, "trusted.", 8) == 0 && fuse_req_ctx(req)->uid != 0;
+}
+
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
         struct fs *fs = fuse_req_userdata(req);
@@ -479,7 +535,9 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
                         reply_err(req, r);
                         return;
                 }
-                if (!a.has_cid) {
+                overlay_writer(fs, &a);
+                /* content whose upload is pending has no CID yet (not the old one's) */
+                if (!a.has_cid || a.staged || a.state == INDEX_STATE_DIRTY) {
                         reply_err(req, -ENODATA);
                         return;
                 }
@@ -496,7 +554,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
         }
         /* ls -l asks for security.selinux and system.posix_acl_access of every entry: names
          * that cannot be stored are answered without the index */
-        if (xattr_name_ok(name) == -EOPNOTSUPP) {
+        if (xattr_name_ok(name) == -EOPNOTSUPP || xattr_hidden_from(req, name)) {
                 reply_err(req, -ENODATA);
                 return;
         }
@@ -515,45 +573,50 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
         free(buf);
 }
 
+/*
+ * The stored names only: the synthetic user.prsm.* attributes stay readable by name
+ * (getfattr -n user.prsm.cid) but are not listed, so that rsync -X and cp -a do not copy
+ * them as if they were user data (a stale CID on a local file) or try to remove them.
+ */
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
         struct fs *fs = fuse_req_userdata(req);
-        struct index_attr a;
-        size_t extra, total;
+        size_t total, kept = 0;
         char *buf;
         int r;
 
-        r = index_getattr(fs->idx, ino, &a);
-        if (r < 0) {
-                reply_err(req, r);
-                return;
-        }
-        extra = a.has_cid ? sizeof(XATTR_CID) : 0;
         r = index_xattr_list(fs->idx, ino, NULL, 0);
         if (r < 0) {
                 reply_err(req, r);
                 return;
         }
-        total = (size_t)r + extra;
-        if (size == 0) {
-                (void)fuse_reply_xattr(req, total);
-                return;
-        }
-        if (total > size) {
-                reply_err(req, -ERANGE);
-                return;
-        }
+        total = (size_t)r;
         buf = malloc(total + 1);
         if (!buf) {
                 reply_err(req, -ENOMEM);
                 return;
         }
-        memcpy(buf, XATTR_CID, extra);
-        r = index_xattr_list(fs->idx, ino, buf + extra, total - extra + 1);
+        r = index_xattr_list(fs->idx, ino, buf, total + 1);
+        if (r >= 0) {
+                total = MIN((size_t)r, total); /* names added meanwhile are not listed */
+                for (size_t at = 0; at < total;) {
+                        size_t len = strnlen(buf + at, total - at) + 1;
+
+                        if (!xattr_hidden_from(req, buf + at)) {
+                                memmove(buf + kept, buf + at, len);
+                                kept += len;
+                        }
+                        at += len;
+                }
+        }
         if (r < 0)
                 reply_err(req, r);
+        else if (size == 0)
+                (void)fuse_reply_xattr(req, kept);
+        else if (kept > size)
+                reply_err(req, -ERANGE);
         else
-                (void)fuse_reply_buf(req, buf, extra + (size_t)r);
+                (void)fuse_reply_buf(req, buf, kept);
         free(buf);
 }
 
@@ -571,18 +634,6 @@ static int writable_dir(struct fs *fs, uint64_t ino)
         if (a.flags & INDEX_FLAG_RO)
                 return -EROFS;
         return fs_tree_expand(fs, &a);
-}
-
-static void reply_entry(fuse_req_t req, int r, const struct index_attr *a)
-{
-        struct fuse_entry_param e;
-
-        if (r < 0) {
-                reply_err(req, r);
-                return;
-        }
-        attr_to_entry(a, &e);
-        (void)fuse_reply_entry(req, &e);
 }
 
 static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
@@ -623,34 +674,46 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const cha
         reply_entry(req, r, &a);
 }
 
-static bool is_open(struct fs *fs, uint64_t ino)
-{
-        bool open = false;
-
-        struct wfile *wf = fs_wfile_get(fs, ino);
-
-        if (wf) {
-                fs_wfile_close(fs, wf);
-                return true;
-        }
-        pthread_mutex_lock(&fs->files_lock);
-        for (struct rfile *rf = fs->files; rf && !open; rf = fs_rfile_next(rf))
-                open = fs_rfile_ino(rf) == ino;
-        pthread_mutex_unlock(&fs->files_lock);
-        return open;
-}
-
-/* An inode no entry names any more goes, unless a handle still reads it (then its last
- * release, or the next start, takes it). */
+/* An inode no entry names any more goes, unless the kernel or a handle still holds it (then
+ * its last forget or release, or the next start, takes it). */
 static void drop_if_orphan(struct fs *fs, const struct index_attr *a)
 {
         int r;
 
-        if (a->ino == 0 || a->nlink > 0 || is_open(fs, a->ino))
+        if (a->ino == 0 || a->nlink > 0 || fs_inode_in_use(fs, a->ino))
                 return;
         r = index_drop_orphans(fs->idx, a->ino);
         if (r < 0)
                 log_warning("cannot drop unlinked inode %" PRIu64 ": %s", a->ino, strerror(-r));
+}
+
+/* The kernel dropped nlookup references to ino: an unlinked inode nothing holds goes. */
+static void forget_one(struct fs *fs, uint64_t ino, uint64_t nlookup)
+{
+        struct index_attr a;
+
+        if (fs_inode_unref(fs, ino, nlookup, 0) && index_getattr(fs->idx, ino, &a) >= 0)
+                drop_if_orphan(fs, &a);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+        forget_one(fuse_req_userdata(req), ino, nlookup);
+        fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+        for (size_t i = 0; i < count; i++)
+                forget_one(fuse_req_userdata(req), forgets[i].ino, forgets[i].nlookup);
+        fuse_reply_none(req);
+}
+
+/* /.ipfs is the daemon's: it cannot be removed, renamed or replaced (a writable directory
+ * put in its place would serve files named after CIDs that are not their content). */
+static bool is_ipfs_entry(uint64_t parent, const char *name)
+{
+        return parent == INDEX_ROOT_INO && strcmp(name, FS_IPFS_NAME) == 0;
 }
 
 static void do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, bool dir)
@@ -659,7 +722,7 @@ static void do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
         struct index_attr victim;
         int r;
 
-        r = writable_dir(fs, parent);
+        r = is_ipfs_entry(parent, name) ? -EBUSY : writable_dir(fs, parent);
         if (r >= 0 && dir) {
                 /* a linked directory's entries must be known to tell whether it is empty */
                 r = fs_tree_lookup(fs, parent, name, &victim);
@@ -694,7 +757,10 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
                 reply_err(req, -EINVAL); /* RENAME_EXCHANGE, RENAME_WHITEOUT */
                 return;
         }
-        r = strlen(newname) > INDEX_NAME_MAX ? -ENAMETOOLONG : writable_dir(fs, parent);
+        r = strlen(newname) > INDEX_NAME_MAX ? -ENAMETOOLONG
+            : is_ipfs_entry(parent, name) || is_ipfs_entry(newparent, newname)
+                    ? -EBUSY
+                    : writable_dir(fs, parent);
         if (r >= 0 && newparent != parent)
                 r = writable_dir(fs, newparent);
         /* a linked directory being replaced must be expanded to tell whether it is empty */
@@ -816,7 +882,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
         struct fs *fs = fuse_req_userdata(req);
         int r;
 
-        r = xattr_change_ok(fs, ino, name);
+        r = xattr_hidden_from(req, name) ? -EPERM : xattr_change_ok(fs, ino, name);
         if (r >= 0 && size > XATTR_SIZE_MAX)
                 r = -E2BIG;
         if (r >= 0)
@@ -831,23 +897,54 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
         struct fs *fs = fuse_req_userdata(req);
         int r;
 
-        r = xattr_change_ok(fs, ino, name);
+        r = xattr_hidden_from(req, name) ? -EPERM : xattr_change_ok(fs, ino, name);
         if (r >= 0)
                 r = index_xattr_remove(fs->idx, ino, name);
         reply_err(req, r);
 }
 
+/* A view of a file's content as last closed: by CID, or staged while its upload is pending. */
+struct view {
+        struct rfile *rf;
+        int staged_fd;
+};
+
+static void view_close(struct fs *fs, struct view *v)
+{
+        fs_rfile_close(fs, v->rf);
+        if (v->staged_fd >= 0)
+                close(v->staged_fd);
+        *v = (struct view){ .staged_fd = -1 };
+}
+
+/* Opens the view of *a (updated from the index if its upload committed meanwhile). */
+static int view_open(struct fs *fs, struct index_attr *a, struct view *ret)
+{
+        int r;
+
+        *ret = (struct view){ .staged_fd = -1 };
+        if (a->staged && (r = fs_staged_open_attr(fs, a)) != -ESTALE) {
+                if (r >= 0)
+                        ret->staged_fd = r;
+                return r;
+        }
+        return fs_rfile_open(fs, a, &ret->rf); /* (a committed upload: *a is fresh) */
+}
+
 static void handle_free(struct fs *fs, struct handle *h)
 {
+        struct view v;
+
         if (!h)
                 return;
         pthread_mutex_lock(&fs->files_lock);
         LIST_REMOVE(fs->handles, h); /* a handle handle_open failed on was never added */
         pthread_mutex_unlock(&fs->files_lock);
-        fs_rfile_close(fs, h->rf);
+        v = (struct view){ .rf = h->rf, .staged_fd = h->staged_fd };
+        view_close(fs, &v);
         fs_wfile_close(fs, h->wf);
-        if (h->staged_fd >= 0)
-                close(h->staged_fd);
+        pthread_rwlock_destroy(&h->view_lock);
+        (void)fs_inode_unref(fs, h->ino, 0, 1);
         free(h);
 }
 
@@ -856,6 +953,7 @@ static int handle_open(struct fs *fs, struct index_attr *a, int flags, bool crea
 {
         bool writes = (flags & O_ACCMODE) != O_RDONLY || flags & O_TRUNC;
         struct handle *h;
+        struct view v;
         int r = 0;
 
         if (S_ISDIR(a->mode))
@@ -867,16 +965,30 @@ static int handle_open(struct fs *fs, struct index_attr *a, int flags, bool crea
         h = calloc(1, sizeof(*h));
         if (!h)
                 return -ENOMEM;
+        r = fs_inode_ref(fs, a->ino, 0, 1);
+        if (r < 0) {
+                free(h);
+                return r;
+        }
+        h->ino = a->ino;
         h->staged_fd = -1;
         h->writes = writes;
+        pthread_rwlock_init(&h->view_lock, NULL);
         if (writes)
                 r = fs_wfile_open(fs, a, created || flags & O_TRUNC, &h->wf);
         else if ((h->wf = fs_wfile_get(fs, a->ino)))
                 r = 0; /* read what the writer has */
-        else if (a->staged && (r = fs_staged_open_attr(fs, a)) != -ESTALE)
-                h->staged_fd = r;
-        else
-                r = fs_rfile_open(fs, a, &h->rf); /* (a committed upload: *a is fresh) */
+        else {
+                /* the sequence first: content flushed after it is seen at the next read */
+                h->seq = fs_inode_seq(fs, a->ino);
+                r = index_getattr(fs->idx, a->ino, a);
+                if (r >= 0)
+                        r = view_open(fs, a, &v);
+                if (r >= 0) {
+                        h->rf = v.rf;
+                        h->staged_fd = v.staged_fd;
+                }
+        }
         if (r < 0) {
                 handle_free(fs, h);
                 return r;
@@ -921,8 +1033,16 @@ static void reply_open(fuse_req_t req, struct fs *fs, const struct index_attr *a
         if (created) {
                 struct fuse_entry_param e;
 
+                r = fs_inode_ref(fs, a->ino, 1, 0); /* the entry */
+                if (r < 0) {
+                        handle_free(fs, h);
+                        reply_err(req, r);
+                        return;
+                }
                 attr_to_entry(a, &e);
                 r = fuse_reply_create(req, &e, fi);
+                if (r < 0)
+                        (void)fs_inode_unref(fs, a->ino, 1, 0);
         } else
                 r = fuse_reply_open(req, fi);
         if (r < 0)
@@ -1044,43 +1164,33 @@ static void reply_segs(fuse_req_t req, struct fs_seg *segs, size_t n)
         free(buf);
 }
 
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                    struct fuse_file_info *fi)
+/* Reads through v and replies. */
+static void view_read_reply(fuse_req_t req, struct fs *fs, const struct view *v, size_t size,
+                            off_t off, pthread_rwlock_t *lock)
 {
-        struct fs *fs = fuse_req_userdata(req);
-        struct handle *h = handle_of(fi);
         struct fs_seg *segs = NULL;
         size_t n = 0;
         ssize_t got;
         char *buf;
         int r;
 
-        (void)ino;
-        if (off < 0) {
-                reply_err(req, -EINVAL);
-                return;
-        }
-        if (h->rf) {
-                r = fs_rfile_read(fs, h->rf, (uint64_t)off, size, &segs, &n);
+        if (v->rf) {
+                r = fs_rfile_read(fs, v->rf, (uint64_t)off, size, &segs, &n);
+                if (lock)
+                        pthread_rwlock_unlock(lock);
                 if (r < 0)
                         reply_err(req, r);
                 else
-                        reply_segs(req, segs, n);
+                        reply_segs(req, segs, n); /* the segments own what they refer to */
                 fs_segs_free(segs, n);
                 return;
         }
         buf = malloc(size ? size : 1);
-        if (!buf) {
-                reply_err(req, -ENOMEM);
-                return;
-        }
-        if (h->wf)
-                got = fs_wfile_read(fs, h->wf, buf, size, (uint64_t)off);
-        else {
-                got = pread(h->staged_fd, buf, size, off);
-                if (got < 0)
-                        got = -errno;
-        }
+        got = !buf ? -ENOMEM : pread(v->staged_fd, buf, size, off);
+        if (got < 0 && buf)
+                got = -errno;
+        if (lock)
+                pthread_rwlock_unlock(lock);
         if (got < 0)
                 reply_err(req, (int)got);
         else
@@ -1088,21 +1198,94 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         free(buf);
 }
 
+/*
+ * A view whose content was replaced since it was opened: opens the current one and puts it
+ * in the handle if no read is using the old one (else this read alone uses it).
+ */
+static void read_replaced(fuse_req_t req, struct fs *fs, struct handle *h, size_t size, off_t off)
+{
+        uint64_t seq = fs_inode_seq(fs, h->ino);
+        struct index_attr a;
+        struct view v, old;
+        int r;
+
+        r = index_getattr(fs->idx, h->ino, &a);
+        if (r >= 0)
+                r = view_open(fs, &a, &v);
+        if (r < 0) {
+                reply_err(req, r);
+                return;
+        }
+        if (pthread_rwlock_trywrlock(&h->view_lock) != 0) {
+                view_read_reply(req, fs, &v, size, off, NULL);
+                view_close(fs, &v);
+                return;
+        }
+        old = (struct view){ .rf = h->rf, .staged_fd = h->staged_fd };
+        h->rf = v.rf;
+        h->staged_fd = v.staged_fd;
+        h->seq = seq;
+        pthread_rwlock_unlock(&h->view_lock);
+        view_close(fs, &old);
+        pthread_rwlock_rdlock(&h->view_lock);
+        v = (struct view){ .rf = h->rf, .staged_fd = h->staged_fd };
+        view_read_reply(req, fs, &v, size, off, &h->view_lock);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+        struct fs *fs = fuse_req_userdata(req);
+        struct handle *h = handle_of(fi);
+        struct wfile *wf;
+        struct view v;
+        ssize_t got;
+        char *buf;
+
+        (void)ino;
+        if (off < 0) {
+                reply_err(req, -EINVAL);
+                return;
+        }
+        /* a view reads through a writer opened after it */
+        wf = h->wf ? NULL : fs_wfile_get(fs, h->ino);
+        if (h->wf || wf) {
+                buf = malloc(size ? size : 1);
+                got = buf ? fs_wfile_read(fs, h->wf ? h->wf : wf, buf, size, (uint64_t)off)
+                          : -ENOMEM;
+                fs_wfile_close(fs, wf);
+                if (got < 0)
+                        reply_err(req, (int)got);
+                else
+                        (void)fuse_reply_buf(req, buf, (size_t)got);
+                free(buf);
+                return;
+        }
+        pthread_rwlock_rdlock(&h->view_lock);
+        if (h->seq != fs_inode_seq(fs, h->ino)) {
+                pthread_rwlock_unlock(&h->view_lock);
+                read_replaced(req, fs, h, size, off);
+                return;
+        }
+        v = (struct view){ .rf = h->rf, .staged_fd = h->staged_fd };
+        view_read_reply(req, fs, &v, size, off, &h->view_lock);
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
         struct fs *fs = fuse_req_userdata(req);
         struct handle *h = handle_of(fi);
-        int r;
+        ssize_t r;
 
         (void)ino;
         r = off < 0                ? -EINVAL
             : !h->wf || !h->writes ? -EBADF
                                    : fs_wfile_write(fs, h->wf, buf, size, (uint64_t)off);
         if (r < 0)
-                reply_err(req, r);
+                reply_err(req, (int)r);
         else
-                (void)fuse_reply_write(req, size);
+                (void)fuse_reply_write(req, (size_t)r);
 }
 
 /* How long fsync (or a synchronous close) may wait for an upload and its pins. */
@@ -1202,7 +1385,6 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 {
         struct fs *fs = fuse_req_userdata(req);
         const struct fuse_ctx *ctx = fuse_req_ctx(req);
-        struct fuse_entry_param e;
         struct index_new_node n = {
                 .mode = S_IFDIR | (mode & ~ctx->umask & 07777),
                 .uid = ctx->uid,
@@ -1218,17 +1400,14 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
         r = writable_dir(fs, parent);
         if (r >= 0)
                 r = index_mknode(fs->idx, parent, name, &n, &a);
-        if (r < 0) {
-                reply_err(req, r);
-                return;
-        }
-        attr_to_entry(&a, &e);
-        (void)fuse_reply_entry(req, &e);
+        reply_entry(req, r, &a);
 }
 
 static const struct fuse_lowlevel_ops ops = {
         .init = op_init,
         .lookup = op_lookup,
+        .forget = op_forget,
+        .forget_multi = op_forget_multi,
         .getattr = op_getattr,
         .opendir = op_opendir,
         .readdir = op_readdir,

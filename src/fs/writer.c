@@ -413,13 +413,20 @@ void fs_wfile_close(struct fs *fs, struct wfile *wf)
                         break;
                 }
         pthread_mutex_unlock(&fs->files_lock);
-        /* a generation never flushed is nobody's; a base generation whose upload landed or
-         * was replaced meanwhile is nobody's either */
+        /* A generation never flushed is nobody's. One flushed whose upload landed (or that
+         * newer content replaced) while this writer held it is nobody's either: its commit
+         * left it to the writer (fs_upload_done), and so may a base generation. What the
+         * index still names as staged stays for its upload. */
         if (!wf->submitted)
                 staging_unlink(fs, wf->ino, wf->gen);
-        if (wf->base == BASE_STAGED &&
-            (index_getattr(fs->idx, wf->ino, &a) < 0 || a.staged != wf->base_gen))
-                staging_unlink(fs, wf->ino, wf->base_gen);
+        if (wf->submitted || wf->base == BASE_STAGED) {
+                bool known = index_getattr(fs->idx, wf->ino, &a) >= 0;
+
+                if (wf->submitted && (!known || a.staged != wf->gen))
+                        staging_unlink(fs, wf->ino, wf->gen);
+                if (wf->base == BASE_STAGED && (!known || a.staged != wf->base_gen))
+                        staging_unlink(fs, wf->ino, wf->base_gen);
+        }
         wfile_free(fs, wf);
 }
 
@@ -438,6 +445,8 @@ void fs_wfile_attr(struct wfile *wf, struct index_attr *a)
         pthread_mutex_lock(&wf->lock);
         a->size = wf->size;
         a->mtime_ns = wf->mtime_ns;
+        if (wf->dirty)
+                a->state = INDEX_STATE_DIRTY;
         pthread_mutex_unlock(&wf->lock);
 }
 
@@ -552,9 +561,10 @@ static void after_write(struct fs *fs, struct wfile *wf)
         wf->early_sent = done; /* what did not fit in the uploader's queue goes with the job */
 }
 
-int fs_wfile_write(struct fs *fs, struct wfile *wf, const void *buf, size_t len, uint64_t off)
+ssize_t fs_wfile_write(struct fs *fs, struct wfile *wf, const void *buf, size_t len, uint64_t off)
 {
         uint64_t limit = fs->cfg->max_model_size_mb * 1024 * 1024;
+        ssize_t n = 0;
         int r;
 
         if (len == 0)
@@ -563,18 +573,22 @@ int fs_wfile_write(struct fs *fs, struct wfile *wf, const void *buf, size_t len,
                 return -EFBIG;
         pthread_mutex_lock(&wf->lock);
         r = ensure_writable(fs, wf);
-        if (r >= 0)
-                r = io_pwrite_all(wf->fd, buf, len, off);
-        if (r >= 0)
-                r = ext_add(wf, off, off + len);
+        /* a write the staging disk stopped part-way (ENOSPC) is a short write of what it
+         * took: those bytes are the file's, and no byte past them is */
         if (r >= 0) {
-                wf->size = MAX(wf->size, off + len);
+                n = io_pwrite_full(wf->fd, buf, len, off);
+                r = n < 0 ? (int)n : 0;
+        }
+        if (r >= 0)
+                r = ext_add(wf, off, off + (uint64_t)n);
+        if (r >= 0) {
+                wf->size = MAX(wf->size, off + (uint64_t)n);
                 wf->mtime_ns = now_ns();
                 wf->dirty = true;
                 after_write(fs, wf);
         }
         pthread_mutex_unlock(&wf->lock);
-        return r;
+        return r < 0 ? r : n;
 }
 
 ssize_t fs_wfile_read(struct fs *fs, struct wfile *wf, void *buf, size_t size, uint64_t off)
@@ -686,6 +700,9 @@ int fs_wfile_flush(struct fs *fs, struct wfile *wf)
                 return 0;
         }
         r = wf->wb_err ? wf->wb_err : fill_gaps(fs, wf);
+        /* the upload takes the whole staging file: nothing past the size may be in it */
+        if (r >= 0 && ftruncate(wf->fd, (off_t)wf->size) < 0)
+                r = -errno;
         if (r >= 0 && fdatasync(wf->fd) < 0)
                 r = -errno;
         if (r >= 0)
@@ -695,6 +712,7 @@ int fs_wfile_flush(struct fs *fs, struct wfile *wf)
                 log_error("cannot stage inode %" PRIu64 ": %s", wf->ino, strerror(-r));
                 return r;
         }
+        fs_inode_changed(fs, wf->ino); /* views of the old content read it anew */
         if (wf->base == BASE_STAGED)
                 old_base = wf->base_gen; /* replaced: its upload is moot */
         base_drop(wf, fs);
