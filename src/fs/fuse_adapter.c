@@ -34,25 +34,6 @@
 #define XATTR_CID         "user.prsm.cid"
 #define XATTR_CONTROL     "user.prsm.control" /* root only: prsmctl finds the socket here */
 
-/* cache_dir/staging (0700), where written files wait for their upload; -1 if it cannot be
- * made (then the mount is read-only for file contents). */
-static int open_staging(const struct config *cfg)
-{
-        char path[PATH_MAX];
-        int fd;
-
-        if ((size_t)snprintf(path, sizeof(path), "%s/staging", cfg->cache_dir) >= sizeof(path))
-                return -1;
-        if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-                log_error("cannot make %s: %m; files cannot be written", path);
-                return -1;
-        }
-        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                log_error("cannot open %s: %m; files cannot be written", path);
-        return fd;
-}
-
 int fs_new(struct index *idx, const struct config *cfg, struct store *store, struct fs **ret)
 {
         struct index_new_node ipfs = { .mode = S_IFDIR | 0555,
@@ -70,8 +51,10 @@ int fs_new(struct index *idx, const struct config *cfg, struct store *store, str
         pthread_mutex_init(&fs->expand_lock, NULL);
         pthread_mutex_init(&fs->files_lock, NULL);
         pthread_cond_init(&fs->commit_cond, NULL);
-        fs->staging_fd = open_staging(cfg);
-        r = index_lookup(idx, INDEX_ROOT_INO, FS_IPFS_NAME, &a);
+        fs->staging_fd = -1;
+        r = fs_staging_open(fs);
+        if (r >= 0)
+                r = index_lookup(idx, INDEX_ROOT_INO, FS_IPFS_NAME, &a);
         if (r == -ENOENT)
                 r = index_mknode(idx, INDEX_ROOT_INO, FS_IPFS_NAME, &ipfs, &a);
         if (r < 0) {
@@ -101,6 +84,7 @@ void fs_free(struct fs *fs)
         pthread_cond_destroy(&fs->commit_cond);
         if (fs->staging_fd >= 0)
                 close(fs->staging_fd);
+        free(fs->staging_dir);
         free(fs->control_path);
         free(fs);
 }
