@@ -13,8 +13,9 @@
 #include "prsmfs/cid.h"
 
 #define INDEX_ROOT_INO       1
-#define INDEX_SCHEMA_VERSION 4
+#define INDEX_SCHEMA_VERSION 5
 #define INDEX_NAME_MAX       255
+#define INDEX_INSTANCE_LEN   32 /* hex digits of an index's instance id */
 
 enum index_state {
         INDEX_STATE_CLEAN = 0, /* content is cid (or empty) */
@@ -48,6 +49,10 @@ struct index;
 /* Opens (creating and migrating as needed) the database at path. */
 _wur_ int index_open(const char *path, struct index **ret);
 void index_free(struct index *idx);
+/* This index's instance id: INDEX_INSTANCE_LEN lowercase hex digits, random, made when the
+ * index was created (or migrated to schema 5) and never changed. Names what belongs to this
+ * index outside state_dir (its staging directory). Valid until index_free. */
+const char *index_instance(const struct index *idx);
 
 /* -ENOENT when the inode does not exist. */
 _wur_ int index_getattr(struct index *idx, uint64_t ino, struct index_attr *ret);

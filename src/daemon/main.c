@@ -10,6 +10,7 @@
  */
 #define LOG_MODULE "daemon"
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <malloc.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,6 +30,7 @@
 #include "prsmfs/config.h"
 #include "prsmfs/fs.h"
 #include "prsmfs/index.h"
+#include "prsmfs/io.h"
 #include "prsmfs/log.h"
 #include "prsmfs/net.h"
 #include "prsmfs/parse.h"
@@ -158,6 +161,62 @@ static int make_dir(const char *path, const char *what)
                 return -errno;
         }
         return 0;
+}
+
+/* The pid in the state_dir lock file: ours, also after fuse_daemonize's fork. */
+static void write_pid(int fd)
+{
+        char s[32];
+        int len = snprintf(s, sizeof(s), "%d\n", (int)getpid());
+        int r = ftruncate(fd, 0) < 0 ? -errno : io_pwrite_all(fd, s, (size_t)len, 0);
+
+        if (r < 0)
+                log_warning("cannot write the pid into the state_dir lock: %s, ignoring",
+                            strerror(-r));
+}
+
+/*
+ * A state_dir (its index, upload jobs and control socket, and through the index's instance id
+ * its staging files) belongs to one daemon: an exclusive flock on state_dir/lock, held by the
+ * returned fd until the process ends (fuse_daemonize's child inherits it; O_CLOEXEC keeps it
+ * from fusermount3). The file holds the owner's pid for a second daemon's message. It is
+ * never removed: a third daemon could otherwise lock a new file while the second holds the
+ * old one.
+ */
+static int lock_state_dir(const char *state_dir)
+{
+        char path[PATH_MAX], pid[24];
+        ssize_t n;
+        int fd, r;
+
+        if ((size_t)snprintf(path, sizeof(path), "%s/lock", state_dir) >= sizeof(path)) {
+                fprintf(stderr, "prsmfs: state_dir path too long\n");
+                return -ENAMETOOLONG;
+        }
+        fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0) {
+                r = -errno;
+                fprintf(stderr, "prsmfs: cannot open %s: %s\n", path, strerror(-r));
+                return r;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+                write_pid(fd);
+                return fd;
+        }
+        r = -errno;
+        if (r == -EWOULDBLOCK) {
+                /* written by the owner: a decimal pid, else it is not shown */
+                n = pread(fd, pid, sizeof(pid) - 1, 0);
+                pid[n > 0 ? n : 0] = '\0';
+                pid[strcspn(pid, "\n")] = '\0';
+                if (!pid[0] || pid[strspn(pid, "0123456789")])
+                        (void)snprintf(pid, sizeof(pid), "unknown");
+                fprintf(stderr, "prsmfs: state_dir %s is in use by another prsmfs (pid %s)\n",
+                        state_dir, pid);
+        } else
+                fprintf(stderr, "prsmfs: cannot lock %s: %s\n", path, strerror(-r));
+        close(fd);
+        return r;
 }
 
 /* A daemon killed with SIGKILL leaves "Transport endpoint is not connected" behind. */
@@ -543,7 +602,7 @@ int main(int argc, char *argv[])
         struct upload *upload = NULL;
         struct upload_config ucfg;
         bool mounted = false;
-        int r, ret = 1;
+        int lock_fd = -1, r, ret = 1;
 
         /* few malloc arenas: FUSE and fetch threads would each grow their own (RSS) */
         (void)mallopt(M_ARENA_MAX, 2);
@@ -584,8 +643,11 @@ int main(int argc, char *argv[])
                 goto out;
         if (opts.debug)
                 log_set_level(LOG_LEVEL_DEBUG);
-        if (make_dir(cfg.state_dir, "state directory") < 0 ||
-            make_dir(cfg.cache_dir, "cache directory") < 0)
+        if (make_dir(cfg.state_dir, "state directory") < 0)
+                goto out;
+        /* before anything in state_dir, cache_dir or the mount point is touched */
+        lock_fd = lock_state_dir(cfg.state_dir);
+        if (lock_fd < 0 || make_dir(cfg.cache_dir, "cache directory") < 0)
                 goto out;
         r = clear_stale_mount(opts.mountpoint);
         if (r < 0) {
@@ -602,7 +664,8 @@ int main(int argc, char *argv[])
                 fprintf(stderr, "prsmfs: cannot open the index %s: %s\n", db_path, strerror(-r));
                 goto out;
         }
-        /* the cache keeps its blocks in cache_dir/blocks (staging files will sit beside) */
+        /* the cache keeps its blocks in cache_dir/blocks; staging files sit beside, in
+         * cache_dir/staging/<the index's instance id> (fs_new) */
         r = cache_open(cfg.cache_dir, cfg.max_cache_size, cfg.cache_ttl_ms,
                        cfg.content_cache_enabled, &cache);
         if (r < 0) {
@@ -655,6 +718,8 @@ int main(int argc, char *argv[])
         log_info("mounted on %s", opts.mountpoint);
         if (fuse_daemonize(opts.foreground) != 0)
                 goto out_signals;
+        if (!opts.foreground)
+                write_pid(lock_fd); /* the child's */
         r = open_net(&cfg, &net);
         if (r >= 0)
                 r = store_new(&(struct store_config){ .cache = cache,
@@ -726,6 +791,8 @@ out:
         net_pool_free(net);
         cache_free(cache);
         index_free(idx);
+        if (lock_fd >= 0)
+                close(lock_fd); /* the state_dir is free once the index is closed */
         config_done(&cfg);
         cmdline_done(&cl);
         free(opts.mountpoint);

@@ -49,7 +49,8 @@ struct fs {
                                        transaction and its staging file's removal (0 = free) */
         unsigned committing_other;  /* files_lock: such commits beyond the four */
 
-        int staging_fd;        /* cache_dir/staging, -1 when writes are off */
+        int staging_fd;        /* cache_dir/staging/<instance>, flock'ed; -1: writes are off */
+        char *staging_dir;     /* owned: its path, NULL when writes are off */
         uint64_t next_gen;     /* atomic: staging file generations */
         struct fs_uploader up; /* how closed files reach the uploader */
 
@@ -74,8 +75,8 @@ void fs_inode_changed(struct fs *fs, uint64_t ino);
 /* ---- writer.c ---- */
 /*
  * A file open for writing, shared by all handles on its inode: a staging file (generation
- * gen, cache_dir/staging/<ino>.<gen>) holding the written ranges, and a base (the old CID,
- * or the previous generation's complete staging file) for the rest.
+ * gen, cache_dir/staging/<instance>/<ino>.<gen>) holding the written ranges, and a base (the
+ * old CID, or the previous generation's complete staging file) for the rest.
  */
 _wur_ int fs_wfile_open(struct fs *fs, const struct index_attr *a, bool trunc, struct wfile **ret);
 /* The writer of ino if one is open (a new reference), else NULL. */
@@ -97,7 +98,12 @@ void fs_wfile_set_mtime(struct wfile *wf, int64_t mtime_ns);
 /* Waits until the content staged as gen on ino is uploaded and pinned (or replaced). */
 _wur_ int fs_wait_committed(struct fs *fs, uint64_t ino, uint64_t gen, uint64_t deadline_ns);
 uint64_t fs_wfile_gen(struct wfile *wf);
-/* Re-submits the upload jobs found in the index; deletes staging files nobody owns. */
+/* Makes and opens this index's staging directory, cache_dir/staging/<instance> (0700), and
+ * locks it: -errno when it cannot be made (prsmfs does not mount then), -EBUSY when another
+ * daemon holds it. */
+_wur_ int fs_staging_open(struct fs *fs);
+/* Moves this index's staging files of the old layout into its own directory and deletes the
+ * ones there that the index does not name (writers that never closed). */
 _wur_ int fs_writer_start(struct fs *fs);
 /* Opens a staged file's content for reading: an fd the caller closes. */
 _wur_ int fs_staged_open(struct fs *fs, uint64_t ino, uint64_t gen);

@@ -34,29 +34,6 @@
 #define XATTR_CID         "user.prsm.cid"
 #define XATTR_CONTROL     "user.prsm.control" /* root only: prsmctl finds the socket here */
 
-/* cache_dir/staging (0700), where written files wait for their upload, or -errno: then
- * prsmfs does not mount (a mount that takes a create and then fails its write leaves an
- * empty file behind). */
-static int open_staging(const struct config *cfg)
-{
-        char path[PATH_MAX];
-        int fd;
-
-        if ((size_t)snprintf(path, sizeof(path), "%s/staging", cfg->cache_dir) >= sizeof(path))
-                return -ENAMETOOLONG;
-        if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-                fd = -errno;
-                log_error("cannot make the staging directory %s: %m", path);
-                return fd;
-        }
-        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0) {
-                fd = -errno;
-                log_error("cannot open the staging directory %s: %m", path);
-        }
-        return fd;
-}
-
 int fs_new(struct index *idx, const struct config *cfg, struct store *store, struct fs **ret)
 {
         struct index_new_node ipfs = { .mode = S_IFDIR | 0555,
@@ -75,13 +52,10 @@ int fs_new(struct index *idx, const struct config *cfg, struct store *store, str
         pthread_mutex_init(&fs->files_lock, NULL);
         fs_inodes_init(&fs->inodes);
         pthread_cond_init(&fs->commit_cond, NULL);
-        fs->staging_fd = open_staging(cfg);
-        if (fs->staging_fd < 0) {
-                r = fs->staging_fd;
-                fs_free(fs);
-                return r;
-        }
-        r = index_lookup(idx, INDEX_ROOT_INO, FS_IPFS_NAME, &a);
+        fs->staging_fd = -1;
+        r = fs_staging_open(fs);
+        if (r >= 0)
+                r = index_lookup(idx, INDEX_ROOT_INO, FS_IPFS_NAME, &a);
         if (r >= 0 && (a.flags & (INDEX_FLAG_RO | INDEX_FLAG_HIDDEN)) !=
                               (INDEX_FLAG_RO | INDEX_FLAG_HIDDEN)) {
                 /* a directory made in place of .ipfs by an older prsmfs that let it be
@@ -125,6 +99,7 @@ void fs_free(struct fs *fs)
         fs_inodes_done(&fs->inodes);
         if (fs->staging_fd >= 0)
                 close(fs->staging_fd);
+        free(fs->staging_dir);
         free(fs->control_path);
         free(fs);
 }

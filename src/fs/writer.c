@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Writers. Opening a file for writing makes a staging file, cache_dir/staging/<ino>.<gen>,
- * that receives the writes; nothing is downloaded up front. The ranges not written yet come
- * from the file's base, the old CID (through the reader) or the previous generation's
- * complete staging file, on demand: when read, and at flush, where the gaps are filled so
- * that the staging file holds the whole content. Written ranges are kept as a sorted list of
- * extents.
+ * Writers. Opening a file for writing makes a staging file,
+ * cache_dir/staging/<instance>/<ino>.<gen>, that receives the writes; nothing is downloaded
+ * up front. The ranges not written yet come from the file's base, the old CID (through the
+ * reader) or the previous generation's complete staging file, on demand: when read, and at
+ * flush, where the gaps are filled so that the staging file holds the whole content. Written
+ * ranges are kept as a sorted list of extents.
  *
  * flush (close) makes the content durable: the staging data is fdatasync'ed, then one index
  * transaction records the inode's size, mtime, state DIRTY, staged = gen and an upload job;
@@ -14,6 +14,18 @@
  * that still changes, and a stale upload never commits (index_commit_upload checks the
  * generation). When the upload of the current generation is pinned, the index switches the
  * inode to the new CID and the staging file goes.
+ *
+ * Whose staging files: a cache_dir may be shared by several daemons (one per mount, each
+ * with its own state_dir: the shipped systemd unit does this), but staging files are not
+ * content-addressed; they belong to one index. So each daemon keeps them in a directory of
+ * its own, named by its index's instance id (index_instance), flock'ed while it runs (two
+ * indexes with one id, a copied state_dir, would otherwise sweep each other's files), and
+ * only ever looks inside that one. Files of the old layout, directly in cache_dir/staging,
+ * are moved into it at start when this index names them (an inode's staged generation or
+ * an upload job) and left alone otherwise: they may be another daemon's. Generations are
+ * unique across daemons in practice (nanoseconds of the clock), so no two indexes name the
+ * same old file. An older daemon's sweep of cache_dir/staging cannot remove the directories
+ * (it unlinks without AT_REMOVEDIR).
  *
  * Crash: a closed file's staging data and job are in the index: the uploader resumes them
  * at start. A file never closed keeps its last closed content; its staging file is deleted
@@ -29,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -87,13 +100,93 @@ static void staging_name(uint64_t ino, uint64_t gen, char *buf, size_t size)
         (void)snprintf(buf, size, "%" PRIu64 ".%" PRIu64, ino, gen);
 }
 
+/* A staging file's name parsed back: only the form staging_name writes. */
+static bool staging_parse(const char *name, uint64_t *ret_ino, uint64_t *ret_gen)
+{
+        uint64_t ino, gen;
+        char canon[64];
+
+        if (sscanf(name, "%" SCNu64 ".%" SCNu64, &ino, &gen) != 2)
+                return false;
+        staging_name(ino, gen, canon, sizeof(canon));
+        if (strcmp(name, canon) != 0)
+                return false;
+        *ret_ino = ino;
+        *ret_gen = gen;
+        return true;
+}
+
 static int staging_path(struct fs *fs, uint64_t ino, uint64_t gen, char path[PATH_MAX])
 {
         char name[64];
 
+        if (!fs->staging_dir)
+                return -EROFS;
         staging_name(ino, gen, name, sizeof(name));
-        if ((size_t)snprintf(path, PATH_MAX, "%s/staging/%s", fs->cfg->cache_dir, name) >= PATH_MAX)
+        if ((size_t)snprintf(path, PATH_MAX, "%s/%s", fs->staging_dir, name) >= PATH_MAX)
                 return -ENAMETOOLONG;
+        return 0;
+}
+
+/* cache_dir/staging: shared by the daemons of a cache_dir, one directory each below it. */
+static int staging_root(const struct config *cfg, char path[PATH_MAX])
+{
+        if ((size_t)snprintf(path, PATH_MAX, "%s/staging", cfg->cache_dir) >= PATH_MAX)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+static int make_dir(const char *path)
+{
+        int r;
+
+        if (mkdir(path, 0700) == 0 || errno == EEXIST)
+                return 0;
+        r = -errno;
+        log_error("cannot make the staging directory %s: %s", path, strerror(-r));
+        return r;
+}
+
+int fs_staging_open(struct fs *fs)
+{
+        char root[PATH_MAX], path[PATH_MAX];
+        int fd, r;
+
+        if (staging_root(fs->cfg, root) < 0 ||
+            (size_t)snprintf(path, sizeof(path), "%s/%s", root, index_instance(fs->idx)) >=
+                    sizeof(path)) {
+                log_error("cache_dir %s: path too long for the staging directory",
+                          fs->cfg->cache_dir);
+                return -ENAMETOOLONG;
+        }
+        /* no mount without one: a mount that takes a create and then fails its write leaves
+         * an empty file behind */
+        if ((r = make_dir(root)) < 0 || (r = make_dir(path)) < 0)
+                return r;
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) {
+                r = -errno;
+                log_error("cannot open the staging directory %s: %m", path);
+                return r;
+        }
+        /* held as long as fd (until fs_free; fuse_daemonize's child inherits it) */
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                r = -errno;
+                if (r == -EWOULDBLOCK) {
+                        log_error("staging directory %s is in use by another prsmfs whose index "
+                                  "has the same instance id (a copy of this state_dir?)",
+                                  path);
+                        close(fd);
+                        return -EBUSY;
+                }
+                log_warning("cannot lock %s: %s, ignoring", path, strerror(-r));
+        }
+        fs->staging_dir = strdup(path);
+        if (!fs->staging_dir) {
+                close(fd);
+                return -ENOMEM;
+        }
+        fs->staging_fd = fd;
         return 0;
 }
 
@@ -836,58 +929,156 @@ static int resume_job(const struct index_job *j, void *userdata)
         return 0;
 }
 
-/* Deletes staging files that no inode's staged content names (writers that never closed). */
-static void sweep_staging(struct fs *fs)
+/* The upload jobs of the index, sorted by (ino, gen): with the inodes' staged generations,
+ * what names a staging file as this index's. */
+struct jobs {
+        struct index_job *v;
+        size_t n, cap;
+};
+
+static int collect_job(const struct index_job *j, void *userdata)
 {
+        struct jobs *js = userdata;
+
+        if (js->n == js->cap) {
+                size_t cap = js->cap ? js->cap * 2 : 64;
+                struct index_job *p = reallocarray(js->v, cap, sizeof(*p));
+
+                if (!p)
+                        return -ENOMEM;
+                js->v = p;
+                js->cap = cap;
+        }
+        js->v[js->n++] = *j;
+        return 0;
+}
+
+static int job_cmp(const void *a, const void *b)
+{
+        const struct index_job *x = a, *y = b;
+
+        if (x->ino != y->ino)
+                return x->ino < y->ino ? -1 : 1;
+        return x->gen < y->gen ? -1 : x->gen > y->gen;
+}
+
+/* 1 when this index names staging file (ino, gen), 0 when it does not, < 0 when the index
+ * cannot tell (then the file is kept). */
+static int is_named(struct fs *fs, const struct jobs *js, uint64_t ino, uint64_t gen)
+{
+        struct index_job key = { .ino = ino, .gen = gen };
+        struct index_attr a;
+        int r;
+
+        if (js->n && bsearch(&key, js->v, js->n, sizeof(*js->v), job_cmp))
+                return 1;
+        r = index_getattr(fs->idx, ino, &a);
+        if (r == -ENOENT)
+                return 0;
+        return r < 0 ? r : a.staged == gen;
+}
+
+/*
+ * Walks the staging files of directory dfd. In this index's own directory (adopt false),
+ * the files it does not name are deleted: writers that never closed. In cache_dir/staging,
+ * where older versions kept every daemon's files together (adopt true), the files it names
+ * move into its own directory and the others stay: they may be another daemon's. Returns
+ * how many files were moved; *ret_foreign (optional) is how many were left.
+ */
+static unsigned staging_scan(struct fs *fs, int dfd, const struct jobs *js, bool adopt,
+                             unsigned *ret_foreign)
+{
+        unsigned moved = 0, foreign = 0;
         struct dirent *de;
         DIR *d;
         int fd;
 
-        fd = openat(fs->staging_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         d = fd >= 0 ? fdopendir(fd) : NULL;
         if (!d) {
                 if (fd >= 0)
                         close(fd);
-                return;
+                return 0;
         }
         while ((de = readdir(d))) {
-                uint64_t ino, gen;
-                struct index_attr a;
-                char tail;
+                uint64_t ino = 0, gen = 0;
+                bool parsed;
+                int r;
 
                 if (de->d_name[0] == '.')
                         continue;
-                if (sscanf(de->d_name, "%" SCNu64 ".%" SCNu64 "%c", &ino, &gen, &tail) != 2 ||
-                    index_getattr(fs->idx, ino, &a) < 0 || a.staged != gen) {
+                parsed = staging_parse(de->d_name, &ino, &gen);
+                if (adopt && (!parsed || (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)))
+                        continue; /* the other daemons' directories, or not a staging file */
+                r = parsed ? is_named(fs, js, ino, gen) : 0;
+                if (r < 0) {
+                        log_warning("cannot tell whose staging file %s is: %s, keeping it",
+                                    de->d_name, strerror(-r));
+                } else if (!adopt && r == 0) {
                         log_info("removing staging file %s of a file never closed", de->d_name);
-                        (void)unlinkat(fs->staging_fd, de->d_name, 0);
+                        (void)unlinkat(dfd, de->d_name, 0);
+                } else if (adopt && r == 0) {
+                        foreign++;
+                } else if (adopt && renameat(dfd, de->d_name, fs->staging_fd, de->d_name) < 0) {
+                        log_error("cannot move staging file %s of inode %" PRIu64
+                                  " into %s: %m, its content cannot be read",
+                                  de->d_name, ino, fs->staging_dir);
+                } else if (adopt) {
+                        moved++;
                 }
         }
         closedir(d);
+        if (ret_foreign)
+                *ret_foreign = foreign;
+        return moved;
 }
 
-static int max_gen(const struct index_job *j, void *userdata)
+/* Moves this index's staging files of the old layout (directly in cache_dir/staging) into its
+ * own directory. */
+static void adopt_old_layout(struct fs *fs, const struct jobs *js)
 {
-        uint64_t *max = userdata;
+        unsigned moved, foreign = 0;
+        char root[PATH_MAX];
+        int fd;
 
-        *max = MAX(*max, j->gen);
-        return 0;
+        if (staging_root(fs->cfg, root) < 0)
+                return;
+        fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return;
+        moved = staging_scan(fs, fd, js, true, &foreign);
+        close(fd);
+        if (moved)
+                log_notice("moved %u staging files of the old layout from %s into %s", moved, root,
+                           fs->staging_dir);
+        if (foreign)
+                log_info("%u staging files in %s are not this index's (another prsmfs's?), "
+                         "leaving them",
+                         foreign, root);
 }
 
 int fs_writer_start(struct fs *fs)
 {
+        struct jobs js = { 0 };
         uint64_t max = 0;
         int r;
 
         if (fs->staging_fd < 0)
                 return 0;
-        sweep_staging(fs);
-        r = index_jobs(fs->idx, max_gen, &max);
+        r = index_jobs(fs->idx, collect_job, &js);
         if (r < 0)
-                return r;
+                goto out;
+        if (js.n)
+                qsort(js.v, js.n, sizeof(*js.v), job_cmp);
+        adopt_old_layout(fs, &js);
+        (void)staging_scan(fs, fs->staging_fd, &js, false, NULL);
+        for (size_t i = 0; i < js.n; i++)
+                max = MAX(max, js.v[i].gen);
         /* generations stay unique across restarts: above every staged one and the clock */
         fs->next_gen = MAX(max, (uint64_t)now_ns());
-        return 0;
+out:
+        free(js.v);
+        return r;
 }
 
 int fs_set_uploader(struct fs *fs, const struct fs_uploader *up)

@@ -8,7 +8,7 @@
  * daemon (the promise for closed files); after power loss the last commits may be lost,
  * which is why fsync() on a file waits for its upload and pin (design.md §4), not for this.
  *
- * Schema (version 4):
+ * Schema (version 5):
  *   inodes(ino, mode, uid, gid, nlink, size, atime/mtime/ctime ns, state, cid, target, flags,
  *          staged)   staged: generation of the staging file holding the content, 0 = none
  *   jobs(ino, gen, size, created_ns)   uploads owed: one per inode, its latest closed content
@@ -17,6 +17,11 @@
  *   layouts(cid, data)   decoded file layouts (unixfs_layout_encode) by root CID, so that a
  *                        reopen of a big file needs neither its root nor its inner blocks;
  *                        rows no inode refers to are dropped when the index is opened
+ *   meta(key, value)   'instance': 32 lowercase hex digits (128 random bits from getrandom),
+ *                      made once with the table and never changed: the index's own name for
+ *                      what is not content-addressed and lives outside state_dir (staging
+ *                      files sit in cache_dir/staging/<instance>/, and a cache_dir may be
+ *                      shared by several daemons)
  * Migrations run in order from PRAGMA user_version; a database newer than this code is
  * refused rather than guessed at.
  */
@@ -29,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -125,12 +131,17 @@ static const char *const migrations[] = {
         "CREATE TABLE layouts ("
         "  cid BLOB PRIMARY KEY,"
         "  data BLOB NOT NULL) WITHOUT ROWID;",
+        /* 4 -> 5: the instance id (add_instance) */
+        "CREATE TABLE meta ("
+        "  key TEXT PRIMARY KEY,"
+        "  value TEXT NOT NULL) WITHOUT ROWID;",
 };
 
 struct index {
-        pthread_mutex_t lock;        /* guards db and every statement */
-        sqlite3 *db;                 /* lock */
-        sqlite3_stmt *st[_STMT_MAX]; /* lock */
+        pthread_mutex_t lock;                  /* guards db and every statement */
+        sqlite3 *db;                           /* lock */
+        sqlite3_stmt *st[_STMT_MAX];           /* lock */
+        char instance[INDEX_INSTANCE_LEN + 1]; /* set at open, constant after */
 };
 
 static int errno_from_sqlite(int rc)
@@ -184,6 +195,49 @@ static int exec(struct index *idx, const char *sql)
         return 0;
 }
 
+/* The instance id of a new schema 5 from getrandom, not from SQLite's PRNG (a forked process
+ * would share that with its parent). */
+static int add_instance(struct index *idx)
+{
+        uint8_t bits[INDEX_INSTANCE_LEN / 2];
+        char hex[INDEX_INSTANCE_LEN + 1], sql[128];
+        ssize_t n;
+
+        do
+                n = getrandom(bits, sizeof(bits), 0);
+        while (n < 0 && errno == EINTR);
+        if (n != (ssize_t)sizeof(bits))
+                return n < 0 ? -errno : -EIO;
+        for (size_t i = 0; i < sizeof(bits); i++)
+                (void)snprintf(hex + 2 * i, 3, "%02x", bits[i]);
+        (void)snprintf(sql, sizeof(sql), "INSERT INTO meta(key, value) VALUES ('instance', '%s')",
+                       hex);
+        return exec(idx, sql);
+}
+
+/* Bytes from disk that become a directory name: exactly INDEX_INSTANCE_LEN lowercase hex
+ * digits, or the index is refused. */
+static int load_instance(struct index *idx)
+{
+        sqlite3_stmt *st = NULL;
+        const char *v;
+        int r = -EBADMSG;
+
+        if (sqlite3_prepare_v2(idx->db, "SELECT value FROM meta WHERE key = 'instance'", -1, &st,
+                               NULL) != SQLITE_OK)
+                return -EIO;
+        if (sqlite3_step(st) == SQLITE_ROW && (v = (const char *)sqlite3_column_text(st, 0)) &&
+            strlen(v) == INDEX_INSTANCE_LEN &&
+            strspn(v, "0123456789abcdef") == INDEX_INSTANCE_LEN) {
+                memcpy(idx->instance, v, INDEX_INSTANCE_LEN + 1);
+                r = 0;
+        }
+        sqlite3_finalize(st);
+        if (r < 0)
+                log_error("the index has no valid instance id (table meta)");
+        return r;
+}
+
 static int migrate(struct index *idx)
 {
         sqlite3_stmt *st = NULL;
@@ -221,6 +275,8 @@ static int migrate(struct index *idx)
                                        (long long)t);
                         r = exec(idx, sql);
                 }
+                if (r >= 0 && v == 4)
+                        r = add_instance(idx);
                 if (r < 0) {
                         (void)exec(idx, "ROLLBACK"); /* the error above is what matters */
                         return r;
@@ -257,6 +313,8 @@ int index_open(const char *path, struct index **ret)
         if (r < 0)
                 goto fail;
         r = migrate(idx);
+        if (r >= 0)
+                r = load_instance(idx);
         if (r < 0)
                 goto fail;
         r = exec(idx, "DELETE FROM layouts WHERE cid NOT IN "
@@ -289,6 +347,11 @@ void index_free(struct index *idx)
                 sqlite3_close(idx->db);
         pthread_mutex_destroy(&idx->lock);
         free(idx);
+}
+
+const char *index_instance(const struct index *idx)
+{
+        return idx->instance;
 }
 
 /* Takes the statement for use under the lock; reset + clear bindings when done. */

@@ -12,6 +12,7 @@ import threading
 import time
 
 import pytest
+from mount import fsync_path
 
 MiB = 1 << 20
 
@@ -149,19 +150,8 @@ def test_sqlite_default_journal__autocommits_and_three_writers(ipfs_node, mount_
 
 
 def staging_files(m):
-    """Every staging file of the mount (whatever the layout under cache_dir/staging)."""
-    out = []
-    for dirpath, _, names in os.walk(os.path.join(m.cache_dir, "staging")):
-        out += [os.path.join(dirpath, n) for n in names if not n.startswith(".")]
-    return out
-
-
-def fsync_path(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """The mount's staging files."""
+    return [os.path.join(m.staging_dir(), n) for n in os.listdir(m.staging_dir())]
 
 
 def wait_no_staging(m, timeout=60):

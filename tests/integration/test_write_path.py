@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from mount import tool_binary
+from mount import fsync_path, tool_binary
 from rpcproxy import RpcProxy
 
 MiB = 1 << 20
@@ -24,15 +24,6 @@ def cfg(node, **extra):
     c = {"rpc_nodes": [node.api_url], "gateway_nodes": [], "timeout": 30}
     c.update(extra)
     return c
-
-
-def fsync_path(path):
-    """fsync of a file by name: returns once its upload is pinned."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def tree_digest(top):
@@ -247,7 +238,7 @@ def test_kill9__closed_files_kept_open_ones_not_half_visible(ipfs_node, mount_fa
     for name in closed:
         fsync_path(m.path(name))
         assert os.getxattr(m.path(name), "user.prsm.cid")
-    assert os.listdir(os.path.join(m.cache_dir, "staging")) == []
+    assert os.listdir(m.staging_dir()) == []
     out = subprocess.run([tool_binary("prsmctl"), "check", m.mountpoint], capture_output=True,
                          text=True)
     assert out.returncode == 0, out.stderr
@@ -381,7 +372,7 @@ def test_crash__kill9_at_20_points_during_writes__no_closed_file_lost(ipfs_node,
     # its kill failed in the writer (ENOTCONN), so it went unreported, but its upload is owed
     for name in os.listdir(m.mountpoint):
         fsync_path(m.path(name))
-    staged = os.listdir(os.path.join(m.cache_dir, "staging"))
+    staged = os.listdir(m.staging_dir())
     assert staged == [], staged
 
 
@@ -582,9 +573,9 @@ def test_big_write__staged_copy_leaves_the_page_cache_behind_the_writer(ipfs_nod
     with open(m.path("big"), "wb", buffering=0) as f:
         for off in range(0, len(data), MiB):
             f.write(data[off:off + MiB])
-        staged = os.listdir(os.path.join(m.cache_dir, "staging"))
+        staged = os.listdir(m.staging_dir())
         assert len(staged) == 1, staged
-        resident, total = resident_pages(os.path.join(m.cache_dir, "staging", staged[0]))
+        resident, total = resident_pages(os.path.join(m.staging_dir(), staged[0]))
         # all but the last units (up to 3 of 8 MiB: the one being written, two kept) dropped
         assert total == (len(data) + 4095) // 4096
         assert resident <= 24 * MiB // 4096 + 16, (resident, total)

@@ -9,6 +9,7 @@ printed a sanitizer report. Every process it starts is stopped by PID in every o
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 
@@ -94,6 +95,15 @@ def force_unmount(path):
         subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)
 
 
+def fsync_path(path):
+    """fsync of a file by name: returns once its upload is pinned."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class Mount:
     def __init__(self, workdir, config=None, options=(), name="m", allow_stderr=()):
         self.workdir = workdir
@@ -164,6 +174,19 @@ class Mount:
 
     def path(self, *parts):
         return os.path.join(self.mountpoint, *parts)
+
+    def instance_id(self):
+        """Its index's instance id (table meta, schema 5), which names its staging directory."""
+        db = sqlite3.connect(os.path.join(self.config["state_dir"], "index.sqlite"))
+        try:
+            return db.execute("SELECT value FROM meta WHERE key = 'instance'").fetchone()[0]
+        finally:
+            db.close()
+
+    def staging_dir(self):
+        """cache_dir/staging/<instance id>: this daemon's staging files, its own also when
+        other mounts share the cache_dir."""
+        return os.path.join(self.config["cache_dir"], "staging", self.instance_id())
 
     def _cleanup(self):
         """Kill the daemon by PID and detach the mount; never raises."""

@@ -44,6 +44,22 @@ static int teardown(void **state)
         return 0;
 }
 
+/* Closes the fixture's index, runs sql on its file with plain SQLite, and checks that opening
+ * it again fails with error. */
+static void reopen_after_sql(struct fixture *f, const char *sql, int error)
+{
+        struct index *idx = NULL;
+        sqlite3 *db;
+
+        index_free(f->idx);
+        f->idx = NULL;
+        assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+        assert_int_equal(index_open(f->path, &idx), error);
+        assert_null(idx);
+}
+
 static void test_open__fresh__root_directory(void **state)
 {
         struct fixture *f = *state;
@@ -55,6 +71,32 @@ static void test_open__fresh__root_directory(void **state)
         assert_false(a.has_cid);
         assert_int_equal(index_getattr(f->idx, 999, &a), -ENOENT);
         assert_int_equal(index_check(f->idx), 0);
+}
+
+static void test_instance__random_hex__kept_across_reopen_distinct_per_index(void **state)
+{
+        struct fixture *f = *state;
+        char first[INDEX_INSTANCE_LEN + 1], other_path[128];
+        struct index *other = NULL;
+        const char *id = index_instance(f->idx);
+
+        assert_int_equal(strlen(id), INDEX_INSTANCE_LEN);
+        assert_int_equal(strspn(id, "0123456789abcdef"), INDEX_INSTANCE_LEN);
+        memcpy(first, id, sizeof(first));
+        index_free(f->idx);
+        assert_int_equal(index_open(f->path, &f->idx), 0);
+        assert_string_equal(index_instance(f->idx), first);
+        (void)snprintf(other_path, sizeof(other_path), "%s/other.sqlite", f->dir);
+        assert_int_equal(index_open(other_path, &other), 0);
+        assert_string_not_equal(index_instance(other), first);
+        index_free(other);
+}
+
+static void test_instance__damaged__index_refused(void **state)
+{
+        /* it becomes a directory name: anything but 32 lowercase hex digits is refused */
+        reopen_after_sql(*state, "UPDATE meta SET value = '../../etc' WHERE key = 'instance'",
+                         -EBADMSG);
 }
 
 static void test_mknode__lookup_and_reopen__persisted(void **state)
@@ -131,17 +173,7 @@ static void test_readdir__resume_from_cookie__every_entry_once(void **state)
 
 static void test_open__newer_schema__refused(void **state)
 {
-        struct fixture *f = *state;
-        struct index *idx = NULL;
-        sqlite3 *db;
-
-        index_free(f->idx);
-        f->idx = NULL;
-        assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-        assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
-        sqlite3_close(db);
-        assert_int_equal(index_open(f->path, &idx), -EPROTO);
-        assert_null(idx);
+        reopen_after_sql(*state, "PRAGMA user_version = 99", -EPROTO);
 }
 
 static void test_open__schema_1__migrated_keeping_rows(void **state)
@@ -180,6 +212,7 @@ static void test_open__schema_1__migrated_keeping_rows(void **state)
         assert_int_equal(index_lookup(f->idx, INDEX_ROOT_INO, "old", &a), 0);
         assert_int_equal(a.size, 42);
         assert_int_equal(a.flags, 0);
+        assert_int_equal(strlen(index_instance(f->idx)), INDEX_INSTANCE_LEN);
         assert_int_equal(index_check(f->idx), 0);
 }
 
@@ -451,6 +484,11 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_open__fresh__root_directory, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_instance__random_hex__kept_across_reopen_distinct_per_index, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(test_instance__damaged__index_refused, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_mknode__lookup_and_reopen__persisted, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_readdir__resume_from_cookie__every_entry_once,
