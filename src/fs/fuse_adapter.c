@@ -156,13 +156,6 @@ static void reply_err(fuse_req_t req, int r)
         (void)fuse_reply_err(req, r >= 0 ? 0 : fs_errno_for_reply(r));
 }
 
-static struct timespec ns_to_ts(int64_t ns)
-{
-        if (ns < 0)
-                ns = 0;
-        return (struct timespec){ .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
-}
-
 static void attr_to_stat(const struct index_attr *a, struct stat *st)
 {
         *st = (struct stat){
@@ -174,9 +167,9 @@ static void attr_to_stat(const struct index_attr *a, struct stat *st)
                 .st_size = (off_t)a->size,
                 .st_blksize = FS_BLKSIZE,
                 .st_blocks = (blkcnt_t)((a->size + 511) / 512),
-                .st_atim = ns_to_ts(a->atime_ns),
-                .st_mtim = ns_to_ts(a->mtime_ns),
-                .st_ctim = ns_to_ts(a->ctime_ns),
+                .st_atim = a->atime,
+                .st_mtim = a->mtime,
+                .st_ctim = a->ctime,
         };
 }
 
@@ -732,11 +725,6 @@ static int truncate_file(struct fs *fs, const struct index_attr *a, struct fuse_
         return r;
 }
 
-static int64_t ts_to_ns(const struct timespec *ts)
-{
-        return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
-}
-
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                        struct fuse_file_info *fi)
 {
@@ -770,16 +758,19 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
                 s.set |= INDEX_SET_GID;
                 s.gid = attr->st_gid;
         }
+        /* times as the kernel gives them, whole: any year a timespec holds */
         if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) {
                 s.set |= INDEX_SET_ATIME;
-                s.atime_ns = ts_to_ns(to_set & FUSE_SET_ATTR_ATIME_NOW ? &now : &attr->st_atim);
+                s.atime = to_set & FUSE_SET_ATTR_ATIME_NOW ? now : attr->st_atim;
         }
         if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
                 s.set |= INDEX_SET_MTIME;
-                s.mtime_ns = ts_to_ns(to_set & FUSE_SET_ATTR_MTIME_NOW ? &now : &attr->st_mtim);
+                s.mtime = to_set & FUSE_SET_ATTR_MTIME_NOW ? now : attr->st_mtim;
         }
-        if (to_set & FUSE_SET_ATTR_CTIME)
-                s.ctime_ns = ts_to_ns(&attr->st_ctim);
+        if (to_set & FUSE_SET_ATTR_CTIME) {
+                s.set |= INDEX_SET_CTIME;
+                s.ctime = attr->st_ctim;
+        }
         r = index_setattr(fs->idx, ino, &s, &a);
         if (r < 0) {
                 reply_err(req, r);
@@ -789,7 +780,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
                 struct wfile *wf = fs_wfile_get(fs, ino);
 
                 if (wf) {
-                        fs_wfile_set_mtime(wf, s.mtime_ns);
+                        fs_wfile_set_mtime(wf, &s.mtime);
                         fs_wfile_close(fs, wf);
                 }
         }
