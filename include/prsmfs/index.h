@@ -166,10 +166,11 @@ _wur_ int index_drop_orphans(struct index *idx, uint64_t ino);
 /*
  * A closed file's content is in staging file `gen`: in one transaction the inode takes its
  * size and mtime, state DIRTY and staged = gen, and an upload job (ino, gen) replaces any
- * older one. After this returns the close is durable.
+ * older one; its ctime becomes ctime (the last change to the content) unless it is later
+ * already (a chmod since). After this returns the close is durable.
  */
 _wur_ int index_stage(struct index *idx, uint64_t ino, uint64_t gen, uint64_t size,
-                      const struct timespec *mtime);
+                      const struct timespec *mtime, const struct timespec *ctime);
 /* The upload of (ino, gen) is pinned as cid: if gen is still the inode's staged content it
  * becomes CLEAN with that CID (1), else nothing changes but the job row goes (0). */
 _wur_ int index_commit_upload(struct index *idx, uint64_t ino, uint64_t gen, const struct cid *cid,

@@ -196,7 +196,7 @@ static struct handle *handle_of(struct fuse_file_info *fi)
         return (struct handle *)(uintptr_t)fi->fh;
 }
 
-/* While a writer is open, size and mtime are the writer's (the index has the last close). */
+/* While a writer is open, size and times are the writer's (the index has the last close). */
 static void overlay_writer(struct fs *fs, struct index_attr *a)
 {
         struct wfile *wf;

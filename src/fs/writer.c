@@ -58,8 +58,9 @@ struct wfile {
         uint64_t gen;
         uint64_t size;
         struct timespec mtime;
-        bool dirty;     /* written since the last flush */
-        bool submitted; /* gen was flushed: the next write starts a new generation */
+        struct timespec ctime; /* of the last change to the content (the index's may be newer) */
+        bool dirty;            /* written since the last flush */
+        bool submitted;        /* gen was flushed: the next write starts a new generation */
         enum base_kind base;
         struct rfile *base_rf; /* BASE_CID */
         int base_fd;           /* BASE_STAGED */
@@ -322,7 +323,10 @@ static int wfile_new(struct fs *fs, const struct index_attr *attr, bool trunc, s
         wf->fd = wf->base_fd = -1;
         wf->size = trunc ? 0 : a->size;
         wf->mtime = a->mtime;
+        wf->ctime = a->ctime;
         wf->dirty = trunc; /* O_TRUNC (or a new file) is a change by itself */
+        if (trunc)         /* POSIX open(): O_TRUNC marks mtime and ctime, whatever the size was */
+                wf->mtime = wf->ctime = now_ts();
         if (!trunc && a->size > 0) {
                 r = a->staged ? fs_staged_open_attr(fs, a) : -ESTALE;
                 if (r >= 0) {
@@ -441,11 +445,18 @@ uint64_t fs_wfile_gen(struct wfile *wf)
         return gen;
 }
 
+static bool ts_before(const struct timespec *x, const struct timespec *y)
+{
+        return x->tv_sec < y->tv_sec || (x->tv_sec == y->tv_sec && x->tv_nsec < y->tv_nsec);
+}
+
 void fs_wfile_attr(struct wfile *wf, struct index_attr *a)
 {
         pthread_mutex_lock(&wf->lock);
         a->size = wf->size;
         a->mtime = wf->mtime;
+        if (ts_before(&a->ctime, &wf->ctime))
+                a->ctime = wf->ctime;
         pthread_mutex_unlock(&wf->lock);
 }
 
@@ -577,7 +588,7 @@ int fs_wfile_write(struct fs *fs, struct wfile *wf, const void *buf, size_t len,
                 r = ext_add(wf, off, off + len);
         if (r >= 0) {
                 wf->size = MAX(wf->size, off + len);
-                wf->mtime = now_ts();
+                wf->mtime = wf->ctime = now_ts();
                 wf->dirty = true;
                 after_write(fs, wf);
         }
@@ -640,7 +651,7 @@ int fs_wfile_truncate(struct fs *fs, struct wfile *wf, uint64_t size)
         }
         if (r >= 0) {
                 wf->size = size;
-                wf->mtime = now_ts();
+                wf->mtime = wf->ctime = now_ts();
                 wf->dirty = true;
         }
         pthread_mutex_unlock(&wf->lock);
@@ -697,7 +708,7 @@ int fs_wfile_flush(struct fs *fs, struct wfile *wf)
         if (r >= 0 && fdatasync(wf->fd) < 0)
                 r = -errno;
         if (r >= 0)
-                r = index_stage(fs->idx, wf->ino, wf->gen, wf->size, &wf->mtime);
+                r = index_stage(fs->idx, wf->ino, wf->gen, wf->size, &wf->mtime, &wf->ctime);
         if (r < 0) {
                 pthread_mutex_unlock(&wf->lock);
                 log_error("cannot stage inode %" PRIu64 ": %s", wf->ino, strerror(-r));

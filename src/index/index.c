@@ -1289,7 +1289,7 @@ int index_drop_orphans(struct index *idx, uint64_t ino)
 
 struct staged_args {
         uint64_t ino, gen, size;
-        const struct timespec *mtime;
+        const struct timespec *mtime, *ctime;
         const struct cid *cid;
         bool applied;
 };
@@ -1297,14 +1297,17 @@ struct staged_args {
 static int do_stage(struct index *idx, void *ud)
 {
         struct staged_args *a = ud;
-        struct timespec now = now_ts();
         int changes = 0, r;
 
+        /* (SET expressions all read the row as it was) */
         r = q(idx, NULL, &changes,
               "UPDATE inodes SET size = ?2, state = ?3, staged = ?4, mtime_sec = ?5, "
-              "mtime_nsec = ?6, ctime_sec = ?7, ctime_nsec = ?8 WHERE ino = ?1",
+              "mtime_nsec = ?6, "
+              "ctime_sec = iif((ctime_sec, ctime_nsec) < (?7, ?8), ?7, ctime_sec), "
+              "ctime_nsec = iif((ctime_sec, ctime_nsec) < (?7, ?8), ?8, ctime_nsec) "
+              "WHERE ino = ?1",
               "iiiitt", (int64_t)a->ino, (int64_t)a->size, (int64_t)INDEX_STATE_DIRTY,
-              (int64_t)a->gen, a->mtime, &now);
+              (int64_t)a->gen, a->mtime, a->ctime);
         if (r >= 0 && changes == 0)
                 return -ENOENT;
         /* created_ns only orders the jobs: the clock's int64 ns */
@@ -1317,11 +1320,13 @@ static int do_stage(struct index *idx, void *ud)
 }
 
 int index_stage(struct index *idx, uint64_t ino, uint64_t gen, uint64_t size,
-                const struct timespec *mtime)
+                const struct timespec *mtime, const struct timespec *ctime)
 {
-        struct staged_args a = { .ino = ino, .gen = gen, .size = size, .mtime = mtime };
+        struct staged_args a = {
+                .ino = ino, .gen = gen, .size = size, .mtime = mtime, .ctime = ctime
+        };
 
-        if (!ts_ok(mtime))
+        if (!ts_ok(mtime) || !ts_ok(ctime))
                 return -EINVAL;
         return in_transaction(idx, do_stage, &a);
 }

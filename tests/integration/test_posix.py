@@ -11,6 +11,53 @@ import time
 import pytest
 
 
+def cfg(node):
+    return {"rpc_nodes": [node.api_url], "gateway_nodes": [], "timeout": 30}
+
+
+def wait_uploaded(path):
+    """fsync by name returns once the file's upload is pinned; then it has a CID."""
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+    return os.getxattr(path, "user.prsm.cid").decode()
+
+
+@pytest.mark.timeout(300)
+def test_o_trunc__marks_mtime_and_ctime__kept_after_upload_and_restart(ipfs_node, mount_factory):
+    m = mount_factory(config=cfg(ipfs_node))
+    old = 1_000_000_000_123_456_789  # 2001
+    marks = {}
+    for name, how in (("open", "open"), ("shell", "shell")):
+        p = m.path(name)
+        with open(p, "wb") as f:
+            f.write(b"old content")
+        wait_uploaded(p)
+        os.utime(p, ns=(old, old))
+        before = os.stat(p)
+        assert before.st_mtime_ns == old
+        t0 = time.time_ns()
+        if how == "open":
+            fd = os.open(p, os.O_WRONLY | os.O_TRUNC)
+            st = os.fstat(fd)  # while open: the writer's view
+            assert st.st_size == 0 and st.st_mtime_ns >= t0, (name, st)
+            assert st.st_ctime_ns > before.st_ctime_ns, name
+            os.close(fd)
+        else:
+            subprocess.run(["sh", "-c", ": > " + name], cwd=m.mountpoint, check=True)
+        st = os.stat(p)
+        assert st.st_size == 0, name
+        assert t0 <= st.st_mtime_ns <= time.time_ns(), (name, st.st_mtime_ns, t0)
+        assert st.st_ctime_ns > before.st_ctime_ns and st.st_ctime_ns >= st.st_mtime_ns, name
+        marks[name] = (st.st_mtime_ns, st.st_ctime_ns)
+        wait_uploaded(p)  # the empty content's upload keeps the times
+        st = os.stat(p)
+        assert (st.st_mtime_ns, st.st_ctime_ns) == marks[name], name
+    m.restart()
+    for name, (mtime, ctime) in marks.items():
+        st = os.stat(m.path(name))
+        assert (st.st_size, st.st_mtime_ns, st.st_ctime_ns) == (0, mtime, ctime), name
+
+
 def utc(*ymd_hms):
     return calendar.timegm(ymd_hms + (0,) * (6 - len(ymd_hms)))
 

@@ -418,7 +418,7 @@ static void test_setattr__times_past_the_int64_ns_range__kept_exactly(void **sta
         assert_ts(a.atime, -315619200, 1);
         assert_ts(a.mtime, 13569465600, 999999999);
         assert_ts(a.ctime, INT64_MAX, 0);
-        assert_int_equal(index_stage(f->idx, ino, 1, 0, &t), 0);
+        assert_int_equal(index_stage(f->idx, ino, 1, 0, &t, &t), 0);
         index_free(f->idx);
         assert_int_equal(index_open(f->path, &f->idx), 0);
         assert_int_equal(index_getattr(f->idx, ino, &a), 0);
@@ -429,7 +429,7 @@ static void test_setattr__times_past_the_int64_ns_range__kept_exactly(void **sta
         s.mtime.tv_nsec = -1;
         assert_int_equal(index_setattr(f->idx, ino, &s, NULL), -EINVAL);
         t.tv_nsec = 1000000000;
-        assert_int_equal(index_stage(f->idx, ino, 2, 0, &t), -EINVAL);
+        assert_int_equal(index_stage(f->idx, ino, 2, 0, &t, &t), -EINVAL);
 }
 
 static int job_cb(const struct index_job *j, void *ud)
@@ -449,21 +449,24 @@ static void test_stage__job_then_commit_only_the_current_generation(void **state
         uint64_t ino = mk(f, INDEX_ROOT_INO, "w", S_IFREG | 0644);
         uint64_t other = mk(f, INDEX_ROOT_INO, "w2", S_IFREG | 0644);
         struct index_job jobs[4] = { 0 };
-        struct timespec t1 = { 1, 1000 }, t2 = { 2, 0 }, t3 = { 3, 0 };
+        struct timespec t1 = { 1, 1000 }, t2 = { 2, 0 }, t3 = { 3, 0 }, t2100 = { 4102444800, 5 };
         struct index_attr a;
         struct cid c1, c2;
 
         assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, "one", 3, &c1), 0);
         assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, "two!", 4, &c2), 0);
-        assert_int_equal(index_stage(f->idx, ino, 7, 3, &t1), 0);
+        assert_int_equal(index_stage(f->idx, ino, 7, 3, &t1, &t1), 0);
         assert_int_equal(index_getattr(f->idx, ino, &a), 0);
         assert_int_equal(a.state, INDEX_STATE_DIRTY);
         assert_int_equal(a.staged, 7);
         assert_int_equal(a.size, 3);
         assert_ts(a.mtime, 1, 1000);
+        assert_true(a.ctime.tv_sec > 1); /* its creation, later than the content's change */
         /* closed again before the upload finished: generation 8 replaces the job */
-        assert_int_equal(index_stage(f->idx, ino, 8, 4, &t2), 0);
-        assert_int_equal(index_stage(f->idx, other, 9, 5, &t3), 0);
+        assert_int_equal(index_stage(f->idx, ino, 8, 4, &t2, &t2100), 0);
+        assert_int_equal(index_getattr(f->idx, ino, &a), 0);
+        assert_ts(a.ctime, 4102444800, 5);
+        assert_int_equal(index_stage(f->idx, other, 9, 5, &t3, &t3), 0);
         assert_int_equal(index_jobs(f->idx, job_cb, jobs), 0);
         assert_int_equal(jobs[0].gen, 8); /* oldest first, one job per inode */
         assert_int_equal(jobs[1].gen, 9);
@@ -481,7 +484,7 @@ static void test_stage__job_then_commit_only_the_current_generation(void **state
         assert_int_equal(index_jobs(f->idx, job_cb, jobs), 0);
         assert_int_equal(jobs[0].ino, other);
         assert_int_equal(jobs[1].ino, 0);
-        assert_int_equal(index_stage(f->idx, 9999, 1, 1, &t1), -ENOENT);
+        assert_int_equal(index_stage(f->idx, 9999, 1, 1, &t1, &t1), -ENOENT);
 }
 
 /* Layouts are kept by root CID until no inode refers to that CID (pruned at open). */
@@ -496,7 +499,7 @@ static void test_layouts__put_get_replace_pruned_when_unreferenced(void **state)
 
         assert_int_equal(cid_compute(1, CID_CODEC_DAG_PB, CID_MH_SHA2_256, "root", 4, &used), 0);
         assert_int_equal(cid_compute(1, CID_CODEC_DAG_PB, CID_MH_SHA2_256, "old", 3, &gone), 0);
-        assert_int_equal(index_stage(f->idx, ino, 1, 10, &t), 0);
+        assert_int_equal(index_stage(f->idx, ino, 1, 10, &t, &t), 0);
         assert_int_equal(index_commit_upload(f->idx, ino, 1, &used, 10), 1);
         assert_int_equal(index_layout_get(f->idx, &used, &p, &len), -ENOENT);
         assert_int_equal(index_layout_put(f->idx, &used, (const uint8_t *)"v1", 2), 0);
