@@ -15,7 +15,7 @@
 #include "prsmfs/cid.h"
 
 #define INDEX_ROOT_INO       1
-#define INDEX_SCHEMA_VERSION 5
+#define INDEX_SCHEMA_VERSION 6
 #define INDEX_NAME_MAX       255
 
 enum index_state {
@@ -42,6 +42,7 @@ struct index_attr {
         uint32_t uid, gid;
         uint32_t nlink;
         uint64_t size;
+        uint64_t rdev; /* st_rdev of a device node (schema 6), else 0 */
         struct timespec atime, mtime, ctime;
         uint32_t state;  /* enum index_state */
         uint32_t flags;  /* INDEX_FLAG_* */
@@ -86,6 +87,7 @@ struct index_new_node {
         uint32_t flags;
         const struct cid *cid; /* may be NULL */
         const char *target;    /* symlinks only */
+        uint64_t rdev;         /* device nodes only */
 };
 _wur_ int index_mknode(struct index *idx, uint64_t parent, const char *name,
                        const struct index_new_node *n, struct index_attr *ret);

@@ -8,12 +8,14 @@
  * daemon (the promise for closed files); after power loss the last commits may be lost,
  * which is why fsync() on a file waits for its upload and pin (design.md §4), not for this.
  *
- * Schema (version 5):
+ * Schema (version 6):
  *   inodes(ino, mode, uid, gid, nlink, size, state, cid, target, flags, staged,
  *          atime/mtime/ctime as _sec and _nsec)
  *          staged: generation of the staging file holding the content, 0 = none
  *          times: seconds since the epoch (any int64) and nanoseconds in [0, 1e9), so that
  *          every time a user can set round-trips (int64 ns ended in 2262)
+ *          rdev: a device node's st_rdev (schema 6); FIFOs, sockets and devices are inodes
+ *          with their type in mode and no content
  *   jobs(ino, gen, size, created_ns)   uploads owed: one per inode, its latest closed content
  *   dentries(id, parent, name, ino)   id is the readdir cookie: stable under inserts/deletes
  *   xattrs(ino, name, value)
@@ -60,7 +62,8 @@ enum stmt_id {
 
 #define INODE_COLS                                                                          \
         "i.ino, i.mode, i.uid, i.gid, i.nlink, i.size, i.state, i.cid, i.flags, i.staged, " \
-        "i.atime_sec, i.atime_nsec, i.mtime_sec, i.mtime_nsec, i.ctime_sec, i.ctime_nsec"
+        "i.atime_sec, i.atime_nsec, i.mtime_sec, i.mtime_nsec, i.ctime_sec, i.ctime_nsec, " \
+        "i.rdev"
 
 /* Columns of INODE_COLS (row_to_attr); a query's own columns follow them. */
 enum inode_col {
@@ -77,7 +80,8 @@ enum inode_col {
         COL_ATIME, /* _sec, then _nsec */
         COL_MTIME = COL_ATIME + 2,
         COL_CTIME = COL_MTIME + 2,
-        _COL_MAX = COL_CTIME + 2,
+        COL_RDEV = COL_CTIME + 2,
+        _COL_MAX,
 };
 
 static const char *const stmt_sql[_STMT_MAX] = {
@@ -91,9 +95,9 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_READLINK] = "SELECT target FROM inodes WHERE ino = ?1",
         [STMT_INSERT_INODE] = "INSERT INTO inodes(mode, uid, gid, nlink, size, state, cid, "
                               "target, flags, atime_sec, atime_nsec, mtime_sec, mtime_nsec, "
-                              "ctime_sec, ctime_nsec) "
+                              "ctime_sec, ctime_nsec, rdev) "
                               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?10, ?11, "
-                              "?12, ?13)",
+                              "?12, ?13, ?14)",
         [STMT_INSERT_DENTRY] = "INSERT INTO dentries(parent, name, ino) VALUES (?1, ?2, ?3)",
         [STMT_NLINK_INC] = "UPDATE inodes SET nlink = nlink + ?2, mtime_sec = ?3, "
                            "mtime_nsec = ?4, ctime_sec = ?3, ctime_nsec = ?4 WHERE ino = ?1",
@@ -166,6 +170,8 @@ static const char *const migrations[] = {
         "ALTER TABLE inodes DROP COLUMN atime_ns;"
         "ALTER TABLE inodes DROP COLUMN mtime_ns;"
         "ALTER TABLE inodes DROP COLUMN ctime_ns;",
+        /* 5 -> 6: device numbers of device nodes (FIFOs, sockets, devices made by rsync -a) */
+        "ALTER TABLE inodes ADD COLUMN rdev INTEGER NOT NULL DEFAULT 0;",
 };
 
 struct index {
@@ -395,6 +401,7 @@ static void row_to_attr(sqlite3_stmt *st, struct index_attr *a)
                 .state = (uint32_t)sqlite3_column_int64(st, COL_STATE),
                 .flags = (uint32_t)sqlite3_column_int64(st, COL_FLAGS),
                 .staged = (uint64_t)sqlite3_column_int64(st, COL_STAGED),
+                .rdev = (uint64_t)sqlite3_column_int64(st, COL_RDEV),
         };
         /* the CID was validated when stored; a row that no longer parses is reported as
          * having no CID rather than trusted */
@@ -572,6 +579,7 @@ static int insert_node_locked(struct index *idx, uint64_t parent, const char *na
         sqlite3_bind_int64(st, 9, n->flags);
         bind_ts(st, 10, n->has_mtime ? &n->mtime : now); /* atime and mtime */
         bind_ts(st, 12, now);
+        sqlite3_bind_int64(st, 14, (sqlite3_int64)n->rdev);
         rc = step_done(st);
         if (rc != 0)
                 return errno_from_sqlite(rc);

@@ -88,6 +88,37 @@ static void test_mknode__lookup_and_reopen__persisted(void **state)
         assert_int_equal(index_lookup(f->idx, a.ino, "missing", &b), -ENOENT);
 }
 
+/* FIFOs, sockets and device nodes: inodes with their type in mode, and rdev (schema 6). */
+static void test_mknode__special_files__mode_and_rdev_persisted(void **state)
+{
+        struct fixture *f = *state;
+        struct index_new_node fifo = { .mode = S_IFIFO | 0640 };
+        struct index_new_node sock = { .mode = S_IFSOCK | 0755 };
+        struct index_new_node chr = { .mode = S_IFCHR | 0666, .rdev = 0x103 };
+        struct index_new_node blk = { .mode = S_IFBLK | 0660, .rdev = 0x11170103 };
+        struct index_attr a;
+
+        assert_int_equal(index_mknode(f->idx, INDEX_ROOT_INO, "fifo", &fifo, NULL), 0);
+        assert_int_equal(index_mknode(f->idx, INDEX_ROOT_INO, "sock", &sock, NULL), 0);
+        assert_int_equal(index_mknode(f->idx, INDEX_ROOT_INO, "chr", &chr, NULL), 0);
+        assert_int_equal(index_mknode(f->idx, INDEX_ROOT_INO, "blk", &blk, NULL), 0);
+        index_free(f->idx);
+        assert_int_equal(index_open(f->path, &f->idx), 0);
+        assert_int_equal(index_lookup(f->idx, INDEX_ROOT_INO, "fifo", &a), 0);
+        assert_int_equal(a.mode, S_IFIFO | 0640);
+        assert_int_equal(a.rdev, 0);
+        assert_int_equal(index_lookup(f->idx, INDEX_ROOT_INO, "sock", &a), 0);
+        assert_int_equal(a.mode, S_IFSOCK | 0755);
+        assert_int_equal(index_lookup(f->idx, INDEX_ROOT_INO, "chr", &a), 0);
+        assert_int_equal(a.mode, S_IFCHR | 0666);
+        assert_int_equal(a.rdev, 0x103);
+        assert_int_equal(index_lookup(f->idx, INDEX_ROOT_INO, "blk", &a), 0);
+        assert_int_equal(a.mode, S_IFBLK | 0660);
+        assert_int_equal(a.rdev, 0x11170103);
+        assert_int_equal(a.nlink, 1);
+        assert_int_equal(a.size, 0);
+}
+
 struct collect {
         unsigned n;
         uint64_t last_cookie;
@@ -188,6 +219,7 @@ static void test_open__schema_1__migrated_keeping_rows(void **state)
         assert_int_equal(index_lookup(f->idx, INDEX_ROOT_INO, "old", &a), 0);
         assert_int_equal(a.size, 42);
         assert_int_equal(a.flags, 0);
+        assert_int_equal(a.rdev, 0);
         assert_int_equal(index_check(f->idx), 0);
 }
 
@@ -527,6 +559,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_open__fresh__root_directory, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_mknode__lookup_and_reopen__persisted, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(test_mknode__special_files__mode_and_rdev_persisted,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_readdir__resume_from_cookie__every_entry_once,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_open__newer_schema__refused, setup, teardown),
