@@ -165,6 +165,7 @@ static void attr_to_stat(const struct index_attr *a, struct stat *st)
                 .st_uid = a->uid,
                 .st_gid = a->gid,
                 .st_size = (off_t)a->size,
+                .st_rdev = (dev_t)a->rdev,
                 .st_blksize = FS_BLKSIZE,
                 .st_blocks = (blkcnt_t)((a->size + 511) / 512),
                 .st_atim = a->atime,
@@ -937,16 +938,18 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         reply_open(req, fs, &a, fi, h, false);
 }
 
-/* A new regular file owned by the caller, with the caller's umask. */
-static int make_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+/* A new regular file, FIFO, socket or device node (mode has the type) owned by the caller,
+ * with the caller's umask. */
+static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev,
                      struct index_attr *ret)
 {
         struct fs *fs = fuse_req_userdata(req);
         const struct fuse_ctx *ctx = fuse_req_ctx(req);
         struct index_new_node n = {
-                .mode = S_IFREG | (mode & ~ctx->umask & 07777),
+                .mode = (mode & S_IFMT) | (mode & ~ctx->umask & 07777),
                 .uid = ctx->uid,
                 .gid = ctx->gid,
+                .rdev = S_ISCHR(mode) || S_ISBLK(mode) ? (uint64_t)rdev : 0,
         };
         int r;
 
@@ -964,7 +967,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         struct index_attr a;
         int r;
 
-        r = make_file(req, parent, name, mode, &a);
+        r = make_node(req, parent, name, S_IFREG | (mode & 07777), 0, &a);
         if (r >= 0)
                 r = handle_open(fs, &a, fi->flags, true, &h);
         if (r < 0) {
@@ -979,9 +982,22 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
         struct index_attr a;
         int r;
 
-        (void)rdev;
-        /* regular files only: devices, fifos and sockets have no IPFS form */
-        r = S_ISREG(mode) ? make_file(req, parent, name, mode, &a) : -EPERM;
+        /* FIFOs, sockets and device nodes (rsync -a, cp -a) are inodes like the others, kept
+         * in the index only: the kernel serves their opens itself (a FIFO's pipe, a bound
+         * socket, a device's driver, which the default nodev mount refuses), and publish
+         * leaves them out, as UnixFS has no form for them. */
+        switch (mode & S_IFMT) {
+        case S_IFREG:
+        case S_IFIFO:
+        case S_IFSOCK:
+        case S_IFCHR:
+        case S_IFBLK:
+                r = make_node(req, parent, name, mode, rdev, &a);
+                break;
+        default:
+                r = -EINVAL; /* mknod(2) of another type */
+                break;
+        }
         reply_entry(req, r, &a);
 }
 

@@ -4,11 +4,16 @@ O_TRUNC marks mtime and ctime, setgid directories hand down their group (and the
 subdirectories), times before 1970 and after 2262 read back exactly, and FIFOs, sockets and
 device nodes live in the index like other inodes (publish skips them)."""
 import calendar
+import ctypes
+import json
 import os
+import socket
+import stat
 import subprocess
 import time
 
 import pytest
+from mount import tool_binary
 
 
 def cfg(node):
@@ -97,3 +102,119 @@ def test_times_before_1970_and_after_2262__exact_and_kept_across_restart(mount_f
     check()
     m.restart()
     check()
+
+
+DT = {1: "fifo", 2: "chr", 4: "dir", 6: "blk", 8: "reg", 10: "lnk", 12: "sock"}
+
+
+class Dirent(ctypes.Structure):
+    _fields_ = [("d_ino", ctypes.c_uint64), ("d_off", ctypes.c_int64),
+                ("d_reclen", ctypes.c_ushort), ("d_type", ctypes.c_ubyte),
+                ("d_name", ctypes.c_char * 256)]
+
+
+def dirent_types(path):
+    """{name: d_type} as readdir(3) reports it (os.scandir does not expose d_type)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.opendir.restype = ctypes.c_void_p
+    libc.readdir.restype = ctypes.POINTER(Dirent)
+    libc.readdir.argtypes = [ctypes.c_void_p]
+    libc.closedir.argtypes = [ctypes.c_void_p]
+    d = libc.opendir(path.encode())
+    assert d, os.strerror(ctypes.get_errno())
+    out = {}
+    try:
+        while True:
+            e = libc.readdir(d)
+            if not e:
+                break
+            name = e.contents.d_name.decode()
+            if name not in (".", ".."):
+                out[name] = DT.get(e.contents.d_type, e.contents.d_type)
+    finally:
+        libc.closedir(d)
+    return out
+
+
+@pytest.mark.timeout(300)
+def test_special_files__fifo_socket_devices_kept_renamed_and_skipped_by_publish(ipfs_node,
+                                                                                 mount_factory):
+    m = mount_factory(config=cfg(ipfs_node))
+    t = m.path("t")
+    os.makedirs(os.path.join(t, "sub"))
+    with open(os.path.join(t, "file"), "wb") as f:
+        f.write(b"published")
+    with open(os.path.join(t, "sub", "inner"), "wb") as f:
+        f.write(b"inner")
+    os.mkfifo(os.path.join(t, "fifo"), 0o640)
+    os.mknod(os.path.join(t, "null"), stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    os.mknod(os.path.join(t, "sub", "disk"), stat.S_IFBLK | 0o660, os.makedev(259, 70000))
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(os.path.join(t, "sock"))
+    srv.listen(1)
+    # the kernel serves a bound socket and a FIFO itself: the daemon only stores the inodes
+    cli = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    cli.connect(os.path.join(t, "sock"))
+    conn, _ = srv.accept()
+    cli.sendall(b"ping")
+    assert conn.recv(4) == b"ping"
+    for s in (conn, cli, srv):
+        s.close()
+    out = subprocess.run(["sh", "-c", "(echo hi > fifo &); cat fifo"], cwd=t, capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0 and out.stdout == "hi\n", out
+    with pytest.raises(PermissionError):  # a device: the mount is nodev (libfuse's default)
+        open(os.path.join(t, "null"), "rb")
+    for p in ("fifo", "null", "sock", "sub/disk"):
+        os.chmod(os.path.join(t, p), 0o604)  # chmod of each kind
+    os.chown(os.path.join(t, "fifo"), 1234, 5678)
+    os.utime(os.path.join(t, "null"), ns=(10**18, 10**18 + 1))
+    os.rename(os.path.join(t, "sub", "disk"), os.path.join(t, "disk"))
+    os.link(os.path.join(t, "fifo"), os.path.join(t, "sub", "fifo-hard"))
+
+    want = {
+        "fifo": (stat.S_IFIFO | 0o604, 0, 2),
+        "null": (stat.S_IFCHR | 0o604, os.makedev(1, 3), 1),
+        "disk": (stat.S_IFBLK | 0o604, os.makedev(259, 70000), 1),
+        "sock": (stat.S_IFSOCK | 0o604, 0, 1),
+    }
+
+    def check():
+        for name, (mode, rdev, nlink) in want.items():
+            st = os.lstat(os.path.join(t, name))
+            assert (st.st_mode, st.st_rdev, st.st_nlink, st.st_size) == (mode, rdev, nlink, 0), \
+                (name, oct(st.st_mode), st.st_rdev)
+        st = os.lstat(os.path.join(t, "fifo"))
+        assert (st.st_uid, st.st_gid) == (1234, 5678)
+        assert os.lstat(os.path.join(t, "null")).st_mtime_ns == 10**18 + 1
+        assert os.lstat(os.path.join(t, "sub", "fifo-hard")).st_ino == st.st_ino
+        assert dirent_types(t) == {"sub": "dir", "file": "reg", "fifo": "fifo", "null": "chr",
+                                   "disk": "blk", "sock": "sock"}
+        assert dirent_types(os.path.join(t, "sub")) == {"inner": "reg", "fifo-hard": "fifo"}
+
+    check()
+    m.restart()
+    check()
+    out = subprocess.run(["sh", "-c", "(echo again > fifo &); cat fifo"], cwd=t,
+                         capture_output=True, text=True, timeout=30)
+    assert out.stdout == "again\n", out
+
+    # publish: the tree's files and directories, special files left out with a notice
+    out = subprocess.run([tool_binary("prsmctl"), "publish", t], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    reply = json.loads(out.stdout)
+    assert reply.get("skipped") == 5, reply
+    listing = ipfs_node.rpc_json("ls", [("arg", reply["cid"])], timeout=120)
+    assert sorted(link["Name"] for link in listing["Objects"][0]["Links"]) == ["file", "sub"]
+    sub = [link["Hash"] for link in listing["Objects"][0]["Links"] if link["Name"] == "sub"][0]
+    listing = ipfs_node.rpc_json("ls", [("arg", sub)], timeout=120)
+    assert [link["Name"] for link in listing["Objects"][0]["Links"]] == ["inner"]
+    log = m.stderr()
+    for name in ("fifo", "null", "disk", "sock", "sub/fifo-hard"):
+        assert "skipping '%s'" % name in log, (name, log)
+
+    # unlink of each kind
+    for p in ("fifo", "null", "disk", "sock", "sub/fifo-hard"):
+        os.unlink(os.path.join(t, p))
+    assert sorted(os.listdir(t)) == ["file", "sub"]
