@@ -551,8 +551,9 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
         free(buf);
 }
 
-/* A directory that may get a new entry: not in .ipfs/, and expanded if it was linked. */
-static int writable_dir(struct fs *fs, uint64_t ino)
+/* A directory that may get a new entry: not in .ipfs/, and expanded if it was linked.
+ * *ret (optional) is its attributes. */
+static int writable_dir(struct fs *fs, uint64_t ino, struct index_attr *ret)
 {
         struct index_attr a;
         int r;
@@ -564,7 +565,38 @@ static int writable_dir(struct fs *fs, uint64_t ino)
                 return -ENOTDIR;
         if (a.flags & INDEX_FLAG_RO)
                 return -EROFS;
-        return fs_tree_expand(fs, &a);
+        r = fs_tree_expand(fs, &a);
+        if (r >= 0 && ret)
+                *ret = a;
+        return r;
+}
+
+/*
+ * Creates parent/name as n (type, permissions after the umask, content), owned by the
+ * caller. In a setgid directory the new entry takes the directory's group instead of the
+ * caller's, and a new subdirectory the setgid bit too (POSIX leaves it to the file system;
+ * Linux file systems all do this, and shared project directories rely on it). Whether a
+ * new file keeps a setgid bit of its own is decided by the kernel before the request.
+ */
+static int make_entry(fuse_req_t req, fuse_ino_t parent, const char *name, struct index_new_node *n,
+                      struct index_attr *ret)
+{
+        struct fs *fs = fuse_req_userdata(req);
+        const struct fuse_ctx *ctx = fuse_req_ctx(req);
+        struct index_attr dir;
+        int r;
+
+        r = strlen(name) > INDEX_NAME_MAX ? -ENAMETOOLONG : writable_dir(fs, parent, &dir);
+        if (r < 0)
+                return r;
+        n->uid = ctx->uid;
+        n->gid = ctx->gid;
+        if (dir.mode & S_ISGID) {
+                n->gid = dir.gid;
+                if (S_ISDIR(n->mode))
+                        n->mode |= S_ISGID;
+        }
+        return index_mknode(fs->idx, parent, name, n, ret);
 }
 
 static void reply_entry(fuse_req_t req, int r, const struct index_attr *a)
@@ -581,23 +613,15 @@ static void reply_entry(fuse_req_t req, int r, const struct index_attr *a)
 
 static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
 {
-        struct fs *fs = fuse_req_userdata(req);
-        const struct fuse_ctx *ctx = fuse_req_ctx(req);
         struct index_new_node n = {
                 .mode = S_IFLNK | 0777,
-                .uid = ctx->uid,
-                .gid = ctx->gid,
                 .size = strlen(target),
                 .target = target,
         };
         struct index_attr a;
         int r;
 
-        r = strlen(name) > INDEX_NAME_MAX     ? -ENAMETOOLONG
-            : strlen(target) > FS_SYMLINK_MAX ? -ENAMETOOLONG
-                                              : writable_dir(fs, parent);
-        if (r >= 0)
-                r = index_mknode(fs->idx, parent, name, &n, &a);
+        r = strlen(target) > FS_SYMLINK_MAX ? -ENAMETOOLONG : make_entry(req, parent, name, &n, &a);
         reply_entry(req, r, &a);
 }
 
@@ -607,7 +631,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const cha
         struct index_attr a;
         int r;
 
-        r = writable_dir(fs, parent);
+        r = writable_dir(fs, parent, NULL);
         if (r >= 0)
                 r = index_getattr(fs->idx, ino, &a);
         if (r >= 0 && a.flags & INDEX_FLAG_RO)
@@ -653,7 +677,7 @@ static void do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
         struct index_attr victim;
         int r;
 
-        r = writable_dir(fs, parent);
+        r = writable_dir(fs, parent, NULL);
         if (r >= 0 && dir) {
                 /* a linked directory's entries must be known to tell whether it is empty */
                 r = fs_tree_lookup(fs, parent, name, &victim);
@@ -688,9 +712,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
                 reply_err(req, -EINVAL); /* RENAME_EXCHANGE, RENAME_WHITEOUT */
                 return;
         }
-        r = strlen(newname) > INDEX_NAME_MAX ? -ENAMETOOLONG : writable_dir(fs, parent);
+        r = strlen(newname) > INDEX_NAME_MAX ? -ENAMETOOLONG : writable_dir(fs, parent, NULL);
         if (r >= 0 && newparent != parent)
-                r = writable_dir(fs, newparent);
+                r = writable_dir(fs, newparent, NULL);
         /* a linked directory being replaced must be expanded to tell whether it is empty */
         if (r >= 0 && fs_tree_lookup(fs, newparent, newname, &target) >= 0 && S_ISDIR(target.mode))
                 r = fs_tree_expand(fs, &target);
@@ -943,20 +967,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev,
                      struct index_attr *ret)
 {
-        struct fs *fs = fuse_req_userdata(req);
-        const struct fuse_ctx *ctx = fuse_req_ctx(req);
         struct index_new_node n = {
-                .mode = (mode & S_IFMT) | (mode & ~ctx->umask & 07777),
-                .uid = ctx->uid,
-                .gid = ctx->gid,
+                .mode = (mode & S_IFMT) | (mode & ~fuse_req_ctx(req)->umask & 07777),
                 .rdev = S_ISCHR(mode) || S_ISBLK(mode) ? (uint64_t)rdev : 0,
         };
-        int r;
 
-        r = strlen(name) > INDEX_NAME_MAX ? -ENAMETOOLONG : writable_dir(fs, parent);
-        if (r >= 0)
-                r = index_mknode(fs->idx, parent, name, &n, ret);
-        return r;
+        return make_entry(req, parent, name, &n, ret);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -1193,7 +1209,7 @@ int fs_link_path(struct fs *fs, const char *cidstr, const char *path, uint32_t u
         r = fs_resolve_path(fs, slash ? copy : "", &dir);
         if (r < 0)
                 return r;
-        r = writable_dir(fs, dir.ino);
+        r = writable_dir(fs, dir.ino, NULL);
         if (r < 0)
                 return r;
         r = fs_tree_link(fs, &cid, dir.ino, name, 0, uid, gid, ret);
@@ -1207,30 +1223,14 @@ int fs_link_path(struct fs *fs, const char *cidstr, const char *path, uint32_t u
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-        struct fs *fs = fuse_req_userdata(req);
-        const struct fuse_ctx *ctx = fuse_req_ctx(req);
-        struct fuse_entry_param e;
         struct index_new_node n = {
-                .mode = S_IFDIR | (mode & ~ctx->umask & 07777),
-                .uid = ctx->uid,
-                .gid = ctx->gid,
+                .mode = S_IFDIR | (mode & ~fuse_req_ctx(req)->umask & 07777),
         };
         struct index_attr a;
         int r;
 
-        if (strlen(name) > INDEX_NAME_MAX) {
-                reply_err(req, -ENAMETOOLONG);
-                return;
-        }
-        r = writable_dir(fs, parent);
-        if (r >= 0)
-                r = index_mknode(fs->idx, parent, name, &n, &a);
-        if (r < 0) {
-                reply_err(req, r);
-                return;
-        }
-        attr_to_entry(&a, &e);
-        (void)fuse_reply_entry(req, &e);
+        r = make_entry(req, parent, name, &n, &a);
+        reply_entry(req, r, &a);
 }
 
 static const struct fuse_lowlevel_ops ops = {

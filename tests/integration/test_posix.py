@@ -10,6 +10,7 @@ import os
 import socket
 import stat
 import subprocess
+import sys
 import time
 
 import pytest
@@ -61,6 +62,57 @@ def test_o_trunc__marks_mtime_and_ctime__kept_after_upload_and_restart(ipfs_node
     for name, (mtime, ctime) in marks.items():
         st = os.stat(m.path(name))
         assert (st.st_size, st.st_mtime_ns, st.st_ctime_ns) == (0, mtime, ctime), name
+
+
+@pytest.mark.timeout(300)
+def test_setgid_dir__new_entries_take_its_group__subdirs_keep_the_bit(mount_factory):
+    m = mount_factory(options=["allow_other"])  # another uid below
+    plain, shared = m.path("plain"), m.path("shared")
+    os.mkdir(plain)
+    os.mkdir(shared)
+    os.chown(shared, 0, 4242)
+    os.chmod(shared, 0o2777)
+    assert os.stat(shared).st_mode & 0o7777 == 0o2777
+
+    def make_all(top):
+        with open(os.path.join(top, "file"), "w") as f:
+            f.write("x")
+        os.mknod(os.path.join(top, "node"), stat.S_IFREG | 0o644)
+        os.mkfifo(os.path.join(top, "fifo"))
+        os.symlink("file", os.path.join(top, "link"))
+        os.mkdir(os.path.join(top, "sub"), 0o755)
+
+    make_all(shared)
+    make_all(plain)
+    os.mkdir(os.path.join(shared, "sub", "deeper"))
+    with open(os.path.join(shared, "sub", "deeper", "f"), "w") as f:
+        f.write("y")
+    for name in ("file", "node", "fifo", "link", "sub", "sub/deeper", "sub/deeper/f"):
+        st = os.lstat(os.path.join(shared, name))
+        assert st.st_gid == 4242, name
+        assert os.lstat(os.path.join(plain, name.split("/")[0])).st_gid == 0, name
+    for name in ("sub", "sub/deeper"):
+        assert os.stat(os.path.join(shared, name)).st_mode & stat.S_ISGID, name
+    assert not os.stat(os.path.join(plain, "sub")).st_mode & stat.S_ISGID
+    assert not os.stat(os.path.join(shared, "file")).st_mode & stat.S_ISGID
+
+    # a user outside the group (pytest's temporary directories are 0700: by directory fd)
+    dir_fd = os.open(shared, os.O_DIRECTORY)
+    code = ("import os; os.close(os.open('theirs', os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=%d));"
+            " os.mkdir('their-dir', 0o755, dir_fd=%d)" % (dir_fd, dir_fd))
+    try:
+        subprocess.run([sys.executable, "-c", code], user=1234, group=4321, extra_groups=[],
+                       pass_fds=[dir_fd], check=True, timeout=60)
+    finally:
+        os.close(dir_fd)
+    st = os.stat(os.path.join(shared, "theirs"))
+    assert (st.st_uid, st.st_gid) == (1234, 4242)
+    st = os.stat(os.path.join(shared, "their-dir"))
+    assert (st.st_uid, st.st_gid) == (1234, 4242) and st.st_mode & stat.S_ISGID
+
+    m.restart()
+    assert os.stat(os.path.join(shared, "sub", "deeper")).st_mode & stat.S_ISGID
+    assert os.stat(os.path.join(shared, "sub", "deeper", "f")).st_gid == 4242
 
 
 def utc(*ymd_hms):
