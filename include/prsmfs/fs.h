@@ -88,8 +88,10 @@ const struct fuse_lowlevel_ops *fs_lowlevel_ops(void);
  * Builds the UnixFS DAG of the tree at path (relative to the mount root; "" = all of it),
  * waiting for pending uploads of its files until deadline_ns, uploads the directory nodes
  * and pins the root: the CID the node's `add -r` gives for the same tree and profile.
+ * FIFOs, sockets and device nodes are left out: *ret_skipped (optional) counts them.
  */
-_wur_ int fs_publish(struct fs *fs, const char *path, uint64_t deadline_ns, struct cid *ret);
+_wur_ int fs_publish(struct fs *fs, const char *path, uint64_t deadline_ns, struct cid *ret,
+                     size_t *ret_skipped);
 
 /* Maps an internal negative errno to what a syscall may return (positive). */
 int fs_errno_for_reply(int r);

@@ -9,11 +9,13 @@
  */
 #pragma once
 
+#include <time.h>
+
 #include "prsmfs/base.h"
 #include "prsmfs/cid.h"
 
 #define INDEX_ROOT_INO       1
-#define INDEX_SCHEMA_VERSION 5
+#define INDEX_SCHEMA_VERSION 7
 #define INDEX_NAME_MAX       255
 #define INDEX_INSTANCE_LEN   32 /* hex digits of an index's instance id */
 
@@ -30,13 +32,19 @@ enum {
         INDEX_FLAG_HIDDEN = 1 << 1, /* not listed by readdir, found by lookup (.ipfs) */
 };
 
+/*
+ * File times are struct timespec (seconds and nanoseconds of CLOCK_REALTIME), not int64
+ * nanoseconds: those span only 1677-2262, and a time a user sets (touch -d 2400-01-01, an
+ * archive from 1960) must read back as it was set. tv_nsec is always in [0, 1e9).
+ */
 struct index_attr {
         uint64_t ino;
         uint32_t mode; /* st_mode, type bits included */
         uint32_t uid, gid;
         uint32_t nlink;
         uint64_t size;
-        int64_t atime_ns, mtime_ns, ctime_ns;
+        uint64_t rdev; /* st_rdev of a device node (schema 6), else 0 */
+        struct timespec atime, mtime, ctime;
         uint32_t state;  /* enum index_state */
         uint32_t flags;  /* INDEX_FLAG_* */
         uint64_t staged; /* generation of the staging file holding the content, 0 = none */
@@ -78,11 +86,13 @@ struct index_new_node {
         uint32_t mode;
         uint32_t uid, gid;
         uint64_t size;
-        int64_t mtime_ns;
+        bool has_mtime; /* else mtime (and atime) are the creation time */
+        struct timespec mtime;
         uint32_t state;
         uint32_t flags;
         const struct cid *cid; /* may be NULL */
         const char *target;    /* symlinks only */
+        uint64_t rdev;         /* device nodes only */
 };
 _wur_ int index_mknode(struct index *idx, uint64_t parent, const char *name,
                        const struct index_new_node *n, struct index_attr *ret);
@@ -138,13 +148,14 @@ enum {
         INDEX_SET_SIZE = 1 << 3,
         INDEX_SET_ATIME = 1 << 4,
         INDEX_SET_MTIME = 1 << 5,
+        INDEX_SET_CTIME = 1 << 6, /* else ctime becomes now */
 };
+/* -EINVAL for a time whose tv_nsec is not in [0, 1e9). */
 struct index_setattr {
         unsigned set; /* INDEX_SET_* */
         uint32_t mode, uid, gid;
         uint64_t size;
-        int64_t atime_ns, mtime_ns;
-        int64_t ctime_ns; /* 0 = now */
+        struct timespec atime, mtime, ctime;
 };
 _wur_ int index_setattr(struct index *idx, uint64_t ino, const struct index_setattr *s,
                         struct index_attr *ret);
@@ -162,10 +173,11 @@ _wur_ int index_drop_orphans(struct index *idx, uint64_t ino);
 /*
  * A closed file's content is in staging file `gen`: in one transaction the inode takes its
  * size and mtime, state DIRTY and staged = gen, and an upload job (ino, gen) replaces any
- * older one. After this returns the close is durable.
+ * older one; its ctime becomes ctime (the last change to the content) unless it is later
+ * already (a chmod since). After this returns the close is durable.
  */
 _wur_ int index_stage(struct index *idx, uint64_t ino, uint64_t gen, uint64_t size,
-                      int64_t mtime_ns);
+                      const struct timespec *mtime, const struct timespec *ctime);
 /* The upload of (ino, gen) is pinned as cid: if gen is still the inode's staged content it
  * becomes CLEAN with that CID (1), else nothing changes but the job row goes (0). */
 _wur_ int index_commit_upload(struct index *idx, uint64_t ino, uint64_t gen, const struct cid *cid,

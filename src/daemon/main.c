@@ -335,13 +335,16 @@ static int cmd_publish(json_t *request, json_t **reply, void *userdata)
         const char *path = json_string_value(json_object_get(request, "path"));
         uint64_t deadline = net_now_ns() + MAX(d->cfg->timeout_ms * 10, 600000ull) * 1000000ull;
         char s[CID_MAX_STR];
+        size_t skipped = 0;
         struct cid root;
         int r;
 
-        r = fs_publish(d->fs, path ? path : "", deadline, &root);
+        r = fs_publish(d->fs, path ? path : "", deadline, &root, &skipped);
         if (r < 0)
                 return r;
-        *reply = json_pack("{s:s}", "cid", cid_to_string(&root, s));
+        /* skipped: FIFOs, sockets and device nodes left out (named in the daemon's log) */
+        *reply = json_pack("{s:s, s:I}", "cid", cid_to_string(&root, s), "skipped",
+                           (json_int_t)skipped);
         return *reply ? 0 : -ENOMEM;
 }
 

@@ -91,10 +91,11 @@ _wur_ int fs_wfile_truncate(struct fs *fs, struct wfile *wf, uint64_t size);
 /* Makes what was written durable (staging data synced, job in the index) and hands the job
  * to the uploader; what close() waits for. */
 _wur_ int fs_wfile_flush(struct fs *fs, struct wfile *wf);
-/* Size and mtime as the writer sees them; state DIRTY when it holds unflushed writes. */
+/* Size, mtime and (when later than the index's) ctime as the writer sees them; state DIRTY
+ * when it holds unflushed writes. */
 void fs_wfile_attr(struct wfile *wf, struct index_attr *a);
 /* utimensat while open (cp -a sets times before close): the close keeps them. */
-void fs_wfile_set_mtime(struct wfile *wf, int64_t mtime_ns);
+void fs_wfile_set_mtime(struct wfile *wf, const struct timespec *mtime);
 /* Waits until the content staged as gen on ino is uploaded and pinned (or replaced). */
 _wur_ int fs_wait_committed(struct fs *fs, uint64_t ino, uint64_t gen, uint64_t deadline_ns);
 uint64_t fs_wfile_gen(struct wfile *wf);

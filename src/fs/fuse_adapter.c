@@ -155,13 +155,6 @@ static void reply_err(fuse_req_t req, int r)
         (void)fuse_reply_err(req, r >= 0 ? 0 : fs_errno_for_reply(r));
 }
 
-static struct timespec ns_to_ts(int64_t ns)
-{
-        if (ns < 0)
-                ns = 0;
-        return (struct timespec){ .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
-}
-
 static void attr_to_stat(const struct index_attr *a, struct stat *st)
 {
         *st = (struct stat){
@@ -171,11 +164,12 @@ static void attr_to_stat(const struct index_attr *a, struct stat *st)
                 .st_uid = a->uid,
                 .st_gid = a->gid,
                 .st_size = (off_t)a->size,
+                .st_rdev = (dev_t)a->rdev,
                 .st_blksize = FS_BLKSIZE,
                 .st_blocks = (blkcnt_t)((a->size + 511) / 512),
-                .st_atim = ns_to_ts(a->atime_ns),
-                .st_mtim = ns_to_ts(a->mtime_ns),
-                .st_ctim = ns_to_ts(a->ctime_ns),
+                .st_atim = a->atime,
+                .st_mtim = a->mtime,
+                .st_ctim = a->ctime,
         };
 }
 
@@ -209,7 +203,7 @@ static struct handle *handle_of(struct fuse_file_info *fi)
         return (struct handle *)(uintptr_t)fi->fh;
 }
 
-/* While a writer is open, size and mtime are the writer's (the index has the last close). */
+/* While a writer is open, size and times are the writer's (the index has the last close). */
 static void overlay_writer(struct fs *fs, struct index_attr *a)
 {
         struct wfile *wf;
@@ -595,8 +589,9 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
         free(buf);
 }
 
-/* A directory that may get a new entry: not in .ipfs/, and expanded if it was linked. */
-static int writable_dir(struct fs *fs, uint64_t ino)
+/* A directory that may get a new entry: not in .ipfs/, and expanded if it was linked.
+ * *ret (optional) is its attributes. */
+static int writable_dir(struct fs *fs, uint64_t ino, struct index_attr *ret)
 {
         struct index_attr a;
         int r;
@@ -608,28 +603,51 @@ static int writable_dir(struct fs *fs, uint64_t ino)
                 return -ENOTDIR;
         if (a.flags & INDEX_FLAG_RO)
                 return -EROFS;
-        return fs_tree_expand(fs, &a);
+        r = fs_tree_expand(fs, &a);
+        if (r >= 0 && ret)
+                *ret = a;
+        return r;
+}
+
+/*
+ * Creates parent/name as n (type, permissions after the umask, content), owned by the
+ * caller. In a setgid directory the new entry takes the directory's group instead of the
+ * caller's, and a new subdirectory the setgid bit too (POSIX leaves it to the file system;
+ * Linux file systems all do this, and shared project directories rely on it). Whether a
+ * new file keeps a setgid bit of its own is decided by the kernel before the request.
+ */
+static int make_entry(fuse_req_t req, fuse_ino_t parent, const char *name, struct index_new_node *n,
+                      struct index_attr *ret)
+{
+        struct fs *fs = fuse_req_userdata(req);
+        const struct fuse_ctx *ctx = fuse_req_ctx(req);
+        struct index_attr dir;
+        int r;
+
+        r = strlen(name) > INDEX_NAME_MAX ? -ENAMETOOLONG : writable_dir(fs, parent, &dir);
+        if (r < 0)
+                return r;
+        n->uid = ctx->uid;
+        n->gid = ctx->gid;
+        if (dir.mode & S_ISGID) {
+                n->gid = dir.gid;
+                if (S_ISDIR(n->mode))
+                        n->mode |= S_ISGID;
+        }
+        return index_mknode(fs->idx, parent, name, n, ret);
 }
 
 static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
 {
-        struct fs *fs = fuse_req_userdata(req);
-        const struct fuse_ctx *ctx = fuse_req_ctx(req);
         struct index_new_node n = {
                 .mode = S_IFLNK | 0777,
-                .uid = ctx->uid,
-                .gid = ctx->gid,
                 .size = strlen(target),
                 .target = target,
         };
         struct index_attr a;
         int r;
 
-        r = strlen(name) > INDEX_NAME_MAX     ? -ENAMETOOLONG
-            : strlen(target) > FS_SYMLINK_MAX ? -ENAMETOOLONG
-                                              : writable_dir(fs, parent);
-        if (r >= 0)
-                r = index_mknode(fs->idx, parent, name, &n, &a);
+        r = strlen(target) > FS_SYMLINK_MAX ? -ENAMETOOLONG : make_entry(req, parent, name, &n, &a);
         reply_entry(req, r, &a);
 }
 
@@ -639,7 +657,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const cha
         struct index_attr a;
         int r;
 
-        r = writable_dir(fs, parent);
+        r = writable_dir(fs, parent, NULL);
         if (r >= 0)
                 r = index_getattr(fs->idx, ino, &a);
         if (r >= 0 && a.flags & INDEX_FLAG_RO)
@@ -697,7 +715,7 @@ static void do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
         struct index_attr victim;
         int r;
 
-        r = is_ipfs_entry(parent, name) ? -EBUSY : writable_dir(fs, parent);
+        r = is_ipfs_entry(parent, name) ? -EBUSY : writable_dir(fs, parent, NULL);
         if (r >= 0 && dir) {
                 /* a linked directory's entries must be known to tell whether it is empty */
                 r = fs_tree_lookup(fs, parent, name, &victim);
@@ -735,9 +753,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
         r = strlen(newname) > INDEX_NAME_MAX ? -ENAMETOOLONG
             : is_ipfs_entry(parent, name) || is_ipfs_entry(newparent, newname)
                     ? -EBUSY
-                    : writable_dir(fs, parent);
+                    : writable_dir(fs, parent, NULL);
         if (r >= 0 && newparent != parent)
-                r = writable_dir(fs, newparent);
+                r = writable_dir(fs, newparent, NULL);
         /* a linked directory being replaced must be expanded to tell whether it is empty */
         if (r >= 0 && fs_tree_lookup(fs, newparent, newname, &target) >= 0 && S_ISDIR(target.mode))
                 r = fs_tree_expand(fs, &target);
@@ -773,11 +791,6 @@ static int truncate_file(struct fs *fs, const struct index_attr *a, struct fuse_
         return r;
 }
 
-static int64_t ts_to_ns(const struct timespec *ts)
-{
-        return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
-}
-
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                        struct fuse_file_info *fi)
 {
@@ -811,16 +824,19 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
                 s.set |= INDEX_SET_GID;
                 s.gid = attr->st_gid;
         }
+        /* times as the kernel gives them, whole: any year a timespec holds */
         if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) {
                 s.set |= INDEX_SET_ATIME;
-                s.atime_ns = ts_to_ns(to_set & FUSE_SET_ATTR_ATIME_NOW ? &now : &attr->st_atim);
+                s.atime = to_set & FUSE_SET_ATTR_ATIME_NOW ? now : attr->st_atim;
         }
         if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
                 s.set |= INDEX_SET_MTIME;
-                s.mtime_ns = ts_to_ns(to_set & FUSE_SET_ATTR_MTIME_NOW ? &now : &attr->st_mtim);
+                s.mtime = to_set & FUSE_SET_ATTR_MTIME_NOW ? now : attr->st_mtim;
         }
-        if (to_set & FUSE_SET_ATTR_CTIME)
-                s.ctime_ns = ts_to_ns(&attr->st_ctim);
+        if (to_set & FUSE_SET_ATTR_CTIME) {
+                s.set |= INDEX_SET_CTIME;
+                s.ctime = attr->st_ctim;
+        }
         r = index_setattr(fs->idx, ino, &s, &a);
         if (r < 0) {
                 reply_err(req, r);
@@ -830,7 +846,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
                 struct wfile *wf = fs_wfile_get(fs, ino);
 
                 if (wf) {
-                        fs_wfile_set_mtime(wf, s.mtime_ns);
+                        fs_wfile_set_mtime(wf, &s.mtime);
                         fs_wfile_close(fs, wf);
                 }
         }
@@ -1041,23 +1057,17 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         reply_open(req, fs, &a, fi, h, false);
 }
 
-/* A new regular file owned by the caller, with the caller's umask. */
-static int make_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+/* A new regular file, FIFO, socket or device node (mode has the type) owned by the caller,
+ * with the caller's umask. */
+static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev,
                      struct index_attr *ret)
 {
-        struct fs *fs = fuse_req_userdata(req);
-        const struct fuse_ctx *ctx = fuse_req_ctx(req);
         struct index_new_node n = {
-                .mode = S_IFREG | (mode & ~ctx->umask & 07777),
-                .uid = ctx->uid,
-                .gid = ctx->gid,
+                .mode = (mode & S_IFMT) | (mode & ~fuse_req_ctx(req)->umask & 07777),
+                .rdev = S_ISCHR(mode) || S_ISBLK(mode) ? (uint64_t)rdev : 0,
         };
-        int r;
 
-        r = strlen(name) > INDEX_NAME_MAX ? -ENAMETOOLONG : writable_dir(fs, parent);
-        if (r >= 0)
-                r = index_mknode(fs->idx, parent, name, &n, ret);
-        return r;
+        return make_entry(req, parent, name, &n, ret);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -1068,7 +1078,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         struct index_attr a;
         int r;
 
-        r = make_file(req, parent, name, mode, &a);
+        r = make_node(req, parent, name, S_IFREG | (mode & 07777), 0, &a);
         if (r >= 0)
                 r = handle_open(fs, &a, fi->flags, true, &h);
         if (r < 0) {
@@ -1083,9 +1093,22 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
         struct index_attr a;
         int r;
 
-        (void)rdev;
-        /* regular files only: devices, fifos and sockets have no IPFS form */
-        r = S_ISREG(mode) ? make_file(req, parent, name, mode, &a) : -EPERM;
+        /* FIFOs, sockets and device nodes (rsync -a, cp -a) are inodes like the others, kept
+         * in the index only: the kernel serves their opens itself (a FIFO's pipe, a bound
+         * socket, a device's driver, which the default nodev mount refuses), and publish
+         * leaves them out, as UnixFS has no form for them. */
+        switch (mode & S_IFMT) {
+        case S_IFREG:
+        case S_IFIFO:
+        case S_IFSOCK:
+        case S_IFCHR:
+        case S_IFBLK:
+                r = make_node(req, parent, name, mode, rdev, &a);
+                break;
+        default:
+                r = -EINVAL; /* mknod(2) of another type */
+                break;
+        }
         reply_entry(req, r, &a);
 }
 
@@ -1344,7 +1367,7 @@ int fs_link_path(struct fs *fs, const char *cidstr, const char *path, uint32_t u
         r = fs_resolve_path(fs, slash ? copy : "", &dir);
         if (r < 0)
                 return r;
-        r = writable_dir(fs, dir.ino);
+        r = writable_dir(fs, dir.ino, NULL);
         if (r < 0)
                 return r;
         r = fs_tree_link(fs, &cid, dir.ino, name, 0, uid, gid, ret);
@@ -1358,23 +1381,13 @@ int fs_link_path(struct fs *fs, const char *cidstr, const char *path, uint32_t u
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-        struct fs *fs = fuse_req_userdata(req);
-        const struct fuse_ctx *ctx = fuse_req_ctx(req);
         struct index_new_node n = {
-                .mode = S_IFDIR | (mode & ~ctx->umask & 07777),
-                .uid = ctx->uid,
-                .gid = ctx->gid,
+                .mode = S_IFDIR | (mode & ~fuse_req_ctx(req)->umask & 07777),
         };
         struct index_attr a;
         int r;
 
-        if (strlen(name) > INDEX_NAME_MAX) {
-                reply_err(req, -ENAMETOOLONG);
-                return;
-        }
-        r = writable_dir(fs, parent);
-        if (r >= 0)
-                r = index_mknode(fs->idx, parent, name, &n, &a);
+        r = make_entry(req, parent, name, &n, &a);
         reply_entry(req, r, &a);
 }
 

@@ -7,6 +7,9 @@
  * real node's `add -r` of the same tree with the same settings. A linked directory that was
  * never listed keeps its own CID. Symlinks become UnixFS symlink nodes; a file never written
  * gets the empty file's CID. Modes and times are not stored, as `add` does not by default.
+ * FIFOs, sockets and device nodes have no UnixFS form: they are left out of their
+ * directories (with a notice naming each, and a count for prsmctl); publishing one by itself
+ * is -EOPNOTSUPP.
  *
  * The new blocks (directory nodes, symlinks, empty files) go to the uploader, which pins the
  * root (automatic_pinning, replicas).
@@ -22,6 +25,8 @@
 #include "fs_internal.h"
 
 #define PUBLISH_MAX_DEPTH 256
+/* the path from the published root, for notices: PUBLISH_MAX_DEPTH names and slashes */
+#define PUBLISH_PATH_MAX (PUBLISH_MAX_DEPTH * (INDEX_NAME_MAX + 1))
 
 struct publish {
         struct fs *fs;
@@ -32,6 +37,9 @@ struct publish {
         uint64_t deadline_ns;
         uint64_t root_ino;
         struct cid root;
+        const char *root_path; /* borrowed: as given to fs_publish, for notices */
+        struct buf path;       /* of the directory being built, from the root, no NUL */
+        size_t skipped;        /* special files left out */
 };
 
 /* The cumulative DAG size of an existing CID (what a directory link's Tsize says). */
@@ -122,16 +130,44 @@ static int node_cid(struct publish *p, uint64_t ino, unsigned depth, struct cid 
                     uint64_t *ret_tsize);
 
 struct entries {
+        struct publish *p;
         struct unixfs_dirent *e;
         uint64_t *inos;
         size_t n, cap;
 };
 
+static const char *special_kind(uint32_t mode)
+{
+        switch (mode & S_IFMT) {
+        case S_IFIFO:
+                return "FIFO";
+        case S_IFSOCK:
+                return "socket";
+        case S_IFCHR:
+                return "character device";
+        case S_IFBLK:
+                return "block device";
+        default:
+                return NULL;
+        }
+}
+
 static int collect(const char *name, const struct index_attr *a, uint64_t cookie, void *ud)
 {
         struct entries *es = ud;
+        const char *kind = special_kind(a->mode);
 
         (void)cookie;
+        if (kind) {
+                struct bytes_view dir = buf_view(&es->p->path);
+
+                log_notice("publish of '%s': skipping '%.*s%s%s' (inode %" PRIu64
+                           "): a %s has no UnixFS form",
+                           es->p->root_path, (int)dir.len, (const char *)dir.p, dir.len ? "/" : "",
+                           name, a->ino, kind);
+                es->p->skipped++;
+                return 0;
+        }
         if (es->n == es->cap) {
                 size_t cap = es->cap ? es->cap * 2 : 32;
                 struct unixfs_dirent *e = reallocarray(es->e, cap, sizeof(*e));
@@ -156,8 +192,9 @@ static int collect(const char *name, const struct index_attr *a, uint64_t cookie
 static int directory(struct publish *p, const struct index_attr *a, unsigned depth, struct cid *ret,
                      uint64_t *ret_tsize)
 {
-        struct entries es = { 0 };
+        struct entries es = { .p = p };
         struct one_block o = { .p = p };
+        size_t path_len = p->path.len;
         int r;
 
         if (a->state == INDEX_STATE_LAZY && a->has_cid) {
@@ -165,8 +202,15 @@ static int directory(struct publish *p, const struct index_attr *a, unsigned dep
                 return tsize_of(p, &a->cid, ret_tsize);
         }
         r = index_readdir(p->fs->idx, a->ino, 0, collect, &es);
-        for (size_t i = 0; r >= 0 && i < es.n; i++)
-                r = node_cid(p, es.inos[i], depth + 1, &es.e[i].cid, &es.e[i].tsize);
+        for (size_t i = 0; r >= 0 && i < es.n; i++) {
+                if (path_len)
+                        r = buf_append_byte(&p->path, '/');
+                if (r >= 0)
+                        r = buf_append(&p->path, es.e[i].name, es.e[i].name_len);
+                if (r >= 0)
+                        r = node_cid(p, es.inos[i], depth + 1, &es.e[i].cid, &es.e[i].tsize);
+                p->path.len = path_len;
+        }
         if (r >= 0)
                 r = unixfs_dir_build(&p->dparams, es.e, es.n, emit_through, &o, ret, ret_tsize);
         for (size_t i = 0; i < es.n; i++)
@@ -214,15 +258,21 @@ static int publish_source(unixfs_emit_fn emit, void *emit_ud, void *userdata)
 
         p->emit = emit;
         p->emit_ud = emit_ud;
+        /* a new upload attempt (another node) runs the source again from the start */
+        p->skipped = 0;
+        buf_clear(&p->path);
         return node_cid(p, p->root_ino, 0, &p->root, &tsize);
 }
 
-int fs_publish(struct fs *fs, const char *path, uint64_t deadline_ns, struct cid *ret)
+int fs_publish(struct fs *fs, const char *path, uint64_t deadline_ns, struct cid *ret,
+               size_t *ret_skipped)
 {
         enum unixfs_profile prof = fs->cfg->profile == CONFIG_PROFILE_LEGACY
                                            ? UNIXFS_PROFILE_LEGACY
                                            : UNIXFS_PROFILE_DEFAULT;
-        struct publish p = { .fs = fs, .deadline_ns = deadline_ns };
+        struct publish p = { .fs = fs,
+                             .deadline_ns = deadline_ns,
+                             .root_path = path[0] ? path : "/" };
         struct index_attr a;
         int r;
 
@@ -235,9 +285,13 @@ int fs_publish(struct fs *fs, const char *path, uint64_t deadline_ns, struct cid
         p.fparams.chunk_size = fs->cfg->max_chunk_size;
         unixfs_dir_params_profile(prof, &p.dparams);
         p.root_ino = a.ino;
+        buf_init(&p.path, PUBLISH_PATH_MAX);
         r = fs->up.put_blocks(fs->up.ud, publish_source, &p, &p.root);
+        buf_done(&p.path);
         if (r < 0)
                 return r;
         *ret = p.root;
+        if (ret_skipped)
+                *ret_skipped = p.skipped;
         return 0;
 }

@@ -126,9 +126,11 @@ static int describe(const struct cid *cid, const struct net_block *b, uint64_t s
         n->mode = type | (node.fs.has_mode && type != S_IFLNK
                                   ? node.fs.mode & 07777 & (flags & INDEX_FLAG_RO ? ~0222u : ~0u)
                                   : default_perm(type, flags));
-        if (node.fs.has_mtime && node.fs.mtime_sec > 0 &&
-            node.fs.mtime_sec < INT64_MAX / 1000000000)
-                n->mtime_ns = node.fs.mtime_sec * 1000000000 + node.fs.mtime_nsec;
+        if (node.fs.has_mtime) { /* UnixFS: mtime, any int64 seconds; nanos < 1e9 */
+                n->has_mtime = true;
+                n->mtime = (struct timespec){ .tv_sec = (time_t)node.fs.mtime_sec,
+                                              .tv_nsec = (long)node.fs.mtime_nsec };
+        }
         r = 0;
 out:
         unixfs_node_done(&node);

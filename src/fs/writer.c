@@ -70,9 +70,10 @@ struct wfile {
         int fd; /* staging file of gen */
         uint64_t gen;
         uint64_t size;
-        int64_t mtime_ns;
-        bool dirty;     /* written since the last flush */
-        bool submitted; /* gen was flushed: the next write starts a new generation */
+        struct timespec mtime;
+        struct timespec ctime; /* of the last change to the content (the index's may be newer) */
+        bool dirty;            /* written since the last flush */
+        bool submitted;        /* gen was flushed: the next write starts a new generation */
         enum base_kind base;
         struct rfile *base_rf; /* BASE_CID */
         int base_fd;           /* BASE_STAGED */
@@ -93,6 +94,14 @@ static int64_t now_ns(void)
 
         clock_gettime(CLOCK_REALTIME, &ts);
         return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static struct timespec now_ts(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return ts;
 }
 
 static void staging_name(uint64_t ino, uint64_t gen, char *buf, size_t size)
@@ -406,8 +415,11 @@ static int wfile_new(struct fs *fs, const struct index_attr *attr, bool trunc, s
         wf->refs = 1;
         wf->fd = wf->base_fd = -1;
         wf->size = trunc ? 0 : a->size;
-        wf->mtime_ns = a->mtime_ns;
+        wf->mtime = a->mtime;
+        wf->ctime = a->ctime;
         wf->dirty = trunc; /* O_TRUNC (or a new file) is a change by itself */
+        if (trunc)         /* POSIX open(): O_TRUNC marks mtime and ctime, whatever the size was */
+                wf->mtime = wf->ctime = now_ts();
         if (!trunc && a->size > 0) {
                 r = a->staged ? fs_staged_open_attr(fs, a) : -ESTALE;
                 if (r >= 0) {
@@ -533,20 +545,27 @@ uint64_t fs_wfile_gen(struct wfile *wf)
         return gen;
 }
 
+static bool ts_before(const struct timespec *x, const struct timespec *y)
+{
+        return x->tv_sec < y->tv_sec || (x->tv_sec == y->tv_sec && x->tv_nsec < y->tv_nsec);
+}
+
 void fs_wfile_attr(struct wfile *wf, struct index_attr *a)
 {
         pthread_mutex_lock(&wf->lock);
         a->size = wf->size;
-        a->mtime_ns = wf->mtime_ns;
+        a->mtime = wf->mtime;
+        if (ts_before(&a->ctime, &wf->ctime))
+                a->ctime = wf->ctime;
         if (wf->dirty)
                 a->state = INDEX_STATE_DIRTY;
         pthread_mutex_unlock(&wf->lock);
 }
 
-void fs_wfile_set_mtime(struct wfile *wf, int64_t mtime_ns)
+void fs_wfile_set_mtime(struct wfile *wf, const struct timespec *mtime)
 {
         pthread_mutex_lock(&wf->lock);
-        wf->mtime_ns = mtime_ns;
+        wf->mtime = *mtime;
         pthread_mutex_unlock(&wf->lock);
 }
 
@@ -676,7 +695,7 @@ ssize_t fs_wfile_write(struct fs *fs, struct wfile *wf, const void *buf, size_t 
                 r = ext_add(wf, off, off + (uint64_t)n);
         if (r >= 0) {
                 wf->size = MAX(wf->size, off + (uint64_t)n);
-                wf->mtime_ns = now_ns();
+                wf->mtime = wf->ctime = now_ts();
                 wf->dirty = true;
                 after_write(fs, wf);
         }
@@ -739,7 +758,7 @@ int fs_wfile_truncate(struct fs *fs, struct wfile *wf, uint64_t size)
         }
         if (r >= 0) {
                 wf->size = size;
-                wf->mtime_ns = now_ns();
+                wf->mtime = wf->ctime = now_ts();
                 wf->dirty = true;
         }
         pthread_mutex_unlock(&wf->lock);
@@ -799,7 +818,7 @@ int fs_wfile_flush(struct fs *fs, struct wfile *wf)
         if (r >= 0 && fdatasync(wf->fd) < 0)
                 r = -errno;
         if (r >= 0)
-                r = index_stage(fs->idx, wf->ino, wf->gen, wf->size, wf->mtime_ns);
+                r = index_stage(fs->idx, wf->ino, wf->gen, wf->size, &wf->mtime, &wf->ctime);
         if (r < 0) {
                 pthread_mutex_unlock(&wf->lock);
                 log_error("cannot stage inode %" PRIu64 ": %s", wf->ino, strerror(-r));

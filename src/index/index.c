@@ -8,9 +8,14 @@
  * daemon (the promise for closed files); after power loss the last commits may be lost,
  * which is why fsync() on a file waits for its upload and pin (design.md §4), not for this.
  *
- * Schema (version 5):
- *   inodes(ino, mode, uid, gid, nlink, size, atime/mtime/ctime ns, state, cid, target, flags,
- *          staged)   staged: generation of the staging file holding the content, 0 = none
+ * Schema (version 7):
+ *   inodes(ino, mode, uid, gid, nlink, size, state, cid, target, flags, staged,
+ *          atime/mtime/ctime as _sec and _nsec, rdev)
+ *          staged: generation of the staging file holding the content, 0 = none
+ *          times: seconds since the epoch (any int64) and nanoseconds in [0, 1e9), so that
+ *          every time a user can set round-trips (int64 ns ended in 2262)
+ *          rdev: a device node's st_rdev (schema 7); FIFOs, sockets and devices are inodes
+ *          with their type in mode and no content
  *   jobs(ino, gen, size, created_ns)   uploads owed: one per inode, its latest closed content
  *   dentries(id, parent, name, ino)   id is the readdir cookie: stable under inserts/deletes
  *   xattrs(ino, name, value)
@@ -61,9 +66,29 @@ enum stmt_id {
         _STMT_MAX,
 };
 
-#define INODE_COLS                                                               \
-        "i.ino, i.mode, i.uid, i.gid, i.nlink, i.size, i.atime_ns, i.mtime_ns, " \
-        "i.ctime_ns, i.state, i.cid, i.flags, i.staged"
+#define INODE_COLS                                                                          \
+        "i.ino, i.mode, i.uid, i.gid, i.nlink, i.size, i.state, i.cid, i.flags, i.staged, " \
+        "i.atime_sec, i.atime_nsec, i.mtime_sec, i.mtime_nsec, i.ctime_sec, i.ctime_nsec, " \
+        "i.rdev"
+
+/* Columns of INODE_COLS (row_to_attr); a query's own columns follow them. */
+enum inode_col {
+        COL_INO,
+        COL_MODE,
+        COL_UID,
+        COL_GID,
+        COL_NLINK,
+        COL_SIZE,
+        COL_STATE,
+        COL_CID,
+        COL_FLAGS,
+        COL_STAGED,
+        COL_ATIME, /* _sec, then _nsec */
+        COL_MTIME = COL_ATIME + 2,
+        COL_CTIME = COL_MTIME + 2,
+        COL_RDEV = COL_CTIME + 2,
+        _COL_MAX,
+};
 
 static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_GETATTR] = "SELECT " INODE_COLS " FROM inodes i WHERE i.ino = ?1",
@@ -74,12 +99,14 @@ static const char *const stmt_sql[_STMT_MAX] = {
                          "WHERE d.parent = ?1 AND d.id > ?2 AND (i.flags & 2) = 0 "
                          "ORDER BY d.id LIMIT 256",
         [STMT_READLINK] = "SELECT target FROM inodes WHERE ino = ?1",
-        [STMT_INSERT_INODE] = "INSERT INTO inodes(mode, uid, gid, nlink, size, atime_ns, "
-                              "mtime_ns, ctime_ns, state, cid, target, flags) "
-                              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10, ?11)",
+        [STMT_INSERT_INODE] = "INSERT INTO inodes(mode, uid, gid, nlink, size, state, cid, "
+                              "target, flags, atime_sec, atime_nsec, mtime_sec, mtime_nsec, "
+                              "ctime_sec, ctime_nsec, rdev) "
+                              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?10, ?11, "
+                              "?12, ?13, ?14)",
         [STMT_INSERT_DENTRY] = "INSERT INTO dentries(parent, name, ino) VALUES (?1, ?2, ?3)",
-        [STMT_NLINK_INC] = "UPDATE inodes SET nlink = nlink + ?2, mtime_ns = ?3, ctime_ns = ?3 "
-                           "WHERE ino = ?1",
+        [STMT_NLINK_INC] = "UPDATE inodes SET nlink = nlink + ?2, mtime_sec = ?3, "
+                           "mtime_nsec = ?4, ctime_sec = ?3, ctime_nsec = ?4 WHERE ino = ?1",
         [STMT_TOTALS] = "SELECT count(*), coalesce(sum(size), 0) FROM inodes",
         [STMT_XATTR_GET] = "SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2",
         [STMT_XATTR_LIST] = "SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name",
@@ -135,6 +162,26 @@ static const char *const migrations[] = {
         "CREATE TABLE meta ("
         "  key TEXT PRIMARY KEY,"
         "  value TEXT NOT NULL) WITHOUT ROWID;",
+        /* 5 -> 6: times as seconds + nanoseconds (before 1677 and after 2262 too); the old
+         * int64 ns split by floor division (-1 ns is -1 s + 999999999 ns), without overflow */
+        "ALTER TABLE inodes ADD COLUMN atime_sec INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE inodes ADD COLUMN atime_nsec INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE inodes ADD COLUMN mtime_sec INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE inodes ADD COLUMN mtime_nsec INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE inodes ADD COLUMN ctime_sec INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE inodes ADD COLUMN ctime_nsec INTEGER NOT NULL DEFAULT 0;"
+        "UPDATE inodes SET"
+        "  atime_sec = atime_ns / 1000000000 - (atime_ns % 1000000000 < 0),"
+        "  atime_nsec = atime_ns % 1000000000 + 1000000000 * (atime_ns % 1000000000 < 0),"
+        "  mtime_sec = mtime_ns / 1000000000 - (mtime_ns % 1000000000 < 0),"
+        "  mtime_nsec = mtime_ns % 1000000000 + 1000000000 * (mtime_ns % 1000000000 < 0),"
+        "  ctime_sec = ctime_ns / 1000000000 - (ctime_ns % 1000000000 < 0),"
+        "  ctime_nsec = ctime_ns % 1000000000 + 1000000000 * (ctime_ns % 1000000000 < 0);"
+        "ALTER TABLE inodes DROP COLUMN atime_ns;"
+        "ALTER TABLE inodes DROP COLUMN mtime_ns;"
+        "ALTER TABLE inodes DROP COLUMN ctime_ns;",
+        /* 6 -> 7: device numbers of device nodes (FIFOs, sockets, devices made by rsync -a) */
+        "ALTER TABLE inodes ADD COLUMN rdev INTEGER NOT NULL DEFAULT 0;",
 };
 
 struct index {
@@ -180,6 +227,37 @@ static int64_t now_ns(void)
 
         clock_gettime(CLOCK_REALTIME, &ts);
         return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static struct timespec now_ts(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return ts;
+}
+
+static bool ts_ok(const struct timespec *ts)
+{
+        return ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000;
+}
+
+/* A time from columns col (seconds) and col + 1 (nanoseconds); a row whose nanoseconds are
+ * out of range (not written by this code) reads as the whole second. */
+static struct timespec column_ts(sqlite3_stmt *st, int col)
+{
+        struct timespec ts = { .tv_sec = (time_t)sqlite3_column_int64(st, col),
+                               .tv_nsec = (long)sqlite3_column_int64(st, col + 1) };
+
+        if (!ts_ok(&ts))
+                ts.tv_nsec = 0;
+        return ts;
+}
+
+static void bind_ts(sqlite3_stmt *st, int param, const struct timespec *ts)
+{
+        sqlite3_bind_int64(st, param, (sqlite3_int64)ts->tv_sec);
+        sqlite3_bind_int64(st, param + 1, (sqlite3_int64)ts->tv_nsec);
 }
 
 static int exec(struct index *idx, const char *sql)
@@ -370,22 +448,23 @@ static void stmt_end(struct index *idx, sqlite3_stmt *st)
 
 static void row_to_attr(sqlite3_stmt *st, struct index_attr *a)
 {
-        const void *cid = sqlite3_column_blob(st, 10);
-        int cid_len = sqlite3_column_bytes(st, 10);
+        const void *cid = sqlite3_column_blob(st, COL_CID);
+        int cid_len = sqlite3_column_bytes(st, COL_CID);
 
         *a = (struct index_attr){
-                .ino = (uint64_t)sqlite3_column_int64(st, 0),
-                .mode = (uint32_t)sqlite3_column_int64(st, 1),
-                .uid = (uint32_t)sqlite3_column_int64(st, 2),
-                .gid = (uint32_t)sqlite3_column_int64(st, 3),
-                .nlink = (uint32_t)sqlite3_column_int64(st, 4),
-                .size = (uint64_t)sqlite3_column_int64(st, 5),
-                .atime_ns = sqlite3_column_int64(st, 6),
-                .mtime_ns = sqlite3_column_int64(st, 7),
-                .ctime_ns = sqlite3_column_int64(st, 8),
-                .state = (uint32_t)sqlite3_column_int64(st, 9),
-                .flags = (uint32_t)sqlite3_column_int64(st, 11),
-                .staged = (uint64_t)sqlite3_column_int64(st, 12),
+                .ino = (uint64_t)sqlite3_column_int64(st, COL_INO),
+                .mode = (uint32_t)sqlite3_column_int64(st, COL_MODE),
+                .uid = (uint32_t)sqlite3_column_int64(st, COL_UID),
+                .gid = (uint32_t)sqlite3_column_int64(st, COL_GID),
+                .nlink = (uint32_t)sqlite3_column_int64(st, COL_NLINK),
+                .size = (uint64_t)sqlite3_column_int64(st, COL_SIZE),
+                .atime = column_ts(st, COL_ATIME),
+                .mtime = column_ts(st, COL_MTIME),
+                .ctime = column_ts(st, COL_CTIME),
+                .state = (uint32_t)sqlite3_column_int64(st, COL_STATE),
+                .flags = (uint32_t)sqlite3_column_int64(st, COL_FLAGS),
+                .staged = (uint64_t)sqlite3_column_int64(st, COL_STAGED),
+                .rdev = (uint64_t)sqlite3_column_int64(st, COL_RDEV),
         };
         /* the CID was validated when stored; a row that no longer parses is reported as
          * having no CID rather than trusted */
@@ -475,15 +554,15 @@ int index_readdir(struct index *idx, uint64_t dir, uint64_t after, index_dirent_
                 sqlite3_bind_int64(st, 1, (sqlite3_int64)dir);
                 sqlite3_bind_int64(st, 2, (sqlite3_int64)after);
                 while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < 256) {
-                        const void *name = sqlite3_column_blob(st, 13);
-                        int len = sqlite3_column_bytes(st, 13);
+                        const void *name = sqlite3_column_blob(st, _COL_MAX);
+                        int len = sqlite3_column_bytes(st, _COL_MAX);
 
                         if (len <= 0 || len > INDEX_NAME_MAX)
                                 continue; /* names are validated on insert */
                         row_to_attr(st, &rows[n].attr);
                         memcpy(rows[n].name, name, (size_t)len);
                         rows[n].name[len] = '\0';
-                        rows[n].cookie = (uint64_t)sqlite3_column_int64(st, 14);
+                        rows[n].cookie = (uint64_t)sqlite3_column_int64(st, _COL_MAX + 1);
                         after = rows[n].cookie;
                         n++;
                 }
@@ -553,7 +632,8 @@ static int step_done(sqlite3_stmt *st)
 /* Inserts an inode and its entry; under the lock, inside a transaction. -EEXIST when the
  * name is taken, -ENOENT when parent does not exist. */
 static int insert_node_locked(struct index *idx, uint64_t parent, const char *name,
-                              const struct index_new_node *n, int64_t now, uint64_t *ret_ino)
+                              const struct index_new_node *n, const struct timespec *now,
+                              uint64_t *ret_ino)
 {
         sqlite3_stmt *st = idx->st[STMT_INSERT_INODE];
         uint64_t ino;
@@ -563,15 +643,18 @@ static int insert_node_locked(struct index *idx, uint64_t parent, const char *na
         sqlite3_bind_int64(st, 2, n->uid);
         sqlite3_bind_int64(st, 3, n->gid);
         sqlite3_bind_int64(st, 4, S_ISDIR(n->mode) ? 2 : 1);
+        if (n->has_mtime && !ts_ok(&n->mtime))
+                return -EINVAL;
         sqlite3_bind_int64(st, 5, (sqlite3_int64)n->size);
-        sqlite3_bind_int64(st, 6, n->mtime_ns ? n->mtime_ns : now);
-        sqlite3_bind_int64(st, 7, now);
-        sqlite3_bind_int64(st, 8, n->state);
+        sqlite3_bind_int64(st, 6, n->state);
         if (n->cid)
-                sqlite3_bind_blob(st, 9, n->cid->bin, n->cid->len, SQLITE_STATIC);
+                sqlite3_bind_blob(st, 7, n->cid->bin, n->cid->len, SQLITE_STATIC);
         if (n->target)
-                sqlite3_bind_blob(st, 10, n->target, (int)strlen(n->target), SQLITE_STATIC);
-        sqlite3_bind_int64(st, 11, n->flags);
+                sqlite3_bind_blob(st, 8, n->target, (int)strlen(n->target), SQLITE_STATIC);
+        sqlite3_bind_int64(st, 9, n->flags);
+        bind_ts(st, 10, n->has_mtime ? &n->mtime : now); /* atime and mtime */
+        bind_ts(st, 12, now);
+        sqlite3_bind_int64(st, 14, (sqlite3_int64)n->rdev);
         rc = step_done(st);
         if (rc != 0)
                 return errno_from_sqlite(rc);
@@ -604,18 +687,18 @@ struct mknode_args {
 static int do_mknode(struct index *idx, void *ud)
 {
         struct mknode_args *a = ud;
-        int64_t now = now_ns();
+        struct timespec now = now_ts();
         sqlite3_stmt *st;
         int rc, r;
 
-        r = insert_node_locked(idx, a->parent, a->name, a->n, now, &a->ino);
+        r = insert_node_locked(idx, a->parent, a->name, a->n, &now, &a->ino);
         if (r < 0)
                 return r;
         /* the parent's mtime changes; a new subdirectory adds a link ("..") to it */
         st = idx->st[STMT_NLINK_INC];
         sqlite3_bind_int64(st, 1, (sqlite3_int64)a->parent);
         sqlite3_bind_int64(st, 2, S_ISDIR(a->n->mode) ? 1 : 0);
-        sqlite3_bind_int64(st, 3, now);
+        bind_ts(st, 3, &now);
         rc = step_done(st);
         return rc != 0 ? errno_from_sqlite(rc) : 0;
 }
@@ -643,7 +726,7 @@ struct expand_args {
 static int do_expand(struct index *idx, void *ud)
 {
         struct expand_args *a = ud;
-        int64_t now = now_ns();
+        struct timespec now = now_ts();
         size_t subdirs = 0;
         sqlite3_stmt *st;
         int rc, r;
@@ -666,7 +749,7 @@ static int do_expand(struct index *idx, void *ud)
                         a->skipped++;
                         continue;
                 }
-                r = insert_node_locked(idx, a->dir, c->name, &c->n, now, &ino);
+                r = insert_node_locked(idx, a->dir, c->name, &c->n, &now, &ino);
                 if (r == -EEXIST) {
                         a->skipped++;
                         continue;
@@ -838,7 +921,8 @@ int index_check(struct index *idx)
 /*
  * Runs one statement under the lock: spec names the arguments, 'i' an int64_t, 's' a
  * NUL-terminated string bound as a blob (names, as dentries store them), 'x' one bound as
- * text (xattr names), 'b' a pointer and a size_t (a blob). With ret non-NULL the first column
+ * text (xattr names), 'b' a pointer and a size_t (a blob), 't' a const struct timespec *
+ * bound as two parameters (?n seconds, ?n+1 nanoseconds). With ret non-NULL the first column
  * of the first row goes there (-ENOENT without a row). Returns 0 or -errno; *changes (when
  * asked) is the number of rows changed.
  */
@@ -863,6 +947,8 @@ static int q(struct index *idx, int64_t *ret, int *changes, const char *sql, con
                         sqlite3_bind_blob(st, i, s, (int)strlen(s), SQLITE_STATIC);
                 } else if (*p == 'x')
                         sqlite3_bind_text(st, i, va_arg(ap, const char *), -1, SQLITE_STATIC);
+                else if (*p == 't')
+                        bind_ts(st, i++, va_arg(ap, const struct timespec *));
                 else {
                         const void *b = va_arg(ap, const void *);
                         size_t len = va_arg(ap, size_t);
@@ -901,7 +987,7 @@ static int check_empty_locked(struct index *idx, const struct index_attr *dir)
 
 /* Drops the entry parent/name of inode a (a directory takes its ".." link along). */
 static int drop_entry_locked(struct index *idx, uint64_t parent, const char *name,
-                             const struct index_attr *a, int64_t now)
+                             const struct index_attr *a, const struct timespec *now)
 {
         bool dir = S_ISDIR(a->mode);
         int r;
@@ -910,13 +996,14 @@ static int drop_entry_locked(struct index *idx, uint64_t parent, const char *nam
               (int64_t)parent, name);
         if (r >= 0)
                 r = q(idx, NULL, NULL,
-                      "UPDATE inodes SET nlink = max(nlink - ?2, 0), ctime_ns = ?3 WHERE ino = ?1",
-                      "iii", (int64_t)a->ino, (int64_t)(dir ? 2 : 1), now);
+                      "UPDATE inodes SET nlink = max(nlink - ?2, 0), ctime_sec = ?3, "
+                      "ctime_nsec = ?4 WHERE ino = ?1",
+                      "iit", (int64_t)a->ino, (int64_t)(dir ? 2 : 1), now);
         if (r >= 0)
                 r = q(idx, NULL, NULL,
-                      "UPDATE inodes SET nlink = nlink - ?2, mtime_ns = ?3, ctime_ns = ?3 "
-                      "WHERE ino = ?1",
-                      "iii", (int64_t)parent, (int64_t)(dir ? 1 : 0), now);
+                      "UPDATE inodes SET nlink = nlink - ?2, mtime_sec = ?3, mtime_nsec = ?4, "
+                      "ctime_sec = ?3, ctime_nsec = ?4 WHERE ino = ?1",
+                      "iit", (int64_t)parent, (int64_t)(dir ? 1 : 0), now);
         return r;
 }
 
@@ -979,7 +1066,9 @@ static int do_unlink(struct index *idx, void *ud)
                 if (r < 0)
                         return r;
         }
-        return drop_entry_locked(idx, u->parent, u->name, &u->victim, now_ns());
+        struct timespec now = now_ts();
+
+        return drop_entry_locked(idx, u->parent, u->name, &u->victim, &now);
 }
 
 int index_unlink(struct index *idx, uint64_t parent, const char *name, bool dir,
@@ -1001,7 +1090,7 @@ struct rename_args {
 static int do_rename(struct index *idx, void *ud)
 {
         struct rename_args *a = ud;
-        int64_t now = now_ns();
+        struct timespec now = now_ts();
         bool dir;
         int r;
 
@@ -1024,7 +1113,7 @@ static int do_rename(struct index *idx, void *ud)
                         if (r < 0)
                                 return r;
                 }
-                r = drop_entry_locked(idx, a->newparent, a->newname, &a->dst, now);
+                r = drop_entry_locked(idx, a->newparent, a->newname, &a->dst, &now);
                 if (r >= 0) /* as it is left (see in_transaction_attr) */
                         r = getattr_locked(idx, a->dst.ino, &a->dst);
                 if (r < 0)
@@ -1042,11 +1131,13 @@ static int do_rename(struct index *idx, void *ud)
                       "ii", (int64_t)a->parent, (int64_t)a->newparent);
         if (r >= 0)
                 r = q(idx, NULL, NULL,
-                      "UPDATE inodes SET mtime_ns = ?3, ctime_ns = ?3 WHERE ino IN (?1, ?2)", "iii",
-                      (int64_t)a->parent, (int64_t)a->newparent, now);
+                      "UPDATE inodes SET mtime_sec = ?3, mtime_nsec = ?4, ctime_sec = ?3, "
+                      "ctime_nsec = ?4 WHERE ino IN (?1, ?2)",
+                      "iit", (int64_t)a->parent, (int64_t)a->newparent, &now);
         if (r >= 0)
-                r = q(idx, NULL, NULL, "UPDATE inodes SET ctime_ns = ?2 WHERE ino = ?1", "ii",
-                      (int64_t)a->src.ino, now);
+                r = q(idx, NULL, NULL,
+                      "UPDATE inodes SET ctime_sec = ?2, ctime_nsec = ?3 WHERE ino = ?1", "it",
+                      (int64_t)a->src.ino, &now);
         return r;
 }
 
@@ -1085,19 +1176,21 @@ struct link_args {
 static int do_link(struct index *idx, void *ud)
 {
         struct link_args *a = ud;
-        int64_t now = now_ns();
+        struct timespec now = now_ts();
         int r;
 
         r = q(idx, NULL, NULL, "INSERT INTO dentries(parent, name, ino) VALUES (?1, ?2, ?3)", "isi",
               (int64_t)a->newparent, a->newname, (int64_t)a->ino);
         if (r >= 0)
                 r = q(idx, NULL, NULL,
-                      "UPDATE inodes SET nlink = nlink + 1, ctime_ns = ?2 WHERE ino = ?1", "ii",
-                      (int64_t)a->ino, now);
+                      "UPDATE inodes SET nlink = nlink + 1, ctime_sec = ?2, ctime_nsec = ?3 "
+                      "WHERE ino = ?1",
+                      "it", (int64_t)a->ino, &now);
         if (r >= 0)
                 r = q(idx, NULL, NULL,
-                      "UPDATE inodes SET mtime_ns = ?2, ctime_ns = ?2 WHERE ino = ?1", "ii",
-                      (int64_t)a->newparent, now);
+                      "UPDATE inodes SET mtime_sec = ?2, mtime_nsec = ?3, ctime_sec = ?2, "
+                      "ctime_nsec = ?3 WHERE ino = ?1",
+                      "it", (int64_t)a->newparent, &now);
         return r;
 }
 
@@ -1127,11 +1220,13 @@ static int do_setattr(struct index *idx, void *ud)
 {
         struct setattr_args *a = ud;
         const struct index_setattr *s = a->s;
+        struct timespec now = now_ts();
         int64_t ino = (int64_t)a->ino;
         int changes = 0, r = 0;
 
-        r = q(idx, NULL, &changes, "UPDATE inodes SET ctime_ns = ?2 WHERE ino = ?1", "ii", ino,
-              s->ctime_ns ? s->ctime_ns : now_ns());
+        r = q(idx, NULL, &changes,
+              "UPDATE inodes SET ctime_sec = ?2, ctime_nsec = ?3 WHERE ino = ?1", "it", ino,
+              s->set & INDEX_SET_CTIME ? &s->ctime : &now);
         if (r >= 0 && changes == 0)
                 return -ENOENT;
         if (r >= 0 && s->set & INDEX_SET_MODE)
@@ -1148,11 +1243,13 @@ static int do_setattr(struct index *idx, void *ud)
                 r = q(idx, NULL, NULL, "UPDATE inodes SET size = ?2 WHERE ino = ?1", "ii", ino,
                       (int64_t)s->size);
         if (r >= 0 && s->set & INDEX_SET_ATIME)
-                r = q(idx, NULL, NULL, "UPDATE inodes SET atime_ns = ?2 WHERE ino = ?1", "ii", ino,
-                      s->atime_ns);
+                r = q(idx, NULL, NULL,
+                      "UPDATE inodes SET atime_sec = ?2, atime_nsec = ?3 WHERE ino = ?1", "it", ino,
+                      &s->atime);
         if (r >= 0 && s->set & INDEX_SET_MTIME)
-                r = q(idx, NULL, NULL, "UPDATE inodes SET mtime_ns = ?2 WHERE ino = ?1", "ii", ino,
-                      s->mtime_ns);
+                r = q(idx, NULL, NULL,
+                      "UPDATE inodes SET mtime_sec = ?2, mtime_nsec = ?3 WHERE ino = ?1", "it", ino,
+                      &s->mtime);
         return r;
 }
 
@@ -1161,6 +1258,10 @@ int index_setattr(struct index *idx, uint64_t ino, const struct index_setattr *s
 {
         struct setattr_args a = { .ino = ino, .s = s };
 
+        if ((s->set & INDEX_SET_ATIME && !ts_ok(&s->atime)) ||
+            (s->set & INDEX_SET_MTIME && !ts_ok(&s->mtime)) ||
+            (s->set & INDEX_SET_CTIME && !ts_ok(&s->ctime)))
+                return -EINVAL;
         return in_transaction_attr(idx, do_setattr, &a, &a.ino, ret);
 }
 
@@ -1190,9 +1291,13 @@ static int do_xattr_set(struct index *idx, void *ud)
                               : "INSERT OR REPLACE INTO xattrs(ino, name, value) "
                                 "VALUES (?1, ?2, ?3)",
                       "ixb", (int64_t)a->ino, a->name, a->value, a->size);
-        if (r >= 0)
-                r = q(idx, NULL, NULL, "UPDATE inodes SET ctime_ns = ?2 WHERE ino = ?1", "ii",
-                      (int64_t)a->ino, now_ns());
+        if (r >= 0) {
+                struct timespec now = now_ts();
+
+                r = q(idx, NULL, NULL,
+                      "UPDATE inodes SET ctime_sec = ?2, ctime_nsec = ?3 WHERE ino = ?1", "it",
+                      (int64_t)a->ino, &now);
+        }
         return r;
 }
 
@@ -1265,7 +1370,7 @@ int index_drop_orphans(struct index *idx, uint64_t ino)
 
 struct staged_args {
         uint64_t ino, gen, size;
-        int64_t mtime_ns;
+        const struct timespec *mtime, *ctime;
         const struct cid *cid;
         bool applied;
 };
@@ -1273,28 +1378,37 @@ struct staged_args {
 static int do_stage(struct index *idx, void *ud)
 {
         struct staged_args *a = ud;
-        int64_t now = now_ns();
         int changes = 0, r;
 
+        /* (SET expressions all read the row as it was) */
         r = q(idx, NULL, &changes,
-              "UPDATE inodes SET size = ?2, mtime_ns = ?3, ctime_ns = ?4, state = ?5, staged = ?6 "
+              "UPDATE inodes SET size = ?2, state = ?3, staged = ?4, mtime_sec = ?5, "
+              "mtime_nsec = ?6, "
+              "ctime_sec = iif((ctime_sec, ctime_nsec) < (?7, ?8), ?7, ctime_sec), "
+              "ctime_nsec = iif((ctime_sec, ctime_nsec) < (?7, ?8), ?8, ctime_nsec) "
               "WHERE ino = ?1",
-              "iiiiii", (int64_t)a->ino, (int64_t)a->size, a->mtime_ns, now,
-              (int64_t)INDEX_STATE_DIRTY, (int64_t)a->gen);
+              "iiiitt", (int64_t)a->ino, (int64_t)a->size, (int64_t)INDEX_STATE_DIRTY,
+              (int64_t)a->gen, a->mtime, a->ctime);
         if (r >= 0 && changes == 0)
                 return -ENOENT;
+        /* created_ns only orders the jobs: the clock's int64 ns */
         if (r >= 0)
                 r = q(idx, NULL, NULL,
                       "INSERT OR REPLACE INTO jobs(ino, gen, size, created_ns) "
                       "VALUES (?1, ?2, ?3, ?4)",
-                      "iiii", (int64_t)a->ino, (int64_t)a->gen, (int64_t)a->size, now);
+                      "iiii", (int64_t)a->ino, (int64_t)a->gen, (int64_t)a->size, now_ns());
         return r;
 }
 
-int index_stage(struct index *idx, uint64_t ino, uint64_t gen, uint64_t size, int64_t mtime_ns)
+int index_stage(struct index *idx, uint64_t ino, uint64_t gen, uint64_t size,
+                const struct timespec *mtime, const struct timespec *ctime)
 {
-        struct staged_args a = { .ino = ino, .gen = gen, .size = size, .mtime_ns = mtime_ns };
+        struct staged_args a = {
+                .ino = ino, .gen = gen, .size = size, .mtime = mtime, .ctime = ctime
+        };
 
+        if (!ts_ok(mtime) || !ts_ok(ctime))
+                return -EINVAL;
         return in_transaction(idx, do_stage, &a);
 }
 

@@ -7,7 +7,8 @@
  *   prsmctl [-s SOCKET] check [PATH]      index integrity check
  *   prsmctl [-s SOCKET] link CID PATH     graft existing IPFS content at PATH (no download)
  *   prsmctl [-s SOCKET] publish [PATH]    pin the tree at PATH (default: all) as one DAG and
- *                                         print its root CID
+ *                                         print its root CID ("skipped": FIFOs, sockets and
+ *                                         device nodes left out, named in the daemon's log)
  *
  * With -s, a link PATH is taken relative to the mount root; without, it is a path in the
  * mount whose parent directory exists.

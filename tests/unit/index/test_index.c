@@ -130,6 +130,37 @@ static void test_mknode__lookup_and_reopen__persisted(void **state)
         assert_int_equal(index_lookup(f->idx, a.ino, "missing", &b), -ENOENT);
 }
 
+/* FIFOs, sockets and device nodes: inodes with their type in mode, and rdev (schema 6). */
+static void test_mknode__special_files__mode_and_rdev_persisted(void **state)
+{
+        struct fixture *f = *state;
+        struct index_new_node fifo = { .mode = S_IFIFO | 0640 };
+        struct index_new_node sock = { .mode = S_IFSOCK | 0755 };
+        struct index_new_node chr = { .mode = S_IFCHR | 0666, .rdev = 0x103 };
+        struct index_new_node blk = { .mode = S_IFBLK | 0660, .rdev = 0x11170103 };
+        struct index_attr a;
+
+        assert_int_equal(index_mknode(f->idx, INDEX_ROOT_INO, "fifo", &fifo, NULL), 0);
+        assert_int_equal(index_mknode(f->idx, INDEX_ROOT_INO, "sock", &sock, NULL), 0);
+        assert_int_equal(index_mknode(f->idx, INDEX_ROOT_INO, "chr", &chr, NULL), 0);
+        assert_int_equal(index_mknode(f->idx, INDEX_ROOT_INO, "blk", &blk, NULL), 0);
+        index_free(f->idx);
+        assert_int_equal(index_open(f->path, &f->idx), 0);
+        assert_int_equal(index_lookup(f->idx, INDEX_ROOT_INO, "fifo", &a), 0);
+        assert_int_equal(a.mode, S_IFIFO | 0640);
+        assert_int_equal(a.rdev, 0);
+        assert_int_equal(index_lookup(f->idx, INDEX_ROOT_INO, "sock", &a), 0);
+        assert_int_equal(a.mode, S_IFSOCK | 0755);
+        assert_int_equal(index_lookup(f->idx, INDEX_ROOT_INO, "chr", &a), 0);
+        assert_int_equal(a.mode, S_IFCHR | 0666);
+        assert_int_equal(a.rdev, 0x103);
+        assert_int_equal(index_lookup(f->idx, INDEX_ROOT_INO, "blk", &a), 0);
+        assert_int_equal(a.mode, S_IFBLK | 0660);
+        assert_int_equal(a.rdev, 0x11170103);
+        assert_int_equal(a.nlink, 1);
+        assert_int_equal(a.size, 0);
+}
+
 struct collect {
         unsigned n;
         uint64_t last_cookie;
@@ -176,13 +207,12 @@ static void test_open__newer_schema__refused(void **state)
         reopen_after_sql(*state, "PRAGMA user_version = 99", -EPROTO);
 }
 
-static void test_open__schema_1__migrated_keeping_rows(void **state)
+/* Replaces the fixture's index by a version 1 database as the first release wrote it (root
+ * and one file, "old", with inode 2), plus the rows sql adds, and opens (migrates) it. */
+static void open_schema_1(struct fixture *f, const char *sql)
 {
-        struct fixture *f = *state;
-        struct index_attr a;
         sqlite3 *db;
 
-        /* a version 1 database as the first release wrote it, with one file */
         index_free(f->idx);
         f->idx = NULL;
         assert_int_equal(unlink(f->path), 0);
@@ -207,12 +237,51 @@ static void test_open__schema_1__migrated_keeping_rows(void **state)
                              "PRAGMA user_version = 1;",
                              NULL, NULL, NULL),
                 SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
         sqlite3_close(db);
         assert_int_equal(index_open(f->path, &f->idx), 0);
+}
+
+static void test_open__schema_1__migrated_keeping_rows(void **state)
+{
+        struct fixture *f = *state;
+        struct index_attr a;
+
+        open_schema_1(f, "");
         assert_int_equal(index_lookup(f->idx, INDEX_ROOT_INO, "old", &a), 0);
         assert_int_equal(a.size, 42);
         assert_int_equal(a.flags, 0);
+        assert_int_equal(a.rdev, 0);
         assert_int_equal(strlen(index_instance(f->idx)), INDEX_INSTANCE_LEN);
+        assert_int_equal(index_check(f->idx), 0);
+}
+
+static void assert_ts(struct timespec ts, int64_t sec, long nsec)
+{
+        assert_int_equal(ts.tv_sec, sec);
+        assert_int_equal(ts.tv_nsec, nsec);
+}
+
+/* Schema 5 splits the int64 ns times into seconds and nanoseconds by floor division. */
+static void test_open__schema_4_times_in_ns__split_exactly(void **state)
+{
+        struct fixture *f = *state;
+        struct index_attr a;
+
+        open_schema_1(f, "UPDATE inodes SET atime_ns = -1, mtime_ns = -315619200000000001,"
+                         " ctime_ns = 1500000000987654321 WHERE ino = 2;"
+                         "INSERT INTO inodes(ino, mode, atime_ns, mtime_ns, ctime_ns)"
+                         " VALUES (3, 33188, -9223372036854775807 - 1, 9223372036854775807,"
+                         " -1000000000);"
+                         "INSERT INTO dentries(parent, name, ino) VALUES (1, X'6564676573', 3);");
+        assert_int_equal(index_getattr(f->idx, 2, &a), 0);
+        assert_ts(a.atime, -1, 999999999);
+        assert_ts(a.mtime, -315619201, 999999999);
+        assert_ts(a.ctime, 1500000000, 987654321);
+        assert_int_equal(index_getattr(f->idx, 3, &a), 0);
+        assert_ts(a.atime, -9223372037, 145224192);
+        assert_ts(a.mtime, 9223372036, 854775807);
+        assert_ts(a.ctime, -1, 0);
         assert_int_equal(index_check(f->idx), 0);
 }
 
@@ -367,7 +436,7 @@ static void test_link_setattr_xattrs(void **state)
         struct index_setattr s = { .set = INDEX_SET_MODE | INDEX_SET_UID | INDEX_SET_MTIME,
                                    .mode = 0600 | S_IFDIR,
                                    .uid = 1000,
-                                   .mtime_ns = 1234567890123456789 };
+                                   .mtime = { 1234567890, 123456789 } };
         struct index_attr x;
         char buf[16];
 
@@ -379,7 +448,7 @@ static void test_link_setattr_xattrs(void **state)
         assert_true(S_ISREG(x.mode)); /* the type bits stay */
         assert_int_equal(x.mode & 07777, 0600);
         assert_int_equal(x.uid, 1000);
-        assert_int_equal(x.mtime_ns, 1234567890123456789);
+        assert_ts(x.mtime, 1234567890, 123456789);
         assert_int_equal(index_setattr(f->idx, 9999, &s, NULL), -ENOENT);
         assert_int_equal(index_xattr_set(f->idx, a1, "user.k", "v1", 2, INDEX_XATTR_REPLACE),
                          -ENODATA);
@@ -394,6 +463,38 @@ static void test_link_setattr_xattrs(void **state)
         assert_int_equal(index_xattr_remove(f->idx, a1, "user.k"), 0);
         assert_int_equal(index_xattr_remove(f->idx, a1, "user.k"), -ENODATA);
         assert_int_equal(index_xattr_get(f->idx, a1, "user.k", buf, sizeof(buf)), -ENODATA);
+}
+
+/* Times a user may set: any seconds a timespec holds, nanoseconds in [0, 1e9). */
+static void test_setattr__times_past_the_int64_ns_range__kept_exactly(void **state)
+{
+        struct fixture *f = *state;
+        uint64_t ino = mk(f, INDEX_ROOT_INO, "t", S_IFREG | 0644);
+        struct index_setattr s = {
+                .set = INDEX_SET_ATIME | INDEX_SET_MTIME | INDEX_SET_CTIME,
+                .atime = { .tv_sec = -315619200, .tv_nsec = 1 },          /* 1960 */
+                .mtime = { .tv_sec = 13569465600, .tv_nsec = 999999999 }, /* 2400 */
+                .ctime = { .tv_sec = INT64_MAX, .tv_nsec = 0 },
+        };
+        struct timespec t = { .tv_sec = INT64_MIN, .tv_nsec = 5 };
+        struct index_attr a;
+
+        assert_int_equal(index_setattr(f->idx, ino, &s, &a), 0);
+        assert_ts(a.atime, -315619200, 1);
+        assert_ts(a.mtime, 13569465600, 999999999);
+        assert_ts(a.ctime, INT64_MAX, 0);
+        assert_int_equal(index_stage(f->idx, ino, 1, 0, &t, &t), 0);
+        index_free(f->idx);
+        assert_int_equal(index_open(f->path, &f->idx), 0);
+        assert_int_equal(index_getattr(f->idx, ino, &a), 0);
+        assert_ts(a.atime, -315619200, 1);
+        assert_ts(a.mtime, INT64_MIN, 5);
+        s.mtime.tv_nsec = 1000000000;
+        assert_int_equal(index_setattr(f->idx, ino, &s, NULL), -EINVAL);
+        s.mtime.tv_nsec = -1;
+        assert_int_equal(index_setattr(f->idx, ino, &s, NULL), -EINVAL);
+        t.tv_nsec = 1000000000;
+        assert_int_equal(index_stage(f->idx, ino, 2, 0, &t, &t), -EINVAL);
 }
 
 static int job_cb(const struct index_job *j, void *ud)
@@ -413,20 +514,24 @@ static void test_stage__job_then_commit_only_the_current_generation(void **state
         uint64_t ino = mk(f, INDEX_ROOT_INO, "w", S_IFREG | 0644);
         uint64_t other = mk(f, INDEX_ROOT_INO, "w2", S_IFREG | 0644);
         struct index_job jobs[4] = { 0 };
+        struct timespec t1 = { 1, 1000 }, t2 = { 2, 0 }, t3 = { 3, 0 }, t2100 = { 4102444800, 5 };
         struct index_attr a;
         struct cid c1, c2;
 
         assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, "one", 3, &c1), 0);
         assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, "two!", 4, &c2), 0);
-        assert_int_equal(index_stage(f->idx, ino, 7, 3, 1000), 0);
+        assert_int_equal(index_stage(f->idx, ino, 7, 3, &t1, &t1), 0);
         assert_int_equal(index_getattr(f->idx, ino, &a), 0);
         assert_int_equal(a.state, INDEX_STATE_DIRTY);
         assert_int_equal(a.staged, 7);
         assert_int_equal(a.size, 3);
-        assert_int_equal(a.mtime_ns, 1000);
+        assert_ts(a.mtime, 1, 1000);
+        assert_true(a.ctime.tv_sec > 1); /* its creation, later than the content's change */
         /* closed again before the upload finished: generation 8 replaces the job */
-        assert_int_equal(index_stage(f->idx, ino, 8, 4, 2000), 0);
-        assert_int_equal(index_stage(f->idx, other, 9, 5, 3000), 0);
+        assert_int_equal(index_stage(f->idx, ino, 8, 4, &t2, &t2100), 0);
+        assert_int_equal(index_getattr(f->idx, ino, &a), 0);
+        assert_ts(a.ctime, 4102444800, 5);
+        assert_int_equal(index_stage(f->idx, other, 9, 5, &t3, &t3), 0);
         assert_int_equal(index_jobs(f->idx, job_cb, jobs), 0);
         assert_int_equal(jobs[0].gen, 8); /* oldest first, one job per inode */
         assert_int_equal(jobs[1].gen, 9);
@@ -444,7 +549,7 @@ static void test_stage__job_then_commit_only_the_current_generation(void **state
         assert_int_equal(index_jobs(f->idx, job_cb, jobs), 0);
         assert_int_equal(jobs[0].ino, other);
         assert_int_equal(jobs[1].ino, 0);
-        assert_int_equal(index_stage(f->idx, 9999, 1, 1, 1), -ENOENT);
+        assert_int_equal(index_stage(f->idx, 9999, 1, 1, &t1, &t1), -ENOENT);
 }
 
 /* Layouts are kept by root CID until no inode refers to that CID (pruned at open). */
@@ -452,13 +557,14 @@ static void test_layouts__put_get_replace_pruned_when_unreferenced(void **state)
 {
         struct fixture *f = *state;
         uint64_t ino = mk(f, INDEX_ROOT_INO, "big", S_IFREG | 0644);
+        struct timespec t = { 1000, 0 };
         struct cid used, gone;
         uint8_t *p = NULL;
         size_t len = 0;
 
         assert_int_equal(cid_compute(1, CID_CODEC_DAG_PB, CID_MH_SHA2_256, "root", 4, &used), 0);
         assert_int_equal(cid_compute(1, CID_CODEC_DAG_PB, CID_MH_SHA2_256, "old", 3, &gone), 0);
-        assert_int_equal(index_stage(f->idx, ino, 1, 10, 1000), 0);
+        assert_int_equal(index_stage(f->idx, ino, 1, 10, &t, &t), 0);
         assert_int_equal(index_commit_upload(f->idx, ino, 1, &used, 10), 1);
         assert_int_equal(index_layout_get(f->idx, &used, &p, &len), -ENOENT);
         assert_int_equal(index_layout_put(f->idx, &used, (const uint8_t *)"v1", 2), 0);
@@ -491,11 +597,17 @@ int main(void)
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_mknode__lookup_and_reopen__persisted, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(test_mknode__special_files__mode_and_rdev_persisted,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_readdir__resume_from_cookie__every_entry_once,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_open__newer_schema__refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_open__schema_1__migrated_keeping_rows, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(test_open__schema_4_times_in_ns__split_exactly,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_setattr__times_past_the_int64_ns_range__kept_exactly, setup, teardown),
                 cmocka_unit_test_setup_teardown(
                         test_expand__lazy_dir__children_once_bad_names_skipped, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_readdir__hidden_entry__found_by_lookup_only,
