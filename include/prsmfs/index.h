@@ -168,6 +168,13 @@ _wur_ int index_xattr_set(struct index *idx, uint64_t ino, const char *name, con
 _wur_ int index_xattr_remove(struct index *idx, uint64_t ino, const char *name);
 /* Deletes inodes no entry links to any more (ino 0: all of them, at start-up). */
 _wur_ int index_drop_orphans(struct index *idx, uint64_t ino);
+/* A counter of content changes under directories (entries made, removed, renamed; files
+ * staged or committed): each clears the CIDs of the directories above the change. */
+uint64_t index_tree_changes(struct index *idx);
+/* Records cid as the content of directory ino (a publish built it), unless the tree changed
+ * since index_tree_changes returned since. */
+_wur_ int index_set_dir_cid(struct index *idx, uint64_t ino, const struct cid *cid,
+                            uint64_t since);
 
 /* ---- staged content and upload jobs (write path) ---- */
 /*

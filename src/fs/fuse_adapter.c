@@ -418,32 +418,35 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
         (void)fuse_reply_err(req, 0);
 }
 
+/*
+ * df: the space of the staging file system (cache_dir), which is where writes go and what
+ * runs out first (ENOSPC); the IPFS nodes' capacity is unknown. Files: those in the index,
+ * and the staging file system's free inodes.
+ */
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
         struct fs *fs = fuse_req_userdata(req);
-        uint64_t inodes = 0, bytes = 0, blocks, used;
-        struct statvfs sv;
+        uint64_t inodes = 0, bytes = 0;
+        struct statvfs local, sv;
         int r;
 
         (void)ino;
         r = index_totals(fs->idx, &inodes, &bytes);
+        if (r >= 0 && fstatvfs(fs->staging_fd, &local) < 0)
+                r = -errno;
         if (r < 0) {
                 reply_err(req, r);
                 return;
         }
-        /* Capacity is what IPFS nodes hold, which we cannot know; report the local cache
-         * cap (or what is stored, if larger) so that df and free-space checks behave. */
-        used = (bytes + 4095) / 4096;
-        blocks = MAX(fs->cfg->max_cache_size / 4096, used);
         sv = (struct statvfs){
                 .f_bsize = FS_BLKSIZE,
-                .f_frsize = 4096,
-                .f_blocks = blocks,
-                .f_bfree = blocks - used,
-                .f_bavail = blocks - used,
-                .f_files = inodes + (1u << 20),
-                .f_ffree = 1u << 20,
-                .f_favail = 1u << 20,
+                .f_frsize = local.f_frsize,
+                .f_blocks = local.f_blocks,
+                .f_bfree = local.f_bfree,
+                .f_bavail = local.f_bavail,
+                .f_files = inodes + local.f_ffree,
+                .f_ffree = local.f_ffree,
+                .f_favail = local.f_favail,
                 .f_namemax = INDEX_NAME_MAX,
         };
         (void)fuse_reply_statfs(req, &sv);

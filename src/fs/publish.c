@@ -274,10 +274,12 @@ int fs_publish(struct fs *fs, const char *path, uint64_t deadline_ns, struct cid
                              .deadline_ns = deadline_ns,
                              .root_path = path[0] ? path : "/" };
         struct index_attr a;
+        uint64_t since;
         int r;
 
         if (!fs->up.put_blocks || !fs->store)
                 return -EHOSTUNREACH;
+        since = index_tree_changes(fs->idx);
         r = fs_resolve_path(fs, path, &a);
         if (r < 0)
                 return r;
@@ -290,6 +292,9 @@ int fs_publish(struct fs *fs, const char *path, uint64_t deadline_ns, struct cid
         buf_done(&p.path);
         if (r < 0)
                 return r;
+        /* the directory's user.prsm.cid from now on, unless something changed meanwhile */
+        if (S_ISDIR(a.mode) && index_set_dir_cid(fs->idx, a.ino, &p.root, since) < 0)
+                log_warning("publish of '%s': cannot record its CID", p.root_path);
         *ret = p.root;
         if (ret_skipped)
                 *ret_skipped = p.skipped;

@@ -63,6 +63,7 @@ enum stmt_id {
         STMT_SET_SIZE,
         STMT_LAYOUT_GET,
         STMT_LAYOUT_PUT,
+        STMT_DIRS_CHANGED,
         _STMT_MAX,
 };
 
@@ -114,6 +115,13 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_SET_CLEAN] = "UPDATE inodes SET state = 0, nlink = nlink + ?2 WHERE ino = ?1",
         [STMT_SET_SIZE] = "UPDATE inodes SET size = ?2 WHERE ino = ?1",
         [STMT_LAYOUT_GET] = "SELECT data FROM layouts WHERE cid = ?1",
+        /* the directories above ino (and ino, if one) no longer have the CID they had; not
+         * through .ipfs (immutable), never a lazy one (its CID is its content) */
+        [STMT_DIRS_CHANGED] = "WITH RECURSIVE up(ino) AS ("
+                              "  SELECT ino FROM inodes WHERE ino = ?1 AND (flags & 1) = 0"
+                              "  UNION SELECT d.parent FROM dentries d JOIN up ON d.ino = up.ino)"
+                              " UPDATE inodes SET cid = NULL WHERE ino IN up"
+                              " AND (mode & 61440) = 16384 AND state != 1 AND cid IS NOT NULL",
         [STMT_LAYOUT_PUT] = "INSERT OR REPLACE INTO layouts(cid, data) VALUES (?1, ?2)",
 };
 
@@ -189,6 +197,7 @@ struct index {
         sqlite3 *db;                           /* lock */
         sqlite3_stmt *st[_STMT_MAX];           /* lock */
         char instance[INDEX_INSTANCE_LEN + 1]; /* set at open, constant after */
+        uint64_t tree_changes;                 /* lock: changes of content under any dir */
 };
 
 static int errno_from_sqlite(int rc)
@@ -629,6 +638,22 @@ static int step_done(sqlite3_stmt *st)
         return rc == SQLITE_DONE ? 0 : rc;
 }
 
+/*
+ * The content under the directories above ino changed (an entry made, removed or renamed,
+ * a file's content staged or committed): their CIDs, from a link or a publish, no longer
+ * name it, so they go (user.prsm.cid never shows a stale root). Under the lock.
+ */
+static int dirs_changed_locked(struct index *idx, uint64_t ino)
+{
+        sqlite3_stmt *st = idx->st[STMT_DIRS_CHANGED];
+        int rc;
+
+        idx->tree_changes++;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+        rc = step_done(st);
+        return rc != 0 ? errno_from_sqlite(rc) : 0;
+}
+
 /* Inserts an inode and its entry; under the lock, inside a transaction. -EEXIST when the
  * name is taken, -ENOENT when parent does not exist. */
 static int insert_node_locked(struct index *idx, uint64_t parent, const char *name,
@@ -700,7 +725,7 @@ static int do_mknode(struct index *idx, void *ud)
         sqlite3_bind_int64(st, 2, S_ISDIR(a->n->mode) ? 1 : 0);
         bind_ts(st, 3, &now);
         rc = step_done(st);
-        return rc != 0 ? errno_from_sqlite(rc) : 0;
+        return rc != 0 ? errno_from_sqlite(rc) : dirs_changed_locked(idx, a->parent);
 }
 
 int index_mknode(struct index *idx, uint64_t parent, const char *name,
@@ -1004,7 +1029,7 @@ static int drop_entry_locked(struct index *idx, uint64_t parent, const char *nam
                       "UPDATE inodes SET nlink = nlink - ?2, mtime_sec = ?3, mtime_nsec = ?4, "
                       "ctime_sec = ?3, ctime_nsec = ?4 WHERE ino = ?1",
                       "iit", (int64_t)parent, (int64_t)(dir ? 1 : 0), now);
-        return r;
+        return r < 0 ? r : dirs_changed_locked(idx, parent);
 }
 
 /*
@@ -1138,6 +1163,10 @@ static int do_rename(struct index *idx, void *ud)
                 r = q(idx, NULL, NULL,
                       "UPDATE inodes SET ctime_sec = ?2, ctime_nsec = ?3 WHERE ino = ?1", "it",
                       (int64_t)a->src.ino, &now);
+        if (r >= 0)
+                r = dirs_changed_locked(idx, a->parent);
+        if (r >= 0 && a->newparent != a->parent)
+                r = dirs_changed_locked(idx, a->newparent);
         return r;
 }
 
@@ -1191,7 +1220,7 @@ static int do_link(struct index *idx, void *ud)
                       "UPDATE inodes SET mtime_sec = ?2, mtime_nsec = ?3, ctime_sec = ?2, "
                       "ctime_nsec = ?3 WHERE ino = ?1",
                       "it", (int64_t)a->newparent, &now);
-        return r;
+        return r < 0 ? r : dirs_changed_locked(idx, a->newparent);
 }
 
 int index_link(struct index *idx, uint64_t ino, uint64_t newparent, const char *newname,
@@ -1391,6 +1420,8 @@ static int do_stage(struct index *idx, void *ud)
               (int64_t)a->gen, a->mtime, a->ctime);
         if (r >= 0 && changes == 0)
                 return -ENOENT;
+        if (r >= 0)
+                r = dirs_changed_locked(idx, a->ino);
         /* created_ns only orders the jobs: the clock's int64 ns */
         if (r >= 0)
                 r = q(idx, NULL, NULL,
@@ -1426,8 +1457,11 @@ static int do_commit_upload(struct index *idx, void *ud)
         if (r < 0)
                 return r;
         a->applied = changes > 0;
-        return q(idx, NULL, NULL, "DELETE FROM jobs WHERE ino = ?1 AND gen = ?2", "ii",
-                 (int64_t)a->ino, (int64_t)a->gen);
+        if (a->applied)
+                r = dirs_changed_locked(idx, a->ino);
+        return r < 0 ? r
+                     : q(idx, NULL, NULL, "DELETE FROM jobs WHERE ino = ?1 AND gen = ?2", "ii",
+                         (int64_t)a->ino, (int64_t)a->gen);
 }
 
 int index_commit_upload(struct index *idx, uint64_t ino, uint64_t gen, const struct cid *cid,
@@ -1438,6 +1472,40 @@ int index_commit_upload(struct index *idx, uint64_t ino, uint64_t gen, const str
 
         r = in_transaction(idx, do_commit_upload, &a);
         return r < 0 ? r : a.applied ? 1 : 0;
+}
+
+uint64_t index_tree_changes(struct index *idx)
+{
+        uint64_t n;
+
+        pthread_mutex_lock(&idx->lock);
+        n = idx->tree_changes;
+        pthread_mutex_unlock(&idx->lock);
+        return n;
+}
+
+struct dir_cid_args {
+        uint64_t ino, since;
+        const struct cid *cid;
+};
+
+static int do_set_dir_cid(struct index *idx, void *ud)
+{
+        struct dir_cid_args *a = ud;
+
+        if (idx->tree_changes != a->since)
+                return 0; /* changed while it was built: the CID is of older content */
+        return q(idx, NULL, NULL,
+                 "UPDATE inodes SET cid = ?2 WHERE ino = ?1 AND (mode & 61440) = 16384 "
+                 "AND state != 1",
+                 "ib", (int64_t)a->ino, a->cid->bin, (size_t)a->cid->len);
+}
+
+int index_set_dir_cid(struct index *idx, uint64_t ino, const struct cid *cid, uint64_t since)
+{
+        struct dir_cid_args a = { .ino = ino, .since = since, .cid = cid };
+
+        return in_transaction(idx, do_set_dir_cid, &a);
 }
 
 int index_jobs(struct index *idx, index_job_fn fn, void *userdata)

@@ -433,3 +433,48 @@ def test_pending_upload_shows_no_cid(ipfs_node, mount_factory):
     cid = os.getxattr(m.path("f"), "user.prsm.cid").decode()
     assert cid == ipfs_node.add(b"x" * 1000 + b"y", cid_version=1, raw_leaves=True,
                                 cid_base="base32")
+
+
+@pytest.mark.timeout(300)
+def test_directory_cid_is_its_current_content__df_is_the_staging_disk(ipfs_node, mount_factory,
+                                                                      tmp_path):
+    """A linked directory shows its CID until something under it changes, then none (never
+    the stale root) until a publish gives the new one. df shows the staging disk."""
+    import errno
+    import json
+
+    from mount import tool_binary
+
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "a").write_bytes(b"a" * 1000)
+    (src / "sub" / "b").write_bytes(b"b" * 2000)
+    root = ipfs_node.add_dir(str(src), cid_version=1, raw_leaves=True, cid_base="base32")
+    m = mount_factory(config=cfg(ipfs_node))
+    p = subprocess.run([tool_binary("prsmctl"), "link", root, m.path("d")], capture_output=True,
+                       text=True)
+    assert p.returncode == 0, p.stderr
+    assert os.getxattr(m.path("d"), "user.prsm.cid").decode() == root
+    assert sorted(os.listdir(m.path("d"))) == ["a", "sub"]  # expanded, unchanged
+    assert os.getxattr(m.path("d"), "user.prsm.cid").decode() == root
+    sub = os.getxattr(m.path("d", "sub"), "user.prsm.cid").decode()
+    with open(m.path("d", "sub", "new"), "wb") as f:
+        f.write(b"new")
+    for path in (m.path("d"), m.path("d", "sub")):
+        with pytest.raises(OSError) as e:
+            os.getxattr(path, "user.prsm.cid")
+        assert e.value.errno == errno.ENODATA, path
+    out = subprocess.run([tool_binary("prsmctl"), "publish", m.path("d")], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    new_root = json.loads(out.stdout)["cid"]
+    assert new_root != root
+    assert os.getxattr(m.path("d"), "user.prsm.cid").decode() == new_root
+    os.unlink(m.path("d", "sub", "new"))
+    with pytest.raises(OSError):
+        os.getxattr(m.path("d"), "user.prsm.cid")
+    assert sub != new_root
+    # df: the staging disk (cache_dir), not the cache cap
+    vfs, local = os.statvfs(m.mountpoint), os.statvfs(m.cache_dir)
+    assert vfs.f_blocks * vfs.f_frsize == local.f_blocks * local.f_frsize
+    assert abs(vfs.f_bavail * vfs.f_frsize - local.f_bavail * local.f_frsize) < 256 * MiB
