@@ -173,8 +173,7 @@ _wur_ int index_drop_orphans(struct index *idx, uint64_t ino);
 uint64_t index_tree_changes(struct index *idx);
 /* Records cid as the content of directory ino (a publish built it), unless the tree changed
  * since index_tree_changes returned since. */
-_wur_ int index_set_dir_cid(struct index *idx, uint64_t ino, const struct cid *cid,
-                            uint64_t since);
+_wur_ int index_set_dir_cid(struct index *idx, uint64_t ino, const struct cid *cid, uint64_t since);
 
 /* ---- staged content and upload jobs (write path) ---- */
 /*
