@@ -478,3 +478,41 @@ def test_directory_cid_is_its_current_content__df_is_the_staging_disk(ipfs_node,
     vfs, local = os.statvfs(m.mountpoint), os.statvfs(m.cache_dir)
     assert vfs.f_blocks * vfs.f_frsize == local.f_blocks * local.f_frsize
     assert abs(vfs.f_bavail * vfs.f_frsize - local.f_bavail * local.f_frsize) < 256 * MiB
+
+
+@pytest.mark.timeout(120)
+def test_trusted_xattrs_are_roots_only(ipfs_node, mount_factory):
+    """An unprivileged caller neither lists, reads nor sets trusted.* (root does)."""
+    m = mount_factory(config=cfg(ipfs_node), options=["allow_other"])
+    f = m.path("f")
+    with open(f, "wb") as w:
+        w.write(b"x")
+    os.chmod(f, 0o666)
+    os.chmod(m.mountpoint, 0o777)
+    os.setxattr(f, "trusted.secret", b"root's")
+    os.setxattr(f, "user.note", b"anyone's")
+    assert set(os.listxattr(f)) == {"trusted.secret", "user.note"}
+    # the child gets the file by fd: pytest's directories above the mount are root's only
+    probe = ("import os, sys\n"
+             "fd = int(sys.argv[1])\n"
+             "print(sorted(os.listxattr(fd)))\n"
+             "for op in (lambda: os.getxattr(fd, 'trusted.secret'),\n"
+             "           lambda: os.setxattr(fd, 'trusted.other', b'x'),\n"
+             "           lambda: os.removexattr(fd, 'trusted.secret')):\n"
+             "    try:\n"
+             "        op()\n"
+             "        print('allowed')\n"
+             "    except OSError as e:\n"
+             "        print(e.errno)\n")
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        out = subprocess.run(["/usr/bin/python3", "-c", probe, str(fd)], capture_output=True,
+                             text=True, pass_fds=(fd,),
+                             preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+    finally:
+        os.close(fd)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.split("\n")
+    assert lines[0] == "['user.note']"
+    assert "allowed" not in lines[1:], out.stdout
+    assert os.getxattr(f, "trusted.secret") == b"root's"
