@@ -98,6 +98,9 @@ static const struct key keys[] = {
         { "ca_bundle", KEY_STRING, OFF(ca_bundle), 0, 0, 0, "CA certificates for https nodes" },
         { "sync_upload", KEY_BOOL, OFF(sync_upload), 0, 0, 1,
           "close() waits until the file is uploaded and pinned" },
+        { "fsync_timeout", KEY_DURATION, OFF(fsync_timeout_ms), 0, 1000, 24 * 3600 * 1000,
+          "seconds fsync (and close with sync_upload) waits for the upload and pin before EIO "
+          "(the data stays on local disk, the upload queued)" },
         { "upload_while_writing", KEY_BOOL, OFF(upload_while_writing), 0, 0, 1,
           "start putting a file's leaves on a node while it is still being written" },
         { "cache_large_writes", KEY_BOOL, OFF(cache_large_writes), 0, 0, 1,
@@ -405,6 +408,7 @@ int config_init_defaults(struct config *c)
         *c = (struct config){
                 .timeout_ms = 30 * 1000,
                 .stall_timeout_ms = 500,
+                .fsync_timeout_ms = 60 * 1000,
                 .max_chunk_size = 1024 * 1024,
                 .retry_max_attempts = 3,
                 .retry_base_delay_ms = 100,

@@ -56,8 +56,26 @@ struct fs {
 
         struct fs_inodes inodes; /* lookups, open handles, content changes */
 
+        /* waiters.c: requests answered when an upload commits (files_lock) */
+        struct fs_waiter *waiters;
+        pthread_cond_t waiters_cond; /* CLOCK_MONOTONIC: a waiter added, or stop */
+        pthread_t waiters_thread;    /* answers waiters whose deadline passed */
+        bool waiters_started, waiters_stopped;
+
         struct fs_stats st; /* atomics */
 };
+
+/* ---- waiters.c ---- */
+struct fs_waiter;
+_wur_ int fs_waiters_start(struct fs *fs);
+/* Answers every waiting request (EIO) and files no more; fs_waiters_done also joins. */
+void fs_waiters_stop(struct fs *fs);
+void fs_waiters_done(struct fs *fs);
+/* Answers req once the content staged as gen on ino is committed or replaced (0), when
+ * fsync_timeout passes (EIO), at an interrupt (EINTR) or at stop (EIO). */
+void fs_reply_when_committed(struct fs *fs, fuse_req_t req, uint64_t ino, uint64_t gen);
+/* ino's staged content changed (a commit, a newer flush): answers its waiters that are done. */
+void fs_waiters_wake(struct fs *fs, uint64_t ino);
 
 /* ---- inode.c ---- */
 void fs_inodes_init(struct fs_inodes *t);
@@ -96,7 +114,11 @@ _wur_ int fs_wfile_flush(struct fs *fs, struct wfile *wf);
 void fs_wfile_attr(struct wfile *wf, struct index_attr *a);
 /* utimensat while open (cp -a sets times before close): the close keeps them. */
 void fs_wfile_set_mtime(struct wfile *wf, const struct timespec *mtime);
-/* Waits until the content staged as gen on ino is uploaded and pinned (or replaced). */
+/* Whether a commit of ino is between its index transaction and its staging file's removal
+ * (files_lock held). */
+bool fs_is_committing(const struct fs *fs, uint64_t ino);
+/* Waits until the content staged as gen on ino is uploaded and pinned (or replaced); for
+ * threads that may wait (publish), never a FUSE worker (fs_reply_when_committed). */
 _wur_ int fs_wait_committed(struct fs *fs, uint64_t ino, uint64_t gen, uint64_t deadline_ns);
 uint64_t fs_wfile_gen(struct wfile *wf);
 /* Makes and opens this index's staging directory, cache_dir/staging/<instance> (0700), and

@@ -51,7 +51,19 @@ int fs_new(struct index *idx, const struct config *cfg, struct store *store, str
         pthread_mutex_init(&fs->expand_lock, NULL);
         pthread_mutex_init(&fs->files_lock, NULL);
         fs_inodes_init(&fs->inodes);
-        pthread_cond_init(&fs->commit_cond, NULL);
+        {
+                pthread_condattr_t ca; /* net_now_ns's clock, as every timed wait */
+
+                pthread_condattr_init(&ca);
+                pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+                pthread_cond_init(&fs->commit_cond, &ca);
+                pthread_condattr_destroy(&ca);
+        }
+        r = fs_waiters_start(fs);
+        if (r < 0) {
+                fs_free(fs);
+                return r;
+        }
         fs->staging_fd = -1;
         r = fs_staging_open(fs);
         if (r >= 0)
@@ -95,6 +107,7 @@ void fs_free(struct fs *fs)
                 return;
         pthread_mutex_destroy(&fs->expand_lock);
         pthread_mutex_destroy(&fs->files_lock);
+        fs_waiters_done(fs);
         pthread_cond_destroy(&fs->commit_cond);
         fs_inodes_done(&fs->inodes);
         if (fs->staging_fd >= 0)
@@ -1001,6 +1014,7 @@ void fs_release_handles(struct fs *fs)
 
         if (!fs)
                 return;
+        fs_waiters_stop(fs);
         for (;;) {
                 pthread_mutex_lock(&fs->files_lock);
                 h = fs->handles;
@@ -1289,12 +1303,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
                 (void)fuse_reply_write(req, (size_t)r);
 }
 
-/* How long fsync (or a synchronous close) may wait for an upload and its pins. */
-static uint64_t upload_deadline(const struct fs *fs)
-{
-        return net_now_ns() + MAX(fs->cfg->timeout_ms * 10, 600000ull) * 1000000ull;
-}
-
+/*
+ * flush (close) makes the content durable on local disk; with sync_upload it is answered
+ * once the upload is pinned too (fs_reply_when_committed: no worker waits for it).
+ */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
         struct fs *fs = fuse_req_userdata(req);
@@ -1304,12 +1316,16 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         /* close() gets this error: the last chance to report one (lessons.md) */
         if (h->wf && h->writes) {
                 r = fs_wfile_flush(fs, h->wf);
-                if (r >= 0 && fs->cfg->sync_upload && fs->up.submit)
-                        r = fs_wait_committed(fs, ino, fs_wfile_gen(h->wf), upload_deadline(fs));
+                if (r >= 0 && fs->cfg->sync_upload && fs->up.submit) {
+                        fs_reply_when_committed(fs, req, ino, fs_wfile_gen(h->wf));
+                        return;
+                }
         }
         reply_err(req, r);
 }
 
+/* Answered once the content is uploaded and pinned, or EIO after fsync_timeout (the data is
+ * durable on local disk then, its upload queued); no worker waits for it. */
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
         struct fs *fs = fuse_req_userdata(req);
@@ -1320,11 +1336,12 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
         (void)datasync;
         if (h->wf && h->writes)
                 r = fs_wfile_flush(fs, h->wf);
-        /* returns once the content is uploaded and pinned */
         if (r >= 0)
                 r = index_getattr(fs->idx, ino, &a);
-        if (r >= 0 && a.staged && fs->up.submit) /* no uploader: durable on local disk only */
-                r = fs_wait_committed(fs, ino, a.staged, upload_deadline(fs));
+        if (r >= 0 && a.staged && fs->up.submit) { /* no uploader: durable on local disk only */
+                fs_reply_when_committed(fs, req, ino, a.staged);
+                return;
+        }
         reply_err(req, r);
 }
 

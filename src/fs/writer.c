@@ -825,6 +825,7 @@ int fs_wfile_flush(struct fs *fs, struct wfile *wf)
                 return r;
         }
         fs_inode_changed(fs, wf->ino); /* views of the old content read it anew */
+        fs_waiters_wake(fs, wf->ino);  /* an fsync of the replaced content is done */
         if (wf->base == BASE_STAGED)
                 old_base = wf->base_gen; /* replaced: its upload is moot */
         base_drop(wf, fs);
@@ -859,8 +860,7 @@ static void commit_track(struct fs *fs, uint64_t ino, bool start)
                 fs->committing_other--;
 }
 
-/* files_lock */
-static bool is_committing(const struct fs *fs, uint64_t ino)
+bool fs_is_committing(const struct fs *fs, uint64_t ino)
 {
         for (size_t i = 0; i < ELEMENTSOF(fs->committing); i++)
                 if (fs->committing[i] == ino)
@@ -895,6 +895,7 @@ void fs_upload_done(struct fs *fs, uint64_t id, uint64_t ino, int error, const s
         commit_track(fs, ino, false);
         pthread_cond_broadcast(&fs->commit_cond);
         pthread_mutex_unlock(&fs->files_lock);
+        fs_waiters_wake(fs, ino);
         if (r >= 0)
                 __atomic_add_fetch(&fs->st.uploads_committed, 1, __ATOMIC_RELAXED);
 }
@@ -904,26 +905,29 @@ int fs_wait_committed(struct fs *fs, uint64_t ino, uint64_t gen, uint64_t deadli
         struct index_attr a;
         int r;
 
-        pthread_mutex_lock(&fs->files_lock);
         for (;;) {
+                uint64_t now = net_now_ns(), until;
                 struct timespec ts;
-                uint64_t now = net_now_ns(), wait;
+                bool committing;
 
-                r = index_getattr(fs->idx, ino, &a);
-                if (r < 0 || (a.staged != gen && !is_committing(fs, ino)))
+                r = index_getattr(fs->idx, ino, &a); /* not under files_lock: SQLite I/O */
+                pthread_mutex_lock(&fs->files_lock);
+                committing = fs_is_committing(fs, ino);
+                if (r < 0 || (a.staged != gen && !committing)) {
+                        pthread_mutex_unlock(&fs->files_lock);
                         break; /* committed (staging file freed), or replaced by newer content */
+                }
                 if (now >= deadline_ns) {
+                        pthread_mutex_unlock(&fs->files_lock);
                         r = -ETIMEDOUT;
                         break;
                 }
-                wait = MIN(deadline_ns - now, 100000000ull); /* re-check every 100 ms */
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_nsec += (long)wait;
-                ts.tv_sec += ts.tv_nsec / 1000000000;
-                ts.tv_nsec %= 1000000000;
+                until = now + MIN(deadline_ns - now, 100000000ull); /* re-check every 100 ms */
+                ts = (struct timespec){ .tv_sec = (time_t)(until / 1000000000ull),
+                                        .tv_nsec = (long)(until % 1000000000ull) };
                 (void)pthread_cond_timedwait(&fs->commit_cond, &fs->files_lock, &ts);
+                pthread_mutex_unlock(&fs->files_lock);
         }
-        pthread_mutex_unlock(&fs->files_lock);
         return r < 0 ? r : 0;
 }
 

@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Requests that wait for an upload (fsync, and flush with sync_upload) keep their fuse_req_t
+ * here instead of blocking a FUSE worker: the handler files the request and returns; the
+ * completion path (a commit or a newer flush of the inode, fs_waiters_wake) answers it, or
+ * the deadline thread does when fsync_timeout passes (EIO: the data is durable on local disk
+ * and its upload stays queued), or a FUSE INTERRUPT does (EINTR: the caller was killed or
+ * got a signal), or the end of the session does. Whoever takes a waiter off the list answers
+ * it, exactly once; the interrupt callback finds its waiter by request, never through a
+ * pointer that may be gone.
+ *
+ * The index is read outside files_lock: a wake takes the inode's waiters off the list,
+ * reads the index once, answers those whose generation is no longer staged and puts the
+ * others back.
+ */
+#define LOG_MODULE "fs"
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "prsmfs/log.h"
+
+#include "fs_internal.h"
+
+struct fs_waiter {
+        struct fs_waiter *prev, *next; /* fs->waiters, under files_lock */
+        fuse_req_t req;
+        uint64_t ino, gen, deadline_ns;
+};
+
+static void waiter_answer(struct fs_waiter *w, int error)
+{
+        (void)fuse_reply_err(w->req, error);
+        free(w);
+}
+
+/* Takes the waiters of ino (every one when ino is 0) off the list. Under files_lock. */
+static struct fs_waiter *take_locked(struct fs *fs, uint64_t ino)
+{
+        struct fs_waiter *taken = NULL, *w, *next;
+
+        for (w = fs->waiters; w; w = next) {
+                next = w->next;
+                if (ino == 0 || w->ino == ino) {
+                        LIST_REMOVE(fs->waiters, w);
+                        LIST_PREPEND(taken, w);
+                }
+        }
+        return taken;
+}
+
+void fs_waiters_wake(struct fs *fs, uint64_t ino)
+{
+        struct fs_waiter *taken, *w, *next;
+        struct index_attr a;
+        int r;
+
+        struct fs_waiter *done = NULL;
+        bool committing;
+
+        pthread_mutex_lock(&fs->files_lock);
+        taken = take_locked(fs, ino);
+        pthread_mutex_unlock(&fs->files_lock);
+        if (!taken)
+                return;
+        r = index_getattr(fs->idx, ino, &a);
+        pthread_mutex_lock(&fs->files_lock);
+        /* a commit whose staging file is not removed yet wakes them itself when it is */
+        committing = fs_is_committing(fs, ino);
+        for (w = taken; w; w = next) {
+                next = w->next;
+                if (!committing && (r == -ENOENT || (r >= 0 && a.staged != w->gen)))
+                        LIST_PREPEND(done, w); /* committed, or replaced by newer content */
+                else
+                        LIST_PREPEND(fs->waiters, w);
+        }
+        pthread_mutex_unlock(&fs->files_lock);
+        for (w = done; w; w = next) {
+                next = w->next;
+                waiter_answer(w, 0);
+        }
+}
+
+static void interrupted(fuse_req_t req, void *data)
+{
+        struct fs *fs = data;
+        struct fs_waiter *w;
+
+        pthread_mutex_lock(&fs->files_lock);
+        for (w = fs->waiters; w && w->req != req; w = w->next)
+                ;
+        if (w)
+                LIST_REMOVE(fs->waiters, w);
+        pthread_mutex_unlock(&fs->files_lock);
+        if (w) {
+                log_info("inode %" PRIu64 ": wait for its upload interrupted; it stays queued",
+                         w->ino);
+                waiter_answer(w, EINTR);
+        }
+}
+
+void fs_reply_when_committed(struct fs *fs, fuse_req_t req, uint64_t ino, uint64_t gen)
+{
+        struct fs_waiter *w = calloc(1, sizeof(*w));
+
+        if (!w) {
+                (void)fuse_reply_err(req, ENOMEM);
+                return;
+        }
+        *w = (struct fs_waiter){ .req = req,
+                                 .ino = ino,
+                                 .gen = gen,
+                                 .deadline_ns =
+                                         net_now_ns() + fs->cfg->fsync_timeout_ms * 1000000ull };
+        pthread_mutex_lock(&fs->files_lock);
+        if (fs->waiters_stopped) {
+                pthread_mutex_unlock(&fs->files_lock);
+                waiter_answer(w, EIO);
+                return;
+        }
+        LIST_PREPEND(fs->waiters, w);
+        pthread_cond_signal(&fs->waiters_cond); /* perhaps the earliest deadline now */
+        pthread_mutex_unlock(&fs->files_lock);
+        /* outside the lock: called at once if the INTERRUPT came already */
+        fuse_req_interrupt_func(req, interrupted, fs);
+        /* a commit between the caller's look at the index and the filing is not missed */
+        fs_waiters_wake(fs, ino);
+}
+
+static void *deadline_thread(void *arg)
+{
+        struct fs *fs = arg;
+
+        pthread_mutex_lock(&fs->files_lock);
+        while (!fs->waiters_stopped) {
+                uint64_t now = net_now_ns(), next = now + 1000000000ull;
+                struct fs_waiter *w, *after, *late = NULL;
+                struct timespec ts;
+
+                for (w = fs->waiters; w; w = after) {
+                        after = w->next;
+                        if (w->deadline_ns <= now) {
+                                LIST_REMOVE(fs->waiters, w);
+                                LIST_PREPEND(late, w);
+                        } else
+                                next = MIN(next, w->deadline_ns);
+                }
+                if (late) {
+                        pthread_mutex_unlock(&fs->files_lock);
+                        for (w = late; w; w = after) {
+                                after = w->next;
+                                log_warning("inode %" PRIu64 ": not pinned within fsync_timeout "
+                                            "(%" PRIu64 " s): EIO; the data is on local disk "
+                                            "and its upload stays queued",
+                                            w->ino, fs->cfg->fsync_timeout_ms / 1000);
+                                waiter_answer(w, EIO);
+                        }
+                        pthread_mutex_lock(&fs->files_lock);
+                        continue;
+                }
+                ts = (struct timespec){ .tv_sec = (time_t)(next / 1000000000ull),
+                                        .tv_nsec = (long)(next % 1000000000ull) };
+                (void)pthread_cond_timedwait(&fs->waiters_cond, &fs->files_lock, &ts);
+        }
+        pthread_mutex_unlock(&fs->files_lock);
+        return NULL;
+}
+
+int fs_waiters_start(struct fs *fs)
+{
+        pthread_condattr_t ca;
+        int r;
+
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* net_now_ns's clock */
+        pthread_cond_init(&fs->waiters_cond, &ca);
+        pthread_condattr_destroy(&ca);
+        r = -pthread_create(&fs->waiters_thread, NULL, deadline_thread, fs);
+        if (r < 0) {
+                pthread_cond_destroy(&fs->waiters_cond);
+                return r;
+        }
+        fs->waiters_started = true;
+        return 0;
+}
+
+void fs_waiters_stop(struct fs *fs)
+{
+        struct fs_waiter *taken, *w, *next;
+        unsigned n = 0;
+
+        if (!fs->waiters_started)
+                return;
+        pthread_mutex_lock(&fs->files_lock);
+        fs->waiters_stopped = true;
+        taken = take_locked(fs, 0);
+        pthread_cond_signal(&fs->waiters_cond);
+        pthread_mutex_unlock(&fs->files_lock);
+        for (w = taken; w; w = next) {
+                next = w->next;
+                waiter_answer(w, EIO);
+                n++;
+        }
+        if (n)
+                log_notice("%u fsync(s) answered EIO at shutdown: their uploads resume at the "
+                           "next start",
+                           n);
+}
+
+void fs_waiters_done(struct fs *fs)
+{
+        if (!fs->waiters_started)
+                return;
+        fs_waiters_stop(fs);
+        pthread_join(fs->waiters_thread, NULL);
+        pthread_cond_destroy(&fs->waiters_cond);
+        fs->waiters_started = false;
+}

@@ -1,0 +1,113 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Never stuck (issue 16): requests that wait for an upload keep no FUSE worker, have one
+bound (fsync_timeout) and end at an interrupt; stat and ls answer meanwhile."""
+import errno
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+from ipfsnode import free_ports
+from mount import fsync_path
+
+
+def dead_url():
+    """An RPC node nothing listens on: uploads to it stay pending."""
+    return "http://127.0.0.1:%d" % free_ports(1)[0]
+
+
+FSYNC_CHILD = ("import os, sys\n"
+               "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+               "print('fsyncing', flush=True)\n"
+               "try:\n"
+               "    os.fsync(fd)\n"
+               "    print('ok', flush=True)\n"
+               "except OSError as e:\n"
+               "    print(e.errno, flush=True)\n")
+
+
+@pytest.mark.timeout(300)
+def test_fsync_all_nodes_down__eio_within_its_bound__stat_ls_answer__data_kept(
+        ipfs_node, mount_factory):
+    """8 fsyncs wait for uploads to a dead node (more than max_threads=4 workers): stat and ls
+    of the mount answer meanwhile, each fsync ends with EIO at fsync_timeout, the data stays
+    readable and is uploaded once a node answers."""
+    m = mount_factory(config={"rpc_nodes": [dead_url()], "gateway_nodes": [], "timeout": 10,
+                              "fsync_timeout": 4},
+                      options=["max_threads=4"])
+    for i in range(8):
+        with open(m.path("f%d" % i), "wb") as f:
+            f.write(b"data %d\n" % i)
+    procs = [subprocess.Popen(["/usr/bin/python3", "-c", FSYNC_CHILD, m.path("f%d" % i)],
+                              stdout=subprocess.PIPE, text=True) for i in range(8)]
+    t0 = time.monotonic()
+    for p in procs:
+        assert p.stdout.readline() == "fsyncing\n"
+    time.sleep(0.5)  # the fsyncs are waiting now
+    for i in range(20):
+        s0 = time.monotonic()
+        os.stat(m.path("f%d" % (i % 8)))
+        assert "f3" in os.listdir(m.mountpoint)
+        assert time.monotonic() - s0 < 2.0  # no worker is taken by the waits
+    for p in procs:
+        out, _ = p.communicate(timeout=60)
+        assert out.strip() == str(errno.EIO), out
+    assert time.monotonic() - t0 < 30
+    assert "not pinned within fsync_timeout" in m.stderr()
+    for i in range(8):
+        with open(m.path("f%d" % i), "rb") as f:
+            assert f.read() == b"data %d\n" % i
+    # a node that answers: the queued uploads complete
+    m.stop()
+    m.config["rpc_nodes"] = [ipfs_node.api_url]
+    m.start()
+    for i in range(8):
+        fsync_path(m.path("f%d" % i))
+        assert os.getxattr(m.path("f%d" % i), "user.prsm.cid")
+
+
+@pytest.mark.timeout(120)
+def test_fsync_caller_killed__returns_at_once__sigterm_unmounts_promptly(mount_factory):
+    """A SIGKILLed fsync caller does not stay in D state (the INTERRUPT ends its wait), and
+    SIGTERM with fsyncs pending unmounts within 5 s, losing nothing closed."""
+    m = mount_factory(config={"rpc_nodes": [dead_url()], "gateway_nodes": [], "timeout": 10,
+                              "fsync_timeout": 600})
+    with open(m.path("f"), "wb") as f:
+        f.write(b"kept\n")
+    p = subprocess.Popen(["/usr/bin/python3", "-c", FSYNC_CHILD, m.path("f")],
+                         stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "fsyncing\n"
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    p.kill()
+    p.wait(timeout=10)
+    assert time.monotonic() - t0 < 5
+    # Ctrl-C of a blocked caller: the wait ends at once (EINTR; Python's handler raises)
+    p = subprocess.Popen(["/usr/bin/python3", "-c", FSYNC_CHILD.replace(
+        "except OSError", "except KeyboardInterrupt:\n    print('interrupted', flush=True)\n"
+        "except OSError"), m.path("f")], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "fsyncing\n"
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=10)
+    assert out.strip() == "interrupted", out
+    assert time.monotonic() - t0 < 5
+    waiting = [subprocess.Popen(["/usr/bin/python3", "-c", FSYNC_CHILD, m.path("f")],
+                                stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    for w in waiting:
+        assert w.stdout.readline() == "fsyncing\n"
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    m.proc.send_signal(signal.SIGTERM)
+    m.proc.wait(timeout=10)
+    assert time.monotonic() - t0 < 5
+    for w in waiting:
+        w.communicate(timeout=10)
+    assert "answered EIO at shutdown" in m.stderr()
+    m.stop()
+    m.start()
+    with open(m.path("f"), "rb") as f:
+        assert f.read() == b"kept\n"
