@@ -151,6 +151,18 @@ struct index_attr fixture_lookup(struct fixture *f, const char *name)
         return a;
 }
 
+void fixture_expect_committed(struct fixture *f, uint64_t ino, const struct cid *c, uint64_t size)
+{
+        struct index_attr a = fixture_attr(f, ino);
+
+        assert_int_equal(a.state, INDEX_STATE_CLEAN);
+        assert_int_equal(a.staged, 0);
+        assert_int_equal(a.size, size);
+        assert_true(a.has_cid);
+        if (c)
+                assert_true(cid_equal(&a.cid, c));
+}
+
 size_t fixture_staging_files(struct fixture *f)
 {
         DIR *d = opendir(f->fs->staging_dir);

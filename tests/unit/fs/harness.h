@@ -63,6 +63,10 @@ struct index_attr fixture_attr(struct fixture *f, uint64_t ino);
 /* The index's attributes of root/name, or ino 0 when there is no such entry. */
 struct index_attr fixture_lookup(struct fixture *f, const char *name);
 
+/* That ino's upload landed: CLEAN, nothing staged, size bytes of content c (any CID when
+ * c is NULL). */
+void fixture_expect_committed(struct fixture *f, uint64_t ino, const struct cid *c, uint64_t size);
+
 /* How many files the instance's staging directory holds, and whether (ino, gen)'s is one. */
 size_t fixture_staging_files(struct fixture *f);
 bool fixture_is_staged(struct fixture *f, uint64_t ino, uint64_t gen);

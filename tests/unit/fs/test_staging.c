@@ -75,10 +75,7 @@ static void test_upload_done__old_generation__no_commit_over_newer(void **state)
         assert_int_equal(fixture_attr(f, a.ino).staged, gen2);
         assert_true(fixture_is_staged(f, a.ino, gen2));
         c = fixture_upload(f, fixture_submit_of(f, gen2));
-        now = fixture_attr(f, a.ino);
-        assert_int_equal(now.state, INDEX_STATE_CLEAN);
-        assert_int_equal(now.staged, 0);
-        assert_true(now.has_cid && cid_equal(&now.cid, &c));
+        fixture_expect_committed(f, a.ino, &c, 12);
         assert_int_equal(fixture_staging_files(f), 0);
 }
 
@@ -91,7 +88,7 @@ static void test_upload_done__while_writer_holds_gen__removed_at_close(void **st
 
         gen = fixture_stage(f, a.ino, "held", 0, &wf);
         (void)fixture_upload(f, 0);
-        assert_int_equal(fixture_attr(f, a.ino).state, INDEX_STATE_CLEAN);
+        fixture_expect_committed(f, a.ino, NULL, 4);
         /* committed, but the writer's next write takes it as its base: kept until close */
         assert_true(fixture_is_staged(f, a.ino, gen));
         fixture_expect(f, wf, "held");
@@ -103,7 +100,7 @@ static void test_upload_done__while_writer_holds_gen__removed_at_close(void **st
 static void test_upload_done__gen_is_writers_base__read_then_removed_at_close(void **state)
 {
         struct fixture *f = *state;
-        struct index_attr a = fixture_mkfile(f, INDEX_ROOT_INO, "f"), now;
+        struct index_attr a = fixture_mkfile(f, INDEX_ROOT_INO, "f");
         struct wfile *wf = NULL;
         uint64_t gen1, gen2;
         struct cid c;
@@ -112,8 +109,7 @@ static void test_upload_done__gen_is_writers_base__read_then_removed_at_close(vo
         fixture_write(f, wf, "+more", 4); /* gen2 over gen1 */
         gen2 = fs_wfile_gen(wf);
         c = fixture_upload(f, 0);
-        now = fixture_attr(f, a.ino);
-        assert_true(now.has_cid && cid_equal(&now.cid, &c));
+        fixture_expect_committed(f, a.ino, &c, 4);
         assert_true(fixture_is_staged(f, a.ino, gen1)); /* the writer reads its base there */
         fixture_expect(f, wf, "base+more");
         /* closed without a flush: gen2 is nobody's, and gen1's upload has landed */
@@ -160,7 +156,7 @@ static void test_set_uploader__jobs_in_index__resubmitted(void **state)
         assert_int_equal(f->submits[0].id, gen);
         assert_int_equal(f->submits[0].ino, a.ino);
         (void)fixture_upload(f, 0);
-        assert_int_equal(fixture_attr(f, a.ino).state, INDEX_STATE_CLEAN);
+        fixture_expect_committed(f, a.ino, NULL, 21);
         assert_int_equal(fixture_staging_files(f), 0);
 }
 
@@ -216,12 +212,8 @@ static void test_uploads__all_done_in_any_order__staging_empty(void **state)
         fs_wfile_close(f->fs, open_wf[2]);
         fs_wfile_close(f->fs, open_wf[0]);
         assert_int_equal(fixture_staging_files(f), 0);
-        for (int i = 0; i < 3; i++) {
-                struct index_attr now = fixture_attr(f, a[i].ino);
-
-                assert_int_equal(now.state, INDEX_STATE_CLEAN);
-                assert_int_equal(now.size, 14);
-        }
+        for (int i = 0; i < 3; i++)
+                fixture_expect_committed(f, a[i].ino, NULL, 14);
 }
 
 int main(void)

@@ -63,11 +63,8 @@ static void test_rename__writer_open__flush_lands_under_new_name(void **state)
         assert_int_equal(index_rename(f->idx, INDEX_ROOT_INO, "b", INDEX_ROOT_INO, "c", 0, NULL),
                          0);
         c = fixture_upload(f, 0);
-        b = fixture_lookup(f, "c");
-        assert_int_equal(b.ino, a.ino);
-        assert_int_equal(b.state, INDEX_STATE_CLEAN);
-        assert_int_equal(b.staged, 0);
-        assert_true(b.has_cid && cid_equal(&b.cid, &c));
+        assert_int_equal(fixture_lookup(f, "c").ino, a.ino);
+        fixture_expect_committed(f, a.ino, &c, 12);
         assert_int_equal(fixture_staging_files(f), 0);
 }
 
@@ -108,7 +105,7 @@ static void test_rename__over_file_being_written__name_keeps_renamed_content(voi
         assert_int_equal(index_drop_orphans(f->idx, dst.ino), 0);
         assert_int_equal(index_getattr(f->idx, dst.ino, &now), -ENOENT);
         now = fixture_lookup(f, "dst");
-        assert_int_equal(now.state, INDEX_STATE_CLEAN);
+        fixture_expect_committed(f, now.ino, NULL, 8);
         assert_int_equal(fs_wfile_open(f->fs, &now, false, &wr), 0);
         fixture_expect(f, wr, "from src");
         fs_wfile_close(f->fs, wr);
@@ -202,9 +199,7 @@ static void test_open__trunc_over_staged_base__empty_then_new_content(void **sta
         if (fixture_is_staged(f, a.ino, gen1))
                 (void)fixture_upload(f, 0);
         (void)fixture_upload(f, 1);
-        a = fixture_attr(f, a.ino);
-        assert_int_equal(a.state, INDEX_STATE_CLEAN);
-        assert_int_equal(a.size, 3);
+        fixture_expect_committed(f, a.ino, NULL, 3);
         assert_int_equal(fixture_staging_files(f), 0);
 }
 
