@@ -11,36 +11,18 @@
 
 #include <cmocka.h>
 
-#include "transport.h"
+#include "fake_net.h"
 
 #define MS 1000000ull
 
 struct fake {
+        struct fake_net net;  /* in real time */
         unsigned delay_ms[2]; /* per node */
         unsigned calls[2], cancelled[2];
 };
 
 static const uint8_t block[] = "a hedged block";
 static struct cid block_cid;
-
-static uint64_t fake_now(void *t)
-{
-        (void)t;
-        return net_now_ns();
-}
-
-static void fake_sleep(void *t, uint64_t ns)
-{
-        (void)t;
-        if (ns > net_now_ns())
-                usleep((useconds_t)((ns - net_now_ns()) / 1000));
-}
-
-static uint64_t fake_random(void *t)
-{
-        (void)t;
-        return 777;
-}
 
 /* Serves the block after the node's delay, giving up at once when cancelled (as the engine
  * does within one poll). */
@@ -63,14 +45,6 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
         return buf_append(body, block, sizeof(block));
 }
 
-static const struct net_transport_ops fake_ops = {
-        .http = fake_http,
-        .now_ns = fake_now,
-        .sleep_until = fake_sleep,
-        .random = fake_random,
-        .no_probe_thread = true,
-};
-
 static struct net_pool *make_pool(struct fake *f, bool disabled)
 {
         static const struct net_node_config nodes[2] = {
@@ -87,7 +61,9 @@ static struct net_pool *make_pool(struct fake *f, bool disabled)
                                         .is_hedging_disabled = disabled };
         struct net_pool *p;
 
-        assert_int_equal(net_pool_new_with_transport(&cfg, &fake_ops, f, &p), 0);
+        fake_net_init(&f->net, fake_http, f, 777);
+        f->net.is_real_time = true;
+        assert_int_equal(net_pool_new_with_transport(&cfg, &f->net.ops, &f->net, &p), 0);
         return p;
 }
 

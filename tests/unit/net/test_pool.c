@@ -10,14 +10,14 @@
 
 #include <cmocka.h>
 
-#include "transport.h"
+#include "fake_net.h"
 
 #define MS 1000000ull
 
 enum behaviour { GOOD, REFUSE, STALL, WRONG, THROTTLE, NOT_FOUND, HTML };
 
 struct fake {
-        uint64_t now;
+        struct fake_net net; /* a fake clock unless net.is_real_time */
         enum behaviour node[2];
         unsigned calls[2], probes[2];
         bool probe_ok[2];
@@ -25,37 +25,10 @@ struct fake {
         pthread_mutex_t lock;
         pthread_cond_t cond;
         bool hold, held;
-        bool real_time;
 };
 
 static const uint8_t block[] = "a block of data";
 static struct cid block_cid;
-
-static uint64_t fake_now(void *t)
-{
-        struct fake *f = t;
-
-        return f->real_time ? net_now_ns() : __atomic_load_n(&f->now, __ATOMIC_SEQ_CST);
-}
-
-static void fake_sleep(void *t, uint64_t ns)
-{
-        struct fake *f = t;
-
-        if (f->real_time) {
-                if (ns > net_now_ns())
-                        usleep((useconds_t)((ns - net_now_ns()) / 1000));
-                return;
-        }
-        if (ns > f->now)
-                f->now = ns;
-}
-
-static uint64_t fake_random(void *t)
-{
-        (void)t;
-        return 12345;
-}
 
 /* Answers like a server would, honouring the request's body cap as the engine does. */
 static int reply(const struct net_http_request *req, struct buf *body, const void *p, size_t len)
@@ -95,8 +68,8 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
         case REFUSE:
                 return -ECONNREFUSED;
         case STALL:
-                if (!f->real_time)
-                        f->now += req->stall_ns;
+                if (!f->net.is_real_time)
+                        fake_net_advance(&f->net, req->stall_ns);
                 return -ETIMEDOUT;
         case WRONG:
                 return reply(req, body, "lies", 4);
@@ -113,14 +86,6 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
         }
         return -EIO;
 }
-
-static const struct net_transport_ops fake_ops = {
-        .http = fake_http,
-        .now_ns = fake_now,
-        .sleep_until = fake_sleep,
-        .random = fake_random,
-        .no_probe_thread = true,
-};
 
 static struct net_pool *make_pool(struct fake *f)
 {
@@ -139,9 +104,9 @@ static struct net_pool *make_pool(struct fake *f)
 
         pthread_mutex_init(&f->lock, NULL);
         pthread_cond_init(&f->cond, NULL);
-        if (!f->real_time)
-                f->now = 1000 * MS;
-        assert_int_equal(net_pool_new_with_transport(&cfg, &fake_ops, f, &p), 0);
+        fake_net_init(&f->net, fake_http, f, 12345);
+        fake_net_advance(&f->net, 1000 * MS);
+        assert_int_equal(net_pool_new_with_transport(&cfg, &f->net.ops, &f->net, &p), 0);
         return p;
 }
 
@@ -154,7 +119,7 @@ static void free_pool(struct fake *f, struct net_pool *p)
 
 static int get(struct fake *f, struct net_pool *p, struct net_block **b)
 {
-        return net_block_get(p, &block_cid, fake_now(f) + 10000 * MS, b);
+        return net_block_get(p, &block_cid, fake_net_now(&f->net) + 10000 * MS, b);
 }
 
 static void test_get__first_node_refuses__served_by_second(void **state)
@@ -192,7 +157,7 @@ static void test_get__wrong_bytes__never_returned_node_down(void **state)
                 /* the liar is probed back each time, lies again, and is caught again */
                 f.probe_ok[0] = true;
                 net_pool_probe_due(p);
-                f.now += 10000 * MS;
+                fake_net_advance(&f.net, 10000 * MS);
                 net_pool_probe_due(p);
                 assert_int_equal(get(&f, p, &b), 0);
                 assert_memory_equal(b->data, block, sizeof(block));
@@ -227,17 +192,17 @@ static void test_get__all_down__fails_within_deadline(void **state)
         struct fake f = { .node = { STALL, REFUSE } };
         struct net_pool *p = make_pool(&f);
         struct net_block *b = NULL;
-        uint64_t t0 = f.now;
+        uint64_t t0 = fake_net_now(&f.net);
         int r;
 
         (void)state;
         r = get(&f, p, &b);
         assert_true(r == -EHOSTUNREACH || r == -ETIMEDOUT);
-        assert_true(f.now - t0 <= 10000 * MS);
+        assert_true(fake_net_now(&f.net) - t0 <= 10000 * MS);
         /* nodes come back: probes put them in use, reads resume */
         f.node[0] = f.node[1] = GOOD;
         f.probe_ok[0] = f.probe_ok[1] = true;
-        f.now += 60000 * MS;
+        fake_net_advance(&f.net, 60000 * MS);
         net_pool_probe_due(p);
         assert_int_equal(get(&f, p, &b), 0);
         net_block_unref(b);
@@ -249,12 +214,12 @@ static void test_get__stall__next_attempt_waits_longer(void **state)
         struct fake f = { .node = { STALL, STALL } };
         struct net_pool *p = make_pool(&f);
         struct net_block *b = NULL;
-        uint64_t t0 = f.now;
+        uint64_t t0 = fake_net_now(&f.net);
 
         (void)state;
         /* 0.5 s then 1 s then ... per node, never past the 10 s deadline */
         assert_true(get(&f, p, &b) < 0);
-        assert_true(f.now - t0 <= 10000 * MS);
+        assert_true(fake_net_now(&f.net) - t0 <= 10000 * MS);
         assert_true(f.calls[0] + f.calls[1] >= 3);
         free_pool(&f, p);
 }
@@ -315,7 +280,7 @@ static void *getter_thread(void *arg)
 
 static void test_get__concurrent_same_cid__one_fetch(void **state)
 {
-        struct fake f = { .node = { GOOD, GOOD }, .real_time = true, .hold = true };
+        struct fake f = { .node = { GOOD, GOOD }, .net.is_real_time = true, .hold = true };
         struct net_pool *p = make_pool(&f);
         struct getter g[8];
         pthread_t th[8];

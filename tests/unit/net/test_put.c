@@ -18,7 +18,7 @@
 #include "prsmfs/cid.h"
 #include "prsmfs/unixfs.h"
 
-#include "transport.h"
+#include "fake_net.h"
 
 #define MS       1000000ull
 #define N_NODES  3
@@ -42,7 +42,7 @@ struct fnode {
 };
 
 struct fake {
-        uint64_t now;
+        struct fake_net net; /* a fake clock */
         struct fnode n[N_NODES];
         /* pinning service */
         const char *const *statuses; /* answers to POST then each GET, last one repeats */
@@ -59,42 +59,12 @@ static struct cid cids[N_BLOCKS];
 static uint8_t leaves[N_LEAVES][LEAF];
 static struct cid leaf_cids[N_LEAVES];
 
-static uint64_t fake_now(void *t)
-{
-        return __atomic_load_n(&((struct fake *)t)->now, __ATOMIC_SEQ_CST);
-}
-
-static void fake_sleep(void *t, uint64_t ns)
-{
-        struct fake *f = t;
-
-        if (ns > fake_now(f))
-                __atomic_store_n(&f->now, ns, __ATOMIC_SEQ_CST);
-}
-
-static uint64_t fake_random(void *t)
-{
-        (void)t;
-        return 0x1234567;
-}
-
-static int answer(struct buf *body, const char *s)
-{
-        return buf_append(body, s, strlen(s));
-}
-
 /* The entry of table (n CIDs) whose multihash the query's arg= names, or -1. */
 static int arg_in(const char *url, const struct cid *table, int n)
 {
-        const char *a = strstr(url, "arg=");
         struct cid c;
-        size_t len;
 
-        if (!a)
-                return -1;
-        a += 4;
-        len = strcspn(a, "&");
-        if (cid_parse(a, len, &c) < 0)
+        if (!fake_net_arg_cid(url, &c))
                 return -1;
         for (int i = 0; i < n; i++)
                 if (cid_same_multihash(&c, &table[i]))
@@ -118,30 +88,6 @@ static void store_leaf(struct fnode *n, const void *data, size_t len)
                         n->has_leaf[i] = true;
 }
 
-/* The file part of a multipart body (checked: one part, our boundary). */
-static size_t form_data(const struct net_http_request *req, const char **ret)
-{
-        const char *ct = NULL, *bnd, *data, *end;
-        char marker[80];
-
-        for (const char *const *h = req->headers; h && *h; h++)
-                if (strncmp(*h, "Content-Type: multipart/form-data; boundary=", 44) == 0)
-                        ct = *h;
-        assert_non_null(ct);
-        bnd = ct + 44;
-        assert_true(req->body_len > strlen(bnd) + 2);
-        assert_memory_equal(req->body, "--", 2);
-        assert_memory_equal((const char *)req->body + 2, bnd, strlen(bnd));
-        data = memmem(req->body, req->body_len, "\r\n\r\n", 4);
-        assert_non_null(data);
-        data += 4;
-        (void)snprintf(marker, sizeof(marker), "\r\n--%s--\r\n", bnd);
-        end = (const char *)req->body + req->body_len - strlen(marker);
-        assert_memory_equal(end, marker, strlen(marker));
-        *ret = data;
-        return (size_t)(end - data);
-}
-
 /* Prints a CID the way js-ipfs does: CIDv1 in base58btc. */
 static void js_cid(const struct cid *c, char out[CID_MAX_STR])
 {
@@ -154,23 +100,25 @@ static int do_put(struct fake *f, struct fnode *n, const struct net_http_request
         char key[CID_MAX_STR], json[CID_MAX_STR + 64];
         bool is_raw = strstr(req->url, "=raw") != NULL;
         const char *data;
-        size_t len = form_data(req, &data);
+        size_t len = fake_net_form_data(req, &data);
         struct cid got;
 
         assert_non_null(strstr(req->url, "mhtype=sha2-256"));
         if (n->js_cap && len >= LEAF) {
                 n->refused++;
                 res->status = 413;
-                return answer(body, "{\"statusCode\":413,\"error\":\"Request Entity Too "
-                                    "Large\",\"message\":\"Payload content length greater than "
-                                    "maximum allowed: 64\"}");
+                return fake_net_answer(body,
+                                       "{\"statusCode\":413,\"error\":\"Request Entity Too "
+                                       "Large\",\"message\":\"Payload content length greater than "
+                                       "maximum allowed: 64\"}");
         }
         if (n->mode == PUT_KUBO && strstr(req->url, "format=") && strstr(req->url, "cid-codec=") &&
             !is_raw) {
                 res->status = 500;
-                return answer(body, "{\"Message\":\"unable to use \\\"format\\\" (deprecated) "
-                                    "and a custom \\\"cid-codec\\\" at the same time\","
-                                    "\"Code\":0,\"Type\":\"error\"}");
+                return fake_net_answer(body,
+                                       "{\"Message\":\"unable to use \\\"format\\\" (deprecated) "
+                                       "and a custom \\\"cid-codec\\\" at the same time\","
+                                       "\"Code\":0,\"Type\":\"error\"}");
         }
         if (n->mode == PUT_503) {
                 res->status = 503;
@@ -196,16 +144,7 @@ static int do_put(struct fake *f, struct fnode *n, const struct net_http_request
         js_cid(&got, key);
         (void)snprintf(json, sizeof(json), "{\"Key\":\"%s\",\"Size\":%zu}", key, len);
         (void)f;
-        return answer(body, json);
-}
-
-static int no_emit(const struct cid *cid, const uint8_t *block, size_t len, void *userdata)
-{
-        (void)cid;
-        (void)block;
-        (void)len;
-        (void)userdata;
-        return 0;
+        return fake_net_answer(body, json);
 }
 
 /* js-ipfs's add: chunks of size-N as raw CIDv1 leaves, 174 links per node, the root last */
@@ -213,10 +152,8 @@ static int do_add(struct fnode *n, const struct net_http_request *req, struct bu
                   struct net_http_response *res)
 {
         const char *data, *q = strstr(req->url, "chunker=size-");
-        size_t len = form_data(req, &data), chunk = 0, chunks;
-        struct unixfs_params prm = { .cid_version = 1, .raw_leaves = true, .max_links = 174 };
+        size_t len = fake_net_form_data(req, &data), chunk = 0, chunks;
         char key[CID_MAX_STR], json[CID_MAX_STR + 96];
-        struct unixfs_builder *b;
         struct cid root;
 
         assert_non_null(strstr(req->url, "cid-version=1"));
@@ -236,11 +173,7 @@ static int do_add(struct fnode *n, const struct net_http_request *req, struct bu
                 n->run_adds++;
                 n->run_add_leaves += (unsigned)chunks;
         }
-        prm.chunk_size = chunk;
-        assert_int_equal(unixfs_builder_new(&prm, no_emit, NULL, &b), 0);
-        assert_int_equal(unixfs_builder_write(b, data, len), 0);
-        assert_int_equal(unixfs_builder_finish(b, &root, NULL, NULL), 0);
-        unixfs_builder_free(b);
+        fake_net_js_add_root(data, len, chunk, &root);
         if (n->add_lies && chunks > 1) /* stores nothing, names something else */
                 assert_int_equal(cid_compute(1, CID_CODEC_DAG_PB, CID_MH_SHA2_256, "x", 1, &root),
                                  0);
@@ -250,7 +183,7 @@ static int do_add(struct fnode *n, const struct net_http_request *req, struct bu
         js_cid(&root, key);
         (void)snprintf(json, sizeof(json),
                        "{\"Name\":\"block\",\"Hash\":\"%s\",\"Size\":\"%zu\"}\n", key, len);
-        return answer(body, json);
+        return fake_net_answer(body, json);
 }
 
 static int do_service(struct fake *f, const struct net_http_request *req, struct buf *body,
@@ -278,7 +211,7 @@ static int do_service(struct fake *f, const struct net_http_request *req, struct
         for (unsigned i = 1; i <= k && f->statuses[i]; i++)
                 st = f->statuses[i];
         (void)snprintf(json, sizeof(json), "{\"requestid\":\"req-42\",\"status\":\"%s\"}", st);
-        return answer(body, json);
+        return fake_net_answer(body, json);
 }
 
 static int fake_http(void *t, const struct net_http_request *req, struct buf *body,
@@ -307,7 +240,7 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
                         js_cid(&leaf_cids[i], key);
                         (void)snprintf(json, sizeof(json), "{\"Key\":\"%s\",\"Size\":%d}", key,
                                        LEAF);
-                        return answer(body, json);
+                        return fake_net_answer(body, json);
                 }
                 i = arg_block(req->url);
                 if (i >= 0 && n->has[i]) {
@@ -316,10 +249,11 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
                         js_cid(&cids[i], key);
                         (void)snprintf(json, sizeof(json), "{\"Key\":\"%s\",\"Size\":%zu}", key,
                                        block_len[i]);
-                        return answer(body, json);
+                        return fake_net_answer(body, json);
                 }
                 res->status = 500;
-                return answer(body, "{\"Message\":\"request timed out\",\"Type\":\"error\"}");
+                return fake_net_answer(body,
+                                       "{\"Message\":\"request timed out\",\"Type\":\"error\"}");
         }
         if (strstr(req->url, "/api/v0/block/put?")) {
                 pthread_mutex_lock(&f->lock);
@@ -344,23 +278,16 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
                 assert_true(i >= 0);
                 if (n->pin_fails) {
                         res->status = 500;
-                        return answer(body, "{\"Message\":\"no peers\",\"Type\":\"error\"}");
+                        return fake_net_answer(body,
+                                               "{\"Message\":\"no peers\",\"Type\":\"error\"}");
                 }
                 js_cid(&cids[i], key);
                 (void)snprintf(json, sizeof(json), "{\"Pins\":[\"%s\"]}", key);
-                return answer(body, json);
+                return fake_net_answer(body, json);
         }
         fail_msg("unexpected request %s", req->url);
         return -EIO;
 }
-
-static const struct net_transport_ops fake_ops = {
-        .http = fake_http,
-        .now_ns = fake_now,
-        .sleep_until = fake_sleep,
-        .random = fake_random,
-        .no_probe_thread = true,
-};
 
 static struct net_pool *make_pool_with(struct fake *f, const struct net_pinning_service_config *ps,
                                        size_t n_ps)
@@ -383,8 +310,9 @@ static struct net_pool *make_pool_with(struct fake *f, const struct net_pinning_
         struct net_pool *p;
 
         pthread_mutex_init(&f->lock, NULL);
-        f->now = 1000 * MS;
-        assert_int_equal(net_pool_new_with_transport(&cfg, &fake_ops, f, &p), 0);
+        fake_net_init(&f->net, fake_http, f, 0x1234567);
+        fake_net_advance(&f->net, 1000 * MS);
+        assert_int_equal(net_pool_new_with_transport(&cfg, &f->net.ops, &f->net, &p), 0);
         return p;
 }
 
@@ -395,7 +323,7 @@ static struct net_pool *make_pool(struct fake *f)
 
 static uint64_t deadline(struct fake *f)
 {
-        return fake_now(f) + 10000 * MS;
+        return fake_net_now(&f->net) + 10000 * MS;
 }
 
 static int put_one(struct fake *f, struct net_put *put, int i)
@@ -524,12 +452,12 @@ static void test_put__throttled__waits_retry_after_same_node(void **state)
         struct fake f = { .n[0].mode = PUT_THROTTLE_ONCE };
         struct net_pool *p = make_pool(&f);
         struct net_put *put;
-        uint64_t t0 = f.now;
+        uint64_t t0 = fake_net_now(&f.net);
 
         (void)state;
         assert_int_equal(net_put_begin(p, false, &put), 0);
         assert_int_equal(put_one(&f, put, 0), 0);
-        assert_true(f.now - t0 >= 2000 * MS);
+        assert_true(fake_net_now(&f.net) - t0 >= 2000 * MS);
         assert_true(f.n[0].has[0]);
         net_put_free(put);
         net_pool_free(p);
@@ -660,9 +588,9 @@ static int pin_with_service(const char *const *statuses, struct fake *f, uint64_
         p = make_pool_with(f, &ps, 1);
         assert_int_equal(net_put_begin(p, false, &put), 0);
         put_all(f, put, 0);
-        t0 = f->now;
+        t0 = fake_net_now(&f->net);
         r = net_put_pin(put, &cids[3], 1, deadline(f));
-        *ret_elapsed = f->now - t0;
+        *ret_elapsed = fake_net_now(&f->net) - t0;
         net_put_free(put);
         net_pool_free(p);
         unlink(path);
@@ -724,14 +652,15 @@ static void test_pool__world_readable_auth_file__refused(void **state)
         struct net_pool *p = NULL;
 
         (void)state;
-        assert_int_equal(net_pool_new_with_transport(&cfg, &fake_ops, &f, &p), -EPERM);
+        fake_net_init(&f.net, fake_http, &f, 0x1234567);
+        assert_int_equal(net_pool_new_with_transport(&cfg, &f.net.ops, &f.net, &p), -EPERM);
         assert_null(p);
-        assert_int_equal(net_pool_new_with_transport(&cfg_ps, &fake_ops, &f, &p), -EPERM);
+        assert_int_equal(net_pool_new_with_transport(&cfg_ps, &f.net.ops, &f.net, &p), -EPERM);
         assert_null(p);
         assert_int_equal(chmod(path, 0600), 0);
-        assert_int_equal(net_pool_new_with_transport(&cfg, &fake_ops, &f, &p), 0);
+        assert_int_equal(net_pool_new_with_transport(&cfg, &f.net.ops, &f.net, &p), 0);
         net_pool_free(p);
-        assert_int_equal(net_pool_new_with_transport(&cfg_ps, &fake_ops, &f, &p), 0);
+        assert_int_equal(net_pool_new_with_transport(&cfg_ps, &f.net.ops, &f.net, &p), 0);
         net_pool_free(p);
         unlink(path);
         free(path);

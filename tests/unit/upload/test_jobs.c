@@ -23,13 +23,14 @@
 #include "prsmfs/config.h"
 #include "prsmfs/upload.h"
 
-#include "transport.h"
+#include "fake_net.h"
 
 #define MAX_STORED 1024
 #define MAX_IDS    8
 #define CHUNK      (16 * 1024)
 
 struct fake {
+        struct fake_net net; /* in real time */
         pthread_mutex_t lock;
         pthread_cond_t cond;
         bool is_gate_closed; /* block/put waits (until its deadline) while set */
@@ -65,67 +66,12 @@ struct done_log {
 
 static struct done_log D;
 
-static uint64_t fake_now(void *t)
-{
-        (void)t;
-        return net_now_ns();
-}
-
-static void fake_sleep(void *t, uint64_t ns)
-{
-        uint64_t now = net_now_ns();
-
-        (void)t;
-        if (ns > now)
-                usleep((useconds_t)MIN((ns - now) / 1000, 1000000));
-}
-
-static uint64_t fake_random(void *t)
-{
-        (void)t;
-        return 0x5eed;
-}
-
-static int answer(struct buf *body, const char *s)
-{
-        return buf_append(body, s, strlen(s));
-}
-
 static int find_stored(const struct cid *c)
 {
         for (size_t i = 0; i < F.n_stored; i++)
                 if (cid_same_multihash(&F.stored[i], c))
                         return (int)i;
         return -1;
-}
-
-static bool arg_cid(const char *url, struct cid *ret)
-{
-        const char *a = strstr(url, "arg=");
-
-        return a && cid_parse(a + 4, strcspn(a + 4, "&"), ret) >= 0;
-}
-
-static int ignore_block(const struct cid *cid, const uint8_t *block, size_t len, void *userdata)
-{
-        (void)cid, (void)block, (void)len, (void)userdata;
-        return 0;
-}
-
-/* The file part of a multipart body. */
-static size_t form_data(const struct net_http_request *req, const char **ret)
-{
-        const char *bnd = NULL, *data;
-
-        for (const char *const *h = req->headers; h && *h; h++)
-                if (strncmp(*h, "Content-Type: multipart/form-data; boundary=", 44) == 0)
-                        bnd = *h + 44;
-        assert_non_null(bnd);
-        data = memmem(req->body, req->body_len, "\r\n\r\n", 4);
-        assert_non_null(data);
-        data += 4;
-        *ret = data;
-        return req->body_len - (size_t)(data - (const char *)req->body) - (strlen(bnd) + 8);
 }
 
 static void store(const struct cid *got, size_t len)
@@ -144,12 +90,12 @@ static int do_put(const struct net_http_request *req, struct buf *body,
 {
         char key[CID_MAX_STR], json[CID_MAX_STR + 64];
         const char *data;
-        size_t len = form_data(req, &data);
+        size_t len = fake_net_form_data(req, &data);
         struct cid got;
 
         if (F.js_cap && len >= CHUNK) {
                 res->status = 413;
-                return answer(body, "{\"statusCode\":413}");
+                return fake_net_answer(body, "{\"statusCode\":413}");
         }
         assert_int_equal(
                 cid_compute(1, strstr(req->url, "format=raw") ? CID_CODEC_RAW : CID_CODEC_DAG_PB,
@@ -161,19 +107,15 @@ static int do_put(const struct net_http_request *req, struct buf *body,
         store(&got, len);
         (void)snprintf(json, sizeof(json), "{\"Key\":\"%s\",\"Size\":%zu}",
                        cid_to_string(&got, key), len);
-        return answer(body, json);
+        return fake_net_answer(body, json);
 }
 
 /* js-ipfs's add of size-CHUNK raw CIDv1 leaves: 174 links per node, the root last */
 static int do_add(const struct net_http_request *req, struct buf *body)
 {
-        struct unixfs_params p = {
-                .cid_version = 1, .raw_leaves = true, .chunk_size = CHUNK, .max_links = 174
-        };
         char key[CID_MAX_STR], json[CID_MAX_STR + 64];
         const char *data;
-        size_t len = form_data(req, &data), chunks = (len + CHUNK - 1) / CHUNK;
-        struct unixfs_builder *b;
+        size_t len = fake_net_form_data(req, &data), chunks = (len + CHUNK - 1) / CHUNK;
         struct cid root;
         bool lie;
 
@@ -187,10 +129,7 @@ static int do_add(const struct net_http_request *req, struct buf *body)
         }
         lie = F.add_lies && chunks > 1;
         pthread_mutex_unlock(&F.lock);
-        assert_int_equal(unixfs_builder_new(&p, ignore_block, NULL, &b), 0);
-        assert_int_equal(unixfs_builder_write(b, data, len), 0);
-        assert_int_equal(unixfs_builder_finish(b, &root, NULL, NULL), 0);
-        unixfs_builder_free(b);
+        fake_net_js_add_root(data, len, CHUNK, &root);
         for (size_t off = 0; off < len && !lie; off += CHUNK) {
                 struct cid leaf;
 
@@ -203,7 +142,7 @@ static int do_add(const struct net_http_request *req, struct buf *body)
                 root = F.stored[0];
         (void)snprintf(json, sizeof(json), "{\"Name\":\"f\",\"Hash\":\"%s\"}\n",
                        cid_to_string(&root, key));
-        return answer(body, json);
+        return fake_net_answer(body, json);
 }
 
 /* 0 to go on, 1 when the put must fail with 503, -ETIMEDOUT at the deadline */
@@ -254,7 +193,7 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
         if (dead)
                 return -ECONNREFUSED;
         if (strstr(req->url, "/api/v0/version"))
-                return answer(body, "{\"Version\":\"fake\"}");
+                return fake_net_answer(body, "{\"Version\":\"fake\"}");
         if (strstr(req->url, "/api/v0/block/put?")) {
                 r = put_gate(req);
                 if (r < 0)
@@ -267,7 +206,7 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
         }
         if (strstr(req->url, "/api/v0/add?"))
                 return do_add(req, body);
-        assert_true(arg_cid(req->url, &c));
+        assert_true(fake_net_arg_cid(req->url, &c));
         if (strstr(req->url, "/api/v0/block/stat?")) {
                 pthread_mutex_lock(&F.lock);
                 i = find_stored(&c);
@@ -276,9 +215,9 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
                                        cid_to_string(&c, key), F.stored_len[i]);
                 pthread_mutex_unlock(&F.lock);
                 if (i >= 0)
-                        return answer(body, json);
+                        return fake_net_answer(body, json);
                 res->status = 500;
-                return answer(body, "{\"Message\":\"not found\",\"Type\":\"error\"}");
+                return fake_net_answer(body, "{\"Message\":\"not found\",\"Type\":\"error\"}");
         }
         assert_non_null(strstr(req->url, "/api/v0/pin/add?"));
         pthread_mutex_lock(&F.lock);
@@ -286,21 +225,14 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
                 F.pins_incomplete++;
                 pthread_mutex_unlock(&F.lock);
                 res->status = 500;
-                return answer(body, "{\"Message\":\"context deadline exceeded\"}");
+                return fake_net_answer(body, "{\"Message\":\"context deadline exceeded\"}");
         }
         F.pins++;
         F.pinned = c;
         pthread_mutex_unlock(&F.lock);
         (void)snprintf(json, sizeof(json), "{\"Pins\":[\"%s\"]}", cid_to_string(&c, key));
-        return answer(body, json);
+        return fake_net_answer(body, json);
 }
-
-static const struct net_transport_ops fake_ops = {
-        .http = fake_http,
-        .now_ns = fake_now,
-        .sleep_until = fake_sleep,
-        .random = fake_random,
-};
 
 static struct net_pool *pool;
 static char dir[] = "/tmp/test-upload-XXXXXX";
@@ -329,7 +261,11 @@ static int setup(void **state)
         pthread_cond_init(&F.cond, NULL);
         pthread_mutex_init(&D.lock, NULL);
         pthread_cond_init(&D.cond, NULL);
-        return net_pool_new_with_transport(&cfg, &fake_ops, NULL, &pool);
+        fake_net_init(&F.net, fake_http, NULL, 0x5eed);
+        F.net.ops.no_probe_thread = false;
+        F.net.is_real_time = true;
+        F.net.max_sleep_ns = 1000000000; /* a sleeper sees upload_free within a second */
+        return net_pool_new_with_transport(&cfg, &F.net.ops, &F.net, &pool);
 }
 
 static int teardown(void **state)
@@ -396,7 +332,6 @@ static void set_gate(bool closed)
 /* A file of n pseudo-random bytes; its path in path (PATH_MAX), its root in *root. */
 static void make_file(size_t n, unsigned seed, char *path, struct cid *root)
 {
-        struct unixfs_builder *b = NULL;
         struct unixfs_params p;
         uint8_t *data = malloc(n ? n : 1);
         uint64_t x = 0x9e3779b97f4a7c15ull * (seed + 1);
@@ -416,10 +351,7 @@ static void make_file(size_t n, unsigned seed, char *path, struct cid *root)
         close(fd);
         unixfs_params_profile(UNIXFS_PROFILE_DEFAULT, &p);
         p.chunk_size = CHUNK;
-        assert_int_equal(unixfs_builder_new(&p, ignore_block, NULL, &b), 0);
-        assert_int_equal(unixfs_builder_write(b, data, n), 0);
-        assert_int_equal(unixfs_builder_finish(b, root, NULL, NULL), 0);
-        unixfs_builder_free(b);
+        fake_net_add_root(&p, data, n, root);
         free(data);
 }
 

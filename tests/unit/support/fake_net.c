@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "fake_net.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "prsmfs/net.h"
+
+static uint64_t fake_now(void *t)
+{
+        struct fake_net *n = t;
+
+        return n->is_real_time ? net_now_ns() : __atomic_load_n(&n->now_ns, __ATOMIC_SEQ_CST);
+}
+
+static void fake_sleep_until(void *t, uint64_t ns)
+{
+        struct fake_net *n = t;
+        uint64_t now = fake_now(n), wait;
+
+        if (ns <= now)
+                return;
+        if (!n->is_real_time) {
+                /* concurrent sleepers: the clock only moves forward */
+                while (now < ns && !__atomic_compare_exchange_n(&n->now_ns, &now, ns, false,
+                                                                __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+                        ;
+                return;
+        }
+        wait = ns - now;
+        if (n->max_sleep_ns && wait > n->max_sleep_ns)
+                wait = n->max_sleep_ns;
+        usleep((useconds_t)(wait / 1000));
+}
+
+static uint64_t fake_random(void *t)
+{
+        return ((struct fake_net *)t)->rnd;
+}
+
+static int fake_http(void *t, const struct net_http_request *req, struct buf *body,
+                     struct net_http_response *res)
+{
+        struct fake_net *n = t;
+
+        return n->http(n->userdata, req, body, res);
+}
+
+void fake_net_init(struct fake_net *n, fake_net_http_fn http, void *userdata, uint64_t rnd)
+{
+        n->ops = (struct net_transport_ops){ .http = fake_http,
+                                             .now_ns = fake_now,
+                                             .sleep_until = fake_sleep_until,
+                                             .random = fake_random,
+                                             .no_probe_thread = true };
+        n->http = http;
+        n->userdata = userdata;
+        n->rnd = rnd;
+}
+
+uint64_t fake_net_now(struct fake_net *n)
+{
+        return fake_now(n);
+}
+
+void fake_net_advance(struct fake_net *n, uint64_t ns)
+{
+        __atomic_add_fetch(&n->now_ns, ns, __ATOMIC_SEQ_CST);
+}
+
+int fake_net_answer(struct buf *body, const char *s)
+{
+        return buf_append(body, s, strlen(s));
+}
+
+size_t fake_net_form_data(const struct net_http_request *req, const char **ret)
+{
+        const char *ct = NULL, *bnd, *data, *end;
+        char marker[80];
+
+        for (const char *const *h = req->headers; h && *h; h++)
+                if (strncmp(*h, "Content-Type: multipart/form-data; boundary=", 44) == 0)
+                        ct = *h;
+        assert_non_null(ct);
+        bnd = ct + 44;
+        assert_true(req->body_len > strlen(bnd) + 2);
+        assert_memory_equal(req->body, "--", 2);
+        assert_memory_equal((const char *)req->body + 2, bnd, strlen(bnd));
+        data = memmem(req->body, req->body_len, "\r\n\r\n", 4);
+        assert_non_null(data);
+        data += 4;
+        assert_true((size_t)snprintf(marker, sizeof(marker), "\r\n--%s--\r\n", bnd) <
+                    sizeof(marker));
+        end = (const char *)req->body + req->body_len - strlen(marker);
+        assert_memory_equal(end, marker, strlen(marker));
+        *ret = data;
+        return (size_t)(end - data);
+}
+
+bool fake_net_arg_cid(const char *url, struct cid *ret)
+{
+        const char *a = strstr(url, "arg=");
+
+        return a && cid_parse(a + 4, strcspn(a + 4, "&"), ret) >= 0;
+}
+
+static int ignore_block(const struct cid *cid, const uint8_t *block, size_t len, void *userdata)
+{
+        (void)cid, (void)block, (void)len, (void)userdata;
+        return 0;
+}
+
+void fake_net_add_root(const struct unixfs_params *p, const void *data, size_t len, struct cid *ret)
+{
+        struct unixfs_builder *b = NULL;
+
+        assert_int_equal(unixfs_builder_new(p, ignore_block, NULL, &b), 0);
+        assert_int_equal(unixfs_builder_write(b, data, len), 0);
+        assert_int_equal(unixfs_builder_finish(b, ret, NULL, NULL), 0);
+        unixfs_builder_free(b);
+}
+
+void fake_net_js_add_root(const void *data, size_t len, size_t chunk, struct cid *ret)
+{
+        const struct unixfs_params p = {
+                .cid_version = 1, .raw_leaves = true, .chunk_size = chunk, .max_links = 174
+        };
+
+        fake_net_add_root(&p, data, len, ret);
+}

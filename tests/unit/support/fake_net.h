@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The unit tests' transport under the node pool (net's private seam, transport.h): a clock,
+ * either a fake one (read and written atomically; sleeps move it) or the real monotonic one,
+ * a fixed "random" number, and HTTP answered by the test's script. Also the pieces the
+ * scripted Kubo RPC nodes of several tests share: JSON answers, multipart bodies, arg= CIDs
+ * and the root js-ipfs's add gives.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "prsmfs/buf.h"
+#include "prsmfs/cid.h"
+#include "prsmfs/unixfs.h"
+
+#include "transport.h"
+
+/* Answers one request (the test's part of net_transport_ops.http). */
+typedef int (*fake_net_http_fn)(void *userdata, const struct net_http_request *req,
+                                struct buf *body, struct net_http_response *res);
+
+struct fake_net {
+        /* pass &ops and the fake_net itself to net_pool_new_with_transport */
+        struct net_transport_ops ops;
+        fake_net_http_fn http;
+        void *userdata;
+        uint64_t rnd; /* what ops.random returns */
+        /* the clock: set before fake_net_init or after, never reset by it */
+        bool is_real_time;     /* net_now_ns(), and sleeps sleep; else now_ns */
+        uint64_t now_ns;       /* the fake clock (atomic: use fake_net_now/_advance) */
+        uint64_t max_sleep_ns; /* real time: the longest single sleep (0: no limit) */
+};
+
+/* Fills in n's ops (no probe thread: tests drive probes) and script; leaves the clock. */
+void fake_net_init(struct fake_net *n, fake_net_http_fn http, void *userdata, uint64_t rnd);
+uint64_t fake_net_now(struct fake_net *n);
+/* Moves the fake clock on by ns. */
+void fake_net_advance(struct fake_net *n, uint64_t ns);
+
+/* Appends the string s to body (a JSON answer). */
+int fake_net_answer(struct buf *body, const char *s);
+/* The file part of a multipart/form-data request body (checked: one part, the boundary its
+ * Content-Type names); its length, and *ret where it starts. */
+size_t fake_net_form_data(const struct net_http_request *req, const char **ret);
+/* The CID the query's arg= names. */
+bool fake_net_arg_cid(const char *url, struct cid *ret);
+/* The root a node's add gives data with params p (what a test's file should upload as). */
+void fake_net_add_root(const struct unixfs_params *p, const void *data, size_t len,
+                       struct cid *ret);
+/* The root js-ipfs's add gives data: raw CIDv1 leaves of chunk bytes, 174 links a node. */
+void fake_net_js_add_root(const void *data, size_t len, size_t chunk, struct cid *ret);
