@@ -79,6 +79,7 @@ struct wfile {
         int base_fd;           /* BASE_STAGED */
         uint64_t base_gen;     /* BASE_STAGED */
         uint64_t base_size;    /* base bytes beyond this are not part of the file */
+        uint64_t replaced_gen; /* a staged generation O_TRUNC replaced: moot at the flush */
         struct extent *ext;    /* written ranges: sorted, disjoint, not touching */
         size_t n_ext, cap_ext;
         uint64_t early_sent; /* bytes from 0 handed to the uploader's early puts */
@@ -418,8 +419,10 @@ static int wfile_new(struct fs *fs, const struct index_attr *attr, bool trunc, s
         wf->mtime = a->mtime;
         wf->ctime = a->ctime;
         wf->dirty = trunc; /* O_TRUNC (or a new file) is a change by itself */
-        if (trunc)         /* POSIX open(): O_TRUNC marks mtime and ctime, whatever the size was */
+        if (trunc) {       /* POSIX open(): O_TRUNC marks mtime and ctime, whatever the size was */
                 wf->mtime = wf->ctime = now_ts();
+                wf->replaced_gen = a->staged; /* (not a base: early puts stay on) */
+        }
         if (!trunc && a->size > 0) {
                 r = a->staged ? fs_staged_open_attr(fs, a) : -ESTALE;
                 if (r >= 0) {
@@ -828,6 +831,9 @@ int fs_wfile_flush(struct fs *fs, struct wfile *wf)
         fs_waiters_wake(fs, wf->ino);  /* an fsync of the replaced content is done */
         if (wf->base == BASE_STAGED)
                 old_base = wf->base_gen; /* replaced: its upload is moot */
+        else if (wf->replaced_gen)
+                old_base = wf->replaced_gen;
+        wf->replaced_gen = 0;
         base_drop(wf, fs);
         wf->dirty = false;
         wf->submitted = true;

@@ -265,9 +265,36 @@ static void test_staged_open_attr__generation_gone__follows_index(void **state)
         assert_int_equal(fixture_staging_files(f), 0);
 }
 
+/* An O_TRUNC open (cp overwriting a file) replaces a staged generation not uploaded yet:
+ * the flush cancels its upload and removes its staging file, as for a replaced base. */
+static void test_open_trunc__staged_generation__cancelled_and_removed_at_flush(void **state)
+{
+        struct fixture *f = *state;
+        struct index_attr a = fixture_mkfile(f, INDEX_ROOT_INO, "t");
+        uint64_t gen1 = fixture_stage(f, a.ino, "a large old content", 0, NULL);
+        struct wfile *wf = NULL;
+        bool cancelled, removed;
+
+        a = fixture_attr(f, a.ino);
+        assert_int_equal(fs_wfile_open(f->fs, &a, true, &wf), 0);
+        fixture_write(f, wf, "new", 0);
+        assert_int_equal(fs_wfile_flush(f->fs, wf), 0);
+        fs_wfile_close(f->fs, wf);
+        cancelled = f->n_cancels == 1 && f->cancels[0] == gen1;
+        removed = !fixture_is_staged(f, a.ino, gen1);
+        if (!removed)
+                (void)fixture_upload(f, 0);
+        (void)fixture_upload(f, 1);
+        assert_true(cancelled);
+        assert_true(removed);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(
+                        test_open_trunc__staged_generation__cancelled_and_removed_at_flush,
+                        fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(
                         test_rename__writer_open__flush_lands_under_new_name, fixture_setup,
                         fixture_teardown),
