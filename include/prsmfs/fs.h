@@ -55,6 +55,9 @@ void fs_free(struct fs *fs);
  * ended, or files still open at an unmount): after the session loop, before the store goes.
  * Generations of writers never flushed are dropped, as at a close without one. */
 void fs_release_handles(struct fs *fs);
+/* Answers every request waiting for an upload (EIO) and lets no new one wait: the first step
+ * of a shutdown, with the network's. */
+void fs_stop_waits(struct fs *fs);
 /* The session, for kernel cache invalidation when the tree changes behind the kernel's back
  * (prsmctl link). */
 void fs_set_session(struct fs *fs, struct fuse_session *se);

@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -251,6 +252,81 @@ struct daemon {
         struct cache *cache;
         struct upload *upload;
 };
+
+/*
+ * ---- shutdown ----
+ * SIGTERM, SIGINT and SIGHUP stop the daemon promptly whatever is in flight: the handler
+ * only writes the signal to a pipe; a thread reads it, ends every network request and every
+ * wait for an upload (their FUSE requests are answered at once), leaves the session and
+ * wakes the loop's main thread (a signal that landed on another thread would not), so that
+ * the workers finish and the mount goes within seconds, not after the network's timeout.
+ */
+static int stop_pipe[2] = { -1, -1 };
+
+static void on_stop_signal(int sig)
+{
+        int saved = errno;
+        char c = (char)sig;
+
+        (void)!write(stop_pipe[1], &c, 1);
+        errno = saved;
+}
+
+static void on_wake_signal(int sig)
+{
+        (void)sig; /* interrupts the loop's sem_wait, nothing else */
+}
+
+struct stopper {
+        struct daemon *d;
+        struct fuse_session *se;
+        pthread_t main_thread;
+};
+
+static void *stopper_thread(void *arg)
+{
+        struct stopper *s = arg;
+        ssize_t n;
+        char c;
+
+        do
+                n = read(stop_pipe[0], &c, 1);
+        while (n < 0 && errno == EINTR);
+        if (n != 1 || c == 0)
+                return NULL; /* the daemon ends by itself */
+        log_notice("stopping on signal %d: ending network requests and waits", (int)c);
+        net_pool_shutdown(s->d->net);
+        fs_stop_waits(s->d->fs);
+        fuse_session_exit(s->se);
+        (void)pthread_kill(s->main_thread, SIGUSR2);
+        return NULL;
+}
+
+/* Installs the handlers; -errno. */
+static int stop_signals_install(void)
+{
+        struct sigaction sa = { .sa_handler = on_stop_signal };
+        struct sigaction wake = { .sa_handler = on_wake_signal };
+
+        if (pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+                return -errno;
+        /* the reader blocks; the handler's write never does (one byte per signal suffices) */
+        if (fcntl(stop_pipe[0], F_SETFL, 0) < 0)
+                return -errno;
+        sigemptyset(&sa.sa_mask);
+        sigemptyset(&wake.sa_mask);
+        if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0 ||
+            sigaction(SIGHUP, &sa, NULL) < 0 || sigaction(SIGUSR2, &wake, NULL) < 0)
+                return -errno;
+        return 0;
+}
+
+static int count_job(const struct index_job *j, void *userdata)
+{
+        (void)j;
+        (*(unsigned *)userdata)++;
+        return 0;
+}
 
 /* ---- the uploader as the fs sees it ---- */
 
@@ -604,7 +680,9 @@ int main(int argc, char *argv[])
         struct store *store = NULL;
         struct upload *upload = NULL;
         struct upload_config ucfg;
-        bool mounted = false;
+        bool mounted = false, stopper_started = false;
+        struct stopper stopper;
+        pthread_t stopper_tid;
         int lock_fd = -1, r, ret = 1;
 
         /* few malloc arenas: FUSE and fetch threads would each grow their own (RSS) */
@@ -712,6 +790,11 @@ int main(int argc, char *argv[])
                 goto out; /* libfuse printed the reason (e.g. an unknown option) */
         if (fuse_set_signal_handlers(se) != 0)
                 goto out;
+        r = stop_signals_install(); /* over libfuse's for SIGTERM, SIGINT, SIGHUP */
+        if (r < 0) {
+                log_error_errno(r, "cannot install the signal handlers");
+                goto out_signals;
+        }
         fs_set_session(fs, se);
         if (fuse_session_mount(se, opts.mountpoint) != 0)
                 goto out_signals;
@@ -762,6 +845,13 @@ int main(int argc, char *argv[])
                 log_error_errno(r, "cannot listen on %s", sock_path);
                 goto out_signals;
         }
+        stopper = (struct stopper){ .d = &d, .se = se, .main_thread = pthread_self() };
+        r = -pthread_create(&stopper_tid, NULL, stopper_thread, &stopper);
+        if (r < 0) {
+                log_error_errno(r, "cannot start the shutdown thread");
+                goto out_signals;
+        }
+        stopper_started = true;
         if (opts.singlethread)
                 r = fuse_session_loop(se);
         else {
@@ -780,10 +870,20 @@ int main(int argc, char *argv[])
 out_signals:
         fuse_remove_signal_handlers(se);
 out:
+        if (stopper_started) {
+                (void)!write(stop_pipe[1], "", 1); /* ends it if no signal did */
+                pthread_join(stopper_tid, NULL);
+        }
         control_stop(control);
         fs_release_handles(fs); /* no request is served any more */
         net_pool_shutdown(net); /* prefetches and uploads in flight end now */
         upload_free(upload);    /* pending jobs stay in the index for the next start */
+        if (upload) {
+                unsigned pending = 0;
+
+                if (index_jobs(idx, count_job, &pending) >= 0 && pending)
+                        log_notice("%u upload(s) pending: they resume at the next start", pending);
+        }
         store_free(store);
         if (mounted)
                 fuse_session_unmount(se);

@@ -208,6 +208,11 @@ void fs_waiters_stop(struct fs *fs)
                            n);
 }
 
+void fs_stop_waits(struct fs *fs)
+{
+        fs_waiters_stop(fs);
+}
+
 void fs_waiters_done(struct fs *fs)
 {
         if (!fs->waiters_started)

@@ -4,6 +4,7 @@ bound (fsync_timeout) and end at an interrupt; stat and ls answer meanwhile."""
 import errno
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -16,6 +17,15 @@ from mount import fsync_path
 def dead_url():
     """An RPC node nothing listens on: uploads to it stay pending."""
     return "http://127.0.0.1:%d" % free_ports(1)[0]
+
+
+def random_cid():
+    """A CIDv1 (raw, sha256) of random bytes: a block no node has."""
+    import base64
+    import hashlib
+
+    digest = hashlib.sha256(os.urandom(32)).digest()
+    return "b" + base64.b32encode(b"\x01\x55\x12\x20" + digest).decode().lower().rstrip("=")
 
 
 FSYNC_CHILD = ("import os, sys\n"
@@ -72,8 +82,12 @@ def test_fsync_all_nodes_down__eio_within_its_bound__stat_ls_answer__data_kept(
 def test_fsync_caller_killed__returns_at_once__sigterm_unmounts_promptly(mount_factory):
     """A SIGKILLed fsync caller does not stay in D state (the INTERRUPT ends its wait), and
     SIGTERM with fsyncs pending unmounts within 5 s, losing nothing closed."""
-    m = mount_factory(config={"rpc_nodes": [dead_url()], "gateway_nodes": [], "timeout": 10,
-                              "fsync_timeout": 600})
+    hung = socket.socket()  # a gateway that takes connections and never answers
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(64)
+    m = mount_factory(config={"rpc_nodes": [dead_url()],
+                              "gateway_nodes": ["http://127.0.0.1:%d" % hung.getsockname()[1]],
+                              "timeout": 60, "fsync_timeout": 600})
     with open(m.path("f"), "wb") as f:
         f.write(b"kept\n")
     p = subprocess.Popen(["/usr/bin/python3", "-c", FSYNC_CHILD, m.path("f")],
@@ -99,14 +113,21 @@ def test_fsync_caller_killed__returns_at_once__sigterm_unmounts_promptly(mount_f
                                 stdout=subprocess.PIPE, text=True) for _ in range(3)]
     for w in waiting:
         assert w.stdout.readline() == "fsyncing\n"
-    time.sleep(0.5)
+    # and 8 reads of content no node can give (each waits for the network's timeout)
+    readers = [subprocess.Popen(["cat", m.path(".ipfs", random_cid())],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for _ in range(8)]
+    time.sleep(1)
+    assert [r.poll() for r in readers] == [None] * 8  # waiting for the network
     t0 = time.monotonic()
     m.proc.send_signal(signal.SIGTERM)
     m.proc.wait(timeout=10)
     assert time.monotonic() - t0 < 5
-    for w in waiting:
+    for w in waiting + readers:
         w.communicate(timeout=10)
     assert "answered EIO at shutdown" in m.stderr()
+    assert "upload(s) pending: they resume at the next start" in m.stderr()
+    hung.close()
     m.stop()
     m.start()
     with open(m.path("f"), "rb") as f:
