@@ -340,13 +340,14 @@ static int leaf_in_file(const struct unixfs_leaf *lf, uint64_t size)
 }
 
 /* Resolves the pending piece at pos with its block. */
-static int resolve_at(struct fs *fs, struct rfile *rf, uint64_t pos, const struct cid *cid)
+static int resolve_at(struct fs *fs, struct rfile *rf, uint64_t pos, const struct cid *cid,
+                      uint64_t deadline_ns)
 {
         struct net_block *b = NULL;
         size_t i;
         int r;
 
-        r = store_get(fs->store, cid, fs_deadline(fs), &b);
+        r = store_get(fs->store, cid, deadline_ns, &b);
         if (r < 0)
                 return r;
         pthread_mutex_lock(&rf->lock);
@@ -358,9 +359,36 @@ static int resolve_at(struct fs *fs, struct rfile *rf, uint64_t pos, const struc
         return r < 0 ? r : 0;
 }
 
+#define READ_PREFETCH_MAX 64 /* leaves of one read fetched together */
+
+/* The leaves of [off, end) after the first, fetched together rather than one after another
+ * when the read waits for them (the store skips those cached in memory or in flight). */
+static void prefetch_read(struct fs *fs, struct rfile *rf, uint64_t off, uint64_t end,
+                          uint64_t deadline_ns)
+{
+        struct cid cids[READ_PREFETCH_MAX];
+        size_t n = 0, i;
+
+        pthread_mutex_lock(&rf->lock);
+        i = unixfs_layout_find(&rf->layout, off) + 1;
+        for (;
+             i < rf->layout.n_leaves && rf->layout.leaves[i].offset < end && n < READ_PREFETCH_MAX;
+             i++)
+                if (!rf->layout.leaves[i].is_pending)
+                        cids[n++] = rf->layout.leaves[i].cid;
+        pthread_mutex_unlock(&rf->lock);
+        if (n)
+                (void)store_prefetch(fs->store, cids, n, deadline_ns);
+}
+
+/*
+ * One deadline for the whole request (the config's timeout from its start), however many
+ * blocks it needs: a trickling node cannot stretch one read() to a timeout per block.
+ */
 int fs_rfile_read(struct fs *fs, struct rfile *rf, uint64_t off, size_t size,
                   struct fs_seg **ret_segs, size_t *ret_n)
 {
+        uint64_t deadline_ns = fs_deadline(fs);
         struct fs_seg *segs = NULL;
         size_t n = 0, cap = 0;
         uint64_t fsize, end, pos;
@@ -377,6 +405,7 @@ int fs_rfile_read(struct fs *fs, struct rfile *rf, uint64_t off, size_t size,
                 return -EHOSTUNREACH;
         end = fsize - off < size ? fsize : off + size;
         ra_queue(fs, rf, off, end);
+        prefetch_read(fs, rf, off, end, deadline_ns);
         for (pos = off; pos < end;) {
                 struct unixfs_leaf lf;
                 struct store_ref ref;
@@ -388,12 +417,12 @@ int fs_rfile_read(struct fs *fs, struct rfile *rf, uint64_t off, size_t size,
                 lf = rf->layout.leaves[unixfs_layout_find(&rf->layout, pos)];
                 pthread_mutex_unlock(&rf->lock);
                 if (lf.is_pending) {
-                        r = resolve_at(fs, rf, pos, &lf.cid);
+                        r = resolve_at(fs, rf, pos, &lf.cid, deadline_ns);
                         if (r < 0)
                                 break;
                         continue;
                 }
-                r = store_get_ref(fs->store, &lf.cid, fs_deadline(fs), &ref);
+                r = store_get_ref(fs->store, &lf.cid, deadline_ns, &ref);
                 if (r < 0)
                         break;
                 skip = pos - lf.offset;

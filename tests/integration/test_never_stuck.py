@@ -132,3 +132,42 @@ def test_fsync_caller_killed__returns_at_once__sigterm_unmounts_promptly(mount_f
     m.start()
     with open(m.path("f"), "rb") as f:
         assert f.read() == b"kept\n"
+
+
+@pytest.mark.timeout(300)
+def test_slow_gateway__each_read_within_one_timeout(ipfs_node, mount_factory):
+    """A gateway sending 90 kB/s per request (a 256 KiB block in about 3 s, within the 4 s
+    timeout): a 1 MiB read() of four blocks fetches them together and ends within `timeout`
+    plus a little (it took four blocks' times one after another, each with a deadline of
+    its own); then at 8 KiB/s, where no block can come in time, it fails (EIO) as soon."""
+    from faultgw import FaultGateway
+
+    data = os.urandom(4 << 20)
+    root = ipfs_node.add(data, cid_version=1, raw_leaves=True, chunker="size-262144",
+                         cid_base="base32")
+    gw = FaultGateway(source=ipfs_node).start()
+    try:
+        m = mount_factory(config={"rpc_nodes": [dead_url()], "gateway_nodes": [gw.url],
+                                  "timeout": 4})
+        path = m.path(".ipfs", root)
+        assert os.stat(path).st_size == len(data)  # the root block, at full speed
+        gw.set_fault("bandwidth", arg=90000)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            for off in (1 << 20, 3 << 20):
+                t0 = time.monotonic()
+                assert os.pread(fd, 1 << 20, off) == data[off:off + (1 << 20)]
+                elapsed = time.monotonic() - t0
+                print("read at %d MiB: %.1f s" % (off >> 20, elapsed))
+                assert elapsed < 4 + 3, elapsed
+            gw.clear_faults()
+            gw.set_fault("bandwidth", arg=8192)
+            t0 = time.monotonic()
+            with pytest.raises(OSError) as e:
+                os.pread(fd, 1 << 20, 2 << 20)
+            assert e.value.errno == errno.EIO
+            assert time.monotonic() - t0 < 4 + 3
+        finally:
+            os.close(fd)
+    finally:
+        gw.stop()
