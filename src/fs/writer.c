@@ -80,7 +80,14 @@ struct wfile {
         uint64_t base_gen;     /* BASE_STAGED */
         uint64_t base_size;    /* base bytes beyond this are not part of the file */
         uint64_t replaced_gen; /* a staged generation O_TRUNC replaced: moot at the flush */
-        struct extent *ext;    /* written ranges: sorted, disjoint, not touching */
+        /* what stat shows, copied at each change: read without wf->lock (fs_wfile_attr) */
+        pthread_mutex_t shown_lock;
+        struct {
+                uint64_t size;
+                struct timespec mtime, ctime;
+                bool dirty;
+        } shown;
+        struct extent *ext; /* written ranges: sorted, disjoint, not touching */
         size_t n_ext, cap_ext;
         uint64_t early_sent; /* bytes from 0 handed to the uploader's early puts */
         uint64_t kicked;     /* bytes from 0 whose writeback was started */
@@ -366,6 +373,17 @@ static int base_read(struct fs *fs, struct wfile *wf, void *buf, size_t len, uin
 
 /* ---- open and close ---- */
 
+/* Copies what stat shows into wf->shown. Under wf->lock. */
+static void show(struct wfile *wf)
+{
+        pthread_mutex_lock(&wf->shown_lock);
+        wf->shown.size = wf->size;
+        wf->shown.mtime = wf->mtime;
+        wf->shown.ctime = wf->ctime;
+        wf->shown.dirty = wf->dirty;
+        pthread_mutex_unlock(&wf->shown_lock);
+}
+
 static void wfile_free(struct fs *fs, struct wfile *wf)
 {
         base_drop(wf, fs);
@@ -373,6 +391,7 @@ static void wfile_free(struct fs *fs, struct wfile *wf)
                 close(wf->fd);
         free(wf->ext);
         pthread_mutex_destroy(&wf->lock);
+        pthread_mutex_destroy(&wf->shown_lock);
         free(wf);
 }
 
@@ -412,6 +431,7 @@ static int wfile_new(struct fs *fs, const struct index_attr *attr, bool trunc, s
         if (!wf)
                 return -ENOMEM;
         pthread_mutex_init(&wf->lock, NULL);
+        pthread_mutex_init(&wf->shown_lock, NULL);
         wf->ino = a->ino;
         wf->refs = 1;
         wf->fd = wf->base_fd = -1;
@@ -442,6 +462,7 @@ static int wfile_new(struct fs *fs, const struct index_attr *attr, bool trunc, s
         r = new_generation(fs, wf);
         if (r < 0)
                 goto fail;
+        show(wf);
         *ret = wf;
         return 0;
 fail:
@@ -553,22 +574,25 @@ static bool ts_before(const struct timespec *x, const struct timespec *y)
         return x->tv_sec < y->tv_sec || (x->tv_sec == y->tv_sec && x->tv_nsec < y->tv_nsec);
 }
 
+/* Not under wf->lock, which a read or a flush may hold while it fetches old content: a stat
+ * of a file being appended to never waits for a download. */
 void fs_wfile_attr(struct wfile *wf, struct index_attr *a)
 {
-        pthread_mutex_lock(&wf->lock);
-        a->size = wf->size;
-        a->mtime = wf->mtime;
-        if (ts_before(&a->ctime, &wf->ctime))
-                a->ctime = wf->ctime;
-        if (wf->dirty)
+        pthread_mutex_lock(&wf->shown_lock);
+        a->size = wf->shown.size;
+        a->mtime = wf->shown.mtime;
+        if (ts_before(&a->ctime, &wf->shown.ctime))
+                a->ctime = wf->shown.ctime;
+        if (wf->shown.dirty)
                 a->state = INDEX_STATE_DIRTY;
-        pthread_mutex_unlock(&wf->lock);
+        pthread_mutex_unlock(&wf->shown_lock);
 }
 
 void fs_wfile_set_mtime(struct wfile *wf, const struct timespec *mtime)
 {
         pthread_mutex_lock(&wf->lock);
         wf->mtime = *mtime;
+        show(wf);
         pthread_mutex_unlock(&wf->lock);
 }
 
@@ -700,6 +724,7 @@ ssize_t fs_wfile_write(struct fs *fs, struct wfile *wf, const void *buf, size_t 
                 wf->size = MAX(wf->size, off + (uint64_t)n);
                 wf->mtime = wf->ctime = now_ts();
                 wf->dirty = true;
+                show(wf);
                 after_write(fs, wf);
         }
         pthread_mutex_unlock(&wf->lock);
@@ -763,6 +788,7 @@ int fs_wfile_truncate(struct fs *fs, struct wfile *wf, uint64_t size)
                 wf->size = size;
                 wf->mtime = wf->ctime = now_ts();
                 wf->dirty = true;
+                show(wf);
         }
         pthread_mutex_unlock(&wf->lock);
         return r;
@@ -828,7 +854,6 @@ int fs_wfile_flush(struct fs *fs, struct wfile *wf)
                 return r;
         }
         fs_inode_changed(fs, wf->ino); /* views of the old content read it anew */
-        fs_waiters_wake(fs, wf->ino);  /* an fsync of the replaced content is done */
         if (wf->base == BASE_STAGED)
                 old_base = wf->base_gen; /* replaced: its upload is moot */
         else if (wf->replaced_gen)
@@ -836,9 +861,12 @@ int fs_wfile_flush(struct fs *fs, struct wfile *wf)
         wf->replaced_gen = 0;
         base_drop(wf, fs);
         wf->dirty = false;
+        show(wf);
         wf->submitted = true;
         gen = wf->gen;
         pthread_mutex_unlock(&wf->lock);
+        fs_waiters_wake(fs, wf->ino); /* an fsync of replaced content is done (files_lock:
+                                          never under wf->lock) */
 
         if (old_base) {
                 if (fs->up.cancel)

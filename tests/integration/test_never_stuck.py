@@ -171,3 +171,42 @@ def test_slow_gateway__each_read_within_one_timeout(ipfs_node, mount_factory):
             os.close(fd)
     finally:
         gw.stop()
+
+
+@pytest.mark.timeout(300)
+def test_stat_of_a_file_being_appended_to_never_waits_for_a_download(ipfs_node, mount_factory):
+    """A writer reading its file's old content from a slow node holds that file's writer;
+    stat of the file (its size and mtime as the writer has them) answers meanwhile."""
+    from faultgw import FaultGateway
+    from mount import tool_binary
+
+    data = os.urandom(2 << 20)
+    root = ipfs_node.add(data, cid_version=1, raw_leaves=True, chunker="size-1048576",
+                         cid_base="base32")
+    gw = FaultGateway(source=ipfs_node).start()
+    try:
+        m = mount_factory(config={"rpc_nodes": [dead_url()], "gateway_nodes": [gw.url],
+                                  "timeout": 30, "stall_timeout": 20})
+        p = subprocess.run([tool_binary("prsmctl"), "link", root, m.path("f")],
+                           capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        gw.set_fault("latency", arg=6000)  # each block 6 s away
+        fd = os.open(m.path("f"), os.O_RDWR)
+        try:
+            os.pwrite(fd, b"tail", len(data))  # the writer: its base is the CID
+            got = []
+            t = threading.Thread(target=lambda: got.append(os.pread(fd, 1 << 20, 0)))
+            t.start()  # reads the old content through the writer: 6 s
+            time.sleep(1.5)  # past the kernel's attribute cache
+            t0 = time.monotonic()
+            st = os.stat(m.path("f"))
+            elapsed = time.monotonic() - t0
+            assert st.st_size == len(data) + 4
+            assert elapsed < 2, elapsed
+            t.join(60)
+            assert got == [data[:1 << 20]]
+        finally:
+            gw.clear_faults()
+            os.close(fd)
+    finally:
+        gw.stop()
