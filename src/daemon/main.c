@@ -9,6 +9,7 @@
  * usual libfuse options, which libfuse itself validates.
  */
 #define LOG_MODULE "daemon"
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -56,6 +57,7 @@ struct cmdline {
         size_t n_overrides;
         bool too_many;
         bool oom;
+        bool nonempty; /* -o nonempty: mount over a directory that has entries */
 };
 
 enum { KEY_CONFIG_LONG = 1, KEY_HELP_CONFIG };
@@ -94,6 +96,11 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
         k = eq ? strndup(arg, (size_t)(eq - arg)) : strdup(arg);
         if (!k) {
                 cl->oom = true;
+                return 0;
+        }
+        if (strcmp(k, "nonempty") == 0 && !eq) {
+                free(k);
+                cl->nonempty = true;
                 return 0;
         }
         if (strcmp(k, "config") == 0) {
@@ -137,7 +144,8 @@ static void usage(const char *prog)
                "prsmfs options:\n"
                "    --config=FILE          JSON config file (default $PRSMFS_CONFIG or %s)\n"
                "    -o config=FILE         same\n"
-               "    -o KEY=VALUE           any config key (lists of nodes: URL|URL)\n\n",
+               "    -o KEY=VALUE           any config key (lists of nodes: URL|URL)\n"
+               "    -o nonempty            mount over a directory that has entries\n\n",
                prog, DEFAULT_CONFIG_PATH);
         config_print_help(stdout);
         printf("\nlibfuse options:\n");
@@ -221,6 +229,25 @@ static int lock_state_dir(const char *state_dir)
 }
 
 /* A daemon killed with SIGKILL leaves "Transport endpoint is not connected" behind. */
+/* -ENOTEMPTY when the mount point has entries (they would be hidden while mounted, and a
+ * mount over the wrong directory is a typo more often than a wish). */
+static int check_empty(const char *mountpoint)
+{
+        struct dirent *de;
+        DIR *d = opendir(mountpoint);
+        int r = 0;
+
+        if (!d)
+                return -errno;
+        while ((de = readdir(d)))
+                if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+                        r = -ENOTEMPTY;
+                        break;
+                }
+        closedir(d);
+        return r;
+}
+
 static int clear_stale_mount(const char *mountpoint)
 {
         struct stat st;
@@ -731,6 +758,15 @@ int main(int argc, char *argv[])
         if (lock_fd < 0 || make_dir(cfg.cache_dir, "cache directory") < 0)
                 goto out;
         r = clear_stale_mount(opts.mountpoint);
+        if (r >= 0 && !cl.nonempty)
+                r = check_empty(opts.mountpoint);
+        if (r == -ENOTEMPTY) {
+                fprintf(stderr,
+                        "prsmfs: mount point %s is not empty: its files would be hidden "
+                        "(-o nonempty mounts over them)\n",
+                        opts.mountpoint);
+                goto out;
+        }
         if (r < 0) {
                 fprintf(stderr, "prsmfs: mount point %s: %s\n", opts.mountpoint, strerror(-r));
                 goto out;

@@ -210,3 +210,21 @@ def test_stat_of_a_file_being_appended_to_never_waits_for_a_download(ipfs_node, 
             os.close(fd)
     finally:
         gw.stop()
+
+
+def test_nonempty_mount_point__refused_unless_asked(ipfs_node, mount_factory):
+    from mount import DaemonFailure
+
+    m = mount_factory(config={"rpc_nodes": [ipfs_node.api_url], "gateway_nodes": []},
+                      start=False)
+    with open(os.path.join(m.mountpoint, "hidden-if-mounted"), "w") as f:
+        f.write("x")
+    with pytest.raises(DaemonFailure) as e:
+        m.start()
+    m.proc = None
+    assert "is not empty" in str(e.value) and "-o nonempty" in str(e.value)
+    m.options.append("nonempty")
+    m.start()
+    assert os.listdir(m.mountpoint) == []
+    m.stop()
+    assert os.listdir(m.mountpoint) == ["hidden-if-mounted"]
