@@ -251,6 +251,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
         /* replies from cached block files move by splice, without a copy in the daemon */
         if (conn->capable & FUSE_CAP_SPLICE_WRITE)
                 conn->want |= FUSE_CAP_SPLICE_WRITE;
+        /* O_DIRECT reads as ordinary requests: the kernel sends an INTERRUPT for those when
+         * the reader gets a signal (async ones it waits out uninterruptibly, so a killed
+         * reader of a hung node stayed in D state); requests are 1 MiB anyway */
+        conn->want &= ~FUSE_CAP_ASYNC_DIO;
 }
 
 /* Replies with the entry of *a (r >= 0) or the error r; the kernel's reference to the inode
@@ -1179,6 +1183,50 @@ static void reply_segs(fuse_req_t req, struct fs_seg *segs, size_t n)
         free(buf);
 }
 
+/*
+ * A request a FUSE INTERRUPT may answer (EINTR) while its worker still waits (a read from the
+ * network): a process killed in a direct read (O_DIRECT: no page cache, so its wait is not
+ * killable) leaves at once instead of staying in D state until the fetch ends. Whoever sets
+ * `answered` first replies; the worker never touches the request after losing, and
+ * unregisters the callback (which waits for a running one) before freeing after winning.
+ * The fetch itself goes on to its deadline and fills the cache.
+ */
+struct interruptible {
+        int answered; /* atomic */
+};
+
+static void interrupt_answer(fuse_req_t req, void *data)
+{
+        struct interruptible *g = data;
+
+        if (__atomic_exchange_n(&g->answered, 1, __ATOMIC_ACQ_REL) == 0)
+                (void)fuse_reply_err(req, EINTR); /* g is the worker's to free now */
+}
+
+/* NULL (not interruptible) when out of memory. */
+static struct interruptible *interruptible_arm(fuse_req_t req)
+{
+        struct interruptible *g = calloc(1, sizeof(*g));
+
+        if (g)
+                fuse_req_interrupt_func(req, interrupt_answer, g);
+        return g;
+}
+
+/* True when the caller is to reply (the interrupt did not). */
+static bool interruptible_take(fuse_req_t req, struct interruptible *g)
+{
+        if (!g)
+                return true;
+        if (__atomic_exchange_n(&g->answered, 1, __ATOMIC_ACQ_REL) != 0) {
+                free(g); /* the callback replied and never looks at g again */
+                return false;
+        }
+        fuse_req_interrupt_func(req, NULL, NULL); /* waits for a callback that is running */
+        free(g);
+        return true;
+}
+
 /* Reads through v and replies. */
 static void view_read_reply(fuse_req_t req, struct fs *fs, const struct view *v, size_t size,
                             off_t off, pthread_rwlock_t *lock)
@@ -1190,10 +1238,14 @@ static void view_read_reply(fuse_req_t req, struct fs *fs, const struct view *v,
         int r;
 
         if (v->rf) {
+                struct interruptible *g = interruptible_arm(req);
+
                 r = fs_rfile_read(fs, v->rf, (uint64_t)off, size, &segs, &n);
                 if (lock)
                         pthread_rwlock_unlock(lock);
-                if (r < 0)
+                if (!interruptible_take(req, g))
+                        ; /* answered EINTR already: the caller is gone */
+                else if (r < 0)
                         reply_err(req, r);
                 else
                         reply_segs(req, segs, n); /* the segments own what they refer to */

@@ -228,3 +228,36 @@ def test_nonempty_mount_point__refused_unless_asked(ipfs_node, mount_factory):
     assert os.listdir(m.mountpoint) == []
     m.stop()
     assert os.listdir(m.mountpoint) == ["hidden-if-mounted"]
+
+
+@pytest.mark.timeout(180)
+def test_ctrl_c_of_a_blocked_read__returns_at_once(ipfs_node, mount_factory):
+    """Ctrl-C of a reader waiting on a hung gateway: through the page cache (cat) and with
+    O_DIRECT (dd iflag=direct, whose wait only the daemon's answer ends: the INTERRUPT)."""
+    from faultgw import FaultGateway
+
+    data = os.urandom(3 << 20)
+    root = ipfs_node.add(data, cid_version=1, raw_leaves=True, chunker="size-1048576",
+                         cid_base="base32")
+    gw = FaultGateway(source=ipfs_node).start()
+    try:
+        m = mount_factory(config={"rpc_nodes": [dead_url()], "gateway_nodes": [gw.url],
+                                  "timeout": 60, "stall_timeout": 50})
+        path = m.path(".ipfs", root)
+        os.stat(path)
+        gw.set_fault("hang")
+        for cmd in (["cat", path],
+                    ["dd", "if=" + path, "of=/dev/null", "bs=1M", "iflag=direct"]):
+            p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.5)
+            assert p.poll() is None  # waiting for the hung gateway
+            t0 = time.monotonic()
+            p.send_signal(signal.SIGINT)
+            p.wait(timeout=30)
+            assert time.monotonic() - t0 < 2, cmd
+        gw.clear_faults()
+        with open(path, "rb") as f:  # the mount still serves
+            assert f.read() == data
+    finally:
+        gw.clear_faults()
+        gw.stop()
