@@ -880,7 +880,7 @@ void fs_upload_done(struct fs *fs, uint64_t id, uint64_t ino, int error, const s
         pthread_mutex_lock(&fs->files_lock);
         commit_track(fs, ino, true);
         pthread_mutex_unlock(&fs->files_lock);
-        r = index_commit_upload(fs->idx, ino, id, root, size);
+        r = index_commit_upload(fs->idx, ino, id, root, size, 0);
         if (r < 0)
                 log_error("cannot commit the upload of inode %" PRIu64 ": %s", ino, strerror(-r));
         pthread_mutex_lock(&fs->files_lock);
