@@ -166,7 +166,8 @@ _wur_ int net_pool_pin(struct net_pool *p, const struct cid *root, unsigned repl
 
 /*
  * Removes the recursive pin of root from every RPC node (pin/rm; a node that holds no such
- * pin, or pins it only indirectly, counts as done) and, on every pinning service, each pin
+ * pin, or pins it only indirectly, counts as done; a down node is not asked and counts as a
+ * failure until a probe brings it back) and, on every pinning service, each pin
  * net_put_pin made of it (named "prsmfs <root>"). 0 only when every node and service said so;
  * -EHOSTUNREACH when one could not be asked or refused, -ETIMEDOUT at the deadline,
  * -ECANCELED on shutdown. Idempotent: call it again after any failure.

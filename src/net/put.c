@@ -1251,9 +1251,16 @@ int net_pool_unpin(struct net_pool *p, const struct cid *root, uint64_t deadline
 
         (void)cid_to_string(root, rootstr);
         for (size_t i = 0; i < p->n_nodes; i++) {
+                bool is_down;
+
                 if (p->nodes[i].kind != NET_NODE_RPC)
                         continue;
-                r = unpin_on_node(p, i, root, rootstr, deadline_ns);
+                pthread_mutex_lock(&p->lock);
+                is_down = p->nodes[i].h.state == NET_STATE_DOWN;
+                pthread_mutex_unlock(&p->lock);
+                /* not asked until its probe brings it back: a node that stalls would spend
+                 * the deadline of every unpin, and the nodes after it would never be asked */
+                r = is_down ? -EHOSTUNREACH : unpin_on_node(p, i, root, rootstr, deadline_ns);
                 if (r == -ECANCELED || r == -ENOMEM)
                         return r;
                 if (r < 0 && result != -ETIMEDOUT)

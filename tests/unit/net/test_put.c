@@ -730,29 +730,35 @@ static void test_unpin__every_rpc_node__not_pinned_counts_as_done(void **state)
         net_pool_free(p);
 }
 
-/* A node that cannot be asked keeps the unpin owed; the others are unpinned meanwhile. */
+/* A node that cannot be asked keeps the unpin owed; the others are unpinned meanwhile. A node
+ * gone down is not asked again until a probe brings it back. */
 static void test_unpin__node_down_or_failing__ehostunreach_others_done(void **state)
 {
         struct fake f = { 0 };
         struct net_pool *p = make_pool(&f);
         struct net_stats st;
+        unsigned rms;
 
         (void)state;
-        f.n[0].pinned[2] = f.n[2].pinned[2] = true;
+        f.n[0].pinned[2] = f.n[1].pinned[2] = f.n[2].pinned[2] = true;
         f.n[1].dead = true;
         assert_int_equal(net_pool_unpin(p, &cids[2], deadline(&f)), -EHOSTUNREACH);
         assert_false(f.n[0].pinned[2] || f.n[2].pinned[2]);
         f.n[1].dead = false;
+        assert_int_equal(net_pool_unpin(p, &cids[2], deadline(&f)), 0);
+        assert_false(f.n[1].pinned[2]);
+
         f.n[1].pinned[2] = true;
         f.n[1].rm_fails = true;
         assert_int_equal(net_pool_unpin(p, &cids[2], deadline(&f)), -EHOSTUNREACH);
+        assert_int_equal(net_pool_unpin(p, &cids[2], deadline(&f)), -EHOSTUNREACH);
+        rms = f.n[1].rms; /* two failures in a row: down */
+        assert_int_equal(net_pool_unpin(p, &cids[2], deadline(&f)), -EHOSTUNREACH);
+        assert_int_equal(f.n[1].rms, rms);
         assert_true(f.n[1].pinned[2]);
-        f.n[1].rm_fails = false;
-        assert_int_equal(net_pool_unpin(p, &cids[2], deadline(&f)), 0);
-        assert_false(f.n[1].pinned[2]);
         net_pool_get_stats(p, &st);
         assert_int_equal(st.unpins, 1);
-        assert_int_equal(st.unpin_failures, 2);
+        assert_int_equal(st.unpin_failures, 4);
         net_pool_free(p);
 }
 
