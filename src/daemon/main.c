@@ -263,7 +263,7 @@ static void upload_done(const struct upload_result *res, void *userdata)
 {
         struct upload_ctx *c = userdata;
 
-        fs_upload_done(c->fs, res->id, c->ino, res->error, &res->root, res->size);
+        fs_upload_done(c->fs, res->id, c->ino, res->error, &res->root, res->size, res->is_pinned);
         free(c);
 }
 
@@ -304,6 +304,20 @@ static int up_put_blocks(void *ud, fs_block_source_fn source, void *source_ud,
         struct daemon *d = ud;
 
         return upload_blocks(d->upload, source, source_ud, pin_root);
+}
+
+static int up_unpin(void *ud, const struct cid *root)
+{
+        struct daemon *d = ud;
+
+        return upload_unpin(d->upload, root);
+}
+
+static int up_pin(void *ud, const struct cid *root)
+{
+        struct daemon *d = ud;
+
+        return upload_pin(d->upload, root);
 }
 
 static int cmd_link(json_t *request, json_t **reply, void *userdata)
@@ -753,6 +767,8 @@ int main(int argc, char *argv[])
                                                        .put_blocks = up_put_blocks,
                                                        .early = up_early,
                                                        .early_unit = upload_early_unit(upload),
+                                                       .unpin = up_unpin,
+                                                       .pin = up_pin,
                                                        .ud = &d });
         if (r < 0)
                 log_error_errno(r, "cannot resume the uploads the index holds");
@@ -783,6 +799,7 @@ out:
         control_stop(control);
         fs_release_handles(fs); /* no request is served any more */
         net_pool_shutdown(net); /* prefetches and uploads in flight end now */
+        fs_pins_stop(fs);       /* unpins not sent stay owed in the index */
         upload_free(upload);    /* pending jobs stay in the index for the next start */
         store_free(store);
         if (mounted)

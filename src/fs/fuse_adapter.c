@@ -52,6 +52,7 @@ int fs_new(struct index *idx, const struct config *cfg, struct store *store, str
         pthread_mutex_init(&fs->files_lock, NULL);
         fs_inodes_init(&fs->inodes);
         pthread_cond_init(&fs->commit_cond, NULL);
+        fs_pins_init(fs);
         fs->staging_fd = -1;
         r = fs_staging_open(fs);
         if (r >= 0)
@@ -93,6 +94,7 @@ void fs_free(struct fs *fs)
 {
         if (!fs)
                 return;
+        fs_pins_done(fs);
         pthread_mutex_destroy(&fs->expand_lock);
         pthread_mutex_destroy(&fs->files_lock);
         pthread_cond_destroy(&fs->commit_cond);
@@ -678,6 +680,8 @@ static void drop_if_orphan(struct fs *fs, const struct index_attr *a)
         r = index_drop_orphans(fs->idx, a->ino);
         if (r < 0)
                 log_warning("cannot drop unlinked inode %" PRIu64 ": %s", a->ino, strerror(-r));
+        else
+                fs_pins_kick(fs); /* its content's unpin may be owed now */
 }
 
 /* The kernel dropped nlookup references to ino: an unlinked inode nothing holds goes. */
