@@ -61,12 +61,12 @@ static int settle(struct fs *fs, const struct cid *cid)
                 return action;
         (void)cid_to_string(cid, s);
         r = action == INDEX_PIN_UNPIN ? fs->up.unpin(fs->up.ud, cid) : fs->up.pin(fs->up.ud, cid);
+        if (r == -ECANCELED)
+                return r; /* shutdown: sent again at the next start */
         if (r < 0) {
                 __atomic_add_fetch(&fs->st.pin_failures, 1, __ATOMIC_RELAXED);
-                if (r != -ECANCELED)
-                        log_warning("cannot %s %s: %s; retrying later",
-                                    action == INDEX_PIN_UNPIN ? "unpin" : "pin again", s,
-                                    strerror(-r));
+                log_warning("cannot %s %s: %s; retrying later",
+                            action == INDEX_PIN_UNPIN ? "unpin" : "pin again", s, strerror(-r));
                 return r;
         }
         if (action == INDEX_PIN_UNPIN)
