@@ -23,6 +23,7 @@ struct fs_stats {
         uint64_t layouts_stored;   /* and written to it at the last close */
         uint64_t links, expansions, entries_skipped;
         uint64_t uploads_committed;
+        uint64_t unpins, repins, pin_failures; /* by the pin worker */
 };
 
 /*
@@ -44,6 +45,11 @@ struct fs_uploader {
          * from its start, is complete (multiples of early_unit; 0: never called) */
         int (*early)(void *ud, const char *path, uint64_t off, uint64_t len);
         size_t early_unit;
+        /* optional, both or neither (then no unpin is ever sent): removes the pins prsmfs
+         * made of root from every node and service; pins root again (replicas). Called from
+         * the fs's pin worker thread only; 0 or -errno */
+        int (*unpin)(void *ud, const struct cid *root);
+        int (*pin)(void *ud, const struct cid *root);
         void *ud;
 };
 
@@ -64,13 +70,22 @@ void fs_set_session(struct fs *fs, struct fuse_session *se);
 void fs_get_stats(struct fs *fs, struct fs_stats *ret);
 /* Sets the store before the session serves (the daemon makes it after daemonizing). */
 void fs_set_store(struct fs *fs, struct store *store);
-/* Sets the uploader and re-submits the jobs the index holds (after a restart). */
+/* Sets the uploader, re-submits the jobs the index holds (after a restart) and starts the pin
+ * worker, which sends the unpins the index owes (pins.c). */
 _wur_ int fs_set_uploader(struct fs *fs, const struct fs_uploader *up);
-/* Called by the uploader for job id (the staging generation) of ino: error 0 with the pinned
- * root and size, or -ECANCELED. Commits the CID in the index if the content is still
- * current, then frees the staging file. */
+/* Stops the pin worker: before the uploader goes (net_pool_shutdown first makes its network
+ * call in flight end at once). What it had not sent stays owed in the index. */
+void fs_pins_stop(struct fs *fs);
+/* Called by the uploader for job id (the staging generation) of ino: error 0 with the root
+ * and size, or -ECANCELED; is_pinned: prsmfs pinned root (with error 0, or before a cancel).
+ * Commits the CID in the index if the content is still current (the old content's unpin is
+ * owed if nothing else has it), then frees the staging file. */
 void fs_upload_done(struct fs *fs, uint64_t id, uint64_t ino, int error, const struct cid *root,
-                    uint64_t size);
+                    uint64_t size, bool is_pinned);
+/* prsmctl unpin: cid (a string) is no longer a published root. 1 when its unpin is owed now
+ * (sent in the background), 0 when files still have it as their content; -ENOENT when it is
+ * no root prsmctl publish pinned, -EINVAL for a bad CID. */
+_wur_ int fs_unpin(struct fs *fs, const char *cid);
 
 /*
  * Links an existing CID at path (relative to the mount root, "a/b/name"; the parent must
@@ -90,7 +105,8 @@ const struct fuse_lowlevel_ops *fs_lowlevel_ops(void);
 /*
  * Builds the UnixFS DAG of the tree at path (relative to the mount root; "" = all of it),
  * waiting for pending uploads of its files until deadline_ns, uploads the directory nodes
- * and pins the root: the CID the node's `add -r` gives for the same tree and profile.
+ * and pins the root: the CID the node's `add -r` gives for the same tree and profile. The
+ * root stays pinned, whatever happens to the files, until fs_unpin.
  * FIFOs, sockets and device nodes are left out: *ret_skipped (optional) counts them.
  */
 _wur_ int fs_publish(struct fs *fs, const char *path, uint64_t deadline_ns, struct cid *ret,

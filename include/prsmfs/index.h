@@ -15,7 +15,7 @@
 #include "prsmfs/cid.h"
 
 #define INDEX_ROOT_INO       1
-#define INDEX_SCHEMA_VERSION 7
+#define INDEX_SCHEMA_VERSION 8
 #define INDEX_NAME_MAX       255
 #define INDEX_INSTANCE_LEN   32 /* hex digits of an index's instance id */
 
@@ -185,15 +185,70 @@ _wur_ int index_set_dir_cid(struct index *idx, uint64_t ino, const struct cid *c
 _wur_ int index_stage(struct index *idx, uint64_t ino, uint64_t gen, uint64_t size,
                       const struct timespec *mtime, const struct timespec *ctime);
 /* The upload of (ino, gen) is pinned as cid: if gen is still the inode's staged content it
- * becomes CLEAN with that CID (1), else nothing changes but the job row goes (0). */
+ * becomes CLEAN with that CID (1), else nothing changes but the job row goes (0). With
+ * INDEX_COMMIT_PINNED (prsmfs pinned cid) the root is recorded as by index_pin_add in the
+ * same transaction, and the old content's unpin is owed if this was its last reference. */
+#define INDEX_COMMIT_PINNED 1u
 _wur_ int index_commit_upload(struct index *idx, uint64_t ino, uint64_t gen, const struct cid *cid,
-                              uint64_t size);
+                              uint64_t size, unsigned flags);
 struct index_job {
         uint64_t ino, gen, size;
 };
 typedef int (*index_job_fn)(const struct index_job *job, void *userdata);
 /* Calls fn for every upload job, oldest first (not under the lock). */
 _wur_ int index_jobs(struct index *idx, index_job_fn fn, void *userdata);
+
+/* ---- pins (schema 8) ---- */
+/*
+ * The roots prsmfs pinned itself: uploaded files' roots and published trees' roots. A root is
+ * referenced while an inode outside .ipfs/ has it as its content (hard links are one inode;
+ * identical files are several inodes with one CID) or it is a published root (until
+ * index_pin_unpublish). When its last reference goes, in the same transaction (an upload's
+ * commit replacing it, an inode dropped), its unpin becomes owed; content prsmfs did not pin
+ * (linked CIDs, roots pinned before schema 8) is never in this table and never unpinned.
+ *
+ *   HELD --last reference gone--> OWED --index_pin_claim--> SENT --unpinned--> GONE
+ *   OWED --referenced again--> HELD          SENT --referenced, pinned again--> HELD
+ *
+ * SENT: an unpin may have reached the nodes; while nothing refers to the root it is unpinned
+ * (again), once something does it is pinned again. A root pinned again while SENT or GONE
+ * (an upload of the same bytes whose pin may have landed before that unpin) goes to SENT.
+ * GONE rows are kept INDEX_PIN_GONE_KEEP_SEC for that, then pruned.
+ */
+enum index_pin_state {
+        INDEX_PIN_HELD = 0,
+        INDEX_PIN_OWED = 1,
+        INDEX_PIN_SENT = 2,
+        INDEX_PIN_GONE = 3,
+};
+#define INDEX_PIN_GONE_KEEP_SEC (24 * 3600)
+#define INDEX_PIN_PUBLISHED     1u /* index_pin_add: a published root (prsmctl publish) */
+
+/* Records that prsmfs pinned cid (after the pin, never before); owed at once when nothing
+ * refers to it (an upload cancelled after its pin, or committed too late to apply). */
+_wur_ int index_pin_add(struct index *idx, const struct cid *cid, unsigned flags);
+/* cid is no longer a published root (prsmctl unpin): -ENOENT when it was none; 1 when its
+ * unpin is owed now, 0 when files still have it as their content (it stays while they do). */
+_wur_ int index_pin_unpublish(struct index *idx, const struct cid *cid);
+/* Up to max roots whose unpin or re-pin is owed (OWED or SENT), into ret; their number. */
+_wur_ int index_pins_owed(struct index *idx, struct cid *ret, size_t max);
+
+enum index_pin_action {
+        INDEX_PIN_NOTHING = 0, /* settled (referenced again, or not owed any more) */
+        INDEX_PIN_UNPIN = 1,   /* unpin it everywhere, then index_pin_done */
+        INDEX_PIN_REPIN = 2,   /* pin it again (replicas), then index_pin_done */
+};
+/* Before the network: what cid needs now (an OWED root becomes SENT, durably, before its
+ * unpin is sent). Returns an enum index_pin_action or -errno. */
+_wur_ int index_pin_claim(struct index *idx, const struct cid *cid);
+/* After action succeeded: SENT becomes GONE (unpinned, nothing refers to it) or HELD (pinned
+ * again, referenced); if the references changed meanwhile it stays SENT for another claim.
+ * Returns 1 when settled, 0 when it stays owed. */
+_wur_ int index_pin_done(struct index *idx, const struct cid *cid, enum index_pin_action action);
+/* Numbers of roots held and owed (OWED or SENT). */
+_wur_ int index_pin_counts(struct index *idx, uint64_t *ret_held, uint64_t *ret_owed);
+/* Drops GONE rows older than INDEX_PIN_GONE_KEEP_SEC (done at open too). */
+_wur_ int index_pins_prune(struct index *idx);
 
 /* Totals for statfs. */
 _wur_ int index_totals(struct index *idx, uint64_t *ret_inodes, uint64_t *ret_bytes);

@@ -85,6 +85,7 @@ struct net_stats {
         uint64_t hedges, hedge_wins;         /* second requests sent; of those, answered first */
         uint64_t puts, put_bytes, put_skips; /* blocks sent, their bytes, blocks already there */
         uint64_t pins, pin_failures;         /* confirmed pins (node or service), failed ones */
+        uint64_t unpins, unpin_failures;     /* net_pool_unpin calls that held, that did not */
         size_t n_nodes;
         struct net_node_stats nodes[NET_MAX_NODES];
 };
@@ -153,6 +154,25 @@ _wur_ int net_put_block(struct net_put *put, const struct cid *cid, const void *
  */
 _wur_ int net_put_pin(struct net_put *put, const struct cid *root, unsigned replicas,
                       uint64_t deadline_ns);
+
+/*
+ * Pins root as net_put_pin does after its bound node, without a session: on the best usable
+ * RPC nodes until `replicas` (>= 1) confirmed, then on every pinning service. For a root whose
+ * blocks are already on the nodes (a pin an unpin may have removed). Errors as net_put_pin's,
+ * without -ENOTCONN.
+ */
+_wur_ int net_pool_pin(struct net_pool *p, const struct cid *root, unsigned replicas,
+                       uint64_t deadline_ns);
+
+/*
+ * Removes the recursive pin of root from every RPC node (pin/rm; a node that holds no such
+ * pin, or pins it only indirectly, counts as done; a down node is not asked and counts as a
+ * failure until a probe brings it back) and, on every pinning service, each pin
+ * net_put_pin made of it (named "prsmfs <root>"). 0 only when every node and service said so;
+ * -EHOSTUNREACH when one could not be asked or refused, -ETIMEDOUT at the deadline,
+ * -ECANCELED on shutdown. Idempotent: call it again after any failure.
+ */
+_wur_ int net_pool_unpin(struct net_pool *p, const struct cid *root, uint64_t deadline_ns);
 
 /*
  * Runs: consecutive raw leaves (CIDv1 raw, sha2-256, all leaf_len bytes) that go to the node

@@ -19,7 +19,8 @@
  * that fails, even a read error) is logged and the job is retried after a backoff that
  * doubles from retry_base_ms to retry_max_ms (a lost write node is retried at once on the
  * next node, three times in a row before backing off). done() is called exactly once per
- * job: with error 0 once the root is pinned (or uploaded, without pin), or with -ECANCELED.
+ * job: with error 0 once the root is pinned (or uploaded, without pin), or with -ECANCELED;
+ * either way is_pinned says whether a pin of the root landed (a cancel may come after it).
  *
  * Threads: `jobs` runner threads, up to `parallel` put threads per running attempt (started
  * as blocks wait for one: a one-block file gets one), and one thread that calls every done()
@@ -77,11 +78,12 @@ _wur_ int upload_config_from(const struct config *c, struct net_pool *net, struc
 
 struct upload_result {
         uint64_t id;
-        int error;                        /* 0 or -ECANCELED */
-        struct cid root;                  /* valid when error == 0 */
-        uint64_t size;                    /* file bytes; valid when error == 0 */
-        unsigned attempts;                /* attempts made (1 when nothing failed) */
-        uint64_t blocks;                  /* blocks in the DAG (of the last attempt) */
+        int error;         /* 0 or -ECANCELED */
+        struct cid root;   /* valid when error == 0 or is_pinned */
+        bool is_pinned;    /* root was pinned (cfg.pin), also when a cancel came after the pin */
+        uint64_t size;     /* file bytes; valid when error == 0 */
+        unsigned attempts; /* attempts made (1 when nothing failed) */
+        uint64_t blocks;   /* blocks in the DAG (of the last attempt) */
         uint64_t sent, skipped;           /* blocks transferred / found on the node, all attempts */
         uint64_t last_sent, last_skipped; /* the same, last attempt only */
         char node[128];                   /* the last attempt's write node ("" if none) */
@@ -150,6 +152,16 @@ _wur_ int upload_fd(struct upload *u, int fd, struct cid *ret_root, uint64_t *re
 typedef int (*upload_source_fn)(unixfs_emit_fn emit, void *emit_userdata, void *userdata);
 _wur_ int upload_blocks(struct upload *u, upload_source_fn source, void *userdata,
                         const struct cid *pin_root);
+
+/*
+ * Pins root again (a root whose blocks the nodes hold; an unpin may have removed its pin) on
+ * `replicas` nodes and every pinning service, whatever cfg.pin says: net_pool_pin. And the
+ * other way: removes the pins prsmfs made of root from every node and service,
+ * net_pool_unpin. Synchronous, one attempt; errors as net's (-EHOSTUNREACH, -ETIMEDOUT,
+ * -ECANCELED).
+ */
+_wur_ int upload_pin(struct upload *u, const struct cid *root);
+_wur_ int upload_unpin(struct upload *u, const struct cid *root);
 
 /*
  * Early puts (cfg.early): [off, off + len) of the file at path, being written and not yet

@@ -366,7 +366,7 @@ static void upload_done(const struct upload_result *res, void *userdata)
 {
         struct upload_ctx *c = userdata;
 
-        fs_upload_done(c->fs, res->id, c->ino, res->error, &res->root, res->size);
+        fs_upload_done(c->fs, res->id, c->ino, res->error, &res->root, res->size, res->is_pinned);
         free(c);
 }
 
@@ -409,6 +409,20 @@ static int up_put_blocks(void *ud, fs_block_source_fn source, void *source_ud,
         return upload_blocks(d->upload, source, source_ud, pin_root);
 }
 
+static int up_unpin(void *ud, const struct cid *root)
+{
+        struct daemon *d = ud;
+
+        return upload_unpin(d->upload, root);
+}
+
+static int up_pin(void *ud, const struct cid *root)
+{
+        struct daemon *d = ud;
+
+        return upload_pin(d->upload, root);
+}
+
 static int cmd_link(json_t *request, json_t **reply, void *userdata)
 {
         struct daemon *d = userdata;
@@ -449,6 +463,39 @@ static int cmd_publish(json_t *request, json_t **reply, void *userdata)
         *reply = json_pack("{s:s, s:I}", "cid", cid_to_string(&root, s), "skipped",
                            (json_int_t)skipped);
         return *reply ? 0 : -ENOMEM;
+}
+
+/* prsmctl unpin CID: a published root is unpinned (in the background) unless files still
+ * have it as their content. */
+static int cmd_unpin(json_t *request, json_t **reply, void *userdata)
+{
+        struct daemon *d = userdata;
+        const char *cid = json_string_value(json_object_get(request, "cid"));
+        int r;
+
+        if (!cid)
+                return -EINVAL;
+        r = fs_unpin(d->fs, cid);
+        if (r == -ENOENT)
+                *reply = json_pack("{s:b, s:s}", "ok", 0, "error",
+                                   "not a root that prsmctl publish pinned");
+        if (r < 0)
+                return r;
+        /* still_referenced: files have it as their content, it stays pinned while they do */
+        *reply = json_pack("{s:s, s:b}", "cid", cid, "still_referenced", r == 0);
+        return *reply ? 0 : -ENOMEM;
+}
+
+/* Roots prsmfs pinned and holds, unpins owed, and what the pin worker did. */
+static json_t *pins_json(struct daemon *d, const struct fs_stats *fst)
+{
+        uint64_t held = 0, owed = 0;
+
+        if (index_pin_counts(d->idx, &held, &owed) < 0)
+                return json_null();
+        return json_pack("{s:I, s:I, s:I, s:I, s:I}", "held", (json_int_t)held, "owed",
+                         (json_int_t)owed, "unpins", (json_int_t)fst->unpins, "repins",
+                         (json_int_t)fst->repins, "failures", (json_int_t)fst->pin_failures);
 }
 
 /* Counters of the store, the node pool and the cache, for prsmctl status (and tests). */
@@ -497,6 +544,10 @@ static json_t *stats_json(struct daemon *d)
                       (json_int_t)cs.puts, "bytes", (json_int_t)cs.bytes, "net", "fetches",
                       (json_int_t)ns->fetches, "dedup_hits", (json_int_t)ns->dedup_hits, "failures",
                       (json_int_t)ns->failures, "nodes", nodes ? nodes : json_null());
+        if (o && json_object_set_new(o, "pins", pins_json(d, &fst)) < 0) {
+                json_decref(o);
+                o = NULL;
+        }
         free(ns);
         return o;
 }
@@ -529,10 +580,8 @@ static int cmd_check(json_t *request, json_t **reply, void *userdata)
 }
 
 static const struct control_command commands[] = {
-        { "status", cmd_status },
-        { "check", cmd_check },
-        { "link", cmd_link },
-        { "publish", cmd_publish },
+        { "status", cmd_status },   { "check", cmd_check }, { "link", cmd_link },
+        { "publish", cmd_publish }, { "unpin", cmd_unpin }, /* a published root */
 };
 
 /* Writes one number into a sysfs or procfs file; 0 or -errno. */
@@ -872,6 +921,8 @@ int main(int argc, char *argv[])
                                                        .put_blocks = up_put_blocks,
                                                        .early = up_early,
                                                        .early_unit = upload_early_unit(upload),
+                                                       .unpin = up_unpin,
+                                                       .pin = up_pin,
                                                        .ud = &d });
         if (r < 0)
                 log_error_errno(r, "cannot resume the uploads the index holds");
@@ -913,6 +964,7 @@ out:
         control_stop(control);
         fs_release_handles(fs); /* no request is served any more */
         net_pool_shutdown(net); /* prefetches and uploads in flight end now */
+        fs_pins_stop(fs);       /* unpins not sent stay owed in the index */
         upload_free(upload);    /* pending jobs stay in the index for the next start */
         if (upload) {
                 unsigned pending = 0;

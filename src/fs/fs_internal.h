@@ -23,6 +23,16 @@ struct rfile;
 struct wfile;
 struct fs_inode;
 
+/* pins.c: the pin worker */
+struct fs_pins {
+        pthread_mutex_t lock;
+        pthread_cond_t cond; /* CLOCK_MONOTONIC: a kick, or stop */
+        bool is_kicked;      /* lock: something may be owed */
+        bool stop;           /* lock */
+        pthread_t thread;
+        bool has_thread; /* set and cleared by the thread that starts and stops it */
+};
+
 /* inode.c: what the kernel and the handles hold of each inode (a hash table) */
 struct fs_inodes {
         pthread_mutex_t lock;
@@ -55,6 +65,7 @@ struct fs {
         struct fs_uploader up; /* how closed files reach the uploader */
 
         struct fs_inodes inodes; /* lookups, open handles, content changes */
+        struct fs_pins pins;     /* unpins owed (pins.c) */
 
         /* waiters.c: requests answered when an upload commits (files_lock) */
         struct fs_waiter *waiters;
@@ -134,6 +145,16 @@ _wur_ int fs_staged_open(struct fs *fs, uint64_t ino, uint64_t gen);
  * committed meanwhile (which removes the staging file): -ESTALE when the content is now
  * a->cid, which the caller opens instead. */
 _wur_ int fs_staged_open_attr(struct fs *fs, struct index_attr *a);
+
+/* ---- pins.c ---- */
+void fs_pins_init(struct fs *fs);
+/* Starts the worker once the uploader can pin and unpin (a no-op otherwise). */
+_wur_ int fs_pins_start(struct fs *fs);
+/* Something may be owed: a commit, an inode dropped, a publish or unpin. Never blocks long
+ * (any thread, FUSE workers too). */
+void fs_pins_kick(struct fs *fs);
+/* fs_pins_stop, then frees what fs_pins_init made. */
+void fs_pins_done(struct fs *fs);
 
 /* ---- tree.c ---- */
 /* Deadline for one metadata or data operation (the config's timeout from now). */

@@ -59,6 +59,7 @@ int fs_new(struct index *idx, const struct config *cfg, struct store *store, str
                 pthread_cond_init(&fs->commit_cond, &ca);
                 pthread_condattr_destroy(&ca);
         }
+        fs_pins_init(fs);
         r = fs_waiters_start(fs);
         if (r < 0) {
                 fs_free(fs);
@@ -105,6 +106,7 @@ void fs_free(struct fs *fs)
 {
         if (!fs)
                 return;
+        fs_pins_done(fs);
         pthread_mutex_destroy(&fs->expand_lock);
         pthread_mutex_destroy(&fs->files_lock);
         fs_waiters_done(fs);
@@ -698,6 +700,8 @@ static void drop_if_orphan(struct fs *fs, const struct index_attr *a)
         r = index_drop_orphans(fs->idx, a->ino);
         if (r < 0)
                 log_warning("cannot drop unlinked inode %" PRIu64 ": %s", a->ino, strerror(-r));
+        else
+                fs_pins_kick(fs); /* its content's unpin may be owed now */
 }
 
 /* The kernel dropped nlookup references to ino: an unlinked inode nothing holds goes. */

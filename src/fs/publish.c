@@ -12,7 +12,8 @@
  * is -EOPNOTSUPP.
  *
  * The new blocks (directory nodes, symlinks, empty files) go to the uploader, which pins the
- * root (automatic_pinning, replicas).
+ * root (automatic_pinning, replicas); the root is then recorded as a published root, pinned
+ * until prsmctl unpin (pins.c).
  */
 #define LOG_MODULE "fs"
 #include <inttypes.h>
@@ -290,6 +291,12 @@ int fs_publish(struct fs *fs, const char *path, uint64_t deadline_ns, struct cid
         buf_init(&p.path, PUBLISH_PATH_MAX);
         r = fs->up.put_blocks(fs->up.ud, publish_source, &p, &p.root);
         buf_done(&p.path);
+        /* after the pin: a published root stays pinned until prsmctl unpin, whatever becomes
+         * of its files */
+        if (r >= 0 && fs->cfg->automatic_pinning) {
+                r = index_pin_add(fs->idx, &p.root, INDEX_PIN_PUBLISHED);
+                fs_pins_kick(fs); /* a root unpinned before is pinned again */
+        }
         if (r < 0)
                 return r;
         /* the directory's user.prsm.cid from now on, unless something changed meanwhile */

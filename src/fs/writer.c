@@ -13,7 +13,8 @@
  * starts a new generation whose base is the flushed one, so the uploader never reads a file
  * that still changes, and a stale upload never commits (index_commit_upload checks the
  * generation). When the upload of the current generation is pinned, the index switches the
- * inode to the new CID and the staging file goes.
+ * inode to the new CID and the staging file goes; the old CID's unpin is then owed if no
+ * other inode has it, and the pin worker sends it (pins.c).
  *
  * Whose staging files: a cache_dir may be shared by several daemons (one per mount, each
  * with its own state_dir: the shipped systemd unit does this), but staging files are not
@@ -903,20 +904,33 @@ bool fs_is_committing(const struct fs *fs, uint64_t ino)
 }
 
 void fs_upload_done(struct fs *fs, uint64_t id, uint64_t ino, int error, const struct cid *root,
-                    uint64_t size)
+                    uint64_t size, bool is_pinned)
 {
         bool in_use = false;
         int r;
 
-        if (error < 0)
-                return; /* cancelled: the job stays in the index if it is still owed */
+        if (error < 0) {
+                /* cancelled: the job stays in the index if it is still owed; a pin that
+                 * landed first belongs to nothing, and its unpin is owed at once */
+                if (is_pinned) {
+                        r = index_pin_add(fs->idx, root, 0);
+                        if (r < 0)
+                                log_warning("cannot record the pin of inode %" PRIu64
+                                            "'s cancelled upload: %s; it stays pinned",
+                                            ino, strerror(-r));
+                        fs_pins_kick(fs);
+                }
+                return;
+        }
         /* waiters (fsync) see the commit only once the staging file is gone too */
         pthread_mutex_lock(&fs->files_lock);
         commit_track(fs, ino, true);
         pthread_mutex_unlock(&fs->files_lock);
-        r = index_commit_upload(fs->idx, ino, id, root, size);
+        r = index_commit_upload(fs->idx, ino, id, root, size, is_pinned ? INDEX_COMMIT_PINNED : 0);
         if (r < 0)
                 log_error("cannot commit the upload of inode %" PRIu64 ": %s", ino, strerror(-r));
+        else
+                fs_pins_kick(fs); /* the old content's unpin may be owed now */
         pthread_mutex_lock(&fs->files_lock);
         for (struct wfile *wf = fs->wfiles; r >= 0 && wf && !in_use; wf = wf->next)
                 if (wf->ino == ino) {
@@ -1141,11 +1155,12 @@ out:
 int fs_set_uploader(struct fs *fs, const struct fs_uploader *up)
 {
         struct resume rs = { .fs = fs };
-        int r;
+        int r, p;
 
         fs->up = *up;
         r = index_jobs(fs->idx, resume_job, &rs);
         if (rs.n)
                 log_info("resumed %u uploads", rs.n);
-        return r;
+        p = fs_pins_start(fs); /* what the last run left owed, too */
+        return r < 0 ? r : p;
 }

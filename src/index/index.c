@@ -8,7 +8,7 @@
  * daemon (the promise for closed files); after power loss the last commits may be lost,
  * which is why fsync() on a file waits for its upload and pin (design.md §4), not for this.
  *
- * Schema (version 7):
+ * Schema (version 8):
  *   inodes(ino, mode, uid, gid, nlink, size, state, cid, target, flags, staged,
  *          atime/mtime/ctime as _sec and _nsec, rdev)
  *          staged: generation of the staging file holding the content, 0 = none
@@ -22,6 +22,12 @@
  *   layouts(cid, data)   decoded file layouts (unixfs_layout_encode) by root CID, so that a
  *                        reopen of a big file needs neither its root nor its inner blocks;
  *                        rows no inode refers to are dropped when the index is opened
+ *   pins(cid, published, state, unpinned_sec)   roots prsmfs pinned itself (schema 8), so
+ *                      that it unpins those and only those (never content a user linked);
+ *                      state and its transitions: index.h, "pins"; the triggers
+ *                      pins_unref_delete and pins_unref_update owe the unpin of a root in the
+ *                      very transaction that drops its last reference, whatever drops it
+ *                      (a commit, an inode dropped, the start-up sweep)
  *   meta(key, value)   'instance': 32 lowercase hex digits (128 random bits from getrandom),
  *                      made once with the table and never changed: the index's own name for
  *                      what is not content-addressed and lives outside state_dir (staging
@@ -125,6 +131,14 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_LAYOUT_PUT] = "INSERT OR REPLACE INTO layouts(cid, data) VALUES (?1, ?2)",
 };
 
+/* A root is referenced while it is a published root or an inode outside .ipfs/ (whose
+ * entries name any CID and are no part of the namespace) has it as its content. */
+#define PIN_REFERENCED_SQL(c) \
+        "(published != 0 OR EXISTS (SELECT 1 FROM inodes WHERE cid = " c " AND (flags & 1) = 0))"
+/* The unpin of root c is owed if it is held and nothing refers to it any more. */
+#define PIN_UNREF_SQL(c) \
+        "UPDATE pins SET state = 1 WHERE cid = " c " AND state = 0 AND NOT " PIN_REFERENCED_SQL(c)
+
 static const char *const migrations[] = {
         /* 0 -> 1 */
         "CREATE TABLE inodes ("
@@ -190,7 +204,24 @@ static const char *const migrations[] = {
         "ALTER TABLE inodes DROP COLUMN ctime_ns;",
         /* 6 -> 7: device numbers of device nodes (FIFOs, sockets, devices made by rsync -a) */
         "ALTER TABLE inodes ADD COLUMN rdev INTEGER NOT NULL DEFAULT 0;",
+        /* 7 -> 8: pins follow the namespace. Roots pinned before this schema are not known
+         * to be prsmfs's own (a linked CID looks the same in inodes): they stay pinned. */
+        "CREATE TABLE pins ("
+        "  cid BLOB PRIMARY KEY,"
+        "  published INTEGER NOT NULL DEFAULT 0,"
+        "  state INTEGER NOT NULL DEFAULT 0,"
+        "  unpinned_sec INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+        "CREATE INDEX pins_by_state ON pins(state);"
+        "CREATE INDEX inodes_by_cid ON inodes(cid) WHERE cid IS NOT NULL;"
+        "CREATE TRIGGER pins_unref_delete AFTER DELETE ON inodes WHEN OLD.cid IS NOT NULL "
+        "BEGIN " PIN_UNREF_SQL(
+                "OLD.cid") "; END;"
+                           "CREATE TRIGGER pins_unref_update AFTER UPDATE OF cid ON inodes "
+                           "WHEN OLD.cid IS NOT NULL AND OLD.cid IS NOT NEW.cid "
+                           "BEGIN " PIN_UNREF_SQL("OLD.cid") "; END;",
 };
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == INDEX_SCHEMA_VERSION,
+               "one migration per schema version");
 
 struct index {
         pthread_mutex_t lock;                  /* guards db and every statement */
@@ -406,6 +437,8 @@ int index_open(const char *path, struct index **ret)
                 goto fail;
         r = exec(idx, "DELETE FROM layouts WHERE cid NOT IN "
                       "(SELECT cid FROM inodes WHERE cid IS NOT NULL)");
+        if (r >= 0)
+                r = index_pins_prune(idx);
         if (r < 0)
                 goto fail;
         for (size_t i = 0; i < _STMT_MAX; i++) {
@@ -1395,12 +1428,225 @@ int index_drop_orphans(struct index *idx, uint64_t ino)
         return in_transaction(idx, do_drop_orphans, &only);
 }
 
+/* ---- pins (see index.h for the states) ---- */
+
+/* Records a pin prsmfs made of cid; under the lock, inside a transaction. */
+static int pin_add_locked(struct index *idx, const struct cid *cid, unsigned flags)
+{
+        int r;
+
+        /* OWED: not sent yet, simply held again; SENT or GONE: an unpin may have landed after
+         * this pin, so the worker decides (pins again, or unpins again if unreferenced) */
+        r = q(idx, NULL, NULL,
+              "INSERT INTO pins(cid, published, state) VALUES (?1, ?2, 0) "
+              "ON CONFLICT(cid) DO UPDATE SET published = max(published, excluded.published), "
+              "state = CASE state WHEN 1 THEN 0 WHEN 3 THEN 2 ELSE state END",
+              "bi", cid->bin, (size_t)cid->len, (int64_t)(flags & INDEX_PIN_PUBLISHED ? 1 : 0));
+        if (r >= 0)
+                r = q(idx, NULL, NULL, PIN_UNREF_SQL("?1"), "b", cid->bin, (size_t)cid->len);
+        return r;
+}
+
+struct pin_args {
+        const struct cid *cid;
+        unsigned flags;
+        int result;
+};
+
+static int do_pin_add(struct index *idx, void *ud)
+{
+        struct pin_args *a = ud;
+
+        return pin_add_locked(idx, a->cid, a->flags);
+}
+
+int index_pin_add(struct index *idx, const struct cid *cid, unsigned flags)
+{
+        struct pin_args a = { .cid = cid, .flags = flags };
+
+        return in_transaction(idx, do_pin_add, &a);
+}
+
+/* The state of cid's row and whether it is referenced (-ENOENT: no row); under the lock. */
+static int pin_get_locked(struct index *idx, const struct cid *cid, int64_t *ret_state,
+                          bool *ret_referenced)
+{
+        int64_t v = 0;
+        int r;
+
+        /* state * 2 + referenced, in one read */
+        r = q(idx, &v, NULL,
+              "SELECT state * 2 + " PIN_REFERENCED_SQL("pins.cid") " FROM pins WHERE cid = ?1", "b",
+              cid->bin, (size_t)cid->len);
+        if (r < 0)
+                return r;
+        *ret_state = v / 2;
+        *ret_referenced = v % 2;
+        return 0;
+}
+
+static int do_pin_unpublish(struct index *idx, void *ud)
+{
+        struct pin_args *a = ud;
+        int64_t state;
+        bool referenced;
+        int changes = 0, r;
+
+        r = q(idx, NULL, &changes, "UPDATE pins SET published = 0 WHERE cid = ?1 AND published",
+              "b", a->cid->bin, (size_t)a->cid->len);
+        if (r >= 0 && changes == 0)
+                return -ENOENT;
+        if (r >= 0)
+                r = q(idx, NULL, NULL, PIN_UNREF_SQL("?1"), "b", a->cid->bin, (size_t)a->cid->len);
+        if (r >= 0)
+                r = pin_get_locked(idx, a->cid, &state, &referenced);
+        if (r >= 0)
+                a->result = referenced ? 0 : 1;
+        return r;
+}
+
+int index_pin_unpublish(struct index *idx, const struct cid *cid)
+{
+        struct pin_args a = { .cid = cid };
+        int r;
+
+        r = in_transaction(idx, do_pin_unpublish, &a);
+        return r < 0 ? r : a.result;
+}
+
+int index_pins_owed(struct index *idx, struct cid *ret, size_t max)
+{
+        sqlite3_stmt *st = NULL;
+        size_t n = 0;
+        int rc, r = 0;
+
+        pthread_mutex_lock(&idx->lock);
+        rc = sqlite3_prepare_v2(idx->db, "SELECT cid FROM pins WHERE state IN (1, 2) LIMIT ?1", -1,
+                                &st, NULL);
+        if (rc == SQLITE_OK) {
+                sqlite3_bind_int64(st, 1, (sqlite3_int64)MIN(max, (size_t)INT32_MAX));
+                while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+                        const void *b = sqlite3_column_blob(st, 0);
+                        int len = sqlite3_column_bytes(st, 0);
+
+                        /* bytes from disk: a row that no longer parses is skipped */
+                        if (b && len > 0 && cid_from_bytes(b, (size_t)len, &ret[n]) >= 0)
+                                n++;
+                }
+        }
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE && rc != SQLITE_OK)
+                r = errno_from_sqlite(rc);
+        sqlite3_finalize(st);
+        pthread_mutex_unlock(&idx->lock);
+        return r < 0 ? r : (int)n;
+}
+
+static int do_pin_claim(struct index *idx, void *ud)
+{
+        struct pin_args *a = ud;
+        int64_t state;
+        bool referenced;
+        int r;
+
+        a->result = INDEX_PIN_NOTHING;
+        r = pin_get_locked(idx, a->cid, &state, &referenced);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        if (state == INDEX_PIN_OWED && referenced)
+                return q(idx, NULL, NULL, "UPDATE pins SET state = 0 WHERE cid = ?1", "b",
+                         a->cid->bin, (size_t)a->cid->len);
+        if (state == INDEX_PIN_OWED)
+                r = q(idx, NULL, NULL, "UPDATE pins SET state = 2 WHERE cid = ?1", "b", a->cid->bin,
+                      (size_t)a->cid->len);
+        if (r >= 0 && (state == INDEX_PIN_OWED || state == INDEX_PIN_SENT))
+                a->result = referenced ? INDEX_PIN_REPIN : INDEX_PIN_UNPIN;
+        return r;
+}
+
+int index_pin_claim(struct index *idx, const struct cid *cid)
+{
+        struct pin_args a = { .cid = cid };
+        int r;
+
+        r = in_transaction(idx, do_pin_claim, &a);
+        return r < 0 ? r : a.result;
+}
+
+static int do_pin_done(struct index *idx, void *ud)
+{
+        struct pin_args *a = ud;
+        struct timespec now = now_ts();
+        int64_t state;
+        bool referenced;
+        int r;
+
+        a->result = 0;
+        r = pin_get_locked(idx, a->cid, &state, &referenced);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0 || state != INDEX_PIN_SENT)
+                return r;
+        if (a->flags == INDEX_PIN_UNPIN && !referenced)
+                r = q(idx, NULL, NULL,
+                      "UPDATE pins SET state = 3, unpinned_sec = ?2 WHERE cid = ?1", "bi",
+                      a->cid->bin, (size_t)a->cid->len, (int64_t)now.tv_sec);
+        else if (a->flags == INDEX_PIN_REPIN && referenced)
+                r = q(idx, NULL, NULL, "UPDATE pins SET state = 0 WHERE cid = ?1", "b", a->cid->bin,
+                      (size_t)a->cid->len);
+        else
+                return 0; /* the references changed meanwhile: claim it again */
+        if (r >= 0)
+                a->result = 1;
+        return r;
+}
+
+int index_pin_done(struct index *idx, const struct cid *cid, enum index_pin_action action)
+{
+        struct pin_args a = { .cid = cid, .flags = action };
+        int r;
+
+        r = in_transaction(idx, do_pin_done, &a);
+        return r < 0 ? r : a.result;
+}
+
+int index_pin_counts(struct index *idx, uint64_t *ret_held, uint64_t *ret_owed)
+{
+        int64_t held = 0, owed = 0;
+        int r;
+
+        pthread_mutex_lock(&idx->lock);
+        r = q(idx, &held, NULL, "SELECT count(*) FROM pins WHERE state = 0", "");
+        if (r >= 0)
+                r = q(idx, &owed, NULL, "SELECT count(*) FROM pins WHERE state IN (1, 2)", "");
+        pthread_mutex_unlock(&idx->lock);
+        if (r < 0)
+                return r;
+        *ret_held = (uint64_t)held;
+        *ret_owed = (uint64_t)owed;
+        return 0;
+}
+
+int index_pins_prune(struct index *idx)
+{
+        struct timespec now = now_ts();
+        int r;
+
+        pthread_mutex_lock(&idx->lock);
+        r = q(idx, NULL, NULL, "DELETE FROM pins WHERE state = 3 AND unpinned_sec < ?1", "i",
+              (int64_t)now.tv_sec - INDEX_PIN_GONE_KEEP_SEC);
+        pthread_mutex_unlock(&idx->lock);
+        return r;
+}
+
 /* ---- staged content and upload jobs ---- */
 
 struct staged_args {
         uint64_t ino, gen, size;
         const struct timespec *mtime, *ctime;
         const struct cid *cid;
+        unsigned flags; /* INDEX_COMMIT_* */
         bool applied;
 };
 
@@ -1459,15 +1705,18 @@ static int do_commit_upload(struct index *idx, void *ud)
         a->applied = changes > 0;
         if (a->applied)
                 r = dirs_changed_locked(idx, a->ino);
-        return r < 0 ? r
-                     : q(idx, NULL, NULL, "DELETE FROM jobs WHERE ino = ?1 AND gen = ?2", "ii",
-                         (int64_t)a->ino, (int64_t)a->gen);
+        if (r >= 0)
+                r = q(idx, NULL, NULL, "DELETE FROM jobs WHERE ino = ?1 AND gen = ?2", "ii",
+                      (int64_t)a->ino, (int64_t)a->gen);
+        if (r >= 0 && a->flags & INDEX_COMMIT_PINNED)
+                r = pin_add_locked(idx, a->cid, 0);
+        return r;
 }
 
 int index_commit_upload(struct index *idx, uint64_t ino, uint64_t gen, const struct cid *cid,
-                        uint64_t size)
+                        uint64_t size, unsigned flags)
 {
-        struct staged_args a = { .ino = ino, .gen = gen, .size = size, .cid = cid };
+        struct staged_args a = { .ino = ino, .gen = gen, .size = size, .cid = cid, .flags = flags };
         int r;
 
         r = in_transaction(idx, do_commit_upload, &a);

@@ -406,6 +406,8 @@ static int engine_http(void *t, const struct net_http_request *req, struct buf *
                 curl_easy_setopt(x.easy, CURLOPT_POSTFIELDSIZE_LARGE,
                                  (curl_off_t)(req->body ? req->body_len : 0));
         }
+        if (req->method)
+                curl_easy_setopt(x.easy, CURLOPT_CUSTOMREQUEST, req->method);
         pthread_cond_init(&x.cond, NULL);
         pthread_mutex_lock(&e->lock);
         if (e->stop) {

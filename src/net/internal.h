@@ -54,6 +54,7 @@ struct net_pool {
         uint64_t hedges, hedge_wins;            /* lock */
         uint64_t puts, put_bytes, put_skips;    /* lock */
         uint64_t pins, pin_failures;            /* lock */
+        uint64_t unpins, unpin_failures;        /* lock */
         struct service *services;               /* pinning services; immutable after new */
         size_t n_services;
         bool stop;                /* lock */

@@ -812,6 +812,8 @@ void net_pool_get_stats(struct net_pool *p, struct net_stats *ret)
                                    .put_skips = p->put_skips,
                                    .pins = p->pins,
                                    .pin_failures = p->pin_failures,
+                                   .unpins = p->unpins,
+                                   .unpin_failures = p->unpin_failures,
                                    .n_nodes = p->n_nodes };
         for (size_t i = 0; i < p->n_nodes; i++) {
                 ret->nodes[i] = p->nodes[i].st;

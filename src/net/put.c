@@ -35,6 +35,15 @@
  * extra block on the node, a few KiB per run. Nodes without the cap (Kubo) never see a
  * run: block/put suits them, and that path stays the one tested against them.
  *
+ * Unpins (net_pool_unpin) go to every RPC node, not only to those that confirmed the pin:
+ * which replicas took a pin is not recorded anywhere, and a node that holds no recursive pin
+ * of the root answers "not pinned" (Kubo: "not pinned or pinned indirectly"), which counts as
+ * done; so an unpin can simply be sent again after any failure. There is no pin/update:
+ * js-ipfs has no such command (its RPC has pin/add, pin/rm and pin/ls), and the caller never
+ * wants the old pin dropped in the same step that pins the new root (the index must switch
+ * in between, see fs/pins.c). On a pinning service only the pins named "prsmfs <cid>" (the
+ * name pin_on_service gives) are deleted, never someone else's pin of the same CID.
+ *
  * Lock order: pool->lock, then put->lock; neither is held across a transport call.
  */
 #define LOG_MODULE "net"
@@ -859,11 +868,23 @@ static void count_pin(struct net_pool *p, int r)
         pthread_mutex_unlock(&p->lock);
 }
 
-/* pin/add on node i: 0 confirmed, else -errno (-ENOTCONN: no answer, -EBADMSG: refused or
- * confirmed something else). */
-static int pin_on_node(struct net_pool *p, size_t i, const struct cid *root, const char *rootstr,
-                       uint64_t deadline_ns)
+/* An RPC error that says the node holds no recursive pin of the argument: Kubo's "not pinned
+ * or pinned indirectly", js-ipfs's "<cid> is not pinned" and "is pinned indirectly under". */
+static bool is_not_pinned(const struct net_http_response *res, const struct buf *body)
 {
+        return is_rpc_refusal(res, body) && (memmem(body->p, body->len, "not pinned", 10) ||
+                                             memmem(body->p, body->len, "pinned indirectly", 17));
+}
+
+/*
+ * pin/<verb> (add or rm) of root, recursively, on node i: 0 when the node's "Pins" answer
+ * names root, else -errno: -ENOENT when the node said it holds no such pin, -ENOTCONN no
+ * answer or a failing node's, -EBADMSG refused or confirmed something else.
+ */
+static int pin_rpc(struct net_pool *p, size_t i, const char *verb, const struct cid *root,
+                   const char *rootstr, uint64_t deadline_ns)
+{
+        const char *what = strcmp(verb, "add") == 0 ? "pinning" : "unpinning";
         uint64_t now = p->ops->now_ns(p->t);
         struct net_http_response res;
         char url[MAX_URL];
@@ -874,8 +895,8 @@ static int pin_on_node(struct net_pool *p, size_t i, const struct cid *root, con
 
         if (now >= deadline_ns)
                 return -ETIMEDOUT;
-        r = make_url(url, sizeof(url), "%s/api/v0/pin/add?arg=%s&recursive=true", p->nodes[i].url,
-                     rootstr);
+        r = make_url(url, sizeof(url), "%s/api/v0/pin/%s?arg=%s&recursive=true", p->nodes[i].url,
+                     verb, rootstr);
         if (r < 0)
                 return r;
         buf_init(&body, MAX_RPC_ANSWER);
@@ -885,8 +906,12 @@ static int pin_on_node(struct net_pool *p, size_t i, const struct cid *root, con
         if (r < 0) {
                 if (r != -ECANCELED && r != -ENOMEM)
                         net_pool_report(p, i, outcome_of(r), 0, 0, 0);
-                log_warning_errno(r, "pinning %s on %s failed", rootstr, p->nodes[i].url);
+                log_warning_errno(r, "%s %s on %s failed", what, rootstr, p->nodes[i].url);
                 r = r == -ECANCELED || r == -ENOMEM ? r : r == -ETIMEDOUT ? -ETIMEDOUT : -ENOTCONN;
+                goto out;
+        }
+        if (is_not_pinned(&res, &body)) {
+                r = -ENOENT;
                 goto out;
         }
         j = res.status == 200 ? json_answer(&body) : NULL;
@@ -898,7 +923,7 @@ static int pin_on_node(struct net_pool *p, size_t i, const struct cid *root, con
                 json_decref(j);
         }
         if (!ok) {
-                log_warning("pinning %s on %s failed: HTTP %ld%s", rootstr, p->nodes[i].url,
+                log_warning("%s %s on %s failed: HTTP %ld%s", what, rootstr, p->nodes[i].url,
                             res.status, res.status == 200 ? " without confirming it" : "");
                 if (res.status >= 500 && !is_rpc_refusal(&res, &body))
                         net_pool_report(p, i, NET_FAIL, 0, 0, 0);
@@ -909,6 +934,18 @@ static int pin_on_node(struct net_pool *p, size_t i, const struct cid *root, con
         r = 0;
 out:
         buf_done(&body);
+        return r;
+}
+
+/* pin/add on node i: 0 confirmed, else -errno (-ENOTCONN: no answer, -EBADMSG: refused or
+ * confirmed something else). */
+static int pin_on_node(struct net_pool *p, size_t i, const struct cid *root, const char *rootstr,
+                       uint64_t deadline_ns)
+{
+        int r = pin_rpc(p, i, "add", root, rootstr, deadline_ns);
+
+        if (r == -ENOENT)
+                r = -EBADMSG; /* "not pinned" is no answer to a pin */
         count_pin(p, r);
         return r;
 }
@@ -927,9 +964,10 @@ static bool is_url_safe(const char *s)
         return true;
 }
 
-static int service_http(struct net_pool *p, const struct service *sv, const char *url,
-                        const char *json_body, uint64_t deadline_ns, struct buf *out,
-                        struct net_http_response *res)
+/* One request to a pinning service: GET, POST with json_body, or method (DELETE). */
+static int service_http(struct net_pool *p, const struct service *sv, const char *method,
+                        const char *url, const char *json_body, uint64_t deadline_ns,
+                        struct buf *out, struct net_http_response *res)
 {
         const char *headers[4] = { 0 };
         uint64_t now = p->ops->now_ns(p->t);
@@ -947,6 +985,7 @@ static int service_http(struct net_pool *p, const struct service *sv, const char
                 p->t,
                 &(struct net_http_request){ .url = url,
                                             .post = json_body != NULL,
+                                            .method = method,
                                             .body = json_body,
                                             .body_len = json_body ? strlen(json_body) : 0,
                                             .headers = headers,
@@ -991,7 +1030,7 @@ static int pin_on_service(struct net_pool *p, const struct service *sv, const ch
         if (r < 0)
                 return r;
         buf_init(&body, MAX_RPC_ANSWER);
-        r = service_http(p, sv, url, req, deadline_ns, &body, &res);
+        r = service_http(p, sv, NULL, url, req, deadline_ns, &body, &res);
         if (r < 0)
                 goto out;
         if (res.status != 200 && res.status != 201 && res.status != 202) {
@@ -1026,7 +1065,7 @@ static int pin_on_service(struct net_pool *p, const struct service *sv, const ch
                 r = make_url(url, sizeof(url), "%s/pins/%s", sv->url, id);
                 if (r < 0)
                         goto out;
-                r = service_http(p, sv, url, NULL, deadline_ns, &body, &res);
+                r = service_http(p, sv, NULL, url, NULL, deadline_ns, &body, &res);
                 if (r < 0)
                         goto out;
                 if (res.status != 200) {
@@ -1042,25 +1081,15 @@ out:
         return r;
 }
 
-int net_put_pin(struct net_put *put, const struct cid *root, unsigned replicas,
-                uint64_t deadline_ns)
+/*
+ * After `confirmed` nodes (those in tried) hold the pin: pins root on further usable RPC nodes
+ * until `replicas` confirmed, then on every pinning service. 0 only when all of that held.
+ */
+static int pin_more(struct net_pool *p, const struct cid *root, const char *rootstr, bool *tried,
+                    unsigned confirmed, unsigned replicas, uint64_t deadline_ns)
 {
-        struct net_pool *p = put->p;
-        bool tried[NET_MAX_NODES] = { 0 };
-        char rootstr[CID_MAX_STR];
-        unsigned confirmed = 0;
         int r, result = 0;
 
-        if (__atomic_load_n(&put->is_dead, __ATOMIC_ACQUIRE))
-                return -ENOTCONN;
-        (void)cid_to_string(root, rootstr);
-        r = pin_on_node(p, put->node, root, rootstr, deadline_ns);
-        if (r == -ENOTCONN)
-                put_kill(put, "pin/add got no answer", rootstr);
-        if (r < 0)
-                return r;
-        confirmed = 1;
-        tried[put->node] = true;
         while (confirmed < replicas) {
                 struct net_health snap[NET_MAX_NODES];
                 bool skip[NET_MAX_NODES];
@@ -1093,5 +1122,162 @@ int net_put_pin(struct net_put *put, const struct cid *root, unsigned replicas,
                 if (r < 0)
                         result = -EHOSTUNREACH;
         }
+        return result;
+}
+
+int net_put_pin(struct net_put *put, const struct cid *root, unsigned replicas,
+                uint64_t deadline_ns)
+{
+        struct net_pool *p = put->p;
+        bool tried[NET_MAX_NODES] = { 0 };
+        char rootstr[CID_MAX_STR];
+        int r;
+
+        if (__atomic_load_n(&put->is_dead, __ATOMIC_ACQUIRE))
+                return -ENOTCONN;
+        (void)cid_to_string(root, rootstr);
+        r = pin_on_node(p, put->node, root, rootstr, deadline_ns);
+        if (r == -ENOTCONN)
+                put_kill(put, "pin/add got no answer", rootstr);
+        if (r < 0)
+                return r;
+        tried[put->node] = true;
+        return pin_more(p, root, rootstr, tried, 1, replicas, deadline_ns);
+}
+
+int net_pool_pin(struct net_pool *p, const struct cid *root, unsigned replicas,
+                 uint64_t deadline_ns)
+{
+        bool tried[NET_MAX_NODES] = { 0 };
+        char rootstr[CID_MAX_STR];
+
+        (void)cid_to_string(root, rootstr);
+        return pin_more(p, root, rootstr, tried, 0, MAX(replicas, 1u), deadline_ns);
+}
+
+/* ---- unpins ---- */
+
+/* pin/rm on node i: 0 when the node holds no recursive pin of root any more (removed now, or
+ * never there: another replica, or an earlier unpin that landed), else -errno. */
+static int unpin_on_node(struct net_pool *p, size_t i, const struct cid *root, const char *rootstr,
+                         uint64_t deadline_ns)
+{
+        int r = pin_rpc(p, i, "rm", root, rootstr, deadline_ns);
+
+        return r == -ENOENT ? 0 : r;
+}
+
+/* Pinning Service API: the requestids of a PinResults answer (at most max); -EBADMSG for
+ * anything else. */
+static int pin_results(const struct buf *body, char (*ret_ids)[260], size_t max, size_t *ret_n)
+{
+        json_t *j = json_answer(body), *results, *v;
+        size_t k, n = 0;
+        int r = -EBADMSG;
+
+        results = j ? json_object_get(j, "results") : NULL;
+        if (json_is_array(results)) {
+                r = 0;
+                json_array_foreach(results, k, v)
+                {
+                        const char *id = json_string_value(json_object_get(v, "requestid"));
+
+                        if (!is_url_safe(id) || strlen(id) >= sizeof(ret_ids[0])) {
+                                r = -EBADMSG;
+                                break;
+                        }
+                        if (n < max)
+                                (void)snprintf(ret_ids[n++], sizeof(ret_ids[0]), "%s", id);
+                }
+        }
+        json_decref(j);
+        if (r >= 0)
+                *ret_n = n;
+        return r;
+}
+
+#define UNPIN_BATCH 16 /* requestids deleted per listing */
+
+/* Deletes the pins of root that pin_on_service made on one service (named "prsmfs <root>", in
+ * any status), listing again until none is left: 0, or -errno. */
+static int unpin_on_service(struct net_pool *p, const struct service *sv, const char *rootstr,
+                            uint64_t deadline_ns)
+{
+        char url[MAX_URL], ids[UNPIN_BATCH][260];
+        struct net_http_response res;
+        struct buf body;
+        size_t n = 0;
+        int r;
+
+        buf_init(&body, MAX_RPC_ANSWER);
+        for (unsigned round = 0; round < 64; round++) {
+                r = make_url(url, sizeof(url),
+                             "%s/pins?cid=%s&name=prsmfs%%20%s&match=exact&"
+                             "status=queued,pinning,pinned,failed&limit=%d",
+                             sv->url, rootstr, rootstr, UNPIN_BATCH);
+                if (r >= 0)
+                        r = service_http(p, sv, NULL, url, NULL, deadline_ns, &body, &res);
+                if (r >= 0 && res.status != 200)
+                        r = -EREMOTEIO;
+                if (r >= 0)
+                        r = pin_results(&body, ids, UNPIN_BATCH, &n);
+                if (r < 0 || n == 0)
+                        goto out;
+                for (size_t k = 0; k < n; k++) {
+                        r = make_url(url, sizeof(url), "%s/pins/%s", sv->url, ids[k]);
+                        if (r >= 0)
+                                r = service_http(p, sv, "DELETE", url, NULL, deadline_ns, &body,
+                                                 &res);
+                        /* 404: deleted meanwhile (by an earlier unpin that got no answer) */
+                        if (r >= 0 && res.status != 200 && res.status != 202 && res.status != 204 &&
+                            res.status != 404)
+                                r = -EREMOTEIO;
+                        if (r < 0)
+                                goto out;
+                }
+        }
+        r = -EREMOTEIO; /* a service that keeps listing what it deleted */
+out:
+        if (r < 0)
+                log_warning_errno(r, "unpinning %s on service %s failed", rootstr, sv->url);
+        buf_done(&body);
+        return r;
+}
+
+int net_pool_unpin(struct net_pool *p, const struct cid *root, uint64_t deadline_ns)
+{
+        char rootstr[CID_MAX_STR];
+        int r, result = 0;
+
+        (void)cid_to_string(root, rootstr);
+        for (size_t i = 0; i < p->n_nodes; i++) {
+                bool is_down;
+
+                if (p->nodes[i].kind != NET_NODE_RPC)
+                        continue;
+                pthread_mutex_lock(&p->lock);
+                is_down = p->nodes[i].h.state == NET_STATE_DOWN;
+                pthread_mutex_unlock(&p->lock);
+                /* not asked until its probe brings it back: a node that stalls would spend
+                 * the deadline of every unpin, and the nodes after it would never be asked */
+                r = is_down ? -EHOSTUNREACH : unpin_on_node(p, i, root, rootstr, deadline_ns);
+                if (r == -ECANCELED || r == -ENOMEM)
+                        return r;
+                if (r < 0 && result != -ETIMEDOUT)
+                        result = r == -ETIMEDOUT ? -ETIMEDOUT : -EHOSTUNREACH;
+        }
+        for (size_t k = 0; k < p->n_services; k++) {
+                r = unpin_on_service(p, &p->services[k], rootstr, deadline_ns);
+                if (r == -ECANCELED || r == -ENOMEM)
+                        return r;
+                if (r < 0 && result != -ETIMEDOUT)
+                        result = r == -ETIMEDOUT ? -ETIMEDOUT : -EHOSTUNREACH;
+        }
+        pthread_mutex_lock(&p->lock);
+        if (result == 0)
+                p->unpins++;
+        else
+                p->unpin_failures++;
+        pthread_mutex_unlock(&p->lock);
         return result;
 }

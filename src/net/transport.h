@@ -11,6 +11,7 @@
 struct net_http_request {
         const char *url;
         bool post;                  /* POST (Kubo RPC), else GET */
+        const char *method;         /* "DELETE" (Pinning Service API); NULL: as post says */
         const void *body;           /* POST body, borrowed until the call returns; may be NULL */
         size_t body_len;            /* (its Content-Type goes in headers) */
         const char *const *headers; /* NULL-terminated, may be NULL */

@@ -446,6 +446,7 @@ struct attempt_report {
         uint64_t blocks, sent, skipped;
         uint64_t put_ns, pin_ns; /* time in the pipeline; in the pin (and the check before) */
         bool early_lost; /* the node no longer had leaves put early: send everything again */
+        bool is_pinned;  /* the pin landed (the attempt may still fail: a cancel after it) */
         char node[128];
 };
 
@@ -520,8 +521,10 @@ static int attempt_run(struct upload *u, struct job *j, bool resume, upload_sour
                 if (r >= 0)
                         r = net_put_pin(a.put, pin_root, u->cfg.replicas,
                                         net_now_ns() + a.timeout_ns + mib * PIN_NS_PER_MIB);
-                if (r >= 0)
+                if (r >= 0) {
                         STAT_ADD(u, pins, 1);
+                        rep->is_pinned = true;
+                }
                 rep->pin_ns = net_now_ns() - t0;
         }
         if (r >= 0)
@@ -651,6 +654,10 @@ static int job_run(struct upload *u, struct job *j)
                 j->res.last_sent = rep.sent;
                 j->res.last_skipped = rep.skipped;
                 j->res.blocks = rep.blocks;
+                if (rep.is_pinned) { /* even if a cancel fails the attempt after it */
+                        j->res.is_pinned = true;
+                        j->res.root = fs.root;
+                }
                 if (rep.node[0])
                         memcpy(j->res.node, rep.node, sizeof(j->res.node));
                 if (r >= 0) {
@@ -722,7 +729,8 @@ static void *runner_thread(void *arg)
 
                 pthread_mutex_lock(&u->lock);
                 u->n_running--;
-                /* a cancel that returned 0 promises -ECANCELED, even if the pin just landed */
+                /* a cancel that returned 0 promises -ECANCELED, even if the pin just landed
+                 * (done() still learns of that pin: res.is_pinned) */
                 job_finish(u, j, r < 0 || j->is_cancelled ? -ECANCELED : 0);
         }
         pthread_mutex_unlock(&u->lock);
@@ -928,6 +936,21 @@ int upload_blocks(struct upload *u, upload_source_fn source, void *userdata,
         if (!source)
                 return -EINVAL;
         return attempt_run(u, NULL, false, source, userdata, pin_root, &rep);
+}
+
+/* a pin again walks a DAG the nodes hold; its size is not known here */
+#define REPIN_MIN_MS 60000ull
+
+int upload_pin(struct upload *u, const struct cid *root)
+{
+        uint64_t ms = MAX(u->cfg.timeout_ms * 10, REPIN_MIN_MS);
+
+        return net_pool_pin(u->cfg.net, root, u->cfg.replicas, net_now_ns() + ms * MS);
+}
+
+int upload_unpin(struct upload *u, const struct cid *root)
+{
+        return net_pool_unpin(u->cfg.net, root, net_now_ns() + u->cfg.timeout_ms * MS);
 }
 
 size_t upload_early_unit(struct upload *u)

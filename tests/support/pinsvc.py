@@ -9,11 +9,15 @@
 POST /pins {"cid": ...} (Bearer token required, else 401) answers 202 with status "queued";
 a worker thread then runs the node's pin/add (status "pinning" meanwhile) and ends in
 "pinned", or "failed" if the node refused or timed out. GET /pins/{requestid} answers the
-current PinStatus. Counters: created, polls, unauthorized; statuses[requestid].
+current PinStatus. GET /pins?cid=..&name=..&status=..&limit=.. lists the matching pins
+(PinResults; exact name match, default status "pinned"); DELETE /pins/{requestid} removes
+one (202; the node's pin is left alone). Counters: created, polls, unauthorized, listed,
+deleted; pins[requestid].
 """
 import http.server
 import json
 import threading
+import urllib.parse
 import uuid
 
 from quiethttp import QuietHandler
@@ -30,18 +34,25 @@ class PinService:
         self.created = 0
         self.polls = 0
         self.unauthorized = 0
+        self.listed = 0
+        self.deleted = 0
         self.server = None
         self.url = None
         self.threads = []
 
     def _status(self, rid):
         with self.lock:
-            p = dict(self.pins[rid])
+            return self._status_locked(rid)
+
+    def _status_locked(self, rid):
+        p = self.pins[rid]
         return {"requestid": rid, "status": p["status"], "created": "2024-01-01T00:00:00Z",
                 "pin": {"cid": p["cid"], "name": p["name"]}, "delegates": []}
 
     def _pin(self, rid, cid):
         with self.lock:
+            if rid not in self.pins:
+                return
             self.pins[rid]["status"] = "pinning"
         try:
             self.node.rpc("pin/add", [("arg", cid), ("recursive", "true")],
@@ -50,7 +61,8 @@ class PinService:
         except Exception:  # any refusal or timeout of the node is a failed pin
             status = "failed"
         with self.lock:
-            self.pins[rid]["status"] = status
+            if rid in self.pins:  # (deleted meanwhile)
+                self.pins[rid]["status"] = status
 
     def start(self):
         svc = self
@@ -93,8 +105,43 @@ class PinService:
                                      "status": "queued", "polls": 0}
                 self._reply(202, svc._status(rid))
 
+            def _list(self, query):
+                q = urllib.parse.parse_qs(query)
+                cids = set(",".join(q.get("cid", [])).split(",")) - {""}
+                names = q.get("name", [])
+                statuses = set(",".join(q.get("status", ["pinned"])).split(","))
+                limit = int(q.get("limit", ["10"])[0])
+                with svc.lock:
+                    svc.listed += 1
+                    rids = [rid for rid, p in svc.pins.items()
+                            if (not cids or p["cid"] in cids)
+                            and (not names or p["name"] == names[0])
+                            and p["status"] in statuses]
+                    results = [svc._status_locked(rid) for rid in rids[:limit]]
+                self._reply(200, {"count": len(rids), "results": results})
+
+            def do_DELETE(self):
+                if not self._authorized():
+                    return
+                parts = self.path.strip("/").split("/")
+                with svc.lock:
+                    found = len(parts) == 2 and parts[0] == "pins" and parts[1] in svc.pins
+                    if found:
+                        del svc.pins[parts[1]]
+                        svc.deleted += 1
+                if not found:
+                    self._reply(404, {"error": {"reason": "NOT_FOUND"}})
+                    return
+                self.send_response(202)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def do_GET(self):
                 if not self._authorized():
+                    return
+                u = urllib.parse.urlsplit(self.path)
+                if u.path.rstrip("/") == "/pins":
+                    self._list(u.query)
                     return
                 parts = self.path.strip("/").split("/")
                 if len(parts) != 2 or parts[0] != "pins" or parts[1] not in svc.pins:

@@ -7,6 +7,8 @@
     px.corrupt_add_over = 2 << 20        # add bodies bigger than this reach the node with one
                                          # byte of the file flipped (it stores other leaves and
                                          # answers their root, truthfully)
+    px.refuse.add("/api/v0/pin/rm")      # requests to these paths get 503 and never reach
+                                         # the node (a node failing just that command)
     ...
     px.requests                          # [(path without query, query dict, body length)]
     px.answered                          # the same, once the node's answer was passed on,
@@ -34,6 +36,7 @@ class RpcProxy:
         self.answered = []
         self.corrupt_add_over = None
         self.corrupted = 0
+        self.refuse = set()
         self.server = None
         self.thread = None
         self.url = None
@@ -62,6 +65,12 @@ class RpcProxy:
                               and len(body) > px.corrupt_add_over)
                     if tamper:
                         px.corrupted += 1
+                    refused = u.path in px.refuse
+                if refused:
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if tamper:
                     body[len(body) // 2] ^= 0xFF  # inside the file part, far from its framing
                 headers = {k: v for k, v in self.headers.items()

@@ -8,7 +8,12 @@
  *   prsmctl [-s SOCKET] link CID PATH     graft existing IPFS content at PATH (no download)
  *   prsmctl [-s SOCKET] publish [PATH]    pin the tree at PATH (default: all) as one DAG and
  *                                         print its root CID ("skipped": FIFOs, sockets and
- *                                         device nodes left out, named in the daemon's log)
+ *                                         device nodes left out, named in the daemon's log);
+ *                                         it stays pinned until unpin
+ *   prsmctl [-s SOCKET] unpin CID [PATH]  unpin a root publish pinned (in the background;
+ *                                         "still_referenced": files have it as their content,
+ *                                         it stays pinned while they do); PATH: any path in
+ *                                         the mount, to find it
  *
  * With -s, a link PATH is taken relative to the mount root; without, it is a path in the
  * mount whose parent directory exists.
@@ -155,7 +160,8 @@ static void usage(FILE *f)
         fprintf(f, "usage: prsmctl [-s SOCKET] status [PATH]\n"
                    "       prsmctl [-s SOCKET] check [PATH]\n"
                    "       prsmctl [-s SOCKET] link CID PATH\n"
-                   "       prsmctl [-s SOCKET] publish [PATH]\n");
+                   "       prsmctl [-s SOCKET] publish [PATH]\n"
+                   "       prsmctl [-s SOCKET] unpin CID [PATH]\n");
 }
 
 int main(int argc, char *argv[])
@@ -201,6 +207,15 @@ int main(int argc, char *argv[])
                 req = publish_request(path, sock, sizeof(sock));
                 if (!req)
                         return 1;
+        } else if (strcmp(cmd, "unpin") == 0) {
+                if (argc - optind != 2 && argc - optind != 3) {
+                        usage(stderr);
+                        return 2;
+                }
+                path = argc - optind == 3 ? argv[optind + 2] : ".";
+                if (!sock[0] && find_socket(path, sock, sizeof(sock)) < 0)
+                        return 1;
+                req = json_pack("{s:s, s:s}", "cmd", "unpin", "cid", argv[optind + 1]);
         } else if (strcmp(cmd, "status") == 0 || strcmp(cmd, "check") == 0) {
                 if (!sock[0] && find_socket(path, sock, sizeof(sock)) < 0)
                         return 1;

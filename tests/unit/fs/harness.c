@@ -240,7 +240,7 @@ struct cid fixture_upload(struct fixture *f, size_t i)
                 cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, data, (size_t)st.st_size, &c), 0);
         assert_int_equal(cache_block_put(f->cache, &c, data, (size_t)st.st_size), 0);
         free(data);
-        fs_upload_done(f->fs, s->id, s->ino, 0, &c, (uint64_t)st.st_size);
+        fs_upload_done(f->fs, s->id, s->ino, 0, &c, (uint64_t)st.st_size, true);
         return c;
 }
 

@@ -63,7 +63,7 @@ static void test_upload_done__old_generation__no_commit_over_newer(void **state)
         assert_int_equal(f->n_cancels, 1);
         /* the cancel lost the race: the old generation's upload finishes anyway */
         assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, "one", 3, &stale), 0);
-        fs_upload_done(f->fs, gen1, a.ino, 0, &stale, 3);
+        fs_upload_done(f->fs, gen1, a.ino, 0, &stale, 3, true);
         now = fixture_attr(f, a.ino);
         assert_int_equal(now.staged, gen2);
         assert_int_equal(now.state, INDEX_STATE_DIRTY);
@@ -71,7 +71,7 @@ static void test_upload_done__old_generation__no_commit_over_newer(void **state)
         assert_false(now.has_cid);
         assert_true(fixture_is_staged(f, a.ino, gen2));
         /* a cancelled upload changes nothing either */
-        fs_upload_done(f->fs, gen2, a.ino, -ECANCELED, NULL, 0);
+        fs_upload_done(f->fs, gen2, a.ino, -ECANCELED, NULL, 0, false);
         assert_int_equal(fixture_attr(f, a.ino).staged, gen2);
         assert_true(fixture_is_staged(f, a.ino, gen2));
         c = fixture_upload(f, fixture_submit_of(f, gen2));

@@ -537,10 +537,10 @@ static void test_stage__job_then_commit_only_the_current_generation(void **state
         assert_int_equal(jobs[1].gen, 9);
         assert_int_equal(jobs[2].ino, 0);
         /* generation 7's upload lands late: it changes nothing */
-        assert_int_equal(index_commit_upload(f->idx, ino, 7, &c1, 3), 0);
+        assert_int_equal(index_commit_upload(f->idx, ino, 7, &c1, 3, 0), 0);
         assert_int_equal(index_getattr(f->idx, ino, &a), 0);
         assert_false(a.has_cid);
-        assert_int_equal(index_commit_upload(f->idx, ino, 8, &c2, 4), 1);
+        assert_int_equal(index_commit_upload(f->idx, ino, 8, &c2, 4, 0), 1);
         assert_int_equal(index_getattr(f->idx, ino, &a), 0);
         assert_true(a.has_cid && cid_equal(&a.cid, &c2));
         assert_int_equal(a.state, INDEX_STATE_CLEAN);
@@ -565,7 +565,7 @@ static void test_layouts__put_get_replace_pruned_when_unreferenced(void **state)
         assert_int_equal(cid_compute(1, CID_CODEC_DAG_PB, CID_MH_SHA2_256, "root", 4, &used), 0);
         assert_int_equal(cid_compute(1, CID_CODEC_DAG_PB, CID_MH_SHA2_256, "old", 3, &gone), 0);
         assert_int_equal(index_stage(f->idx, ino, 1, 10, &t, &t), 0);
-        assert_int_equal(index_commit_upload(f->idx, ino, 1, &used, 10), 1);
+        assert_int_equal(index_commit_upload(f->idx, ino, 1, &used, 10, 0), 1);
         assert_int_equal(index_layout_get(f->idx, &used, &p, &len), -ENOENT);
         assert_int_equal(index_layout_put(f->idx, &used, (const uint8_t *)"v1", 2), 0);
         assert_int_equal(index_layout_put(f->idx, &used, (const uint8_t *)"v2!", 3), 0);
@@ -586,6 +586,199 @@ static void test_layouts__put_get_replace_pruned_when_unreferenced(void **state)
         assert_int_equal(index_check(f->idx), 0);
 }
 
+/* ---- pins (schema 8) ---- */
+
+static struct cid mkcid(const char *seed)
+{
+        struct cid c;
+
+        assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, seed, strlen(seed), &c), 0);
+        return c;
+}
+
+/* A file whose upload of content c committed (pinned by prsmfs when pinned). */
+static uint64_t mk_uploaded(struct fixture *f, const char *name, const struct cid *c, bool pinned)
+{
+        static uint64_t gen = 100;
+        struct timespec t = { 1000, 0 };
+        uint64_t ino = mk(f, INDEX_ROOT_INO, name, S_IFREG | 0644);
+
+        gen++;
+        assert_int_equal(index_stage(f->idx, ino, gen, 3, &t, &t), 0);
+        assert_int_equal(
+                index_commit_upload(f->idx, ino, gen, c, 3, pinned ? INDEX_COMMIT_PINNED : 0), 1);
+        return ino;
+}
+
+static void rewrite(struct fixture *f, uint64_t ino, const struct cid *c)
+{
+        static uint64_t gen = 1000;
+        struct timespec t = { 2000, 0 };
+
+        gen++;
+        assert_int_equal(index_stage(f->idx, ino, gen, 3, &t, &t), 0);
+        assert_int_equal(index_commit_upload(f->idx, ino, gen, c, 3, INDEX_COMMIT_PINNED), 1);
+}
+
+static void rm(struct fixture *f, const char *name)
+{
+        struct index_attr a;
+
+        assert_int_equal(index_unlink(f->idx, INDEX_ROOT_INO, name, false, &a), 0);
+        assert_int_equal(index_drop_orphans(f->idx, a.ino), 0);
+}
+
+static void assert_counts(struct fixture *f, uint64_t held, uint64_t owed)
+{
+        uint64_t h = 99, o = 99;
+
+        assert_int_equal(index_pin_counts(f->idx, &h, &o), 0);
+        assert_int_equal(h, held);
+        assert_int_equal(o, owed);
+}
+
+/* A root stays pinned while any inode has it (identical files dedup to one CID, hard links
+ * are one inode); the last reference going owes its unpin, once; linked content and .ipfs/
+ * entries are never prsmfs's pins. */
+static void test_pins__references__unpin_owed_when_the_last_goes(void **state)
+{
+        struct fixture *f = *state;
+        struct cid c1 = mkcid("one"), c2 = mkcid("two"), c3 = mkcid("linked"), owed[4];
+        struct index_new_node ro = { .mode = S_IFREG | 0444, .flags = INDEX_FLAG_RO, .cid = &c2 };
+        struct index_new_node lnk = { .mode = S_IFREG | 0644, .cid = &c3 };
+        struct index_attr a;
+        uint64_t ia;
+
+        ia = mk_uploaded(f, "a", &c1, true);
+        (void)mk_uploaded(f, "b", &c1, true); /* the same bytes */
+        assert_counts(f, 1, 0);
+        rewrite(f, ia, &c2);
+        assert_counts(f, 2, 0); /* b still has c1 */
+        rm(f, "b");
+        assert_counts(f, 1, 1);
+        assert_int_equal(index_pins_owed(f->idx, owed, 4), 1);
+        assert_true(cid_equal(&owed[0], &c1));
+        assert_int_equal(index_pin_claim(f->idx, &c1), INDEX_PIN_UNPIN);
+        assert_counts(f, 1, 1); /* sent, not yet confirmed */
+        assert_int_equal(index_pin_done(f->idx, &c1, INDEX_PIN_UNPIN), 1);
+        assert_counts(f, 1, 0);
+        assert_int_equal(index_pins_owed(f->idx, owed, 4), 0);
+
+        /* a hard link keeps c2; a read-only .ipfs/ entry of it does not */
+        assert_int_equal(index_link(f->idx, ia, INDEX_ROOT_INO, "a2", &a), 0);
+        assert_int_equal(index_mknode(f->idx, INDEX_ROOT_INO, "ro", &ro, NULL), 0);
+        rm(f, "a");
+        assert_counts(f, 1, 0);
+        rm(f, "a2");
+        assert_counts(f, 0, 1);
+
+        /* linked content that prsmfs never pinned is never owed */
+        assert_int_equal(index_mknode(f->idx, INDEX_ROOT_INO, "l", &lnk, NULL), 0);
+        rm(f, "l");
+        assert_counts(f, 0, 1);
+        (void)mk_uploaded(f, "nopin", &c3, false); /* automatic_pinning off: not ours */
+        rm(f, "nopin");
+        assert_counts(f, 0, 1);
+        assert_int_equal(index_check(f->idx), 0);
+}
+
+/* The same bytes uploaded again around an unpin: before it is sent the pin is simply held;
+ * once it may have reached the node (SENT, or GONE) the root is pinned again. */
+static void test_pins__pinned_again_around_an_unpin__held_or_repinned(void **state)
+{
+        struct fixture *f = *state;
+        struct cid c = mkcid("same"), d = mkcid("gone");
+
+        (void)mk_uploaded(f, "a", &c, true);
+        rm(f, "a");
+        assert_counts(f, 0, 1);
+        (void)mk_uploaded(f, "b", &c, true); /* owed, not sent: held again */
+        assert_counts(f, 1, 0);
+        assert_int_equal(index_pin_claim(f->idx, &c), INDEX_PIN_NOTHING);
+
+        rm(f, "b");
+        assert_int_equal(index_pin_claim(f->idx, &c), INDEX_PIN_UNPIN);
+        (void)mk_uploaded(f, "c", &c, true); /* its pin may land before that unpin */
+        assert_int_equal(index_pin_done(f->idx, &c, INDEX_PIN_UNPIN), 0);
+        assert_counts(f, 0, 1);
+        assert_int_equal(index_pin_claim(f->idx, &c), INDEX_PIN_REPIN);
+        assert_int_equal(index_pin_done(f->idx, &c, INDEX_PIN_REPIN), 1);
+        assert_counts(f, 1, 0);
+
+        (void)mk_uploaded(f, "d", &d, true);
+        rm(f, "d");
+        assert_int_equal(index_pin_claim(f->idx, &d), INDEX_PIN_UNPIN);
+        assert_int_equal(index_pin_done(f->idx, &d, INDEX_PIN_UNPIN), 1);
+        (void)mk_uploaded(f, "d2", &d, true); /* GONE: pinned again */
+        assert_int_equal(index_pin_claim(f->idx, &d), INDEX_PIN_REPIN);
+        rm(f, "d2"); /* and dropped while that pin was out: unpin again */
+        assert_int_equal(index_pin_done(f->idx, &d, INDEX_PIN_REPIN), 0);
+        assert_int_equal(index_pin_claim(f->idx, &d), INDEX_PIN_UNPIN);
+        assert_int_equal(index_pin_done(f->idx, &d, INDEX_PIN_UNPIN), 1);
+        assert_counts(f, 1, 0);
+}
+
+/* An upload whose commit no longer applies (newer content, or the inode went), or that was
+ * cancelled after its pin, leaves a root nothing refers to: owed at once. Owed unpins are
+ * kept across a reopen. */
+static void test_pins__commit_too_late_or_cancelled__owed_at_once_and_kept(void **state)
+{
+        struct fixture *f = *state;
+        uint64_t ino = mk(f, INDEX_ROOT_INO, "w", S_IFREG | 0644);
+        struct timespec t = { 1, 0 };
+        struct cid late = mkcid("late"), cancelled = mkcid("cancelled"), owed[4];
+
+        assert_int_equal(index_stage(f->idx, ino, 7, 3, &t, &t), 0);
+        assert_int_equal(index_stage(f->idx, ino, 8, 4, &t, &t), 0);
+        assert_int_equal(index_commit_upload(f->idx, ino, 7, &late, 3, INDEX_COMMIT_PINNED), 0);
+        assert_int_equal(index_pin_add(f->idx, &cancelled, 0), 0);
+        assert_counts(f, 0, 2);
+        index_free(f->idx);
+        assert_int_equal(index_open(f->path, &f->idx), 0);
+        assert_int_equal(index_pins_owed(f->idx, owed, 4), 2);
+        assert_int_equal(index_pins_owed(f->idx, owed, 1), 1);
+}
+
+/* A published root stays pinned with no file left until unpublished; a root that is also a
+ * file's content stays while the file does. */
+static void test_pins__published__held_until_unpublished(void **state)
+{
+        struct fixture *f = *state;
+        struct cid tree = mkcid("tree"), file = mkcid("file"), other = mkcid("other");
+
+        assert_int_equal(index_pin_add(f->idx, &tree, INDEX_PIN_PUBLISHED), 0);
+        (void)mk_uploaded(f, "f", &file, true);
+        assert_int_equal(index_pin_add(f->idx, &file, INDEX_PIN_PUBLISHED), 0);
+        rm(f, "f");
+        assert_counts(f, 2, 0);
+        assert_int_equal(index_pin_unpublish(f->idx, &tree), 1);
+        assert_int_equal(index_pin_unpublish(f->idx, &tree), -ENOENT);
+        assert_int_equal(index_pin_unpublish(f->idx, &other), -ENOENT);
+        assert_counts(f, 1, 1);
+        (void)mk_uploaded(f, "g", &file, true);
+        assert_int_equal(index_pin_unpublish(f->idx, &file), 0); /* g still has it */
+        assert_counts(f, 1, 1);
+        rm(f, "g");
+        assert_counts(f, 0, 2);
+}
+
+/* Schema 7 databases get the table; roots committed before it are not known to be ours and
+ * stay pinned. */
+static void test_open__schema_1_with_a_cid__old_roots_never_owed(void **state)
+{
+        struct fixture *f = *state;
+        struct cid c = mkcid("old");
+        char sql[2 * CID_MAX_BIN + 64], hex[2 * CID_MAX_BIN + 1];
+
+        for (size_t i = 0; i < c.len; i++)
+                (void)snprintf(hex + 2 * i, 3, "%02x", c.bin[i]);
+        (void)snprintf(sql, sizeof(sql), "UPDATE inodes SET cid = X'%s' WHERE ino = 2", hex);
+        open_schema_1(f, sql);
+        rm(f, "old");
+        assert_counts(f, 0, 0);
+        assert_int_equal(index_check(f->idx), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -602,6 +795,17 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_readdir__resume_from_cookie__every_entry_once,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_open__newer_schema__refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_open__schema_1_with_a_cid__old_roots_never_owed, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_pins__references__unpin_owed_when_the_last_goes, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_pins__pinned_again_around_an_unpin__held_or_repinned, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_pins__commit_too_late_or_cancelled__owed_at_once_and_kept, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(test_pins__published__held_until_unpublished, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_open__schema_1__migrated_keeping_rows, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_open__schema_4_times_in_ns__split_exactly,

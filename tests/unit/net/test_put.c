@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Put sessions and pins through a scripted transport: binding, verification before upload,
  * skip-existing on resume, wrong CID answers, node failure as -ENOTCONN, Kubo's spelling,
- * request slots, replica counting and Pinning Service API poll states. */
+ * request slots, replica counting, Pinning Service API poll states, and unpins on every node
+ * and service. */
 #include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -34,6 +35,9 @@ struct fnode {
         bool has[N_BLOCKS];
         bool pin_fails;
         unsigned puts, stats, pins, requests;
+        bool pinned[N_BLOCKS]; /* recursive pins (pin/add, pin/rm) */
+        bool rm_fails;         /* pin/rm answers 503 */
+        unsigned rms;
         /* runs: js_cap answers 413 to block/put of a LEAF-byte leaf (js-ipfs's 1 MiB cap);
          * add_lies names another root for adds of several chunks and stores nothing then */
         bool js_cap, add_lies, add_503;
@@ -48,6 +52,10 @@ struct fake {
         const char *const *statuses; /* answers to POST then each GET, last one repeats */
         unsigned service_calls;
         bool saw_bearer;
+        /* pins listed by GET /pins?... (the unpin side): ids, and how many are left */
+        const char *const *svc_ids;
+        unsigned svc_n, svc_lists, svc_deletes;
+        bool svc_gone[4];
         /* request slots */
         pthread_mutex_t lock;
         unsigned in_flight, max_in_flight;
@@ -186,12 +194,54 @@ static int do_add(struct fnode *n, const struct net_http_request *req, struct bu
         return fake_net_answer(body, json);
 }
 
+/* The unpin side of the service: GET /pins?cid=..&name=.. lists the svc_n pins of svc_ids not
+ * deleted yet, DELETE /pins/{id} deletes one. */
+static int do_service_unpin(struct fake *f, const struct net_http_request *req, struct buf *body,
+                            struct net_http_response *res)
+{
+        char json[512];
+        size_t len;
+        bool first = true;
+
+        if (req->method) {
+                assert_string_equal(req->method, "DELETE");
+                for (unsigned i = 0; i < f->svc_n; i++)
+                        if (!f->svc_gone[i] && strstr(req->url, f->svc_ids[i])) {
+                                f->svc_gone[i] = true;
+                                f->svc_deletes++;
+                                res->status = 202;
+                                return 0;
+                        }
+                res->status = 404;
+                return 0;
+        }
+        assert_false(req->post);
+        assert_non_null(strstr(req->url, "name=prsmfs%20"));
+        assert_non_null(strstr(req->url, "status=queued,pinning,pinned,failed"));
+        f->svc_lists++;
+        len = (size_t)snprintf(json, sizeof(json), "{\"results\":[");
+        for (unsigned i = 0; i < f->svc_n; i++) {
+                if (f->svc_gone[i])
+                        continue;
+                len += (size_t)snprintf(json + len, sizeof(json) - len,
+                                        "%s{\"requestid\":\"%s\",\"status\":\"pinned\"}",
+                                        first ? "" : ",", f->svc_ids[i]);
+                first = false;
+        }
+        (void)snprintf(json + len, sizeof(json) - len, "]}");
+        return fake_net_answer(body, json);
+}
+
 static int do_service(struct fake *f, const struct net_http_request *req, struct buf *body,
                       struct net_http_response *res)
 {
         char json[128];
-        unsigned k = f->service_calls++;
+        unsigned k;
         const char *st;
+
+        if (f->svc_ids)
+                return do_service_unpin(f, req, body, res);
+        k = f->service_calls++;
 
         for (const char *const *h = req->headers; h && *h; h++)
                 if (strcmp(*h, "Authorization: Bearer s3cret") == 0)
@@ -211,6 +261,39 @@ static int do_service(struct fake *f, const struct net_http_request *req, struct
         for (unsigned i = 1; i <= k && f->statuses[i]; i++)
                 st = f->statuses[i];
         (void)snprintf(json, sizeof(json), "{\"requestid\":\"req-42\",\"status\":\"%s\"}", st);
+        return fake_net_answer(body, json);
+}
+
+/* pin/add and pin/rm (recursive) of one of the blocks; js-ipfs's answers. */
+static int do_pin(struct fnode *n, const struct net_http_request *req, struct buf *body,
+                  struct net_http_response *res, bool add)
+{
+        char key[CID_MAX_STR], json[CID_MAX_STR + 64];
+        int i = arg_block(req->url);
+
+        assert_non_null(strstr(req->url, "recursive=true"));
+        assert_true(i >= 0);
+        if (add)
+                n->pins++;
+        else
+                n->rms++;
+        if (add && n->pin_fails) {
+                res->status = 500;
+                return fake_net_answer(body, "{\"Message\":\"no peers\",\"Type\":\"error\"}");
+        }
+        if (!add && n->rm_fails) {
+                res->status = 503;
+                return 0;
+        }
+        js_cid(&cids[i], key);
+        if (!add && !n->pinned[i]) {
+                res->status = 500;
+                (void)snprintf(json, sizeof(json),
+                               "{\"Message\":\"%s is not pinned\",\"Type\":\"error\"}", key);
+                return fake_net_answer(body, json);
+        }
+        n->pinned[i] = add;
+        (void)snprintf(json, sizeof(json), "{\"Pins\":[\"%s\"]}", key);
         return fake_net_answer(body, json);
 }
 
@@ -269,22 +352,8 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
         }
         if (strstr(req->url, "/api/v0/add?"))
                 return do_add(n, req, body, res);
-        if (strstr(req->url, "/api/v0/pin/add?")) {
-                char key[CID_MAX_STR], json[CID_MAX_STR + 64];
-
-                assert_non_null(strstr(req->url, "recursive=true"));
-                n->pins++;
-                i = arg_block(req->url);
-                assert_true(i >= 0);
-                if (n->pin_fails) {
-                        res->status = 500;
-                        return fake_net_answer(body,
-                                               "{\"Message\":\"no peers\",\"Type\":\"error\"}");
-                }
-                js_cid(&cids[i], key);
-                (void)snprintf(json, sizeof(json), "{\"Pins\":[\"%s\"]}", key);
-                return fake_net_answer(body, json);
-        }
+        if (strstr(req->url, "/api/v0/pin/add?") || strstr(req->url, "/api/v0/pin/rm?"))
+                return do_pin(n, req, body, res, strstr(req->url, "/pin/add?") != NULL);
         fail_msg("unexpected request %s", req->url);
         return -EIO;
 }
@@ -561,6 +630,78 @@ static void test_pin__bound_node_dead__enotconn(void **state)
         net_pool_free(p);
 }
 
+/* Unpins go to every RPC node: which replicas hold a pin is not recorded, and "not pinned"
+ * counts as done, so a second unpin (after a lost answer) is harmless. */
+static void test_unpin__every_rpc_node__not_pinned_counts_as_done(void **state)
+{
+        struct fake f = { 0 };
+        struct net_pool *p = make_pool(&f);
+        struct net_put *put;
+        struct net_stats st;
+
+        (void)state;
+        assert_int_equal(net_put_begin(p, false, &put), 0);
+        put_all(&f, put, 0);
+        assert_int_equal(net_put_pin(put, &cids[3], 2, deadline(&f)), 0);
+        net_put_free(put);
+        assert_int_equal(f.n[0].pinned[3] + f.n[1].pinned[3] + f.n[2].pinned[3], 2);
+        assert_int_equal(net_pool_unpin(p, &cids[3], deadline(&f)), 0);
+        for (int k = 0; k < N_NODES; k++) {
+                assert_false(f.n[k].pinned[3]);
+                assert_int_equal(f.n[k].rms, 1);
+        }
+        assert_int_equal(net_pool_unpin(p, &cids[3], deadline(&f)), 0);
+        net_pool_get_stats(p, &st);
+        assert_int_equal(st.unpins, 2);
+        assert_int_equal(st.unpin_failures, 0);
+        net_pool_free(p);
+}
+
+/* A node that cannot be asked keeps the unpin owed; the others are unpinned meanwhile. A node
+ * gone down is not asked again until a probe brings it back. */
+static void test_unpin__node_down_or_failing__ehostunreach_others_done(void **state)
+{
+        struct fake f = { 0 };
+        struct net_pool *p = make_pool(&f);
+        struct net_stats st;
+        unsigned rms;
+
+        (void)state;
+        f.n[0].pinned[2] = f.n[1].pinned[2] = f.n[2].pinned[2] = true;
+        f.n[1].dead = true;
+        assert_int_equal(net_pool_unpin(p, &cids[2], deadline(&f)), -EHOSTUNREACH);
+        assert_false(f.n[0].pinned[2] || f.n[2].pinned[2]);
+        f.n[1].dead = false;
+        assert_int_equal(net_pool_unpin(p, &cids[2], deadline(&f)), 0);
+        assert_false(f.n[1].pinned[2]);
+
+        f.n[1].pinned[2] = true;
+        f.n[1].rm_fails = true;
+        assert_int_equal(net_pool_unpin(p, &cids[2], deadline(&f)), -EHOSTUNREACH);
+        assert_int_equal(net_pool_unpin(p, &cids[2], deadline(&f)), -EHOSTUNREACH);
+        rms = f.n[1].rms; /* two failures in a row: down */
+        assert_int_equal(net_pool_unpin(p, &cids[2], deadline(&f)), -EHOSTUNREACH);
+        assert_int_equal(f.n[1].rms, rms);
+        assert_true(f.n[1].pinned[2]);
+        net_pool_get_stats(p, &st);
+        assert_int_equal(st.unpins, 1);
+        assert_int_equal(st.unpin_failures, 4);
+        net_pool_free(p);
+}
+
+/* A pin without a put session (again, after an unpin that raced with a new reference). */
+static void test_pool_pin__replicas_on_best_nodes(void **state)
+{
+        struct fake f = { .n[0].pin_fails = true };
+        struct net_pool *p = make_pool(&f);
+
+        (void)state;
+        assert_int_equal(net_pool_pin(p, &cids[1], 2, deadline(&f)), 0);
+        assert_true(f.n[1].pinned[1] && f.n[2].pinned[1]);
+        assert_int_equal(net_pool_pin(p, &cids[1], 3, deadline(&f)), -EHOSTUNREACH);
+        net_pool_free(p);
+}
+
 static char *auth_file(mode_t mode)
 {
         char *path = strdup("/tmp/prsmfs-test-auth-XXXXXX");
@@ -632,6 +773,27 @@ static void test_pin__service_never_done__etimedout_at_deadline(void **state)
         assert_int_equal(pin_with_service(st, &f, &elapsed), -ETIMEDOUT);
         assert_true(elapsed <= 10000 * MS);
         assert_true(f.service_calls > 5);
+}
+
+/* On a service, only the pins named "prsmfs <cid>" are listed, and each is deleted until
+ * the listing is empty. */
+static void test_unpin__service__each_listed_pin_deleted(void **state)
+{
+        static const char *const ids[] = { "req-1", "req-2", "req-3" };
+        char *path = auth_file(0600);
+        const struct net_pinning_service_config ps = { .url = "http://ps/", .auth_file = path };
+        struct fake f = { .svc_ids = ids, .svc_n = 3 };
+        struct net_pool *p;
+
+        (void)state;
+        p = make_pool_with(&f, &ps, 1);
+        assert_int_equal(net_pool_unpin(p, &cids[3], deadline(&f)), 0);
+        assert_true(f.svc_gone[0] && f.svc_gone[1] && f.svc_gone[2]);
+        assert_int_equal(f.svc_deletes, 3);
+        assert_int_equal(f.svc_lists, 2); /* one batch, then an empty listing */
+        net_pool_free(p);
+        unlink(path);
+        free(path);
 }
 
 static void test_pool__world_readable_auth_file__refused(void **state)
@@ -893,6 +1055,10 @@ int main(void)
                 cmocka_unit_test(test_pin__service_queued_pinning_pinned__confirmed),
                 cmocka_unit_test(test_pin__service_failed__ehostunreach),
                 cmocka_unit_test(test_pin__service_never_done__etimedout_at_deadline),
+                cmocka_unit_test(test_unpin__every_rpc_node__not_pinned_counts_as_done),
+                cmocka_unit_test(test_unpin__node_down_or_failing__ehostunreach_others_done),
+                cmocka_unit_test(test_pool_pin__replicas_on_best_nodes),
+                cmocka_unit_test(test_unpin__service__each_listed_pin_deleted),
                 cmocka_unit_test(test_pool__world_readable_auth_file__refused),
                 cmocka_unit_test(
                         test_run__js_node__leaves_one_by_one_until_413_then_one_add_per_run),

@@ -33,9 +33,11 @@ struct fake {
         struct fake_net net; /* in real time */
         pthread_mutex_t lock;
         pthread_cond_t cond;
-        bool is_gate_closed; /* block/put waits (until its deadline) while set */
-        bool is_dead;        /* every request is refused */
-        unsigned fail_puts;  /* the next n block/puts answer 503 */
+        bool is_gate_closed;     /* block/put waits (until its deadline) while set */
+        bool is_pin_gate_closed; /* pin/add waits while set (pin_waiting counts them) */
+        unsigned pin_waiting;
+        bool is_dead;       /* every request is refused */
+        unsigned fail_puts; /* the next n block/puts answer 503 */
         unsigned put_delay_us;
         unsigned puts, waiting, pins;
         /* js-ipfs's body cap: block/put of a CHUNK-byte leaf answers 413; add takes runs,
@@ -221,6 +223,11 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
         }
         assert_non_null(strstr(req->url, "/api/v0/pin/add?"));
         pthread_mutex_lock(&F.lock);
+        F.pin_waiting++;
+        pthread_cond_broadcast(&F.cond);
+        while (F.is_pin_gate_closed)
+                pthread_cond_wait(&F.cond, &F.lock);
+        F.pin_waiting--;
         if (F.n_stored < F.pin_needs) {
                 F.pins_incomplete++;
                 pthread_mutex_unlock(&F.lock);
@@ -478,6 +485,7 @@ static void test_job__file__root_pinned_blocks_stored_and_cached(void **state)
         assert_int_equal(F.n_stored, 12);
         assert_int_equal(F.pins, 1);
         assert_true(cid_equal(&F.pinned, &root));
+        assert_true(D.res[1].is_pinned);
         assert_true(find_stored(&root) >= 0);
         /* cached: blocks under a chunk (the root, the 5-byte leaf); not the full leaves */
         assert_true(cache_block_size(cache, &root) > 0);
@@ -703,6 +711,39 @@ static void test_cancel__queued_then_running__ecanceled_once_each(void **state)
         assert_int_equal(st.jobs_cancelled, 2);
         assert_int_equal(st.jobs_done, 0);
         /* the id can be used again once its done() was delivered */
+}
+
+/* A cancel that comes while the root's pin is in flight: done() gets -ECANCELED, and learns
+ * that the pin landed (someone must unpin that root: nothing will refer to it). */
+static void test_cancel__during_the_pin__ecanceled_with_the_pinned_root(void **state)
+{
+        struct upload_config c = config();
+        struct upload *u;
+        char path[4096];
+        struct cid root;
+
+        (void)state;
+        make_file(3 * CHUNK, 7, path, &root);
+        pthread_mutex_lock(&F.lock);
+        F.is_pin_gate_closed = true;
+        pthread_mutex_unlock(&F.lock);
+        assert_int_equal(upload_new(&c, &u), 0);
+        assert_int_equal(upload_submit(u, 1, path, on_done, NULL), 0);
+        pthread_mutex_lock(&F.lock);
+        while (F.pin_waiting == 0)
+                pthread_cond_wait(&F.cond, &F.lock);
+        pthread_mutex_unlock(&F.lock);
+        assert_int_equal(upload_cancel(u, 1), 0);
+        pthread_mutex_lock(&F.lock);
+        F.is_pin_gate_closed = false;
+        pthread_cond_broadcast(&F.cond);
+        pthread_mutex_unlock(&F.lock);
+        wait_done(1);
+        upload_free(u);
+        assert_int_equal(D.res[1].error, -ECANCELED);
+        assert_true(D.res[1].is_pinned);
+        assert_true(cid_equal(&D.res[1].root, &root));
+        assert_int_equal(F.pins, 1);
 }
 
 static void *open_gate_later(void *arg)
@@ -1108,6 +1149,9 @@ int main(void)
                         test_job__every_node_down__completes_when_one_returns, setup, teardown),
                 cmocka_unit_test_setup_teardown(
                         test_cancel__queued_then_running__ecanceled_once_each, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_cancel__during_the_pin__ecanceled_with_the_pinned_root, setup,
+                        teardown),
                 cmocka_unit_test_setup_teardown(test_upload_free__queued_and_running__all_ecanceled,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(
