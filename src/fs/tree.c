@@ -363,9 +363,11 @@ int fs_tree_lookup(struct fs *fs, uint64_t parent, const char *name, struct inde
         return r;
 }
 
-int fs_resolve_path(struct fs *fs, const char *path, struct index_attr *ret)
+int fs_resolve_path_through(struct fs *fs, const char *path, struct index_attr *ret,
+                            uint32_t *ret_through)
 {
         char *copy = strdup(path), *save = NULL, *part;
+        uint32_t through = 07777;
         int r;
 
         if (!copy)
@@ -374,9 +376,18 @@ int fs_resolve_path(struct fs *fs, const char *path, struct index_attr *ret)
         for (part = strtok_r(copy, "/", &save); part && r >= 0; part = strtok_r(NULL, "/", &save)) {
                 if (!S_ISDIR(ret->mode))
                         r = -ENOTDIR;
-                else
+                else {
+                        through &= ret->mode;
                         r = fs_tree_lookup(fs, ret->ino, part, ret);
+                }
         }
         free(copy);
+        if (r >= 0 && ret_through)
+                *ret_through = through;
         return r;
+}
+
+int fs_resolve_path(struct fs *fs, const char *path, struct index_attr *ret)
+{
+        return fs_resolve_path_through(fs, path, ret, NULL);
 }
