@@ -252,8 +252,8 @@ def test_special_files__fifo_socket_devices_kept_renamed_and_skipped_by_publish(
     assert out.stdout == "again\n", out
 
     # publish: the tree's files and directories, special files left out with a notice
-    out = subprocess.run([tool_binary("prsmctl"), "publish", t], capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run([tool_binary("prsmctl"), "--json", "publish", t], capture_output=True,
+                         text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     reply = json.loads(out.stdout)
     assert reply.get("skipped_count") == 5, reply
