@@ -54,9 +54,11 @@ struct config {
         char *cache_dir; /* owned: block cache and staging files */
         char *ca_bundle; /* owned, may be NULL: CA file for https nodes */
         bool sync_upload;
-        uint64_t fsync_timeout_ms; /* how long fsync (or a sync_upload close) waits for the pin */
-        bool upload_while_writing; /* put runs of a file still being written */
-        bool cache_large_writes;   /* keep uploaded full leaves in the block cache */
+        uint64_t fsync_timeout_ms;   /* how long fsync (or a sync_upload close) waits for the pin */
+        bool upload_while_writing;   /* put runs of a file still being written */
+        bool cache_large_writes;     /* keep uploaded full leaves in the block cache */
+        bool publish_preserve_mode;  /* prsmctl publish stores modes unless told not to */
+        bool publish_preserve_mtime; /* and mtimes */
         uint64_t stall_timeout_ms;
         int log_level; /* enum log_level */
 };

@@ -102,15 +102,43 @@ _wur_ int fs_set_control_path(struct fs *fs, const char *path);
 /* The operation table to pass to fuse_session_new together with the fs as userdata. */
 const struct fuse_lowlevel_ops *fs_lowlevel_ops(void);
 
+/* What a publish keeps and leaves out. */
+struct fs_publish_opts {
+        bool preserve_mode;   /* UnixFS 1.5 mode in directory and file root nodes */
+        bool preserve_mtime;  /* and mtime (symlinks too) */
+        bool include_private; /* also files and directories others may not read */
+};
+
+#define FS_PUBLISH_SKIPPED_MAX 1000 /* entries listed in a result; all are counted */
+
+struct fs_publish_skipped {
+        char *path;         /* owned: from the published root ("sub/name") */
+        const char *reason; /* static: "private", "fifo", "socket", "char-device",
+                               "block-device" */
+        uint32_t mode;      /* st_mode, type bits included */
+};
+
+struct fs_publish_result {
+        struct cid root;
+        struct fs_publish_skipped *skipped; /* owned: the first ones left out */
+        size_t n_skipped;                   /* entries in skipped */
+        size_t n_skipped_total;             /* all left out (more when the list was cut) */
+};
+void fs_publish_result_done(struct fs_publish_result *r);
+
 /*
  * Builds the UnixFS DAG of the tree at path (relative to the mount root; "" = all of it),
- * waiting for pending uploads of its files until deadline_ns, uploads the directory nodes
- * and pins the root: the CID the node's `add -r` gives for the same tree and profile. The
- * root stays pinned, whatever happens to the files, until fs_unpin.
- * FIFOs, sockets and device nodes are left out: *ret_skipped (optional) counts them.
+ * waiting for pending uploads of its files until deadline_ns, uploads the new nodes and
+ * pins the root: the CID the node's `add -r` gives for the same tree and profile (with
+ * opts' --preserve-mode/--preserve-mtime; see publish.c for the one difference). The root
+ * stays pinned, whatever happens to the files, until fs_unpin. Left out,
+ * with their subtrees, and listed in *ret (which the caller frees with
+ * fs_publish_result_done): FIFOs, sockets and device nodes, and unless
+ * opts->include_private, files without o+r and directories without o+r or o+x. -EACCES when
+ * path itself is private so, or below a directory without o+x; -EOPNOTSUPP for a special file.
  */
-_wur_ int fs_publish(struct fs *fs, const char *path, uint64_t deadline_ns, struct cid *ret,
-                     size_t *ret_skipped);
+_wur_ int fs_publish(struct fs *fs, const char *path, const struct fs_publish_opts *opts,
+                     uint64_t deadline_ns, struct fs_publish_result *ret);
 
 /* Maps an internal negative errno to what a syscall may return (positive). */
 int fs_errno_for_reply(int r);

@@ -80,6 +80,17 @@ struct unixfs_data {
         uint32_t mtime_nsec; /* 0 = absent */
 };
 
+/* UnixFS 1.5 metadata as Kubo's `add --preserve-mode --preserve-mtime` stores it: mode is the
+ * permission bits (07777, stored even when they are 0644 or 0755, as Kubo does; js-ipfs leaves
+ * those two out), mtime whole seconds (any int64) plus nanoseconds, stored only when not 0. */
+struct unixfs_meta {
+        uint32_t mode;
+        bool has_mode;
+        int64_t mtime_sec;
+        uint32_t mtime_nsec; /* < 1e9 */
+        bool has_mtime;
+};
+
 /* Decodes UnixFS Data (fields in any order). data borrows from p; blocksizes is owned (free
  * with unixfs_data_done). -EBADMSG on a missing or unknown Type, an unknown field, a repeated
  * singular field, mode over 32 bits, mtime without seconds or with nanos 0 or >= 1e9; -E2BIG
@@ -89,6 +100,8 @@ void unixfs_data_done(struct unixfs_data *d);
 /* Kubo's encoding: fields in field-number order, blocksizes unpacked, mtime seconds as a
  * (10-byte when negative) two's-complement varint, nanos only when non-zero. */
 _wur_ int unixfs_data_encode(const struct unixfs_data *d, struct buf *out);
+/* Sets d's mode and mtime fields from meta: present as meta says, absent when meta is NULL. */
+void unixfs_data_set_meta(struct unixfs_data *d, const struct unixfs_meta *meta);
 
 /* A decoded block: raw codec, or dag-pb with its UnixFS Data validated for its type. */
 struct unixfs_node {
@@ -113,6 +126,19 @@ void unixfs_node_done(struct unixfs_node *n);
  */
 typedef int (*unixfs_fetch_fn)(const struct cid *cid, uint8_t **ret, size_t *ret_len,
                                void *userdata);
+
+/*
+ * The root of a file with meta in it, as Kubo keeps mode and mtime (in the root node only):
+ * a dag-pb root gets its Data's mode and mtime replaced (set as meta says, absent otherwise;
+ * links and everything else kept); a raw root (one raw leaf, or an empty file) becomes a
+ * dag-pb File leaf holding the same bytes, as Kubo's `files chmod` wraps one. The new block
+ * (CID version cid_version, sha2-256) is appended to ret_block; *ret_tsize is its cumulative
+ * size. Borrows block. -EBADMSG when block is not a UnixFS file root, -E2BIG when the new
+ * block would exceed CID_MAX_BLOCK, -EOPNOTSUPP for other codecs.
+ */
+_wur_ int unixfs_file_set_meta(const struct cid *root, const uint8_t *block, size_t len,
+                               const struct unixfs_meta *meta, unsigned cid_version,
+                               struct buf *ret_block, struct cid *ret_cid, uint64_t *ret_tsize);
 
 /* ---- file layout ---- */
 /*
@@ -244,6 +270,11 @@ void unixfs_dir_params_profile(enum unixfs_profile p, struct unixfs_dir_params *
 _wur_ int unixfs_dir_build(const struct unixfs_dir_params *p, struct unixfs_dirent *entries,
                            size_t n, unixfs_emit_fn emit, void *userdata, struct cid *ret_root,
                            uint64_t *ret_tsize);
+/* The same with meta (may be NULL) in the directory node, or in the root shard of a HAMT
+ * (as boxo: sub-shards carry none); the 'block' size estimate counts it. */
+_wur_ int unixfs_dir_build_meta(const struct unixfs_dir_params *p, const struct unixfs_meta *meta,
+                                struct unixfs_dirent *entries, size_t n, unixfs_emit_fn emit,
+                                void *userdata, struct cid *ret_root, uint64_t *ret_tsize);
 
 /* Calls fn for every entry of a directory (basic or HAMT, fetching shards; at most
  * UNIXFS_MAX_SHARDS shard blocks per listing, else -E2BIG). fn returns < 0 to abort. Entry

@@ -105,6 +105,10 @@ static const struct key keys[] = {
           "start putting a file's leaves on a node while it is still being written" },
         { "cache_large_writes", KEY_BOOL, OFF(cache_large_writes), 0, 0, 1,
           "keep the full leaves of uploaded files in the block cache too" },
+        { "publish_preserve_mode", KEY_BOOL, OFF(publish_preserve_mode), 0, 0, 1,
+          "prsmctl publish stores modes (UnixFS 1.5; changes CIDs) unless --no-preserve-mode" },
+        { "publish_preserve_mtime", KEY_BOOL, OFF(publish_preserve_mtime), 0, 0, 1,
+          "prsmctl publish stores mtimes (UnixFS 1.5; changes CIDs) unless --no-preserve-mtime" },
         { "log_level", KEY_LOG_LEVEL, OFF(log_level), 0, 0, 0, "error|warning|notice|info|debug" },
 };
 

@@ -446,22 +446,86 @@ static int cmd_link(json_t *request, json_t **reply, void *userdata)
         return *reply ? 0 : -ENOMEM;
 }
 
+/* A path for a JSON string: itself when it is UTF-8, else with every byte >= 0x80 as \xNN
+ * (names in the mount are bytes; jansson takes UTF-8 only). */
+static json_t *json_path(const char *p)
+{
+        size_t len = strlen(p), o = 0;
+        json_t *j = json_stringn(p, len);
+        char *esc;
+
+        if (j)
+                return j;
+        esc = malloc(len * 4 + 1);
+        if (!esc)
+                return NULL;
+        for (const unsigned char *c = (const unsigned char *)p; *c; c++) {
+                if (*c < 0x80)
+                        esc[o++] = (char)*c;
+                else
+                        o += (size_t)snprintf(esc + o, 5, "\\x%02x", *c);
+        }
+        j = json_stringn(esc, o);
+        free(esc);
+        return j;
+}
+
+/* An optional boolean of a request, else dflt; -EINVAL when it is not a boolean. */
+static int request_bool(json_t *request, const char *key, bool dflt, bool *ret)
+{
+        json_t *v = json_object_get(request, key);
+
+        if (v && !json_is_boolean(v))
+                return -EINVAL;
+        *ret = v ? json_is_true(v) : dflt;
+        return 0;
+}
+
 static int cmd_publish(json_t *request, json_t **reply, void *userdata)
 {
         struct daemon *d = userdata;
         const char *path = json_string_value(json_object_get(request, "path"));
         uint64_t deadline = net_now_ns() + MAX(d->cfg->timeout_ms * 10, 600000ull) * 1000000ull;
+        struct fs_publish_result res = { 0 };
+        struct fs_publish_opts o;
         char s[CID_MAX_STR];
-        size_t skipped = 0;
-        struct cid root;
+        json_t *list;
         int r;
 
-        r = fs_publish(d->fs, path ? path : "", deadline, &root, &skipped);
+        if (request_bool(request, "preserve_mode", d->cfg->publish_preserve_mode,
+                         &o.preserve_mode) < 0 ||
+            request_bool(request, "preserve_mtime", d->cfg->publish_preserve_mtime,
+                         &o.preserve_mtime) < 0 ||
+            request_bool(request, "include_private", false, &o.include_private) < 0)
+                return -EINVAL;
+        r = fs_publish(d->fs, path ? path : "", &o, deadline, &res);
+        if (r == -EACCES) {
+                *reply = json_pack("{s:b, s:s}", "ok", 0, "error",
+                                   "others may not read it in the mount (it is private, or a "
+                                   "directory above it does not let them through): anyone with "
+                                   "the CID could; --include-private publishes it anyway");
+                return r;
+        }
         if (r < 0)
                 return r;
-        /* skipped: FIFOs, sockets and device nodes left out (named in the daemon's log) */
-        *reply = json_pack("{s:s, s:I}", "cid", cid_to_string(&root, s), "skipped",
-                           (json_int_t)skipped);
+        /* skipped: what was left out (each also named in the daemon's log) */
+        list = json_array();
+        for (size_t i = 0; list && i < res.n_skipped; i++) {
+                const struct fs_publish_skipped *e = &res.skipped[i];
+                char mode[8];
+
+                (void)snprintf(mode, sizeof(mode), "%04o", e->mode & 07777);
+                if (json_array_append_new(list,
+                                          json_pack("{s:o, s:s, s:s}", "path", json_path(e->path),
+                                                    "reason", e->reason, "mode", mode)) < 0) {
+                        json_decref(list);
+                        list = NULL;
+                }
+        }
+        *reply = list ? json_pack("{s:s, s:o, s:I}", "cid", cid_to_string(&res.root, s), "skipped",
+                                  list, "skipped_count", (json_int_t)res.n_skipped_total)
+                      : NULL;
+        fs_publish_result_done(&res);
         return *reply ? 0 : -ENOMEM;
 }
 

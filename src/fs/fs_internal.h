@@ -167,6 +167,10 @@ _wur_ int fs_tree_link(struct fs *fs, const struct cid *cid, uint64_t parent, co
 /* The inode at path from the mount root ("" or "/" = the root), expanding lazy directories on
  * the way. */
 _wur_ int fs_resolve_path(struct fs *fs, const char *path, struct index_attr *ret);
+/* The same, and the permission bits every directory on the way has (*ret_through: the AND of
+ * their modes; 07777 for the root itself). */
+_wur_ int fs_resolve_path_through(struct fs *fs, const char *path, struct index_attr *ret,
+                                  uint32_t *ret_through);
 /* Looks name up in parent, expanding parent first when it is lazy, and resolving CIDs in
  * .ipfs/. -ENOENT when absent. */
 _wur_ int fs_tree_lookup(struct fs *fs, uint64_t parent, const char *name, struct index_attr *ret);

@@ -6,10 +6,26 @@
  * profile's directory settings, sharded as a HAMT where Kubo would, so the root equals the
  * real node's `add -r` of the same tree with the same settings. A linked directory that was
  * never listed keeps its own CID. Symlinks become UnixFS symlink nodes; a file never written
- * gets the empty file's CID. Modes and times are not stored, as `add` does not by default.
- * FIFOs, sockets and device nodes have no UnixFS form: they are left out of their
- * directories (with a notice naming each, and a count for prsmctl); publishing one by itself
- * is -EOPNOTSUPP.
+ * gets the empty file's CID.
+ *
+ * Modes and times (opts): off by default, as `add` stores none. With preserve_mode and/or
+ * preserve_mtime every directory node (the root shard of a HAMT), every file's root node and
+ * (mtime only, as Kubo) every symlink carry them, as `add -r --preserve-mode --preserve-mtime`
+ * writes them. A file's root is the only node of its DAG that changes (Kubo keeps metadata
+ * in the root alone): its root block is fetched and written again with the fields, a raw
+ * root (one raw leaf) becomes a dag-pb File leaf holding the same bytes. Its other blocks
+ * stay as uploaded, so nothing is read or uploaded again but one block per file. Kubo's
+ * `add --preserve-*` also turns raw leaves off, so for files of more than one chunk in the
+ * default profile its CID differs from ours (which is js-ipfs's `add`'s); everything else is
+ * the same (tests/unit/unixfs: Kubo's t0047 vectors). A linked directory is expanded (its
+ * entries' metadata comes from the index) instead of keeping its CID.
+ *
+ * What is left out, each named in a notice and listed (up to FS_PUBLISH_SKIPPED_MAX) in the
+ * result: FIFOs, sockets and device nodes (no UnixFS form; publishing one by itself is
+ * -EOPNOTSUPP) and, unless include_private, what others may not read in the mount: a file
+ * without o+r, a directory without o+r or o+x (with everything under it). Anyone with the
+ * CID could read those. Publishing a private tree itself, or one under a directory without
+ * o+x, is -EACCES.
  *
  * The new blocks (directory nodes, symlinks, empty files) go to the uploader, which pins the
  * root (automatic_pinning, replicas); the root is then recorded as a published root, pinned
@@ -17,6 +33,7 @@
  */
 #define LOG_MODULE "fs"
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,6 +45,8 @@
 #define PUBLISH_MAX_DEPTH 256
 /* the path from the published root, for notices: PUBLISH_MAX_DEPTH names and slashes */
 #define PUBLISH_PATH_MAX (PUBLISH_MAX_DEPTH * (INDEX_NAME_MAX + 1))
+/* bytes of skipped paths listed in a result (a control reply stays well under 1 MiB) */
+#define PUBLISH_SKIPPED_BYTES (128 * 1024)
 
 struct publish {
         struct fs *fs;
@@ -35,13 +54,85 @@ struct publish {
         void *emit_ud;
         struct unixfs_params fparams;
         struct unixfs_dir_params dparams;
+        struct fs_publish_opts opts;
         uint64_t deadline_ns;
         uint64_t root_ino;
         struct cid root;
-        const char *root_path; /* borrowed: as given to fs_publish, for notices */
-        struct buf path;       /* of the directory being built, from the root, no NUL */
-        size_t skipped;        /* special files left out */
+        const char *root_path;        /* borrowed: as given to fs_publish, for notices */
+        struct buf path;              /* of the directory being built, from the root, no NUL */
+        struct buf scratch;           /* a file root rewritten with metadata */
+        struct fs_publish_result res; /* root unset until the end */
+        size_t skipped_bytes;         /* of the paths in res.skipped */
 };
+
+void fs_publish_result_done(struct fs_publish_result *r)
+{
+        if (!r)
+                return;
+        for (size_t i = 0; i < r->n_skipped; i++)
+                free(r->skipped[i].path);
+        free(r->skipped);
+        r->skipped = NULL;
+        r->n_skipped = r->n_skipped_total = 0;
+}
+
+/* What others may not read in the mount: publishing it would let anyone with the CID. */
+static bool is_private(uint32_t mode)
+{
+        if (S_ISDIR(mode))
+                return (mode & (S_IROTH | S_IXOTH)) != (S_IROTH | S_IXOTH);
+        if (S_ISREG(mode))
+                return !(mode & S_IROTH);
+        return false; /* a symlink's target is readable by all (mode 0777) */
+}
+
+/* Metadata of a node as opts ask (NULL: none). Kubo stores no mode for a symlink, and none
+ * for a mode of 0 (unixfs SetModeFromUnixPermissions). */
+static const struct unixfs_meta *meta_of(const struct publish *p, const struct index_attr *a,
+                                         struct unixfs_meta *m)
+{
+        if (!p->opts.preserve_mode && !p->opts.preserve_mtime)
+                return NULL;
+        *m = (struct unixfs_meta){
+                .has_mode = p->opts.preserve_mode && !S_ISLNK(a->mode) && (a->mode & 07777),
+                .mode = a->mode & 07777,
+                .has_mtime = p->opts.preserve_mtime,
+                .mtime_sec = (int64_t)a->mtime.tv_sec,
+                .mtime_nsec = (uint32_t)a->mtime.tv_nsec,
+        };
+        return m;
+}
+
+/* Leaves name (in the directory being built) out: a notice, and an entry in the result. */
+static int skip(struct publish *p, const char *name, const struct index_attr *a, const char *reason,
+                const char *why)
+{
+        struct bytes_view dir = buf_view(&p->path);
+        size_t len = dir.len + (dir.len ? 1 : 0) + strlen(name);
+        struct fs_publish_skipped *e;
+        char *path;
+
+        log_notice("publish of '%s': skipping '%.*s%s%s' (inode %" PRIu64 ", mode %04o): %s",
+                   p->root_path, (int)dir.len, (const char *)dir.p, dir.len ? "/" : "", name,
+                   a->ino, a->mode & 07777, why);
+        p->res.n_skipped_total++;
+        if (p->res.n_skipped >= FS_PUBLISH_SKIPPED_MAX ||
+            p->skipped_bytes + len > PUBLISH_SKIPPED_BYTES)
+                return 0; /* counted, not listed */
+        e = reallocarray(p->res.skipped, p->res.n_skipped + 1, sizeof(*e));
+        if (!e)
+                return -ENOMEM;
+        p->res.skipped = e;
+        path = malloc(len + 1);
+        if (!path)
+                return -ENOMEM;
+        (void)snprintf(path, len + 1, "%.*s%s%s", (int)dir.len, (const char *)dir.p,
+                       dir.len ? "/" : "", name);
+        e[p->res.n_skipped++] =
+                (struct fs_publish_skipped){ .path = path, .reason = reason, .mode = a->mode };
+        p->skipped_bytes += len;
+        return 0;
+}
 
 /* The cumulative DAG size of an existing CID (what a directory link's Tsize says). */
 static int tsize_of(struct publish *p, const struct cid *cid, uint64_t *ret)
@@ -83,12 +174,43 @@ static int emit_through(const struct cid *cid, const uint8_t *block, size_t len,
         return o->p->emit(cid, block, len, o->p->emit_ud);
 }
 
-static int empty_file(struct publish *p, struct cid *ret, uint64_t *ret_tsize)
+/* The root of file cid (an existing DAG) with meta in it, uploaded. */
+static int file_with_meta(struct publish *p, const struct cid *cid, const struct unixfs_meta *meta,
+                          struct cid *ret, uint64_t *ret_tsize)
+{
+        struct net_block *b = NULL;
+        int r;
+
+        r = store_get(p->fs->store, cid, p->deadline_ns, &b);
+        if (r < 0)
+                return r;
+        r = unixfs_file_set_meta(cid, b->data, b->len, meta, p->dparams.cid_version, &p->scratch,
+                                 ret, ret_tsize);
+        net_block_unref(b);
+        if (r >= 0)
+                r = p->emit(ret, p->scratch.p, p->scratch.len, p->emit_ud);
+        return r;
+}
+
+static int empty_file(struct publish *p, const struct unixfs_meta *meta, struct cid *ret,
+                      uint64_t *ret_tsize)
 {
         struct unixfs_builder *b;
         struct one_block o = { .p = p };
+        struct cid empty;
         int r;
 
+        if (meta) {
+                /* the empty leaf of either profile, as a raw block: Data without bytes */
+                r = cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, "", 0, &empty);
+                if (r >= 0)
+                        r = unixfs_file_set_meta(&empty, (const uint8_t *)"", 0, meta,
+                                                 p->dparams.cid_version, &p->scratch, ret,
+                                                 ret_tsize);
+                if (r >= 0)
+                        r = p->emit(ret, p->scratch.p, p->scratch.len, p->emit_ud);
+                return r;
+        }
         r = unixfs_builder_new(&p->fparams, emit_through, &o, &b);
         if (r < 0)
                 return r;
@@ -97,18 +219,21 @@ static int empty_file(struct publish *p, struct cid *ret, uint64_t *ret_tsize)
         return r;
 }
 
-static int symlink_node(struct publish *p, uint64_t ino, struct cid *ret, uint64_t *ret_tsize)
+static int symlink_node(struct publish *p, const struct index_attr *a, struct cid *ret,
+                        uint64_t *ret_tsize)
 {
         struct unixfs_data d = { .type = UNIXFS_SYMLINK, .has_data = true };
         struct unixfs_pb_node n = { .has_data = true };
         char target[FS_SYMLINK_MAX + 1];
+        struct unixfs_meta m;
         struct buf data, block;
         int r;
 
-        r = index_readlink(p->fs->idx, ino, target, sizeof(target));
+        r = index_readlink(p->fs->idx, a->ino, target, sizeof(target));
         if (r < 0)
                 return r;
         d.data = (struct bytes_view){ (const uint8_t *)target, strlen(target) };
+        unixfs_data_set_meta(&d, meta_of(p, a, &m));
         buf_init(&data, CID_MAX_BLOCK);
         buf_init(&block, CID_MAX_BLOCK);
         r = unixfs_data_encode(&d, &data);
@@ -137,17 +262,22 @@ struct entries {
         size_t n, cap;
 };
 
-static const char *special_kind(uint32_t mode)
+/* The reason token (fs_publish_skipped) and the notice for a special file, else NULL. */
+static const char *special_kind(uint32_t mode, const char **ret_why)
 {
         switch (mode & S_IFMT) {
         case S_IFIFO:
-                return "FIFO";
+                *ret_why = "a FIFO has no UnixFS form";
+                return "fifo";
         case S_IFSOCK:
+                *ret_why = "a socket has no UnixFS form";
                 return "socket";
         case S_IFCHR:
-                return "character device";
+                *ret_why = "a character device has no UnixFS form";
+                return "char-device";
         case S_IFBLK:
-                return "block device";
+                *ret_why = "a block device has no UnixFS form";
+                return "block-device";
         default:
                 return NULL;
         }
@@ -156,19 +286,15 @@ static const char *special_kind(uint32_t mode)
 static int collect(const char *name, const struct index_attr *a, uint64_t cookie, void *ud)
 {
         struct entries *es = ud;
-        const char *kind = special_kind(a->mode);
+        const char *why, *kind = special_kind(a->mode, &why);
 
         (void)cookie;
-        if (kind) {
-                struct bytes_view dir = buf_view(&es->p->path);
-
-                log_notice("publish of '%s': skipping '%.*s%s%s' (inode %" PRIu64
-                           "): a %s has no UnixFS form",
-                           es->p->root_path, (int)dir.len, (const char *)dir.p, dir.len ? "/" : "",
-                           name, a->ino, kind);
-                es->p->skipped++;
-                return 0;
-        }
+        if (kind)
+                return skip(es->p, name, a, kind, why);
+        if (!es->p->opts.include_private && is_private(a->mode))
+                return skip(es->p, name, a, "private",
+                            S_ISDIR(a->mode) ? "others may not list it (o+rx), nor anything in it"
+                                             : "others may not read it (o+r)");
         if (es->n == es->cap) {
                 size_t cap = es->cap ? es->cap * 2 : 32;
                 struct unixfs_dirent *e = reallocarray(es->e, cap, sizeof(*e));
@@ -196,11 +322,19 @@ static int directory(struct publish *p, const struct index_attr *a, unsigned dep
         struct entries es = { .p = p };
         struct one_block o = { .p = p };
         size_t path_len = p->path.len;
+        struct unixfs_meta m;
+        const struct unixfs_meta *meta = meta_of(p, a, &m);
         int r;
 
         if (a->state == INDEX_STATE_LAZY && a->has_cid) {
-                *ret = a->cid; /* linked, never listed, so unchanged */
-                return tsize_of(p, &a->cid, ret_tsize);
+                if (!meta) {
+                        *ret = a->cid; /* linked, never listed, so unchanged */
+                        return tsize_of(p, &a->cid, ret_tsize);
+                }
+                /* its entries' modes and times are in the index once it is listed */
+                r = fs_tree_expand(p->fs, a);
+                if (r < 0)
+                        return r;
         }
         r = index_readdir(p->fs->idx, a->ino, 0, collect, &es);
         for (size_t i = 0; r >= 0 && i < es.n; i++) {
@@ -213,7 +347,8 @@ static int directory(struct publish *p, const struct index_attr *a, unsigned dep
                 p->path.len = path_len;
         }
         if (r >= 0)
-                r = unixfs_dir_build(&p->dparams, es.e, es.n, emit_through, &o, ret, ret_tsize);
+                r = unixfs_dir_build_meta(&p->dparams, meta, es.e, es.n, emit_through, &o, ret,
+                                          ret_tsize);
         for (size_t i = 0; i < es.n; i++)
                 free((char *)es.e[i].name);
         free(es.e);
@@ -224,6 +359,8 @@ static int directory(struct publish *p, const struct index_attr *a, unsigned dep
 static int node_cid(struct publish *p, uint64_t ino, unsigned depth, struct cid *ret,
                     uint64_t *ret_tsize)
 {
+        const struct unixfs_meta *meta;
+        struct unixfs_meta m;
         struct index_attr a;
         int r;
 
@@ -243,11 +380,14 @@ static int node_cid(struct publish *p, uint64_t ino, unsigned depth, struct cid 
         if (S_ISDIR(a.mode))
                 return directory(p, &a, depth, ret, ret_tsize);
         if (S_ISLNK(a.mode))
-                return symlink_node(p, ino, ret, ret_tsize);
+                return symlink_node(p, &a, ret, ret_tsize);
         if (!S_ISREG(a.mode))
                 return -EOPNOTSUPP;
+        meta = meta_of(p, &a, &m);
         if (!a.has_cid)
-                return empty_file(p, ret, ret_tsize);
+                return empty_file(p, meta, ret, ret_tsize);
+        if (meta)
+                return file_with_meta(p, &a.cid, meta, ret, ret_tsize);
         *ret = a.cid;
         return tsize_of(p, &a.cid, ret_tsize);
 }
@@ -260,18 +400,39 @@ static int publish_source(unixfs_emit_fn emit, void *emit_ud, void *userdata)
         p->emit = emit;
         p->emit_ud = emit_ud;
         /* a new upload attempt (another node) runs the source again from the start */
-        p->skipped = 0;
+        fs_publish_result_done(&p->res);
+        p->skipped_bytes = 0;
         buf_clear(&p->path);
         return node_cid(p, p->root_ino, 0, &p->root, &tsize);
 }
 
-int fs_publish(struct fs *fs, const char *path, uint64_t deadline_ns, struct cid *ret,
-               size_t *ret_skipped)
+/*
+ * The inode at path, if others may read it in the mount: every directory on the way must let
+ * them through (o+x), and it must not be private itself. -EACCES (with a notice) when not,
+ * unless include_private.
+ */
+static int resolve_public(struct publish *p, const char *path, struct index_attr *ret)
+{
+        uint32_t through;
+        int r;
+
+        r = fs_resolve_path_through(p->fs, path, ret, &through);
+        if (r < 0 || p->opts.include_private || ((through & S_IXOTH) && !is_private(ret->mode)))
+                return r;
+        log_notice("publish of '%s' refused: %s; --include-private publishes it", p->root_path,
+                   !(through & S_IXOTH) ? "a directory above it does not let others through (o+x)"
+                                        : "others may not read it");
+        return -EACCES;
+}
+
+int fs_publish(struct fs *fs, const char *path, const struct fs_publish_opts *opts,
+               uint64_t deadline_ns, struct fs_publish_result *ret)
 {
         enum unixfs_profile prof = fs->cfg->profile == CONFIG_PROFILE_LEGACY
                                            ? UNIXFS_PROFILE_LEGACY
                                            : UNIXFS_PROFILE_DEFAULT;
         struct publish p = { .fs = fs,
+                             .opts = *opts,
                              .deadline_ns = deadline_ns,
                              .root_path = path[0] ? path : "/" };
         struct index_attr a;
@@ -281,7 +442,7 @@ int fs_publish(struct fs *fs, const char *path, uint64_t deadline_ns, struct cid
         if (!fs->up.put_blocks || !fs->store)
                 return -EHOSTUNREACH;
         since = index_tree_changes(fs->idx);
-        r = fs_resolve_path(fs, path, &a);
+        r = resolve_public(&p, path, &a);
         if (r < 0)
                 return r;
         unixfs_params_profile(prof, &p.fparams);
@@ -289,21 +450,26 @@ int fs_publish(struct fs *fs, const char *path, uint64_t deadline_ns, struct cid
         unixfs_dir_params_profile(prof, &p.dparams);
         p.root_ino = a.ino;
         buf_init(&p.path, PUBLISH_PATH_MAX);
+        buf_init(&p.scratch, CID_MAX_BLOCK);
         r = fs->up.put_blocks(fs->up.ud, publish_source, &p, &p.root);
         buf_done(&p.path);
+        buf_done(&p.scratch);
         /* after the pin: a published root stays pinned until prsmctl unpin, whatever becomes
          * of its files */
         if (r >= 0 && fs->cfg->automatic_pinning) {
                 r = index_pin_add(fs->idx, &p.root, INDEX_PIN_PUBLISHED);
                 fs_pins_kick(fs); /* a root unpinned before is pinned again */
         }
-        if (r < 0)
+        if (r < 0) {
+                fs_publish_result_done(&p.res);
                 return r;
-        /* the directory's user.prsm.cid from now on, unless something changed meanwhile */
-        if (S_ISDIR(a.mode) && index_set_dir_cid(fs->idx, a.ino, &p.root, since) < 0)
+        }
+        /* the directory's user.prsm.cid from now on, unless something changed meanwhile or
+         * the root leaves something of it out */
+        if (S_ISDIR(a.mode) && p.res.n_skipped_total == 0 &&
+            index_set_dir_cid(fs->idx, a.ino, &p.root, since) < 0)
                 log_warning("publish of '%s': cannot record its CID", p.root_path);
-        *ret = p.root;
-        if (ret_skipped)
-                *ret_skipped = p.skipped;
+        p.res.root = p.root;
+        *ret = p.res;
         return 0;
 }

@@ -3,11 +3,12 @@
  * The tree: grafting IPFS content into the index. Linking a CID fetches its root block only
  * (a file's data is never downloaded to link it): a file gets its size from the root, a
  * directory is stored "lazy" and expanded on its first lookup or readdir, a symlink gets its
- * target. Expansion lists the directory (HAMT shards fetched as needed), learns each child's
- * type and size from the child's root block (raw children need no fetch: a raw block is a
- * file, its size is the link's Tsize, checked when the file is opened), and inserts every
- * child in one transaction, so a listing is never half there. Child blocks are prefetched in
- * batches, so a cold directory costs a few round trips, not one per entry.
+ * target; a UnixFS 1.5 mode (without setuid, setgid and sticky bits) and mtime in the root
+ * block are the node's. Expansion lists the directory (HAMT shards fetched as needed), learns
+ * each child's type and size from the child's root block (raw children need no fetch: a raw
+ * block is a file, its size is the link's Tsize, checked when the file is opened), and
+ * inserts every child in one transaction, so a listing is never half there. Child blocks are
+ * prefetched in batches, so a cold directory costs a few round trips, not one per entry.
  *
  * Names in linked directories come from outside: an empty name, one with '/' or NUL, "." or
  * "..", or one over 255 bytes is skipped and logged, never handed to the kernel; a duplicate
@@ -123,8 +124,10 @@ static int describe(const struct cid *cid, const struct net_block *b, uint64_t s
                 r = -EBADMSG;
                 goto out;
         }
+        /* UnixFS 1.5 mode: the permission bits only. Setuid, setgid and sticky from content
+         * anyone could have made are dropped: a linked setuid binary must not become one. */
         n->mode = type | (node.fs.has_mode && type != S_IFLNK
-                                  ? node.fs.mode & 07777 & (flags & INDEX_FLAG_RO ? ~0222u : ~0u)
+                                  ? node.fs.mode & 0777 & (flags & INDEX_FLAG_RO ? ~0222u : ~0u)
                                   : default_perm(type, flags));
         if (node.fs.has_mtime) { /* UnixFS: mtime, any int64 seconds; nanos < 1e9 */
                 n->has_mtime = true;
@@ -360,9 +363,11 @@ int fs_tree_lookup(struct fs *fs, uint64_t parent, const char *name, struct inde
         return r;
 }
 
-int fs_resolve_path(struct fs *fs, const char *path, struct index_attr *ret)
+int fs_resolve_path_through(struct fs *fs, const char *path, struct index_attr *ret,
+                            uint32_t *ret_through)
 {
         char *copy = strdup(path), *save = NULL, *part;
+        uint32_t through = 07777;
         int r;
 
         if (!copy)
@@ -371,9 +376,18 @@ int fs_resolve_path(struct fs *fs, const char *path, struct index_attr *ret)
         for (part = strtok_r(copy, "/", &save); part && r >= 0; part = strtok_r(NULL, "/", &save)) {
                 if (!S_ISDIR(ret->mode))
                         r = -ENOTDIR;
-                else
+                else {
+                        through &= ret->mode;
                         r = fs_tree_lookup(fs, ret->ino, part, ret);
+                }
         }
         free(copy);
+        if (r >= 0 && ret_through)
+                *ret_through = through;
         return r;
+}
+
+int fs_resolve_path(struct fs *fs, const char *path, struct index_attr *ret)
+{
+        return fs_resolve_path_through(fs, path, ret, NULL);
 }

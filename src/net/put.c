@@ -33,7 +33,9 @@
  * a refusal) sends that run leaf by leaf, each leaf checked on its own, and ends runs for the
  * session; a failing node kills the session as for blocks. The File node is an unpinned
  * extra block on the node, a few KiB per run. Nodes without the cap (Kubo) never see a
- * run: block/put suits them, and that path stays the one tested against them.
+ * run: block/put suits them, and that path stays the one tested against them. Other blocks
+ * the cap refuses (dag-pb nodes over 1 MiB, which add would not make byte for byte) go up as
+ * a one-block CAR through dag/import, which has no cap.
  *
  * Unpins (net_pool_unpin) go to every RPC node, not only to those that confirmed the pin:
  * which replicas took a pin is not recorded anywhere, and a node that holds no recursive pin
@@ -498,6 +500,55 @@ static int put_by_add(struct net_put *put, const struct cid *cid, const char *ci
         return -ENOTCONN;
 }
 
+/*
+ * Any other block the node's body limit refused (a dag-pb node over 1 MiB: a file's one leaf
+ * with its mode and mtime in it): a CARv1 of that block alone through dag/import with
+ * pin-roots=false, which js-ipfs takes at any size, then block/stat to see the node has it.
+ * 0, or -ENOTCONN (session dead), -ECANCELED, -ENOMEM.
+ */
+static int put_by_import(struct net_put *put, const struct cid *cid, const char *cidstr,
+                         const void *data, size_t len, uint64_t deadline_ns, struct buf *body)
+{
+        struct net_pool *p = put->p;
+        uint64_t t0 = p->ops->now_ns(p->t);
+        struct net_http_response res;
+        char url[MAX_URL], ctype[96];
+        struct buf car, form;
+        int r;
+
+        buf_init(&car, len + 512);
+        buf_init(&form, len + 1024);
+        r = make_url(url, sizeof(url), "%s/api/v0/dag/import?pin-roots=false",
+                     p->nodes[put->node].url);
+        if (r >= 0)
+                r = unixfs_car_write_header(cid, &car);
+        if (r >= 0)
+                r = unixfs_car_write_block(cid, data, len, &car);
+        if (r >= 0)
+                r = multipart(p, car.p, car.len, &form, ctype, sizeof(ctype));
+        if (r < 0)
+                goto out;
+        r = post_form(put, url, &form, ctype, deadline_ns, body, &res);
+        if (r == -ECANCELED || r == -ENOMEM)
+                goto out;
+        if (r >= 0 && res.status == 200) {
+                r = node_has(put, cid, cidstr, len, deadline_ns);
+                if (r == 1) {
+                        put_counted(put, t0, len, 1);
+                        r = 0;
+                        goto out;
+                }
+                if (r == -ENOTCONN || r == -ECANCELED || r == -ENOMEM)
+                        goto out;
+        }
+        put_kill(put, "dag/import of a block too big for block/put failed", cidstr);
+        r = -ENOTCONN;
+out:
+        buf_done(&car);
+        buf_done(&form);
+        return r;
+}
+
 static int send_block(struct net_put *put, const struct cid *cid, const char *cidstr,
                       const char *codec, const void *data, size_t len, uint64_t deadline_ns)
 {
@@ -584,6 +635,10 @@ static int send_block(struct net_put *put, const struct cid *cid, const char *ci
                                                  __ATOMIC_RELAXED);
                         }
                         r = put_by_add(put, cid, cidstr, &form, ctype, len, deadline_ns, &body);
+                        goto out;
+                }
+                if (res.status == 413) {
+                        r = put_by_import(put, cid, cidstr, data, len, deadline_ns, &body);
                         goto out;
                 }
                 if (res.status == 429 && tries + 1 < max_tries) {

@@ -222,6 +222,59 @@ out:
         return r;
 }
 
+int unixfs_file_set_meta(const struct cid *root, const uint8_t *block, size_t len,
+                         const struct unixfs_meta *meta, unsigned cid_version,
+                         struct buf *ret_block, struct cid *ret_cid, uint64_t *ret_tsize)
+{
+        struct unixfs_pb_node pb = { .has_data = true };
+        uint64_t tsize = 0;
+        struct unixfs_node n;
+        struct unixfs_data d;
+        struct buf data;
+        int r;
+
+        if (cid_version > 1)
+                return -EINVAL;
+        r = unixfs_node_decode(root, block, len, &n);
+        if (r < 0)
+                return r;
+        if (n.is_raw)
+                /* boxo FilePBDataWithStat: the bytes (none when empty) and their size */
+                d = (struct unixfs_data){ .type = UNIXFS_FILE,
+                                          .data = n.raw,
+                                          .has_data = n.raw.len > 0,
+                                          .filesize = n.raw.len,
+                                          .has_filesize = true };
+        else if (n.fs.type == UNIXFS_FILE || n.fs.type == UNIXFS_RAW) {
+                d = n.fs; /* borrows n's blocksizes and data */
+                pb.links = n.pb.links;
+                pb.n_links = n.pb.n_links;
+                for (size_t i = 0; i < pb.n_links; i++)
+                        tsize += pb.links[i].tsize;
+        } else {
+                unixfs_node_done(&n);
+                return -EBADMSG;
+        }
+        unixfs_data_set_meta(&d, meta);
+        buf_init(&data, CID_MAX_BLOCK);
+        buf_clear(ret_block);
+        r = unixfs_data_encode(&d, &data);
+        if (r >= 0) {
+                pb.data = buf_view(&data);
+                r = unixfs_pb_encode(&pb, ret_block);
+        }
+        if (r >= 0 && ret_block->len > CID_MAX_BLOCK)
+                r = -E2BIG;
+        if (r >= 0)
+                r = cid_compute(cid_version, CID_CODEC_DAG_PB, CID_MH_SHA2_256, ret_block->p,
+                                ret_block->len, ret_cid);
+        if (r >= 0)
+                *ret_tsize = tsize + ret_block->len;
+        buf_done(&data);
+        unixfs_node_done(&n);
+        return r;
+}
+
 static int push_link(struct unixfs_builder *b, size_t k, const struct link *l)
 {
         struct level *lv;

@@ -162,8 +162,9 @@ static int emit_node(struct dbuild *d, struct unixfs_pb_link *links, size_t n,
         return r;
 }
 
+/* meta goes to the root shard only (depth 0), as boxo's Shard.SetStat */
 static int build_shard(struct dbuild *d, struct bentry *e, size_t n, unsigned depth,
-                       struct cid *ret, uint64_t *ret_tsize)
+                       const struct unixfs_meta *meta, struct cid *ret, uint64_t *ret_tsize)
 {
         struct unixfs_data fs = { .type = UNIXFS_HAMT_SHARD,
                                   .has_data = true,
@@ -213,7 +214,7 @@ static int build_shard(struct dbuild *d, struct bentry *e, size_t n, unsigned de
                         struct cid sub;
                         uint64_t sub_tsize;
 
-                        r = build_shard(d, e + i, cnt, depth + 1, &sub, &sub_tsize);
+                        r = build_shard(d, e + i, cnt, depth + 1, NULL, &sub, &sub_tsize);
                         links[nl] = (struct unixfs_pb_link){ .cid = sub,
                                                              .name = { .p = (uint8_t *)names[nl],
                                                                        .len = 2 },
@@ -229,6 +230,7 @@ static int build_shard(struct dbuild *d, struct bentry *e, size_t n, unsigned de
                 while (skip < sizeof(bits) && bits[skip] == 0)
                         skip++;
                 fs.data = (struct bytes_view){ .p = bits + skip, .len = sizeof(bits) - skip };
+                unixfs_data_set_meta(&fs, meta);
                 r = emit_node(d, links, nl, &fs, ret, ret_tsize);
         }
 out:
@@ -250,13 +252,35 @@ static int hash_cmp(const void *a, const void *b)
 int unixfs_dir_build(const struct unixfs_dir_params *p, struct unixfs_dirent *entries, size_t n,
                      unixfs_emit_fn emit, void *userdata, struct cid *ret_root, uint64_t *ret_tsize)
 {
+        return unixfs_dir_build_meta(p, NULL, entries, n, emit, userdata, ret_root, ret_tsize);
+}
+
+int unixfs_dir_build_meta(const struct unixfs_dir_params *p, const struct unixfs_meta *meta,
+                          struct unixfs_dirent *entries, size_t n, unixfs_emit_fn emit,
+                          void *userdata, struct cid *ret_root, uint64_t *ret_tsize)
+{
         struct dbuild d = { .p = p, .emit = emit, .userdata = userdata };
+        struct unixfs_data dirdata = { .type = UNIXFS_DIRECTORY };
         struct unixfs_pb_link *links = NULL;
         struct bentry *be = NULL;
-        uint64_t estimate = 4; /* 0a 02 08 01 */
+        uint64_t estimate, data_len;
         bool shard;
         int r = 0;
 
+        /* the basic directory's Data (0a 02 08 01 without meta): the 'block' estimate is the
+         * exact size of that block, metadata included (boxo dataFieldSerializedSize) */
+        unixfs_data_set_meta(&dirdata, meta);
+        data_len = 2 + (dirdata.has_mode ? 1 + cid_varint_len(dirdata.mode) : 0);
+        if (dirdata.has_mtime) {
+                uint64_t m =
+                        1 +
+                        (dirdata.mtime_sec < 0 ? 10 : cid_varint_len((uint64_t)dirdata.mtime_sec));
+
+                if (dirdata.mtime_nsec)
+                        m += 5;
+                data_len += 1 + cid_varint_len(m) + m;
+        }
+        estimate = 1 + cid_varint_len(data_len) + data_len;
         if (n)
                 qsort(entries, n, sizeof(*entries), name_cmp);
         for (size_t i = 0; i < n; i++) {
@@ -271,12 +295,10 @@ int unixfs_dir_build(const struct unixfs_dir_params *p, struct unixfs_dirent *en
                 } else
                         estimate += entries[i].name_len + entries[i].cid.len;
         }
-        if (!p->block_estimate)
-                estimate -= 4;
+        if (!p->block_estimate) /* 'links': Σ name + CID lengths, nothing else */
+                estimate -= 1 + cid_varint_len(data_len) + data_len;
         shard = estimate > UNIXFS_HAMT_THRESHOLD || (p->max_links && n > p->max_links);
         if (!shard) {
-                struct unixfs_data fs = { .type = UNIXFS_DIRECTORY };
-
                 links = calloc(n ? n : 1, sizeof(*links));
                 if (!links)
                         return -ENOMEM;
@@ -289,7 +311,7 @@ int unixfs_dir_build(const struct unixfs_dir_params *p, struct unixfs_dirent *en
                                 .tsize = entries[i].tsize,
                                 .has_tsize = true
                         };
-                r = emit_node(&d, links, n, &fs, ret_root, ret_tsize);
+                r = emit_node(&d, links, n, &dirdata, ret_root, ret_tsize);
                 free(links);
                 return r;
         }
@@ -301,7 +323,7 @@ int unixfs_dir_build(const struct unixfs_dir_params *p, struct unixfs_dirent *en
                                          .hash = unixfs_murmur3_64(entries[i].name,
                                                                    entries[i].name_len) };
         qsort(be, n, sizeof(*be), hash_cmp);
-        r = build_shard(&d, be, n, 0, ret_root, ret_tsize);
+        r = build_shard(&d, be, n, 0, meta, ret_root, ret_tsize);
         free(be);
         return r;
 }

@@ -438,6 +438,15 @@ int unixfs_data_encode(const struct unixfs_data *d, struct buf *out)
         return r;
 }
 
+void unixfs_data_set_meta(struct unixfs_data *d, const struct unixfs_meta *meta)
+{
+        d->has_mode = meta && meta->has_mode;
+        d->mode = d->has_mode ? meta->mode : 0;
+        d->has_mtime = meta && meta->has_mtime;
+        d->mtime_sec = d->has_mtime ? meta->mtime_sec : 0;
+        d->mtime_nsec = d->has_mtime ? meta->mtime_nsec : 0;
+}
+
 /* ---- node ---- */
 
 static bool fanout_ok(uint64_t f)

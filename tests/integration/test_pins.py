@@ -118,7 +118,7 @@ def test_pins__published_root_kept_until_unpin__linked_cid_never_unpinned(ipfs_n
         write(m.path("pub", "p%d" % i), os.urandom(30000 + i))
         fsync_path(m.path("pub", "p%d" % i))
     files = {cid_of(m.path("pub", "p%d" % i)) for i in range(3)}
-    rc, out, err = prsmctl("publish", m.path("pub"))
+    rc, out, err = prsmctl("--json", "publish", m.path("pub"))
     assert rc == 0, err
     root = json.loads(out)["cid"]
     rc, out, err = prsmctl("link", linked, m.path("linked"))

@@ -252,11 +252,14 @@ def test_special_files__fifo_socket_devices_kept_renamed_and_skipped_by_publish(
     assert out.stdout == "again\n", out
 
     # publish: the tree's files and directories, special files left out with a notice
-    out = subprocess.run([tool_binary("prsmctl"), "publish", t], capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run([tool_binary("prsmctl"), "--json", "publish", t], capture_output=True,
+                         text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     reply = json.loads(out.stdout)
-    assert reply.get("skipped") == 5, reply
+    assert reply.get("skipped_count") == 5, reply
+    assert {e["path"]: e["reason"] for e in reply["skipped"]} == {
+        "fifo": "fifo", "null": "char-device", "disk": "block-device", "sock": "socket",
+        "sub/fifo-hard": "fifo"}, reply
     listing = ipfs_node.rpc_json("ls", [("arg", reply["cid"])], timeout=120)
     assert sorted(link["Name"] for link in listing["Objects"][0]["Links"]) == ["file", "sub"]
     sub = [link["Hash"] for link in listing["Objects"][0]["Links"] if link["Name"] == "sub"][0]

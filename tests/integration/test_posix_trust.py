@@ -463,7 +463,8 @@ def test_directory_cid_is_its_current_content__df_is_the_staging_disk(ipfs_node,
         with pytest.raises(OSError) as e:
             os.getxattr(path, "user.prsm.cid")
         assert e.value.errno == errno.ENODATA, path
-    out = subprocess.run([tool_binary("prsmctl"), "publish", m.path("d")], capture_output=True,
+    out = subprocess.run([tool_binary("prsmctl"), "--json", "publish", m.path("d")],
+                         capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     new_root = json.loads(out.stdout)["cid"]

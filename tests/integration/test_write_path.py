@@ -278,8 +278,8 @@ def test_close_uploads_pins_and_publish__cids_equal_the_nodes_add(ipfs_nodes_fac
         for node in (n1, n2):
             assert pinned(node, cid), (name, node.name)
         assert n2.rpc("cat", [("arg", cid)], timeout=120) == data
-    out = subprocess.run([tool_binary("prsmctl"), "publish", m.path("pub")], capture_output=True,
-                         text=True, timeout=600)
+    out = subprocess.run([tool_binary("prsmctl"), "--json", "publish", m.path("pub")],
+                         capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     root = json.loads(out.stdout)["cid"]
     assert root == n1.add_dir(src, only_hash=True, pin=False, **add_opts)

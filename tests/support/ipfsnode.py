@@ -382,18 +382,24 @@ class IpfsNode:
 
     @staticmethod
     def _multipart(parts):
-        """parts: (name, content type, body) -> (body, content type). Names are URL-escaped
-        (the node decodes them with decodeURIComponent); js-ipfs's filename pattern needs at
-        least two characters, so a one-character name is sent fully percent-encoded."""
+        """parts: (name, content type, body[, meta]) -> (body, content type). Names are
+        URL-escaped (the node decodes them with decodeURIComponent); js-ipfs's filename pattern
+        needs at least two characters, so a one-character name is sent fully percent-encoded.
+        meta, a dict like {"mode": "0755", "mtime": "1700000000", "mtime-nsecs": "5"}, goes in
+        the part's form name ("file?mode=0755&..."), as Kubo's client sends the UnixFS 1.5
+        fields of `add --preserve-mode --preserve-mtime` and js-ipfs reads them."""
         boundary = uuid.uuid4().hex
         out = []
-        for name, ctype, body in parts:
+        for part in parts:
+            name, ctype, body = part[:3]
+            meta = part[3] if len(part) > 3 and part[3] else None
+            form = "file" + ("?" + urllib.parse.urlencode(meta) if meta else "")
             fname = urllib.parse.quote(name, safe="")
             if len(fname) < 2:
                 fname = "".join("%%%02X" % b for b in name.encode())
-            out.append(("--%s\r\nContent-Disposition: form-data; name=\"file\"; "
+            out.append(("--%s\r\nContent-Disposition: form-data; name=\"%s\"; "
                         "filename=\"%s\"\r\nContent-Type: %s\r\n\r\n"
-                        % (boundary, fname, ctype)).encode())
+                        % (boundary, form, fname, ctype)).encode())
             out.append(body)
             out.append(b"\r\n")
         out.append(("--%s--\r\n" % boundary).encode())
@@ -407,14 +413,27 @@ class IpfsNode:
         res = self.rpc_json("add", _opts(opts), body, timeout, ctype)
         return res["Hash"]
 
-    def add_dir(self, path, timeout=600, **opts):
+    def add_dir(self, path, timeout=600, preserve_mode=False, preserve_mtime=False, **opts):
         """`add -r` of a local directory tree; returns the top directory's CID. Hidden entries
         (names starting with '.') are skipped, as add does; symlinks are sent as symlinks
         (application/symlink, never followed), which Kubo stores but js-ipfs 0.66 drops.
-        opts as for add()."""
+        preserve_mode/preserve_mtime send each entry's mode and mtime (lstat) as Kubo's
+        `add --preserve-mode --preserve-mtime` does (no mode for symlinks). opts as for add()."""
         path = os.path.abspath(path)
         top = os.path.basename(path) or "root"
-        parts = [(top, "application/x-directory", b"")]
+
+        def meta(p):
+            st = os.lstat(p)
+            m = {}
+            if preserve_mode and not os.path.islink(p):
+                m["mode"] = "%04o" % (st.st_mode & 0o7777)
+            if preserve_mtime:
+                m["mtime"] = str(st.st_mtime_ns // 10**9)
+                if st.st_mtime_ns % 10**9:
+                    m["mtime-nsecs"] = str(st.st_mtime_ns % 10**9)
+            return m
+
+        parts = [(top, "application/x-directory", b"", meta(path))]
 
         def walk(dirpath, rel):
             with os.scandir(dirpath) as it:
@@ -423,13 +442,15 @@ class IpfsNode:
             for e in entries:
                 name = rel + "/" + e.name
                 if e.is_symlink():
-                    parts.append((name, "application/symlink", os.readlink(e.path).encode()))
+                    parts.append((name, "application/symlink", os.readlink(e.path).encode(),
+                                  meta(e.path)))
                 elif e.is_dir():
-                    parts.append((name, "application/x-directory", b""))
+                    parts.append((name, "application/x-directory", b"", meta(e.path)))
                     walk(e.path, name)
                 elif e.is_file():
                     with open(e.path, "rb") as f:
-                        parts.append((name, "application/octet-stream", f.read()))
+                        parts.append((name, "application/octet-stream", f.read(),
+                                      meta(e.path)))
                 # sockets, fifos, devices: skipped
 
         walk(path, top)

@@ -6,20 +6,29 @@
  *   prsmctl [-s SOCKET] status [PATH]     what the daemon serves
  *   prsmctl [-s SOCKET] check [PATH]      index integrity check
  *   prsmctl [-s SOCKET] link CID PATH     graft existing IPFS content at PATH (no download)
- *   prsmctl [-s SOCKET] publish [PATH]    pin the tree at PATH (default: all) as one DAG and
- *                                         print its root CID ("skipped": FIFOs, sockets and
- *                                         device nodes left out, named in the daemon's log);
- *                                         it stays pinned until unpin
+ *   prsmctl [-s SOCKET] [--json] publish [--preserve-mode] [--preserve-mtime]
+ *           [--include-private] [PATH]
+ *                                         pin the tree at PATH (default: all) as one DAG and
+ *                                         print its root CID; what was left out (FIFOs,
+ *                                         sockets, device nodes; files and directories others
+ *                                         may not read unless --include-private) is named on
+ *                                         stderr, or in "skipped" with --json; it stays
+ *                                         pinned until unpin
  *   prsmctl [-s SOCKET] unpin CID [PATH]  unpin a root publish pinned (in the background;
  *                                         "still_referenced": files have it as their content,
  *                                         it stays pinned while they do); PATH: any path in
  *                                         the mount, to find it
+ *
+ * status, check, link and unpin print the daemon's JSON reply; publish prints the CID, or
+ * the reply with --json. --no-preserve-mode/--no-preserve-mtime override the config's
+ * publish_preserve_mode/publish_preserve_mtime.
  *
  * With -s, a link PATH is taken relative to the mount root; without, it is a path in the
  * mount whose parent directory exists.
  */
 #include <getopt.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +57,12 @@ static int find_socket_root(const char *path, char *sock, size_t size, char *roo
         for (;;) {
                 if (stat(cur, &st) < 0)
                         return -1;
+                if (!S_ISDIR(st.st_mode)) { /* a file: its directory (cur is absolute) */
+                        char *slash = strrchr(cur, '/');
+
+                        *(slash == cur ? slash + 1 : slash) = '\0';
+                        continue;
+                }
                 (void)snprintf(parent, sizeof(parent), "%s/..", cur);
                 if (strcmp(cur, "/") == 0 || stat(parent, &pst) < 0 || pst.st_dev != st.st_dev)
                         break;
@@ -139,20 +154,82 @@ out:
         return reply;
 }
 
+/* Options of publish: -1 = not given (the daemon's config decides). */
+struct publish_opts {
+        int preserve_mode, preserve_mtime;
+        bool include_private;
+};
+
 /* "prsmctl publish [PATH]": the path of an existing file or directory from the mount root. */
-static json_t *publish_request(const char *path, char *sock, size_t size)
+static json_t *publish_request(const char *path, const struct publish_opts *o, char *sock,
+                               size_t size)
 {
         char real[PATH_MAX], root[PATH_MAX];
+        json_t *req;
 
         if (sock[0])
-                return json_pack("{s:s, s:s}", "cmd", "publish", "path", path);
-        if (!realpath(path, real)) {
+                req = json_pack("{s:s, s:s}", "cmd", "publish", "path", path);
+        else if (!realpath(path, real)) {
                 fprintf(stderr, "prsmctl: publish: %s: %m\n", path);
                 return NULL;
-        }
-        if (find_socket_root(real, sock, size, root) < 0)
+        } else if (find_socket_root(real, sock, size, root) < 0)
                 return NULL;
-        return json_pack("{s:s, s:s}", "cmd", "publish", "path", real + strlen(root));
+        else
+                req = json_pack("{s:s, s:s}", "cmd", "publish", "path", real + strlen(root));
+        if (req && o->preserve_mode >= 0)
+                json_object_set_new(req, "preserve_mode", json_boolean(o->preserve_mode));
+        if (req && o->preserve_mtime >= 0)
+                json_object_set_new(req, "preserve_mtime", json_boolean(o->preserve_mtime));
+        if (req && o->include_private)
+                json_object_set_new(req, "include_private", json_true());
+        return req;
+}
+
+/* What a reason token of a publish reply (fs_publish_skipped) names. */
+static const char *kind_name(const char *reason)
+{
+        static const char *const names[][2] = {
+                { "fifo", "a FIFO" },
+                { "socket", "a socket" },
+                { "char-device", "a character device" },
+                { "block-device", "a block device" },
+        };
+
+        for (size_t i = 0; reason && i < sizeof(names) / sizeof(names[0]); i++)
+                if (strcmp(reason, names[i][0]) == 0)
+                        return names[i][1];
+        return reason ? reason : "?";
+}
+
+/* The human form of a publish reply: the CID on stdout, what was left out on stderr. */
+static void print_publish(json_t *reply)
+{
+        json_t *list = json_object_get(reply, "skipped"), *e;
+        json_int_t total = json_integer_value(json_object_get(reply, "skipped_count"));
+        bool any_private = false;
+        size_t i;
+
+        printf("%s\n", json_string_value(json_object_get(reply, "cid")));
+        json_array_foreach(list, i, e)
+        {
+                const char *reason = json_string_value(json_object_get(e, "reason"));
+                const char *mode = json_string_value(json_object_get(e, "mode"));
+                const char *path = json_string_value(json_object_get(e, "path"));
+
+                if (reason && strcmp(reason, "private") == 0) {
+                        any_private = true;
+                        fprintf(stderr, "prsmctl: publish: left out '%s': private (mode %s)\n",
+                                path, mode);
+                } else
+                        fprintf(stderr, "prsmctl: publish: left out '%s': %s has no UnixFS form\n",
+                                path, kind_name(reason));
+        }
+        if (total > (json_int_t)json_array_size(list))
+                fprintf(stderr, "prsmctl: publish: and %lld more left out (see the daemon's log)\n",
+                        (long long)(total - (json_int_t)json_array_size(list)));
+        if (any_private)
+                fprintf(stderr, "prsmctl: publish: private entries are not readable by others in "
+                                "the mount; --include-private publishes them too\n");
 }
 
 static void usage(FILE *f)
@@ -160,26 +237,58 @@ static void usage(FILE *f)
         fprintf(f, "usage: prsmctl [-s SOCKET] status [PATH]\n"
                    "       prsmctl [-s SOCKET] check [PATH]\n"
                    "       prsmctl [-s SOCKET] link CID PATH\n"
-                   "       prsmctl [-s SOCKET] publish [PATH]\n"
+                   "       prsmctl [-s SOCKET] [--json] publish [--[no-]preserve-mode]\n"
+                   "               [--[no-]preserve-mtime] [--include-private] [PATH]\n"
                    "       prsmctl [-s SOCKET] unpin CID [PATH]\n");
 }
 
 int main(int argc, char *argv[])
 {
+        enum {
+                OPT_JSON = 256,
+                OPT_PRESERVE_MODE,
+                OPT_NO_PRESERVE_MODE,
+                OPT_PRESERVE_MTIME,
+                OPT_NO_PRESERVE_MTIME,
+                OPT_INCLUDE_PRIVATE,
+        };
         static const struct option longopts[] = {
                 { "socket", required_argument, NULL, 's' },
+                { "json", no_argument, NULL, OPT_JSON },
+                { "preserve-mode", no_argument, NULL, OPT_PRESERVE_MODE },
+                { "no-preserve-mode", no_argument, NULL, OPT_NO_PRESERVE_MODE },
+                { "preserve-mtime", no_argument, NULL, OPT_PRESERVE_MTIME },
+                { "no-preserve-mtime", no_argument, NULL, OPT_NO_PRESERVE_MTIME },
+                { "include-private", no_argument, NULL, OPT_INCLUDE_PRIVATE },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
+        struct publish_opts po = { .preserve_mode = -1, .preserve_mtime = -1 };
+        bool json = false, publish_opts = false;
         char sock[PATH_MAX] = "";
         json_t *req, *reply;
         const char *cmd, *path;
         int c, ret = 1;
 
         while ((c = getopt_long(argc, argv, "s:h", longopts, NULL)) != -1) {
+                publish_opts |= c >= OPT_PRESERVE_MODE && c <= OPT_INCLUDE_PRIVATE;
                 switch (c) {
                 case 's':
                         (void)snprintf(sock, sizeof(sock), "%s", optarg);
+                        break;
+                case OPT_JSON:
+                        json = true;
+                        break;
+                case OPT_PRESERVE_MODE:
+                case OPT_NO_PRESERVE_MODE:
+                        po.preserve_mode = c == OPT_PRESERVE_MODE;
+                        break;
+                case OPT_PRESERVE_MTIME:
+                case OPT_NO_PRESERVE_MTIME:
+                        po.preserve_mtime = c == OPT_PRESERVE_MTIME;
+                        break;
+                case OPT_INCLUDE_PRIVATE:
+                        po.include_private = true;
                         break;
                 case 'h':
                         usage(stdout);
@@ -195,6 +304,11 @@ int main(int argc, char *argv[])
         }
         cmd = argv[optind];
         path = optind + 1 < argc ? argv[optind + 1] : ".";
+        if (publish_opts && strcmp(cmd, "publish") != 0) {
+                fprintf(stderr, "prsmctl: --preserve-*, --include-private: publish only\n");
+                usage(stderr);
+                return 2;
+        }
         if (strcmp(cmd, "link") == 0) {
                 if (argc - optind != 3) {
                         usage(stderr);
@@ -204,7 +318,7 @@ int main(int argc, char *argv[])
                 if (!req)
                         return 1;
         } else if (strcmp(cmd, "publish") == 0) {
-                req = publish_request(path, sock, sizeof(sock));
+                req = publish_request(path, &po, sock, sizeof(sock));
                 if (!req)
                         return 1;
         } else if (strcmp(cmd, "unpin") == 0) {
@@ -228,8 +342,12 @@ int main(int argc, char *argv[])
         reply = req ? call(sock, req) : NULL;
         if (reply) {
                 if (json_is_true(json_object_get(reply, "ok"))) {
-                        json_dumpf(reply, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
-                        fputc('\n', stdout);
+                        if (strcmp(cmd, "publish") == 0 && !json)
+                                print_publish(reply);
+                        else {
+                                json_dumpf(reply, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+                                fputc('\n', stdout);
+                        }
                         ret = 0;
                 } else
                         fprintf(stderr, "prsmctl: %s: %s\n", cmd,

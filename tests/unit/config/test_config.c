@@ -119,6 +119,11 @@ static void test_option__overrides__parsed_or_refused(void **state)
         assert_string_equal(c.gateway_nodes[1].url, "http://b");
         assert_int_equal(config_set_option(&c, "sync_upload", "on", err, sizeof(err)), 0);
         assert_true(c.sync_upload);
+        assert_false(c.publish_preserve_mode || c.publish_preserve_mtime); /* CIDs as add's */
+        assert_int_equal(config_set_option(&c, "publish_preserve_mode", "on", err, sizeof(err)), 0);
+        assert_int_equal(config_set_option(&c, "publish_preserve_mtime", "true", err, sizeof(err)),
+                         0);
+        assert_true(c.publish_preserve_mode && c.publish_preserve_mtime);
         assert_int_equal(config_set_option(&c, "timeout", "soon", err, sizeof(err)), -EINVAL);
         assert_non_null(strstr(err, "option -o 'timeout'"));
         assert_int_equal(config_set_option(&c, "bogus", "1", err, sizeof(err)), -EINVAL);

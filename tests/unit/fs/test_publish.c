@@ -31,7 +31,8 @@ static void test_publish__directory__root_of_its_files_cids_pinned(void **state)
         struct index_attr d, a, b;
         struct cid root, want;
         uint64_t tsize;
-        size_t skipped = 99;
+        struct fs_publish_opts opts = { 0 };
+        struct fs_publish_result res;
 
         assert_int_equal(index_mknode(f->idx, INDEX_ROOT_INO, "d", &dir, &d), 0);
         a = fixture_mkfile(f, d.ino, "a");
@@ -43,8 +44,10 @@ static void test_publish__directory__root_of_its_files_cids_pinned(void **state)
         e[1].cid = fixture_upload(f, 1);
         e[1].tsize = 8;
 
-        assert_int_equal(fs_publish(f->fs, "d", net_now_ns() + 5000 * MS, &root, &skipped), 0);
-        assert_int_equal(skipped, 0);
+        assert_int_equal(fs_publish(f->fs, "d", &opts, net_now_ns() + 5000 * MS, &res), 0);
+        assert_int_equal(res.n_skipped_total, 0);
+        root = res.root;
+        fs_publish_result_done(&res);
         unixfs_dir_params_profile(UNIXFS_PROFILE_DEFAULT, &dp);
         assert_int_equal(unixfs_dir_build(&dp, e, 2, ignore_block, NULL, &want, &tsize), 0);
         assert_true(cid_equal(&root, &want));
@@ -56,7 +59,9 @@ static void test_publish__directory__root_of_its_files_cids_pinned(void **state)
         /* new content of a file: a new root */
         (void)fixture_stage(f, a.ino, "CONTENT", 0, NULL);
         e[0].cid = fixture_upload(f, 2);
-        assert_int_equal(fs_publish(f->fs, "d", net_now_ns() + 5000 * MS, &root, NULL), 0);
+        assert_int_equal(fs_publish(f->fs, "d", &opts, net_now_ns() + 5000 * MS, &res), 0);
+        root = res.root;
+        fs_publish_result_done(&res);
         assert_false(cid_equal(&root, &want));
         assert_int_equal(unixfs_dir_build(&dp, e, 2, ignore_block, NULL, &want, &tsize), 0);
         assert_true(cid_equal(&root, &want));
@@ -68,14 +73,18 @@ static void test_publish__upload_pending__waits_until_deadline(void **state)
         struct fixture *f = *state;
         struct index_attr a = fixture_mkfile(f, INDEX_ROOT_INO, "pending");
         uint64_t t0 = net_now_ns();
+        struct fs_publish_opts opts = { 0 };
+        struct fs_publish_result res;
         struct cid root;
 
         (void)fixture_stage(f, a.ino, "not uploaded yet", 0, NULL);
-        assert_int_equal(fs_publish(f->fs, "pending", t0 + 150 * MS, &root, NULL), -ETIMEDOUT);
+        assert_int_equal(fs_publish(f->fs, "pending", &opts, t0 + 150 * MS, &res), -ETIMEDOUT);
         assert_true(net_now_ns() - t0 >= 150 * MS);
         assert_int_equal(f->pins, 0);
         (void)fixture_upload(f, 0);
-        assert_int_equal(fs_publish(f->fs, "pending", net_now_ns() + 5000 * MS, &root, NULL), 0);
+        assert_int_equal(fs_publish(f->fs, "pending", &opts, net_now_ns() + 5000 * MS, &res), 0);
+        root = res.root;
+        fs_publish_result_done(&res);
         a = fixture_attr(f, a.ino);
         assert_true(a.has_cid && cid_equal(&root, &a.cid));
 }

@@ -43,6 +43,9 @@ struct fnode {
         bool js_cap, add_lies, add_503;
         bool has_leaf[N_LEAVES];
         unsigned refused, adds, run_adds, run_add_leaves;
+        /* dag/import (one-block CARs): has_big once the big dag-pb block came that way */
+        bool has_big, import_503;
+        unsigned imports;
 };
 
 struct fake {
@@ -66,6 +69,8 @@ static size_t block_len[N_BLOCKS];
 static struct cid cids[N_BLOCKS];
 static uint8_t leaves[N_LEAVES][LEAF];
 static struct cid leaf_cids[N_LEAVES];
+static uint8_t big[2 * LEAF]; /* a dag-pb block over js_cap's limit */
+static struct cid big_cid;
 
 /* The entry of table (n CIDs) whose multihash the query's arg= names, or -1. */
 static int arg_in(const char *url, const struct cid *table, int n)
@@ -232,6 +237,35 @@ static int do_service_unpin(struct fake *f, const struct net_http_request *req, 
         return fake_net_answer(body, json);
 }
 
+/* dag/import: a CARv1 holding the big block alone, its root that block, roots not pinned */
+static int do_import(struct fnode *n, const struct net_http_request *req, struct buf *body,
+                     struct net_http_response *res)
+{
+        struct unixfs_car_reader rd;
+        struct bytes_view blk;
+        const char *data;
+        size_t len = fake_net_form_data(req, &data);
+        struct cid c;
+
+        assert_non_null(strstr(req->url, "pin-roots=false"));
+        if (n->import_503) {
+                res->status = 503;
+                return 0;
+        }
+        n->imports++;
+        assert_int_equal(unixfs_car_init(&rd, (const uint8_t *)data, len), 0);
+        assert_int_equal(rd.n_roots, 1);
+        assert_true(cid_equal(&rd.roots[0], &big_cid));
+        assert_int_equal(unixfs_car_next(&rd, &c, &blk), 1);
+        assert_true(cid_equal(&c, &big_cid));
+        assert_int_equal(blk.len, sizeof(big));
+        assert_memory_equal(blk.p, big, sizeof(big));
+        assert_int_equal(unixfs_car_next(&rd, &c, &blk), 0);
+        n->has_big = true;
+        (void)body;
+        return 0;
+}
+
 static int do_service(struct fake *f, const struct net_http_request *req, struct buf *body,
                       struct net_http_response *res)
 {
@@ -325,6 +359,14 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
                                        LEAF);
                         return fake_net_answer(body, json);
                 }
+                if (n->has_big && arg_in(req->url, &big_cid, 1) == 0) {
+                        char key[CID_MAX_STR], json[CID_MAX_STR + 64];
+
+                        js_cid(&big_cid, key);
+                        (void)snprintf(json, sizeof(json), "{\"Key\":\"%s\",\"Size\":%zu}", key,
+                                       sizeof(big));
+                        return fake_net_answer(body, json);
+                }
                 i = arg_block(req->url);
                 if (i >= 0 && n->has[i]) {
                         char key[CID_MAX_STR], json[CID_MAX_STR + 64];
@@ -352,6 +394,8 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
         }
         if (strstr(req->url, "/api/v0/add?"))
                 return do_add(n, req, body, res);
+        if (strstr(req->url, "/api/v0/dag/import?"))
+                return do_import(n, req, body, res);
         if (strstr(req->url, "/api/v0/pin/add?") || strstr(req->url, "/api/v0/pin/rm?"))
                 return do_pin(n, req, body, res, strstr(req->url, "/pin/add?") != NULL);
         fail_msg("unexpected request %s", req->url);
@@ -838,6 +882,10 @@ static int setup(void **state)
                                 blocks[i], block_len[i], &cids[i]) < 0)
                         return -1;
         }
+        for (size_t k = 0; k < sizeof(big); k++)
+                big[k] = (uint8_t)(k * 13);
+        if (cid_compute(1, CID_CODEC_DAG_PB, CID_MH_SHA2_256, big, sizeof(big), &big_cid) < 0)
+                return -1;
         for (int i = 0; i < N_LEAVES; i++) {
                 for (int k = 0; k < LEAF; k++)
                         leaves[i][k] = (uint8_t)(i * 37 + k * 11 + k / 5);
@@ -1039,6 +1087,48 @@ static void test_run__add_503__enotconn_session_dead(void **state)
         net_pool_free(p);
 }
 
+/* A dag-pb block over js-ipfs's body cap (a file's one leaf with its mode and mtime): 413 on
+ * block/put, then a one-block CAR through dag/import, confirmed by block/stat; a failing
+ * import ends the session. */
+static void test_put__dag_pb_block_over_body_cap__through_dag_import(void **state)
+{
+        struct fake f = { .n[0].js_cap = true, .n[1].dead = true, .n[2].dead = true };
+        struct net_pool *p = make_pool(&f);
+        struct net_put *put;
+        struct net_stats st;
+
+        (void)state;
+        assert_int_equal(net_put_begin(p, false, &put), 0);
+        assert_int_equal(net_put_block(put, &big_cid, big, sizeof(big), deadline(&f)), 0);
+        assert_int_equal(f.n[0].refused, 1);
+        assert_int_equal(f.n[0].imports, 1);
+        assert_true(f.n[0].has_big);
+        assert_int_equal(f.n[0].adds, 0);
+        net_pool_get_stats(p, &st);
+        assert_int_equal(st.puts, 1);
+        net_put_free(put);
+
+        f.n[0].has_big = false;
+        f.n[0].import_503 = true;
+        for (int i = 0; i < 2; i++) { /* n2 and n3 (unknown latency: tried first) fail */
+                assert_int_equal(net_put_begin(p, false, &put), 0);
+                if (strcmp(net_put_node_url(put), "http://n1") == 0)
+                        break;
+                assert_int_equal(put_one(&f, put, 0), -ENOTCONN);
+                net_put_free(put);
+                put = NULL;
+        }
+        if (!put)
+                assert_int_equal(net_put_begin(p, false, &put), 0);
+        assert_string_equal(net_put_node_url(put), "http://n1");
+        assert_int_equal(net_put_block(put, &big_cid, big, sizeof(big), deadline(&f)), -ENOTCONN);
+        assert_int_equal(f.n[0].imports, 1);
+        assert_int_equal(put_one(&f, put, 0), -ENOTCONN);
+        assert_false(f.n[0].has_big);
+        net_put_free(put);
+        net_pool_free(p);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1069,6 +1159,7 @@ int main(void)
                         test_run__resume__only_missing_leaves_sent_run_only_when_all_missing),
                 cmocka_unit_test(test_run__leaf_not_matching_cid__eilseq_nothing_sent),
                 cmocka_unit_test(test_run__add_503__enotconn_session_dead),
+                cmocka_unit_test(test_put__dag_pb_block_over_body_cap__through_dag_import),
         };
         return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -388,6 +388,131 @@ static void test_root_of_leaves__equals_builder(void **state)
                          -EINVAL);
 }
 
+/* Builds data into e; returns the root's index in e (the last block emitted). */
+static size_t build_into(const struct unixfs_params *p, const char *data, struct emitted *e,
+                         struct cid *ret_root)
+{
+        struct unixfs_builder *b;
+
+        assert_int_equal(unixfs_builder_new(p, record_block, e, &b), 0);
+        assert_int_equal(unixfs_builder_write(b, data, strlen(data)), 0);
+        assert_int_equal(unixfs_builder_finish(b, ret_root, NULL, NULL), 0);
+        unixfs_builder_free(b);
+        assert_true(cid_equal(&e->cids[e->n - 1], ret_root));
+        return e->n - 1;
+}
+
+static void check_meta(const struct cid *root, const uint8_t *block, size_t len,
+                       const struct unixfs_meta *m, unsigned v, const char *want,
+                       uint64_t want_tsize)
+{
+        struct buf out;
+        char s[CID_MAX_STR];
+        struct cid got;
+        uint64_t tsize = 0;
+
+        buf_init(&out, CID_MAX_BLOCK);
+        assert_int_equal(unixfs_file_set_meta(root, block, len, m, v, &out, &got, &tsize), 0);
+        assert_string_equal(cid_to_string(&got, s), want);
+        assert_int_equal(tsize, want_tsize);
+        buf_done(&out);
+}
+
+/* Kubo test/sharness/t0047-add-mode-mtime.sh (`add --preserve-mode/--preserve-mtime`, legacy
+ * profile, empty file) from its dag-pb leaf and from a raw empty block; js-ipfs 0.66 `add`
+ * (cid-version 1, raw leaves, mode 0755, mtime 1604320482.000054321) of one raw leaf, of
+ * three raw leaves (chunker size-4: the root alone gets the fields) and of an empty file. */
+static void test_set_meta__kubo_and_js_ipfs__vectors(void **state)
+{
+        static const uint8_t empty_leaf[] = { 0x0a, 0x04, 0x08, 0x02, 0x18, 0x00 };
+        const struct unixfs_meta mode = { .mode = 0640, .has_mode = true };
+        const struct unixfs_meta mtime = { .mtime_sec = 1604320482, .has_mtime = true };
+        const struct unixfs_meta both = {
+                .mode = 0640, .has_mode = true, .mtime_sec = 1604320482, .has_mtime = true
+        };
+        const struct unixfs_meta nsecs = { .mtime_sec = 1603539720,
+                                           .mtime_nsec = 54321,
+                                           .has_mtime = true };
+        const struct unixfs_meta js = { .mode = 0755,
+                                        .has_mode = true,
+                                        .mtime_sec = 1604320482,
+                                        .mtime_nsec = 54321,
+                                        .has_mtime = true };
+        struct unixfs_params v1 = params(1, true, 262144, 174);
+        struct emitted *e = calloc(1, sizeof(*e));
+        struct cid leaf, raw_empty, root;
+        size_t k;
+
+        (void)state;
+        assert_non_null(e);
+        assert_int_equal(cid_compute(0, CID_CODEC_DAG_PB, CID_MH_SHA2_256, empty_leaf,
+                                     sizeof(empty_leaf), &leaf),
+                         0);
+        assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, "", 0, &raw_empty), 0);
+        check_meta(&leaf, empty_leaf, sizeof(empty_leaf), &mode, 0,
+                   "QmQLgxypSNGNFTuUPGCecq6dDEjb6hNB5xSyVmP3cEuNtq", 9);
+        check_meta(&leaf, empty_leaf, sizeof(empty_leaf), &mtime, 0,
+                   "QmQ6kErEW8kztQFV8vbwNU8E4dmtGsYpRiboiLxUEwibvj", 14);
+        check_meta(&leaf, empty_leaf, sizeof(empty_leaf), &both, 0,
+                   "QmYkvboLsvLFcSYmqVJRxvBdYRQLroLv9kELf3LRiCqBri", 17);
+        check_meta(&leaf, empty_leaf, sizeof(empty_leaf), &nsecs, 0,
+                   "QmaKH8H5rXBUBCX4vdxi7ktGQEL7wejV7L9rX2qpZjwncz", 19);
+        check_meta(&raw_empty, (const uint8_t *)"", 0, &both, 0,
+                   "QmYkvboLsvLFcSYmqVJRxvBdYRQLroLv9kELf3LRiCqBri", 17);
+        check_meta(&raw_empty, (const uint8_t *)"", 0, &js, 1,
+                   "bafybeigxgo4dj463kiiop4poabmxdf7yhj74w4vkde2f24qz4ndvedcydy", 22);
+        k = build_into(&v1, "hello world\n", e, &root);
+        check_meta(&root, e->blocks[k], e->lens[k], &js, 1,
+                   "bafybeicnv6q2v5efefhrwx6ntiurdkfqwxor7b45jzqespdyfichxcm5c4", 36);
+        v1.chunk_size = 4;
+        k = build_into(&v1, "abcdefghij", e, &root);
+        check_meta(&root, e->blocks[k], e->lens[k], &js, 1,
+                   "bafybeicaqowda2vfzjhdfjreflnvyewd53nw27ihxzvlfycl44cgnueumy", 170);
+        /* fields already there are replaced, or dropped when meta has none */
+        {
+                struct buf out;
+                struct cid with;
+                uint64_t tsize;
+
+                buf_init(&out, CID_MAX_BLOCK);
+                assert_int_equal(unixfs_file_set_meta(&leaf, empty_leaf, sizeof(empty_leaf), &js, 0,
+                                                      &out, &with, &tsize),
+                                 0);
+                check_meta(&with, out.p, out.len, &mode, 0,
+                           "QmQLgxypSNGNFTuUPGCecq6dDEjb6hNB5xSyVmP3cEuNtq", 9);
+                check_meta(&with, out.p, out.len, NULL, 0,
+                           "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH", 6);
+                buf_done(&out);
+        }
+        for (k = 0; k < e->n; k++)
+                free(e->blocks[k]);
+        free(e);
+}
+
+/* Only file roots take metadata; a too-big result is refused, not made. */
+static void test_set_meta__not_a_file_or_too_big__refused(void **state)
+{
+        static const uint8_t dir[] = { 0x0a, 0x02, 0x08, 0x01 };
+        const struct unixfs_meta m = { .mode = 0755, .has_mode = true };
+        uint8_t *big = calloc(1, CID_MAX_BLOCK);
+        struct cid c, got;
+        struct buf out;
+        uint64_t tsize;
+
+        (void)state;
+        assert_non_null(big);
+        buf_init(&out, 2 * CID_MAX_BLOCK);
+        assert_int_equal(cid_compute(0, CID_CODEC_DAG_PB, CID_MH_SHA2_256, dir, sizeof(dir), &c),
+                         0);
+        assert_int_equal(unixfs_file_set_meta(&c, dir, sizeof(dir), &m, 0, &out, &got, &tsize),
+                         -EBADMSG);
+        assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, big, CID_MAX_BLOCK, &c), 0);
+        assert_int_equal(unixfs_file_set_meta(&c, big, CID_MAX_BLOCK, &m, 1, &out, &got, &tsize),
+                         -E2BIG);
+        buf_done(&out);
+        free(big);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -401,6 +526,8 @@ int main(void)
                 cmocka_unit_test(test_profiles__1gib_v1_2025_vectors),
                 cmocka_unit_test(test_params__out_of_range__refused),
                 cmocka_unit_test(test_root_of_leaves__equals_builder),
+                cmocka_unit_test(test_set_meta__kubo_and_js_ipfs__vectors),
+                cmocka_unit_test(test_set_meta__not_a_file_or_too_big__refused),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -191,25 +191,15 @@ static int strp_cmp(const void *a, const void *b)
         return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* ipfs.md §16.3: names from the ChaCha20 stream of the seed, byte % 39 into the alphabet */
-static void hamt_case(enum unixfs_profile prof, const char *seed, size_t n, size_t name_len,
-                      size_t last_len, const char *want)
+/* ipfs.md §16.3: n entries of cid, named from the ChaCha20 stream of the seed (byte % 39 into
+ * the alphabet), name_len bytes each but the last; names[i] are malloc'd. */
+static void hamt_entries(const char *seed, size_t n, size_t name_len, size_t last_len,
+                         const struct cid *cid, uint64_t tsize, char **names,
+                         struct unixfs_dirent *e)
 {
         static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz01234567890-_";
-        struct unixfs_dirent *e = calloc(n, sizeof(*e));
-        char **names = calloc(n, sizeof(*names));
-        struct listed got = { .names = calloc(n, sizeof(char *)) };
-        struct unixfs_dir_params dp;
-        struct store s = { 0 };
-        char out[CID_MAX_STR];
-        struct cid xcid, root, found;
-        uint64_t xtsize, tsize;
         struct chacha cc;
 
-        assert_non_null(e);
-        assert_non_null(names);
-        assert_non_null(got.names);
-        file_cid(prof, "x", &xcid, &xtsize, &s);
         chacha_init(&cc, seed);
         for (size_t i = 0; i < n; i++) {
                 size_t len = i + 1 == n ? last_len : name_len;
@@ -221,10 +211,29 @@ static void hamt_case(enum unixfs_profile prof, const char *seed, size_t n, size
                 for (size_t j = 0; j < len; j++)
                         names[i][j] = alphabet[raw[j] % 39];
                 e[i] = (struct unixfs_dirent){
-                        .name = names[i], .name_len = len, .cid = xcid, .tsize = xtsize
+                        .name = names[i], .name_len = len, .cid = *cid, .tsize = tsize
                 };
         }
         chacha_done(&cc);
+}
+
+static void hamt_case(enum unixfs_profile prof, const char *seed, size_t n, size_t name_len,
+                      size_t last_len, const char *want)
+{
+        struct unixfs_dirent *e = calloc(n, sizeof(*e));
+        char **names = calloc(n, sizeof(*names));
+        struct listed got = { .names = calloc(n, sizeof(char *)) };
+        struct unixfs_dir_params dp;
+        struct store s = { 0 };
+        char out[CID_MAX_STR];
+        struct cid xcid, root, found;
+        uint64_t xtsize, tsize;
+
+        assert_non_null(e);
+        assert_non_null(names);
+        assert_non_null(got.names);
+        file_cid(prof, "x", &xcid, &xtsize, &s);
+        hamt_entries(seed, n, name_len, last_len, &xcid, xtsize, names, e);
         unixfs_dir_params_profile(prof, &dp);
         assert_int_equal(unixfs_dir_build(&dp, e, n, store_put, &s, &root, &tsize), 0);
         if (strcmp(cid_to_string(&root, out), want) != 0)
@@ -501,6 +510,148 @@ static void test_hamt__subshard_not_a_shard__ebadmsg(void **state)
         store_free(&s);
 }
 
+/* An empty file with meta, as `add --preserve-*` makes it (legacy profile), into e. */
+static void meta_file(struct store *s, uint32_t mode, int64_t mtime, const char *name,
+                      struct unixfs_dirent *e)
+{
+        const struct unixfs_meta m = {
+                .mode = mode, .has_mode = true, .mtime_sec = mtime, .has_mtime = true
+        };
+        struct cid empty;
+        struct buf b;
+
+        buf_init(&b, CID_MAX_BLOCK);
+        assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, "", 0, &empty), 0);
+        assert_int_equal(
+                unixfs_file_set_meta(&empty, (const uint8_t *)"", 0, &m, 0, &b, &e->cid, &e->tsize),
+                0);
+        assert_int_equal(store_put(&e->cid, b.p, b.len, s), 0);
+        buf_done(&b);
+        e->name = name;
+        e->name_len = strlen(name);
+}
+
+static void meta_dir(struct store *s, uint32_t mode, int64_t mtime, struct unixfs_dirent *kids,
+                     size_t n, const char *name, struct unixfs_dirent *e)
+{
+        const struct unixfs_meta m = {
+                .mode = mode, .has_mode = true, .mtime_sec = mtime, .has_mtime = true
+        };
+        struct unixfs_dir_params dp;
+
+        unixfs_dir_params_profile(UNIXFS_PROFILE_LEGACY, &dp);
+        assert_int_equal(unixfs_dir_build_meta(&dp, &m, kids, n, store_put, s, &e->cid, &e->tsize),
+                         0);
+        e->name = name;
+        e->name_len = strlen(name);
+}
+
+static void check_cid(const struct cid *c, const char *want)
+{
+        char out[CID_MAX_STR];
+
+        assert_string_equal(cid_to_string(c, out), want);
+}
+
+/* Kubo test/sharness/t0047-add-mode-mtime.sh: `add -qr --preserve-mode --preserve-mtime` of
+ * root (0700, T) { dir1 (0755, T+90) {}, dir2 (0755, T+50) { sub1 (0755, T+40) { link1 ->
+ * ../sub2/file3 (T+20), sub2 (0755, T+30) { file3 (0644, T+10) } } }, dir3 (0755, T+70)
+ * { file2 (0644, T+60) }, file1 (0644, T+80) }, files empty: Kubo keeps 0644 and 0755 (js-ipfs
+ * would leave them out), and a symlink gets its mtime but no mode. */
+static void test_meta__kubo_t0047_tree__vectors(void **state)
+{
+        const int64_t t = 1655158632;
+        struct unixfs_dirent top[4], d2[1], s1[2], s2[1], d3[1];
+        struct unixfs_data ld = { .type = UNIXFS_SYMLINK,
+                                  .data = { (const uint8_t *)"../sub2/file3", 13 },
+                                  .has_data = true,
+                                  .mtime_sec = t + 20,
+                                  .has_mtime = true };
+        struct unixfs_pb_node ln = { .has_data = true };
+        struct store s = { 0 };
+        struct cid root;
+        struct buf db, bb;
+
+        (void)state;
+        meta_file(&s, 0644, t + 10, "file3", &s2[0]);
+        check_cid(&s2[0].cid, "Qmeu24TFarJwLzJgMTDYDJTr4BMGnzafoSnfxov1513abW");
+        meta_dir(&s, 0755, t + 30, s2, 1, "sub2", &s1[1]);
+        check_cid(&s1[1].cid, "Qmf82bbFg2e8HmcqiewutVVw5NoMpiXZD57LpLdC1poBuH");
+        buf_init(&db, CID_MAX_BLOCK);
+        buf_init(&bb, CID_MAX_BLOCK);
+        assert_int_equal(unixfs_data_encode(&ld, &db), 0);
+        ln.data = buf_view(&db);
+        assert_int_equal(unixfs_pb_encode(&ln, &bb), 0);
+        assert_int_equal(
+                cid_compute(0, CID_CODEC_DAG_PB, CID_MH_SHA2_256, bb.p, bb.len, &s1[0].cid), 0);
+        check_cid(&s1[0].cid, "QmefofUNwC2U3Xp87rB1x8Aws6AdsDuoXR7B9u2RkEZ4dQ");
+        s1[0].tsize = bb.len;
+        s1[0].name = "link1";
+        s1[0].name_len = 5;
+        buf_done(&db);
+        buf_done(&bb);
+        meta_dir(&s, 0755, t + 40, s1, 2, "sub1", &d2[0]);
+        check_cid(&d2[0].cid, "QmeQwX5qAX18fcPDxDdkfM6ttuFCZetF5hgeUa6ov8D5oc");
+        meta_dir(&s, 0755, t + 50, d2, 1, "dir2", &top[1]);
+        meta_file(&s, 0644, t + 60, "file2", &d3[0]);
+        meta_dir(&s, 0755, t + 70, d3, 1, "dir3", &top[2]);
+        meta_file(&s, 0644, t + 80, "file1", &top[3]);
+        meta_dir(&s, 0755, t + 90, NULL, 0, "dir1", &top[0]);
+        check_cid(&top[0].cid, "QmVzXqpuQGCAgRwEbGuE9xe8Fidi1HEXaPKsQEFEbPJW9j");
+        meta_dir(&s, 0700, t, top, 4, "", &top[0]);
+        root = top[0].cid;
+        check_cid(&root, "QmSioyvQuXetxg7uo8FswGn9XKKEsisDq1HTMzGyWbw2R6");
+        store_free(&s);
+}
+
+/* A HAMT keeps meta in its root shard only (boxo Shard.SetStat), and the 'block' estimate
+ * counts it: the v1-2025 directory exactly at the threshold shards once it has a mode. */
+static void test_meta__hamt__root_shard_only_and_counted(void **state)
+{
+        const struct unixfs_meta m = { .mode = 0755, .has_mode = true };
+        const size_t n = 4766;
+        struct unixfs_dirent *e = calloc(n, sizeof(*e));
+        char **names = calloc(n, sizeof(*names));
+        struct unixfs_dir_params dp;
+        struct unixfs_node rn, sn;
+        struct store s = { 0 };
+        struct cid x, root;
+        uint64_t xt, tsize;
+        uint8_t *b1, *b2;
+        size_t len;
+
+        (void)state;
+        assert_non_null(e);
+        assert_non_null(names);
+        file_cid(UNIXFS_PROFILE_DEFAULT, "x", &x, &xt, &s);
+        hamt_entries("hamt-unixfs-v1-2025", n, 11, 21, &x, xt, names, e);
+        unixfs_dir_params_profile(UNIXFS_PROFILE_DEFAULT, &dp);
+        assert_int_equal(unixfs_dir_build(&dp, e, n, store_put, &s, &root, &tsize), 0);
+        check_cid(&root, "bafybeic3h7rwruealwxkacabdy45jivq2crwz6bufb5ljwupn36gicplx4");
+        assert_int_equal(unixfs_dir_build_meta(&dp, &m, e, n, store_put, &s, &root, &tsize), 0);
+        assert_int_equal(store_get(&root, &b1, &len, &s), 0);
+        assert_int_equal(unixfs_node_decode(&root, b1, len, &rn), 0);
+        assert_int_equal(rn.fs.type, UNIXFS_HAMT_SHARD);
+        assert_true(rn.fs.has_mode && rn.fs.mode == 0755 && !rn.fs.has_mtime);
+        for (size_t i = 0; i < rn.pb.n_links; i++) {
+                if (rn.pb.links[i].name.len != 2)
+                        continue; /* an entry, not a sub-shard */
+                assert_int_equal(store_get(&rn.pb.links[i].cid, &b2, &len, &s), 0);
+                assert_int_equal(unixfs_node_decode(&rn.pb.links[i].cid, b2, len, &sn), 0);
+                assert_int_equal(sn.fs.type, UNIXFS_HAMT_SHARD);
+                assert_false(sn.fs.has_mode || sn.fs.has_mtime);
+                unixfs_node_done(&sn);
+                free(b2);
+        }
+        unixfs_node_done(&rn);
+        free(b1);
+        for (size_t i = 0; i < n; i++)
+                free(names[i]);
+        free(names);
+        free(e);
+        store_free(&s);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -514,6 +665,8 @@ int main(void)
                 cmocka_unit_test(test_hamt__subshard_not_a_shard__ebadmsg),
                 cmocka_unit_test(test_hamt__legacy_threshold__spec_vectors),
                 cmocka_unit_test(test_hamt__v1_2025_threshold__spec_vectors),
+                cmocka_unit_test(test_meta__kubo_t0047_tree__vectors),
+                cmocka_unit_test(test_meta__hamt__root_shard_only_and_counted),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
