@@ -87,6 +87,7 @@ struct wfile {
                 uint64_t size;
                 struct timespec mtime, ctime;
                 bool dirty;
+                uint64_t gen, base_gen; /* the staging files it uses (base_gen 0: none) */
         } shown;
         struct extent *ext; /* written ranges: sorted, disjoint, not touching */
         size_t n_ext, cap_ext;
@@ -382,6 +383,8 @@ static void show(struct wfile *wf)
         wf->shown.mtime = wf->mtime;
         wf->shown.ctime = wf->ctime;
         wf->shown.dirty = wf->dirty;
+        wf->shown.gen = wf->gen;
+        wf->shown.base_gen = wf->base == BASE_STAGED ? wf->base_gen : 0;
         pthread_mutex_unlock(&wf->shown_lock);
 }
 
@@ -619,6 +622,7 @@ static int ensure_writable(struct fs *fs, struct wfile *wf)
         wf->n_ext = 0;
         wf->submitted = false;
         r = new_generation(fs, wf);
+        show(wf); /* both generations in use from now on (fs_upload_done) */
         if (r < 0)
                 log_error("cannot start a new staging generation for inode %" PRIu64 ": %s",
                           wf->ino, strerror(-r));
@@ -934,9 +938,11 @@ void fs_upload_done(struct fs *fs, uint64_t id, uint64_t ino, int error, const s
         pthread_mutex_lock(&fs->files_lock);
         for (struct wfile *wf = fs->wfiles; r >= 0 && wf && !in_use; wf = wf->next)
                 if (wf->ino == ino) {
-                        pthread_mutex_lock(&wf->lock);
-                        in_use = (wf->base == BASE_STAGED && wf->base_gen == id) || wf->gen == id;
-                        pthread_mutex_unlock(&wf->lock);
+                        /* not wf->lock: a read may hold it while it fetches old content,
+                         * and every open and read waits for files_lock meanwhile */
+                        pthread_mutex_lock(&wf->shown_lock);
+                        in_use = wf->shown.base_gen == id || wf->shown.gen == id;
+                        pthread_mutex_unlock(&wf->shown_lock);
                 }
         if (r >= 0 && !in_use)
                 staging_unlink(fs, ino, id);
