@@ -14,21 +14,32 @@ struct net_http_request {
         const void *body;           /* POST body, borrowed until the call returns; may be NULL */
         size_t body_len;            /* (its Content-Type goes in headers) */
         const char *const *headers; /* NULL-terminated, may be NULL */
-        uint64_t stall_ns;          /* fail when no byte moves (either way) for this long */
-        uint64_t deadline_ns;       /* absolute, monotonic */
-        size_t max_body;            /* abort a larger answer */
-        const int *cancel;          /* may be NULL; non-zero (atomic) aborts with -ECANCELED */
+        uint64_t stall_ns;          /* stalled when no byte moves (either way) for this long */
+        uint64_t first_byte_ns;     /* stalled when the answer has not started this long after
+                                       the request went out; 0 = stall_ns */
+        /* Called (on the transport's thread) when the transfer stalled: true gives it up
+         * (-ETIMEDOUT), false keeps waiting and asks again after another such period. NULL:
+         * give up. Must not call the transport or block. */
+        bool (*on_stall)(void *ud);
+        void *stall_ud;
+        uint64_t deadline_ns; /* absolute, monotonic */
+        size_t max_body;      /* abort a larger answer */
+        size_t size_hint;     /* the body's likely size when no Content-Length says; 0 = none */
+        const int *cancel;    /* may be NULL; non-zero (atomic) aborts with -ECANCELED */
 };
 
 struct net_http_response {
         long status;
         char content_type[96];
         uint64_t retry_after_ms; /* 0 when absent */
+        char error[256];         /* the transport's words for a failure (for logs), or "" */
 };
 
 struct net_transport_ops {
         /* Performs one request; 0 with *res filled (any status), or -errno for transport
-         * failures (-ETIMEDOUT stall or deadline, -ECONNREFUSED, -ECONNRESET, -E2BIG, ...). */
+         * failures (-ETIMEDOUT stall or deadline, -ECONNREFUSED, -EHOSTUNREACH for a host name
+         * that does not resolve, -ECONNRESET, -E2BIG, ...). The body buffer is sized from
+         * the answer's Content-Length (up to max_body) or size_hint before it fills. */
         int (*http)(void *t, const struct net_http_request *req, struct buf *body,
                     struct net_http_response *res);
         uint64_t (*now_ns)(void *t);
