@@ -78,11 +78,15 @@ struct net_block {
         uint8_t *data;
         size_t len;
         struct cid cid;
-        int refs; /* atomic */
+        int refs;    /* atomic */
+        bool stored; /* atomic: see net_block_claim */
 };
 
 struct net_block *net_block_ref(struct net_block *b);
 void net_block_unref(struct net_block *b);
+/* True for exactly one caller per block object: several readers that waited on one fetch get
+ * the same block, and only the one this returns true for writes it to the cache. */
+bool net_block_claim(struct net_block *b);
 
 struct net_node_stats {
         char url[NET_MAX_URL + 1];

@@ -66,6 +66,11 @@ struct net_block *net_block_ref(struct net_block *b)
         return b;
 }
 
+bool net_block_claim(struct net_block *b)
+{
+        return !__atomic_exchange_n(&b->stored, true, __ATOMIC_ACQ_REL);
+}
+
 void net_block_unref(struct net_block *b)
 {
         if (b && __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
