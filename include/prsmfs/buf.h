@@ -22,6 +22,8 @@ static inline void buf_clear(struct buf *b)
         b->len = 0;
 }
 _wur_ int buf_reserve(struct buf *b, size_t extra);
+/* Room for exactly extra more bytes (not rounded up): for a size known before the bytes come. */
+_wur_ int buf_reserve_exact(struct buf *b, size_t extra);
 _wur_ int buf_append(struct buf *b, const void *p, size_t len);
 _wur_ int buf_append_byte(struct buf *b, uint8_t byte);
 /* Hands the storage to the caller (who frees it); the buffer is left empty. */

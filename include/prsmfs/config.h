@@ -10,6 +10,8 @@
 #include "prsmfs/base.h"
 
 #define CONFIG_MAX_NODES 32
+/* The longest node URL accepted (net's NET_MAX_URL: node URLs are never truncated). */
+#define CONFIG_MAX_URL 512
 
 enum config_profile {
         CONFIG_PROFILE_DEFAULT, /* CIDv1, raw leaves, 1 MiB chunks, 1024 links */
@@ -59,8 +61,9 @@ struct config {
         bool cache_large_writes;     /* keep uploaded full leaves in the block cache */
         bool publish_preserve_mode;  /* prsmctl publish stores modes unless told not to */
         bool publish_preserve_mtime; /* and mtimes */
-        uint64_t stall_timeout_ms;
-        int log_level; /* enum log_level */
+        uint64_t stall_timeout_ms;   /* no byte once an answer started: try another node */
+        uint64_t first_byte_timeout_ms; /* no answer started: try another node */
+        int log_level;                  /* enum log_level */
 };
 
 /* Fills c with the built-in defaults (local node at 127.0.0.1:5001, gateway :8080). */

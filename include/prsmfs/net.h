@@ -4,8 +4,14 @@
  * gateways, with health states, backoff, failover and in-flight de-duplication.
  *
  * Nothing leaves this module unverified: a block handed upward hashed to its CID. A node that
- * errs, stalls or lies is demoted and the request moves to another node; down nodes are
+ * errs or lies is demoted and the request moves to another node; down and disabled nodes are
  * probed back with exponential backoff and jitter.
+ *
+ * Slow is not dead. A node that stalls (no byte for stall_timeout once its answer started, or
+ * no answer started within first_byte_timeout) is left for another usable node when there is
+ * one; when there is none, the request keeps waiting for it until the request's own deadline,
+ * and the node is not demoted for that. A request that runs out of its deadline is no fault of
+ * the node either.
  *
  * Thread-safety: every function may be called from any thread. Blocking calls take an
  * absolute deadline (CLOCK_MONOTONIC ns) and never wait past it.
@@ -16,6 +22,8 @@
 #include "prsmfs/cid.h"
 
 #define NET_MAX_NODES 32
+/* The longest node URL (without the paths appended to it); config.c rejects longer ones. */
+#define NET_MAX_URL 512
 
 enum net_node_kind {
         NET_NODE_RPC,     /* Kubo RPC: read, write, pin */
@@ -27,7 +35,8 @@ enum net_node_state {
         NET_STATE_UP,
         NET_STATE_SUSPECT,  /* one failure: used only when no node is up */
         NET_STATE_DOWN,     /* not used until a probe succeeds */
-        NET_STATE_DISABLED, /* cannot serve blocks at all (e.g. a non-trustless gateway) */
+        NET_STATE_DISABLED, /* answered as no trustless gateway does (wrong Content-Type): not
+                               used until a probe is answered correctly (probed like down) */
         _NET_STATE_MAX,
 };
 
@@ -48,8 +57,9 @@ struct net_config {
         size_t n_nodes;
         const struct net_pinning_service_config *pinning_services; /* may be NULL */
         size_t n_pinning_services;
-        uint64_t timeout_ms;       /* whole request, all attempts */
-        uint64_t stall_timeout_ms; /* no byte for this long: the node is stalled */
+        uint64_t timeout_ms;            /* whole request, all attempts */
+        uint64_t stall_timeout_ms;      /* no byte for this long once an answer started: stalled */
+        uint64_t first_byte_timeout_ms; /* no answer started after this long: stalled; 0 = 5 s */
         uint64_t retry_base_delay_ms;
         uint64_t retry_max_delay_ms;
         unsigned retry_max_attempts;   /* attempts per node within one request */
@@ -59,6 +69,8 @@ struct net_config {
         uint64_t has_timeout_ms;       /* block/stat of a block a node may not have; 0 = 250 */
         bool is_hedging_disabled;      /* hedging: see net_block_get */
         const char *ca_bundle;         /* may be NULL: the system's CAs; TLS is always verified */
+        bool is_checking_nodes;        /* probe every node once at start (in the background) and
+                                          log one warning line per node that cannot serve */
 };
 
 /* A verified block; refcounted, immutable. */
@@ -66,14 +78,18 @@ struct net_block {
         uint8_t *data;
         size_t len;
         struct cid cid;
-        int refs; /* atomic */
+        int refs;    /* atomic */
+        bool stored; /* atomic: see net_block_claim */
 };
 
 struct net_block *net_block_ref(struct net_block *b);
 void net_block_unref(struct net_block *b);
+/* True for exactly one caller per block object: several readers that waited on one fetch get
+ * the same block, and only the one this returns true for writes it to the cache. */
+bool net_block_claim(struct net_block *b);
 
 struct net_node_stats {
-        char url[128];
+        char url[NET_MAX_URL + 1];
         enum net_node_kind kind;
         enum net_node_state state;
         double latency_ms; /* EWMA of time to a whole block */

@@ -27,7 +27,8 @@ struct store_config {
 
 struct store_stats {
         uint64_t mem_hits, disk_hits, fetches, fetch_errors;
-        uint64_t prefetches, prefetch_drops, cache_put_errors;
+        uint64_t prefetches, prefetch_drops, cache_puts, cache_put_errors; /* puts: blocks the
+                                                                        store wrote to the cache */
         uint64_t mem_bytes, mem_blocks;
 };
 

@@ -17,7 +17,8 @@ void buf_done(struct buf *b)
         *b = (struct buf){ .max = b->max };
 }
 
-int buf_reserve(struct buf *b, size_t extra)
+/* Room for extra more bytes: the capacity doubles (amortized appends) unless exact. */
+static int grow(struct buf *b, size_t extra, bool exact)
 {
         size_t need, cap;
         uint8_t *p;
@@ -26,7 +27,7 @@ int buf_reserve(struct buf *b, size_t extra)
                 return -E2BIG;
         if (need <= b->cap)
                 return 0;
-        cap = b->cap ? b->cap : 64;
+        cap = exact ? need : b->cap ? b->cap : 64;
         while (cap < need)
                 cap = cap > SIZE_MAX / 2 ? need : cap * 2;
         if (cap > b->max)
@@ -37,6 +38,16 @@ int buf_reserve(struct buf *b, size_t extra)
         b->p = p;
         b->cap = cap;
         return 0;
+}
+
+int buf_reserve(struct buf *b, size_t extra)
+{
+        return grow(b, extra, false);
+}
+
+int buf_reserve_exact(struct buf *b, size_t extra)
+{
+        return grow(b, extra, true);
 }
 
 int buf_append(struct buf *b, const void *p, size_t len)

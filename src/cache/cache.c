@@ -335,6 +335,25 @@ int64_t cache_block_size(struct cache *c, const struct cid *cid)
         return st.st_size;
 }
 
+/* Moves a written block into place: 0, or 1 when a whole copy got there first (two puts of
+ * one block at once must not both count its bytes), or -errno. */
+static int rename_in(struct cache *c, const char *tmp, const char *path, size_t len)
+{
+        struct stat st;
+
+        if (renameat2(c->tmp_fd, tmp, c->blocks_fd, path, RENAME_NOREPLACE) == 0)
+                return 0;
+        if (errno == EEXIST) {
+                if (fstatat(c->blocks_fd, path, &st, 0) == 0 && (size_t)st.st_size == len)
+                        return 1;
+        } else if (errno != EINVAL && errno != ENOSYS)
+                return -errno;
+        /* a short leftover, or a file system without RENAME_NOREPLACE: replace */
+        if (renameat(c->tmp_fd, tmp, c->blocks_fd, path) < 0)
+                return -errno;
+        return 0;
+}
+
 static int put(struct cache *c, const struct cid *cid, const void *data, size_t len, bool verify)
 {
         _cleanup_close_ int fd = -1;
@@ -364,11 +383,15 @@ static int put(struct cache *c, const struct cid *cid, const void *data, size_t 
         r = io_write_all(fd, data, len);
         if (r >= 0 && close(TAKE_FD(fd)) < 0)
                 r = -errno;
-        if (r >= 0 && renameat(c->tmp_fd, tmp, c->blocks_fd, path) < 0)
-                r = -errno;
+        if (r >= 0)
+                r = rename_in(c, tmp, path, len);
         if (r < 0) {
                 (void)unlinkat(c->tmp_fd, tmp, 0); /* leave nothing half-written behind */
                 goto fail;
+        }
+        if (r > 0) {
+                (void)unlinkat(c->tmp_fd, tmp, 0);
+                return 0; /* another put of the same block won the race: counted once */
         }
         stat_add(&c->puts, 1);
         stat_add(&c->bytes, len);

@@ -7,6 +7,11 @@
  *
  * Units: durations are seconds in JSON (a number, fractions allowed) and seconds or "250ms"
  * in -o; sizes are bytes (integer) or strings with K/M/G/T suffixes.
+ *
+ * Node URLs are checked whole here, once, so that nothing below has to guess: http:// or
+ * https://, a host, printable ASCII without spaces, no query or fragment (paths are appended
+ * to it), at most CONFIG_MAX_URL bytes. An RPC node's URL that ends in /api/v0 is refused:
+ * prsmfs appends /api/v0/... itself, and the doubled path would 404 on every request.
  */
 #define LOG_MODULE "config"
 #include "prsmfs/config.h"
@@ -53,7 +58,11 @@ static const struct key keys[] = {
         { "timeout", KEY_DURATION, OFF(timeout_ms), 0, 100, 3600 * 1000,
           "seconds a network operation may take before it fails" },
         { "stall_timeout", KEY_DURATION, OFF(stall_timeout_ms), 0, 50, 600 * 1000,
-          "seconds without a byte before a node counts as stalled (failover)" },
+          "seconds without a byte, once a node's answer started, before the request moves to "
+          "another node (if there is one)" },
+        { "first_byte_timeout", KEY_DURATION, OFF(first_byte_timeout_ms), 0, 50, 3600 * 1000,
+          "seconds a node may take to start answering before the request moves to another node "
+          "(if there is one)" },
         { "max_chunk_size", KEY_SIZE, OFF(max_chunk_size), 0, 16 * 1024, 4 * 1024 * 1024,
           "chunk size of files written (bytes, 16K..4M)" },
         { "retry_max_attempts", KEY_UINT, OFF(retry_max_attempts), 0, 1, 100,
@@ -185,10 +194,79 @@ static int node_add(struct config_node *nodes, size_t *n, const char *url, const
         return 0;
 }
 
-static bool url_ok(const char *url)
+/* NULL when url is a usable node URL, else why not. rpc: an RPC node's (see the top). */
+static const char *url_problem(const char *url, bool rpc)
 {
-        return (strncmp(url, "http://", 7) == 0 && url[7]) ||
-               (strncmp(url, "https://", 8) == 0 && url[8]);
+        size_t len = strlen(url), host, end;
+
+        if (strncmp(url, "http://", 7) == 0)
+                host = 7;
+        else if (strncmp(url, "https://", 8) == 0)
+                host = 8;
+        else
+                return "is not an http:// or https:// URL";
+        for (size_t i = 0; i < len; i++) {
+                unsigned char ch = (unsigned char)url[i];
+
+                if (ch == ' ')
+                        return "contains a space";
+                if (ch == '\r' || ch == '\n')
+                        return "contains a line break";
+                if (ch < 0x20 || ch == 0x7f)
+                        return "contains a control character";
+                if (ch > 0x7e)
+                        return "contains a non-ASCII byte (use the punycode or %-encoded form)";
+                if (ch == '?' || ch == '#')
+                        return "has a query or fragment (paths are appended to the URL)";
+        }
+        if (url[host] == '\0' || url[host] == '/' || url[host] == ':' || url[host] == '@')
+                return "has no host";
+        end = len;
+        while (end > host && url[end - 1] == '/')
+                end--;
+        if (rpc && end - host >= 7 && strncmp(url + end - 7, "/api/v0", 7) == 0)
+                return "ends in /api/v0, which prsmfs appends itself: give the node's base URL "
+                       "(http://host:5001)";
+        return NULL;
+}
+
+/* url for an error message: at most its first 80 bytes, a byte that is not printable ASCII
+ * as \xNN (a line break must not split the message), "..." when cut. */
+static void quote_url(const char *url, char *out, size_t size)
+{
+        size_t o = 0, i;
+
+        for (i = 0; url[i] && i < 80 && o + 5 < size; i++) {
+                unsigned char ch = (unsigned char)url[i];
+
+                if (ch < 0x20 || ch > 0x7e)
+                        o += (size_t)snprintf(out + o, size - o, "\\x%02x", ch);
+                else
+                        out[o++] = (char)ch;
+        }
+        out[o] = '\0';
+        if (url[i] && o + 4 <= size)
+                memcpy(out + o, "...", 4);
+}
+
+static int check_url(const char *url, bool rpc, const char *where, const char *key, size_t i,
+                     bool indexed, char *err, size_t err_size)
+{
+        size_t len = strlen(url);
+        const char *why = len > CONFIG_MAX_URL ? "is too long" : url_problem(url, rpc);
+        char what[64], quoted[4 * 80 + 4];
+
+        if (!why)
+                return 0;
+        if (len > CONFIG_MAX_URL) {
+                (void)snprintf(what, sizeof(what), "is %zu bytes long, more than %d", len,
+                               CONFIG_MAX_URL);
+                why = what;
+        }
+        quote_url(url, quoted, sizeof(quoted));
+        if (indexed)
+                return fail(err, err_size, "%s '%s[%zu]': '%s' %s", where, key, i, quoted, why);
+        return fail(err, err_size, "%s '%s': '%s' %s", where, key, quoted, why);
 }
 
 /* Stores an already-range-checked number into the key's field. */
@@ -318,10 +396,10 @@ static int set_nodes_json(struct config *c, const struct key *k, json_t *v, cons
                 if (!url)
                         return fail(err, err_size, "%s '%s[%zu]': expected a URL string", where,
                                     k->name, i);
-                if (!url_ok(url))
-                        return fail(err, err_size,
-                                    "%s '%s[%zu]': '%s' is not an http:// or https:// URL", where,
-                                    k->name, i, url);
+                r = check_url(url, k->off == OFF(rpc_nodes), where, k->name, i, true, err,
+                              err_size);
+                if (r < 0)
+                        return r;
                 r = node_add(nodes, n, url, auth);
                 if (r < 0)
                         return r;
@@ -343,11 +421,10 @@ static int set_nodes_string(struct config *c, const struct key *k, const char *v
         nodes_clear(nodes, n);
         /* -o values cannot contain commas (libfuse splits on them): nodes are '|'-separated */
         for (tok = strtok_r(copy, "|", &save); tok; tok = strtok_r(NULL, "|", &save)) {
-                if (!url_ok(tok)) {
-                        r = fail(err, err_size, "%s '%s': '%s' is not an http:// or https:// URL",
-                                 where, k->name, tok);
+                r = check_url(tok, k->off == OFF(rpc_nodes), where, k->name, 0, false, err,
+                              err_size);
+                if (r < 0)
                         break;
-                }
                 r = node_add(nodes, n, tok, NULL);
                 if (r < 0) {
                         r = fail(err, err_size, "%s '%s': %s", where, k->name,
@@ -413,6 +490,7 @@ int config_init_defaults(struct config *c)
                 .timeout_ms = 30 * 1000,
                 .stall_timeout_ms = 500,
                 .fsync_timeout_ms = 60 * 1000,
+                .first_byte_timeout_ms = 5000,
                 .max_chunk_size = 1024 * 1024,
                 .retry_max_attempts = 3,
                 .retry_base_delay_ms = 100,

@@ -724,8 +724,9 @@ static void raise_pipe_max(void)
                 log_info("raised %s from %s to %u for spliced replies", path, text, PIPE_MAX_SIZE);
 }
 
-/* The node pool's settings from the config: RPC nodes first, then gateways. */
-static int open_net(const struct config *cfg, struct net_pool **ret)
+/* The node pool's settings from the config: RPC nodes first, then gateways. check: probe
+ * every node once in the background and log what is wrong with each (the pool that serves). */
+static int open_net(const struct config *cfg, bool check, struct net_pool **ret)
 {
         struct net_node_config nodes[2 * CONFIG_MAX_NODES];
         struct net_pinning_service_config pins[CONFIG_MAX_NODES];
@@ -736,6 +737,8 @@ static int open_net(const struct config *cfg, struct net_pool **ret)
                 .parallel_uploads = cfg->parallel_uploads,
                 .timeout_ms = cfg->timeout_ms,
                 .stall_timeout_ms = cfg->stall_timeout_ms,
+                .first_byte_timeout_ms = cfg->first_byte_timeout_ms,
+                .is_checking_nodes = check,
                 .retry_base_delay_ms = cfg->retry_base_delay_ms,
                 .retry_max_delay_ms = cfg->retry_max_delay_ms,
                 .retry_max_attempts = cfg->retry_max_attempts,
@@ -906,7 +909,7 @@ int main(int argc, char *argv[])
         /* The node pool and the store run threads, which fuse_daemonize's fork would not
          * keep: they are made after it. Made once here too, so that a bad node setting (an
          * unreadable auth file, a bad URL) is reported before anything is mounted. */
-        r = open_net(&cfg, &net);
+        r = open_net(&cfg, false, &net);
         if (r < 0) {
                 fprintf(stderr, "prsmfs: cannot set up the node pool: %s\n", strerror(-r));
                 goto out;
@@ -955,7 +958,7 @@ int main(int argc, char *argv[])
                 goto out_signals;
         if (!opts.foreground)
                 write_pid(lock_fd); /* the child's */
-        r = open_net(&cfg, &net);
+        r = open_net(&cfg, true, &net);
         if (r >= 0)
                 r = store_new(&(struct store_config){ .cache = cache,
                                                       .net = net,

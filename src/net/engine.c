@@ -6,12 +6,20 @@
  * drives curl_multi_poll/perform, and completes it.
  *
  * Deadlines are the engine's job, with sub-second resolution: every loop (at most 20 ms of
- * poll) checks each transfer's overall deadline and its stall clock (time since the last
- * byte received or sent, or since the transfer got a connection before the first byte), and
- * aborts a transfer that passed either. curl's own LOW_SPEED_TIME works in whole seconds and
- * could not meet the failover target. A transfer that waits for a free connection (the caps
- * below) has not started: only its deadline runs, so a busy pool is not mistaken for a dead
- * node. "Started" is when curl opens a socket for it or reuses one (PREREQFUNCTION).
+ * poll) checks each transfer's overall deadline and its stall clock, and aborts a transfer
+ * past its deadline. curl's own LOW_SPEED_TIME works in whole seconds and could not meet the
+ * failover target. The stall clock has two limits: until the first byte of the answer arrives
+ * (the node is looking for the block, or busy), first_byte_ns since the transfer got a
+ * connection or last sent a byte; once the answer started, stall_ns between bytes. A stalled
+ * transfer asks its owner (on_stall) whether to give up: the pool says no when no other node
+ * could take the request, and the transfer then runs on until its deadline. A transfer that
+ * waits for a free connection (the caps below) has not started: only its deadline runs, so a
+ * busy pool is not mistaken for a dead node. "Started" is when curl opens a socket for it or
+ * reuses one (PREREQFUNCTION).
+ *
+ * The body buffer is allocated once, at the size the answer's Content-Length gives (never
+ * past max_body: a larger announced body is refused before a byte of it is stored) or else at
+ * the caller's size hint, instead of growing from a few bytes by doubling.
  *
  * Connections are kept alive and reused by the multi handle's connection cache, capped in
  * total (connection_pool_size) and per node (connections_per_node, curl counts per
@@ -39,13 +47,21 @@ struct xfer {
         struct buf *body;
         size_t max_body;
         struct net_http_response *res;
-        uint64_t stall_ns, deadline_ns, last_byte_ns; /* engine thread once queued */
-        curl_off_t sent;                              /* upload progress seen so far */
+        uint64_t stall_ns, first_byte_ns, deadline_ns; /* immutable once queued */
+        uint64_t last_byte_ns;                         /* engine thread once queued */
+        bool (*on_stall)(void *ud);
+        void *stall_ud;
+        size_t size_hint;
+        int64_t content_length; /* engine thread: of the answer, -1 = not given */
+        curl_off_t sent;        /* upload progress seen so far */
         const int *cancel;
-        int result;   /* valid once done */
-        bool done;    /* engine->lock */
-        bool too_big; /* engine thread */
-        bool started; /* engine thread: has a connection */
+        char errbuf[CURL_ERROR_SIZE];
+        int result;     /* valid once done */
+        bool done;      /* engine->lock */
+        bool too_big;   /* engine thread */
+        bool started;   /* engine thread: has a connection */
+        bool responded; /* engine thread: a byte of the answer arrived */
+        bool sized;     /* engine thread: the body buffer was sized */
         pthread_cond_t cond;
         struct xfer *next; /* queue or active list: engine thread / engine->lock */
 };
@@ -97,12 +113,35 @@ static int errno_from_curl(CURLcode c)
         }
 }
 
+/* Sizes the body buffer once, before the first body bytes go in: false to refuse the body. */
+static bool size_body(struct xfer *x)
+{
+        size_t want = x->size_hint;
+        int r;
+
+        x->sized = true;
+        if (x->content_length >= 0) {
+                if ((uint64_t)x->content_length > x->max_body) {
+                        x->too_big = true; /* announced larger than allowed: not one byte */
+                        return false;
+                }
+                want = (size_t)x->content_length;
+        }
+        want = MIN(want, x->max_body);
+        r = want > x->body->len ? buf_reserve_exact(x->body, want - x->body->len) : 0;
+        (void)r; /* out of memory here only means that the buffer grows as it fills */
+        return true;
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
         struct xfer *x = ud;
         size_t len = size * n;
 
         x->last_byte_ns = net_now_ns();
+        x->responded = true;
+        if (!x->sized && !size_body(x))
+                return 0; /* aborts the transfer */
         if (x->body->len + len > x->max_body) {
                 x->too_big = true;
                 return 0; /* aborts the transfer */
@@ -118,7 +157,23 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         size_t len = size * n;
 
         x->last_byte_ns = net_now_ns();
-        if (len > 13 && strncasecmp(p, "Content-Type:", 13) == 0) {
+        x->responded = true;
+        if (len > 5 && strncmp(p, "HTTP/", 5) == 0) {
+                x->content_length = -1; /* a new answer (after a 100 Continue, say) */
+        } else if (len > 15 && strncasecmp(p, "Content-Length:", 15) == 0) {
+                char v[24];
+                size_t i = 15, j = 0;
+                uint64_t cl;
+
+                while (i < len && (p[i] == ' ' || p[i] == '\t'))
+                        i++;
+                while (i < len && p[i] >= '0' && p[i] <= '9' && j + 1 < sizeof(v))
+                        v[j++] = p[i++];
+                v[j] = '\0';
+                /* unparsable or absurd: as if not given (the body is still capped) */
+                if (j && parse_u64(v, &cl) >= 0 && cl <= INT64_MAX)
+                        x->content_length = (int64_t)cl;
+        } else if (len > 13 && strncasecmp(p, "Content-Type:", 13) == 0) {
                 size_t i = 13, j = 0;
 
                 while (i < len && (p[i] == ' ' || p[i] == '\t'))
@@ -195,6 +250,8 @@ static void finish(struct net_engine *e, struct xfer *x, int result)
 
                 (void)curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
                 x->res->status = status;
+                if (result < 0 && x->errbuf[0])
+                        (void)snprintf(x->res->error, sizeof(x->res->error), "%s", x->errbuf);
                 curl_multi_remove_handle(e->multi, x->easy);
                 curl_easy_cleanup(x->easy);
                 x->easy = NULL;
@@ -213,6 +270,23 @@ static void unlink_active(struct net_engine *e, struct xfer *x)
                         *pp = x->next;
                         return;
                 }
+}
+
+static bool stalled(const struct xfer *x, uint64_t now)
+{
+        uint64_t limit = x->responded || !x->first_byte_ns ? x->stall_ns : x->first_byte_ns;
+
+        return x->started && now - x->last_byte_ns >= limit;
+}
+
+/* A stalled transfer: whether its owner gives it up; if not, it is asked again after another
+ * stall period (the answer changes as other nodes come and go). */
+static bool gives_up(struct xfer *x, uint64_t now)
+{
+        if (!x->on_stall || x->on_stall(x->stall_ud))
+                return true;
+        x->last_byte_ns = now;
+        return false;
 }
 
 static void *engine_thread(void *arg)
@@ -262,8 +336,7 @@ static void *engine_thread(void *arg)
                         if (x->cancel && __atomic_load_n(x->cancel, __ATOMIC_ACQUIRE)) {
                                 unlink_active(e, x);
                                 finish(e, x, -ECANCELED);
-                        } else if (now >= x->deadline_ns ||
-                                   (x->started && now - x->last_byte_ns >= x->stall_ns)) {
+                        } else if (now >= x->deadline_ns || (stalled(x, now) && gives_up(x, now))) {
                                 unlink_active(e, x);
                                 finish(e, x, -ETIMEDOUT);
                         }
@@ -346,6 +419,11 @@ static int engine_http(void *t, const struct net_http_request *req, struct buf *
                           .max_body = req->max_body,
                           .res = res,
                           .stall_ns = req->stall_ns,
+                          .first_byte_ns = req->first_byte_ns,
+                          .on_stall = req->on_stall,
+                          .stall_ud = req->stall_ud,
+                          .size_hint = req->size_hint,
+                          .content_length = -1,
                           .deadline_ns = req->deadline_ns,
                           .cancel = req->cancel };
         uint64_t now = net_now_ns();
@@ -380,6 +458,7 @@ static int engine_http(void *t, const struct net_http_request *req, struct buf *
         curl_easy_setopt(x.easy, CURLOPT_URL, req->url);
         curl_easy_setopt(x.easy, CURLOPT_PRIVATE, &x);
         curl_easy_setopt(x.easy, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(x.easy, CURLOPT_ERRORBUFFER, x.errbuf);
         curl_easy_setopt(x.easy, CURLOPT_TCP_NODELAY, 1L);
         curl_easy_setopt(x.easy, CURLOPT_HTTPHEADER, x.headers);
         curl_easy_setopt(x.easy, CURLOPT_WRITEFUNCTION, on_body);

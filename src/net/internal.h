@@ -23,6 +23,12 @@ struct node {
         unsigned n_lat, lat_next;         /* pool->lock */
         uint64_t add_from;                /* atomic: the smallest raw block this node refused on
                                              block/put with 413 (its body cap); 0 = none */
+        /* the probe thread's probe of this node (net.c), so that one slow probe holds up no
+         * other node's */
+        pthread_t probe_thread;
+        bool probe_check;    /* what it checks: the check at start */
+        bool probe_running;  /* pool->lock */
+        bool probe_joinable; /* the probe thread only */
 };
 
 struct service {
@@ -49,7 +55,8 @@ struct net_pool {
         struct net_config cfg;
         struct net_health_params hp;
         pthread_mutex_t lock;
-        struct inflight *inflight;              /* lock */
+        struct inflight *inflight; /* lock */
+        size_t size_hint;          /* atomic: the last block's size, for receive buffers (net.c) */
         uint64_t fetches, dedup_hits, failures; /* lock */
         uint64_t hedges, hedge_wins;            /* lock */
         uint64_t puts, put_bytes, put_skips;    /* lock */

@@ -2,12 +2,27 @@
 /*
  * The pool: verified block fetches across nodes.
  *
- * Failover. A request tries the best usable node (net_health_choose); on an error, a stall, a
- * 5xx, a 429 or a block that does not hash to its CID, that node's health is updated and the
- * request moves on at once to the next best node. Each attempt on the same node waits a
- * backoff first and allows it twice the stall time of the previous one, so a slow-but-alive
- * set of nodes still answers before the request's deadline. Fetching a block is idempotent,
- * so moving a request is always safe.
+ * Failover. A request tries the best usable node (net_health_choose); on an error, a 5xx, a
+ * 429 or a block that does not hash to its CID, that node's health is updated and the request
+ * moves on at once to the next best node. Each attempt on the same node waits a backoff first
+ * and allows it twice the stall time of the previous one, so a slow-but-alive set of nodes
+ * still answers before the request's deadline. Fetching a block is idempotent, so moving a
+ * request is always safe.
+ *
+ * Stalls. A stall is a reason to move, not a failure in itself: when an attempt stalls (no
+ * answer started within first_byte_timeout, or no byte for stall_timeout once it started),
+ * the engine asks stall_gives_up whether another node could take the request now. Only then
+ * is the attempt given up (and the node demoted); with no other node the transfer runs on
+ * until the request's deadline, keeping what it received, so a single slow or trickling node
+ * serves every read it can within `timeout` and is never marked down for being slow. An
+ * attempt ended by the request's deadline is no fault of the node (NET_DEADLINE).
+ *
+ * Probes. Down and disabled nodes are probed with backoff by the probe thread (a trustless
+ * gateway must answer the empty block bafkqaaa as application/vnd.ipld.raw; an RPC node
+ * /api/v0/version); a node that answers is back in use. With is_checking_nodes every node is
+ * probed once at start, all at once, and each that cannot serve is named in one warning line
+ * with the reason (refused, unresolvable, wrong URL, not trustless) and taken out of use until
+ * a probe succeeds, instead of failing the first reads.
  *
  * De-duplication. Concurrent requests for one CID share a single fetch: the first caller
  * (the owner) runs the attempts; the others wait on the in-flight entry until the owner
@@ -49,6 +64,11 @@ struct net_block *net_block_ref(struct net_block *b)
         if (b)
                 __atomic_add_fetch(&b->refs, 1, __ATOMIC_RELAXED);
         return b;
+}
+
+bool net_block_claim(struct net_block *b)
+{
+        return !__atomic_exchange_n(&b->stored, true, __ATOMIC_ACQ_REL);
 }
 
 void net_block_unref(struct net_block *b)
@@ -123,6 +143,8 @@ int net_auth_read(const char *path, char **ret)
 
 static void *prober_thread(void *arg);
 
+#define FIRST_BYTE_DEFAULT_MS 5000
+
 int net_pool_new_with_transport(const struct net_config *cfg, const struct net_transport_ops *ops,
                                 void *t, struct net_pool **ret)
 {
@@ -140,6 +162,8 @@ int net_pool_new_with_transport(const struct net_config *cfg, const struct net_t
         p->cfg.nodes = NULL; /* borrowed pointers are not kept */
         p->cfg.pinning_services = NULL;
         p->cfg.ca_bundle = NULL;
+        if (!p->cfg.first_byte_timeout_ms)
+                p->cfg.first_byte_timeout_ms = FIRST_BYTE_DEFAULT_MS;
         p->hp = (struct net_health_params){ .base_ms = cfg->retry_base_delay_ms,
                                             .max_ms = cfg->retry_max_delay_ms };
         pthread_mutex_init(&p->lock, NULL);
@@ -151,6 +175,11 @@ int net_pool_new_with_transport(const struct net_config *cfg, const struct net_t
                 n->kind = cfg->nodes[i].kind;
                 while (len > 0 && cfg->nodes[i].url[len - 1] == '/')
                         len--;
+                if (len > NET_MAX_URL) {
+                        log_error("node URL of %zu bytes: longer than %d", len, NET_MAX_URL);
+                        r = -EINVAL;
+                        goto fail;
+                }
                 n->url = strndup(cfg->nodes[i].url, len);
                 if (!n->url) {
                         r = -ENOMEM;
@@ -183,6 +212,12 @@ int net_pool_new_with_transport(const struct net_config *cfg, const struct net_t
 
                 while (len > 0 && sc->url[len - 1] == '/')
                         len--;
+                if (len > NET_MAX_URL) {
+                        log_error("pinning service URL of %zu bytes: longer than %d", len,
+                                  NET_MAX_URL);
+                        r = -EINVAL;
+                        goto fail;
+                }
                 sv->url = strndup(sc->url, len);
                 if (!sv->url) {
                         r = -ENOMEM;
@@ -280,19 +315,19 @@ void net_pool_report(struct net_pool *p, size_t i, enum net_outcome o, uint64_t 
         n->st.bytes += bytes;
         if (o == NET_FAIL || o == NET_NOT_FOUND)
                 n->st.errors++;
-        else if (o == NET_TIMEOUT)
+        else if (o == NET_TIMEOUT || o == NET_DEADLINE)
                 n->st.timeouts++;
         else if (o == NET_BAD_BLOCK)
                 n->st.bad_blocks++;
         else if (o == NET_THROTTLED)
                 n->st.throttled++;
         pthread_mutex_unlock(&p->lock);
-        if (before != n->h.state && n->h.state != NET_STATE_UP)
+        /* (a node disabled: attempt() said why, with the CID) */
+        if (before != n->h.state &&
+            (n->h.state == NET_STATE_DOWN || n->h.state == NET_STATE_SUSPECT))
                 log_warning("node %s is now %s", n->url,
-                            n->h.state == NET_STATE_DOWN       ? "down"
-                            : n->h.state == NET_STATE_DISABLED ? "disabled (not trustless)"
-                                                               : "suspect");
-        else if (before != n->h.state)
+                            n->h.state == NET_STATE_DOWN ? "down" : "suspect");
+        else if (before != n->h.state && n->h.state == NET_STATE_UP)
                 log_notice("node %s is up again", n->url);
 }
 
@@ -315,20 +350,81 @@ static void record_latency(struct net_pool *p, size_t i, uint64_t ns)
         pthread_mutex_unlock(&p->lock);
 }
 
+/* What one attempt may take, and the nodes its request may still move to. */
+struct try_limits {
+        uint64_t stall_ns, first_byte_ns, deadline_ns;
+        const bool *skip; /* nodes the request may not try any more */
+};
+
+/* Called by the engine when an attempt at `node` stalled (see the top of the file). */
+struct stall_ctx {
+        struct net_pool *p;
+        size_t node;
+        bool skip[NET_MAX_NODES];
+};
+
+static bool stall_gives_up(void *ud)
+{
+        struct stall_ctx *c = ud;
+        struct net_pool *p = c->p;
+        struct net_health snap[NET_MAX_NODES];
+        uint64_t now = p->ops->now_ns(p->t);
+        bool stop;
+
+        pthread_mutex_lock(&p->lock);
+        stop = p->stop;
+        for (size_t k = 0; k < p->n_nodes; k++)
+                snap[k] = p->nodes[k].h;
+        pthread_mutex_unlock(&p->lock);
+        return stop || net_health_choose(snap, p->n_nodes, c->skip, now) >= 0;
+}
+
+/* Hands a verified body over as a block, giving back what a size hint over-allocated. */
+static int block_from_body(const struct cid *cid, struct buf *body, struct net_block **ret)
+{
+        struct net_block *b = calloc(1, sizeof(*b));
+        size_t cap = body->cap, len;
+
+        if (!b)
+                return -ENOMEM;
+        b->cid = *cid;
+        b->refs = 1;
+        b->data = buf_steal(body, &len);
+        b->len = len;
+        if (b->data && cap - len > 4096 && cap - len > len / 8) {
+                uint8_t *q = realloc(b->data, len ? len : 1);
+
+                if (q) /* else keep the larger buffer */
+                        b->data = q;
+        }
+        if (!b->data) {
+                b->data = malloc(1);
+                if (!b->data) {
+                        free(b);
+                        return -ENOMEM;
+                }
+        }
+        *ret = b;
+        return 0;
+}
+
 /* One attempt at node i. 0 and *ret on a verified block, else the outcome in *ret_o. */
 static int attempt(struct net_pool *p, size_t i, const struct cid *cid, const char *cidstr,
-                   uint64_t stall_ns, uint64_t deadline_ns, const int *cancel,
-                   struct net_block **ret, enum net_outcome *ret_o, uint64_t *ret_retry_after)
+                   const struct try_limits *lim, const int *cancel, struct net_block **ret,
+                   enum net_outcome *ret_o, uint64_t *ret_retry_after)
 {
         struct node *n = &p->nodes[i];
         const char *headers[3] = { 0 };
-        struct net_http_response res;
+        struct net_http_response res = { 0 };
+        struct stall_ctx sc = { .p = p, .node = i };
         char url[1024];
         struct buf body;
         uint64_t t0 = p->ops->now_ns(p->t);
         size_t h = 0;
         int r;
 
+        for (size_t k = 0; k < p->n_nodes; k++)
+                sc.skip[k] = k == i || (lim->skip && lim->skip[k]);
         if (n->kind == NET_NODE_RPC)
                 (void)snprintf(url, sizeof(url), "%s/api/v0/block/get?arg=%s", n->url, cidstr);
         else {
@@ -339,13 +435,18 @@ static int attempt(struct net_pool *p, size_t i, const struct cid *cid, const ch
                 headers[h++] = n->auth;
         buf_init(&body, CID_MAX_BLOCK);
         r = p->ops->http(p->t,
-                         &(struct net_http_request){ .url = url,
-                                                     .post = n->kind == NET_NODE_RPC,
-                                                     .headers = headers,
-                                                     .stall_ns = stall_ns,
-                                                     .deadline_ns = deadline_ns,
-                                                     .max_body = CID_MAX_BLOCK,
-                                                     .cancel = cancel },
+                         &(struct net_http_request){
+                                 .url = url,
+                                 .post = n->kind == NET_NODE_RPC,
+                                 .headers = headers,
+                                 .stall_ns = lim->stall_ns,
+                                 .first_byte_ns = lim->first_byte_ns,
+                                 .on_stall = stall_gives_up,
+                                 .stall_ud = &sc,
+                                 .deadline_ns = lim->deadline_ns,
+                                 .max_body = CID_MAX_BLOCK,
+                                 .size_hint = __atomic_load_n(&p->size_hint, __ATOMIC_RELAXED),
+                                 .cancel = cancel },
                          &body, &res);
         *ret_retry_after = 0;
         if (r == -ECANCELED && cancel && __atomic_load_n(cancel, __ATOMIC_ACQUIRE)) {
@@ -354,6 +455,8 @@ static int attempt(struct net_pool *p, size_t i, const struct cid *cid, const ch
         }
         if (r < 0) {
                 *ret_o = r == -ETIMEDOUT ? NET_TIMEOUT : NET_FAIL;
+                if (r == -ETIMEDOUT && p->ops->now_ns(p->t) >= lim->deadline_ns)
+                        *ret_o = NET_DEADLINE;
                 if (r == -E2BIG)
                         *ret_o = NET_BAD_BLOCK; /* larger than any block: lying */
                 log_debug_errno(r, "fetching %s from %s failed", cidstr, n->url);
@@ -375,8 +478,18 @@ static int attempt(struct net_pool *p, size_t i, const struct cid *cid, const ch
         }
         if (n->kind == NET_NODE_GATEWAY &&
             !content_type_is(res.content_type, "application/vnd.ipld.raw")) {
+                bool was_disabled;
+
                 /* js-ipfs's gateway, for one, answers file bytes: not a trustless gateway */
                 *ret_o = NET_UNUSABLE;
+                pthread_mutex_lock(&p->lock);
+                was_disabled = n->h.state == NET_STATE_DISABLED;
+                pthread_mutex_unlock(&p->lock);
+                if (!was_disabled)
+                        log_warning("node %s answered %s as '%s', not application/vnd.ipld.raw: "
+                                    "not a trustless gateway, disabled until a probe gets a raw "
+                                    "block",
+                                    n->url, cidstr, res.content_type);
                 goto fail;
         }
         r = cid_verify(cid, body.p ? body.p : (const uint8_t *)"", body.len);
@@ -386,30 +499,15 @@ static int attempt(struct net_pool *p, size_t i, const struct cid *cid, const ch
                             cidstr);
                 goto fail;
         }
-        {
-                struct net_block *b = calloc(1, sizeof(*b));
-                size_t len;
-
-                if (!b) {
-                        buf_done(&body);
-                        return -ENOMEM;
-                }
-                b->cid = *cid;
-                b->refs = 1;
-                b->data = buf_steal(&body, &len);
-                b->len = len;
-                if (!b->data) {
-                        b->data = malloc(1);
-                        if (!b->data) {
-                                free(b);
-                                return -ENOMEM;
-                        }
-                }
-                record_latency(p, i, p->ops->now_ns(p->t) - t0);
-                net_pool_report(p, i, NET_OK, (p->ops->now_ns(p->t) - t0) / 1000000, 0, len);
-                *ret = b;
-                return 0;
+        r = block_from_body(cid, &body, ret);
+        if (r < 0) {
+                buf_done(&body);
+                return r;
         }
+        __atomic_store_n(&p->size_hint, (*ret)->len, __ATOMIC_RELAXED);
+        record_latency(p, i, p->ops->now_ns(p->t) - t0);
+        net_pool_report(p, i, NET_OK, (p->ops->now_ns(p->t) - t0) / 1000000, 0, (*ret)->len);
+        return 0;
 fail:
         buf_done(&body);
         return 1;
@@ -431,7 +529,7 @@ struct race {
         struct net_pool *p;
         const struct cid *cid;
         const char *cidstr;
-        uint64_t stall_ns, deadline_ns;
+        struct try_limits lim;
         int cancel; /* atomic: set by the first verified answer */
         pthread_mutex_t lock;
         pthread_cond_t cond;
@@ -443,8 +541,8 @@ static void *leg_thread(void *arg)
         struct leg *l = arg;
         struct race *rc = l->race;
 
-        l->r = attempt(rc->p, l->node, rc->cid, rc->cidstr, rc->stall_ns, rc->deadline_ns,
-                       &rc->cancel, &l->b, &l->o, &l->retry_after);
+        l->r = attempt(rc->p, l->node, rc->cid, rc->cidstr, &rc->lim, &rc->cancel, &l->b, &l->o,
+                       &l->retry_after);
         if (l->r == 0)
                 __atomic_store_n(&rc->cancel, 1, __ATOMIC_RELEASE); /* the other one lost */
         pthread_mutex_lock(&rc->lock);
@@ -482,8 +580,8 @@ static void race_wait(struct race *rc, uint64_t until_ns, bool second)
  * hedge on j is reported here, and *ret_hedged says whether j was asked.
  */
 static int hedged_attempt(struct net_pool *p, size_t i, size_t j, uint64_t delay_ns,
-                          const struct cid *cid, const char *cidstr, uint64_t stall_ns,
-                          uint64_t deadline_ns, struct net_block **ret, enum net_outcome *ret_o,
+                          const struct cid *cid, const char *cidstr, const struct try_limits *lim,
+                          struct net_block **ret, enum net_outcome *ret_o,
                           uint64_t *ret_retry_after, bool *ret_hedged)
 {
         struct race *rc = calloc(1, sizeof(*rc));
@@ -496,19 +594,17 @@ static int hedged_attempt(struct net_pool *p, size_t i, size_t j, uint64_t delay
         *rc = (struct race){ .p = p,
                              .cid = cid,
                              .cidstr = cidstr,
-                             .stall_ns = stall_ns,
-                             .deadline_ns = deadline_ns,
+                             .lim = *lim,
                              .legs = { { .race = rc, .node = i }, { .race = rc, .node = j } } };
         pthread_mutex_init(&rc->lock, NULL);
         pthread_cond_init(&rc->cond, NULL);
         if (pthread_create(&rc->legs[0].thread, NULL, leg_thread, &rc->legs[0]) != 0) {
-                r = attempt(p, i, cid, cidstr, stall_ns, deadline_ns, NULL, ret, ret_o,
-                            ret_retry_after);
+                r = attempt(p, i, cid, cidstr, lim, NULL, ret, ret_o, ret_retry_after);
                 goto out;
         }
         race_wait(rc, net_now_ns() + delay_ns, false);
         pthread_mutex_lock(&rc->lock);
-        hedged = !rc->legs[0].done && net_now_ns() < deadline_ns;
+        hedged = !rc->legs[0].done && net_now_ns() < lim->deadline_ns;
         pthread_mutex_unlock(&rc->lock);
         if (hedged && pthread_create(&rc->legs[1].thread, NULL, leg_thread, &rc->legs[1]) != 0)
                 hedged = false;
@@ -588,7 +684,8 @@ static int fetch(struct net_pool *p, const struct cid *cid, uint64_t deadline_ns
 
         (void)cid_to_string(cid, cidstr);
         for (;;) {
-                uint64_t now = p->ops->now_ns(p->t), stall, retry_after, delay;
+                uint64_t now = p->ops->now_ns(p->t), retry_after, delay;
+                struct try_limits lim = { .deadline_ns = deadline_ns, .skip = skip };
                 struct net_health snap[NET_MAX_NODES];
                 size_t j;
                 enum net_outcome o;
@@ -626,25 +723,27 @@ static int fetch(struct net_pool *p, const struct cid *cid, uint64_t deadline_ns
 
                         p->ops->sleep_until(p->t, now + b < deadline_ns ? now + b : deadline_ns);
                 }
-                stall = p->cfg.stall_timeout_ms * 1000000ull << MIN(tries[i], 6u);
+                lim.stall_ns = p->cfg.stall_timeout_ms * 1000000ull << MIN(tries[i], 6u);
+                lim.first_byte_ns = p->cfg.first_byte_timeout_ms * 1000000ull << MIN(tries[i], 6u);
                 if (tries[i] == 0 && hedge_plan(p, (size_t)i, skip, now, &j, &delay)) {
                         bool hedged;
 
                         tries[i]++;
-                        r = hedged_attempt(p, (size_t)i, j, delay, cid, cidstr, stall, deadline_ns,
-                                           ret, &o, &retry_after, &hedged);
+                        r = hedged_attempt(p, (size_t)i, j, delay, cid, cidstr, &lim, ret, &o,
+                                           &retry_after, &hedged);
                         if (hedged)
                                 tries[j]++;
                 } else {
                         tries[i]++;
-                        r = attempt(p, (size_t)i, cid, cidstr, stall, deadline_ns, NULL, ret, &o,
-                                    &retry_after);
+                        r = attempt(p, (size_t)i, cid, cidstr, &lim, NULL, ret, &o, &retry_after);
                 }
                 if (r <= 0)
                         return r; /* a verified block, or an out-of-memory */
                 if (r == 2)
                         continue; /* cancelled: cannot happen without a race, and no fault */
                 net_pool_report(p, (size_t)i, o, 0, retry_after, 0);
+                if (o == NET_DEADLINE)
+                        return -ETIMEDOUT;
                 last = o == NET_NOT_FOUND ? -ENOENT : -EHOSTUNREACH;
         }
 }
@@ -726,65 +825,266 @@ int net_block_get(struct net_pool *p, const struct cid *cid, uint64_t deadline_n
 
 /* ---- probes ---- */
 
-static bool probe(struct net_pool *p, size_t i)
+/* Words for a failed request, for the log: the cause, then the transport's own words. */
+static void describe_failure(int r, const struct net_http_response *res, uint64_t waited_ms,
+                             char *why, size_t size)
+{
+        const char *what;
+
+        switch (r) {
+        case -ECONNREFUSED:
+                what = "connection refused";
+                break;
+        case -EHOSTUNREACH:
+                what = "host name does not resolve";
+                break;
+        case -ETIMEDOUT:
+                (void)snprintf(why, size, "no answer within %.1f s", waited_ms / 1000.0);
+                return;
+        case -EACCES:
+                what = "TLS handshake or certificate check failed";
+                break;
+        case -ECONNRESET:
+                what = "connection reset";
+                break;
+        default:
+                what = strerror(-r);
+                break;
+        }
+        if (res->error[0])
+                (void)snprintf(why, size, "%s (%s)", what, res->error);
+        else
+                (void)snprintf(why, size, "%s", what);
+}
+
+/*
+ * One probe of node i: an RPC node must answer POST /api/v0/version with its version, a
+ * gateway GET /ipfs/bafkqaaa (the empty identity block) as a raw block. NET_OK, NET_UNUSABLE
+ * (a gateway that answers, but not as a trustless gateway does), NET_TIMEOUT or NET_FAIL with
+ * the reason in why. A probe asks whether the node is alive, not whether it is quick: it may
+ * take up to `timeout` to start answering (a node that answers blocks slowly must not be held
+ * down by probes that give up sooner than reads would).
+ */
+static enum net_outcome probe(struct net_pool *p, size_t i, char *why, size_t why_size)
 {
         struct node *n = &p->nodes[i];
-        const char *headers[2] = { n->auth, NULL };
-        struct net_http_response res;
+        const char *headers[3] = { 0 };
+        const char *path;
+        struct net_http_response res = { 0 };
         char url[1024];
         struct buf body;
-        uint64_t now = p->ops->now_ns(p->t);
+        uint64_t now = p->ops->now_ns(p->t), wait = MAX(p->cfg.timeout_ms, 1u) * 1000000ull;
+        enum net_outcome o = NET_OK;
+        size_t h = 0;
         int r;
 
         if (n->kind == NET_NODE_RPC)
-                (void)snprintf(url, sizeof(url), "%s/api/v0/version", n->url);
-        else
-                (void)snprintf(url, sizeof(url), "%s/ipfs/bafkqaaa?format=raw", n->url);
+                path = "/api/v0/version";
+        else {
+                path = "/ipfs/bafkqaaa?format=raw";
+                headers[h++] = "Accept: application/vnd.ipld.raw";
+        }
+        if (n->auth)
+                headers[h++] = n->auth;
+        (void)snprintf(url, sizeof(url), "%s%s", n->url, path);
         buf_init(&body, 64 * 1024);
-        r = p->ops->http(p->t,
-                         &(struct net_http_request){
-                                 .url = url,
-                                 .post = n->kind == NET_NODE_RPC,
-                                 .headers = n->auth ? headers : NULL,
-                                 .stall_ns = p->cfg.stall_timeout_ms * 4000000ull,
-                                 .deadline_ns = now + p->cfg.stall_timeout_ms * 4000000ull,
-                                 .max_body = 64 * 1024 },
-                         &body, &res);
+        r = p->ops->http(
+                p->t,
+                &(struct net_http_request){ .url = url,
+                                            .post = n->kind == NET_NODE_RPC,
+                                            .headers = headers,
+                                            .stall_ns = p->cfg.stall_timeout_ms * 4000000ull,
+                                            .first_byte_ns = wait,
+                                            .deadline_ns = now + wait,
+                                            .max_body = 64 * 1024 },
+                &body, &res);
+        if (r < 0) {
+                describe_failure(r, &res, wait / 1000000, why, why_size);
+                o = r == -ETIMEDOUT ? NET_TIMEOUT : NET_FAIL;
+        } else if (res.status != 200) {
+                (void)snprintf(why, why_size, "HTTP %ld for %s %s (%s)", res.status,
+                               n->kind == NET_NODE_RPC ? "POST" : "GET", path,
+                               n->kind == NET_NODE_RPC
+                                       ? "is this the address of a Kubo RPC API, without /api/v0?"
+                                       : "is this the address of a trustless gateway?");
+                o = NET_FAIL;
+        } else if (n->kind == NET_NODE_GATEWAY &&
+                   !content_type_is(res.content_type, "application/vnd.ipld.raw")) {
+                (void)snprintf(why, why_size,
+                               "not a trustless gateway: it answers a raw-block request with "
+                               "Content-Type '%s', not application/vnd.ipld.raw",
+                               res.content_type);
+                o = NET_UNUSABLE;
+        } else if (n->kind == NET_NODE_GATEWAY && body.len != 0) {
+                (void)snprintf(why, why_size,
+                               "not a trustless gateway: it answers the empty block bafkqaaa with "
+                               "%zu bytes",
+                               body.len);
+                o = NET_UNUSABLE;
+        } else if (n->kind == NET_NODE_RPC &&
+                   !memmem(body.p ? body.p : (const uint8_t *)"", body.len, "\"Version\"", 9)) {
+                (void)snprintf(why, why_size,
+                               "POST %s answered without a version: not a Kubo RPC API", path);
+                o = NET_FAIL;
+        }
         buf_done(&body);
-        return r >= 0 && res.status == 200;
+        return o;
+}
+
+static bool stopping(struct net_pool *p)
+{
+        bool stop;
+
+        pthread_mutex_lock(&p->lock);
+        stop = p->stop;
+        pthread_mutex_unlock(&p->lock);
+        return stop;
+}
+
+static const char *kind_name(enum net_node_kind k)
+{
+        return k == NET_NODE_RPC ? "rpc" : "gateway";
+}
+
+/* Probes node i and applies the outcome; `check`: the check at start (one line per node). */
+static void probe_node(struct net_pool *p, size_t i, bool check)
+{
+        struct node *n = &p->nodes[i];
+        enum net_node_state before, after;
+        enum net_outcome o;
+        char why[512] = "";
+
+        o = probe(p, i, why, sizeof(why));
+        if (stopping(p))
+                return; /* cancelled by the shutdown: says nothing about the node */
+        pthread_mutex_lock(&p->lock);
+        before = n->h.state;
+        net_health_probed(&n->h, &p->hp, o, p->ops->now_ns(p->t), p->ops->random(p->t));
+        after = n->h.state;
+        pthread_mutex_unlock(&p->lock);
+        if (check && o != NET_OK)
+                log_warning("node %s (%s): %s; not used until it answers a probe", n->url,
+                            kind_name(n->kind), why);
+        else if (check)
+                log_info("node %s (%s) answers", n->url, kind_name(n->kind));
+        else if (o == NET_OK && before != after)
+                log_notice("node %s answers probes again, back in use", n->url);
+        else if (o != NET_OK)
+                log_debug("probe of node %s failed: %s", n->url, why);
+}
+
+struct probe_arg {
+        struct net_pool *p;
+        size_t node;
+};
+
+static void *probe_thread(void *arg)
+{
+        struct probe_arg *a = arg;
+        struct net_pool *p = a->p;
+        size_t i = a->node;
+
+        free(a);
+        probe_node(p, i, p->nodes[i].probe_check);
+        pthread_mutex_lock(&p->lock);
+        p->nodes[i].probe_running = false;
+        pthread_mutex_unlock(&p->lock);
+        return NULL;
+}
+
+/* Starts a probe of node i on a thread of its own (probe_running is set); one caller at a
+ * time. Where no thread can be made (or the transport wants none), probes here and now. */
+static void probe_start(struct net_pool *p, size_t i, bool check)
+{
+        struct node *n = &p->nodes[i];
+        struct probe_arg *a;
+
+        if (n->probe_joinable) {
+                pthread_join(n->probe_thread, NULL); /* done: probe_running was false */
+                n->probe_joinable = false;
+        }
+        n->probe_check = check;
+        a = p->ops->no_threads ? NULL : malloc(sizeof(*a));
+        if (a) {
+                *a = (struct probe_arg){ .p = p, .node = i };
+                if (pthread_create(&n->probe_thread, NULL, probe_thread, a) == 0) {
+                        n->probe_joinable = true;
+                        return;
+                }
+                free(a);
+        }
+        probe_node(p, i, check);
+        pthread_mutex_lock(&p->lock);
+        n->probe_running = false;
+        pthread_mutex_unlock(&p->lock);
+}
+
+/* Nodes to probe now: all (check) or those down or disabled whose time has come; none whose
+ * probe still runs. Marks them running. */
+static size_t probe_pick(struct net_pool *p, bool check, size_t *idx)
+{
+        uint64_t now = p->ops->now_ns(p->t);
+        size_t n = 0;
+
+        pthread_mutex_lock(&p->lock);
+        for (size_t i = 0; i < p->n_nodes; i++) {
+                struct node *nd = &p->nodes[i];
+
+                if (nd->probe_running || (!check && !((nd->h.state == NET_STATE_DOWN ||
+                                                       nd->h.state == NET_STATE_DISABLED) &&
+                                                      nd->h.next_probe_ns <= now)))
+                        continue;
+                nd->probe_running = true;
+                idx[n++] = i;
+        }
+        pthread_mutex_unlock(&p->lock);
+        return n;
+}
+
+/* For tests, which drive probes by hand: the picked nodes probed at once, and waited for. */
+static void probe_now(struct net_pool *p, bool check)
+{
+        size_t idx[NET_MAX_NODES], n = probe_pick(p, check, idx);
+
+        for (size_t k = 0; k < n; k++)
+                probe_start(p, idx[k], check);
+        for (size_t k = 0; k < n; k++) {
+                struct node *nd = &p->nodes[idx[k]];
+
+                if (nd->probe_joinable) {
+                        pthread_join(nd->probe_thread, NULL);
+                        nd->probe_joinable = false;
+                }
+        }
+}
+
+void net_pool_check_nodes(struct net_pool *p)
+{
+        probe_now(p, true);
 }
 
 void net_pool_probe_due(struct net_pool *p)
 {
-        for (size_t i = 0; i < p->n_nodes; i++) {
-                uint64_t now = p->ops->now_ns(p->t);
-                bool due, ok;
-
-                pthread_mutex_lock(&p->lock);
-                due = p->nodes[i].h.state == NET_STATE_DOWN && p->nodes[i].h.next_probe_ns <= now;
-                pthread_mutex_unlock(&p->lock);
-                if (!due)
-                        continue;
-                ok = probe(p, i);
-                pthread_mutex_lock(&p->lock);
-                net_health_probed(&p->nodes[i].h, &p->hp, ok, p->ops->now_ns(p->t),
-                                  p->ops->random(p->t));
-                pthread_mutex_unlock(&p->lock);
-                if (ok)
-                        log_notice("node %s answers probes again, back in use", p->nodes[i].url);
-        }
+        probe_now(p, false);
 }
 
+/* Probes run on threads of their own, so that a node that takes `timeout` to answer a probe
+ * delays no other node's. */
 static void *prober_thread(void *arg)
 {
         struct net_pool *p = arg;
+        bool check = p->cfg.is_checking_nodes;
 
         pthread_mutex_lock(&p->lock);
         while (!p->stop) {
+                size_t idx[NET_MAX_NODES], n;
                 struct timespec ts;
 
                 pthread_mutex_unlock(&p->lock);
-                net_pool_probe_due(p);
+                n = probe_pick(p, check, idx);
+                for (size_t k = 0; k < n; k++)
+                        probe_start(p, idx[k], check);
+                check = false;
                 pthread_mutex_lock(&p->lock);
                 clock_gettime(CLOCK_REALTIME, &ts);
                 ts.tv_nsec += 50000000; /* 50 ms: a node back up is used within 0.1 s */
@@ -796,6 +1096,12 @@ static void *prober_thread(void *arg)
                         (void)pthread_cond_timedwait(&p->stop_cond, &p->lock, &ts);
         }
         pthread_mutex_unlock(&p->lock);
+        /* the engine cancels what they wait for */
+        for (size_t i = 0; i < p->n_nodes; i++)
+                if (p->nodes[i].probe_joinable) {
+                        pthread_join(p->nodes[i].probe_thread, NULL);
+                        p->nodes[i].probe_joinable = false;
+                }
         return NULL;
 }
 

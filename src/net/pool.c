@@ -4,10 +4,13 @@
  *
  *   up --fail--> suspect --fail--> down --probe ok--> up
  *   any --bad block--> down            (a lying node is never trusted for the next request)
+ *   any --wrong content type--> disabled --probe answered correctly--> up
  *   any --429--> same state, skipped until Retry-After (or a backoff) has passed
  *   any --ok--> up
- * A down node is probed after an exponential backoff with jitter that grows with each failed
- * probe, up to retry_max_delay.
+ *   any --request deadline passed--> same state (the request ran out of time, not the node)
+ * A down or disabled node is probed after an exponential backoff with jitter that grows with
+ * each failed probe, up to retry_max_delay: one odd answer never takes a node out for good.
+ * A stall is a failure only when the pool gave up on it (net.c: when another node could serve).
  */
 #include <string.h>
 
@@ -26,13 +29,19 @@ uint64_t net_backoff_ms(uint64_t base_ms, uint64_t max_ms, unsigned attempt, uin
         return d / 2 + rnd % (d - d / 2 + 1);
 }
 
-static void go_down(struct net_health *h, const struct net_health_params *p, uint64_t now_ns,
-                    uint64_t rnd)
+static void go_out(struct net_health *h, const struct net_health_params *p,
+                   enum net_node_state state, uint64_t now_ns, uint64_t rnd)
 {
         unsigned n = h->failures > 2 ? h->failures - 2 : 0;
 
-        h->state = NET_STATE_DOWN;
+        h->state = state;
         h->next_probe_ns = now_ns + net_backoff_ms(p->base_ms, p->max_ms, n, rnd) * 1000000;
+}
+
+static void go_down(struct net_health *h, const struct net_health_params *p, uint64_t now_ns,
+                    uint64_t rnd)
+{
+        go_out(h, p, NET_STATE_DOWN, now_ns, rnd);
 }
 
 void net_health_report(struct net_health *h, const struct net_health_params *p, enum net_outcome o,
@@ -69,25 +78,44 @@ void net_health_report(struct net_health *h, const struct net_health_params *p, 
                                 1000000;
                 break;
         case NET_NOT_FOUND:
+        case NET_DEADLINE:
                 break;
         case NET_UNUSABLE:
-                h->state = NET_STATE_DISABLED;
+                h->failures++;
+                go_out(h, p, NET_STATE_DISABLED, now_ns, rnd);
                 break;
         }
 }
 
-void net_health_probed(struct net_health *h, const struct net_health_params *p, bool ok,
+void net_health_probed(struct net_health *h, const struct net_health_params *p, enum net_outcome o,
                        uint64_t now_ns, uint64_t rnd)
 {
-        if (h->state != NET_STATE_DOWN)
+        bool out = h->state == NET_STATE_DOWN || h->state == NET_STATE_DISABLED;
+
+        switch (o) {
+        case NET_OK:
+                if (out) {
+                        h->state = NET_STATE_UP;
+                        h->failures = 0;
+                }
                 return;
-        if (ok) {
-                h->state = NET_STATE_UP;
-                h->failures = 0;
+        case NET_UNUSABLE:
+                h->failures++;
+                go_out(h, p, NET_STATE_DISABLED, now_ns, rnd);
                 return;
+        case NET_DEADLINE:
+        case NET_NOT_FOUND:
+        case NET_THROTTLED:
+                if (!out)
+                        return; /* answered, if not as hoped: no reason to stop using it */
+                break;
+        default:
+                break;
         }
         h->failures++;
-        go_down(h, p, now_ns, rnd);
+        /* a disabled node stays disabled until a probe gets a correct answer */
+        go_out(h, p, h->state == NET_STATE_DISABLED ? NET_STATE_DISABLED : NET_STATE_DOWN, now_ns,
+               rnd);
 }
 
 int net_health_choose(const struct net_health *h, size_t n, const bool *skip, uint64_t now_ns)

@@ -9,7 +9,9 @@
  * dropping its reference, so that the block waits in memory (and on disk) for its reader.
  * Requests for blocks already in memory, already queued or being fetched are not queued again;
  * the queue is bounded and a request past its deadline is dropped unread. Concurrent fetches
- * of one CID (a reader and a worker) share one network fetch in the pool.
+ * of one CID (a reader and a worker) share one network fetch in the pool, and the block they
+ * all get is written to the cache once, by whichever claims it first (net_block_claim): each
+ * writing it would cost a disk write per waiter and count its bytes again in the cache.
  *
  * Recent failures: a block whose fetch failed (every node tried until the deadline) fails again
  * at once for FAIL_HOLD_NS. The kernel retries a failed readahead page by page, and without
@@ -261,6 +263,7 @@ int store_peek(struct store *s, const struct cid *cid, struct net_block **ret)
 
 int store_get(struct store *s, const struct cid *cid, uint64_t deadline_ns, struct net_block **ret)
 {
+        char cidstr[CID_MAX_STR];
         struct net_block *b;
         int r;
 
@@ -292,15 +295,19 @@ int store_get(struct store *s, const struct cid *cid, uint64_t deadline_ns, stru
         pthread_mutex_lock(&s->lock);
         mem_insert(s, b);
         pthread_mutex_unlock(&s->lock);
-        if (s->cfg.cache) {
+        if (s->cfg.cache && net_block_claim(b)) {
                 int p = cache_block_put_verified(s->cfg.cache, cid, b->data, b->len);
 
+                pthread_mutex_lock(&s->lock);
+                s->st.cache_puts++;
+                pthread_mutex_unlock(&s->lock);
                 if (p < 0) {
                         /* a full disk is not the reader's problem: serve from memory */
                         pthread_mutex_lock(&s->lock);
                         s->st.cache_put_errors++;
                         pthread_mutex_unlock(&s->lock);
-                        log_debug("cannot cache a block: %s", strerror(-p));
+                        log_debug("cannot cache block %s: %s", cid_to_string(cid, cidstr),
+                                  strerror(-p));
                 }
         }
         *ret = b;

@@ -1,16 +1,20 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """The node pool against real js-ipfs nodes and the fault-injecting gateway: failover under a
 second when a node dies mid-read, every corrupted block detected, hung nodes bounded by the
-timeout, all-down errors within the timeout and recovery when a node returns."""
+timeout, all-down errors within the timeout and recovery when a node returns; on real mounts,
+a single slow or trickling node serving every read, a gateway back after one bad answer, and
+bad nodes named in the log at mount."""
+import errno
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import time
 
 import pytest
 from faultgw import FaultGateway
-from mount import build_binary
+from mount import build_binary, tool_binary
 
 MiB = 1 << 20
 
@@ -115,8 +119,10 @@ def test_hung_gateway__read_completes_and_alone_fails_within_timeout(ipfs_node, 
     hung.set_fault("hang")
     try:
         t0 = time.monotonic()
+        # a node that never starts answering is left after first_byte_timeout when another
+        # node can serve; alone, the request waits for it until the timeout
         r = netfetch(["--gateway", hung.url, "--gateway", good.url, "--timeout", "5000",
-                      "--stall", "300", "--file", root], timeout=60)
+                      "--stall", "300", "--first-byte", "300", "--file", root], timeout=60)
         elapsed = time.monotonic() - t0
         assert r.returncode == 0, r.stderr.decode()
         assert hashlib.sha256(r.stdout).digest() == hashlib.sha256(data).digest()
@@ -159,3 +165,183 @@ def test_all_down__fails_within_timeout__resumes_when_node_returns(ipfs_nodes_fa
             p.wait()
     assert p.returncode == 0, err.decode()
     assert hashlib.sha256(out).digest() == hashlib.sha256(data).digest()
+
+
+# ---- issue 16: slow is not dead; one odd answer is not forever; bad nodes named at start ----
+
+def prsmctl_link(m, cid, name):
+    p = subprocess.run([tool_binary("prsmctl"), "link", cid, m.path(name)], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+
+
+def gateway_only(gw, **extra):
+    cfg = {"rpc_nodes": [], "gateway_nodes": [gw.url], "automatic_pinning": False,
+           "timeout": 30, "stall_timeout": 0.5}
+    cfg.update(extra)
+    return cfg
+
+
+MMAP_READER = r"""
+import hashlib, mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+size = os.fstat(fd).st_size
+mm = mmap.mmap(fd, size, prot=mmap.PROT_READ)
+h = hashlib.sha256()
+for off in range(0, size, mmap.PAGESIZE):  # every page, in order: one fault each
+    h.update(mm[off:off + mmap.PAGESIZE])
+print(h.hexdigest())
+"""
+
+
+def mmap_sha256(path, timeout):
+    """sha256 of a file read page by page through mmap, in a child (EIO there is SIGBUS)."""
+    r = subprocess.run(["/usr/bin/python3", "-c", MMAP_READER, path], capture_output=True,
+                       text=True, timeout=timeout)
+    assert r.returncode == 0, "mmap reader died (status %d): %s" % (r.returncode, r.stderr)
+    return r.stdout.strip()
+
+
+@pytest.mark.timeout(300)
+def test_only_gateway_3s_to_first_byte__cat_and_mmap_byte_exact(ipfs_node, mount_factory):
+    """The only node waits 3 s before answering each block, longer than stall_timeout (0.5 s)
+    and first_byte_timeout (1 s): with no other node to move to, reads wait for it and get
+    every byte (before: the node was marked down at 0.5 s and reads failed with EIO, an mmap
+    reader with SIGBUS)."""
+    a, b = os.urandom(MiB), os.urandom(MiB)
+    opts = dict(cid_version=1, raw_leaves=True, chunker="size-262144", pin=False)
+    ca, cb = ipfs_node.add(a, **opts), ipfs_node.add(b, **opts)
+    gw = FaultGateway(source=ipfs_node).start()
+    try:
+        gw.set_fault("latency", arg=3000)
+        m = mount_factory(config=gateway_only(gw, first_byte_timeout=1))
+        prsmctl_link(m, ca, "a")
+        prsmctl_link(m, cb, "b")
+        t0 = time.monotonic()
+        r = subprocess.run(["cat", m.path("a")], capture_output=True, timeout=120)
+        took = time.monotonic() - t0
+        assert r.returncode == 0, r.stderr.decode()
+        assert hashlib.sha256(r.stdout).digest() == hashlib.sha256(a).digest()
+        t0 = time.monotonic()
+        assert mmap_sha256(m.path("b"), timeout=120) == hashlib.sha256(b).hexdigest()
+        print("cat of 1 MiB (4 blocks, 3 s each) took %.1f s, mmap of another %.1f s"
+              % (took, time.monotonic() - t0))
+        st = json.loads(subprocess.run([tool_binary("prsmctl"), "status", m.mountpoint],
+                                       capture_output=True, text=True, check=True).stdout)
+        assert st["stats"]["nodes"][0]["state"] == 0  # still up: slow is not down
+        assert "is now down" not in m.stderr()
+    finally:
+        gw.stop()
+
+
+@pytest.mark.timeout(300)
+def test_only_gateway_trickling__each_read_within_timeout_byte_exact(ipfs_node, mount_factory):
+    """The only node sends 8 KiB/s in 20 KiB pieces (2.5 s between bytes, 8 s per 64 KiB
+    block): it is alive, so no read fails early (before: a gap over stall_timeout failed the
+    block on the only node, and reads failed with EIO). Each block's fetch has its own
+    deadline: a read() that spans k cold blocks takes up to k blocks' time until reads get one
+    deadline per FUSE request."""
+    data = os.urandom(256 * 1024)
+    cid = ipfs_node.add(data, cid_version=1, raw_leaves=True, chunker="size-65536", pin=False)
+    gw = FaultGateway(source=ipfs_node).start()
+    try:
+        m = mount_factory(config=gateway_only(gw, timeout=20))
+        prsmctl_link(m, cid, "f")
+        gw.set_fault("bandwidth", arg=(8192, 20480))
+        got, longest = b"", 0.0
+        fd = os.open(m.path("f"), os.O_RDONLY)
+        try:
+            while True:
+                t0 = time.monotonic()
+                chunk = os.read(fd, 128 * 1024)
+                longest = max(longest, time.monotonic() - t0)
+                if not chunk:
+                    break
+                got += chunk
+        finally:
+            os.close(fd)
+        print("longest read() %.1f s" % longest)
+        assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+        assert longest < 4 * 8 + 5
+        assert "is now" not in m.stderr()  # neither suspect nor down
+    finally:
+        gw.stop()
+
+
+@pytest.mark.timeout(300)
+def test_gateway_answers_html_once__reads_work_again_after_probe(ipfs_node, mount_factory):
+    """One answer as a web page disables the only gateway, but the probe of disabled nodes
+    brings it back (before: disabled for good, every uncached read EIO until a restart)."""
+    data = os.urandom(2 * MiB)
+    cid = ipfs_node.add(data, cid_version=1, raw_leaves=True, chunker="size-262144", pin=False)
+    gw = FaultGateway(source=ipfs_node).start()
+    try:
+        m = mount_factory(config=gateway_only(gw))
+        prsmctl_link(m, cid, "f")
+        gw.set_fault("content_type", count=1, arg="text/html")
+        deadline, failures = time.monotonic() + 20, 0
+        while True:
+            try:
+                with open(m.path("f"), "rb") as f:
+                    got = f.read()
+                break
+            except OSError as e:
+                assert e.errno == errno.EIO and time.monotonic() < deadline, e
+                failures += 1
+                time.sleep(0.2)
+        assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+        log = m.stderr()
+        print("reads failed %d times before the probe; log:\n%s" % (failures, log))
+        assert "as 'text/html', not application/vnd.ipld.raw" in log
+        assert "answers probes again, back in use" in log
+    finally:
+        gw.stop()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.timeout(300)
+def test_mount_start__each_bad_node_named_with_reason_within_seconds(ipfs_node, mount_factory):
+    """At mount every node is probed once in the background: a refused port, an unresolvable
+    host, a wrong URL and a gateway that is not trustless (js-ipfs's) each get one warning line
+    naming the node and why, within seconds; the good node serves reads at once."""
+    data = os.urandom(300 * 1024)
+    cid = ipfs_node.add(data, cid_version=1, raw_leaves=True, pin=False)
+    refused = "http://127.0.0.1:%d" % free_port()
+    unresolvable = "http://nosuch-node.invalid:5001"
+    wrong = ipfs_node.api_url + "/wrong"
+    cfg = {"rpc_nodes": [refused, unresolvable, wrong, ipfs_node.api_url],
+           "gateway_nodes": [ipfs_node.gateway_url], "automatic_pinning": False,
+           "timeout": 30}
+    t0 = time.monotonic()
+    m = mount_factory(config=cfg)
+    mounted = time.monotonic() - t0
+    want = {
+        refused: "node %s (rpc): connection refused" % refused,
+        unresolvable: "node %s (rpc): host name does not resolve" % unresolvable,
+        wrong: "node %s (rpc): HTTP 404 for POST /api/v0/version" % wrong,
+        ipfs_node.gateway_url: "node %s (gateway): not a trustless gateway: it answers a "
+                               "raw-block request with Content-Type 'application/octet-stream'"
+                               % ipfs_node.gateway_url,
+    }
+    deadline = time.monotonic() + 10
+    while True:
+        log = m.stderr()
+        missing = [w for w in want.values() if w not in log]
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    print("mounted in %.1f s, log:\n%s" % (mounted, log))
+    assert not missing, "not in the log within 10 s: %s\n%s" % (missing, log)
+    for url, line in want.items():
+        assert sum(1 for ln in log.splitlines() if ("node %s " % url) in ln) == 1, url
+    assert "node %s " % ipfs_node.api_url not in log.replace(wrong, "")
+    prsmctl_link(m, cid, "f")
+    t0 = time.monotonic()
+    with open(m.path("f"), "rb") as f:
+        assert f.read() == data
+    assert time.monotonic() - t0 < 5

@@ -8,10 +8,12 @@
     ...
     gw.stop()
 
-Faults (per request, for the next `count` requests, or with probability `p`): latency (ms),
-bandwidth (bytes/s), reset (close the connection after N body bytes), status (500/503/429
-with Retry-After), hang (accept and never answer until released), corrupt (flip a byte),
-content_type (wrong type), truncate (send fewer bytes than Content-Length).
+Faults (per request, for the next `count` requests, or with probability `p`): latency (ms
+before the answer starts), bandwidth (bytes/s, or (bytes/s, piece): the body goes out in
+pieces of that size, 64 KiB by default, each followed by the pause the rate asks for), reset
+(close the connection after N body bytes), status (500/503/429 with Retry-After), hang (accept
+and never answer until released), corrupt (flip a byte), content_type (wrong type: arg, or
+text/plain), truncate (send fewer bytes than Content-Length).
 Also answers POST /api/v0/block/get?arg= and /api/v0/version like a Kubo RPC node.
 Counters: served[cid] (blocks answered), requests.
 """
@@ -119,7 +121,7 @@ class FaultGateway:
                         gw.corrupted += 1
                 ctype = "application/vnd.ipld.raw"
                 if "content_type" in kinds:
-                    ctype = "text/plain"
+                    ctype = kinds["content_type"]["arg"] or "text/plain"
                 self.send_response(200)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(data)))
@@ -129,10 +131,14 @@ class FaultGateway:
                     limit = min(limit, kinds["reset"]["arg"] or 0)
                 if "truncate" in kinds:
                     limit = max(0, len(data) - 1)
-                rate = kinds["bandwidth"]["arg"] if "bandwidth" in kinds else None
+                rate, piece = None, 65536
+                if "bandwidth" in kinds:
+                    rate = kinds["bandwidth"]["arg"]
+                    if isinstance(rate, tuple):
+                        rate, piece = rate
                 sent = 0
                 while sent < limit:
-                    n = min(65536, limit - sent)
+                    n = min(piece, limit - sent)
                     self.wfile.write(data[sent:sent + n])
                     sent += n
                     if rate:

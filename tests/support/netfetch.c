@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * netfetch: reads through the node pool, for component tests and benchmarks.
- *   netfetch [--rpc URL]... [--gateway URL]... [--timeout MS] [--stall MS] [--parallel N]
+ *   netfetch [--rpc URL]... [--gateway URL]... [--timeout MS] [--stall MS] [--first-byte MS]
+ *            [--parallel N]
  *            [--log FILE] [--repeat N] [--out FILE] [--auth FILE (of the node before it)]
  *            [--ca-bundle FILE] [--pool-size N] [--per-node N] (--file ROOT | CID...)
  * --file ROOT walks the UnixFS file under ROOT and writes its bytes in order; CIDs are
@@ -89,6 +90,7 @@ int main(int argc, char *argv[])
                 { "gateway", required_argument, NULL, 'g' },
                 { "timeout", required_argument, NULL, 't' },
                 { "stall", required_argument, NULL, 's' },
+                { "first-byte", required_argument, NULL, 'B' },
                 { "parallel", required_argument, NULL, 'p' },
                 { "log", required_argument, NULL, 'l' },
                 { "out", required_argument, NULL, 'o' },
@@ -140,6 +142,7 @@ int main(int argc, char *argv[])
                         break;
                 case 't':
                 case 's':
+                case 'B':
                 case 'p':
                 case 'n':
                 case 'P':
@@ -154,6 +157,8 @@ int main(int argc, char *argv[])
                                 cfg.timeout_ms = v;
                         else if (c == 's')
                                 cfg.stall_timeout_ms = v;
+                        else if (c == 'B')
+                                cfg.first_byte_timeout_ms = v;
                         else if (c == 'n')
                                 repeat = v;
                         else

@@ -22,6 +22,28 @@ static void test_buf__append_past_max__e2big(void **state)
         buf_done(&b);
 }
 
+/* A size known up front is allocated once and exactly: appending it needs no realloc. */
+static void test_buf__reserve_exact__one_allocation_of_that_size(void **state)
+{
+        static const uint8_t chunk[1000] = { 1 };
+        struct buf b;
+        uint8_t *p;
+
+        (void)state;
+        buf_init(&b, 1 << 20);
+        assert_int_equal(buf_reserve_exact(&b, 100000), 0);
+        assert_int_equal(b.cap, 100000);
+        p = b.p;
+        for (int i = 0; i < 100; i++)
+                assert_int_equal(buf_append(&b, chunk, sizeof(chunk)), 0);
+        assert_ptr_equal(b.p, p);
+        assert_int_equal(b.cap, 100000);
+        assert_int_equal(buf_reserve_exact(&b, 0), 0);
+        assert_int_equal(buf_reserve_exact(&b, (1 << 20) - 100000 + 1), -E2BIG);
+        assert_int_equal(b.cap, 100000);
+        buf_done(&b);
+}
+
 static void test_cursor__short_read__leaves_position(void **state)
 {
         struct cursor c;
@@ -63,6 +85,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_buf__append_past_max__e2big),
+                cmocka_unit_test(test_buf__reserve_exact__one_allocation_of_that_size),
                 cmocka_unit_test(test_cursor__short_read__leaves_position),
                 cmocka_unit_test(test_hash__sha256_incremental__matches_oneshot),
         };

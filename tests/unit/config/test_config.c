@@ -103,6 +103,76 @@ static void test_load__bad_input__names_key_and_file(void **state)
         expect_load_error("{", "config file");
 }
 
+/* Node URLs are checked whole at start: each bad one is refused with the key, its index and
+ * the reason, never accepted to be cut short or fail at the first request. */
+static void test_load__bad_node_urls__refused_naming_key(void **state)
+{
+        char text[1024], url[600];
+        struct config c;
+
+        (void)state;
+        expect_load_error("{\"rpc_nodes\": [\"http://a b:5001\"]}",
+                          "'rpc_nodes[0]': 'http://a b:5001' contains a space");
+        expect_load_error("{\"gateway_nodes\": [\"http://ok:1\", \"http://a:8080\\r\\n\"]}",
+                          "'gateway_nodes[1]': 'http://a:8080\\x0d\\x0a' contains a line break");
+        expect_load_error("{\"rpc_nodes\": [\"http://a:5001\\u0001\"]}",
+                          "contains a control character");
+        expect_load_error("{\"rpc_nodes\": [\"http://a:5001\\u007f\"]}",
+                          "contains a control character");
+        expect_load_error("{\"rpc_nodes\": [\"http://\\u00e4:5001\"]}",
+                          "'http://\\xc3\\xa4:5001' contains a non-ASCII byte");
+        expect_load_error("{\"rpc_nodes\": [\"http://a:5001?x=1\"]}", "query or fragment");
+        expect_load_error("{\"rpc_nodes\": [\"http://\"]}", "has no host");
+        expect_load_error("{\"rpc_nodes\": [\"https:///x\"]}", "has no host");
+        expect_load_error("{\"rpc_nodes\": [\"ftp://a\"]}", "not an http:// or https:// URL");
+        expect_load_error("{\"pinning_services\": [{\"url\": \"https://p s\"}]}",
+                          "'pinning_services[0]': 'https://p s' contains a space");
+        /* a Kubo RPC URL with /api/v0: prsmfs appends it, so every request would 404 */
+        expect_load_error("{\"rpc_nodes\": [\"http://a:5001/api/v0\"]}",
+                          "'rpc_nodes[0]': 'http://a:5001/api/v0' ends in /api/v0");
+        expect_load_error("{\"rpc_nodes\": [\"http://a:5001/api/v0/\"]}", "ends in /api/v0");
+        /* over-long: refused (the message quotes only its start), the longest allowed taken */
+        memset(url, 'a', sizeof(url));
+        memcpy(url, "http://", 7);
+        url[CONFIG_MAX_URL + 1] = '\0';
+        (void)snprintf(text, sizeof(text), "{\"gateway_nodes\": [\"%s\"]}", url);
+        expect_load_error(text, "'gateway_nodes[0]': 'http://aaa");
+        assert_non_null(strstr(err, "is 513 bytes long, more than 512"));
+        url[CONFIG_MAX_URL] = '\0';
+        (void)snprintf(text, sizeof(text), "{\"gateway_nodes\": [\"%s\"]}", url);
+        assert_int_equal(config_init_defaults(&c), 0);
+        assert_int_equal(load_text(&c, text), 0);
+        assert_string_equal(c.gateway_nodes[0].url, url);
+        /* a path is fine; so is /api/v0 on a gateway (not ours to judge) */
+        assert_int_equal(load_text(&c, "{\"rpc_nodes\": [\"https://user@h:5001/prefix/\"], "
+                                       "\"gateway_nodes\": [\"http://g/api/v0\"]}"),
+                         0);
+        assert_int_equal(c.n_rpc_nodes, 1);
+        /* and the same checks for -o */
+        assert_int_equal(
+                config_set_option(&c, "rpc_nodes", "http://a|http://b c", err, sizeof(err)),
+                -EINVAL);
+        assert_non_null(strstr(err, "option -o 'rpc_nodes': 'http://b c' contains a space"));
+        assert_int_equal(
+                config_set_option(&c, "rpc_nodes", "http://h:5001/api/v0", err, sizeof(err)),
+                -EINVAL);
+        assert_non_null(strstr(err, "ends in /api/v0"));
+        config_done(&c);
+}
+
+static void test_load__first_byte_timeout__default_and_set(void **state)
+{
+        struct config c;
+
+        (void)state;
+        assert_int_equal(config_init_defaults(&c), 0);
+        assert_int_equal(c.first_byte_timeout_ms, 5000);
+        assert_int_equal(load_text(&c, "{\"first_byte_timeout\": 2.5}"), 0);
+        assert_int_equal(c.first_byte_timeout_ms, 2500);
+        expect_load_error("{\"first_byte_timeout\": 0}", "'first_byte_timeout': 0.000 s is out");
+        config_done(&c);
+}
+
 static void test_option__overrides__parsed_or_refused(void **state)
 {
         struct config c;
@@ -158,6 +228,8 @@ int main(void)
                 cmocka_unit_test(test_defaults__local_node__valid),
                 cmocka_unit_test(test_load__all_types__applied),
                 cmocka_unit_test(test_load__bad_input__names_key_and_file),
+                cmocka_unit_test(test_load__bad_node_urls__refused_naming_key),
+                cmocka_unit_test(test_load__first_byte_timeout__default_and_set),
                 cmocka_unit_test(test_option__overrides__parsed_or_refused),
                 cmocka_unit_test(test_validate__inconsistent__refused),
         };

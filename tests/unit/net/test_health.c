@@ -44,13 +44,13 @@ static void test_health__failures__up_suspect_down_probe_back(void **state)
         assert_true(h.next_probe_ns >= 1050 * MS && h.next_probe_ns <= 1100 * MS);
         first_probe = h.next_probe_ns - 1000 * MS;
         /* failed probes back off further, up to the maximum */
-        net_health_probed(&h, &hp, false, 2000 * MS, 1);
+        net_health_probed(&h, &hp, NET_FAIL, 2000 * MS, 1);
         assert_int_equal(h.state, NET_STATE_DOWN);
         assert_true(h.next_probe_ns - 2000 * MS > first_probe);
         for (int i = 0; i < 20; i++)
-                net_health_probed(&h, &hp, false, 3000 * MS, 12345);
+                net_health_probed(&h, &hp, NET_FAIL, 3000 * MS, 12345);
         assert_true(h.next_probe_ns - 3000 * MS <= 5000 * MS);
-        net_health_probed(&h, &hp, true, 9000 * MS, 1);
+        net_health_probed(&h, &hp, NET_OK, 9000 * MS, 1);
         assert_int_equal(h.state, NET_STATE_UP);
         assert_int_equal(h.failures, 0);
 }
@@ -76,17 +76,49 @@ static void test_health__429__skipped_until_retry_after(void **state)
         assert_int_equal(net_health_choose(h, 1, NULL, 2000 * MS), 0);
 }
 
-static void test_health__unusable__disabled_for_good(void **state)
+/* One answer with the wrong content type disables a node, but only until a probe is answered
+ * correctly (before, nothing brought it back: the only gateway was lost until a restart). */
+static void test_health__unusable__disabled_until_a_good_probe(void **state)
+{
+        struct net_health h = { 0 };
+        uint64_t first;
+
+        (void)state;
+        net_health_report(&h, &hp, NET_UNUSABLE, 0, 0, 1000 * MS, 1);
+        assert_int_equal(h.state, NET_STATE_DISABLED);
+        assert_true(h.next_probe_ns > 1000 * MS && h.next_probe_ns <= 1100 * MS);
+        first = h.next_probe_ns - 1000 * MS;
+        net_health_report(&h, &hp, NET_OK, 5, 0, 0, 1); /* a late answer changes nothing */
+        assert_int_equal(h.state, NET_STATE_DISABLED);
+        assert_int_equal(net_health_choose(&h, 1, NULL, 0), -1);
+        /* failed probes keep it disabled and back off */
+        net_health_probed(&h, &hp, NET_UNUSABLE, 2000 * MS, 1);
+        net_health_probed(&h, &hp, NET_FAIL, 3000 * MS, 1);
+        net_health_probed(&h, &hp, NET_UNUSABLE, 4000 * MS, 1);
+        assert_int_equal(h.state, NET_STATE_DISABLED);
+        assert_true(h.next_probe_ns - 4000 * MS > first);
+        net_health_probed(&h, &hp, NET_OK, 5000 * MS, 1);
+        assert_int_equal(h.state, NET_STATE_UP);
+        assert_int_equal(h.failures, 0);
+        assert_int_equal(net_health_choose(&h, 1, NULL, 5000 * MS), 0);
+}
+
+/* A request that ran out of its own time says nothing about the node; a probe at start that
+ * fails takes an up node out of use, one that succeeds leaves it as it was. */
+static void test_health__deadline_and_start_probe(void **state)
 {
         struct net_health h = { 0 };
 
         (void)state;
-        net_health_report(&h, &hp, NET_UNUSABLE, 0, 0, 0, 1);
-        assert_int_equal(h.state, NET_STATE_DISABLED);
-        net_health_report(&h, &hp, NET_OK, 5, 0, 0, 1);
-        net_health_probed(&h, &hp, true, 0, 1);
-        assert_int_equal(h.state, NET_STATE_DISABLED);
-        assert_int_equal(net_health_choose(&h, 1, NULL, 0), -1);
+        net_health_report(&h, &hp, NET_DEADLINE, 0, 0, 1000 * MS, 1);
+        net_health_report(&h, &hp, NET_DEADLINE, 0, 0, 2000 * MS, 1);
+        assert_int_equal(h.state, NET_STATE_UP);
+        assert_int_equal(h.failures, 0);
+        net_health_probed(&h, &hp, NET_OK, 2000 * MS, 1);
+        assert_int_equal(h.state, NET_STATE_UP);
+        net_health_probed(&h, &hp, NET_FAIL, 2000 * MS, 1);
+        assert_int_equal(h.state, NET_STATE_DOWN);
+        assert_true(h.next_probe_ns > 2000 * MS);
 }
 
 static void test_choose__up_before_suspect_then_latency(void **state)
@@ -115,7 +147,8 @@ int main(void)
                 cmocka_unit_test(test_health__failures__up_suspect_down_probe_back),
                 cmocka_unit_test(test_health__bad_block__down_at_once),
                 cmocka_unit_test(test_health__429__skipped_until_retry_after),
-                cmocka_unit_test(test_health__unusable__disabled_for_good),
+                cmocka_unit_test(test_health__unusable__disabled_until_a_good_probe),
+                cmocka_unit_test(test_health__deadline_and_start_probe),
                 cmocka_unit_test(test_choose__up_before_suspect_then_latency),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,34 +1,68 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The pool's request logic through a scripted transport and a fake clock: failover, hash
- * mismatches, throttling, all nodes down, recovery by probes, in-flight de-duplication. */
+ * mismatches, throttling, all nodes down, recovery by probes, in-flight de-duplication, slow
+ * nodes (stalls) with and without another node to move to, the check of every node at start. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
-#include "fake_net.h"
+#include "transport.h"
 
 #define MS 1000000ull
 
-enum behaviour { GOOD, REFUSE, STALL, WRONG, THROTTLE, NOT_FOUND, HTML };
+/* SLOW answers after slow_ms; STALL never answers; HTML_ONCE answers one block as a web page,
+ * then like GOOD; NO_RPC answers 404 (a wrong URL) */
+enum behaviour { GOOD, REFUSE, STALL, WRONG, THROTTLE, NOT_FOUND, HTML, SLOW, HTML_ONCE, NO_RPC };
 
 struct fake {
-        struct fake_net net; /* a fake clock unless net.is_real_time */
-        enum behaviour node[2];
-        unsigned calls[2], probes[2];
-        bool probe_ok[2];
+        uint64_t now;
+        enum behaviour node[3];
+        unsigned calls[3], probes[3];
+        bool probe_ok[3];
+        bool probe_real[3]; /* the probe answers as the node does for blocks */
+        uint64_t slow_ms;
+        unsigned stall_asks; /* on_stall calls */
         /* de-dup test: the first fetch blocks until released */
         pthread_mutex_t lock;
         pthread_cond_t cond;
         bool hold, held;
+        bool real_time;
 };
 
 static const uint8_t block[] = "a block of data";
 static struct cid block_cid;
+
+static uint64_t fake_now(void *t)
+{
+        struct fake *f = t;
+
+        return f->real_time ? net_now_ns() : __atomic_load_n(&f->now, __ATOMIC_SEQ_CST);
+}
+
+static void fake_sleep(void *t, uint64_t ns)
+{
+        struct fake *f = t;
+
+        if (f->real_time) {
+                if (ns > net_now_ns())
+                        usleep((useconds_t)((ns - net_now_ns()) / 1000));
+                return;
+        }
+        if (ns > f->now)
+                f->now = ns;
+}
+
+static uint64_t fake_random(void *t)
+{
+        (void)t;
+        return 12345;
+}
 
 /* Answers like a server would, honouring the request's body cap as the engine does. */
 static int reply(const struct net_http_request *req, struct buf *body, const void *p, size_t len)
@@ -38,22 +72,79 @@ static int reply(const struct net_http_request *req, struct buf *body, const voi
         return buf_append(body, p, len);
 }
 
+/*
+ * Waits (on the fake clock) for an answer that comes after wait_ns (UINT64_MAX: never), as the
+ * engine does: each time the stall limit passes it asks the pool whether to give up. 0 when
+ * the answer came, -ETIMEDOUT when the pool gave up or the deadline passed.
+ */
+static int fake_wait(struct fake *f, const struct net_http_request *req, uint64_t wait_ns)
+{
+        uint64_t limit = req->first_byte_ns ? req->first_byte_ns : req->stall_ns, waited = 0;
+
+        assert_true(limit > 0);
+        for (;;) {
+                uint64_t step = MIN(limit, wait_ns - waited);
+
+                if (f->now + step >= req->deadline_ns) {
+                        if (wait_ns - waited <= req->deadline_ns - f->now) {
+                                f->now += wait_ns - waited;
+                                return 0;
+                        }
+                        f->now = req->deadline_ns;
+                        return -ETIMEDOUT;
+                }
+                f->now += step;
+                waited += step;
+                if (waited >= wait_ns)
+                        return 0;
+                f->stall_asks++;
+                if (!req->on_stall || req->on_stall(req->stall_ud))
+                        return -ETIMEDOUT;
+        }
+}
+
 static int fake_http(void *t, const struct net_http_request *req, struct buf *body,
                      struct net_http_response *res)
 {
         struct fake *f = t;
-        int node = strstr(req->url, ":1/") ? 0 : 1;
-        bool is_probe = strstr(req->url, "/version") != NULL;
+        int node = strstr(req->url, ":1/") ? 0 : strstr(req->url, ":2/") ? 1 : 2;
+        bool is_probe = strstr(req->url, "/version") || strstr(req->url, "bafkqaaa");
+        bool gateway = strstr(req->url, "/ipfs/") != NULL;
 
         *res = (struct net_http_response){ .status = 200 };
-        if (is_probe) {
+        if (gateway)
+                (void)snprintf(res->content_type, sizeof(res->content_type),
+                               "application/vnd.ipld.raw");
+        if (is_probe && !f->probe_real[node]) {
                 f->probes[node]++;
                 return f->probe_ok[node] ? reply(req, body, "{\"Version\":\"0.1\"}", 17)
                                          : -ECONNREFUSED;
         }
+        if (is_probe) {
+                f->probes[node]++;
+                switch (f->node[node]) {
+                case GOOD:
+                        return gateway ? 0 : reply(req, body, "{\"Version\":\"0.1\"}", 17);
+                case REFUSE:
+                        return -ECONNREFUSED;
+                case NO_RPC:
+                        res->status = 404;
+                        return 0;
+                case HTML:
+                        (void)snprintf(res->content_type, sizeof(res->content_type), "text/html");
+                        return reply(req, body, "<html>", 6);
+                default:
+                        fail_msg("no probe answer scripted");
+                }
+        }
         __atomic_add_fetch(&f->calls[node], 1, __ATOMIC_SEQ_CST);
-        assert_non_null(strstr(req->url, "/api/v0/block/get?arg="));
-        assert_true(req->post);
+        if (gateway) {
+                assert_non_null(strstr(req->url, "?format=raw"));
+                assert_false(req->post);
+        } else {
+                assert_non_null(strstr(req->url, "/api/v0/block/get?arg="));
+                assert_true(req->post);
+        }
         pthread_mutex_lock(&f->lock);
         if (f->hold) {
                 f->held = true;
@@ -68,9 +159,21 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
         case REFUSE:
                 return -ECONNREFUSED;
         case STALL:
-                if (!f->net.is_real_time)
-                        fake_net_advance(&f->net, req->stall_ns);
+                if (!f->real_time)
+                        return fake_wait(f, req, UINT64_MAX);
                 return -ETIMEDOUT;
+        case SLOW: {
+                int r = fake_wait(f, req, f->slow_ms * MS);
+
+                return r < 0 ? r : reply(req, body, block, sizeof(block));
+        }
+        case HTML_ONCE:
+                f->node[node] = GOOD;
+                (void)snprintf(res->content_type, sizeof(res->content_type), "text/html");
+                return reply(req, body, "<html>", 6);
+        case NO_RPC:
+                res->status = 404;
+                return 0;
         case WRONG:
                 return reply(req, body, "lies", 4);
         case THROTTLE:
@@ -87,16 +190,27 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
         return -EIO;
 }
 
-static struct net_pool *make_pool(struct fake *f)
+static const struct net_transport_ops fake_ops = {
+        .http = fake_http,
+        .now_ns = fake_now,
+        .sleep_until = fake_sleep,
+        .random = fake_random,
+        .no_probe_thread = true,
+};
+
+static const struct net_node_config rpc_nodes[2] = {
+        { .kind = NET_NODE_RPC, .url = "http://node:1" },
+        { .kind = NET_NODE_RPC, .url = "http://node:2" },
+};
+
+/* A pool over n nodes (their kinds and URLs from nodes, rpc_nodes when NULL). */
+static struct net_pool *make_pool_of(struct fake *f, const struct net_node_config *nodes, size_t n)
 {
-        static const struct net_node_config nodes[2] = {
-                { .kind = NET_NODE_RPC, .url = "http://node:1" },
-                { .kind = NET_NODE_RPC, .url = "http://node:2" },
-        };
-        const struct net_config cfg = { .nodes = nodes,
-                                        .n_nodes = 2,
+        const struct net_config cfg = { .nodes = nodes ? nodes : rpc_nodes,
+                                        .n_nodes = n,
                                         .timeout_ms = 10000,
                                         .stall_timeout_ms = 500,
+                                        .first_byte_timeout_ms = 1000,
                                         .retry_base_delay_ms = 100,
                                         .retry_max_delay_ms = 2000,
                                         .retry_max_attempts = 3 };
@@ -104,10 +218,15 @@ static struct net_pool *make_pool(struct fake *f)
 
         pthread_mutex_init(&f->lock, NULL);
         pthread_cond_init(&f->cond, NULL);
-        fake_net_init(&f->net, fake_http, f, 12345);
-        fake_net_advance(&f->net, 1000 * MS);
-        assert_int_equal(net_pool_new_with_transport(&cfg, &f->net.ops, &f->net, &p), 0);
+        if (!f->real_time)
+                f->now = 1000 * MS;
+        assert_int_equal(net_pool_new_with_transport(&cfg, &fake_ops, f, &p), 0);
         return p;
+}
+
+static struct net_pool *make_pool(struct fake *f)
+{
+        return make_pool_of(f, NULL, 2);
 }
 
 static void free_pool(struct fake *f, struct net_pool *p)
@@ -119,7 +238,7 @@ static void free_pool(struct fake *f, struct net_pool *p)
 
 static int get(struct fake *f, struct net_pool *p, struct net_block **b)
 {
-        return net_block_get(p, &block_cid, fake_net_now(&f->net) + 10000 * MS, b);
+        return net_block_get(p, &block_cid, fake_now(f) + 10000 * MS, b);
 }
 
 static void test_get__first_node_refuses__served_by_second(void **state)
@@ -157,7 +276,7 @@ static void test_get__wrong_bytes__never_returned_node_down(void **state)
                 /* the liar is probed back each time, lies again, and is caught again */
                 f.probe_ok[0] = true;
                 net_pool_probe_due(p);
-                fake_net_advance(&f.net, 10000 * MS);
+                f.now += 10000 * MS;
                 net_pool_probe_due(p);
                 assert_int_equal(get(&f, p, &b), 0);
                 assert_memory_equal(b->data, block, sizeof(block));
@@ -192,17 +311,17 @@ static void test_get__all_down__fails_within_deadline(void **state)
         struct fake f = { .node = { STALL, REFUSE } };
         struct net_pool *p = make_pool(&f);
         struct net_block *b = NULL;
-        uint64_t t0 = fake_net_now(&f.net);
+        uint64_t t0 = f.now;
         int r;
 
         (void)state;
         r = get(&f, p, &b);
         assert_true(r == -EHOSTUNREACH || r == -ETIMEDOUT);
-        assert_true(fake_net_now(&f.net) - t0 <= 10000 * MS);
+        assert_true(f.now - t0 <= 10000 * MS);
         /* nodes come back: probes put them in use, reads resume */
         f.node[0] = f.node[1] = GOOD;
         f.probe_ok[0] = f.probe_ok[1] = true;
-        fake_net_advance(&f.net, 60000 * MS);
+        f.now += 60000 * MS;
         net_pool_probe_due(p);
         assert_int_equal(get(&f, p, &b), 0);
         net_block_unref(b);
@@ -214,12 +333,12 @@ static void test_get__stall__next_attempt_waits_longer(void **state)
         struct fake f = { .node = { STALL, STALL } };
         struct net_pool *p = make_pool(&f);
         struct net_block *b = NULL;
-        uint64_t t0 = fake_net_now(&f.net);
+        uint64_t t0 = f.now;
 
         (void)state;
         /* 0.5 s then 1 s then ... per node, never past the 10 s deadline */
         assert_true(get(&f, p, &b) < 0);
-        assert_true(fake_net_now(&f.net) - t0 <= 10000 * MS);
+        assert_true(f.now - t0 <= 10000 * MS);
         assert_true(f.calls[0] + f.calls[1] >= 3);
         free_pool(&f, p);
 }
@@ -280,7 +399,7 @@ static void *getter_thread(void *arg)
 
 static void test_get__concurrent_same_cid__one_fetch(void **state)
 {
-        struct fake f = { .node = { GOOD, GOOD }, .net.is_real_time = true, .hold = true };
+        struct fake f = { .node = { GOOD, GOOD }, .real_time = true, .hold = true };
         struct net_pool *p = make_pool(&f);
         struct getter g[8];
         pthread_t th[8];
@@ -316,6 +435,157 @@ static void test_get__concurrent_same_cid__one_fetch(void **state)
         free_pool(&f, p);
 }
 
+/* The only node takes 3 s to start each answer (first_byte_timeout 1 s, stall_timeout
+ * 0.5 s): with nowhere else to go, every request waits for it and gets the block, and the node
+ * is never marked down for being slow (before, it was failed and taken down at 0.5 s). */
+static void test_get__only_node_slow_to_answer__served_never_down(void **state)
+{
+        struct fake f = { .node = { SLOW }, .slow_ms = 3000 };
+        struct net_pool *p = make_pool_of(&f, NULL, 1);
+        struct net_block *b = NULL;
+        struct net_stats st;
+
+        (void)state;
+        for (int i = 0; i < 3; i++) {
+                uint64_t t0 = f.now;
+
+                assert_int_equal(get(&f, p, &b), 0);
+                assert_memory_equal(b->data, block, sizeof(block));
+                net_block_unref(b);
+                assert_int_equal(f.now - t0, 3000 * MS);
+        }
+        net_pool_get_stats(p, &st);
+        assert_int_equal(st.nodes[0].state, NET_STATE_UP);
+        assert_int_equal(st.nodes[0].timeouts, 0);
+        assert_int_equal(f.calls[0], 3);
+        assert_true(f.stall_asks >= 3); /* it was asked, and kept waiting */
+        free_pool(&f, p);
+}
+
+/* The same slow node next to a good one: after first_byte_timeout the request moves on. */
+static void test_get__slow_node_and_a_good_one__moves_on_after_first_byte_timeout(void **state)
+{
+        struct fake f = { .node = { SLOW, GOOD }, .slow_ms = 10000 };
+        struct net_pool *p = make_pool(&f);
+        struct net_block *b = NULL;
+        struct net_stats st;
+        uint64_t t0 = f.now;
+
+        (void)state;
+        assert_int_equal(get(&f, p, &b), 0);
+        net_block_unref(b);
+        assert_int_equal(f.now - t0, 1000 * MS);
+        assert_int_equal(f.calls[0], 1);
+        assert_int_equal(f.calls[1], 1);
+        net_pool_get_stats(p, &st);
+        assert_int_equal(st.nodes[0].state, NET_STATE_SUSPECT);
+        free_pool(&f, p);
+}
+
+/* The only node never answers: the request fails at its deadline, not before, and the node is
+ * not taken down (the next request asks it at once and gets the block). */
+static void test_get__only_node_hangs__fails_at_deadline_node_stays_up(void **state)
+{
+        struct fake f = { .node = { STALL } };
+        struct net_pool *p = make_pool_of(&f, NULL, 1);
+        struct net_block *b = NULL;
+        struct net_stats st;
+        uint64_t t0 = f.now;
+
+        (void)state;
+        assert_int_equal(get(&f, p, &b), -ETIMEDOUT);
+        assert_int_equal(f.now - t0, 10000 * MS);
+        assert_int_equal(f.calls[0], 1);
+        net_pool_get_stats(p, &st);
+        assert_int_equal(st.nodes[0].state, NET_STATE_UP);
+        f.node[0] = GOOD;
+        t0 = f.now;
+        assert_int_equal(get(&f, p, &b), 0);
+        net_block_unref(b);
+        assert_int_equal(f.now, t0);
+        free_pool(&f, p);
+}
+
+static const struct net_node_config one_gateway[1] = {
+        { .kind = NET_NODE_GATEWAY, .url = "http://gw:1" },
+};
+
+/* One answer as a web page disables the only gateway; a probe that gets a raw block brings it
+ * back (before, nothing probed a disabled node: every read failed until a restart). */
+static void test_probe__gateway_answered_html_once__back_after_a_good_probe(void **state)
+{
+        struct fake f = { .node = { HTML_ONCE }, .probe_real = { true } };
+        struct net_pool *p = make_pool_of(&f, one_gateway, 1);
+        struct net_block *b = NULL;
+        struct net_stats st;
+
+        (void)state;
+        assert_int_equal(get(&f, p, &b), -EHOSTUNREACH);
+        net_pool_get_stats(p, &st);
+        assert_int_equal(st.nodes[0].state, NET_STATE_DISABLED);
+        net_pool_probe_due(p); /* not yet: it backs off */
+        assert_int_equal(f.probes[0], 0);
+        f.now += 10000 * MS;
+        net_pool_probe_due(p);
+        assert_int_equal(f.probes[0], 1);
+        net_pool_get_stats(p, &st);
+        assert_int_equal(st.nodes[0].state, NET_STATE_UP);
+        assert_int_equal(get(&f, p, &b), 0);
+        net_block_unref(b);
+        free_pool(&f, p);
+}
+
+/* A gateway that stays non-trustless stays disabled, probed less and less often. */
+static void test_probe__gateway_never_trustless__stays_disabled_backing_off(void **state)
+{
+        struct fake f = { .node = { HTML }, .probe_real = { true } };
+        struct net_pool *p = make_pool_of(&f, one_gateway, 1);
+        struct net_stats st;
+
+        (void)state;
+        net_pool_check_nodes(p);
+        for (int i = 0; i < 100; i++) {
+                f.now += 100 * MS;
+                net_pool_probe_due(p);
+        }
+        net_pool_get_stats(p, &st);
+        assert_int_equal(st.nodes[0].state, NET_STATE_DISABLED);
+        /* 10 s of 100 ms steps: backoff from 0.1 s doubling up to 2 s, not 100 probes */
+        assert_true(f.probes[0] >= 5 && f.probes[0] <= 15);
+        free_pool(&f, p);
+}
+
+/* The check at start: a refused RPC node and a wrong RPC URL are down, a gateway that is not
+ * trustless disabled, each probed once; a good node stays up. */
+static void test_check_nodes__bad_nodes_out_good_node_in(void **state)
+{
+        static const struct net_node_config nodes[3] = {
+                { .kind = NET_NODE_RPC, .url = "http://node:1" },
+                { .kind = NET_NODE_RPC, .url = "http://node:2" },
+                { .kind = NET_NODE_GATEWAY, .url = "http://gw:3" },
+        };
+        struct fake f = { .node = { REFUSE, NO_RPC, HTML }, .probe_real = { true, true, true } };
+        struct net_pool *p = make_pool_of(&f, nodes, 3);
+        struct net_stats st;
+
+        (void)state;
+        net_pool_check_nodes(p);
+        net_pool_get_stats(p, &st);
+        assert_int_equal(st.nodes[0].state, NET_STATE_DOWN);
+        assert_int_equal(st.nodes[1].state, NET_STATE_DOWN);
+        assert_int_equal(st.nodes[2].state, NET_STATE_DISABLED);
+        assert_int_equal(f.probes[0] + f.probes[1] + f.probes[2], 3);
+        free_pool(&f, p);
+
+        f = (struct fake){ .node = { GOOD, GOOD, GOOD }, .probe_real = { true, true, true } };
+        p = make_pool_of(&f, nodes, 3);
+        net_pool_check_nodes(p);
+        net_pool_get_stats(p, &st);
+        for (int i = 0; i < 3; i++)
+                assert_int_equal(st.nodes[i].state, NET_STATE_UP);
+        free_pool(&f, p);
+}
+
 static int setup(void **state)
 {
         (void)state;
@@ -333,6 +603,13 @@ int main(void)
                 cmocka_unit_test(test_get__throttled__other_node_until_retry_after),
                 cmocka_unit_test(test_get__not_found_everywhere__enoent),
                 cmocka_unit_test(test_get__concurrent_same_cid__one_fetch),
+                cmocka_unit_test(test_get__only_node_slow_to_answer__served_never_down),
+                cmocka_unit_test(
+                        test_get__slow_node_and_a_good_one__moves_on_after_first_byte_timeout),
+                cmocka_unit_test(test_get__only_node_hangs__fails_at_deadline_node_stays_up),
+                cmocka_unit_test(test_probe__gateway_answered_html_once__back_after_a_good_probe),
+                cmocka_unit_test(test_probe__gateway_never_trustless__stays_disabled_backing_off),
+                cmocka_unit_test(test_check_nodes__bad_nodes_out_good_node_in),
         };
         return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The store without a network: identity blocks, disk and memory hits, the memory cap, and
- * prefetch bookkeeping. Fetches through the node pool are tested on real nodes
- * (tests/integration/test_read_path.py). */
+ * prefetch bookkeeping; and over a node pool with a scripted transport, that readers waiting
+ * on one fetch write its block to the cache once. Fetches through real nodes are tested in
+ * tests/integration/test_read_path.py. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +15,8 @@
 #include <cmocka.h>
 
 #include "prsmfs/store.h"
+
+#include "transport.h"
 
 struct fixture {
         char dir[64];
@@ -178,6 +182,146 @@ static void test_prefetch__skips_present_and_identity__refs_by_fd_or_memory(void
         store_free(s);
 }
 
+/* A node behind a scripted transport: one block, and the first fetch held until released. */
+struct fake_node {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        bool hold;
+        unsigned calls;
+        const uint8_t *data;
+        size_t len;
+};
+
+static int fake_http(void *t, const struct net_http_request *req, struct buf *body,
+                     struct net_http_response *res)
+{
+        struct fake_node *n = t;
+
+        *res = (struct net_http_response){ .status = 200 };
+        pthread_mutex_lock(&n->lock);
+        n->calls++;
+        while (n->hold)
+                pthread_cond_wait(&n->cond, &n->lock);
+        pthread_mutex_unlock(&n->lock);
+        if (n->len > req->max_body)
+                return -E2BIG;
+        return buf_append(body, n->data, n->len);
+}
+
+static uint64_t fake_now(void *t)
+{
+        (void)t;
+        return net_now_ns();
+}
+
+static void fake_sleep(void *t, uint64_t ns)
+{
+        (void)t;
+        if (ns > net_now_ns())
+                usleep((useconds_t)((ns - net_now_ns()) / 1000));
+}
+
+static uint64_t fake_random(void *t)
+{
+        (void)t;
+        return 1;
+}
+
+static const struct net_transport_ops fake_ops = {
+        .http = fake_http,
+        .now_ns = fake_now,
+        .sleep_until = fake_sleep,
+        .random = fake_random,
+        .no_probe_thread = true,
+};
+
+struct reader {
+        struct store *s;
+        const struct cid *cid;
+        int r;
+};
+
+static void *reader_thread(void *arg)
+{
+        struct reader *rd = arg;
+        struct net_block *b = NULL;
+
+        rd->r = store_get(rd->s, rd->cid, net_now_ns() + 10000000000ull, &b);
+        net_block_unref(b);
+        return NULL;
+}
+
+/* Eight readers of one block that is not cached yet share one fetch, and the block is written
+ * to the cache once (before, each waiter wrote it: a disk write each, and the cache counted
+ * its bytes again, evicting early). */
+static void test_get__waiters_on_one_fetch__cached_once(void **state)
+{
+        static const struct net_node_config node = { .kind = NET_NODE_RPC, .url = "http://n:1" };
+        struct fixture *f = *state;
+        struct fake_node fn = { .lock = PTHREAD_MUTEX_INITIALIZER,
+                                .cond = PTHREAD_COND_INITIALIZER,
+                                .hold = true };
+        struct reader rd[8];
+        pthread_t th[8];
+        struct net_pool *p;
+        struct net_stats ns;
+        struct store_stats st;
+        struct cache_stats cs;
+        struct store *s;
+        uint8_t *data = malloc(300000);
+        struct cid cid;
+
+        assert_non_null(data);
+        for (size_t i = 0; i < 300000; i++)
+                data[i] = (uint8_t)(i * 13);
+        fn.data = data;
+        fn.len = 300000;
+        assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, data, 300000, &cid), 0);
+        assert_int_equal(
+                net_pool_new_with_transport(&(struct net_config){ .nodes = &node,
+                                                                  .n_nodes = 1,
+                                                                  .timeout_ms = 10000,
+                                                                  .stall_timeout_ms = 500,
+                                                                  .retry_max_attempts = 1,
+                                                                  .is_hedging_disabled = true },
+                                            &fake_ops, &fn, &p),
+                0);
+        assert_int_equal(
+                store_new(
+                        &(struct store_config){ .cache = f->cache, .net = p, .mem_bytes = 1 << 20 },
+                        &s),
+                0);
+        for (int i = 0; i < 8; i++) {
+                rd[i] = (struct reader){ .s = s, .cid = &cid };
+                assert_int_equal(pthread_create(&th[i], NULL, reader_thread, &rd[i]), 0);
+        }
+        /* until all eight wait on the one fetch in the transport */
+        for (;;) {
+                net_pool_get_stats(p, &ns);
+                if (ns.fetches == 8)
+                        break;
+                usleep(1000);
+        }
+        pthread_mutex_lock(&fn.lock);
+        fn.hold = false;
+        pthread_cond_broadcast(&fn.cond);
+        pthread_mutex_unlock(&fn.lock);
+        for (int i = 0; i < 8; i++) {
+                pthread_join(th[i], NULL);
+                assert_int_equal(rd[i].r, 0);
+        }
+        assert_int_equal(fn.calls, 1);
+        store_get_stats(s, &st);
+        assert_int_equal(st.fetches, 8);
+        assert_int_equal(st.cache_puts, 1);
+        cache_get_stats(f->cache, &cs);
+        assert_int_equal(cs.puts, 1);
+        assert_int_equal(cs.bytes, 300000);
+        store_free(s);
+        net_pool_free(p);
+        free(data);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -191,6 +335,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(
                         test_prefetch__skips_present_and_identity__refs_by_fd_or_memory, setup,
                         teardown),
+                cmocka_unit_test_setup_teardown(test_get__waiters_on_one_fetch__cached_once, setup,
+                                                teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
