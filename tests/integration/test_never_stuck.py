@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Never stuck (issue 16): requests that wait for an upload keep no FUSE worker, have one
 bound (fsync_timeout) and end at an interrupt; stat and ls answer meanwhile."""
+import contextlib
 import errno
 import os
 import signal
@@ -17,6 +18,26 @@ from mount import fsync_path
 def dead_url():
     """An RPC node nothing listens on: uploads to it stay pending."""
     return "http://127.0.0.1:%d" % free_ports(1)[0]
+
+
+@contextlib.contextmanager
+def behind_gateway(ipfs_node, mount_factory, size, chunk, **config):
+    """Random content of size bytes added to the node (chunks of chunk bytes), a fault gateway
+    in front of the node, and a mount reading only through it (its RPC node is dead):
+    yields (data, root CID, gateway, mount)."""
+    from faultgw import FaultGateway
+
+    data = os.urandom(size)
+    root = ipfs_node.add(data, cid_version=1, raw_leaves=True, chunker="size-%d" % chunk,
+                         cid_base="base32")
+    gw = FaultGateway(source=ipfs_node).start()
+    try:
+        cfg = {"rpc_nodes": [dead_url()], "gateway_nodes": [gw.url]}
+        cfg.update(config)
+        yield data, root, gw, mount_factory(config=cfg)
+    finally:
+        gw.clear_faults()
+        gw.stop()
 
 
 def random_cid():
@@ -140,15 +161,8 @@ def test_slow_gateway__each_read_within_one_timeout(ipfs_node, mount_factory):
     timeout): a 1 MiB read() of four blocks fetches them together and ends within `timeout`
     plus a little (it took four blocks' times one after another, each with a deadline of
     its own); then at 8 KiB/s, where no block can come in time, it fails (EIO) as soon."""
-    from faultgw import FaultGateway
-
-    data = os.urandom(4 << 20)
-    root = ipfs_node.add(data, cid_version=1, raw_leaves=True, chunker="size-262144",
-                         cid_base="base32")
-    gw = FaultGateway(source=ipfs_node).start()
-    try:
-        m = mount_factory(config={"rpc_nodes": [dead_url()], "gateway_nodes": [gw.url],
-                                  "timeout": 4})
+    with behind_gateway(ipfs_node, mount_factory, 4 << 20, 262144, timeout=4) as (data, root,
+                                                                                  gw, m):
         path = m.path(".ipfs", root)
         assert os.stat(path).st_size == len(data)  # the root block, at full speed
         gw.set_fault("bandwidth", arg=90000)
@@ -169,24 +183,16 @@ def test_slow_gateway__each_read_within_one_timeout(ipfs_node, mount_factory):
             assert time.monotonic() - t0 < 4 + 3
         finally:
             os.close(fd)
-    finally:
-        gw.stop()
 
 
 @pytest.mark.timeout(300)
 def test_stat_of_a_file_being_appended_to_never_waits_for_a_download(ipfs_node, mount_factory):
     """A writer reading its file's old content from a slow node holds that file's writer;
     stat of the file (its size and mtime as the writer has them) answers meanwhile."""
-    from faultgw import FaultGateway
     from mount import tool_binary
 
-    data = os.urandom(2 << 20)
-    root = ipfs_node.add(data, cid_version=1, raw_leaves=True, chunker="size-1048576",
-                         cid_base="base32")
-    gw = FaultGateway(source=ipfs_node).start()
-    try:
-        m = mount_factory(config={"rpc_nodes": [dead_url()], "gateway_nodes": [gw.url],
-                                  "timeout": 30, "stall_timeout": 20})
+    with behind_gateway(ipfs_node, mount_factory, 2 << 20, 1 << 20, timeout=30,
+                        stall_timeout=20) as (data, root, gw, m):
         p = subprocess.run([tool_binary("prsmctl"), "link", root, m.path("f")],
                            capture_output=True, text=True)
         assert p.returncode == 0, p.stderr
@@ -208,8 +214,6 @@ def test_stat_of_a_file_being_appended_to_never_waits_for_a_download(ipfs_node, 
         finally:
             gw.clear_faults()
             os.close(fd)
-    finally:
-        gw.stop()
 
 
 def test_nonempty_mount_point__refused_unless_asked(ipfs_node, mount_factory):
@@ -234,15 +238,8 @@ def test_nonempty_mount_point__refused_unless_asked(ipfs_node, mount_factory):
 def test_ctrl_c_of_a_blocked_read__returns_at_once(ipfs_node, mount_factory):
     """Ctrl-C of a reader waiting on a hung gateway: through the page cache (cat) and with
     O_DIRECT (dd iflag=direct, whose wait only the daemon's answer ends: the INTERRUPT)."""
-    from faultgw import FaultGateway
-
-    data = os.urandom(3 << 20)
-    root = ipfs_node.add(data, cid_version=1, raw_leaves=True, chunker="size-1048576",
-                         cid_base="base32")
-    gw = FaultGateway(source=ipfs_node).start()
-    try:
-        m = mount_factory(config={"rpc_nodes": [dead_url()], "gateway_nodes": [gw.url],
-                                  "timeout": 60, "stall_timeout": 50})
+    with behind_gateway(ipfs_node, mount_factory, 3 << 20, 1 << 20, timeout=60,
+                        stall_timeout=50) as (data, root, gw, m):
         path = m.path(".ipfs", root)
         os.stat(path)
         gw.set_fault("hang")
@@ -258,6 +255,3 @@ def test_ctrl_c_of_a_blocked_read__returns_at_once(ipfs_node, mount_factory):
         gw.clear_faults()
         with open(path, "rb") as f:  # the mount still serves
             assert f.read() == data
-    finally:
-        gw.clear_faults()
-        gw.stop()
