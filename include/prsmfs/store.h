@@ -59,6 +59,9 @@ struct store_ref {
 _wur_ int store_get_ref(struct store *s, const struct cid *cid, uint64_t deadline_ns,
                         struct store_ref *ret);
 void store_ref_done(struct store_ref *ref);
+/* store_get_ref without the network: -EWOULDBLOCK when the block is neither in memory nor on
+ * disk (the caller fetches it where waiting is allowed). */
+_wur_ int store_get_ref_local(struct store *s, const struct cid *cid, struct store_ref *ret);
 
 /* The same without the network: -ENOENT unless the block is in memory or on disk. */
 _wur_ int store_peek(struct store *s, const struct cid *cid, struct net_block **ret);

@@ -1029,8 +1029,8 @@ out:
                 pthread_join(stopper_tid, NULL);
         }
         control_stop(control);
-        fs_release_handles(fs); /* no request is served any more */
-        net_pool_shutdown(net); /* prefetches and uploads in flight end now */
+        net_pool_shutdown(net); /* fetches, prefetches and uploads in flight end now */
+        fs_release_handles(fs); /* no request is served any more (reads waiting end first) */
         fs_pins_stop(fs);       /* unpins not sent stay owed in the index */
         upload_free(upload);    /* pending jobs stay in the index for the next start */
         if (upload) {

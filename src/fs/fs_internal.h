@@ -18,9 +18,11 @@
 #define FS_RA_NEAR      (2ull << 20)  /* a read this close to a stream's head is its */
 #define FS_EXPAND_BATCH 256           /* child blocks prefetched at once on expansion */
 #define FS_SYMLINK_MAX  4095
+#define FS_READ_THREADS 32 /* reads waiting for blocks at once, beyond FUSE's workers */
 
 struct rfile;
 struct wfile;
+struct read_job;
 struct fs_inode;
 
 /* pins.c: the pin worker */
@@ -65,7 +67,15 @@ struct fs {
         struct fs_uploader up; /* how closed files reach the uploader */
 
         struct fs_inodes inodes; /* lookups, open handles, content changes */
-        struct fs_pins pins;     /* unpins owed (pins.c) */
+
+        /* fuse_adapter.c: reads that must fetch, done by reader threads (not FUSE workers) */
+        pthread_mutex_t readq_lock;
+        pthread_cond_t readq_cond;
+        struct read_job *readq_head, *readq_tail; /* readq_lock */
+        bool readq_stop;                          /* readq_lock */
+        pthread_t readers[FS_READ_THREADS];
+        size_t n_readers;
+        struct fs_pins pins; /* unpins owed (pins.c) */
 
         /* waiters.c: requests answered when an upload commits (files_lock) */
         struct fs_waiter *waiters;
@@ -78,6 +88,9 @@ struct fs {
 
 /* ---- waiters.c ---- */
 struct fs_waiter;
+/* The condvar, in fs_new; the deadline thread, in the process that serves (after
+ * daemonizing: threads do not survive a fork). */
+void fs_waiters_init(struct fs *fs);
 _wur_ int fs_waiters_start(struct fs *fs);
 /* Answers every waiting request (EIO) and files no more; fs_waiters_done also joins. */
 void fs_waiters_stop(struct fs *fs);
@@ -199,6 +212,10 @@ uint64_t fs_rfile_ino(const struct rfile *rf);
  * caller frees with fs_segs_free). Every byte is from a verified block; an error means no
  * byte is returned (a short read would be taken for the end of the file).
  */
-_wur_ int fs_rfile_read(struct fs *fs, struct rfile *rf, uint64_t off, size_t size,
+enum {
+        FS_READ_LOCAL = 1 << 0, /* memory and disk only: -EWOULDBLOCK if a block must be fetched */
+        FS_READ_NO_RA = 1 << 1, /* readahead was queued for this read already (its local try) */
+};
+_wur_ int fs_rfile_read(struct fs *fs, struct rfile *rf, uint64_t off, size_t size, unsigned flags,
                         struct fs_seg **ret_segs, size_t *ret_n);
 void fs_segs_free(struct fs_seg *segs, size_t n);

@@ -34,6 +34,11 @@
 #define XATTR_CID         "user.prsm.cid"
 #define XATTR_CONTROL     "user.prsm.control" /* root only: prsmctl finds the socket here */
 
+/* fuse_adapter.c's reader threads (defined with op_read) */
+static int readers_start(struct fs *fs);
+static void readers_stop(struct fs *fs);
+static void readers_done(struct fs *fs);
+
 int fs_new(struct index *idx, const struct config *cfg, struct store *store, struct fs **ret)
 {
         struct index_new_node ipfs = { .mode = S_IFDIR | 0555,
@@ -60,11 +65,9 @@ int fs_new(struct index *idx, const struct config *cfg, struct store *store, str
                 pthread_condattr_destroy(&ca);
         }
         fs_pins_init(fs);
-        r = fs_waiters_start(fs);
-        if (r < 0) {
-                fs_free(fs);
-                return r;
-        }
+        fs_waiters_init(fs);
+        pthread_mutex_init(&fs->readq_lock, NULL);
+        pthread_cond_init(&fs->readq_cond, NULL);
         fs->staging_fd = -1;
         r = fs_staging_open(fs);
         if (r >= 0)
@@ -110,6 +113,7 @@ void fs_free(struct fs *fs)
         pthread_mutex_destroy(&fs->expand_lock);
         pthread_mutex_destroy(&fs->files_lock);
         fs_waiters_done(fs);
+        readers_done(fs);
         pthread_cond_destroy(&fs->commit_cond);
         fs_inodes_done(&fs->inodes);
         if (fs->staging_fd >= 0)
@@ -126,7 +130,19 @@ void fs_set_session(struct fs *fs, struct fuse_session *se)
 
 void fs_set_store(struct fs *fs, struct store *store)
 {
+        int r;
+
         fs->store = store;
+        /* the threads of the process that serves: after daemonizing */
+        r = fs_waiters_start(fs);
+        if (r < 0)
+                log_error("cannot start the fsync deadline thread: %s; fsync waits for its pin "
+                          "without a bound",
+                          strerror(-r));
+        r = readers_start(fs);
+        if (r < 0)
+                log_error("cannot start the reader threads (%zu of %d): %s; FUSE workers fetch",
+                          fs->n_readers, FS_READ_THREADS, strerror(-r));
 }
 
 void fs_get_stats(struct fs *fs, struct fs_stats *ret)
@@ -1023,6 +1039,7 @@ void fs_release_handles(struct fs *fs)
         if (!fs)
                 return;
         fs_waiters_stop(fs);
+        readers_stop(fs); /* their reads use handles: answered before those go */
         for (;;) {
                 pthread_mutex_lock(&fs->files_lock);
                 h = fs->handles;
@@ -1231,10 +1248,19 @@ static bool interruptible_take(fuse_req_t req, struct interruptible *g)
         return true;
 }
 
-/* Reads through v and replies. */
-static void view_read_reply(fuse_req_t req, struct fs *fs, const struct view *v, size_t size,
-                            off_t off, pthread_rwlock_t *lock)
+/* How a read may wait: a FUSE worker tries memory and disk first (READ_LOCAL); a reader
+ * thread then fetches (READ_AFTER_LOCAL: readahead was queued by the try); READ_BLOCKING
+ * fetches at once (no reader threads). */
+enum read_mode { READ_LOCAL, READ_AFTER_LOCAL, READ_BLOCKING };
+
+/*
+ * Reads through v and replies; in READ_LOCAL only from memory and disk: false (no reply,
+ * lock released) when a block must be fetched, for a reader thread to do it.
+ */
+static bool view_read_reply(fuse_req_t req, struct fs *fs, const struct view *v, size_t size,
+                            off_t off, pthread_rwlock_t *lock, enum read_mode mode)
 {
+        bool may_block = mode != READ_LOCAL;
         struct fs_seg *segs = NULL;
         size_t n = 0;
         ssize_t got;
@@ -1242,11 +1268,17 @@ static void view_read_reply(fuse_req_t req, struct fs *fs, const struct view *v,
         int r;
 
         if (v->rf) {
-                struct interruptible *g = interruptible_arm(req);
+                struct interruptible *g = may_block ? interruptible_arm(req) : NULL;
 
-                r = fs_rfile_read(fs, v->rf, (uint64_t)off, size, &segs, &n);
+                r = fs_rfile_read(fs, v->rf, (uint64_t)off, size,
+                                  mode == READ_LOCAL         ? FS_READ_LOCAL
+                                  : mode == READ_AFTER_LOCAL ? FS_READ_NO_RA
+                                                             : 0,
+                                  &segs, &n);
                 if (lock)
                         pthread_rwlock_unlock(lock);
+                if (r == -EWOULDBLOCK && !may_block)
+                        return false;
                 if (!interruptible_take(req, g))
                         ; /* answered EINTR already: the caller is gone */
                 else if (r < 0)
@@ -1254,7 +1286,7 @@ static void view_read_reply(fuse_req_t req, struct fs *fs, const struct view *v,
                 else
                         reply_segs(req, segs, n); /* the segments own what they refer to */
                 fs_segs_free(segs, n);
-                return;
+                return true;
         }
         buf = malloc(size ? size : 1);
         got = !buf ? -ENOMEM : pread(v->staged_fd, buf, size, off);
@@ -1267,30 +1299,35 @@ static void view_read_reply(fuse_req_t req, struct fs *fs, const struct view *v,
         else
                 (void)fuse_reply_buf(req, buf, (size_t)got);
         free(buf);
+        return true;
 }
 
 /*
- * A view whose content was replaced since it was opened: opens the current one and puts it
- * in the handle if no read is using the old one (else this read alone uses it).
+ * A view whose content was replaced since it was opened: opens the current one (which may
+ * fetch its root: readers only) and puts it in the handle if no read is using the old one
+ * (else this read alone uses it).
  */
-static void read_replaced(fuse_req_t req, struct fs *fs, struct handle *h, size_t size, off_t off)
+static bool read_replaced(fuse_req_t req, struct fs *fs, struct handle *h, size_t size, off_t off,
+                          enum read_mode mode)
 {
         uint64_t seq = fs_inode_seq(fs, h->ino);
         struct index_attr a;
         struct view v, old;
         int r;
 
+        if (mode == READ_LOCAL)
+                return false;
         r = index_getattr(fs->idx, h->ino, &a);
         if (r >= 0)
                 r = view_open(fs, &a, &v);
         if (r < 0) {
                 reply_err(req, r);
-                return;
+                return true;
         }
         if (pthread_rwlock_trywrlock(&h->view_lock) != 0) {
-                view_read_reply(req, fs, &v, size, off, NULL);
+                (void)view_read_reply(req, fs, &v, size, off, NULL, READ_BLOCKING);
                 view_close(fs, &v);
-                return;
+                return true;
         }
         old = (struct view){ .rf = h->rf, .staged_fd = h->staged_fd };
         h->rf = v.rf;
@@ -1300,24 +1337,18 @@ static void read_replaced(fuse_req_t req, struct fs *fs, struct handle *h, size_
         view_close(fs, &old);
         pthread_rwlock_rdlock(&h->view_lock);
         v = (struct view){ .rf = h->rf, .staged_fd = h->staged_fd };
-        view_read_reply(req, fs, &v, size, off, &h->view_lock);
+        return view_read_reply(req, fs, &v, size, off, &h->view_lock, READ_BLOCKING);
 }
 
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                    struct fuse_file_info *fi)
+/* A read; in READ_LOCAL only what needs no fetch: false when nothing was replied. */
+static bool do_read(fuse_req_t req, struct fs *fs, struct handle *h, size_t size, off_t off,
+                    enum read_mode mode)
 {
-        struct fs *fs = fuse_req_userdata(req);
-        struct handle *h = handle_of(fi);
         struct wfile *wf;
         struct view v;
         ssize_t got;
         char *buf;
 
-        (void)ino;
-        if (off < 0) {
-                reply_err(req, -EINVAL);
-                return;
-        }
         /* a view reads through a writer opened after it */
         wf = h->wf ? NULL : fs_wfile_get(fs, h->ino);
         if (h->wf || wf) {
@@ -1330,16 +1361,122 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                 else
                         (void)fuse_reply_buf(req, buf, (size_t)got);
                 free(buf);
-                return;
+                return true;
         }
         pthread_rwlock_rdlock(&h->view_lock);
         if (h->seq != fs_inode_seq(fs, h->ino)) {
                 pthread_rwlock_unlock(&h->view_lock);
-                read_replaced(req, fs, h, size, off);
-                return;
+                return read_replaced(req, fs, h, size, off, mode);
         }
         v = (struct view){ .rf = h->rf, .staged_fd = h->staged_fd };
-        view_read_reply(req, fs, &v, size, off, &h->view_lock);
+        return view_read_reply(req, fs, &v, size, off, &h->view_lock, mode);
+}
+
+/*
+ * Reads that must fetch are done by reader threads, not FUSE workers: a worker answers what
+ * memory and disk hold at once and hands the rest over, so that reads waiting for slow or
+ * unreachable nodes never leave the mount without workers for stat and ls. The handle stays
+ * valid until the reply (the kernel sends RELEASE only after its reads are answered).
+ */
+struct read_job {
+        struct read_job *next;
+        fuse_req_t req;
+        struct handle *h;
+        size_t size;
+        off_t off;
+};
+
+static void *reader_thread(void *arg)
+{
+        struct fs *fs = arg;
+
+        pthread_mutex_lock(&fs->readq_lock);
+        for (;;) {
+                struct read_job *j = fs->readq_head;
+
+                if (!j) {
+                        if (fs->readq_stop)
+                                break;
+                        pthread_cond_wait(&fs->readq_cond, &fs->readq_lock);
+                        continue;
+                }
+                fs->readq_head = j->next;
+                if (!fs->readq_head)
+                        fs->readq_tail = NULL;
+                pthread_mutex_unlock(&fs->readq_lock);
+                if (fs->readq_stop)
+                        reply_err(j->req, -EIO); /* the session is ending */
+                else
+                        (void)do_read(j->req, fs, j->h, j->size, j->off, READ_AFTER_LOCAL);
+                free(j);
+                pthread_mutex_lock(&fs->readq_lock);
+        }
+        pthread_mutex_unlock(&fs->readq_lock);
+        return NULL;
+}
+
+static int readers_start(struct fs *fs)
+{
+        if (fs->n_readers)
+                return 0;
+        for (size_t i = 0; i < FS_READ_THREADS; i++) {
+                int r = -pthread_create(&fs->readers[i], NULL, reader_thread, fs);
+
+                if (r < 0)
+                        return r;
+                fs->n_readers++;
+        }
+        return 0;
+}
+
+/* Ends the reader threads after their current reads (the network shut down first makes
+ * those quick); queued reads are answered EIO. */
+static void readers_stop(struct fs *fs)
+{
+        pthread_mutex_lock(&fs->readq_lock);
+        fs->readq_stop = true;
+        pthread_cond_broadcast(&fs->readq_cond);
+        pthread_mutex_unlock(&fs->readq_lock);
+        for (size_t i = 0; i < fs->n_readers; i++)
+                pthread_join(fs->readers[i], NULL);
+        fs->n_readers = 0;
+}
+
+static void readers_done(struct fs *fs)
+{
+        readers_stop(fs);
+        pthread_cond_destroy(&fs->readq_cond);
+        pthread_mutex_destroy(&fs->readq_lock);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+        struct fs *fs = fuse_req_userdata(req);
+        struct handle *h = handle_of(fi);
+        struct read_job *j;
+
+        (void)ino;
+        if (off < 0) {
+                reply_err(req, -EINVAL);
+                return;
+        }
+        if (do_read(req, fs, h, size, off, fs->n_readers ? READ_LOCAL : READ_BLOCKING))
+                return;
+        j = calloc(1, sizeof(*j));
+        if (!j) {
+                (void)do_read(req, fs, h, size, off, READ_AFTER_LOCAL); /* here, then */
+                return;
+        }
+        *j = (struct read_job){ .req = req, .h = h, .size = size, .off = off };
+        pthread_mutex_lock(&fs->readq_lock);
+        if (fs->readq_tail)
+                fs->readq_tail->next = j;
+        else
+                fs->readq_head = j;
+        fs->readq_tail = j;
+        pthread_cond_signal(&fs->readq_cond);
+        pthread_mutex_unlock(&fs->readq_lock);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,

@@ -339,15 +339,21 @@ static int leaf_in_file(const struct unixfs_leaf *lf, uint64_t size)
         return lf->data_off + lf->size <= size ? 0 : -EBADMSG;
 }
 
-/* Resolves the pending piece at pos with its block. */
+/* Resolves the pending piece at pos with its block (local: only from memory or disk, else
+ * -EWOULDBLOCK). */
 static int resolve_at(struct fs *fs, struct rfile *rf, uint64_t pos, const struct cid *cid,
-                      uint64_t deadline_ns)
+                      uint64_t deadline_ns, bool local)
 {
         struct net_block *b = NULL;
         size_t i;
         int r;
 
-        r = store_get(fs->store, cid, deadline_ns, &b);
+        if (local) {
+                r = store_peek(fs->store, cid, &b);
+                if (r == -ENOENT)
+                        r = -EWOULDBLOCK;
+        } else
+                r = store_get(fs->store, cid, deadline_ns, &b);
         if (r < 0)
                 return r;
         pthread_mutex_lock(&rf->lock);
@@ -385,9 +391,10 @@ static void prefetch_read(struct fs *fs, struct rfile *rf, uint64_t off, uint64_
  * One deadline for the whole request (the config's timeout from its start), however many
  * blocks it needs: a trickling node cannot stretch one read() to a timeout per block.
  */
-int fs_rfile_read(struct fs *fs, struct rfile *rf, uint64_t off, size_t size,
+int fs_rfile_read(struct fs *fs, struct rfile *rf, uint64_t off, size_t size, unsigned flags,
                   struct fs_seg **ret_segs, size_t *ret_n)
 {
+        bool local = flags & FS_READ_LOCAL;
         uint64_t deadline_ns = fs_deadline(fs);
         struct fs_seg *segs = NULL;
         size_t n = 0, cap = 0;
@@ -404,8 +411,10 @@ int fs_rfile_read(struct fs *fs, struct rfile *rf, uint64_t off, size_t size,
         if (!fs->store)
                 return -EHOSTUNREACH;
         end = fsize - off < size ? fsize : off + size;
-        ra_queue(fs, rf, off, end);
-        prefetch_read(fs, rf, off, end, deadline_ns);
+        if (!(flags & FS_READ_NO_RA))
+                ra_queue(fs, rf, off, end);
+        if (!local)
+                prefetch_read(fs, rf, off, end, deadline_ns);
         for (pos = off; pos < end;) {
                 struct unixfs_leaf lf;
                 struct store_ref ref;
@@ -417,12 +426,13 @@ int fs_rfile_read(struct fs *fs, struct rfile *rf, uint64_t off, size_t size,
                 lf = rf->layout.leaves[unixfs_layout_find(&rf->layout, pos)];
                 pthread_mutex_unlock(&rf->lock);
                 if (lf.is_pending) {
-                        r = resolve_at(fs, rf, pos, &lf.cid, deadline_ns);
+                        r = resolve_at(fs, rf, pos, &lf.cid, deadline_ns, local);
                         if (r < 0)
                                 break;
                         continue;
                 }
-                r = store_get_ref(fs->store, &lf.cid, deadline_ns, &ref);
+                r = local ? store_get_ref_local(fs->store, &lf.cid, &ref)
+                          : store_get_ref(fs->store, &lf.cid, deadline_ns, &ref);
                 if (r < 0)
                         break;
                 skip = pos - lf.offset;
@@ -462,6 +472,10 @@ int fs_rfile_read(struct fs *fs, struct rfile *rf, uint64_t off, size_t size,
                                 .block = b, .p = v.p + skip, .len = (size_t)take, .fd = -1
                         };
                 pos += take;
+        }
+        if (r == -EWOULDBLOCK) {
+                fs_segs_free(segs, n);
+                return r; /* the caller reads again where it may wait */
         }
         if (r < 0) {
                 char s[CID_MAX_STR];

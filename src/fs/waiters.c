@@ -167,20 +167,25 @@ static void *deadline_thread(void *arg)
         return NULL;
 }
 
-int fs_waiters_start(struct fs *fs)
+void fs_waiters_init(struct fs *fs)
 {
         pthread_condattr_t ca;
-        int r;
 
         pthread_condattr_init(&ca);
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* net_now_ns's clock */
         pthread_cond_init(&fs->waiters_cond, &ca);
         pthread_condattr_destroy(&ca);
+}
+
+int fs_waiters_start(struct fs *fs)
+{
+        int r;
+
+        if (fs->waiters_started)
+                return 0;
         r = -pthread_create(&fs->waiters_thread, NULL, deadline_thread, fs);
-        if (r < 0) {
-                pthread_cond_destroy(&fs->waiters_cond);
+        if (r < 0)
                 return r;
-        }
         fs->waiters_started = true;
         return 0;
 }
@@ -190,8 +195,6 @@ void fs_waiters_stop(struct fs *fs)
         struct fs_waiter *taken, *w, *next;
         unsigned n = 0;
 
-        if (!fs->waiters_started)
-                return;
         pthread_mutex_lock(&fs->files_lock);
         fs->waiters_stopped = true;
         taken = take_locked(fs, 0);
@@ -215,10 +218,9 @@ void fs_stop_waits(struct fs *fs)
 
 void fs_waiters_done(struct fs *fs)
 {
-        if (!fs->waiters_started)
-                return;
         fs_waiters_stop(fs);
-        pthread_join(fs->waiters_thread, NULL);
+        if (fs->waiters_started)
+                pthread_join(fs->waiters_thread, NULL);
         pthread_cond_destroy(&fs->waiters_cond);
         fs->waiters_started = false;
 }

@@ -362,7 +362,7 @@ static int base_read(struct fs *fs, struct wfile *wf, void *buf, size_t len, uin
                 memset(buf, 0, len);
                 return 0;
         }
-        r = fs_rfile_read(fs, wf->base_rf, off, len, &segs, &n);
+        r = fs_rfile_read(fs, wf->base_rf, off, len, 0, &segs, &n);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n && r >= 0; i++) {

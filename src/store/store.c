@@ -314,26 +314,44 @@ int store_get(struct store *s, const struct cid *cid, uint64_t deadline_ns, stru
         return 0;
 }
 
+/* The block from memory or disk as a ref; -ENOENT when it is in neither. */
+static int get_ref_local(struct store *s, const struct cid *cid, struct store_ref *ret)
+{
+        *ret = (struct store_ref){ .fd = -1 };
+        if (cid_is_identity(cid))
+                return get_local(s, cid, &ret->block);
+        ret->block = mem_get(s, cid);
+        if (ret->block)
+                return 0;
+        if (s->cfg.cache) {
+                int fd = cache_block_open(s->cfg.cache, cid, &ret->size);
+
+                if (fd >= 0) {
+                        pthread_mutex_lock(&s->lock);
+                        s->st.disk_hits++;
+                        pthread_mutex_unlock(&s->lock);
+                        ret->fd = fd;
+                        return 0;
+                }
+        }
+        return -ENOENT;
+}
+
+int store_get_ref_local(struct store *s, const struct cid *cid, struct store_ref *ret)
+{
+        int r = get_ref_local(s, cid, ret);
+
+        return r == -ENOENT ? -EWOULDBLOCK : r;
+}
+
 int store_get_ref(struct store *s, const struct cid *cid, uint64_t deadline_ns,
                   struct store_ref *ret)
 {
-        *ret = (struct store_ref){ .fd = -1 };
-        if (!cid_is_identity(cid)) {
-                ret->block = mem_get(s, cid);
-                if (ret->block)
-                        return 0;
-                if (s->cfg.cache) {
-                        int fd = cache_block_open(s->cfg.cache, cid, &ret->size);
+        int r = get_ref_local(s, cid, ret);
 
-                        if (fd >= 0) {
-                                pthread_mutex_lock(&s->lock);
-                                s->st.disk_hits++;
-                                pthread_mutex_unlock(&s->lock);
-                                ret->fd = fd;
-                                return 0;
-                        }
-                }
-        }
+        if (r != -ENOENT)
+                return r;
+        *ret = (struct store_ref){ .fd = -1 };
         return store_get(s, cid, deadline_ns, &ret->block);
 }
 

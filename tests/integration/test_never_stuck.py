@@ -255,3 +255,50 @@ def test_ctrl_c_of_a_blocked_read__returns_at_once(ipfs_node, mount_factory):
         gw.clear_faults()
         with open(path, "rb") as f:  # the mount still serves
             assert f.read() == data
+
+
+@pytest.mark.timeout(300)
+def test_64_reads_of_unreachable_blocks_and_8_fsyncs__stat_and_ls_answer(ipfs_node,
+                                                                        mount_factory):
+    """64 direct reads waiting on a hung gateway and 8 fsyncs waiting on a dead node, with
+    FUSE's default 16 workers: stat and ls of indexed paths answer at once all along (reads
+    that must fetch are done by reader threads, fsyncs by no thread), and once the gateway
+    answers every read gets its bytes."""
+    with behind_gateway(ipfs_node, mount_factory, 64 << 20, 1 << 20, timeout=120,
+                        stall_timeout=100, first_byte_timeout=100,
+                        fsync_timeout=600) as (data, root, gw, m):
+        from mount import tool_binary
+
+        p = subprocess.run([tool_binary("prsmctl"), "link", root, m.path("model")],
+                           capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        for i in range(8):
+            with open(m.path("w%d" % i), "wb") as f:
+                f.write(b"pending %d\n" % i)
+        gw.set_fault("hang")
+        readers = [subprocess.Popen(["dd", "if=" + m.path("model"), "of=/dev/null", "bs=1M",
+                                     "count=1", "skip=%d" % i, "iflag=direct"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                   for i in range(64)]
+        fsyncs = [subprocess.Popen(["/usr/bin/python3", "-c", FSYNC_CHILD, m.path("w%d" % i)],
+                                   stdout=subprocess.PIPE, text=True) for i in range(8)]
+        for p in fsyncs:
+            assert p.stdout.readline() == "fsyncing\n"
+        time.sleep(2)
+        assert [r.poll() for r in readers] == [None] * 64  # all waiting for the gateway
+        worst = 0.0
+        for i in range(30):
+            t0 = time.monotonic()
+            os.stat(m.path("w%d" % (i % 8)))
+            assert sorted(os.listdir(m.mountpoint))[0] == "model"
+            worst = max(worst, time.monotonic() - t0)
+            time.sleep(0.05)
+        print("slowest stat+ls while 64 reads and 8 fsyncs wait: %.3f s" % worst)
+        assert worst < 1.0
+        gw.clear_faults()
+        for r in readers:
+            _, err = r.communicate(timeout=120)
+            assert r.returncode == 0, err
+        for p in fsyncs:
+            p.kill()
+            p.wait(timeout=10)
