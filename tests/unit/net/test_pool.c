@@ -8,11 +8,10 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
-#include "transport.h"
+#include "fake_net.h"
 
 #define MS 1000000ull
 
@@ -21,48 +20,17 @@
 enum behaviour { GOOD, REFUSE, STALL, WRONG, THROTTLE, NOT_FOUND, HTML, SLOW, HTML_ONCE, NO_RPC };
 
 struct fake {
-        uint64_t now;
+        struct fake_net net; /* a fake clock unless net.is_real_time */
         enum behaviour node[3];
         unsigned calls[3], probes[3];
         bool probe_ok[3];
         bool probe_real[3]; /* the probe answers as the node does for blocks */
         uint64_t slow_ms;
-        unsigned stall_asks; /* on_stall calls */
-        /* de-dup test: the first fetch blocks until released */
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
-        bool hold, held;
-        bool real_time;
+        struct fake_net_gate gate; /* de-dup test: the first fetch blocks until released */
 };
 
 static const uint8_t block[] = "a block of data";
 static struct cid block_cid;
-
-static uint64_t fake_now(void *t)
-{
-        struct fake *f = t;
-
-        return f->real_time ? net_now_ns() : __atomic_load_n(&f->now, __ATOMIC_SEQ_CST);
-}
-
-static void fake_sleep(void *t, uint64_t ns)
-{
-        struct fake *f = t;
-
-        if (f->real_time) {
-                if (ns > net_now_ns())
-                        usleep((useconds_t)((ns - net_now_ns()) / 1000));
-                return;
-        }
-        if (ns > f->now)
-                f->now = ns;
-}
-
-static uint64_t fake_random(void *t)
-{
-        (void)t;
-        return 12345;
-}
 
 /* Answers like a server would, honouring the request's body cap as the engine does. */
 static int reply(const struct net_http_request *req, struct buf *body, const void *p, size_t len)
@@ -70,37 +38,6 @@ static int reply(const struct net_http_request *req, struct buf *body, const voi
         if (len > req->max_body)
                 return -E2BIG;
         return buf_append(body, p, len);
-}
-
-/*
- * Waits (on the fake clock) for an answer that comes after wait_ns (UINT64_MAX: never), as the
- * engine does: each time the stall limit passes it asks the pool whether to give up. 0 when
- * the answer came, -ETIMEDOUT when the pool gave up or the deadline passed.
- */
-static int fake_wait(struct fake *f, const struct net_http_request *req, uint64_t wait_ns)
-{
-        uint64_t limit = req->first_byte_ns ? req->first_byte_ns : req->stall_ns, waited = 0;
-
-        assert_true(limit > 0);
-        for (;;) {
-                uint64_t step = MIN(limit, wait_ns - waited);
-
-                if (f->now + step >= req->deadline_ns) {
-                        if (wait_ns - waited <= req->deadline_ns - f->now) {
-                                f->now += wait_ns - waited;
-                                return 0;
-                        }
-                        f->now = req->deadline_ns;
-                        return -ETIMEDOUT;
-                }
-                f->now += step;
-                waited += step;
-                if (waited >= wait_ns)
-                        return 0;
-                f->stall_asks++;
-                if (!req->on_stall || req->on_stall(req->stall_ud))
-                        return -ETIMEDOUT;
-        }
 }
 
 static int fake_http(void *t, const struct net_http_request *req, struct buf *body,
@@ -145,25 +82,18 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
                 assert_non_null(strstr(req->url, "/api/v0/block/get?arg="));
                 assert_true(req->post);
         }
-        pthread_mutex_lock(&f->lock);
-        if (f->hold) {
-                f->held = true;
-                pthread_cond_broadcast(&f->cond);
-                while (f->hold)
-                        pthread_cond_wait(&f->cond, &f->lock);
-        }
-        pthread_mutex_unlock(&f->lock);
+        fake_net_gate_pass(&f->gate);
         switch (f->node[node]) {
         case GOOD:
                 return reply(req, body, block, sizeof(block));
         case REFUSE:
                 return -ECONNREFUSED;
         case STALL:
-                if (!f->real_time)
-                        return fake_wait(f, req, UINT64_MAX);
+                if (!f->net.is_real_time)
+                        return fake_net_wait(&f->net, req, UINT64_MAX);
                 return -ETIMEDOUT;
         case SLOW: {
-                int r = fake_wait(f, req, f->slow_ms * MS);
+                int r = fake_net_wait(&f->net, req, f->slow_ms * MS);
 
                 return r < 0 ? r : reply(req, body, block, sizeof(block));
         }
@@ -190,14 +120,6 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
         return -EIO;
 }
 
-static const struct net_transport_ops fake_ops = {
-        .http = fake_http,
-        .now_ns = fake_now,
-        .sleep_until = fake_sleep,
-        .random = fake_random,
-        .no_probe_thread = true,
-};
-
 static const struct net_node_config rpc_nodes[2] = {
         { .kind = NET_NODE_RPC, .url = "http://node:1" },
         { .kind = NET_NODE_RPC, .url = "http://node:2" },
@@ -216,11 +138,10 @@ static struct net_pool *make_pool_of(struct fake *f, const struct net_node_confi
                                         .retry_max_attempts = 3 };
         struct net_pool *p;
 
-        pthread_mutex_init(&f->lock, NULL);
-        pthread_cond_init(&f->cond, NULL);
-        if (!f->real_time)
-                f->now = 1000 * MS;
-        assert_int_equal(net_pool_new_with_transport(&cfg, &fake_ops, f, &p), 0);
+        fake_net_gate_init(&f->gate);
+        fake_net_init(&f->net, fake_http, f, 12345);
+        fake_net_advance(&f->net, 1000 * MS);
+        assert_int_equal(net_pool_new_with_transport(&cfg, &f->net.ops, &f->net, &p), 0);
         return p;
 }
 
@@ -232,13 +153,12 @@ static struct net_pool *make_pool(struct fake *f)
 static void free_pool(struct fake *f, struct net_pool *p)
 {
         net_pool_free(p);
-        pthread_mutex_destroy(&f->lock);
-        pthread_cond_destroy(&f->cond);
+        fake_net_gate_destroy(&f->gate);
 }
 
 static int get(struct fake *f, struct net_pool *p, struct net_block **b)
 {
-        return net_block_get(p, &block_cid, fake_now(f) + 10000 * MS, b);
+        return net_block_get(p, &block_cid, fake_net_now(&f->net) + 10000 * MS, b);
 }
 
 static void test_get__first_node_refuses__served_by_second(void **state)
@@ -276,7 +196,7 @@ static void test_get__wrong_bytes__never_returned_node_down(void **state)
                 /* the liar is probed back each time, lies again, and is caught again */
                 f.probe_ok[0] = true;
                 net_pool_probe_due(p);
-                f.now += 10000 * MS;
+                fake_net_advance(&f.net, 10000 * MS);
                 net_pool_probe_due(p);
                 assert_int_equal(get(&f, p, &b), 0);
                 assert_memory_equal(b->data, block, sizeof(block));
@@ -311,17 +231,17 @@ static void test_get__all_down__fails_within_deadline(void **state)
         struct fake f = { .node = { STALL, REFUSE } };
         struct net_pool *p = make_pool(&f);
         struct net_block *b = NULL;
-        uint64_t t0 = f.now;
+        uint64_t t0 = fake_net_now(&f.net);
         int r;
 
         (void)state;
         r = get(&f, p, &b);
         assert_true(r == -EHOSTUNREACH || r == -ETIMEDOUT);
-        assert_true(f.now - t0 <= 10000 * MS);
+        assert_true(fake_net_now(&f.net) - t0 <= 10000 * MS);
         /* nodes come back: probes put them in use, reads resume */
         f.node[0] = f.node[1] = GOOD;
         f.probe_ok[0] = f.probe_ok[1] = true;
-        f.now += 60000 * MS;
+        fake_net_advance(&f.net, 60000 * MS);
         net_pool_probe_due(p);
         assert_int_equal(get(&f, p, &b), 0);
         net_block_unref(b);
@@ -333,12 +253,12 @@ static void test_get__stall__next_attempt_waits_longer(void **state)
         struct fake f = { .node = { STALL, STALL } };
         struct net_pool *p = make_pool(&f);
         struct net_block *b = NULL;
-        uint64_t t0 = f.now;
+        uint64_t t0 = fake_net_now(&f.net);
 
         (void)state;
         /* 0.5 s then 1 s then ... per node, never past the 10 s deadline */
         assert_true(get(&f, p, &b) < 0);
-        assert_true(f.now - t0 <= 10000 * MS);
+        assert_true(fake_net_now(&f.net) - t0 <= 10000 * MS);
         assert_true(f.calls[0] + f.calls[1] >= 3);
         free_pool(&f, p);
 }
@@ -399,7 +319,9 @@ static void *getter_thread(void *arg)
 
 static void test_get__concurrent_same_cid__one_fetch(void **state)
 {
-        struct fake f = { .node = { GOOD, GOOD }, .real_time = true, .hold = true };
+        struct fake f = { .node = { GOOD, GOOD },
+                          .net = { .is_real_time = true },
+                          .gate = { .is_closed = true } };
         struct net_pool *p = make_pool(&f);
         struct getter g[8];
         pthread_t th[8];
@@ -410,21 +332,8 @@ static void test_get__concurrent_same_cid__one_fetch(void **state)
                 g[i] = (struct getter){ .f = &f, .p = p };
                 assert_int_equal(pthread_create(&th[i], NULL, getter_thread, &g[i]), 0);
         }
-        /* wait until the one fetch is in the transport and everyone else has queued up */
-        pthread_mutex_lock(&f.lock);
-        while (!f.held)
-                pthread_cond_wait(&f.cond, &f.lock);
-        pthread_mutex_unlock(&f.lock);
-        for (;;) {
-                net_pool_get_stats(p, &st);
-                if (st.fetches == 8)
-                        break;
-                usleep(1000);
-        }
-        pthread_mutex_lock(&f.lock);
-        f.hold = false;
-        pthread_cond_broadcast(&f.cond);
-        pthread_mutex_unlock(&f.lock);
+        /* once the one fetch is in the transport and everyone else has queued up */
+        fake_net_gate_open_when(&f.gate, p, 8);
         for (int i = 0; i < 8; i++) {
                 pthread_join(th[i], NULL);
                 assert_int_equal(g[i].r, 0);
@@ -447,18 +356,18 @@ static void test_get__only_node_slow_to_answer__served_never_down(void **state)
 
         (void)state;
         for (int i = 0; i < 3; i++) {
-                uint64_t t0 = f.now;
+                uint64_t t0 = fake_net_now(&f.net);
 
                 assert_int_equal(get(&f, p, &b), 0);
                 assert_memory_equal(b->data, block, sizeof(block));
                 net_block_unref(b);
-                assert_int_equal(f.now - t0, 3000 * MS);
+                assert_int_equal(fake_net_now(&f.net) - t0, 3000 * MS);
         }
         net_pool_get_stats(p, &st);
         assert_int_equal(st.nodes[0].state, NET_STATE_UP);
         assert_int_equal(st.nodes[0].timeouts, 0);
         assert_int_equal(f.calls[0], 3);
-        assert_true(f.stall_asks >= 3); /* it was asked, and kept waiting */
+        assert_true(f.net.stall_asks >= 3); /* it was asked, and kept waiting */
         free_pool(&f, p);
 }
 
@@ -469,12 +378,12 @@ static void test_get__slow_node_and_a_good_one__moves_on_after_first_byte_timeou
         struct net_pool *p = make_pool(&f);
         struct net_block *b = NULL;
         struct net_stats st;
-        uint64_t t0 = f.now;
+        uint64_t t0 = fake_net_now(&f.net);
 
         (void)state;
         assert_int_equal(get(&f, p, &b), 0);
         net_block_unref(b);
-        assert_int_equal(f.now - t0, 1000 * MS);
+        assert_int_equal(fake_net_now(&f.net) - t0, 1000 * MS);
         assert_int_equal(f.calls[0], 1);
         assert_int_equal(f.calls[1], 1);
         net_pool_get_stats(p, &st);
@@ -490,19 +399,19 @@ static void test_get__only_node_hangs__fails_at_deadline_node_stays_up(void **st
         struct net_pool *p = make_pool_of(&f, NULL, 1);
         struct net_block *b = NULL;
         struct net_stats st;
-        uint64_t t0 = f.now;
+        uint64_t t0 = fake_net_now(&f.net);
 
         (void)state;
         assert_int_equal(get(&f, p, &b), -ETIMEDOUT);
-        assert_int_equal(f.now - t0, 10000 * MS);
+        assert_int_equal(fake_net_now(&f.net) - t0, 10000 * MS);
         assert_int_equal(f.calls[0], 1);
         net_pool_get_stats(p, &st);
         assert_int_equal(st.nodes[0].state, NET_STATE_UP);
         f.node[0] = GOOD;
-        t0 = f.now;
+        t0 = fake_net_now(&f.net);
         assert_int_equal(get(&f, p, &b), 0);
         net_block_unref(b);
-        assert_int_equal(f.now, t0);
+        assert_int_equal(fake_net_now(&f.net), t0);
         free_pool(&f, p);
 }
 
@@ -525,7 +434,7 @@ static void test_probe__gateway_answered_html_once__back_after_a_good_probe(void
         assert_int_equal(st.nodes[0].state, NET_STATE_DISABLED);
         net_pool_probe_due(p); /* not yet: it backs off */
         assert_int_equal(f.probes[0], 0);
-        f.now += 10000 * MS;
+        fake_net_advance(&f.net, 10000 * MS);
         net_pool_probe_due(p);
         assert_int_equal(f.probes[0], 1);
         net_pool_get_stats(p, &st);
@@ -545,7 +454,7 @@ static void test_probe__gateway_never_trustless__stays_disabled_backing_off(void
         (void)state;
         net_pool_check_nodes(p);
         for (int i = 0; i < 100; i++) {
-                f.now += 100 * MS;
+                fake_net_advance(&f.net, 100 * MS);
                 net_pool_probe_due(p);
         }
         net_pool_get_stats(p, &st);

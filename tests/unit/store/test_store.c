@@ -10,13 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "prsmfs/store.h"
 
-#include "transport.h"
+#include "fake_net.h"
 
 struct fixture {
         char dir[64];
@@ -182,11 +181,11 @@ static void test_prefetch__skips_present_and_identity__refs_by_fd_or_memory(void
         store_free(s);
 }
 
-/* A node behind a scripted transport: one block, and the first fetch held until released. */
+/* A node behind a scripted transport in real time: one block, and the first fetch held until
+ * released. */
 struct fake_node {
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
-        bool hold;
+        struct fake_net net;
+        struct fake_net_gate gate;
         unsigned calls;
         const uint8_t *data;
         size_t len;
@@ -198,42 +197,12 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
         struct fake_node *n = t;
 
         *res = (struct net_http_response){ .status = 200 };
-        pthread_mutex_lock(&n->lock);
-        n->calls++;
-        while (n->hold)
-                pthread_cond_wait(&n->cond, &n->lock);
-        pthread_mutex_unlock(&n->lock);
+        __atomic_add_fetch(&n->calls, 1, __ATOMIC_SEQ_CST);
+        fake_net_gate_pass(&n->gate);
         if (n->len > req->max_body)
                 return -E2BIG;
         return buf_append(body, n->data, n->len);
 }
-
-static uint64_t fake_now(void *t)
-{
-        (void)t;
-        return net_now_ns();
-}
-
-static void fake_sleep(void *t, uint64_t ns)
-{
-        (void)t;
-        if (ns > net_now_ns())
-                usleep((useconds_t)((ns - net_now_ns()) / 1000));
-}
-
-static uint64_t fake_random(void *t)
-{
-        (void)t;
-        return 1;
-}
-
-static const struct net_transport_ops fake_ops = {
-        .http = fake_http,
-        .now_ns = fake_now,
-        .sleep_until = fake_sleep,
-        .random = fake_random,
-        .no_probe_thread = true,
-};
 
 struct reader {
         struct store *s;
@@ -258,13 +227,10 @@ static void test_get__waiters_on_one_fetch__cached_once(void **state)
 {
         static const struct net_node_config node = { .kind = NET_NODE_RPC, .url = "http://n:1" };
         struct fixture *f = *state;
-        struct fake_node fn = { .lock = PTHREAD_MUTEX_INITIALIZER,
-                                .cond = PTHREAD_COND_INITIALIZER,
-                                .hold = true };
+        struct fake_node fn = { .net = { .is_real_time = true }, .gate = { .is_closed = true } };
         struct reader rd[8];
         pthread_t th[8];
         struct net_pool *p;
-        struct net_stats ns;
         struct store_stats st;
         struct cache_stats cs;
         struct store *s;
@@ -276,6 +242,8 @@ static void test_get__waiters_on_one_fetch__cached_once(void **state)
                 data[i] = (uint8_t)(i * 13);
         fn.data = data;
         fn.len = 300000;
+        fake_net_init(&fn.net, fake_http, &fn, 1);
+        fake_net_gate_init(&fn.gate);
         assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, data, 300000, &cid), 0);
         assert_int_equal(
                 net_pool_new_with_transport(&(struct net_config){ .nodes = &node,
@@ -284,7 +252,7 @@ static void test_get__waiters_on_one_fetch__cached_once(void **state)
                                                                   .stall_timeout_ms = 500,
                                                                   .retry_max_attempts = 1,
                                                                   .is_hedging_disabled = true },
-                                            &fake_ops, &fn, &p),
+                                            &fn.net.ops, &fn.net, &p),
                 0);
         assert_int_equal(
                 store_new(
@@ -295,17 +263,8 @@ static void test_get__waiters_on_one_fetch__cached_once(void **state)
                 rd[i] = (struct reader){ .s = s, .cid = &cid };
                 assert_int_equal(pthread_create(&th[i], NULL, reader_thread, &rd[i]), 0);
         }
-        /* until all eight wait on the one fetch in the transport */
-        for (;;) {
-                net_pool_get_stats(p, &ns);
-                if (ns.fetches == 8)
-                        break;
-                usleep(1000);
-        }
-        pthread_mutex_lock(&fn.lock);
-        fn.hold = false;
-        pthread_cond_broadcast(&fn.cond);
-        pthread_mutex_unlock(&fn.lock);
+        /* once all eight wait on the one fetch in the transport */
+        fake_net_gate_open_when(&fn.gate, p, 8);
         for (int i = 0; i < 8; i++) {
                 pthread_join(th[i], NULL);
                 assert_int_equal(rd[i].r, 0);
@@ -319,6 +278,7 @@ static void test_get__waiters_on_one_fetch__cached_once(void **state)
         assert_int_equal(cs.bytes, 300000);
         store_free(s);
         net_pool_free(p);
+        fake_net_gate_destroy(&fn.gate);
         free(data);
 }
 

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "prsmfs/base.h"
 #include "prsmfs/net.h"
 
 static uint64_t fake_now(void *t)
@@ -71,6 +72,77 @@ uint64_t fake_net_now(struct fake_net *n)
 void fake_net_advance(struct fake_net *n, uint64_t ns)
 {
         __atomic_add_fetch(&n->now_ns, ns, __ATOMIC_SEQ_CST);
+}
+
+int fake_net_wait(struct fake_net *n, const struct net_http_request *req, uint64_t wait_ns)
+{
+        uint64_t limit = req->first_byte_ns ? req->first_byte_ns : req->stall_ns, waited = 0;
+
+        assert_false(n->is_real_time);
+        assert_true(limit > 0);
+        for (;;) {
+                uint64_t now = fake_now(n), step = MIN(limit, wait_ns - waited);
+
+                if (now + step >= req->deadline_ns) {
+                        if (wait_ns - waited <= req->deadline_ns - now) {
+                                fake_net_advance(n, wait_ns - waited);
+                                return 0;
+                        }
+                        fake_sleep_until(n, req->deadline_ns);
+                        return -ETIMEDOUT;
+                }
+                fake_net_advance(n, step);
+                waited += step;
+                if (waited >= wait_ns)
+                        return 0;
+                __atomic_add_fetch(&n->stall_asks, 1, __ATOMIC_SEQ_CST);
+                if (!req->on_stall || req->on_stall(req->stall_ud))
+                        return -ETIMEDOUT;
+        }
+}
+
+void fake_net_gate_init(struct fake_net_gate *g)
+{
+        assert_int_equal(pthread_mutex_init(&g->lock, NULL), 0);
+        assert_int_equal(pthread_cond_init(&g->cond, NULL), 0);
+}
+
+void fake_net_gate_destroy(struct fake_net_gate *g)
+{
+        pthread_mutex_destroy(&g->lock);
+        pthread_cond_destroy(&g->cond);
+}
+
+void fake_net_gate_pass(struct fake_net_gate *g)
+{
+        pthread_mutex_lock(&g->lock);
+        if (g->is_closed) {
+                g->is_reached = true;
+                pthread_cond_broadcast(&g->cond);
+                while (g->is_closed)
+                        pthread_cond_wait(&g->cond, &g->lock);
+        }
+        pthread_mutex_unlock(&g->lock);
+}
+
+void fake_net_gate_open_when(struct fake_net_gate *g, struct net_pool *p, uint64_t fetches)
+{
+        struct net_stats st;
+
+        pthread_mutex_lock(&g->lock);
+        while (!g->is_reached)
+                pthread_cond_wait(&g->cond, &g->lock);
+        pthread_mutex_unlock(&g->lock);
+        for (;;) {
+                net_pool_get_stats(p, &st);
+                if (st.fetches == fetches)
+                        break;
+                usleep(1000);
+        }
+        pthread_mutex_lock(&g->lock);
+        g->is_closed = false;
+        pthread_cond_broadcast(&g->cond);
+        pthread_mutex_unlock(&g->lock);
 }
 
 int fake_net_answer(struct buf *body, const char *s)

@@ -2,12 +2,14 @@
 /*
  * The unit tests' transport under the node pool (net's private seam, transport.h): a clock,
  * either a fake one (read and written atomically; sleeps move it) or the real monotonic one,
- * a fixed "random" number, and HTTP answered by the test's script. Also the pieces the
- * scripted Kubo RPC nodes of several tests share: JSON answers, multipart bodies, arg= CIDs
- * and the root js-ipfs's add gives.
+ * a fixed "random" number, and HTTP answered by the test's script. For the script: a wait on
+ * the fake clock as the engine waits for a slow answer, and a gate that holds requests until
+ * the test opens it. Also the pieces the scripted Kubo RPC nodes of several tests share: JSON
+ * answers, multipart bodies, arg= CIDs and the root js-ipfs's add gives.
  */
 #pragma once
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,6 +34,7 @@ struct fake_net {
         bool is_real_time;     /* net_now_ns(), and sleeps sleep; else now_ns */
         uint64_t now_ns;       /* the fake clock (atomic: use fake_net_now/_advance) */
         uint64_t max_sleep_ns; /* real time: the longest single sleep (0: no limit) */
+        unsigned stall_asks;   /* on_stall calls fake_net_wait made (atomic) */
 };
 
 /* Fills in n's ops (no probe thread: tests drive probes) and script; leaves the clock. */
@@ -39,6 +42,31 @@ void fake_net_init(struct fake_net *n, fake_net_http_fn http, void *userdata, ui
 uint64_t fake_net_now(struct fake_net *n);
 /* Moves the fake clock on by ns. */
 void fake_net_advance(struct fake_net *n, uint64_t ns);
+/*
+ * Waits on the fake clock for an answer that comes wait_ns after the request (UINT64_MAX:
+ * never), as the engine does: each time the stall limit (req's first_byte_ns, else stall_ns)
+ * passes it asks req->on_stall whether to give up (counted in stall_asks). 0 when the answer
+ * came, -ETIMEDOUT when on_stall gave up or req's deadline passed (the clock then stands at
+ * the deadline).
+ */
+int fake_net_wait(struct fake_net *n, const struct net_http_request *req, uint64_t wait_ns);
+
+/* Holds the requests that pass it while closed (an in-flight de-duplication test's one fetch,
+ * in real time). Set is_closed before fake_net_gate_init or after; init leaves it. */
+struct fake_net_gate {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        bool is_closed;
+        bool is_reached; /* a request waited at it */
+};
+
+void fake_net_gate_init(struct fake_net_gate *g);
+void fake_net_gate_destroy(struct fake_net_gate *g);
+/* The script's part: returns once the gate is open. */
+void fake_net_gate_pass(struct fake_net_gate *g);
+/* Waits until a request waits at the gate and pool p counts fetches requests (the rest
+ * waiting on that one), then opens the gate. */
+void fake_net_gate_open_when(struct fake_net_gate *g, struct net_pool *p, uint64_t fetches);
 
 /* Appends the string s to body (a JSON answer). */
 int fake_net_answer(struct buf *body, const char *s);
