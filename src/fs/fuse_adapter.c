@@ -110,10 +110,11 @@ void fs_free(struct fs *fs)
         if (!fs)
                 return;
         fs_pins_done(fs);
-        pthread_mutex_destroy(&fs->expand_lock);
-        pthread_mutex_destroy(&fs->files_lock);
+        /* their threads and stops take files_lock */
         fs_waiters_done(fs);
         readers_done(fs);
+        pthread_mutex_destroy(&fs->expand_lock);
+        pthread_mutex_destroy(&fs->files_lock);
         pthread_cond_destroy(&fs->commit_cond);
         fs_inodes_done(&fs->inodes);
         if (fs->staging_fd >= 0)
