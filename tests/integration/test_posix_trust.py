@@ -463,6 +463,9 @@ def test_directory_cid_is_its_current_content__df_is_the_staging_disk(ipfs_node,
         with pytest.raises(OSError) as e:
             os.getxattr(path, "user.prsm.cid")
         assert e.value.errno == errno.ENODATA, path
+    # uploaded first: a commit while the publish builds the tree keeps it from recording
+    # the root (the tree changed under it)
+    fsync_path(m.path("d", "sub", "new"))
     out = subprocess.run([tool_binary("prsmctl"), "--json", "publish", m.path("d")],
                          capture_output=True,
                          text=True, timeout=300)
