@@ -13,6 +13,9 @@ bandwidth (bytes/s), reset (close the connection after N body bytes), status (50
 with Retry-After), hang (accept and never answer until released), corrupt (flip a byte),
 content_type (wrong type), truncate (send fewer bytes than Content-Length).
 Also answers POST /api/v0/block/get?arg= and /api/v0/version like a Kubo RPC node.
+Per CID: `missing` (a set) is answered 404 without asking the source (a block no node
+has: js-ipfs would search for it until the timeout); `delays` ({cid: seconds}) holds that
+block's answer back.
 Counters: served[cid] (blocks answered), requests.
 """
 import http.server
@@ -29,6 +32,8 @@ class FaultGateway:
     def __init__(self, source=None, blocks=None):
         self.source = source
         self.blocks = dict(blocks or {})
+        self.missing = set()
+        self.delays = {}
         self.lock = threading.Lock()
         self.faults = []  # dicts: kind, count, p, arg
         self.served = {}
@@ -67,6 +72,8 @@ class FaultGateway:
 
     def _block(self, cid):
         with self.lock:
+            if cid in self.missing:
+                return None
             if cid in self.blocks:
                 return self.blocks[cid]
         if self.source is None:
@@ -95,6 +102,10 @@ class FaultGateway:
                     return
                 if "latency" in kinds:
                     time.sleep(kinds["latency"]["arg"] / 1000.0)
+                with gw.lock:
+                    delay = gw.delays.get(cid, 0)
+                if delay:
+                    time.sleep(delay)
                 if "status" in kinds:
                     code = kinds["status"]["arg"] or 503
                     self.send_response(code)
