@@ -309,7 +309,7 @@ int fs_tree_expand(struct fs *fs, const struct index_attr *dir)
                 if (r < 0)
                         goto out;
         }
-        r = index_expand(fs->idx, dir->ino, c.ls.kids, c.ls.n, &added, &skipped);
+        r = index_expand(fs->idx, dir->ino, c.ls.kids, c.ls.n, true, &added, &skipped);
         if (r < 0)
                 goto out;
         skipped += c.ls.bad_names;
