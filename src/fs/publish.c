@@ -5,11 +5,12 @@
  * whose upload is pending is waited for); directories are built here from the index with the
  * profile's directory settings, sharded as a HAMT where Kubo would, so the root equals the
  * real node's `add -r` of the same tree with the same settings. A linked directory that was
- * never listed keeps its own CID. Symlinks become UnixFS symlink nodes; a file never written
- * gets the empty file's CID. Modes and times are not stored, as `add` does not by default.
- * FIFOs, sockets and device nodes have no UnixFS form: they are left out of their
- * directories (with a notice naming each, and a count for prsmctl); publishing one by itself
- * is -EOPNOTSUPP.
+ * never listed keeps its own CID (unless something changed below an entry a lookup linked in
+ * it: then it is listed first); an entry listed without a type keeps its CID and Tsize. Symlinks
+ * become UnixFS symlink nodes; a file never written gets the empty file's CID. Modes and times are
+ * not stored, as `add` does not by default. FIFOs, sockets and device nodes have no UnixFS form:
+ * they are left out of their directories (with a notice naming each, and a count for prsmctl);
+ * publishing one by itself is -EOPNOTSUPP.
  *
  * The new blocks (directory nodes, symlinks, empty files) go to the uploader, which pins the
  * root (automatic_pinning, replicas).
@@ -197,11 +198,14 @@ static int directory(struct publish *p, const struct index_attr *a, unsigned dep
         size_t path_len = p->path.len;
         int r;
 
-        if (a->state == INDEX_STATE_LAZY && a->has_cid) {
+        if (a->state == INDEX_STATE_LAZY && a->has_cid && !(a->flags & INDEX_FLAG_CHANGED)) {
                 *ret = a->cid; /* linked, never listed, so unchanged */
                 return tsize_of(p, &a->cid, ret_tsize);
         }
-        r = index_readdir(p->fs->idx, a->ino, 0, collect, &es);
+        /* changed below an entry a lookup linked: its other entries are listed first */
+        r = fs_tree_expand(p->fs, a);
+        if (r >= 0)
+                r = index_readdir(p->fs->idx, a->ino, 0, collect, &es);
         for (size_t i = 0; r >= 0 && i < es.n; i++) {
                 if (path_len)
                         r = buf_append_byte(&p->path, '/');
@@ -243,6 +247,12 @@ static int node_cid(struct publish *p, uint64_t ino, unsigned depth, struct cid 
                 return directory(p, &a, depth, ret, ret_tsize);
         if (S_ISLNK(a.mode))
                 return symlink_node(p, ino, ret, ret_tsize);
+        if ((a.mode & S_IFMT) == 0 && a.has_cid) {
+                /* listed without a type (its block did not come): as its link said */
+                *ret = a.cid;
+                *ret_tsize = a.size;
+                return 0;
+        }
         if (!S_ISREG(a.mode))
                 return -EOPNOTSUPP;
         if (!a.has_cid)
