@@ -106,8 +106,8 @@ void fs_free(struct fs *fs)
         if (!fs)
                 return;
         fs_listings_done(fs);
+        fs_waiters_done(fs); /* its thread and fs_waiters_stop take files_lock */
         pthread_mutex_destroy(&fs->files_lock);
-        fs_waiters_done(fs);
         pthread_cond_destroy(&fs->commit_cond);
         fs_inodes_done(&fs->inodes);
         if (fs->staging_fd >= 0)
