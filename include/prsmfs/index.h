@@ -21,16 +21,27 @@
 
 enum index_state {
         INDEX_STATE_CLEAN = 0, /* content is cid (or empty) */
-        INDEX_STATE_LAZY = 1,  /* a linked directory whose entries are not expanded yet */
+        INDEX_STATE_LAZY = 1,  /* a linked directory not listed yet: the entries its cid lists
+                                  are in the index only if a lookup or a listing batch put
+                                  them there */
         INDEX_STATE_DIRTY = 2, /* local changes not yet uploaded */
 };
 
 /* Inode flags (schema 2). */
 enum {
-        INDEX_FLAG_RO = 1 << 0,     /* immutable content (the .ipfs/ tree): no writes, long
-                                       kernel cache timeouts */
-        INDEX_FLAG_HIDDEN = 1 << 1, /* not listed by readdir, found by lookup (.ipfs) */
+        INDEX_FLAG_RO = 1 << 0,      /* immutable content (the .ipfs/ tree): no writes, long
+                                        kernel cache timeouts */
+        INDEX_FLAG_HIDDEN = 1 << 1,  /* not listed by readdir, found by lookup (.ipfs) */
+        INDEX_FLAG_CHANGED = 1 << 2, /* a lazy directory whose content changed below an entry
+                                        a lookup linked: its cid still lists the rest, but is
+                                        no longer its content; dropped when it is listed */
 };
+
+/*
+ * An entry of a linked directory whose root block could not be fetched when the directory
+ * was listed has no type yet: mode holds permission bits only ((mode & S_IFMT) == 0), cid is
+ * the entry's, size the link's Tsize. index_resolve gives it its type once the block comes.
+ */
 
 /*
  * File times are struct timespec (seconds and nanoseconds of CLOCK_REALTIME), not int64
@@ -98,17 +109,24 @@ _wur_ int index_mknode(struct index *idx, uint64_t parent, const char *name,
                        const struct index_new_node *n, struct index_attr *ret);
 
 /*
- * Fills a lazily linked directory: in one transaction, creates every child (an entry whose
- * name is invalid or taken is skipped and counted in *ret_skipped), adds the subdirectories'
- * links to dir and marks it INDEX_STATE_CLEAN. When dir is no longer lazy (someone expanded
- * it first) nothing is inserted and 0 is returned. Both counters are optional.
+ * Fills a lazily linked directory, one batch of its entries per call: in one transaction,
+ * creates every child (an entry whose name is invalid or taken, by a duplicate or an earlier
+ * lookup, is skipped and counted in *ret_skipped) and adds the subdirectories' links to dir;
+ * the last batch (is_last) also marks it INDEX_STATE_CLEAN. Neither dir's times nor the CIDs
+ * above it change: the entries were its content all along. When dir is no longer lazy
+ * (someone listed it first) nothing is inserted and 0 is returned. Both counters optional.
  */
 struct index_child {
         const char *name;
         struct index_new_node n;
 };
 _wur_ int index_expand(struct index *idx, uint64_t dir, const struct index_child *children,
-                       size_t n, size_t *ret_added, size_t *ret_skipped);
+                       size_t n, bool is_last, size_t *ret_added, size_t *ret_skipped);
+/* Gives an inode without a type (see above) what its root block says: n's mode (with its
+ * type), size, state, target and mtime; a directory links its parent. An inode that has a type
+ * by now is left as it is. *ret (optional) is the inode afterwards. */
+_wur_ int index_resolve(struct index *idx, uint64_t ino, const struct index_new_node *n,
+                        struct index_attr *ret);
 
 /* Sets a file's size (a linked file whose real size its root block told). */
 _wur_ int index_set_size(struct index *idx, uint64_t ino, uint64_t size);

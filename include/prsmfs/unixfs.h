@@ -11,12 +11,18 @@
 #include "prsmfs/buf.h"
 #include "prsmfs/cid.h"
 
-#define UNIXFS_MAX_LINKS      65536 /* per dag-pb node: a 2 MiB block holds fewer real links */
-#define UNIXFS_MAX_DEPTH      64    /* file trees and HAMTs: a cycle or absurd depth is refused */
-#define UNIXFS_MAX_LEAVES     (1u << 22) /* pieces per layout: 4 TiB at 1 MiB leaves, ~0.9 GB */
-#define UNIXFS_HAMT_FANOUT    256
-#define UNIXFS_HAMT_THRESHOLD 262144
-#define UNIXFS_MAX_SHARDS     65536 /* shard blocks one listing may visit (repeated CIDs) */
+#define UNIXFS_MAX_LINKS       65536 /* per dag-pb node: a 2 MiB block holds fewer real links */
+#define UNIXFS_MAX_DEPTH       64    /* file trees and HAMTs: a cycle or absurd depth is refused */
+#define UNIXFS_MAX_LEAVES      (1u << 22) /* pieces per layout: 4 TiB at 1 MiB leaves, ~0.9 GB */
+#define UNIXFS_HAMT_FANOUT     256
+#define UNIXFS_HAMT_THRESHOLD  262144
+#define UNIXFS_HAMT_MAX_LEVELS 8 /* one byte of the 64-bit name hash per level */
+/* What one directory listing may walk: a HAMT whose sub-shard links repeat one CID would
+ * otherwise visit 256^8 (cached) blocks. A 20M-entry HAMT (the largest real directories)
+ * has about 6M shards and 1.5 GB of shard blocks. */
+#define UNIXFS_MAX_SHARDS      (1u << 23)
+#define UNIXFS_MAX_DIR_ENTRIES (1u << 25)
+#define UNIXFS_MAX_DIR_BYTES   (4ull << 30)
 
 /* ---- protobuf varint (10 bytes, non-minimal allowed) ---- */
 /* -EBADMSG when truncated or over 64 bits; the cursor advances only on success. */
@@ -276,9 +282,32 @@ _wur_ int unixfs_dir_build_meta(const struct unixfs_dir_params *p, const struct 
                                 struct unixfs_dirent *entries, size_t n, unixfs_emit_fn emit,
                                 void *userdata, struct cid *ret_root, uint64_t *ret_tsize);
 
-/* Calls fn for every entry of a directory (basic or HAMT, fetching shards; at most
- * UNIXFS_MAX_SHARDS shard blocks per listing, else -E2BIG). fn returns < 0 to abort. Entry
- * names are NUL-terminated copies valid for the call only. -ENOTDIR if dir is not one. */
+/*
+ * A resumable walk over a directory's entries (basic, or HAMT: shards fetched as reached, depth
+ * first, in link order), holding one block per HAMT level. Not thread-safe.
+ */
+struct unixfs_dir_iter;
+_wur_ int unixfs_dir_iter_new(const struct cid *dir, struct unixfs_dir_iter **ret);
+void unixfs_dir_iter_free(struct unixfs_dir_iter *it);
+/* Lowers the walk's budget (UNIXFS_MAX_SHARDS, _DIR_ENTRIES, _DIR_BYTES by default). */
+void unixfs_dir_iter_set_limits(struct unixfs_dir_iter *it, uint64_t max_shards,
+                                uint64_t max_entries, uint64_t max_bytes);
+/*
+ * The next entry: 1 with *ret set (its name valid until the next call), 0 after the last.
+ * fetch's error is returned as it is and the walk stays where it was (call again to retry);
+ * -ENOTDIR (dir is no directory), -EBADMSG (malformed HAMT: bad link name, sub-shard that is
+ * no shard, other fanout, too deep) and -E2BIG (over budget) end the walk: every later call
+ * returns them. Names are unchecked bytes (may be empty, contain '/' or NUL).
+ */
+_wur_ int unixfs_dir_iter_next(struct unixfs_dir_iter *it, unixfs_fetch_fn fetch, void *fetch_ud,
+                               struct unixfs_dirent *ret);
+/* Up to max CIDs of the sub-shards the walk will load next, nearest first (to prefetch). */
+size_t unixfs_dir_iter_upcoming(const struct unixfs_dir_iter *it, struct cid *ret, size_t max);
+/* Sub-shards loaded so far. */
+uint64_t unixfs_dir_iter_shards(const struct unixfs_dir_iter *it);
+
+/* Calls fn for every entry of a directory (the walk above, to its end). fn returns < 0 to
+ * abort. Entry names are NUL-terminated copies valid for the call only. */
 typedef int (*unixfs_dirent_fn)(const struct unixfs_dirent *e, void *userdata);
 _wur_ int unixfs_dir_list(const struct cid *dir, unixfs_fetch_fn fetch, void *fetch_ud,
                           unixfs_dirent_fn fn, void *userdata);

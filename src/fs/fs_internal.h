@@ -11,19 +11,23 @@
 #include "prsmfs/store.h"
 #include "prsmfs/unixfs.h"
 
-#define FS_IPFS_NAME    ".ipfs"
-#define FS_RA_STREAMS   8             /* sequential streams tracked per open file */
-#define FS_RA_INIT      (4ull << 20)  /* first readahead window of a stream */
-#define FS_RA_MAX       (32ull << 20) /* largest window */
-#define FS_RA_NEAR      (2ull << 20)  /* a read this close to a stream's head is its */
-#define FS_EXPAND_BATCH 256           /* child blocks prefetched at once on expansion */
-#define FS_SYMLINK_MAX  4095
-#define FS_READ_THREADS 32 /* reads waiting for blocks at once, beyond FUSE's workers */
+#define FS_IPFS_NAME      ".ipfs"
+#define FS_RA_STREAMS     8             /* sequential streams tracked per open file */
+#define FS_RA_INIT        (4ull << 20)  /* first readahead window of a stream */
+#define FS_RA_MAX         (32ull << 20) /* largest window */
+#define FS_RA_NEAR        (2ull << 20)  /* a read this close to a stream's head is its */
+#define FS_LIST_BATCH     256           /* entries a readdir adds to a lazy directory at a time */
+#define FS_EXPAND_BATCH   1024 /* ... a listing of the whole directory: blocks fetched at once */
+#define FS_LISTINGS_MAX   64   /* walks of lazy directories kept between batches */
+#define FS_SHARD_PREFETCH 64   /* HAMT shards fetched ahead of a walk */
+#define FS_SYMLINK_MAX    4095
+#define FS_READ_THREADS   32 /* reads waiting for blocks at once, beyond FUSE's workers */
 
 struct rfile;
 struct wfile;
 struct read_job;
 struct fs_inode;
+struct fs_listing;
 
 /* pins.c: the pin worker */
 struct fs_pins {
@@ -50,7 +54,13 @@ struct fs {
         char *control_path;       /* owned, may be NULL */
         uint64_t ipfs_ino;        /* the hidden .ipfs/ directory */
 
-        pthread_mutex_t expand_lock; /* one lazy directory expanded at a time */
+        /* tree.c: walks of lazy directories between batches (struct fs_listing), one batch
+         * at a time per directory */
+        pthread_mutex_t lists_lock;
+        pthread_cond_t lists_cond; /* a batch ended (lists_lock) */
+        struct fs_listing *lists;  /* lists_lock */
+        size_t n_lists;            /* lists_lock */
+        uint64_t lists_clock;      /* lists_lock */
 
         pthread_mutex_t files_lock; /* guards files, wfiles, handles */
         struct rfile *files;        /* open files, shared by their handles */
@@ -172,8 +182,16 @@ void fs_pins_done(struct fs *fs);
 /* ---- tree.c ---- */
 /* Deadline for one metadata or data operation (the config's timeout from now). */
 uint64_t fs_deadline(const struct fs *fs);
-/* Makes sure a lazily linked directory's entries are in the index (no-op otherwise). */
+void fs_listings_init(struct fs *fs);
+void fs_listings_done(struct fs *fs);
+/* Makes sure all of a lazily linked directory's entries are in the index (no-op otherwise). */
 _wur_ int fs_tree_expand(struct fs *fs, const struct index_attr *dir);
+/* Adds the next batch of a lazy directory's entries to the index: 0 when none are left (or
+ * dir is not lazy), 1 when some may be, -errno (the walk is tried again at the next call). */
+_wur_ int fs_tree_list_more(struct fs *fs, const struct index_attr *dir);
+/* Gives *a its type if it was listed without one (tree.c), updating *a; -EIO while its block
+ * does not come. */
+_wur_ int fs_tree_resolve(struct fs *fs, struct index_attr *a);
 /* Links cid as parent/name (flags: INDEX_FLAG_RO for .ipfs/). */
 _wur_ int fs_tree_link(struct fs *fs, const struct cid *cid, uint64_t parent, const char *name,
                        uint32_t flags, uint32_t uid, uint32_t gid, struct index_attr *ret);
@@ -184,8 +202,8 @@ _wur_ int fs_resolve_path(struct fs *fs, const char *path, struct index_attr *re
  * their modes; 07777 for the root itself). */
 _wur_ int fs_resolve_path_through(struct fs *fs, const char *path, struct index_attr *ret,
                                   uint32_t *ret_through);
-/* Looks name up in parent, expanding parent first when it is lazy, and resolving CIDs in
- * .ipfs/. -ENOENT when absent. */
+/* Looks name up in parent (in a lazy one: from the blocks on the name's path), resolving CIDs
+ * in .ipfs/ and entries listed without a type. -ENOENT when absent. */
 _wur_ int fs_tree_lookup(struct fs *fs, uint64_t parent, const char *name, struct index_attr *ret);
 
 /* ---- reader.c ---- */

@@ -53,7 +53,7 @@ int fs_new(struct index *idx, const struct config *cfg, struct store *store, str
         fs->idx = idx;
         fs->cfg = cfg;
         fs->store = store;
-        pthread_mutex_init(&fs->expand_lock, NULL);
+        fs_listings_init(fs);
         pthread_mutex_init(&fs->files_lock, NULL);
         fs_inodes_init(&fs->inodes);
         {
@@ -110,10 +110,10 @@ void fs_free(struct fs *fs)
         if (!fs)
                 return;
         fs_pins_done(fs);
+        fs_listings_done(fs);
         /* their threads and stops take files_lock */
         fs_waiters_done(fs);
         readers_done(fs);
-        pthread_mutex_destroy(&fs->expand_lock);
         pthread_mutex_destroy(&fs->files_lock);
         pthread_cond_destroy(&fs->commit_cond);
         fs_inodes_done(&fs->inodes);
@@ -322,6 +322,8 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
         (void)fi;
         r = index_getattr(fs->idx, ino, &a);
+        if (r >= 0)
+                r = fs_tree_resolve(fs, &a);
         if (r < 0) {
                 reply_err(req, r);
                 return;
@@ -346,12 +348,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
                 reply_err(req, -ENOTDIR);
                 return;
         }
-        /* a lazy directory is listed here, where an error reaches opendir() */
-        r = fs_tree_expand(fs, &a);
-        if (r < 0) {
-                reply_err(req, r);
-                return;
-        }
+        /* a lazy directory is listed by readdir, a batch at a time (tree.c) */
         fi->cache_readdir = 0;
         (void)fuse_reply_open(req, fi);
 }
@@ -361,6 +358,8 @@ struct dirbuf {
         char *p;
         size_t size, used;
         bool plus;
+        bool is_full;
+        uint64_t cookie; /* of the last entry added */
 };
 
 static int dirbuf_add(struct dirbuf *d, const char *name, const struct index_attr *a,
@@ -368,7 +367,13 @@ static int dirbuf_add(struct dirbuf *d, const char *name, const struct index_att
 {
         size_t left = d->size - d->used, n;
 
-        if (d->plus) {
+        if (d->plus && (a->mode & S_IFMT) == 0) {
+                /* listed without a type (tree.c): no attributes, so the kernel looks it up
+                 * when it is used (nodeid 0: "no entry data", not a negative entry) */
+                struct fuse_entry_param e = { .attr = { .st_ino = a->ino } };
+
+                n = fuse_add_direntry_plus(d->req, d->p + d->used, left, name, &e, next_off);
+        } else if (d->plus) {
                 struct fs *fs = fuse_req_userdata(d->req);
                 bool counted = strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
                 struct fuse_entry_param e;
@@ -383,8 +388,10 @@ static int dirbuf_add(struct dirbuf *d, const char *name, const struct index_att
 
                 n = fuse_add_direntry(d->req, d->p + d->used, left, name, &st, next_off);
         }
-        if (n > left)
+        if (n > left) {
+                d->is_full = true;
                 return 1; /* full: the entry is not consumed */
+        }
         d->used += n;
         return 0;
 }
@@ -392,7 +399,12 @@ static int dirbuf_add(struct dirbuf *d, const char *name, const struct index_att
 /* readdir offsets: 1 = after ".", 2 = after "..", cookie + 2 = after that entry */
 static int dirent_cb(const char *name, const struct index_attr *a, uint64_t cookie, void *ud)
 {
-        return dirbuf_add(ud, name, a, (off_t)(cookie + 2));
+        struct dirbuf *d = ud;
+        int r = dirbuf_add(d, name, a, (off_t)(cookie + 2));
+
+        if (r == 0)
+                d->cookie = cookie;
+        return r;
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
@@ -403,8 +415,6 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
         int r;
 
         r = index_getattr(fs->idx, ino, &self);
-        if (r >= 0)
-                r = fs_tree_expand(fs, &self);
         if (r < 0) {
                 reply_err(req, r);
                 return;
@@ -422,7 +432,19 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
                         goto reply;
                 off = 2;
         }
-        r = index_readdir(fs->idx, ino, (uint64_t)off - 2, dirent_cb, &d);
+        /* a lazy directory gets entries a batch at a time until the buffer is full: entries
+         * added later have larger cookies, so each is listed once */
+        d.cookie = (uint64_t)off - 2;
+        for (;;) {
+                r = index_readdir(fs->idx, ino, d.cookie, dirent_cb, &d);
+                if (r < 0 || d.is_full || self.state != INDEX_STATE_LAZY)
+                        break;
+                r = fs_tree_list_more(fs, &self);
+                if (r >= 0)
+                        r = index_getattr(fs->idx, ino, &self);
+                if (r < 0)
+                        break;
+        }
         if (r < 0 && d.used == 0) {
                 free(d.p);
                 reply_err(req, r);
@@ -544,8 +566,10 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
                         return;
                 }
                 overlay_writer(fs, &a);
-                /* content whose upload is pending has no CID yet (not the old one's) */
-                if (!a.has_cid || a.staged || a.state == INDEX_STATE_DIRTY) {
+                /* content whose upload is pending has no CID yet (not the old one's), nor
+                 * has a lazy directory changed below (its CID only lists it) */
+                if (!a.has_cid || a.staged || a.state == INDEX_STATE_DIRTY ||
+                    (a.flags & INDEX_FLAG_CHANGED)) {
                         reply_err(req, -ENODATA);
                         return;
                 }

@@ -5,8 +5,9 @@
  * whose upload is pending is waited for); directories are built here from the index with the
  * profile's directory settings, sharded as a HAMT where Kubo would, so the root equals the
  * real node's `add -r` of the same tree with the same settings. A linked directory that was
- * never listed keeps its own CID. Symlinks become UnixFS symlink nodes; a file never written
- * gets the empty file's CID.
+ * never listed keeps its own CID (unless something changed below an entry a lookup linked in
+ * it: then it is listed first); an entry listed without a type keeps its CID and Tsize. Symlinks
+ * become UnixFS symlink nodes; a file never written gets the empty file's CID.
  *
  * Modes and times (opts): off by default, as `add` stores none. With preserve_mode and/or
  * preserve_mtime every directory node (the root shard of a HAMT), every file's root node and
@@ -326,17 +327,16 @@ static int directory(struct publish *p, const struct index_attr *a, unsigned dep
         const struct unixfs_meta *meta = meta_of(p, a, &m);
         int r;
 
-        if (a->state == INDEX_STATE_LAZY && a->has_cid) {
-                if (!meta) {
-                        *ret = a->cid; /* linked, never listed, so unchanged */
-                        return tsize_of(p, &a->cid, ret_tsize);
-                }
-                /* its entries' modes and times are in the index once it is listed */
-                r = fs_tree_expand(p->fs, a);
-                if (r < 0)
-                        return r;
+        if (a->state == INDEX_STATE_LAZY && a->has_cid && !(a->flags & INDEX_FLAG_CHANGED) &&
+            !meta) {
+                *ret = a->cid; /* linked, never listed, so unchanged */
+                return tsize_of(p, &a->cid, ret_tsize);
         }
-        r = index_readdir(p->fs->idx, a->ino, 0, collect, &es);
+        /* listed first when lazy: changed below an entry a lookup linked, or its entries' modes
+         * and times wanted (they are in the index once it is listed) */
+        r = fs_tree_expand(p->fs, a);
+        if (r >= 0)
+                r = index_readdir(p->fs->idx, a->ino, 0, collect, &es);
         for (size_t i = 0; r >= 0 && i < es.n; i++) {
                 if (path_len)
                         r = buf_append_byte(&p->path, '/');
@@ -381,6 +381,12 @@ static int node_cid(struct publish *p, uint64_t ino, unsigned depth, struct cid 
                 return directory(p, &a, depth, ret, ret_tsize);
         if (S_ISLNK(a.mode))
                 return symlink_node(p, &a, ret, ret_tsize);
+        if ((a.mode & S_IFMT) == 0 && a.has_cid) {
+                /* listed without a type (its block did not come): as its link said */
+                *ret = a.cid;
+                *ret_tsize = a.size;
+                return 0;
+        }
         if (!S_ISREG(a.mode))
                 return -EOPNOTSUPP;
         meta = meta_of(p, &a, &m);

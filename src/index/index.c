@@ -16,6 +16,12 @@
  *          every time a user can set round-trips (int64 ns ended in 2262)
  *          rdev: a device node's st_rdev (schema 7); FIFOs, sockets and devices are inodes
  *          with their type in mode and no content
+ *          state LAZY (a linked directory): its entries come in batches and by single
+ *          lookups, so a lazy directory may have some; flags & 4 (INDEX_FLAG_CHANGED): one
+ *          changed below such an entry. mode without type bits: an entry listed before its
+ *          root block came (index.h). These are values of existing columns that an older
+ *          prsmfs reads as an unexpanded directory, an entry that answers EIO and a
+ *          directory CID that may be stale: no schema version of their own.
  *   jobs(ino, gen, size, created_ns)   uploads owed: one per inode, its latest closed content
  *   dentries(id, parent, name, ino)   id is the readdir cookie: stable under inserts/deletes
  *   xattrs(ino, name, value)
@@ -66,6 +72,8 @@ enum stmt_id {
         STMT_XATTR_LIST,
         STMT_GET_STATE,
         STMT_SET_CLEAN,
+        STMT_NLINK_ADD,
+        STMT_HAS_ENTRY,
         STMT_SET_SIZE,
         STMT_LAYOUT_GET,
         STMT_LAYOUT_PUT,
@@ -118,16 +126,27 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_XATTR_GET] = "SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2",
         [STMT_XATTR_LIST] = "SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name",
         [STMT_GET_STATE] = "SELECT state FROM inodes WHERE ino = ?1",
-        [STMT_SET_CLEAN] = "UPDATE inodes SET state = 0, nlink = nlink + ?2 WHERE ino = ?1",
+        /* the last batch of a listing: a directory changed below while it was lazy has no
+         * CID any more (its CID only listed it) */
+        [STMT_SET_CLEAN] = "UPDATE inodes SET state = 0, nlink = nlink + ?2, "
+                           "cid = CASE WHEN flags & 4 THEN NULL ELSE cid END, flags = flags & ~4 "
+                           "WHERE ino = ?1",
+        [STMT_NLINK_ADD] = "UPDATE inodes SET nlink = nlink + ?2 WHERE ino = ?1",
+        [STMT_HAS_ENTRY] = "SELECT 1 FROM dentries WHERE parent = ?1 AND name = ?2",
         [STMT_SET_SIZE] = "UPDATE inodes SET size = ?2 WHERE ino = ?1",
         [STMT_LAYOUT_GET] = "SELECT data FROM layouts WHERE cid = ?1",
         /* the directories above ino (and ino, if one) no longer have the CID they had; not
-         * through .ipfs (immutable), never a lazy one (its CID is its content) */
+         * through .ipfs (immutable). A lazy one keeps its CID, which still lists the entries
+         * not in the index yet, and is marked changed (a change below an entry linked by a
+         * lookup) */
         [STMT_DIRS_CHANGED] = "WITH RECURSIVE up(ino) AS ("
                               "  SELECT ino FROM inodes WHERE ino = ?1 AND (flags & 1) = 0"
                               "  UNION SELECT d.parent FROM dentries d JOIN up ON d.ino = up.ino)"
-                              " UPDATE inodes SET cid = NULL WHERE ino IN up"
-                              " AND (mode & 61440) = 16384 AND state != 1 AND cid IS NOT NULL",
+                              " UPDATE inodes SET"
+                              "  cid = CASE WHEN state = 1 THEN cid END,"
+                              "  flags = CASE WHEN state = 1 THEN flags | 4 ELSE flags END"
+                              " WHERE ino IN up AND (mode & 61440) = 16384 AND cid IS NOT NULL"
+                              " AND (state != 1 OR (flags & 4) = 0)",
         [STMT_LAYOUT_PUT] = "INSERT OR REPLACE INTO layouts(cid, data) VALUES (?1, ?2)",
 };
 
@@ -734,6 +753,9 @@ static int insert_node_locked(struct index *idx, uint64_t parent, const char *na
 }
 
 static int in_transaction(struct index *idx, int (*fn)(struct index *idx, void *ud), void *ud);
+static int in_transaction_attr(struct index *idx, int (*fn)(struct index *idx, void *ud), void *ud,
+                               const uint64_t *ino, struct index_attr *ret);
+static int q(struct index *idx, int64_t *ret, int *changes, const char *sql, const char *spec, ...);
 
 struct mknode_args {
         uint64_t parent;
@@ -779,7 +801,22 @@ struct expand_args {
         uint64_t dir;
         const struct index_child *children;
         size_t n, added, skipped;
+        bool is_last;
 };
+
+/* Whether parent has an entry called name, under the lock. */
+static int has_entry_locked(struct index *idx, uint64_t parent, const char *name)
+{
+        sqlite3_stmt *st = idx->st[STMT_HAS_ENTRY];
+        int rc;
+
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
+        sqlite3_bind_blob(st, 2, name, (int)strlen(name), SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : errno_from_sqlite(rc);
+}
 
 static int do_expand(struct index *idx, void *ud)
 {
@@ -803,22 +840,23 @@ static int do_expand(struct index *idx, void *ud)
                 const struct index_child *c = &a->children[i];
                 uint64_t ino;
 
-                if (!index_name_ok(c->name)) {
+                /* taken: a duplicate name, or linked by a lookup before (checked first: a
+                 * failed insert would leave its inode behind) */
+                r = index_name_ok(c->name) ? has_entry_locked(idx, a->dir, c->name) : 1;
+                if (r < 0)
+                        return r;
+                if (r > 0) {
                         a->skipped++;
                         continue;
                 }
                 r = insert_node_locked(idx, a->dir, c->name, &c->n, &now, &ino);
-                if (r == -EEXIST) {
-                        a->skipped++;
-                        continue;
-                }
                 if (r < 0)
                         return r;
                 a->added++;
                 if (S_ISDIR(c->n.mode))
                         subdirs++;
         }
-        st = idx->st[STMT_SET_CLEAN];
+        st = idx->st[a->is_last ? STMT_SET_CLEAN : STMT_NLINK_ADD];
         sqlite3_bind_int64(st, 1, (sqlite3_int64)a->dir);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)subdirs);
         rc = step_done(st);
@@ -826,9 +864,9 @@ static int do_expand(struct index *idx, void *ud)
 }
 
 int index_expand(struct index *idx, uint64_t dir, const struct index_child *children, size_t n,
-                 size_t *ret_added, size_t *ret_skipped)
+                 bool is_last, size_t *ret_added, size_t *ret_skipped)
 {
-        struct expand_args a = { .dir = dir, .children = children, .n = n };
+        struct expand_args a = { .dir = dir, .children = children, .n = n, .is_last = is_last };
         int r;
 
         r = in_transaction(idx, do_expand, &a);
@@ -839,6 +877,54 @@ int index_expand(struct index *idx, uint64_t dir, const struct index_child *chil
         if (ret_skipped)
                 *ret_skipped = a.skipped;
         return 0;
+}
+
+struct resolve_args {
+        uint64_t ino;
+        const struct index_new_node *n;
+};
+
+static int do_resolve(struct index *idx, void *ud)
+{
+        struct resolve_args *a = ud;
+        const struct index_new_node *n = a->n;
+        bool dir = S_ISDIR(n->mode);
+        int changes = 0, r;
+
+        if (n->has_mtime && !ts_ok(&n->mtime))
+                return -EINVAL;
+        r = q(idx, NULL, &changes,
+              "UPDATE inodes SET mode = ?2, size = ?3, state = ?4, nlink = ?5 "
+              "WHERE ino = ?1 AND (mode & 61440) = 0",
+              "iiiii", (int64_t)a->ino, (int64_t)n->mode, (int64_t)n->size, (int64_t)n->state,
+              (int64_t)(dir ? 2 : 1));
+        if (r < 0 || changes == 0)
+                return r; /* resolved by another thread first: its answer stands */
+        if (n->target)
+                r = q(idx, NULL, NULL, "UPDATE inodes SET target = ?2 WHERE ino = ?1", "is",
+                      (int64_t)a->ino, n->target);
+        if (r >= 0 && n->has_mtime)
+                r = q(idx, NULL, NULL,
+                      "UPDATE inodes SET atime_sec = ?2, atime_nsec = ?3, mtime_sec = ?2, "
+                      "mtime_nsec = ?3 WHERE ino = ?1",
+                      "it", (int64_t)a->ino, &n->mtime);
+        /* a subdirectory's ".." links its parent */
+        if (r >= 0 && dir)
+                r = q(idx, NULL, NULL,
+                      "UPDATE inodes SET nlink = nlink + 1 WHERE ino IN "
+                      "(SELECT parent FROM dentries WHERE ino = ?1)",
+                      "i", (int64_t)a->ino);
+        return r;
+}
+
+int index_resolve(struct index *idx, uint64_t ino, const struct index_new_node *n,
+                  struct index_attr *ret)
+{
+        struct resolve_args a = { .ino = ino, .n = n };
+
+        if ((n->mode & S_IFMT) == 0)
+                return -EINVAL;
+        return in_transaction_attr(idx, do_resolve, &a, &a.ino, ret);
 }
 
 int index_set_size(struct index *idx, uint64_t ino, uint64_t size)

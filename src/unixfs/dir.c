@@ -330,59 +330,49 @@ int unixfs_dir_build_meta(const struct unixfs_dir_params *p, const struct unixfs
 
 /* ---- read ---- */
 
-struct dread {
-        unixfs_fetch_fn fetch;
-        void *fetch_ud;
-        unixfs_dirent_fn fn;
-        void *userdata;
-        uint64_t fanout; /* of the root shard: the same throughout */
-        size_t shards;   /* shard blocks fetched so far: repeated sub-shard CIDs cannot make
-                            a listing walk 256^8 blocks */
+/*
+ * A walk is resumable: each level of the HAMT keeps its decoded shard and the position of the
+ * next link, so entries come out one at a time with one block per level in memory, and a
+ * failed fetch leaves the position where it was (the next call tries that shard again).
+ * Bytes that cannot be a directory (a malformed shard, a sub-shard that is no shard, a walk
+ * over its budget) stop the walk for good: every later call returns the same error.
+ */
+struct frame {
+        uint8_t *block; /* owned; n borrows it */
+        struct unixfs_node n;
+        size_t pos; /* next link */
 };
 
-static int fetch_node(struct dread *rd, const struct cid *cid, uint8_t **block,
-                      struct unixfs_node *n)
+struct unixfs_dir_iter {
+        struct cid root;
+        bool is_hamt, is_done;
+        int error;       /* sticky: the directory is malformed or over budget */
+        uint64_t fanout; /* of the root shard: the same throughout */
+        size_t depth;    /* frames in use; 0 before the root is loaded */
+        struct frame fr[UNIXFS_HAMT_MAX_LEVELS];
+        uint64_t shards, entries, bytes; /* walked so far: repeated sub-shard CIDs cannot make a
+                                            walk visit 256^8 blocks */
+        uint64_t max_shards, max_entries, max_bytes;
+        char *name; /* the last entry's name, NUL-terminated */
+        size_t name_cap;
+};
+
+/* A verified copy of cid's block (identity CIDs from their digest). */
+static int load_block(const struct cid *cid, unixfs_fetch_fn fetch, void *fetch_ud, uint8_t **ret,
+                      size_t *ret_len)
 {
-        size_t len;
-        int r;
+        struct bytes_view v;
 
-        if (cid_is_identity(cid)) {
-                struct bytes_view v = cid_digest(cid);
-
-                *block = malloc(v.len ? v.len : 1);
-                if (!*block)
-                        return -ENOMEM;
-                memcpy(*block, v.p, v.len);
-                len = v.len;
-        } else {
-                r = rd->fetch(cid, block, &len, rd->fetch_ud);
-                if (r < 0)
-                        return r;
-        }
-        r = unixfs_node_decode(cid, *block, len, n);
-        if (r < 0) {
-                free(*block);
-                *block = NULL;
-        }
-        return r;
-}
-
-static int emit_entry(struct dread *rd, const uint8_t *name, size_t len,
-                      const struct unixfs_pb_link *l)
-{
-        struct unixfs_dirent e = { .name_len = len, .cid = l->cid, .tsize = l->tsize };
-        char *copy = malloc(len + 1);
-        int r;
-
-        if (!copy)
+        if (!cid_is_identity(cid))
+                return fetch(cid, ret, ret_len, fetch_ud);
+        v = cid_digest(cid);
+        *ret = malloc(v.len ? v.len : 1);
+        if (!*ret)
                 return -ENOMEM;
-        if (len)
-                memcpy(copy, name, len); /* an empty name may come with no bytes at all */
-        copy[len] = '\0';
-        e.name = copy;
-        r = rd->fn(&e, rd->userdata);
-        free(copy);
-        return r;
+        if (v.len)
+                memcpy(*ret, v.p, v.len);
+        *ret_len = v.len;
+        return 0;
 }
 
 static bool hex_prefix(const struct bytes_view *name, unsigned *ret)
@@ -402,70 +392,214 @@ static bool hex_prefix(const struct bytes_view *name, unsigned *ret)
         return true;
 }
 
-static int list_shard(struct dread *rd, struct unixfs_node *n, unsigned depth)
+int unixfs_dir_iter_new(const struct cid *dir, struct unixfs_dir_iter **ret)
 {
-        int r = 0;
+        struct unixfs_dir_iter *it = calloc(1, sizeof(*it));
 
-        if (depth >= 8 || n->fs.fanout != rd->fanout || rd->fanout != UNIXFS_HAMT_FANOUT)
-                return -EBADMSG; /* only fanout 256 is produced by Kubo; bounded depth */
-        for (size_t i = 0; i < n->pb.n_links && r >= 0; i++) {
-                const struct unixfs_pb_link *l = &n->pb.links[i];
+        if (!it)
+                return -ENOMEM;
+        it->root = *dir;
+        it->max_shards = UNIXFS_MAX_SHARDS;
+        it->max_entries = UNIXFS_MAX_DIR_ENTRIES;
+        it->max_bytes = UNIXFS_MAX_DIR_BYTES;
+        *ret = it;
+        return 0;
+}
+
+void unixfs_dir_iter_set_limits(struct unixfs_dir_iter *it, uint64_t max_shards,
+                                uint64_t max_entries, uint64_t max_bytes)
+{
+        it->max_shards = max_shards;
+        it->max_entries = max_entries;
+        it->max_bytes = max_bytes;
+}
+
+static void pop(struct unixfs_dir_iter *it)
+{
+        struct frame *f = &it->fr[--it->depth];
+
+        unixfs_node_done(&f->n);
+        free(f->block);
+        *f = (struct frame){ 0 };
+}
+
+void unixfs_dir_iter_free(struct unixfs_dir_iter *it)
+{
+        if (!it)
+                return;
+        while (it->depth)
+                pop(it);
+        free(it->name);
+        free(it);
+}
+
+static int stop(struct unixfs_dir_iter *it, int error)
+{
+        it->error = error;
+        return error;
+}
+
+/* Loads the block of cid as level it->depth: the root (a directory of either kind) or a
+ * sub-shard. A fetch error leaves the walk as it was; anything else wrong stops it. */
+static int push(struct unixfs_dir_iter *it, const struct cid *cid, unixfs_fetch_fn fetch,
+                void *fetch_ud)
+{
+        struct frame f = { 0 };
+        size_t level = it->depth, len;
+        int r;
+
+        if (level >= UNIXFS_HAMT_MAX_LEVELS)
+                return stop(it, -EBADMSG); /* one hash byte per level: 8 levels */
+        if (level > 0 && it->shards >= it->max_shards)
+                return stop(it, -E2BIG);
+        r = load_block(cid, fetch, fetch_ud, &f.block, &len);
+        if (r < 0)
+                return r;
+        it->bytes += len;
+        if (it->bytes > it->max_bytes) {
+                free(f.block);
+                return stop(it, -E2BIG);
+        }
+        r = unixfs_node_decode(cid, f.block, len, &f.n);
+        if (r < 0) {
+                free(f.block);
+                return stop(it, r);
+        }
+        if (level == 0 && !f.n.is_raw && f.n.fs.type == UNIXFS_DIRECTORY)
+                it->is_hamt = false;
+        else if (level == 0 && !f.n.is_raw && f.n.fs.type == UNIXFS_HAMT_SHARD) {
+                it->is_hamt = true;
+                it->fanout = f.n.fs.fanout;
+        } else if (level == 0)
+                r = -ENOTDIR;
+        else if (f.n.is_raw || f.n.fs.type != UNIXFS_HAMT_SHARD)
+                r = -EBADMSG; /* a sub-shard link must lead to a shard */
+        /* only fanout 256 is produced by Kubo, and the same fanout throughout */
+        if (r >= 0 && it->is_hamt &&
+            (f.n.fs.fanout != it->fanout || it->fanout != UNIXFS_HAMT_FANOUT))
+                r = -EBADMSG;
+        if (r < 0) {
+                unixfs_node_done(&f.n);
+                free(f.block);
+                return stop(it, r);
+        }
+        if (level > 0)
+                it->shards++;
+        it->fr[level] = f;
+        it->depth++;
+        return 0;
+}
+
+static int emit(struct unixfs_dir_iter *it, const uint8_t *name, size_t len,
+                const struct unixfs_pb_link *l, struct unixfs_dirent *ret)
+{
+        if (++it->entries > it->max_entries)
+                return stop(it, -E2BIG);
+        if (len + 1 > it->name_cap) {
+                char *p = realloc(it->name, len + 1);
+
+                if (!p)
+                        return -ENOMEM;
+                it->name = p;
+                it->name_cap = len + 1;
+        }
+        if (len)
+                memcpy(it->name, name, len); /* an empty name may come with no bytes at all */
+        it->name[len] = '\0';
+        *ret = (struct unixfs_dirent){
+                .name = it->name, .name_len = len, .cid = l->cid, .tsize = l->tsize
+        };
+        return 1;
+}
+
+int unixfs_dir_iter_next(struct unixfs_dir_iter *it, unixfs_fetch_fn fetch, void *fetch_ud,
+                         struct unixfs_dirent *ret)
+{
+        int r;
+
+        if (it->error)
+                return it->error;
+        if (it->is_done)
+                return 0;
+        if (it->depth == 0) {
+                r = push(it, &it->root, fetch, fetch_ud);
+                if (r < 0)
+                        return r;
+        }
+        for (;;) {
+                struct frame *f = &it->fr[it->depth - 1];
+                const struct unixfs_pb_link *l;
                 unsigned b;
 
+                if (f->pos == f->n.pb.n_links) {
+                        pop(it);
+                        if (it->depth > 0)
+                                continue;
+                        it->is_done = true;
+                        return 0;
+                }
+                l = &f->n.pb.links[f->pos];
+                if (!it->is_hamt) {
+                        f->pos++;
+                        return emit(it, l->name.p, l->name.len, l, ret);
+                }
                 if (!hex_prefix(&l->name, &b))
-                        return -EBADMSG;
-                if (l->name.len == 2) {
-                        struct unixfs_node sub;
-                        uint8_t *block = NULL;
-
-                        if (++rd->shards > UNIXFS_MAX_SHARDS)
-                                return -E2BIG;
-                        r = fetch_node(rd, &l->cid, &block, &sub);
-                        if (r < 0)
-                                return r;
-                        if (sub.is_raw || sub.fs.type != UNIXFS_HAMT_SHARD)
-                                r = -EBADMSG;
-                        else
-                                r = list_shard(rd, &sub, depth + 1);
-                        unixfs_node_done(&sub);
-                        free(block);
-                } else
-                        r = emit_entry(rd, l->name.p + 2, l->name.len - 2, l);
+                        return stop(it, -EBADMSG);
+                if (l->name.len > 2) {
+                        f->pos++;
+                        return emit(it, l->name.p + 2, l->name.len - 2, l, ret);
+                }
+                r = push(it, &l->cid, fetch, fetch_ud);
+                if (r < 0)
+                        return r;
+                f->pos++; /* f is still the parent's frame: frames do not move */
         }
-        return r;
+}
+
+size_t unixfs_dir_iter_upcoming(const struct unixfs_dir_iter *it, struct cid *ret, size_t max)
+{
+        size_t n = 0;
+
+        if (!it->is_hamt || it->error)
+                return 0;
+        for (size_t d = it->depth; d-- > 0 && n < max;) {
+                const struct frame *f = &it->fr[d];
+
+                for (size_t i = f->pos; i < f->n.pb.n_links && n < max; i++)
+                        if (f->n.pb.links[i].name.len == 2 &&
+                            !cid_is_identity(&f->n.pb.links[i].cid))
+                                ret[n++] = f->n.pb.links[i].cid;
+        }
+        return n;
+}
+
+uint64_t unixfs_dir_iter_shards(const struct unixfs_dir_iter *it)
+{
+        return it->shards;
 }
 
 int unixfs_dir_list(const struct cid *dir, unixfs_fetch_fn fetch, void *fetch_ud,
                     unixfs_dirent_fn fn, void *userdata)
 {
-        struct dread rd = { .fetch = fetch, .fetch_ud = fetch_ud, .fn = fn, .userdata = userdata };
-        struct unixfs_node n;
-        uint8_t *block = NULL;
+        struct unixfs_dir_iter *it;
+        struct unixfs_dirent e;
         int r;
 
-        r = fetch_node(&rd, dir, &block, &n);
+        r = unixfs_dir_iter_new(dir, &it);
         if (r < 0)
                 return r;
-        if (n.is_raw)
-                r = -ENOTDIR;
-        else if (n.fs.type == UNIXFS_DIRECTORY) {
-                for (size_t i = 0; i < n.pb.n_links && r >= 0; i++)
-                        r = emit_entry(&rd, n.pb.links[i].name.p, n.pb.links[i].name.len,
-                                       &n.pb.links[i]);
-        } else if (n.fs.type == UNIXFS_HAMT_SHARD) {
-                rd.fanout = n.fs.fanout;
-                r = list_shard(&rd, &n, 0);
-        } else
-                r = -ENOTDIR;
-        unixfs_node_done(&n);
-        free(block);
+        while ((r = unixfs_dir_iter_next(it, fetch, fetch_ud, &e)) > 0) {
+                r = fn(&e, userdata);
+                if (r < 0)
+                        break;
+        }
+        unixfs_dir_iter_free(it);
         return r;
 }
 
 int unixfs_dir_lookup(const struct cid *dir, const char *name, unixfs_fetch_fn fetch,
                       void *fetch_ud, struct cid *ret_cid, uint64_t *ret_tsize)
 {
-        struct dread rd = { .fetch = fetch, .fetch_ud = fetch_ud };
         size_t len = strlen(name);
         uint64_t h = unixfs_murmur3_64(name, len);
         struct cid cur = *dir;
@@ -474,11 +608,17 @@ int unixfs_dir_lookup(const struct cid *dir, const char *name, unixfs_fetch_fn f
         for (unsigned depth = 0;; depth++) {
                 struct unixfs_node n;
                 uint8_t *block = NULL;
+                size_t block_len;
                 bool descend = false;
 
-                r = fetch_node(&rd, &cur, &block, &n);
+                r = load_block(&cur, fetch, fetch_ud, &block, &block_len);
                 if (r < 0)
                         return r;
+                r = unixfs_node_decode(&cur, block, block_len, &n);
+                if (r < 0) {
+                        free(block);
+                        return r;
+                }
                 r = -ENOENT;
                 if (depth > 0 && (n.is_raw || n.fs.type != UNIXFS_HAMT_SHARD))
                         r = -EBADMSG; /* a sub-shard link must lead to a shard */
@@ -499,7 +639,7 @@ int unixfs_dir_lookup(const struct cid *dir, const char *name, unixfs_fetch_fn f
                         unsigned want = bucket_of(h, depth), b;
 
                         /* one hash byte per level: 8 levels, fanout 256 (all Kubo makes) */
-                        if (depth >= 8 || n.fs.fanout != UNIXFS_HAMT_FANOUT)
+                        if (depth >= UNIXFS_HAMT_MAX_LEVELS || n.fs.fanout != UNIXFS_HAMT_FANOUT)
                                 r = -EBADMSG;
                         for (size_t i = 0; r != -EBADMSG && i < n.pb.n_links; i++) {
                                 const struct unixfs_pb_link *l = &n.pb.links[i];

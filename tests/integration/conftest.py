@@ -48,6 +48,8 @@ def watchdog(request):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "timeout(seconds): per-test watchdog")
+    config.addinivalue_line("markers", "slow: long-running (tens of minutes); runs only with "
+                            "PRSMFS_SLOW_TESTS=1")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -55,6 +57,11 @@ def pytest_collection_modifyitems(config, items):
         skip = pytest.mark.skip(reason="needs root and /dev/fuse")
         for item in items:
             item.add_marker(skip)
+    if os.environ.get("PRSMFS_SLOW_TESTS") != "1":
+        skip = pytest.mark.skip(reason="slow: set PRSMFS_SLOW_TESTS=1")
+        for item in items:
+            if item.get_closest_marker("slow"):
+                item.add_marker(skip)
 
 
 @pytest.fixture

@@ -3,11 +3,16 @@
  * dagtool: computes UnixFS CIDs locally, the way `ipfs add` would, for parity tests.
  *   dagtool file [OPTIONS] < data       prints the root CID of the file
  *   dagtool dir [OPTIONS] PATH          prints the root CID of the tree (`add -r PATH`)
+ *   dagtool hamt [OPTIONS] N            prints the root CID of a directory of N entries named
+ *                                       file-0000000.. (7 digits or more), entry i being a
+ *                                       file of "<i % K>\n" (--leaves K, default 1): big
+ *                                       HAMTs without N files on disk
  *   dagtool cat CAR                     writes the file under the CAR's root to stdout, every
  *                                       block verified (what `dag export` of a file gives)
  * OPTIONS: --profile default|legacy, --chunk N, --cid-version 0|1, --raw-leaves 0|1,
  *          --max-links N (file nodes), --dir-max-links N (shard above N entries),
- *          --car OUT (also write every block, root first in the header, as a CAR v1).
+ *          --car OUT (also write every block, root first in the header, as a CAR v1),
+ *          --leaves K (hamt: distinct files, 1..N).
  * As in Kubo, --cid-version 1 turns raw leaves on unless --raw-leaves says otherwise.
  * dir follows `add -r`: hidden entries skipped, empty directories kept, symlinks stored as
  * symlink nodes, files with the profile's file parameters, other file types refused.
@@ -207,6 +212,49 @@ static int build_dir(const struct unixfs_params *fp, const struct unixfs_dir_par
         return r;
 }
 
+/* A directory of n synthetic entries (names in order, k distinct small files). */
+static int build_synthetic(const struct unixfs_params *fp, const struct unixfs_dir_params *dp,
+                           size_t n, size_t k, struct cid *ret, uint64_t *tsize)
+{
+        struct unixfs_dirent *e = calloc(n ? n : 1, sizeof(*e));
+        struct cid *leaves = calloc(k, sizeof(*leaves));
+        uint64_t *leaf_tsize = calloc(k, sizeof(*leaf_tsize));
+        char *names = calloc(n ? n : 1, 32);
+        int r = 0;
+
+        if (!e || !leaves || !leaf_tsize || !names)
+                r = -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < k; i++) {
+                struct unixfs_builder *b;
+                char data[32];
+                int len = snprintf(data, sizeof(data), "%zu\n", i);
+
+                r = unixfs_builder_new(fp, ignore_block, NULL, &b);
+                if (r < 0)
+                        break;
+                r = unixfs_builder_write(b, data, (size_t)len);
+                if (r >= 0)
+                        r = unixfs_builder_finish(b, &leaves[i], NULL, &leaf_tsize[i]);
+                unixfs_builder_free(b);
+        }
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                char *name = names + 32 * i;
+
+                (void)snprintf(name, 32, "file-%07zu", i);
+                e[i] = (struct unixfs_dirent){ .name = name,
+                                               .name_len = strlen(name),
+                                               .cid = leaves[i % k],
+                                               .tsize = leaf_tsize[i % k] };
+        }
+        if (r >= 0)
+                r = unixfs_dir_build(dp, e, n, ignore_block, NULL, ret, tsize);
+        free(names);
+        free(leaf_tsize);
+        free(leaves);
+        free(e);
+        return r;
+}
+
 /* ---- cat: a CAR's file through the lazy layout, as the read path uses it ---- */
 
 struct car_block {
@@ -336,12 +384,14 @@ int main(int argc, char *argv[])
                 { "max-links", required_argument, NULL, 'l' },
                 { "dir-max-links", required_argument, NULL, 'd' },
                 { "car", required_argument, NULL, 'o' },
+                { "leaves", required_argument, NULL, 'k' },
                 { "verbose", no_argument, NULL, 'V' },
                 { 0 },
         };
         enum unixfs_profile prof = UNIXFS_PROFILE_DEFAULT;
         bool set_c = false, set_v = false, set_r = false, set_l = false, verbose = false;
         uint64_t chunk = 0, ver = 0, raw = 0, links = 0, dir_links = 0, v, size = 0, tsize = 0;
+        uint64_t n_entries = 0, n_leaves = 1;
         const char *car = NULL;
         struct unixfs_dir_params dp;
         struct unixfs_params p;
@@ -370,6 +420,7 @@ int main(int argc, char *argv[])
                 case 'r':
                 case 'l':
                 case 'd':
+                case 'k':
                         if (parse_u64(a, &v) < 0)
                                 goto usage;
                         if (c == 'c') {
@@ -384,7 +435,9 @@ int main(int argc, char *argv[])
                         } else if (c == 'l') {
                                 links = v;
                                 set_l = true;
-                        } else
+                        } else if (c == 'k')
+                                n_leaves = v;
+                        else
                                 dir_links = v;
                         break;
                 default:
@@ -426,6 +479,10 @@ int main(int argc, char *argv[])
                 r = build_fd(&p, STDIN_FILENO, &root, &size, &tsize);
         else if (strcmp(argv[optind], "dir") == 0 && optind + 2 == argc)
                 r = build_dir(&p, &dp, argv[optind + 1], &root, &tsize);
+        else if (strcmp(argv[optind], "hamt") == 0 && optind + 2 == argc &&
+                 parse_u64(argv[optind + 1], &n_entries) >= 0 && n_leaves >= 1 &&
+                 n_entries <= 100000000 && n_leaves <= n_entries)
+                r = build_synthetic(&p, &dp, (size_t)n_entries, (size_t)n_leaves, &root, &tsize);
         else
                 goto usage;
         if (r >= 0 && car)
@@ -444,6 +501,7 @@ int main(int argc, char *argv[])
 usage:
         fprintf(stderr, "usage: dagtool file [OPTIONS] < data\n"
                         "       dagtool dir [OPTIONS] PATH\n"
+                        "       dagtool hamt [OPTIONS] [--leaves K] N\n"
                         "       dagtool cat CAR > data\n"
                         "options: --profile default|legacy --chunk N --cid-version 0|1 "
                         "--raw-leaves 0|1 --max-links N --dir-max-links N --car OUT --verbose\n");

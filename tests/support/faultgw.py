@@ -15,6 +15,9 @@ pieces of that size, 64 KiB by default, each followed by the pause the rate asks
 and never answer until released), corrupt (flip a byte), content_type (wrong type: arg, or
 text/plain), truncate (send fewer bytes than Content-Length).
 Also answers POST /api/v0/block/get?arg= and /api/v0/version like a Kubo RPC node.
+Per CID: `missing` (a set) is answered 404 without asking the source (a block no node
+has: js-ipfs would search for it until the timeout); `delays` ({cid: seconds}) holds that
+block's answer back.
 Counters: served[cid] (blocks answered), requests.
 """
 import http.server
@@ -31,6 +34,8 @@ class FaultGateway:
     def __init__(self, source=None, blocks=None):
         self.source = source
         self.blocks = dict(blocks or {})
+        self.missing = set()
+        self.delays = {}
         self.lock = threading.Lock()
         self.faults = []  # dicts: kind, count, p, arg
         self.served = {}
@@ -69,6 +74,8 @@ class FaultGateway:
 
     def _block(self, cid):
         with self.lock:
+            if cid in self.missing:
+                return None
             if cid in self.blocks:
                 return self.blocks[cid]
         if self.source is None:
@@ -97,6 +104,10 @@ class FaultGateway:
                     return
                 if "latency" in kinds:
                     time.sleep(kinds["latency"]["arg"] / 1000.0)
+                with gw.lock:
+                    delay = gw.delays.get(cid, 0)
+                if delay:
+                    time.sleep(delay)
                 if "status" in kinds:
                     code = kinds["status"]["arg"] or 503
                     self.send_response(code)

@@ -313,7 +313,8 @@ static void test_expand__lazy_dir__children_once_bad_names_skipped(void **state)
 
         assert_int_equal(index_mknode(f->idx, INDEX_ROOT_INO, "lazy", &dir, &d), 0);
         assert_int_equal(d.state, INDEX_STATE_LAZY);
-        assert_int_equal(index_expand(f->idx, d.ino, kids, ELEMENTSOF(kids), &added, &skipped), 0);
+        assert_int_equal(
+                index_expand(f->idx, d.ino, kids, ELEMENTSOF(kids), true, &added, &skipped), 0);
         assert_int_equal(added, 3);
         assert_int_equal(skipped, 4);
         assert_int_equal(index_getattr(f->idx, d.ino, &d), 0);
@@ -325,14 +326,162 @@ static void test_expand__lazy_dir__children_once_bad_names_skipped(void **state)
         assert_int_equal(index_readlink(f->idx, a.ino, buf, sizeof(buf)), 0);
         assert_string_equal(buf, "a");
         /* a second expansion (another thread came second) changes nothing */
-        assert_int_equal(index_expand(f->idx, d.ino, kids, 2, &added, &skipped), 0);
+        assert_int_equal(index_expand(f->idx, d.ino, kids, 2, true, &added, &skipped), 0);
         assert_int_equal(added, 0);
         assert_int_equal(index_readdir(f->idx, d.ino, 0, count_cb, &n), 0);
         assert_int_equal(n, 3);
-        assert_int_equal(index_expand(f->idx, 999, kids, 1, NULL, NULL), -ENOENT);
+        assert_int_equal(index_expand(f->idx, 999, kids, 1, true, NULL, NULL), -ENOENT);
         assert_int_equal(index_set_size(f->idx, a.ino, 5), 0);
         assert_int_equal(index_getattr(f->idx, a.ino, &a), 0);
         assert_int_equal(a.size, 5);
+}
+
+static struct cid test_cid(const char *s)
+{
+        struct cid c;
+
+        assert_int_equal(cid_parse(s, strlen(s), &c), 0);
+        return c;
+}
+
+#define CID_A "bafkreidzqhw5lnhqyaeuksa3ywsabjgzd5yooewvjnvayj6sxqufkyjxzi"
+#define CID_B "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"
+
+/* Batches of a listing: the directory stays lazy (times and CIDs above it untouched) until
+ * the last one; a name a lookup linked before is skipped without leaving an inode behind. */
+static void test_expand__batches_and_looked_up_names__once_no_orphans(void **state)
+{
+        struct fixture *f = *state;
+        struct cid dc = test_cid(CID_B), fc = test_cid(CID_A);
+        struct index_new_node top = { .mode = S_IFDIR | 0755 };
+        struct index_new_node dir = { .mode = S_IFDIR | 0755,
+                                      .state = INDEX_STATE_LAZY,
+                                      .cid = &dc };
+        struct index_child one[] = {
+                { "b", { .mode = S_IFDIR | 0755, .cid = &dc, .state = INDEX_STATE_LAZY } }
+        };
+        struct index_child first[] = {
+                { "a", { .mode = S_IFREG | 0644, .cid = &fc } },
+                { "b", { .mode = S_IFDIR | 0755, .cid = &dc, .state = INDEX_STATE_LAZY } },
+        };
+        struct index_child last[] = {
+                { "c", { .mode = S_IFDIR | 0755, .cid = &dc, .state = INDEX_STATE_LAZY } }
+        };
+        struct index_attr t, d, a;
+        uint64_t inodes, inodes_after, bytes;
+        size_t added, skipped, n = 0;
+
+        assert_int_equal(index_mknode(f->idx, INDEX_ROOT_INO, "top", &top, &t), 0);
+        assert_int_equal(index_set_dir_cid(f->idx, t.ino, &dc, index_tree_changes(f->idx)), 0);
+        assert_int_equal(index_mknode(f->idx, t.ino, "lazy", &dir, &d), 0);
+        assert_int_equal(index_set_dir_cid(f->idx, t.ino, &dc, index_tree_changes(f->idx)), 0);
+        /* a lookup links "b" */
+        assert_int_equal(index_expand(f->idx, d.ino, one, 1, false, &added, NULL), 0);
+        assert_int_equal(added, 1);
+        assert_int_equal(index_totals(f->idx, &inodes, &bytes), 0);
+        assert_int_equal(index_expand(f->idx, d.ino, first, 2, false, &added, &skipped), 0);
+        assert_int_equal(added, 1);
+        assert_int_equal(skipped, 1);
+        assert_int_equal(index_totals(f->idx, &inodes_after, &bytes), 0);
+        assert_int_equal(inodes_after, inodes + 1); /* no inode for the skipped "b" */
+        assert_int_equal(index_getattr(f->idx, d.ino, &a), 0);
+        assert_int_equal(a.state, INDEX_STATE_LAZY);
+        assert_int_equal(a.nlink, 3);
+        assert_int_equal(a.mtime.tv_sec, d.mtime.tv_sec);
+        assert_int_equal(a.mtime.tv_nsec, d.mtime.tv_nsec);
+        assert_int_equal(index_expand(f->idx, d.ino, last, 1, true, &added, &skipped), 0);
+        assert_int_equal(index_getattr(f->idx, d.ino, &a), 0);
+        assert_int_equal(a.state, INDEX_STATE_CLEAN);
+        assert_int_equal(a.nlink, 4);
+        assert_true(a.has_cid && cid_equal(&a.cid, &dc)); /* unchanged: its content */
+        assert_int_equal(index_getattr(f->idx, t.ino, &a), 0);
+        assert_true(a.has_cid); /* listing is no change */
+        assert_int_equal(index_readdir(f->idx, d.ino, 0, count_cb, &n), 0);
+        assert_int_equal(n, 3);
+}
+
+/* A change below an entry a lookup linked into a lazy directory: the directory keeps the CID
+ * that lists the rest but is marked changed; listed to its end, it has no CID any more. */
+static void test_expand__change_below_lazy_dir__marked_then_cid_dropped(void **state)
+{
+        struct fixture *f = *state;
+        struct cid dc = test_cid(CID_B);
+        struct index_new_node dir = { .mode = S_IFDIR | 0755,
+                                      .state = INDEX_STATE_LAZY,
+                                      .cid = &dc };
+        struct index_new_node file = { .mode = S_IFREG | 0644 };
+        struct index_child sub[] = { { "sub", { .mode = S_IFDIR | 0755, .cid = &dc } } };
+        struct index_attr d, s, a;
+
+        assert_int_equal(index_mknode(f->idx, INDEX_ROOT_INO, "lazy", &dir, &d), 0);
+        assert_int_equal(index_expand(f->idx, d.ino, sub, 1, false, NULL, NULL), 0);
+        assert_int_equal(index_lookup(f->idx, d.ino, "sub", &s), 0);
+        assert_int_equal(index_mknode(f->idx, s.ino, "new", &file, NULL), 0);
+        assert_int_equal(index_getattr(f->idx, s.ino, &a), 0);
+        assert_false(a.has_cid);
+        assert_int_equal(index_getattr(f->idx, d.ino, &a), 0);
+        assert_true(a.has_cid && cid_equal(&a.cid, &dc));
+        assert_int_equal(a.state, INDEX_STATE_LAZY);
+        assert_true(a.flags & INDEX_FLAG_CHANGED);
+        assert_int_equal(index_expand(f->idx, d.ino, NULL, 0, true, NULL, NULL), 0);
+        assert_int_equal(index_getattr(f->idx, d.ino, &a), 0);
+        assert_false(a.has_cid);
+        assert_false(a.flags & INDEX_FLAG_CHANGED);
+        assert_int_equal(a.state, INDEX_STATE_CLEAN);
+}
+
+/* An entry listed without a type takes one when its block comes; a directory links its
+ * parent; a second resolve (another thread) changes nothing. */
+static void test_resolve__typeless_entry__gets_type_once(void **state)
+{
+        struct fixture *f = *state;
+        struct cid dc = test_cid(CID_B), fc = test_cid(CID_A);
+        struct index_new_node dir = { .mode = S_IFDIR | 0755,
+                                      .state = INDEX_STATE_LAZY,
+                                      .cid = &dc };
+        struct index_child kids[] = {
+                { "x", { .mode = 0644, .size = 77, .cid = &dc } },
+                { "y", { .mode = 0644, .size = 5, .cid = &fc } },
+                { "z", { .mode = 0644, .size = 9, .cid = &fc } },
+        };
+        struct index_new_node as_dir = { .mode = S_IFDIR | 0755, .state = INDEX_STATE_LAZY };
+        struct index_new_node as_link = { .mode = S_IFLNK | 0777, .size = 1, .target = "x" };
+        struct index_new_node as_file = { .mode = S_IFREG | 0644,
+                                          .size = 3,
+                                          .has_mtime = true,
+                                          .mtime = { .tv_sec = 1000, .tv_nsec = 5 } };
+        struct index_attr d, a;
+        char buf[8];
+
+        assert_int_equal(index_mknode(f->idx, INDEX_ROOT_INO, "lazy", &dir, &d), 0);
+        assert_int_equal(index_expand(f->idx, d.ino, kids, 3, true, NULL, NULL), 0);
+        assert_int_equal(index_lookup(f->idx, d.ino, "x", &a), 0);
+        assert_int_equal(a.mode & S_IFMT, 0);
+        assert_int_equal(a.size, 77);
+        assert_int_equal(index_resolve(f->idx, a.ino, &as_dir, &a), 0);
+        assert_true(S_ISDIR(a.mode));
+        assert_int_equal(a.state, INDEX_STATE_LAZY);
+        assert_int_equal(a.nlink, 2);
+        assert_int_equal(index_getattr(f->idx, d.ino, &d), 0);
+        assert_int_equal(d.nlink, 3);
+        assert_int_equal(index_resolve(f->idx, a.ino, &as_file, &a), 0); /* already a dir */
+        assert_true(S_ISDIR(a.mode));
+        assert_int_equal(index_getattr(f->idx, d.ino, &d), 0);
+        assert_int_equal(d.nlink, 3);
+        assert_int_equal(index_lookup(f->idx, d.ino, "y", &a), 0);
+        assert_int_equal(index_resolve(f->idx, a.ino, &as_link, &a), 0);
+        assert_true(S_ISLNK(a.mode));
+        assert_int_equal(index_readlink(f->idx, a.ino, buf, sizeof(buf)), 0);
+        assert_string_equal(buf, "x");
+        assert_int_equal(index_lookup(f->idx, d.ino, "z", &a), 0);
+        assert_int_equal(index_resolve(f->idx, a.ino, &as_file, &a), 0);
+        assert_true(S_ISREG(a.mode));
+        assert_int_equal(a.size, 3);
+        assert_int_equal(a.mtime.tv_sec, 1000);
+        assert_int_equal(a.mtime.tv_nsec, 5);
+        assert_int_equal(
+                index_resolve(f->idx, a.ino, &(struct index_new_node){ .mode = 0644 }, NULL),
+                -EINVAL);
 }
 
 static void test_readdir__hidden_entry__found_by_lookup_only(void **state)
@@ -814,6 +963,13 @@ int main(void)
                         test_setattr__times_past_the_int64_ns_range__kept_exactly, setup, teardown),
                 cmocka_unit_test_setup_teardown(
                         test_expand__lazy_dir__children_once_bad_names_skipped, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_expand__batches_and_looked_up_names__once_no_orphans, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_expand__change_below_lazy_dir__marked_then_cid_dropped, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(test_resolve__typeless_entry__gets_type_once, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_readdir__hidden_entry__found_by_lookup_only,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unlink_rmdir__posix_errors_and_orphans, setup,

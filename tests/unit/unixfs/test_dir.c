@@ -438,15 +438,36 @@ static void put_shard(struct store *s, const struct cid *next, struct cid *ret)
         buf_done(&bb);
 }
 
+/* Counts entries until the walk ends: its last return value. */
+static int walk_count(const struct cid *root, struct store *s, uint64_t max_shards,
+                      uint64_t max_entries, uint64_t max_bytes, size_t *ret_count)
+{
+        struct unixfs_dir_iter *it;
+        struct unixfs_dirent e;
+        int r;
+
+        *ret_count = 0;
+        assert_int_equal(unixfs_dir_iter_new(root, &it), 0);
+        unixfs_dir_iter_set_limits(it, max_shards, max_entries, max_bytes);
+        while ((r = unixfs_dir_iter_next(it, store_get, s, &e)) > 0)
+                (*ret_count)++;
+        /* an end that is no fetch error stays */
+        assert_int_equal(unixfs_dir_iter_next(it, store_get, s, &e), r);
+        assert_true(unixfs_dir_iter_shards(it) <= max_shards);
+        unixfs_dir_iter_free(it);
+        return r;
+}
+
 /* Four levels of 256 buckets all pointing at the same next shard: 256^3 shard visits and
- * more entries than any directory has, from four small blocks. The listing stops at its
- * shard budget; a lookup walks one path only. */
+ * more entries than any directory has, from four small blocks. A walk stops at its budget of
+ * shards, entries or bytes (the defaults, UNIXFS_MAX_*, take long: a smaller budget here); a
+ * lookup walks one path only. */
 static void test_hamt__repeated_subshards__bounded(void **state)
 {
         struct store s = { 0 };
         struct cid c, got;
         uint64_t tsize;
-        size_t count = 0;
+        size_t count;
 
         (void)state;
         assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, "", 0, &c), 0);
@@ -455,11 +476,129 @@ static void test_hamt__repeated_subshards__bounded(void **state)
                 got = c;
                 put_shard(&s, &got, &c);
         }
-        assert_int_equal(unixfs_dir_list(&c, store_get, &s, count_entries, &count), -E2BIG);
-        assert_true(count > 0 && count <= UNIXFS_MAX_SHARDS);
+        assert_int_equal(walk_count(&c, &s, 5000, UINT64_MAX, UINT64_MAX, &count), -E2BIG);
+        assert_true(count > 0 && count <= 5000);
+        assert_int_equal(walk_count(&c, &s, UINT64_MAX, 3000, UINT64_MAX, &count), -E2BIG);
+        assert_int_equal(count, 3000);
+        assert_int_equal(walk_count(&c, &s, UINT64_MAX, UINT64_MAX, 1 << 20, &count), -E2BIG);
+        assert_true(count > 0 && count < 1 << 20);
         /* the lookup descends three times, then finds "e" only if its depth-3 byte is 00 */
         assert_int_equal(unixfs_dir_lookup(&c, "e", store_get, &s, &got, &tsize),
                          ((unixfs_murmur3_64("e", 1) >> 32) & 0xff) == 0 ? 0 : -ENOENT);
+        store_free(&s);
+}
+
+/* A HAMT of n entries "name-00000".. (one file each): its root. */
+static void build_hamt(struct store *s, size_t n, struct cid *ret)
+{
+        struct unixfs_dirent *e = calloc(n, sizeof(*e));
+        char(*names)[16] = calloc(n, sizeof(*names));
+        struct unixfs_dir_params dp;
+        struct cid x;
+        uint64_t xt, tsize;
+
+        assert_non_null(e);
+        assert_non_null(names);
+        file_cid(UNIXFS_PROFILE_DEFAULT, "x", &x, &xt, s);
+        for (size_t i = 0; i < n; i++) {
+                (void)snprintf(names[i], sizeof(names[i]), "name-%05zu", i);
+                e[i] = (struct unixfs_dirent){
+                        .name = names[i], .name_len = strlen(names[i]), .cid = x, .tsize = xt
+                };
+        }
+        unixfs_dir_params_profile(UNIXFS_PROFILE_DEFAULT, &dp);
+        dp.max_links = 16; /* sharded, several levels deep */
+        assert_int_equal(unixfs_dir_build(&dp, e, n, store_put, s, ret, &tsize), 0);
+        free(names);
+        free(e);
+}
+
+struct flaky {
+        struct store *s;
+        unsigned calls, fail_every;
+        struct cid asked[64]; /* the first blocks asked for, in order */
+        size_t n_asked;
+};
+
+static int flaky_get(const struct cid *cid, uint8_t **ret, size_t *ret_len, void *ud)
+{
+        struct flaky *f = ud;
+
+        if (f->fail_every && ++f->calls % f->fail_every == 0)
+                return -ETIMEDOUT;
+        if (f->n_asked < ELEMENTSOF(f->asked))
+                f->asked[f->n_asked++] = *cid;
+        return store_get(cid, ret, ret_len, f->s);
+}
+
+/* A fetch that fails leaves the walk where it was: retried, every entry comes exactly once. */
+static void test_iter__fetch_errors__resumed_every_entry_once(void **state)
+{
+        enum { N = 3000 };
+        struct store s = { 0 };
+        struct flaky fl = { .s = &s, .fail_every = 3 };
+        struct unixfs_dir_iter *it;
+        struct unixfs_dirent e;
+        uint8_t *seen = calloc(N, 1);
+        size_t count = 0, errors = 0;
+        struct cid root;
+        int r;
+
+        (void)state;
+        assert_non_null(seen);
+        build_hamt(&s, N, &root);
+        assert_int_equal(unixfs_dir_iter_new(&root, &it), 0);
+        while ((r = unixfs_dir_iter_next(it, flaky_get, &fl, &e)) != 0) {
+                unsigned i;
+
+                if (r < 0) {
+                        assert_int_equal(r, -ETIMEDOUT);
+                        errors++;
+                        continue;
+                }
+                assert_int_equal(sscanf(e.name, "name-%05u", &i), 1);
+                assert_true(i < N);
+                assert_int_equal(seen[i], 0);
+                seen[i] = 1;
+                count++;
+        }
+        assert_int_equal(count, N);
+        assert_true(errors > 10);
+        assert_int_equal(unixfs_dir_iter_next(it, flaky_get, &fl, &e), 0);
+        unixfs_dir_iter_free(it);
+        free(seen);
+        store_free(&s);
+}
+
+/* What upcoming() names is what the walk loads next, in that order (with the sub-shards of
+ * those in between, which nobody knows before their parents come). */
+static void test_iter__upcoming__the_next_shards_in_walk_order(void **state)
+{
+        struct store s = { 0 };
+        struct flaky fl = { .s = &s };
+        struct unixfs_dir_iter *it;
+        struct unixfs_dirent e;
+        struct cid root, next[8];
+        size_t n, k = 0;
+
+        (void)state;
+        build_hamt(&s, 3000, &root);
+        assert_int_equal(unixfs_dir_iter_new(&root, &it), 0);
+        assert_int_equal(unixfs_dir_iter_upcoming(it, next, ELEMENTSOF(next)), 0);
+        /* down to the first entry: the root and the first shard of each level below */
+        assert_int_equal(unixfs_dir_iter_next(it, flaky_get, &fl, &e), 1);
+        n = unixfs_dir_iter_upcoming(it, next, ELEMENTSOF(next));
+        assert_int_equal(n, ELEMENTSOF(next));
+        fl.n_asked = 0;
+        while (fl.n_asked < ELEMENTSOF(fl.asked) &&
+               unixfs_dir_iter_next(it, flaky_get, &fl, &e) > 0)
+                ;
+        for (size_t i = 0; i < fl.n_asked && k < n; i++)
+                if (cid_equal(&fl.asked[i], &next[k]))
+                        k++;
+        assert_int_equal(k, n);
+        assert_true(cid_equal(&fl.asked[0], &next[0]));
+        unixfs_dir_iter_free(it);
         store_free(&s);
 }
 
@@ -662,6 +801,8 @@ int main(void)
                 cmocka_unit_test(test_basic__nested_tree__spec_vector),
                 cmocka_unit_test(test_hamt__fixture_shape__470_and_742),
                 cmocka_unit_test(test_hamt__repeated_subshards__bounded),
+                cmocka_unit_test(test_iter__fetch_errors__resumed_every_entry_once),
+                cmocka_unit_test(test_iter__upcoming__the_next_shards_in_walk_order),
                 cmocka_unit_test(test_hamt__subshard_not_a_shard__ebadmsg),
                 cmocka_unit_test(test_hamt__legacy_threshold__spec_vectors),
                 cmocka_unit_test(test_hamt__v1_2025_threshold__spec_vectors),
