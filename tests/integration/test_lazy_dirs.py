@@ -293,7 +293,7 @@ def test_change_below_partly_listed_directory__publish_lists_it_whole(ipfs_node,
     with open(src_new, "wb") as f:
         f.write(b"new\n")
     want = ipfs_node.add_dir(src, only_hash=True, pin=False, **opts)
-    assert json.loads(prsmctl("publish", m.path("d")).stdout)["cid"] == want
+    assert json.loads(prsmctl("--json", "publish", m.path("d")).stdout)["cid"] == want
     assert sorted(os.listdir(m.path("d"))) == ["one", "sub", "two"]
     assert sorted(os.listdir(m.path("d", "sub"))) == ["new", "three"]
     assert stats(m)["fs"]["entries_skipped"] == 0
