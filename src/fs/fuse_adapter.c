@@ -1273,6 +1273,16 @@ static bool interruptible_take(fuse_req_t req, struct interruptible *g)
         return true;
 }
 
+/* Replies got bytes of buf (or the error got < 0) and frees buf. */
+static void reply_read(fuse_req_t req, char *buf, ssize_t got)
+{
+        if (got < 0)
+                reply_err(req, (int)got);
+        else
+                (void)fuse_reply_buf(req, buf, (size_t)got);
+        free(buf);
+}
+
 /* How a read may wait: a FUSE worker tries memory and disk first (READ_LOCAL); a reader
  * thread then fetches (READ_AFTER_LOCAL: readahead was queued by the try); READ_BLOCKING
  * fetches at once (no reader threads). */
@@ -1319,11 +1329,7 @@ static bool view_read_reply(fuse_req_t req, struct fs *fs, const struct view *v,
                 got = -errno;
         if (lock)
                 pthread_rwlock_unlock(lock);
-        if (got < 0)
-                reply_err(req, (int)got);
-        else
-                (void)fuse_reply_buf(req, buf, (size_t)got);
-        free(buf);
+        reply_read(req, buf, got);
         return true;
 }
 
@@ -1381,11 +1387,7 @@ static bool do_read(fuse_req_t req, struct fs *fs, struct handle *h, size_t size
                 got = buf ? fs_wfile_read(fs, h->wf ? h->wf : wf, buf, size, (uint64_t)off)
                           : -ENOMEM;
                 fs_wfile_close(fs, wf);
-                if (got < 0)
-                        reply_err(req, (int)got);
-                else
-                        (void)fuse_reply_buf(req, buf, (size_t)got);
-                free(buf);
+                reply_read(req, buf, got);
                 return true;
         }
         pthread_rwlock_rdlock(&h->view_lock);
