@@ -184,8 +184,16 @@ def shipped_config(workdir, instance, rpc_url):
 @pytest.mark.timeout(400)
 def test_shipped_layout__two_mounts_one_cache_dir__nothing_lost(ipfs_node, mount_factory,
                                                                  workdir):
-    a = mount_factory(config=shipped_config(workdir, "mnt-a", dead_url()), name="mnt-a")
-    b_cfg = shipped_config(workdir, "mnt-b", ipfs_node.api_url)
+    # the shipped paths under a short root: state_dir/control.sock must fit a unix socket's
+    # 108 bytes, which a clone in a deep temporary directory exceeded
+    import atexit
+    import shutil
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="sl-", dir="/tmp")
+    atexit.register(shutil.rmtree, root, True)
+    a = mount_factory(config=shipped_config(root, "mnt-a", dead_url()), name="mnt-a")
+    b_cfg = shipped_config(root, "mnt-b", ipfs_node.api_url)
     assert a.config["cache_dir"] == b_cfg["cache_dir"] != a.config["state_dir"]
     closed, more = os.urandom(2 * MiB + 1), os.urandom(MiB + 5)
     write(a.path("closed"), closed)  # its upload pending
