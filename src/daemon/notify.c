@@ -81,15 +81,15 @@ struct notify *notify_ready(const char *mountpoint)
 
 void notify_stopping(struct notify *n)
 {
+        if (n) { /* no ping after STOPPING=1 */
+                pthread_mutex_lock(&n->lock);
+                n->stop = true;
+                pthread_cond_signal(&n->cond);
+                pthread_mutex_unlock(&n->lock);
+                pthread_join(n->thread, NULL);
+                pthread_cond_destroy(&n->cond);
+                pthread_mutex_destroy(&n->lock);
+                free(n);
+        }
         (void)sd_notify(0, "STOPPING=1"); /* nothing to do when it fails */
-        if (!n)
-                return;
-        pthread_mutex_lock(&n->lock);
-        n->stop = true;
-        pthread_cond_signal(&n->cond);
-        pthread_mutex_unlock(&n->lock);
-        pthread_join(n->thread, NULL);
-        pthread_cond_destroy(&n->cond);
-        pthread_mutex_destroy(&n->lock);
-        free(n);
 }

@@ -352,6 +352,39 @@ def test_health__node_hangs__answers_within_100ms(mount_factory):
         hang.close()
 
 
+@pytest.mark.timeout(300)
+def test_read_failures__counted_all_logged_a_few(ipfs_nodes_factory, mount_factory):
+    """Reads while no node answers: every failure counts in /metrics, the log gets at most
+    10 lines a minute (it got one per failed read)."""
+    (node,) = ipfs_nodes_factory(1)
+    (port,) = free_ports(1)
+    data = os.urandom(4 * MiB)
+    cid = node.add(data, cid_version=1, raw_leaves="true")
+    m = mount_factory(config=metrics_cfg([node.api_url], port, timeout=1,
+                                         automatic_pinning=False))
+    prsmctl_link(m, cid, "f")
+    node.stop()
+    fd = os.open(m.path("f"), os.O_RDONLY)
+    failed = 0
+    t0 = time.monotonic()
+    try:
+        for i in range(40):
+            try:
+                os.pread(fd, 4096, (i % 4) * MiB + (i // 4) * 4096)
+            except OSError:
+                failed += 1
+    finally:
+        os.close(fd)
+    windows = int((time.monotonic() - t0) // 60) + 1  # of the rate limit
+    assert failed == 40
+    _, s = scrape(port)
+    assert value(s, "prsmfs_read_errors_total") >= 40
+    lines = [x for x in m.stderr().splitlines() if "read of file" in x]
+    assert 1 <= len(lines) <= 10 * windows < 40, m.stderr()
+    if windows > 1:
+        assert re.search(r"\(\d+ earlier failures not logged\)", m.stderr())
+
+
 # ---- several mounts on one host ----
 
 @pytest.mark.timeout(120)
@@ -451,6 +484,50 @@ def test_daemonized__warnings_go_to_syslog_without_secrets(workdir):
             except ProcessLookupError:
                 pass
         shutil.rmtree(sockdir, ignore_errors=True)
+
+
+# ---- systemd readiness ----
+
+@pytest.mark.timeout(120)
+def test_sd_notify__ready_watchdog_stopping(ipfs_node, mount_factory, workdir):
+    """Under Type=notify: READY=1 once the mount answers, WATCHDOG=1 pings at half of
+    WATCHDOG_USEC, STOPPING=1 at unmount. $NOTIFY_SOCKET is a socket this test reads."""
+    path = os.path.join(tempfile.mkdtemp(prefix="sn-", dir="/tmp"), "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(0.2)
+    saved = {k: os.environ.get(k) for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
+    msgs = []
+
+    def drain(until, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not until():
+            try:
+                msgs.append(sock.recv(4096).decode())
+            except socket.timeout:
+                pass
+
+    try:
+        os.environ["NOTIFY_SOCKET"] = path
+        os.environ["WATCHDOG_USEC"] = "400000"  # pings every 0.2 s
+        os.environ.pop("WATCHDOG_PID", None)
+        m = mount_factory(config={"rpc_nodes": [ipfs_node.api_url], "gateway_nodes": []})
+        for k, v in saved.items():  # later processes of this test are not ours to notify
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        drain(lambda: sum(x == "WATCHDOG=1" for x in msgs) >= 3)
+        ready = [x for x in msgs if x.startswith("READY=1")]
+        assert len(ready) == 1 and "STATUS=serving " + m.mountpoint in ready[0], msgs
+        assert msgs.index(ready[0]) < msgs.index("WATCHDOG=1"), msgs
+        assert sum(x == "WATCHDOG=1" for x in msgs) >= 3, msgs
+        m.stop()
+        drain(lambda: "STOPPING=1" in msgs)
+        assert "STOPPING=1" in msgs, msgs
+        assert not any(x == "WATCHDOG=1" for x in msgs[msgs.index("STOPPING=1") + 1:])
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        sock.close()
+        shutil.rmtree(os.path.dirname(path), ignore_errors=True)
 
 
 # ---- packaging ----
