@@ -144,24 +144,32 @@ static int render_nodes(struct buf *b, const struct net_stats *ns)
                                       ns->nodes[i].latency_ms / 1000.0));
         }
         W(metrics_write_family(b, "prsmfs_node_requests_total", "counter",
-                               "Requests to a node, by outcome"));
+                               "Requests sent to a node"));
+        for (size_t i = 0; i < ns->n_nodes; i++) {
+                node_label(&ns->nodes[i], node, sizeof(node));
+                (void)snprintf(labels, sizeof(labels), "node=\"%s\"", node);
+                W(metrics_write_u64(b, "prsmfs_node_requests_total", labels,
+                                    ns->nodes[i].requests));
+        }
+        W(metrics_write_family(b, "prsmfs_node_failures_total", "counter",
+                               "Requests to a node that failed, by reason"));
         for (size_t i = 0; i < ns->n_nodes; i++) {
                 const struct net_node_stats *n = &ns->nodes[i];
                 const struct {
                         const char *name;
                         uint64_t v;
-                } outcomes[] = {
-                        { "all", n->requests },        { "error", n->errors },
-                        { "timeout", n->timeouts },    { "bad_block", n->bad_blocks },
+                } reasons[] = {
+                        { "error", n->errors },
+                        { "timeout", n->timeouts },
+                        { "bad_block", n->bad_blocks },
                         { "throttled", n->throttled },
                 };
 
                 node_label(n, node, sizeof(node));
-                for (size_t k = 0; k < ELEMENTSOF(outcomes); k++) {
-                        (void)snprintf(labels, sizeof(labels), "node=\"%s\",outcome=\"%s\"", node,
-                                       outcomes[k].name);
-                        W(metrics_write_u64(b, "prsmfs_node_requests_total", labels,
-                                            outcomes[k].v));
+                for (size_t k = 0; k < ELEMENTSOF(reasons); k++) {
+                        (void)snprintf(labels, sizeof(labels), "node=\"%s\",reason=\"%s\"", node,
+                                       reasons[k].name);
+                        W(metrics_write_u64(b, "prsmfs_node_failures_total", labels, reasons[k].v));
                 }
         }
         return r;

@@ -386,6 +386,9 @@ def test_read_failures__counted_all_logged_a_few(ipfs_nodes_factory, mount_facto
     assert value(s, "ipfs_operations_total", op="get", status="error") >= 1
     assert value(s, "ipfs_error_rate") > 0.5  # every fetch since the start failed
     assert value(s, "ipfs_node_health", node=node.api_url) == 0
+    assert value(s, "prsmfs_node_failures_total", node=node.api_url, reason="error") + \
+        value(s, "prsmfs_node_failures_total", node=node.api_url, reason="timeout") >= 1
+    assert value(s, "prsmfs_node_requests_total", node=node.api_url) >= 4
     lines = [x for x in m.stderr().splitlines() if "read of file" in x]
     assert 1 <= len(lines) <= 10 * windows < 40, m.stderr()
     if windows > 1:
