@@ -64,6 +64,7 @@ struct config {
         uint64_t stall_timeout_ms;   /* no byte once an answer started: try another node */
         uint64_t first_byte_timeout_ms; /* no answer started: try another node */
         int log_level;                  /* enum log_level */
+        char *metrics_listen;           /* owned, NULL: no metrics endpoint; "127.0.0.1:9464" */
 };
 
 /* Fills c with the built-in defaults (local node at 127.0.0.1:5001, gateway :8080). */

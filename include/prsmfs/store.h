@@ -30,6 +30,7 @@ struct store_stats {
         uint64_t prefetches, prefetch_drops, cache_puts, cache_put_errors; /* puts: blocks the
                                                                         store wrote to the cache */
         uint64_t mem_bytes, mem_blocks;
+        uint64_t prefetch_hits; /* reads served by a block a prefetch worker fetched */
 };
 
 struct store;

@@ -37,6 +37,7 @@ enum key_type {
         KEY_NODES,    /* struct config_node[CONFIG_MAX_NODES] + count */
         KEY_PROFILE,
         KEY_LOG_LEVEL,
+        KEY_LISTEN, /* char *, owned; "" or "off" store NULL (disabled) */
 };
 
 struct key {
@@ -119,6 +120,9 @@ static const struct key keys[] = {
         { "publish_preserve_mtime", KEY_BOOL, OFF(publish_preserve_mtime), 0, 0, 1,
           "prsmctl publish stores mtimes (UnixFS 1.5; changes CIDs) unless --no-preserve-mtime" },
         { "log_level", KEY_LOG_LEVEL, OFF(log_level), 0, 0, 0, "error|warning|notice|info|debug" },
+        { "metrics_listen", KEY_LISTEN, OFF(metrics_listen), 0, 0, 0,
+          "HOST:PORT of /metrics and /health (\"\" or off: none; a non-loopback address "
+          "exposes them to the network)" },
 };
 
 static const char *const profile_names[_CONFIG_PROFILE_MAX] = {
@@ -340,6 +344,21 @@ static int set_from_string(struct config *c, const struct key *k, const char *v,
                 c->log_level = (int)l;
                 return 0;
         }
+        case KEY_LISTEN: {
+                char **dst = field(c, k->off);
+
+                if (!*v || strcmp(v, "off") == 0) {
+                        free(*dst);
+                        *dst = NULL;
+                        return 0;
+                }
+                if (strlen(v) > 80 || !strchr(v, ':') || strpbrk(v, " \t\r\n/"))
+                        return fail(err, err_size,
+                                    "%s '%s': expected HOST:PORT ([IPv6]:PORT), \"\" or off, "
+                                    "got '%.80s'",
+                                    where, k->name, v);
+                return set_string(dst, v);
+        }
         case KEY_NODES:
         default:
                 return fail(err, err_size, "%s '%s': internal: not a scalar", where, k->name);
@@ -475,6 +494,7 @@ static int set_json(struct config *c, const struct key *k, json_t *v, const char
         case KEY_STRING:
         case KEY_PROFILE:
         case KEY_LOG_LEVEL:
+        case KEY_LISTEN:
                 if (!json_is_string(v))
                         return fail(err, err_size, "%s '%s': expected a string", where, k->name);
                 return set_from_string(c, k, json_string_value(v), where, err, err_size);
@@ -514,7 +534,8 @@ int config_init_defaults(struct config *c)
         if (node_add(c->rpc_nodes, &c->n_rpc_nodes, "http://127.0.0.1:5001", NULL) < 0 ||
             node_add(c->gateway_nodes, &c->n_gateway_nodes, "http://127.0.0.1:8080", NULL) < 0 ||
             set_string(&c->state_dir, "/var/lib/prsmfs") < 0 ||
-            set_string(&c->cache_dir, "/var/cache/prsmfs") < 0) {
+            set_string(&c->cache_dir, "/var/cache/prsmfs") < 0 ||
+            set_string(&c->metrics_listen, "127.0.0.1:9464") < 0) {
                 config_done(c);
                 return -ENOMEM;
         }
@@ -531,7 +552,8 @@ void config_done(struct config *c)
         free(c->state_dir);
         free(c->cache_dir);
         free(c->ca_bundle);
-        c->state_dir = c->cache_dir = c->ca_bundle = NULL;
+        free(c->metrics_listen);
+        c->state_dir = c->cache_dir = c->ca_bundle = c->metrics_listen = NULL;
 }
 
 int config_load_file(struct config *c, const char *path, char *err, size_t err_size)

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,12 +35,17 @@
 #include "prsmfs/index.h"
 #include "prsmfs/io.h"
 #include "prsmfs/log.h"
+#include "prsmfs/metrics.h"
 #include "prsmfs/net.h"
 #include "prsmfs/parse.h"
 #include "prsmfs/store.h"
 #include "prsmfs/upload.h"
 
 #include "control.h"
+#include "exporter.h"
+#include "fuse_timing.h"
+#include "logging.h"
+#include "notify.h"
 
 #define DEFAULT_CONFIG_PATH "/etc/prsmfs/config.json"
 #define MAX_OVERRIDES       64
@@ -766,6 +772,29 @@ static int open_net(const struct config *cfg, bool check, struct net_pool **ret)
         return net_pool_new(&nc, ret);
 }
 
+/* A metrics_listen that cannot be parsed stops the start (a typo would go unnoticed). */
+static int check_metrics_listen(const char *listen)
+{
+        struct sockaddr_storage sa;
+        unsigned len;
+        bool loopback;
+
+        if (!listen)
+                return 0;
+        if (metrics_parse_listen(listen, &sa, &len, &loopback) < 0) {
+                fprintf(stderr,
+                        "prsmfs: config: 'metrics_listen': '%s' is not HOST:PORT with a numeric "
+                        "IPv4 host, [IPv6]:PORT or localhost:PORT (\"\" or off disables it)\n",
+                        listen);
+                return -EINVAL;
+        }
+        if (!loopback)
+                log_notice("metrics_listen %s is not a loopback address: /metrics and /health "
+                           "are open to the network",
+                           listen);
+        return 0;
+}
+
 static int load_config(struct cmdline *cl, struct config *cfg)
 {
         const char *path = cl->config_path;
@@ -802,7 +831,7 @@ static int load_config(struct cmdline *cl, struct config *cfg)
                 return r;
         }
         log_set_level((enum log_level)cfg->log_level);
-        return 0;
+        return check_metrics_listen(cfg->metrics_listen);
 }
 
 int main(int argc, char *argv[])
@@ -823,6 +852,8 @@ int main(int argc, char *argv[])
         struct store *store = NULL;
         struct upload *upload = NULL;
         struct upload_config ucfg;
+        struct exporter *exporter = NULL;
+        struct notify *notify = NULL;
         bool mounted = false, stopper_started = false;
         struct stopper stopper;
         pthread_t stopper_tid;
@@ -833,6 +864,7 @@ int main(int argc, char *argv[])
         /* libfuse's copied replies (no splice) allocate and free ~1 MiB per read: above the
          * default threshold each one is a fresh mmap, zeroed and faulted in page by page */
         (void)mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        logging_route_fuse();
         if (fuse_opt_parse(&args, &cl, opt_spec, opt_proc) < 0 || cl.oom) {
                 fprintf(stderr, "prsmfs: cannot parse the command line\n");
                 goto out;
@@ -937,7 +969,8 @@ int main(int argc, char *argv[])
         /* Permission checks are the kernel's (POSIX semantics, and safe with allow_other). */
         if (fuse_opt_add_arg(&args, "-odefault_permissions,fsname=prsmfs,subtype=prsmfs") < 0)
                 goto out;
-        se = fuse_session_new(&args, fs_lowlevel_ops(), sizeof(struct fuse_lowlevel_ops), fs);
+        se = fuse_session_new(&args, fuse_timing_wrap(fs_lowlevel_ops()),
+                              sizeof(struct fuse_lowlevel_ops), fs);
         if (!se)
                 goto out; /* libfuse printed the reason (e.g. an unknown option) */
         if (fuse_set_signal_handlers(se) != 0)
@@ -956,8 +989,10 @@ int main(int argc, char *argv[])
         log_info("mounted on %s", opts.mountpoint);
         if (fuse_daemonize(opts.foreground) != 0)
                 goto out_signals;
-        if (!opts.foreground)
-                write_pid(lock_fd); /* the child's */
+        if (!opts.foreground) {
+                write_pid(lock_fd);        /* the child's */
+                log_open_syslog("prsmfs"); /* stderr is /dev/null now */
+        }
         r = open_net(&cfg, true, &net);
         if (r >= 0)
                 r = store_new(&(struct store_config){ .cache = cache,
@@ -1006,6 +1041,15 @@ int main(int argc, char *argv[])
                 goto out_signals;
         }
         stopper_started = true;
+        exporter = exporter_start_or_warn(cfg.metrics_listen,
+                                          &(struct exporter_sources){ .fs = fs,
+                                                                      .store = store,
+                                                                      .cache = cache,
+                                                                      .net = net,
+                                                                      .upload = upload,
+                                                                      .idx = idx,
+                                                                      .index_path = db_path });
+        notify = notify_ready(opts.mountpoint);
         if (opts.singlethread)
                 r = fuse_session_loop(se);
         else {
@@ -1024,6 +1068,9 @@ int main(int argc, char *argv[])
 out_signals:
         fuse_remove_signal_handlers(se);
 out:
+        if (mounted)
+                notify_stopping(notify);
+        exporter_stop(exporter); /* before what it reads goes */
         if (stopper_started) {
                 (void)!write(stop_pipe[1], "", 1); /* ends it if no signal did */
                 pthread_join(stopper_tid, NULL);

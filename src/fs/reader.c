@@ -16,6 +16,7 @@
  */
 #define LOG_MODULE "fs"
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,6 +27,9 @@
 #include "fs_internal.h"
 
 #define RA_MAX_CIDS 256 /* blocks queued by one read */
+
+/* failed reads: at most 10 lines a minute for the process */
+static struct log_ratelimit read_fail_log = LOG_RATELIMIT_INIT(60ull * 1000000000ull, 10);
 
 struct stream {
         uint64_t head;     /* end of the last read */
@@ -486,10 +490,19 @@ int fs_rfile_read(struct fs *fs, struct rfile *rf, uint64_t off, size_t size, un
         }
         if (r < 0) {
                 char s[CID_MAX_STR];
+                unsigned dropped;
 
                 fs_segs_free(segs, n);
-                log_warning("read of file %" PRIu64 " (%s) at %" PRIu64 " failed: %s", rf->ino,
-                            cid_to_string(&rf->root, s), off, strerror(-r));
+                /* a file read while no node answers fails every 128 KiB: a few lines say so */
+                if (log_ratelimit_ok(&read_fail_log, net_now_ns(), &dropped)) {
+                        char more[64] = "";
+
+                        if (dropped)
+                                (void)snprintf(more, sizeof(more),
+                                               " (%u earlier failures not logged)", dropped);
+                        log_warning("read of file %" PRIu64 " (%s) at %" PRIu64 " failed: %s%s",
+                                    rf->ino, cid_to_string(&rf->root, s), off, strerror(-r), more);
+                }
                 __atomic_add_fetch(&fs->st.read_errors, 1, __ATOMIC_RELAXED);
                 return r;
         }

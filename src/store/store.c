@@ -34,7 +34,12 @@ struct entry {
         struct net_block *block;   /* owned reference */
         struct entry *hnext;       /* hash chain */
         struct entry *prev, *next; /* LRU: head = most recent */
+        bool is_prefetched;        /* put here by a prefetch worker and not read since */
 };
+
+/* Set while a prefetch worker fetches, so that its blocks are marked: a later read that finds
+ * one counts as a readahead hit (/metrics). */
+static __thread bool in_prefetch;
 
 #define FAIL_HOLD_NS 1000000000ull
 #define FAIL_SLOTS   64
@@ -166,6 +171,7 @@ static void mem_insert(struct store *s, struct net_block *b)
         if (!e)
                 return;
         e->block = net_block_ref(b);
+        e->is_prefetched = in_prefetch;
         e->hnext = *bucket_of(s, &b->cid);
         *bucket_of(s, &b->cid) = e;
         lru_push(s, e);
@@ -187,6 +193,10 @@ static struct net_block *mem_get(struct store *s, const struct cid *cid)
                 lru_push(s, e);
                 b = net_block_ref(e->block);
                 s->st.mem_hits++;
+                if (e->is_prefetched && !in_prefetch) {
+                        e->is_prefetched = false;
+                        s->st.prefetch_hits++;
+                }
         }
         pthread_mutex_unlock(&s->lock);
         return b;
@@ -454,7 +464,9 @@ static void *worker_thread(void *arg)
                 pthread_mutex_unlock(&s->lock);
 
                 if (net_now_ns() < j->deadline_ns && !advise_on_disk(s, &j->cid)) {
+                        in_prefetch = true;
                         r = store_get(s, &j->cid, j->deadline_ns, &b);
+                        in_prefetch = false;
                         if (r < 0 && r != -ECANCELED)
                                 log_debug("prefetch failed: %s", strerror(-r));
                         net_block_unref(b);
