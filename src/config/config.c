@@ -119,6 +119,11 @@ static const struct key keys[] = {
         { "publish_preserve_mtime", KEY_BOOL, OFF(publish_preserve_mtime), 0, 0, 1,
           "prsmctl publish stores mtimes (UnixFS 1.5; changes CIDs) unless --no-preserve-mtime" },
         { "log_level", KEY_LOG_LEVEL, OFF(log_level), 0, 0, 0, "error|warning|notice|info|debug" },
+        { "prefetch_on_open", KEY_STRING, OFF(prefetch_on_open), 0, 0, 0,
+          "opening a file whose name matches one of these comma-separated globs fetches all of "
+          "it into the cache in the background (\"off\": never; \"*\": every file)" },
+        { "prefetch_on_open_min_size", KEY_SIZE, OFF(prefetch_on_open_min_size), 0, 0, UINT64_MAX,
+          "files smaller than this are never prefetched on open (bytes or 64M)" },
 };
 
 static const char *const profile_names[_CONFIG_PROFILE_MAX] = {
@@ -510,11 +515,13 @@ int config_init_defaults(struct config *c)
                 .replicas = 1,
                 .profile = CONFIG_PROFILE_DEFAULT,
                 .log_level = LOG_LEVEL_NOTICE,
+                .prefetch_on_open_min_size = 64ull << 20,
         };
         if (node_add(c->rpc_nodes, &c->n_rpc_nodes, "http://127.0.0.1:5001", NULL) < 0 ||
             node_add(c->gateway_nodes, &c->n_gateway_nodes, "http://127.0.0.1:8080", NULL) < 0 ||
             set_string(&c->state_dir, "/var/lib/prsmfs") < 0 ||
-            set_string(&c->cache_dir, "/var/cache/prsmfs") < 0) {
+            set_string(&c->cache_dir, "/var/cache/prsmfs") < 0 ||
+            set_string(&c->prefetch_on_open, CONFIG_PREFETCH_ON_OPEN_DEFAULT) < 0) {
                 config_done(c);
                 return -ENOMEM;
         }
@@ -531,7 +538,8 @@ void config_done(struct config *c)
         free(c->state_dir);
         free(c->cache_dir);
         free(c->ca_bundle);
-        c->state_dir = c->cache_dir = c->ca_bundle = NULL;
+        free(c->prefetch_on_open);
+        c->state_dir = c->cache_dir = c->ca_bundle = c->prefetch_on_open = NULL;
 }
 
 int config_load_file(struct config *c, const char *path, char *err, size_t err_size)

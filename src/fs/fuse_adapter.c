@@ -66,6 +66,7 @@ int fs_new(struct index *idx, const struct config *cfg, struct store *store, str
         }
         fs_pins_init(fs);
         fs_waiters_init(fs);
+        fs_prefetch_init(fs);
         pthread_mutex_init(&fs->readq_lock, NULL);
         pthread_cond_init(&fs->readq_cond, NULL);
         fs->staging_fd = -1;
@@ -109,6 +110,7 @@ void fs_free(struct fs *fs)
 {
         if (!fs)
                 return;
+        fs_prefetch_stop(fs); /* its threads read the index and the tree */
         fs_pins_done(fs);
         fs_listings_done(fs);
         /* their threads and stops take files_lock */
@@ -121,6 +123,7 @@ void fs_free(struct fs *fs)
                 close(fs->staging_fd);
         free(fs->staging_dir);
         free(fs->control_path);
+        fs_prefetch_done(fs);
         free(fs);
 }
 
@@ -1063,6 +1066,7 @@ void fs_release_handles(struct fs *fs)
 
         if (!fs)
                 return;
+        fs_prefetch_stop(fs); /* warm-ups end with the session */
         fs_waiters_stop(fs);
         readers_stop(fs); /* their reads use handles: answered before those go */
         for (;;) {
@@ -1121,6 +1125,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
                 reply_err(req, r);
                 return;
         }
+        if (h->rf)
+                fs_prefetch_on_open(fs, &a); /* in the background, if the config asks */
         reply_open(req, fs, &a, fi, h, false);
 }
 
@@ -1631,6 +1637,57 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
         reply_entry(req, r, &a);
 }
 
+/*
+ * copy_file_range (cp's default since coreutils 9): a whole file copied within the mount is
+ * linked, not copied (fs_wfile_copy_link). EOPNOTSUPP (never ENOSYS, which would turn the
+ * call off for the whole mount) makes the kernel copy the bytes itself (splice through read
+ * and write), so ranges, sources still being written or waiting for their upload, and
+ * anything unusual are copied byte-exact the ordinary way. FICLONE (cp --reflink) never
+ * reaches a FUSE daemon: the VFS answers it, without remap_file_range, with EOPNOTSUPP.
+ */
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+                               struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+                               struct fuse_file_info *fi_out, size_t len, int flags)
+{
+        struct fs *fs = fuse_req_userdata(req);
+        struct handle *hout = handle_of(fi_out);
+        struct wfile *wf_in;
+        struct index_attr a;
+        uint64_t n = 0;
+        int r;
+
+        (void)fi_in;
+        if (flags != 0 || off_in < 0 || off_out < 0 || ino_in == ino_out) {
+                reply_err(req, -EOPNOTSUPP);
+                return;
+        }
+        if (!hout->wf || !hout->writes) {
+                reply_err(req, -EBADF);
+                return;
+        }
+        /* the source as last closed, unless someone writes it now (then its bytes) */
+        wf_in = fs_wfile_get(fs, ino_in);
+        if (wf_in) {
+                fs_wfile_close(fs, wf_in);
+                reply_err(req, -EOPNOTSUPP);
+                return;
+        }
+        r = index_getattr(fs->idx, ino_in, &a);
+        if (r >= 0 && (!S_ISREG(a.mode) || a.staged || a.state != INDEX_STATE_CLEAN))
+                r = -EOPNOTSUPP; /* content still staged: the kernel copies its bytes */
+        if (r >= 0 && !a.has_cid && a.size == 0) {
+                (void)fuse_reply_write(req, 0); /* an empty file: nothing to copy */
+                return;
+        }
+        if (r >= 0)
+                r = fs_wfile_copy_link(fs, hout->wf, &a, (uint64_t)off_in, (uint64_t)off_out, len,
+                                       &n);
+        if (r < 0)
+                reply_err(req, r);
+        else
+                (void)fuse_reply_write(req, (size_t)n);
+}
+
 static const struct fuse_lowlevel_ops ops = {
         .init = op_init,
         .lookup = op_lookup,
@@ -1662,6 +1719,7 @@ static const struct fuse_lowlevel_ops ops = {
         .setattr = op_setattr,
         .setxattr = op_setxattr,
         .removexattr = op_removexattr,
+        .copy_file_range = op_copy_file_range,
 };
 
 const struct fuse_lowlevel_ops *fs_lowlevel_ops(void)
