@@ -117,7 +117,16 @@ def test_prefetch_linked_file_and_tree__reads_fetch_nothing__check_evict_json_pl
     assert gone["bytes_cached"] == 0, gone
     # the tree's blocks stayed
     assert prefetch_json("--check", m.path("tree"))["bytes_cached"] == total - len(big)
-    # and a second prefetch fetches the file again, reported in bytes
+    # on a terminal (script gives prsmctl a pty): a bar redrawn in place, rate and ETA
+    out = subprocess.run(["script", "-qec", "%s prefetch %s" % (
+        tool_binary("prsmctl"), m.path("model.safetensors")), "/dev/null"],
+        capture_output=True, timeout=120)  # bytes: text mode would turn \r into \n
+    tty = out.stdout.decode()
+    assert out.returncode == 0, tty + out.stderr.decode()
+    assert "\r\x1b[K[" in tty and "/s, " in tty, tty
+    assert "prefetched: 1 files, 8.0 MiB: 8.0 MiB fetched" in tty, tty
+    assert prefetch_json("--check", m.path("model.safetensors"))["bytes_cached"] == len(big)
+    prefetch_json("--evict", m.path("model.safetensors"))
     again = prefetch_json(m.path("model.safetensors"))
     assert again["bytes_fetched"] == len(big) and again["errors_count"] == 0
 
