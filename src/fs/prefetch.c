@@ -245,33 +245,34 @@ static int resolve_piece(struct pf_job *j, struct pf_item *it, const struct net_
                 pthread_mutex_lock(&j->lock);
                 for (size_t k = i; k < i + (size_t)n && r >= 0; k++)
                         r = queue_piece(j, f, &f->layout.leaves[k]);
-                j->st.blocks_done++; /* the inner node itself */
                 pthread_mutex_unlock(&j->lock);
         }
         pthread_mutex_unlock(&f->lock);
         return r;
 }
 
-/* Counts a piece: r < 0 failed, 0 a subtree (its leaves count), 1 a leaf, found cached or
- * (fetch mode) fetched. */
+/* Counts a piece's block: r < 0 failed, 0 an inner node (its leaves count the bytes), 1 a
+ * leaf; found cached or (fetch mode) fetched. */
 static void piece_done(struct pf_job *j, const struct pf_item *it, int r, bool cached)
 {
+        uint64_t bytes = r > 0 ? it->size : 0;
+
         if (r < 0) {
                 count(j, &j->st.blocks_failed, 1);
                 file_fail(it->f, r);
                 return;
         }
-        if (r == 0)
-                return;
+        if (!cached && j->mode != FS_PREFETCH_FETCH && it->is_pending)
+                return; /* not here, and nobody knows what it holds: not counted */
         pthread_mutex_lock(&j->lock);
         j->st.blocks_done++;
-        j->st.bytes_done += it->size;
+        j->st.bytes_done += bytes;
         if (cached) {
                 j->st.blocks_cached++;
-                j->st.bytes_cached += it->size;
+                j->st.bytes_cached += bytes;
         } else if (j->mode == FS_PREFETCH_FETCH) {
                 j->st.blocks_fetched++;
-                j->st.bytes_fetched += it->size;
+                j->st.bytes_fetched += bytes;
         }
         pthread_mutex_unlock(&j->lock);
 }
