@@ -201,6 +201,7 @@ def test_cp_within_mount__o1_link__same_cid__independent__survives_restart(
     s0 = stats(m)
     t0 = time.monotonic()
     subprocess.run(["cp", m.path("src.safetensors"), m.path("dst.safetensors")], check=True)
+    print("cp of %d bytes within the mount: %.3f s" % (len(data), time.monotonic() - t0))
     subprocess.run(["cp", "--reflink=auto", m.path("src.safetensors"), m.path("auto")],
                    check=True)
     elapsed = time.monotonic() - t0
@@ -356,3 +357,50 @@ def test_pread_8_threads_one_fd__exact(ipfs_node, mount_factory):
         assert len(finished) == 8 and not bad
     finally:
         os.close(fd)
+
+
+@pytest.mark.timeout(300)
+def test_prefetch_slow_node__on_open_job_stops_at_close__unmount_ends_a_running_job(
+        ipfs_node, mount_factory):
+    """Behind a gateway that takes 500 ms per block: a prefetch_on_open job stops fetching
+    once the file is closed, and an unmount while `prsmctl prefetch` runs ends promptly and
+    cleanly (the job is cancelled, its fetches end)."""
+    from faultgw import FaultGateway
+
+    data = os.urandom(64 * CHUNK)
+    root = add(ipfs_node, data)
+    gw = FaultGateway(source=ipfs_node).start()
+    p = None
+    try:
+        gw.set_fault("latency", arg=500)
+        dead = "http://127.0.0.1:%d" % free_ports(1)[0]
+        m = mount_factory(config={"rpc_nodes": [dead], "gateway_nodes": [gw.url],
+                                  "timeout": 30, "prefetch_on_open": "*.gguf",
+                                  "prefetch_on_open_min_size": 0})
+        link(m, root, "slow.gguf")
+        with open(m.path("slow.gguf"), "rb") as f:
+            assert f.read(10) == data[:10]
+            time.sleep(1)
+        closed = gw.requests
+        time.sleep(4)
+        # at most the blocks in flight at the close (4 fetchers, 8 readahead workers); a job
+        # going on would have asked for 32 more in these 4 s
+        assert gw.requests - closed <= 12, (closed, gw.requests)
+        assert stats(m)["loading"]["prefetches_on_open"] == 1
+
+        prefetch_json("--evict", m.path("slow.gguf"))  # 64 blocks to fetch, 8 at a time
+        p = subprocess.Popen([tool_binary("prsmctl"), "prefetch", m.path("slow.gguf")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        assert p.poll() is None  # still fetching
+        t0 = time.monotonic()
+        m.stop()  # fails the test if the daemon hangs, crashes or reports a leak
+        assert time.monotonic() - t0 < 10
+        p.wait(timeout=30)
+        assert p.returncode != 0  # the daemon went away mid-job
+    finally:
+        if p and p.poll() is None:
+            p.kill()
+            p.wait()
+        gw.clear_faults()
+        gw.stop()
