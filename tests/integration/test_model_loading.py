@@ -396,8 +396,12 @@ def test_prefetch_slow_node__on_open_job_stops_at_close__unmount_ends_a_running_
         t0 = time.monotonic()
         m.stop()  # fails the test if the daemon hangs, crashes or reports a leak
         assert time.monotonic() - t0 < 10
-        p.wait(timeout=30)
+        out, _ = p.communicate(timeout=30)
         assert p.returncode != 0  # the daemon went away mid-job
+        # not a terminal: a plain progress line a second, bytes, rate and ETA, no redraws
+        lines = [ln for ln in out.splitlines() if ln.startswith("prefetch: ")]
+        assert lines and "\x1b[" not in out, out
+        assert " / 16.0 MiB (" in lines[0] and "/s, ETA " in lines[0], out
     finally:
         if p and p.poll() is None:
             p.kill()
