@@ -172,7 +172,8 @@ struct fs_prefetch_status {
 };
 
 /* Starts a job over paths (from the mount root, files or trees) on threads of its own; returns
- * at once with its id. -EINVAL without paths, -EHOSTUNREACH without a store. */
+ * at once with its id. -EINVAL without paths, -EHOSTUNREACH without a store, -EBUSY when 8
+ * jobs run already. */
 _wur_ int fs_prefetch_start(struct fs *fs, const char *const *paths, size_t n,
                             enum fs_prefetch_mode mode, uint64_t *ret_id);
 /* A job's progress (copied: free it with fs_prefetch_status_done); -ENOENT: no such job. */

@@ -42,6 +42,7 @@
 #define PF_DONE_KEEP   16   /* finished jobs kept for their status */
 #define PF_WORKERS_MAX 32
 #define PF_OPEN_MAX    4 /* prefetch_on_open jobs at once */
+#define PF_JOBS_MAX    8 /* prsmctl prefetch jobs at once (each has its threads) */
 #define PF_DEPTH_MAX   256
 
 struct pf_file {
@@ -659,51 +660,63 @@ static void free_list(struct pf_job *j)
         }
 }
 
+/* prsmctl prefetch jobs still running (pf_lock held). */
+static size_t running_locked(struct fs *fs)
+{
+        size_t n = 0;
+
+        for (struct pf_job *j = fs->pf_jobs; j; j = j->next)
+                n += !j->ino_opened && !job_done(j);
+        return n;
+}
+
+/* Takes paths (n of them) on success; on failure they stay the caller's. */
 static int job_start(struct fs *fs, char **paths, size_t n, enum fs_prefetch_mode mode,
                      uint64_t ino_opened, uint64_t *ret_id)
 {
-        struct pf_job *j, *reaped;
+        struct pf_job *j, *reaped = NULL;
+        uint64_t id = 0;
         int r;
 
         j = calloc(1, sizeof(*j));
         if (!j)
                 return -ENOMEM;
-        j->fs = fs;
-        j->mode = mode;
-        j->paths = paths;
-        j->n_paths = n;
-        j->ino_opened = ino_opened;
-        j->started_ns = net_now_ns();
-        j->st.mode = mode;
+        *j = (struct pf_job){ .fs = fs,
+                              .mode = mode,
+                              .ino_opened = ino_opened,
+                              .started_ns = net_now_ns(),
+                              .st.mode = mode };
         pthread_mutex_init(&j->lock, NULL);
         pthread_cond_init(&j->cond, NULL);
         pthread_mutex_lock(&fs->pf_lock);
-        if (fs->pf_stopped) {
-                pthread_mutex_unlock(&fs->pf_lock);
-                j->paths = NULL;
-                j->n_paths = 0;
-                job_free(j);
-                return -ECANCELED;
+        if (fs->pf_stopped)
+                r = -ECANCELED;
+        else if (!ino_opened && running_locked(fs) >= PF_JOBS_MAX)
+                r = -EBUSY;
+        else {
+                j->paths = paths;
+                j->n_paths = n;
+                j->id = j->st.id = id = fs->pf_next_id + 1;
+                r = -pthread_create(&j->walker, NULL, walker_thread, j);
         }
-        j->id = ++fs->pf_next_id;
-        j->st.id = j->id;
-        r = -pthread_create(&j->walker, NULL, walker_thread, j);
-        if (r < 0) {
-                pthread_mutex_unlock(&fs->pf_lock);
+        if (r >= 0) {
+                fs->pf_next_id = id;
+                j->has_walker = true;
+                j->next = fs->pf_jobs;
+                fs->pf_jobs = j;
+                reaped = reap_locked(fs);
+                j = NULL;
+        }
+        pthread_mutex_unlock(&fs->pf_lock);
+        if (j) {
                 j->paths = NULL; /* the caller's still */
                 j->n_paths = 0;
                 job_free(j);
-                return r;
         }
-        j->has_walker = true;
-        j->next = fs->pf_jobs;
-        fs->pf_jobs = j;
-        reaped = reap_locked(fs);
-        pthread_mutex_unlock(&fs->pf_lock);
         free_list(reaped);
-        if (ret_id)
-                *ret_id = j->id;
-        return 0;
+        if (r >= 0 && ret_id)
+                *ret_id = id;
+        return r;
 }
 
 int fs_prefetch_start(struct fs *fs, const char *const *paths, size_t n, enum fs_prefetch_mode mode,

@@ -95,7 +95,7 @@ def test_prefetch_linked_file_and_tree__reads_fetch_nothing__check_evict_json_pl
 
     # not a terminal: plain lines, no carriage returns, a summary at the end
     p = prsmctl("prefetch", m.path("model.safetensors"), m.path("tree"))
-    assert "\r" not in p.stdout
+    assert "\x1b[" not in p.stdout  # no redraws (text mode would hide a \r)
     assert p.stdout.strip().splitlines()[-1].startswith("prefetched: 5 files"), p.stdout
 
     after = prefetch_json("--check", m.path("model.safetensors"), m.path("tree"))
