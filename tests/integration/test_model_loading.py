@@ -408,3 +408,41 @@ def test_prefetch_slow_node__on_open_job_stops_at_close__unmount_ends_a_running_
             p.wait()
         gw.clear_faults()
         gw.stop()
+
+
+@pytest.mark.timeout(300)
+def test_cp_of_an_uploaded_file__pin_follows_the_copy__unpinned_after_both_go(
+        ipfs_nodes_factory, mount_factory):
+    """Pins follow the namespace: the root prsmfs pinned for a written file stays pinned while
+    its O(1) copy has it, after the original is removed, and is unpinned once both are gone."""
+    from mount import fsync_path
+
+    (node,) = ipfs_nodes_factory(1)
+
+    def pins():
+        res = node.rpc_json("pin/ls", [("type", "recursive"), ("cid-base", "base32")],
+                            timeout=60)
+        return set((res or {}).get("Keys") or {})
+
+    m = mount_factory(config=cfg([node]))
+    data = os.urandom(3 * MiB + 11)
+    with open(m.path("w.pt"), "wb") as f:
+        f.write(data)
+    fsync_path(m.path("w.pt"))  # uploaded and pinned
+    root = os.getxattr(m.path("w.pt"), "user.prsm.cid").decode()
+    assert root in pins()
+    subprocess.run(["cp", m.path("w.pt"), m.path("copy.pt")], check=True)
+    assert os.getxattr(m.path("copy.pt"), "user.prsm.cid").decode() == root
+    assert stats(m)["loading"]["copies_linked"] == 1
+    os.unlink(m.path("w.pt"))
+    time.sleep(1)
+    st = stats(m)["pins"]
+    assert st["owed"] == 0 and st["unpins"] == 0, st
+    assert root in pins()
+    assert read(m.path("copy.pt")) == data
+    os.unlink(m.path("copy.pt"))
+    deadline = time.monotonic() + 60
+    while root in pins() and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert root not in pins()
+    assert stats(m)["pins"]["unpins"] == 1
