@@ -446,3 +446,24 @@ def test_cp_of_an_uploaded_file__pin_follows_the_copy__unpinned_after_both_go(
         time.sleep(0.3)
     assert root not in pins()
     assert stats(m)["pins"]["unpins"] == 1
+
+
+@pytest.mark.timeout(300)
+def test_cp_of_a_staged_file__upload_pending__bytes_copied_exact(mount_factory):
+    """A file closed but not uploaded (its only node is down) is copied by its bytes: the copy
+    reads back exact, and neither file names a CID yet."""
+    dead = "http://127.0.0.1:%d" % free_ports(1)[0]
+    m = mount_factory(config={"rpc_nodes": [dead], "gateway_nodes": [], "timeout": 5,
+                              "prefetch_on_open": "off"})
+    data = os.urandom(2 * MiB + 9)
+    with open(m.path("staged.bin"), "wb") as f:
+        f.write(data)
+    subprocess.run(["cp", m.path("staged.bin"), m.path("copy.bin")], check=True)
+    assert read(m.path("copy.bin")) == data
+    assert stats(m)["loading"]["copies_linked"] == 0
+    for name in ("staged.bin", "copy.bin"):
+        with pytest.raises(OSError):
+            os.getxattr(m.path(name), "user.prsm.cid")
+    with open(m.path("staged.bin"), "r+b") as f:
+        f.write(b"changed")
+    assert read(m.path("copy.bin")) == data
