@@ -351,20 +351,22 @@ static void *worker_thread(void *arg)
         return NULL;
 }
 
-/* The layout of a's content: the index's, else from the root block (fetched in fetch mode,
- * else only if local). */
+/* The layout of a's content: the index's, else from the root block. Fetch mode fetches the
+ * root in any case (the cache then holds every block of the file); the others only look. */
 static int file_layout(struct pf_job *j, const struct index_attr *a, struct unixfs_layout *ret)
 {
         struct fs *fs = j->fs;
         struct net_block *b = NULL;
         int r;
 
-        if (fs_layout_load(fs, &a->cid, ret) == 0)
-                return 0;
         if (j->mode == FS_PREFETCH_FETCH)
                 r = store_get(fs->store, &a->cid, fs_deadline(fs), &b);
         else
                 r = store_peek(fs->store, &a->cid, &b) < 0 ? -ENOENT : 0;
+        if (fs_layout_load(fs, &a->cid, ret) == 0) {
+                net_block_unref(b);
+                return j->mode == FS_PREFETCH_FETCH ? r : 0; /* (check, evict: known anyway) */
+        }
         if (r < 0)
                 return r;
         r = unixfs_layout_open(&a->cid, b->data, b->len, ret);

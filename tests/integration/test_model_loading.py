@@ -129,6 +129,9 @@ def test_prefetch_linked_file_and_tree__reads_fetch_nothing__check_evict_json_pl
     prefetch_json("--evict", m.path("model.safetensors"))
     again = prefetch_json(m.path("model.safetensors"))
     assert again["bytes_fetched"] == len(big) and again["errors_count"] == 0
+    # (its layout came from the index this time: its root block was fetched all the same)
+    full = prefetch_json("--check", m.path("model.safetensors"))
+    assert full["blocks_cached"] == full["blocks_total"] and full["bytes_cached"] == len(big)
 
 
 @pytest.mark.timeout(300)
