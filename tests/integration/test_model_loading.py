@@ -470,3 +470,24 @@ def test_cp_of_a_staged_file__upload_pending__bytes_copied_exact(mount_factory):
     with open(m.path("staged.bin"), "r+b") as f:
         f.write(b"changed")
     assert read(m.path("copy.bin")) == data
+
+
+@pytest.mark.timeout(300)
+def test_cp_of_a_file_whose_root_block_was_evicted__linked_on_a_metadata_thread(
+        ipfs_node, mount_factory):
+    """A file read once (its layout is in the index) and then evicted opens without its root
+    block; the copy needs it, so the FUSE worker hands the copy to a metadata thread, which
+    fetches the root and links: same CID, exact bytes."""
+    data = os.urandom(4 * MiB + 3)
+    m = mount_factory(config=cfg([ipfs_node]))
+    link(m, add(ipfs_node, data), "src.pt")
+    assert read(m.path("src.pt")) == data  # the layout is stored at the close
+    assert prefetch_json("--evict", m.path("src.pt"))["blocks_evicted"] >= 17
+    before = stats(m)
+    subprocess.run(["cp", m.path("src.pt"), m.path("dst.pt")], check=True)
+    after = stats(m)
+    assert after["loading"]["copies_linked"] == before["loading"]["copies_linked"] + 1
+    assert after["store"]["fetches"] == before["store"]["fetches"] + 1  # the root block only
+    assert os.getxattr(m.path("dst.pt"), "user.prsm.cid") == \
+        os.getxattr(m.path("src.pt"), "user.prsm.cid")
+    assert read(m.path("dst.pt")) == data
