@@ -73,4 +73,11 @@ _wur_ int store_peek(struct store *s, const struct cid *cid, struct net_block **
  */
 size_t store_prefetch(struct store *s, const struct cid *cids, size_t n, uint64_t deadline_ns);
 
+/* Whether the block is on disk (or, without a disk cache, in memory): what prsmctl prefetch
+ * --check counts as cached. Never the network. */
+bool store_is_cached(struct store *s, const struct cid *cid);
+/* Drops the block from memory and from the disk cache: 1 when it was on disk, 0 when not,
+ * -errno. A reader holding it keeps its reference or fd. */
+_wur_ int store_evict(struct store *s, const struct cid *cid);
+
 void store_get_stats(struct store *s, struct store_stats *ret);

@@ -123,6 +123,11 @@ static const struct key keys[] = {
         { "metrics_listen", KEY_LISTEN, OFF(metrics_listen), 0, 0, 0,
           "HOST:PORT of /metrics and /health (\"\" or off: none; a non-loopback address "
           "exposes them to the network)" },
+        { "prefetch_on_open", KEY_STRING, OFF(prefetch_on_open), 0, 0, 0,
+          "opening a file whose name matches one of these comma-separated globs fetches all of "
+          "it into the cache in the background (\"off\": never; \"*\": every file)" },
+        { "prefetch_on_open_min_size", KEY_SIZE, OFF(prefetch_on_open_min_size), 0, 0, UINT64_MAX,
+          "files smaller than this are never prefetched on open (bytes or 64M)" },
 };
 
 static const char *const profile_names[_CONFIG_PROFILE_MAX] = {
@@ -530,12 +535,14 @@ int config_init_defaults(struct config *c)
                 .replicas = 1,
                 .profile = CONFIG_PROFILE_DEFAULT,
                 .log_level = LOG_LEVEL_NOTICE,
+                .prefetch_on_open_min_size = 64ull << 20,
         };
         if (node_add(c->rpc_nodes, &c->n_rpc_nodes, "http://127.0.0.1:5001", NULL) < 0 ||
             node_add(c->gateway_nodes, &c->n_gateway_nodes, "http://127.0.0.1:8080", NULL) < 0 ||
             set_string(&c->state_dir, "/var/lib/prsmfs") < 0 ||
             set_string(&c->cache_dir, "/var/cache/prsmfs") < 0 ||
-            set_string(&c->metrics_listen, "127.0.0.1:9464") < 0) {
+            set_string(&c->metrics_listen, "127.0.0.1:9464") < 0 ||
+            set_string(&c->prefetch_on_open, CONFIG_PREFETCH_ON_OPEN_DEFAULT) < 0) {
                 config_done(c);
                 return -ENOMEM;
         }
@@ -553,7 +560,9 @@ void config_done(struct config *c)
         free(c->cache_dir);
         free(c->ca_bundle);
         free(c->metrics_listen);
-        c->state_dir = c->cache_dir = c->ca_bundle = c->metrics_listen = NULL;
+        free(c->prefetch_on_open);
+        c->state_dir = c->cache_dir = c->ca_bundle = c->metrics_listen = c->prefetch_on_open =
+                NULL;
 }
 
 int config_load_file(struct config *c, const char *path, char *err, size_t err_size)

@@ -53,7 +53,11 @@
         X(listxattr, (fuse_req_t r, fuse_ino_t i, size_t s), (r, i, s))                            \
         X(removexattr, (fuse_req_t r, fuse_ino_t i, const char *n), (r, i, n))                     \
         X(create, (fuse_req_t r, fuse_ino_t p, const char *n, mode_t m, struct fuse_file_info *f), \
-          (r, p, n, m, f))
+          (r, p, n, m, f))                                                                         \
+        X(copy_file_range,                                                                         \
+          (fuse_req_t r, fuse_ino_t ii, off_t oi, struct fuse_file_info * fi, fuse_ino_t io,       \
+           off_t oo, struct fuse_file_info * fo, size_t l, int fl),                                \
+          (r, ii, oi, fi, io, oo, fo, l, fl))
 
 enum fuse_timed_op {
 #define X(name, params, args) OP_##name,

@@ -46,6 +46,7 @@
 #include "fuse_timing.h"
 #include "logging.h"
 #include "notify.h"
+#include "loading.h"
 
 #define DEFAULT_CONFIG_PATH "/etc/prsmfs/config.json"
 #define MAX_OVERRIDES       64
@@ -614,6 +615,10 @@ static json_t *stats_json(struct daemon *d)
                       (json_int_t)cs.puts, "bytes", (json_int_t)cs.bytes, "net", "fetches",
                       (json_int_t)ns->fetches, "dedup_hits", (json_int_t)ns->dedup_hits, "failures",
                       (json_int_t)ns->failures, "nodes", nodes ? nodes : json_null());
+        if (o && json_object_set_new(o, "loading", loading_stats_json(&fst)) < 0) {
+                json_decref(o);
+                o = NULL;
+        }
         if (o && json_object_set_new(o, "pins", pins_json(d, &fst)) < 0) {
                 json_decref(o);
                 o = NULL;
@@ -649,9 +654,24 @@ static int cmd_check(json_t *request, json_t **reply, void *userdata)
         return r;
 }
 
+static int cmd_prefetch(json_t *request, json_t **reply, void *userdata)
+{
+        return loading_cmd_prefetch(((struct daemon *)userdata)->fs, request, reply);
+}
+
+static int cmd_prefetch_status(json_t *request, json_t **reply, void *userdata)
+{
+        return loading_cmd_prefetch_status(((struct daemon *)userdata)->fs, request, reply);
+}
+
 static const struct control_command commands[] = {
-        { "status", cmd_status },   { "check", cmd_check }, { "link", cmd_link },
-        { "publish", cmd_publish }, { "unpin", cmd_unpin }, /* a published root */
+        { "status", cmd_status },
+        { "check", cmd_check },
+        { "link", cmd_link },
+        { "publish", cmd_publish },
+        { "unpin", cmd_unpin },       /* a published root */
+        { "prefetch", cmd_prefetch }, /* a warm-up job: started here, run by the fs */
+        { "prefetch_status", cmd_prefetch_status },
 };
 
 /* Writes one number into a sysfs or procfs file; 0 or -errno. */

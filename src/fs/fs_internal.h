@@ -29,6 +29,7 @@ struct rfile;
 struct wfile;
 struct fs_inode;
 struct fs_listing;
+struct pf_job;
 
 /* pins.c: the pin worker */
 struct fs_pins {
@@ -108,6 +109,12 @@ struct fs {
         pthread_cond_t waiters_cond; /* CLOCK_MONOTONIC: a waiter added, or stop */
         pthread_t waiters_thread;    /* answers waiters whose deadline passed */
         bool waiters_started, waiters_stopped;
+
+        /* prefetch.c: warm-up jobs */
+        pthread_mutex_t pf_lock;
+        struct pf_job *pf_jobs; /* pf_lock */
+        uint64_t pf_next_id;    /* pf_lock */
+        bool pf_stopped;        /* pf_lock */
 
         struct fs_stats st; /* atomics */
 };
@@ -190,6 +197,11 @@ bool fs_is_committing(const struct fs *fs, uint64_t ino);
  * threads that may wait (publish), never a FUSE worker (fs_reply_when_committed). */
 _wur_ int fs_wait_committed(struct fs *fs, uint64_t ino, uint64_t gen, uint64_t deadline_ns);
 uint64_t fs_wfile_gen(struct wfile *wf);
+/* copy_file_range into wf from src's clean content (see writer.c): *ret_n bytes copied by
+ * linking src's CID; -EOPNOTSUPP when only a byte copy will do (the kernel does it then). */
+_wur_ int fs_wfile_copy_link(struct fs *fs, struct wfile *wf, const struct index_attr *src,
+                             uint64_t off_in, uint64_t off_out, uint64_t len, uint64_t *ret_n);
+
 /* Makes and opens this index's staging directory, cache_dir/staging/<instance> (0700), and
  * locks it: -errno when it cannot be made (prsmfs does not mount then), -EBUSY when another
  * daemon holds it. */
@@ -274,3 +286,17 @@ enum {
 _wur_ int fs_rfile_read(struct fs *fs, struct rfile *rf, uint64_t off, size_t size, unsigned flags,
                         struct fs_seg **ret_segs, size_t *ret_n);
 void fs_segs_free(struct fs_seg *segs, size_t n);
+/* The layout the index keeps for root; -ENOENT (or another error: not used) otherwise. */
+_wur_ int fs_layout_load(struct fs *fs, const struct cid *root, struct unixfs_layout *ret);
+
+/* ---- prefetch.c ---- */
+void fs_prefetch_init(struct fs *fs);
+/* prefetch_on_open: a whole-file job in the background when a's name and size match the
+ * config. Never blocks (a FUSE worker calls it at open). */
+void fs_prefetch_on_open(struct fs *fs, const struct index_attr *a);
+/* The last reader of ino closed: its prefetch_on_open job stops. */
+void fs_prefetch_closed(struct fs *fs, uint64_t ino);
+/* Cancels every job, waits for them and starts no more (at the end of the session). */
+void fs_prefetch_stop(struct fs *fs);
+/* fs_prefetch_stop, then frees what fs_prefetch_init made. */
+void fs_prefetch_done(struct fs *fs);

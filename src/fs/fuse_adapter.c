@@ -61,6 +61,7 @@ int fs_new(struct index *idx, const struct config *cfg, struct store *store, str
         }
         fs_pins_init(fs);
         fs_waiters_init(fs);
+        fs_prefetch_init(fs);
         fs_jobq_init(&fs->readq, "reader");
         fs_jobq_init(&fs->metaq, "metadata");
         fs->staging_fd = -1;
@@ -104,6 +105,7 @@ void fs_free(struct fs *fs)
 {
         if (!fs)
                 return;
+        fs_prefetch_stop(fs); /* its threads read the index and the tree */
         fs_pins_done(fs);
         fs_listings_done(fs);
         /* their threads and stops take files_lock */
@@ -117,6 +119,7 @@ void fs_free(struct fs *fs)
                 close(fs->staging_fd);
         free(fs->staging_dir);
         free(fs->control_path);
+        fs_prefetch_done(fs);
         free(fs);
 }
 
@@ -1168,6 +1171,7 @@ void fs_release_handles(struct fs *fs)
 
         if (!fs)
                 return;
+        fs_prefetch_stop(fs); /* warm-ups end with the session */
         fs_waiters_stop(fs);
         /* their requests use handles: answered before those go */
         fs_jobq_stop(&fs->readq);
@@ -1234,6 +1238,8 @@ static bool do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
                 reply_err(req, r);
                 return true;
         }
+        if (h->rf)
+                fs_prefetch_on_open(fs, &a); /* in the background, if the config asks */
         reply_open(req, fs, &a, fi, h, false);
         return true;
 }
@@ -1694,6 +1700,7 @@ enum meta_op {
         META_FLUSH,
         META_FSYNC,
         META_RELEASE,
+        META_COPY, /* copy_file_range: ino to newparent (the destination inode) */
 };
 
 struct meta_args {
@@ -1701,7 +1708,7 @@ struct meta_args {
         fuse_ino_t ino, newparent; /* ino: the inode, or the parent of name */
         const char *name, *newname, *target;
         size_t size;
-        off_t off;
+        off_t off, off_out; /* off_out: copy_file_range's destination offset */
         unsigned flags;
         mode_t mode;
         dev_t rdev;
@@ -1719,6 +1726,57 @@ struct meta_job {
         struct meta_args a;
         char strings[]; /* the names the arguments point to */
 };
+
+static bool do_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_ino_t ino_out,
+                               off_t off_out, struct fuse_file_info *fi_out, size_t len)
+{
+        struct fs *fs = req_fs(req);
+        struct handle *hout = handle_of(fi_out);
+        struct wfile *wf_in;
+        struct index_attr a;
+        uint64_t n = 0;
+        int r;
+
+        if (off_in < 0 || off_out < 0 || ino_in == ino_out) {
+                reply_err(req, -EOPNOTSUPP);
+                return true;
+        }
+        if (!hout->wf || !hout->writes) {
+                reply_err(req, -EBADF);
+                return true;
+        }
+        /* the source as last closed, unless someone writes it now (then its bytes) */
+        wf_in = fs_wfile_get(fs, ino_in);
+        if (wf_in) {
+                fs_wfile_close(fs, wf_in);
+                reply_err(req, -EOPNOTSUPP);
+                return true;
+        }
+        r = index_getattr(fs->idx, ino_in, &a);
+        if (r >= 0 && (!S_ISREG(a.mode) || a.staged || a.state != INDEX_STATE_CLEAN))
+                r = -EOPNOTSUPP; /* content still staged: the kernel copies its bytes */
+        if (r >= 0 && !a.has_cid && a.size == 0) {
+                (void)fuse_reply_write(req, 0); /* an empty file: nothing to copy */
+                return true;
+        }
+        if (r >= 0 && off_in == 0 && off_out == 0 && len >= a.size && a.has_cid) {
+                /* the copy's reader needs the root block: here, not under the writer's lock */
+                struct net_block *b = NULL;
+
+                r = fs_block_get(fs, &a.cid, fs_deadline(fs), &b);
+                net_block_unref(b);
+        }
+        if (r >= 0)
+                r = fs_wfile_copy_link(fs, hout->wf, &a, (uint64_t)off_in, (uint64_t)off_out, len,
+                                       &n);
+        if (deferred(r))
+                return false; /* the source's root block: nothing changed yet */
+        if (r < 0)
+                reply_err(req, r);
+        else
+                (void)fuse_reply_write(req, (size_t)n);
+        return true;
+}
 
 static bool meta_do(fuse_req_t req, struct meta_args *a)
 {
@@ -1755,6 +1813,9 @@ static bool meta_do(fuse_req_t req, struct meta_args *a)
                 return do_fsync(req, a->ino, &a->fi);
         case META_RELEASE:
                 return do_release(req, a->ino, &a->fi);
+        case META_COPY:
+                return do_copy_file_range(req, a->ino, a->off, a->newparent, a->off_out, &a->fi,
+                                          a->size);
         }
         reply_err(req, -ENOSYS);
         return true;
@@ -1940,6 +2001,34 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         meta(req, &(struct meta_args){ .op = META_RELEASE, .ino = ino, .fi = *fi });
 }
 
+/*
+ * copy_file_range (cp's default since coreutils 9): a whole file copied within the mount is
+ * linked, not copied (fs_wfile_copy_link). EOPNOTSUPP (never ENOSYS, which would turn the
+ * call off for the whole mount) makes the kernel copy the bytes itself (splice through read
+ * and write), so ranges, sources still being written or waiting for their upload, and
+ * anything unusual are copied byte-exact the ordinary way. FICLONE (cp --reflink) never
+ * reaches a FUSE daemon: the VFS answers it, without remap_file_range, with EOPNOTSUPP.
+ * Tried on the FUSE worker; a source whose root block is not cached is linked on a metadata
+ * thread, which fetches it first, without the writer's lock.
+ */
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+                               struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+                               struct fuse_file_info *fi_out, size_t len, int flags)
+{
+        (void)fi_in;
+        if (flags != 0) {
+                reply_err(req, -EOPNOTSUPP);
+                return;
+        }
+        meta(req, &(struct meta_args){ .op = META_COPY,
+                                       .ino = ino_in,
+                                       .off = off_in,
+                                       .newparent = ino_out,
+                                       .off_out = off_out,
+                                       .fi = *fi_out,
+                                       .size = len });
+}
+
 static const struct fuse_lowlevel_ops ops = {
         .init = op_init,
         .lookup = op_lookup,
@@ -1971,6 +2060,7 @@ static const struct fuse_lowlevel_ops ops = {
         .setattr = op_setattr,
         .setxattr = op_setxattr,
         .removexattr = op_removexattr,
+        .copy_file_range = op_copy_file_range,
 };
 
 const struct fuse_lowlevel_ops *fs_lowlevel_ops(void)

@@ -67,8 +67,7 @@ static bool same_file(const struct rfile *rf, const struct index_attr *a)
                (!a->has_cid || cid_equal(&rf->root, &a->cid));
 }
 
-/* The layout the index keeps for root; -ENOENT (or another error: not used) otherwise. */
-static int layout_load(struct fs *fs, const struct cid *root, struct unixfs_layout *ret)
+int fs_layout_load(struct fs *fs, const struct cid *root, struct unixfs_layout *ret)
 {
         uint8_t *data = NULL;
         size_t len = 0;
@@ -135,7 +134,7 @@ static int rfile_new(struct fs *fs, const struct index_attr *a, struct rfile **r
                 r = -EHOSTUNREACH;
                 goto fail;
         }
-        if (layout_load(fs, &a->cid, &rf->layout) == 0) {
+        if (fs_layout_load(fs, &a->cid, &rf->layout) == 0) {
                 rf->stored_n = rf->layout.n_leaves;
                 rf->stored_pending = rf->layout.n_pending;
                 __atomic_add_fetch(&fs->st.layouts_loaded, 1, __ATOMIC_RELAXED);
@@ -240,7 +239,8 @@ void fs_rfile_close(struct fs *fs, struct rfile *rf)
                         break;
                 }
         pthread_mutex_unlock(&fs->files_lock);
-        layout_store(fs, rf); /* the last user is gone: no lock needed */
+        fs_prefetch_closed(fs, rf->ino); /* its prefetch_on_open job, if any, stops */
+        layout_store(fs, rf);            /* the last user is gone: no lock needed */
         rfile_free(rf);
 }
 

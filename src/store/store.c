@@ -544,6 +544,38 @@ void store_free(struct store *s)
         free(s);
 }
 
+bool store_is_cached(struct store *s, const struct cid *cid)
+{
+        bool in_mem;
+
+        if (cid_is_identity(cid))
+                return true;
+        if (s->cfg.cache)
+                return cache_block_size(s->cfg.cache, cid) >= 0;
+        pthread_mutex_lock(&s->lock);
+        in_mem = mem_find(s, cid) != NULL;
+        pthread_mutex_unlock(&s->lock);
+        return in_mem;
+}
+
+int store_evict(struct store *s, const struct cid *cid)
+{
+        struct entry *e;
+        int r;
+
+        if (cid_is_identity(cid))
+                return 0;
+        pthread_mutex_lock(&s->lock);
+        e = mem_find(s, cid);
+        if (e)
+                mem_remove(s, e);
+        pthread_mutex_unlock(&s->lock);
+        if (!s->cfg.cache)
+                return 0;
+        r = cache_block_remove(s->cfg.cache, cid);
+        return r == -ENOENT ? 0 : r < 0 ? r : 1;
+}
+
 void store_get_stats(struct store *s, struct store_stats *ret)
 {
         pthread_mutex_lock(&s->lock);

@@ -14,6 +14,10 @@
  *                                         may not read unless --include-private) is named on
  *                                         stderr, or in "skipped" with --json; it stays
  *                                         pinned until unpin
+ *   prsmctl [-s SOCKET] [--json] prefetch [--check|--evict] PATH...
+ *                                         fetch every block of the files (and trees) into the
+ *                                         disk cache, in the daemon, with progress; --check
+ *                                         counts what is cached, --evict drops it (prefetch.c)
  *   prsmctl [-s SOCKET] unpin CID [PATH]  unpin a root publish pinned (in the background;
  *                                         "still_referenced": files have it as their content,
  *                                         it stays pinned while they do); PATH: any path in
@@ -26,6 +30,8 @@
  * With -s, a link PATH is taken relative to the mount root; without, it is a path in the
  * mount whose parent directory exists.
  */
+#include "prsmctl.h"
+
 #include <getopt.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -44,7 +50,7 @@
 
 /* Walks up from path to the root of its mount and reads the socket path there; the root's
  * path goes to root (PATH_MAX bytes) when asked. */
-static int find_socket_root(const char *path, char *sock, size_t size, char *root)
+int find_socket_root(const char *path, char *sock, size_t size, char *root)
 {
         char cur[PATH_MAX], parent[PATH_MAX + 4];
         struct stat st, pst;
@@ -110,7 +116,7 @@ static json_t *link_request(const char *cid, const char *path, char *sock, size_
         return json_pack("{s:s, s:s, s:s}", "cmd", "link", "cid", cid, "path", rel);
 }
 
-static json_t *call(const char *sock, json_t *req)
+json_t *call(const char *sock, json_t *req)
 {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         char *text = NULL, *buf = NULL;
@@ -239,6 +245,7 @@ static void usage(FILE *f)
                    "       prsmctl [-s SOCKET] link CID PATH\n"
                    "       prsmctl [-s SOCKET] [--json] publish [--[no-]preserve-mode]\n"
                    "               [--[no-]preserve-mtime] [--include-private] [PATH]\n"
+                   "       prsmctl [-s SOCKET] [--json] prefetch [--check|--evict] PATH...\n"
                    "       prsmctl [-s SOCKET] unpin CID [PATH]\n");
 }
 
@@ -251,6 +258,8 @@ int main(int argc, char *argv[])
                 OPT_PRESERVE_MTIME,
                 OPT_NO_PRESERVE_MTIME,
                 OPT_INCLUDE_PRIVATE,
+                OPT_CHECK,
+                OPT_EVICT,
         };
         static const struct option longopts[] = {
                 { "socket", required_argument, NULL, 's' },
@@ -260,10 +269,13 @@ int main(int argc, char *argv[])
                 { "preserve-mtime", no_argument, NULL, OPT_PRESERVE_MTIME },
                 { "no-preserve-mtime", no_argument, NULL, OPT_NO_PRESERVE_MTIME },
                 { "include-private", no_argument, NULL, OPT_INCLUDE_PRIVATE },
+                { "check", no_argument, NULL, OPT_CHECK },
+                { "evict", no_argument, NULL, OPT_EVICT },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
         struct publish_opts po = { .preserve_mode = -1, .preserve_mtime = -1 };
+        const char *prefetch_mode = NULL; /* --check, --evict */
         bool json = false, publish_opts = false;
         char sock[PATH_MAX] = "";
         json_t *req, *reply;
@@ -290,6 +302,14 @@ int main(int argc, char *argv[])
                 case OPT_INCLUDE_PRIVATE:
                         po.include_private = true;
                         break;
+                case OPT_CHECK:
+                case OPT_EVICT:
+                        if (prefetch_mode) {
+                                fprintf(stderr, "prsmctl: --check and --evict: one of them\n");
+                                return 2;
+                        }
+                        prefetch_mode = c == OPT_CHECK ? "check" : "evict";
+                        break;
                 case 'h':
                         usage(stdout);
                         return 0;
@@ -309,6 +329,13 @@ int main(int argc, char *argv[])
                 usage(stderr);
                 return 2;
         }
+        if (prefetch_mode && strcmp(cmd, "prefetch") != 0) {
+                fprintf(stderr, "prsmctl: --check, --evict: prefetch only\n");
+                return 2;
+        }
+        if (strcmp(cmd, "prefetch") == 0)
+                return prsmctl_prefetch(sock, sizeof(sock), argc - optind - 1, argv + optind + 1,
+                                        json, prefetch_mode ? prefetch_mode : "fetch");
         if (strcmp(cmd, "link") == 0) {
                 if (argc - optind != 3) {
                         usage(stderr);
