@@ -126,6 +126,14 @@ void net_pool_free(struct net_pool *p);
 _wur_ int net_block_get(struct net_pool *p, const struct cid *cid, uint64_t deadline_ns,
                         struct net_block **ret);
 
+/*
+ * Withdrawal: while flag (an atomic int, may be NULL) is set for this thread, its
+ * net_block_get calls end within 100 ms of the flag becoming non-zero, with -ECANCELED (a
+ * FUSE INTERRUPT: the caller is gone). A fetch other callers share goes on for them. The
+ * caller clears it (NULL) before the flag's memory goes.
+ */
+void net_set_abort(const int *flag);
+
 void net_pool_get_stats(struct net_pool *p, struct net_stats *ret);
 
 /*

@@ -191,21 +191,40 @@ struct interruptible {
         int answered; /* atomic */
 };
 
+/* The guard being armed on this thread: libfuse calls the callback from within the arming
+ * when the INTERRUPT came first, holding the request's lock, which a reply would free. */
+static _Thread_local struct interruptible *arming;
+static _Thread_local bool arm_interrupted;
+
 static void interrupt_answer(fuse_req_t req, void *data)
 {
         struct interruptible *g = data;
 
+        if (g == arming) {
+                arm_interrupted = true; /* answered by interruptible_arm, after libfuse's lock */
+                return;
+        }
         if (__atomic_exchange_n(&g->answered, 1, __ATOMIC_ACQ_REL) == 0)
                 (void)fuse_reply_err(req, EINTR); /* g is the worker's to free now */
 }
 
-/* NULL (not interruptible) when out of memory. */
+/* NULL (not interruptible) when out of memory. An INTERRUPT that came already is answered
+ * here (g->answered set: the caller's take returns false). */
 static struct interruptible *interruptible_arm(fuse_req_t req)
 {
         struct interruptible *g = calloc(1, sizeof(*g));
 
-        if (g)
-                fuse_req_interrupt_func(req, interrupt_answer, g);
+        if (!g)
+                return NULL;
+        arming = g;
+        arm_interrupted = false;
+        fuse_req_interrupt_func(req, interrupt_answer, g);
+        arming = NULL;
+        if (arm_interrupted) {
+                __atomic_store_n(&g->answered, 1, __ATOMIC_RELEASE);
+                fuse_req_interrupt_func(req, NULL, NULL);
+                (void)fuse_reply_err(req, EINTR);
+        }
         return g;
 }
 
@@ -241,6 +260,7 @@ static bool reply_take(fuse_req_t req)
         struct interruptible *g = reply_guard;
 
         reply_guard = NULL;
+        net_set_abort(NULL); /* g goes */
         return interruptible_take(req, g);
 }
 
@@ -1387,11 +1407,14 @@ static bool view_read_reply(fuse_req_t req, struct fs *fs, const struct view *v,
         if (v->rf) {
                 struct interruptible *g = may_block ? interruptible_arm(req) : NULL;
 
+                if (g) /* the read's fetches end at the interrupt */
+                        net_set_abort(&g->answered);
                 r = fs_rfile_read(fs, v->rf, (uint64_t)off, size,
                                   mode == READ_LOCAL         ? FS_READ_LOCAL
                                   : mode == READ_AFTER_LOCAL ? FS_READ_NO_RA
                                                              : 0,
                                   &segs, &n);
+                net_set_abort(NULL);
                 if (lock)
                         pthread_rwlock_unlock(lock);
                 if (r == -EWOULDBLOCK && !may_block)
@@ -1832,6 +1855,8 @@ static void meta_job_run(struct fs_job *job, bool stopping)
         }
         reply_guard = j->g;
         job_fs = j->fs;
+        if (j->g) /* its fetches end at the interrupt */
+                net_set_abort(&j->g->answered);
         if (stopping && j->a.op == META_RELEASE) {
                 /* nothing fetched: a release owes the kernel only its answer (the handle
                  * goes with the others, fs_release_handles) */

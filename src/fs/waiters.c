@@ -82,11 +82,20 @@ void fs_waiters_wake(struct fs *fs, uint64_t ino)
         }
 }
 
+/* Set while this thread registers the callback: libfuse calls it from within the
+ * registration when the INTERRUPT came first, holding the request's lock (no reply there). */
+static _Thread_local bool registering;
+static _Thread_local bool register_interrupted;
+
 static void interrupted(fuse_req_t req, void *data)
 {
         struct fs *fs = data;
         struct fs_waiter *w;
 
+        if (registering) {
+                register_interrupted = true;
+                return;
+        }
         pthread_mutex_lock(&fs->files_lock);
         for (w = fs->waiters; w && w->req != req; w = w->next)
                 ;
@@ -113,17 +122,25 @@ void fs_reply_when_committed(struct fs *fs, fuse_req_t req, uint64_t ino, uint64
                                  .gen = gen,
                                  .deadline_ns =
                                          net_now_ns() + fs->cfg->fsync_timeout_ms * 1000000ull };
+        /* The callback first: once the waiter is on the list, another thread may answer it
+         * and the request is gone. An INTERRUPT before the filing is seen under files_lock
+         * (a callback that found no waiter then is left with nothing to do). */
+        registering = true;
+        register_interrupted = false;
+        fuse_req_interrupt_func(req, interrupted, fs);
+        registering = false;
         pthread_mutex_lock(&fs->files_lock);
-        if (fs->waiters_stopped) {
+        if (fs->waiters_stopped || register_interrupted || fuse_req_interrupted(req)) {
+                bool stopped = fs->waiters_stopped;
+
                 pthread_mutex_unlock(&fs->files_lock);
-                waiter_answer(w, EIO);
+                fuse_req_interrupt_func(req, NULL, NULL); /* waits for a running callback */
+                waiter_answer(w, stopped ? EIO : EINTR);
                 return;
         }
         LIST_PREPEND(fs->waiters, w);
         pthread_cond_signal(&fs->waiters_cond); /* perhaps the earliest deadline now */
         pthread_mutex_unlock(&fs->files_lock);
-        /* outside the lock: called at once if the INTERRUPT came already */
-        fuse_req_interrupt_func(req, interrupted, fs);
         /* a commit between the caller's look at the index and the filing is not missed */
         fs_waiters_wake(fs, ino);
 }

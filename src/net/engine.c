@@ -55,6 +55,7 @@ struct xfer {
         int64_t content_length; /* engine thread: of the answer, -1 = not given */
         curl_off_t sent;        /* upload progress seen so far */
         const int *cancel;
+        const int *abort;
         char errbuf[CURL_ERROR_SIZE];
         int result;     /* valid once done */
         bool done;      /* engine->lock */
@@ -333,7 +334,8 @@ static void *engine_thread(void *arg)
                 now = net_now_ns();
                 for (x = e->active; x; x = next) {
                         next = x->next;
-                        if (x->cancel && __atomic_load_n(x->cancel, __ATOMIC_ACQUIRE)) {
+                        if ((x->cancel && __atomic_load_n(x->cancel, __ATOMIC_ACQUIRE)) ||
+                            (x->abort && __atomic_load_n(x->abort, __ATOMIC_ACQUIRE))) {
                                 unlink_active(e, x);
                                 finish(e, x, -ECANCELED);
                         } else if (now >= x->deadline_ns || (stalled(x, now) && gives_up(x, now))) {
@@ -425,7 +427,8 @@ static int engine_http(void *t, const struct net_http_request *req, struct buf *
                           .size_hint = req->size_hint,
                           .content_length = -1,
                           .deadline_ns = req->deadline_ns,
-                          .cancel = req->cancel };
+                          .cancel = req->cancel,
+                          .abort = req->abort };
         uint64_t now = net_now_ns();
         int r;
 

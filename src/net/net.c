@@ -385,7 +385,22 @@ static void record_latency(struct net_pool *p, size_t i, uint64_t ns)
 struct try_limits {
         uint64_t stall_ns, first_byte_ns, deadline_ns;
         const bool *skip; /* nodes the request may not try any more */
+        const int *abort; /* the caller's withdrawal (net_set_abort), may be NULL */
 };
+
+/* This thread's withdrawal flag (net_set_abort): its fetches and waits end with -ECANCELED
+ * once it is set. */
+static _Thread_local const int *net_abort;
+
+void net_set_abort(const int *flag)
+{
+        net_abort = flag;
+}
+
+static bool is_aborted(const int *flag)
+{
+        return flag && __atomic_load_n(flag, __ATOMIC_ACQUIRE);
+}
 
 /* Called by the engine when an attempt at `node` stalled (see the top of the file). */
 struct stall_ctx {
@@ -477,9 +492,14 @@ static int attempt(struct net_pool *p, size_t i, const struct cid *cid, const ch
                                  .deadline_ns = lim->deadline_ns,
                                  .max_body = CID_MAX_BLOCK,
                                  .size_hint = __atomic_load_n(&p->size_hint, __ATOMIC_RELAXED),
-                                 .cancel = cancel },
+                                 .cancel = cancel,
+                                 .abort = lim->abort },
                          &body, &res);
         *ret_retry_after = 0;
+        if (r == -ECANCELED && is_aborted(lim->abort)) {
+                buf_done(&body);
+                return -ECANCELED; /* withdrawn by the caller: no fault of the node */
+        }
         if (r == -ECANCELED && cancel && __atomic_load_n(cancel, __ATOMIC_ACQUIRE)) {
                 buf_done(&body);
                 return 2; /* lost a hedging race: no fault of the node */
@@ -717,7 +737,9 @@ static int fetch(struct net_pool *p, const struct cid *cid, uint64_t deadline_ns
         (void)cid_to_string(cid, cidstr);
         for (;;) {
                 uint64_t now = p->ops->now_ns(p->t), retry_after, delay;
-                struct try_limits lim = { .deadline_ns = deadline_ns, .skip = skip };
+                struct try_limits lim = { .deadline_ns = deadline_ns,
+                                          .skip = skip,
+                                          .abort = net_abort };
                 struct net_health snap[NET_MAX_NODES];
                 size_t j;
                 enum net_outcome o;
@@ -726,6 +748,8 @@ static int fetch(struct net_pool *p, const struct cid *cid, uint64_t deadline_ns
 
                 if (now >= deadline_ns)
                         return -ETIMEDOUT;
+                if (is_aborted(net_abort))
+                        return -ECANCELED;
                 pthread_mutex_lock(&p->lock);
                 if (p->stop) {
                         pthread_mutex_unlock(&p->lock);
@@ -780,8 +804,8 @@ static int fetch(struct net_pool *p, const struct cid *cid, uint64_t deadline_ns
         }
 }
 
-static int block_get(struct net_pool *p, const struct cid *cid, uint64_t deadline_ns,
-                     struct net_block **ret)
+static int block_get_once(struct net_pool *p, const struct cid *cid, uint64_t deadline_ns,
+                          struct net_block **ret)
 {
         struct inflight *f, **pp;
         bool owner = false;
@@ -826,15 +850,16 @@ static int block_get(struct net_pool *p, const struct cid *cid, uint64_t deadlin
                         struct timespec ts;
                         uint64_t now = p->ops->now_ns(p->t), wait;
 
-                        if (now >= deadline_ns)
+                        if (now >= deadline_ns || is_aborted(net_abort))
                                 break;
-                        wait = deadline_ns - now;
+                        /* a withdrawal is seen within 100 ms */
+                        wait = MIN(deadline_ns - now, 100000000ull);
                         net_timespec_in(wait, &ts);
                         (void)pthread_cond_timedwait(&f->cond, &p->lock, &ts);
                 }
         }
         if (!f->done)
-                r = -ETIMEDOUT;
+                r = is_aborted(net_abort) ? -ECANCELED : -ETIMEDOUT;
         else if (f->result < 0)
                 r = f->result;
         else {
@@ -853,6 +878,25 @@ static int block_get(struct net_pool *p, const struct cid *cid, uint64_t deadlin
         }
         pthread_mutex_unlock(&p->lock);
         return r;
+}
+
+/* One fetch per block at a time, shared by every caller that wants it; a caller whose fetch
+ * another one withdrew (net_set_abort) fetches it itself. */
+static int block_get(struct net_pool *p, const struct cid *cid, uint64_t deadline_ns,
+                     struct net_block **ret)
+{
+        for (;;) {
+                int r = block_get_once(p, cid, deadline_ns, ret);
+                bool stop;
+
+                if (r != -ECANCELED || is_aborted(net_abort))
+                        return r;
+                pthread_mutex_lock(&p->lock);
+                stop = p->stop;
+                pthread_mutex_unlock(&p->lock);
+                if (stop)
+                        return r;
+        }
 }
 
 /* block_get, counted and timed for /metrics (every caller, also those that joined a fetch) */

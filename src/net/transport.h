@@ -27,6 +27,7 @@ struct net_http_request {
         size_t max_body;      /* abort a larger answer */
         size_t size_hint;     /* the body's likely size when no Content-Length says; 0 = none */
         const int *cancel;    /* may be NULL; non-zero (atomic) aborts with -ECANCELED */
+        const int *abort;     /* the same for the caller's withdrawal (net_set_abort) */
 };
 
 struct net_http_response {

@@ -293,6 +293,52 @@ def test_ctrl_c_of_a_blocked_lookup_open_or_listing__returns_at_once(ipfs_node, 
             assert g.read() == data
 
 
+def raw_cid(data):
+    """The CIDv1 (raw, sha256, base32) of a raw leaf, as prsmfs asks gateways for it."""
+    import base64
+    import hashlib
+
+    digest = hashlib.sha256(data).digest()
+    return "b" + base64.b32encode(b"\x01\x55\x12\x20" + digest).decode().lower().rstrip("=")
+
+
+@pytest.mark.timeout(300)
+def test_interrupted_reads__stop_waiting__other_reads_answered_at_once(ipfs_node, mount_factory):
+    """40 direct reads of blocks a gateway holds back for 100 s are interrupted: each returns
+    at once, and their reader threads stop waiting, so a read of another block is answered at
+    once (without that, the 32 reader threads would wait out the 100 s first)."""
+    chunk = 256 << 10
+    # connections enough for every read at once, and readahead on one connection: what is
+    # measured is the reader threads, not the connections the held-back fetches occupy
+    with behind_gateway(ipfs_node, mount_factory, 48 * chunk, chunk, timeout=120,
+                        stall_timeout=110, first_byte_timeout=110, parallel_downloads=1,
+                        connection_pool_size=128) as (data, root, gw, m):
+        path = m.path(".ipfs", root)
+        os.stat(path)  # its root block: not held back
+        with gw.lock:
+            gw.delays.update({raw_cid(data[i * chunk:(i + 1) * chunk]): 100 for i in range(40)})
+        readers = [subprocess.Popen(["dd", "if=" + path, "of=/dev/null", "bs=256K", "count=1",
+                                     "skip=%d" % i, "iflag=direct"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                   for i in range(40)]
+        time.sleep(3)
+        assert [r.poll() for r in readers] == [None] * 40  # all held back
+        t0 = time.monotonic()
+        for r in readers:
+            r.send_signal(signal.SIGINT)
+        for r in readers:
+            r.wait(timeout=30)
+        assert time.monotonic() - t0 < 3
+        t0 = time.monotonic()
+        p = subprocess.run(["dd", "if=" + path, "bs=256K", "count=1", "skip=44", "iflag=direct"],
+                           capture_output=True, timeout=110)
+        elapsed = time.monotonic() - t0
+        assert p.returncode == 0, p.stderr
+        assert p.stdout == data[44 * chunk:45 * chunk]
+        print("a read after 40 interrupted ones: %.2f s" % elapsed)
+        assert elapsed < 10
+
+
 @pytest.mark.timeout(300)
 def test_64_reads_of_unreachable_blocks_and_8_fsyncs__stat_and_ls_answer(ipfs_node,
                                                                         mount_factory):
