@@ -64,6 +64,10 @@ struct config {
         uint64_t stall_timeout_ms;   /* no byte once an answer started: try another node */
         uint64_t first_byte_timeout_ms; /* no answer started: try another node */
         int log_level;                  /* enum log_level */
+        /* PRSM (docs/prsm.md) */
+        char *identity_key;          /* owned, may be NULL: state_dir/identity.key */
+        char *creator_id;            /* owned, may be NULL: derived from the public key */
+        uint64_t royalty_rate_milli; /* FTNS per access, in thousandths (1..100) */
 };
 
 /* Fills c with the built-in defaults (local node at 127.0.0.1:5001, gateway :8080). */
