@@ -40,6 +40,7 @@
 #include "prsmfs/upload.h"
 
 #include "control.h"
+#include "prsm_cmds.h"
 
 #define DEFAULT_CONFIG_PATH "/etc/prsmfs/config.json"
 #define MAX_OVERRIDES       64
@@ -278,6 +279,7 @@ struct daemon {
         struct net_pool *net;
         struct cache *cache;
         struct upload *upload;
+        struct daemon_prsm prsm; /* identity, provenance records, access ledger */
 };
 
 /*
@@ -434,9 +436,13 @@ static int cmd_link(json_t *request, json_t **reply, void *userdata)
 
         if (!cid || !path)
                 return -EINVAL;
+        r = daemon_prsm_check_link(cid, reply);
+        if (r < 0)
+                return r;
         r = fs_link_path(d->fs, cid, path, 0, 0, &a);
         if (r < 0)
                 return r;
+        daemon_prsm_note_link(&d->prsm, request, path, &a.cid, a.size);
         *reply = json_pack("{s:I, s:s, s:s, s:I}", "ino", (json_int_t)a.ino, "cid",
                            cid_to_string(&a.cid, s), "type",
                            S_ISDIR(a.mode)   ? "directory"
@@ -450,23 +456,10 @@ static int cmd_link(json_t *request, json_t **reply, void *userdata)
  * (names in the mount are bytes; jansson takes UTF-8 only). */
 static json_t *json_path(const char *p)
 {
-        size_t len = strlen(p), o = 0;
-        json_t *j = json_stringn(p, len);
-        char *esc;
+        char *s = NULL;
+        json_t *j = prsm_path_text(p, &s) >= 0 ? json_string(s) : NULL;
 
-        if (j)
-                return j;
-        esc = malloc(len * 4 + 1);
-        if (!esc)
-                return NULL;
-        for (const unsigned char *c = (const unsigned char *)p; *c; c++) {
-                if (*c < 0x80)
-                        esc[o++] = (char)*c;
-                else
-                        o += (size_t)snprintf(esc + o, 5, "\\x%02x", *c);
-        }
-        j = json_stringn(esc, o);
-        free(esc);
+        free(s);
         return j;
 }
 
@@ -508,6 +501,7 @@ static int cmd_publish(json_t *request, json_t **reply, void *userdata)
         }
         if (r < 0)
                 return r;
+        daemon_prsm_note_publish(&d->prsm, path ? path : "", &res.root);
         /* skipped: what was left out (each also named in the daemon's log) */
         list = json_array();
         for (size_t i = 0; list && i < res.n_skipped; i++) {
@@ -608,7 +602,8 @@ static json_t *stats_json(struct daemon *d)
                       (json_int_t)cs.puts, "bytes", (json_int_t)cs.bytes, "net", "fetches",
                       (json_int_t)ns->fetches, "dedup_hits", (json_int_t)ns->dedup_hits, "failures",
                       (json_int_t)ns->failures, "nodes", nodes ? nodes : json_null());
-        if (o && json_object_set_new(o, "pins", pins_json(d, &fst)) < 0) {
+        if (o && (json_object_set_new(o, "pins", pins_json(d, &fst)) < 0 ||
+                  json_object_set_new(o, "prsm", daemon_prsm_stats(&d->prsm)) < 0)) {
                 json_decref(o);
                 o = NULL;
         }
@@ -643,9 +638,30 @@ static int cmd_check(json_t *request, json_t **reply, void *userdata)
         return r;
 }
 
+static int cmd_provenance(json_t *request, json_t **reply, void *userdata)
+{
+        return daemon_prsm_cmd_provenance(request, reply, &((struct daemon *)userdata)->prsm);
+}
+
+static int cmd_provenance_export(json_t *request, json_t **reply, void *userdata)
+{
+        return daemon_prsm_cmd_export(request, reply, &((struct daemon *)userdata)->prsm);
+}
+
+static int cmd_rewards(json_t *request, json_t **reply, void *userdata)
+{
+        return daemon_prsm_cmd_rewards(request, reply, &((struct daemon *)userdata)->prsm);
+}
+
 static const struct control_command commands[] = {
-        { "status", cmd_status },   { "check", cmd_check }, { "link", cmd_link },
-        { "publish", cmd_publish }, { "unpin", cmd_unpin }, /* a published root */
+        { "status", cmd_status },
+        { "check", cmd_check },
+        { "link", cmd_link },
+        { "publish", cmd_publish },
+        { "unpin", cmd_unpin },           /* a published root */
+        { "provenance", cmd_provenance }, /* docs/prsm.md */
+        { "provenance_export", cmd_provenance_export },
+        { "rewards", cmd_rewards },
 };
 
 /* Writes one number into a sysfs or procfs file; 0 or -errno. */
@@ -921,13 +937,15 @@ int main(int argc, char *argv[])
                 fprintf(stderr, "prsmfs: cannot prepare the tree: %s\n", strerror(-r));
                 goto out;
         }
-        d = (struct daemon){ .mountpoint = opts.mountpoint,
-                             .idx = idx,
-                             .cfg = &cfg,
-                             .fs = fs,
-                             .store = store,
-                             .net = net,
-                             .cache = cache };
+        if (daemon_prsm_init(&d.prsm, &cfg, idx) < 0)
+                goto out; /* it printed why */
+        d.mountpoint = opts.mountpoint;
+        d.idx = idx;
+        d.cfg = &cfg;
+        d.fs = fs;
+        d.store = store;
+        d.net = net;
+        d.cache = cache;
         if ((size_t)snprintf(sock_path, sizeof(sock_path), "%s/control.sock", cfg.state_dir) >=
                     sizeof(sock_path) ||
             fs_set_control_path(fs, sock_path) < 0) {
@@ -970,6 +988,11 @@ int main(int argc, char *argv[])
                 goto out_signals;
         }
         fs_set_store(fs, store);
+        r = daemon_prsm_start(&d.prsm, fs);
+        if (r < 0) {
+                log_error_errno(r, "cannot start the provenance writer");
+                goto out_signals;
+        }
         r = cache_start_sweeper(cache);
         if (r < 0)
                 log_error_errno(r, "cannot start the cache's TTL sweeper");
@@ -1039,6 +1062,7 @@ out:
                 if (index_jobs(idx, count_job, &pending) >= 0 && pending)
                         log_notice("%u upload(s) pending: they resume at the next start", pending);
         }
+        daemon_prsm_stop(&d.prsm); /* after the last read and commit: what is queued is written */
         store_free(store);
         if (mounted)
                 fuse_session_unmount(se);
@@ -1048,6 +1072,7 @@ out:
         fs_free(fs);
         net_pool_free(net);
         cache_free(cache);
+        daemon_prsm_done(&d.prsm);
         index_free(idx);
         if (lock_fd >= 0)
                 close(lock_fd); /* the state_dir is free once the index is closed */
