@@ -44,6 +44,8 @@
 #define MAX_COUNTERS    (1u << 20)  /* distinct CIDs counted per run; more are not counted */
 #define MAX_QUEUED      (64 * 1024) /* events beyond this are dropped (and logged) */
 #define HASH_CHUNK      (256 * 1024)
+#define HASH_INLINE_MAX (1024 * 1024) /* smaller files are hashed when noted (page cache) */
+#define MAX_HELD_FDS    256           /* bigger ones wait for the writer with their fd open */
 
 struct pending {
         struct pending *next;
@@ -92,6 +94,7 @@ struct prsm {
         bool counters_full;                            /* counters_lock */
 
         struct prsm_stats st; /* atomics */
+        unsigned held_fds;    /* atomic: fds of queued events */
 };
 
 static const char *const op_names[_PRSM_OP_MAX] = {
@@ -175,7 +178,7 @@ static json_t *json_cid(bool has, const struct cid *c)
         return has ? json_string(cid_to_string(c, s)) : json_null();
 }
 
-/* The sha256 of the bytes of e->fd, when they are e->size bytes; the writer's time. */
+/* The sha256 of the bytes of e->fd, when they are e->size bytes; closes it. */
 static void hash_fd(struct pending *e)
 {
         struct hash_sha256_ctx *ctx = NULL;
@@ -253,8 +256,10 @@ static char *record_json(struct prsm *p, const struct batch *b, struct pending *
                 found = creator_from_records(p, b, e);
                 creator = found ? found : e->op == PRSM_OP_LINK ? "unknown" : p->creator_id;
         }
-        if (e->fd >= 0)
+        if (e->fd >= 0) {
                 hash_fd(e);
+                __atomic_sub_fetch(&p->held_fds, 1, __ATOMIC_RELAXED);
+        }
         if (e->has_sha256)
                 prsm_hex(e->sha256, sizeof(e->sha256), sha);
         o = json_pack("{s:i, s:I, s:s, s:o, s:o, s:o, s:I, s:o, s:s, s:s, s:I, s:o}", "v", 1, "seq",
@@ -603,6 +608,15 @@ void prsm_note(struct prsm *p, const struct prsm_event *e)
         q->has_sha256 = e->has_sha256;
         memcpy(q->sha256, e->sha256, sizeof(q->sha256));
         q->fd = e->fd;
+        if (q->fd >= 0 && q->size <= HASH_INLINE_MAX)
+                hash_fd(q); /* cheaper than holding its fd */
+        else if (q->fd >= 0 &&
+                 __atomic_add_fetch(&p->held_fds, 1, __ATOMIC_RELAXED) > MAX_HELD_FDS) {
+                /* the writer is behind: no fd more, the record says sha256 unknown */
+                __atomic_sub_fetch(&p->held_fds, 1, __ATOMIC_RELAXED);
+                close(q->fd);
+                q->fd = -1;
+        }
         q->time_ns = realtime_ns();
         pthread_mutex_lock(&p->lock);
         if (p->n_queued >= MAX_QUEUED)
@@ -618,6 +632,8 @@ void prsm_note(struct prsm *p, const struct prsm_event *e)
                 log_error("provenance queue full (the index does not take records): the record "
                           "of %s is lost",
                           e->path);
+                if (q->fd >= 0)
+                        __atomic_sub_fetch(&p->held_fds, 1, __ATOMIC_RELAXED);
                 pending_free(q);
         }
 }

@@ -83,7 +83,7 @@ def test_prsm__write_rename_link__each_leaves_a_verified_signed_record(ipfs_node
     st = os.stat(os.path.join(m.state_dir, "identity.key"))
     assert st.st_mode & 0o777 == 0o600
 
-    data = os.urandom(300000)
+    data = os.urandom(3 * 1024 * 1024 + 17)  # hashed by the record writer (above 1 MiB)
     write(m.path("a.bin"), data)
     cid = os.getxattr(m.path("a.bin"), "user.prsm.cid").decode()
     os.rename(m.path("a.bin"), m.path("b.bin"))
@@ -149,6 +149,9 @@ def test_prsm__record_altered_in_the_index__named_by_prsmctl_provenance(ipfs_nod
     recs = chain(m, m.path("x"), 2)
     assert [r["op"] for r in recs] == ["modify", "create"] and all(r["verified"] for r in recs)
     assert recs[0]["old_cid"] == recs[1]["cid"]
+    # small files are hashed when the commit is noted
+    assert recs[0]["sha256"] == hashlib.sha256(b"second version").hexdigest()
+    assert recs[1]["sha256"] == hashlib.sha256(b"first").hexdigest()
     chain(m, m.path("y"), 1)
     m.stop()
 
