@@ -1865,6 +1865,22 @@ int index_set_dir_cid(struct index *idx, uint64_t ino, const struct cid *cid, ui
         return in_transaction(idx, do_set_dir_cid, &a);
 }
 
+/* Room for element n in *array of *cap elements of size bytes (doubling from 16). */
+static int grow_array(void **array, size_t *cap, size_t n, size_t size)
+{
+        size_t c = *cap ? *cap * 2 : 16;
+        void *p;
+
+        if (n < *cap)
+                return 0;
+        p = reallocarray(*array, c, size);
+        if (!p)
+                return -ENOMEM;
+        *array = p;
+        *cap = c;
+        return 0;
+}
+
 int index_jobs(struct index *idx, index_job_fn fn, void *userdata)
 {
         struct index_job *jobs = NULL;
@@ -1879,17 +1895,9 @@ int index_jobs(struct index *idx, index_job_fn fn, void *userdata)
                 rc = sqlite3_step(st);
                 if (rc != SQLITE_ROW)
                         break;
-                if (n == cap) {
-                        size_t c = cap ? cap * 2 : 16;
-                        struct index_job *p = reallocarray(jobs, c, sizeof(*p));
-
-                        if (!p) {
-                                r = -ENOMEM;
-                                break;
-                        }
-                        jobs = p;
-                        cap = c;
-                }
+                r = grow_array((void **)&jobs, &cap, n, sizeof(*jobs));
+                if (r < 0)
+                        break;
                 jobs[n++] = (struct index_job){
                         .ino = (uint64_t)sqlite3_column_int64(st, 0),
                         .gen = (uint64_t)sqlite3_column_int64(st, 1),
@@ -2101,17 +2109,9 @@ int index_ledger_sum(struct index *idx, int64_t since_sec, struct index_access *
                 rc = sqlite3_step(st);
                 if (rc != SQLITE_ROW)
                         break;
-                if (n == cap) {
-                        size_t c = cap ? cap * 2 : 16;
-                        struct index_access *p = reallocarray(rows, c, sizeof(*p));
-
-                        if (!p) {
-                                r = -ENOMEM;
-                                break;
-                        }
-                        rows = p;
-                        cap = c;
-                }
+                r = grow_array((void **)&rows, &cap, n, sizeof(*rows));
+                if (r < 0)
+                        break;
                 rows[n] = (struct index_access){
                         .opens = (uint64_t)sqlite3_column_int64(st, 1),
                         .bytes = (uint64_t)sqlite3_column_int64(st, 2),
