@@ -937,8 +937,6 @@ int main(int argc, char *argv[])
                 fprintf(stderr, "prsmfs: cannot prepare the tree: %s\n", strerror(-r));
                 goto out;
         }
-        if (daemon_prsm_init(&d.prsm, &cfg, idx) < 0)
-                goto out; /* it printed why */
         d.mountpoint = opts.mountpoint;
         d.idx = idx;
         d.cfg = &cfg;
@@ -958,6 +956,9 @@ int main(int argc, char *argv[])
         se = fuse_session_new(&args, fs_lowlevel_ops(), sizeof(struct fuse_lowlevel_ops), fs);
         if (!se)
                 goto out; /* libfuse printed the reason (e.g. an unknown option) */
+        /* once the command line is known good: a first start makes the key */
+        if (daemon_prsm_init(&d.prsm, &cfg, idx) < 0)
+                goto out; /* it printed why */
         if (fuse_set_signal_handlers(se) != 0)
                 goto out;
         r = stop_signals_install(); /* over libfuse's for SIGTERM, SIGINT, SIGHUP */
