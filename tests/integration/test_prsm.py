@@ -135,6 +135,21 @@ def test_prsm__write_rename_link__each_leaves_a_verified_signed_record(ipfs_node
     rc, out, err = prsmctl("provenance", "--verify", doc_path, "--pubkey",
                            "ed25519:" + "00" * 32)
     assert rc == 1 and "does not verify" in err
+    # the status counts the records written
+    rc, out, err = prsmctl("status", m.mountpoint)
+    assert rc == 0 and json.loads(out)["stats"]["prsm"]["records_written"] == 3, out
+
+
+@pytest.mark.timeout(120)
+def test_prsm__provenance_tracking_off__no_records(ipfs_nodes_factory, mount_factory):
+    (node,) = ipfs_nodes_factory(1)
+    m = mount_factory(config=cfg(node, provenance_tracking=False))
+    write(m.path("f"), b"untracked")
+    os.rename(m.path("f"), m.path("g"))
+    rc, out, err = prsmctl("--json", "provenance", m.path("g"))
+    assert rc == 0 and json.loads(out) == [], out
+    with pytest.raises(OSError):
+        os.getxattr(m.path("g"), "user.prsm.provenance")
 
 
 @pytest.mark.timeout(300)
