@@ -76,6 +76,13 @@ static void test_identity__group_readable_or_missing__refused_with_reason(void *
         assert_int_equal(prsm_identity_load(f->key, true, err, sizeof(err), &id), -EINVAL);
         assert_null(id);
         assert_non_null(strstr(err, "mode 0640"));
+        /* owned by another user (needs root to hand it over) */
+        assert_int_equal(chmod(f->key, 0600), 0);
+        if (geteuid() == 0) {
+                assert_int_equal(chown(f->key, 65534, 65534), 0);
+                assert_int_equal(prsm_identity_load(f->key, true, err, sizeof(err), &id), -EINVAL);
+                assert_non_null(strstr(err, "is owned by uid 65534"));
+        }
         (void)snprintf(missing, sizeof(missing), "%s/none.key", f->dir);
         assert_true(prsm_identity_load(missing, false, err, sizeof(err), &id) < 0);
         assert_non_null(strstr(err, "does not exist"));
