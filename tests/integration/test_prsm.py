@@ -291,3 +291,25 @@ def test_prsm__identity_key_others_may_read__refused_with_reason(ipfs_nodes_fact
         bad.start()
     bad.proc = None
     assert "'royalty_rate'" in str(e.value) and "out of range" in str(e.value)
+
+
+@pytest.mark.timeout(180)
+def test_prsm__delete_and_publish__leave_verified_records(ipfs_nodes_factory, mount_factory):
+    (node,) = ipfs_nodes_factory(1)
+    m = mount_factory(config=cfg(node))
+    creator, _ = identity(m)
+    os.mkdir(m.path("d"))
+    write(m.path("d", "f"), b"to be removed")
+    cid = os.getxattr(m.path("d", "f"), "user.prsm.cid").decode()
+    os.unlink(m.path("d", "f"))
+    recs = chain(m, m.path("d", "f"), 2)  # the path is gone: its history is not
+    assert [r["op"] for r in recs] == ["delete", "create"] and all(r["verified"] for r in recs)
+    assert recs[0]["old_cid"] == cid and recs[0]["cid"] is None
+    assert recs[0]["creator"] == creator
+    write(m.path("d", "g"), b"kept")
+    rc, out, err = prsmctl("publish", m.path("d"))
+    assert rc == 0, err
+    root = out.strip()
+    recs = chain(m, m.path("d"), 1)
+    assert [r["op"] for r in recs] == ["publish"] and recs[0]["verified"]
+    assert recs[0]["cid"] == root and recs[0]["path"] == "/d"
