@@ -12,21 +12,22 @@
 #include "prsmfs/store.h"
 #include "prsmfs/unixfs.h"
 
-#define FS_IPFS_NAME      ".ipfs"
-#define FS_RA_STREAMS     8             /* sequential streams tracked per open file */
-#define FS_RA_INIT        (4ull << 20)  /* first readahead window of a stream */
-#define FS_RA_MAX         (32ull << 20) /* largest window */
-#define FS_RA_NEAR        (2ull << 20)  /* a read this close to a stream's head is its */
-#define FS_LIST_BATCH     256           /* entries a readdir adds to a lazy directory at a time */
-#define FS_EXPAND_BATCH   1024 /* ... a listing of the whole directory: blocks fetched at once */
-#define FS_LISTINGS_MAX   64   /* walks of lazy directories kept between batches */
-#define FS_SHARD_PREFETCH 64   /* HAMT shards fetched ahead of a walk */
-#define FS_SYMLINK_MAX    4095
-#define FS_READ_THREADS   32 /* reads waiting for blocks at once, beyond FUSE's workers */
+#define FS_IPFS_NAME        ".ipfs"
+#define FS_RA_STREAMS       8             /* sequential streams tracked per open file */
+#define FS_RA_INIT          (4ull << 20)  /* first readahead window of a stream */
+#define FS_RA_MAX           (32ull << 20) /* largest window */
+#define FS_RA_NEAR          (2ull << 20)  /* a read this close to a stream's head is its */
+#define FS_LIST_BATCH       256           /* entries a readdir adds to a lazy directory at a time */
+#define FS_EXPAND_BATCH     1024 /* ... a listing of the whole directory: blocks fetched at once */
+#define FS_LISTINGS_MAX     64   /* walks of lazy directories kept between batches */
+#define FS_SHARD_PREFETCH   64   /* HAMT shards fetched ahead of a walk */
+#define FS_SYMLINK_MAX      4095
+#define FS_READ_THREADS     32 /* reads waiting for blocks at once, beyond FUSE's workers */
+#define FS_META_THREADS     8  /* other requests waiting for blocks (lookups, listings, opens) */
+#define FS_JOBQ_MAX_THREADS FS_READ_THREADS
 
 struct rfile;
 struct wfile;
-struct read_job;
 struct fs_inode;
 struct fs_listing;
 
@@ -45,6 +46,25 @@ struct fs_inodes {
         pthread_mutex_t lock;
         struct fs_inode **buckets;
         size_t n_buckets, n;
+};
+
+/* jobs.c: a request handed from a FUSE worker to a thread that may wait for the network */
+struct fs_job {
+        struct fs_job *next;
+        /* answers the request (with an error and no fetch when stopping) and frees the job */
+        void (*run)(struct fs_job *j, bool stopping);
+};
+
+struct fs_jobq {
+        const char *name;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        struct fs_job *head, *tail; /* lock */
+        bool stop;                  /* lock */
+        uint64_t queued;            /* lock: jobs ever queued */
+        size_t running;             /* lock: jobs being run */
+        pthread_t threads[FS_JOBQ_MAX_THREADS];
+        size_t n_threads;
 };
 
 struct fs {
@@ -79,13 +99,9 @@ struct fs {
 
         struct fs_inodes inodes; /* lookups, open handles, content changes */
 
-        /* fuse_adapter.c: reads that must fetch, done by reader threads (not FUSE workers) */
-        pthread_mutex_t readq_lock;
-        pthread_cond_t readq_cond;
-        struct read_job *readq_head, *readq_tail; /* readq_lock */
-        bool readq_stop;                          /* readq_lock */
-        pthread_t readers[FS_READ_THREADS];
-        size_t n_readers;
+        /* fuse_adapter.c: requests that must fetch, done by these threads (not FUSE workers):
+         * reads, and everything else (lookups, listings, opens, flushes of changed content) */
+        struct fs_jobq readq, metaq;
         struct fs_pins pins; /* unpins owed (pins.c) */
 
         /* waiters.c: requests answered when an upload commits (files_lock) */
@@ -110,6 +126,25 @@ void fs_prov_entry(struct fs *fs, uint64_t oldparent, const char *oldname, uint6
 /* user.prsm.provenance (the latest record of ino, JSON) and user.prsm.creator, malloc'd;
  * -ENODATA when there is none. */
 _wur_ int fs_prov_xattr(struct fs *fs, uint64_t ino, bool creator, char **ret, size_t *ret_len);
+
+/* ---- jobs.c ---- */
+/*
+ * Set on a FUSE worker while it tries a request: blocks come from memory and disk only, and
+ * one that must be fetched is -EWOULDBLOCK, before the request changed anything; the worker
+ * then queues it for a thread that may wait (fuse_adapter.c).
+ */
+extern _Thread_local bool fs_no_fetch;
+/* store_get, or store_peek with -EWOULDBLOCK for a miss under fs_no_fetch. */
+_wur_ int fs_block_get(struct fs *fs, const struct cid *cid, uint64_t deadline_ns,
+                       struct net_block **ret);
+void fs_jobq_init(struct fs_jobq *q, const char *name);
+/* Starts up to n_threads threads (fewer, logged, when the system has no more). */
+void fs_jobq_start(struct fs_jobq *q, size_t n_threads);
+/* Queues j; run at once when the queue has no threads (stopping if it was stopped). */
+void fs_jobq_push(struct fs_jobq *q, struct fs_job *j);
+/* Answers what is queued (stopping) and joins the threads after their current jobs. */
+void fs_jobq_stop(struct fs_jobq *q);
+void fs_jobq_done(struct fs_jobq *q);
 
 /* ---- waiters.c ---- */
 struct fs_waiter;
@@ -236,6 +271,8 @@ _wur_ int fs_seg_copy(const struct fs_seg *seg, void *dst);
 
 /* Opens (or shares) the reader of a file: its root block is fetched here. */
 _wur_ int fs_rfile_open(struct fs *fs, const struct index_attr *a, struct rfile **ret);
+/* Another reference to an open reader (fs_rfile_close takes it back). */
+void fs_rfile_ref(struct fs *fs, struct rfile *rf);
 void fs_rfile_close(struct fs *fs, struct rfile *rf);
 /* For walking fs->files under fs->files_lock. */
 struct rfile *fs_rfile_next(struct rfile *rf);

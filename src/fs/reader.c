@@ -141,7 +141,7 @@ static int rfile_new(struct fs *fs, const struct index_attr *a, struct rfile **r
                 __atomic_add_fetch(&fs->st.layouts_loaded, 1, __ATOMIC_RELAXED);
                 goto check_size;
         }
-        r = store_get(fs->store, &a->cid, fs_deadline(fs), &b);
+        r = fs_block_get(fs, &a->cid, fs_deadline(fs), &b);
         if (r < 0)
                 goto fail;
         r = unixfs_layout_open(&a->cid, b->data, b->len, &rf->layout);
@@ -204,6 +204,13 @@ int fs_rfile_open(struct fs *fs, const struct index_attr *a, struct rfile **ret)
         rfile_free(mine);
         *ret = rf;
         return 0;
+}
+
+void fs_rfile_ref(struct fs *fs, struct rfile *rf)
+{
+        pthread_mutex_lock(&fs->files_lock);
+        rf->refs++;
+        pthread_mutex_unlock(&fs->files_lock);
 }
 
 struct rfile *fs_rfile_next(struct rfile *rf)
@@ -403,7 +410,7 @@ static void prefetch_read(struct fs *fs, struct rfile *rf, uint64_t off, uint64_
 int fs_rfile_read(struct fs *fs, struct rfile *rf, uint64_t off, size_t size, unsigned flags,
                   struct fs_seg **ret_segs, size_t *ret_n)
 {
-        bool local = flags & FS_READ_LOCAL;
+        bool local = flags & FS_READ_LOCAL || fs_no_fetch;
         uint64_t deadline_ns = fs_deadline(fs);
         struct fs_seg *segs = NULL;
         size_t n = 0, cap = 0;

@@ -363,7 +363,7 @@ static int base_read(struct fs *fs, struct wfile *wf, void *buf, size_t len, uin
                 memset(buf, 0, len);
                 return 0;
         }
-        r = fs_rfile_read(fs, wf->base_rf, off, len, 0, &segs, &n);
+        r = fs_rfile_read(fs, wf->base_rf, off, len, 0, &segs, &n); /* fs_no_fetch: local */
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n && r >= 0; i++) {
@@ -372,6 +372,65 @@ static int base_read(struct fs *fs, struct wfile *wf, void *buf, size_t len, uin
         }
         fs_segs_free(segs, n);
         return r < 0 ? r : got == len ? 0 : -EIO;
+}
+
+#define WARM_CHUNK (8u << 20)
+
+/*
+ * Brings the old content's blocks under [off, off+len) into memory and disk before wf->lock
+ * is taken for what reads them (base_read), so that the lock is never held across a fetch:
+ * a read or flush of wf waits for the network, other users of wf do not. A block evicted
+ * in between is fetched under the lock after all (rare, and still bounded by the deadline).
+ * Under fs_no_fetch, -EWOULDBLOCK when a block is not there (nothing changed).
+ */
+static int base_warm(struct fs *fs, struct wfile *wf, uint64_t off, uint64_t len, bool flush)
+{
+        struct rfile *rf = NULL;
+        uint64_t pos = off;
+        int r = 0;
+
+        for (;;) {
+                uint64_t end, gap = 0;
+
+                pthread_mutex_lock(&wf->lock);
+                if (wf->base != BASE_CID || (flush && !wf->dirty) || (rf && rf != wf->base_rf)) {
+                        pthread_mutex_unlock(&wf->lock);
+                        break;
+                }
+                end = MIN(wf->size, wf->base_size);
+                if (!flush)
+                        end = MIN(end, off + len);
+                /* the next range nothing was written over: what fill_gaps and reads take
+                 * from the old content */
+                while (pos < end) {
+                        int64_t run = ext_run(wf, pos, end);
+
+                        if (run < 0) {
+                                gap = MIN((uint64_t)-run, (uint64_t)WARM_CHUNK);
+                                break;
+                        }
+                        pos += (uint64_t)run;
+                }
+                if (gap && !rf) {
+                        rf = wf->base_rf;
+                        fs_rfile_ref(fs, rf);
+                }
+                pthread_mutex_unlock(&wf->lock);
+                if (!gap)
+                        break;
+                {
+                        struct fs_seg *segs = NULL;
+                        size_t n = 0;
+
+                        r = fs_rfile_read(fs, rf, pos, (size_t)gap, 0, &segs, &n);
+                        fs_segs_free(segs, n);
+                }
+                if (r < 0)
+                        break;
+                pos += gap;
+        }
+        fs_rfile_close(fs, rf);
+        return r;
 }
 
 /* ---- open and close ---- */
@@ -740,8 +799,11 @@ ssize_t fs_wfile_write(struct fs *fs, struct wfile *wf, const void *buf, size_t 
 ssize_t fs_wfile_read(struct fs *fs, struct wfile *wf, void *buf, size_t size, uint64_t off)
 {
         uint64_t end, pos;
-        int r = 0;
+        int r;
 
+        r = base_warm(fs, wf, off, size, false);
+        if (r < 0)
+                return r;
         pthread_mutex_lock(&wf->lock);
         end = off >= wf->size ? off : MIN(wf->size, off + size);
         for (pos = off; pos < end && r >= 0;) {
@@ -841,6 +903,9 @@ int fs_wfile_flush(struct fs *fs, struct wfile *wf)
         uint64_t old_base = 0, gen;
         int r;
 
+        r = base_warm(fs, wf, 0, UINT64_MAX, true); /* fill_gaps' reads, outside the lock */
+        if (r < 0)
+                return r;
         pthread_mutex_lock(&wf->lock);
         if (!wf->dirty) {
                 pthread_mutex_unlock(&wf->lock);
@@ -856,7 +921,8 @@ int fs_wfile_flush(struct fs *fs, struct wfile *wf)
                 r = index_stage(fs->idx, wf->ino, wf->gen, wf->size, &wf->mtime, &wf->ctime);
         if (r < 0) {
                 pthread_mutex_unlock(&wf->lock);
-                log_error("cannot stage inode %" PRIu64 ": %s", wf->ino, strerror(-r));
+                if (r != -EWOULDBLOCK || !fs_no_fetch) /* else tried again by a job */
+                        log_error("cannot stage inode %" PRIu64 ": %s", wf->ino, strerror(-r));
                 return r;
         }
         fs_inode_changed(fs, wf->ino); /* views of the old content read it anew */
