@@ -68,6 +68,10 @@ struct config {
         /* model loading: whole-file prefetch at open of files matching these globs */
         char *prefetch_on_open;             /* owned: comma-separated globs, or "off" */
         uint64_t prefetch_on_open_min_size; /* smaller files never */
+        /* PRSM (docs/prsm.md) */
+        char *identity_key;          /* owned, may be NULL: state_dir/identity.key */
+        char *creator_id;            /* owned, may be NULL: derived from the public key */
+        uint64_t royalty_rate_milli; /* FTNS per access, in thousandths (1..100) */
 };
 
 /* Model files loaders read whole: the formats whose loaders mmap or read every tensor. */

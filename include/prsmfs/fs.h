@@ -72,6 +72,9 @@ void fs_set_session(struct fs *fs, struct fuse_session *se);
 void fs_get_stats(struct fs *fs, struct fs_stats *ret);
 /* Sets the store before the session serves (the daemon makes it after daemonizing). */
 void fs_set_store(struct fs *fs, struct store *store);
+/* Provenance records and the access ledger (borrowed; NULL: none). Before the session runs. */
+struct prsm;
+void fs_set_prsm(struct fs *fs, struct prsm *p);
 /* Sets the uploader, re-submits the jobs the index holds (after a restart) and starts the pin
  * worker, which sends the unpins the index owes (pins.c). */
 _wur_ int fs_set_uploader(struct fs *fs, const struct fs_uploader *up);

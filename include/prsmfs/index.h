@@ -15,7 +15,7 @@
 #include "prsmfs/cid.h"
 
 #define INDEX_ROOT_INO       1
-#define INDEX_SCHEMA_VERSION 8
+#define INDEX_SCHEMA_VERSION 9
 #define INDEX_NAME_MAX       255
 #define INDEX_INSTANCE_LEN   32 /* hex digits of an index's instance id */
 
@@ -277,6 +277,49 @@ _wur_ int index_set_content(struct index *idx, uint64_t ino, const struct cid *c
                             const struct timespec *mtime, const struct timespec *ctime);
 /* One name of ino (any of its hard links) into buf; -ENOENT when it has none. */
 _wur_ int index_name_of(struct index *idx, uint64_t ino, char *buf, size_t size);
+
+/* ---- PRSM provenance records and access ledger (schema 9) ---- */
+/*
+ * The index stores records as the prsm module hands them (signed JSON text) and never looks
+ * inside; path and cid are the record's own, copied for lookups.
+ */
+struct index_prov_row {
+        uint64_t seq;          /* the record's sequence number (unique, increasing) */
+        const char *path;      /* from the mount root, "/a/b" */
+        const struct cid *cid; /* the content's after the operation, may be NULL */
+        const char *record;
+};
+/* Appends n records in one transaction (all or none). */
+_wur_ int index_prov_append(struct index *idx, const struct index_prov_row *rows, size_t n);
+/* The record with the highest seq (malloc'd into *ret_record); -ENOENT when there is none. */
+_wur_ int index_prov_last(struct index *idx, uint64_t *ret_seq, char **ret_record);
+/* The latest record whose cid is cid, or whose path is path (either may be NULL); -ENOENT. */
+_wur_ int index_prov_latest(struct index *idx, const struct cid *cid, const char *path,
+                            char **ret_record);
+/* Calls fn for up to max records with seq > after, in seq order, under the index's lock: fn
+ * must not call the index. Returns the number of records passed to fn, or fn's error. */
+typedef int (*index_prov_fn)(uint64_t seq, const char *record, void *userdata);
+_wur_ int index_prov_list(struct index *idx, uint64_t after, size_t max, index_prov_fn fn,
+                          void *userdata);
+/* Overwrites the stored text of record seq (tests and repairs only: it breaks the record's
+ * signature); -ENOENT when there is none. */
+_wur_ int index_prov_replace(struct index *idx, uint64_t seq, const char *record);
+
+struct index_access {
+        struct cid cid;
+        uint64_t opens, bytes;
+};
+/* Adds one flush of the access counters, batch being unique per flush: in one transaction,
+ * and a (batch, cid) already stored is not added again. */
+_wur_ int index_ledger_add(struct index *idx, uint64_t batch, int64_t time_sec,
+                           const struct index_access *rows, size_t n);
+/* Sums of the ledger per CID over the rows flushed at or after since_sec, into a malloc'd
+ * array (*ret, *ret_n). */
+_wur_ int index_ledger_sum(struct index *idx, int64_t since_sec, struct index_access **ret,
+                           size_t *ret_n);
+/* A path of ino from the root ("/" for the root, "/a/b"; a hard-linked file: one of its
+ * names), NUL-terminated in buf; -ENOENT when ino is linked nowhere, -ENAMETOOLONG. */
+_wur_ int index_path(struct index *idx, uint64_t ino, char *buf, size_t size);
 
 /* Totals for statfs. */
 _wur_ int index_totals(struct index *idx, uint64_t *ret_inodes, uint64_t *ret_bytes);

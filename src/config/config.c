@@ -38,6 +38,7 @@ enum key_type {
         KEY_PROFILE,
         KEY_LOG_LEVEL,
         KEY_LISTEN, /* char *, owned; "" or "off" store NULL (disabled) */
+        KEY_MILLI,  /* a decimal with at most 3 fraction digits, stored in thousandths (u64) */
 };
 
 struct key {
@@ -128,6 +129,14 @@ static const struct key keys[] = {
           "it into the cache in the background (\"off\": never; \"*\": every file)" },
         { "prefetch_on_open_min_size", KEY_SIZE, OFF(prefetch_on_open_min_size), 0, 0, UINT64_MAX,
           "files smaller than this are never prefetched on open (bytes or 64M)" },
+        { "identity_key", KEY_STRING, OFF(identity_key), 0, 0, 0,
+          "Ed25519 private key (PEM, mode 0600) signing provenance records (default: "
+          "state_dir/identity.key, made at first start)" },
+        { "creator_id", KEY_STRING, OFF(creator_id), 0, 0, 0,
+          "this instance's creator id in records and the ledger (default: ed25519:<public key "
+          "in hex>)" },
+        { "royalty_rate", KEY_MILLI, OFF(royalty_rate_milli), 0, 1, 100,
+          "FTNS owed per access to another creator's content (0.001..0.1)" },
 };
 
 static const char *const profile_names[_CONFIG_PROFILE_MAX] = {
@@ -364,6 +373,21 @@ static int set_from_string(struct config *c, const struct key *k, const char *v,
                                     where, k->name, v);
                 return set_string(dst, v);
         }
+        case KEY_MILLI: {
+                const char *dot = strchr(v, '.');
+
+                if (strspn(v, "0123456789.") != strlen(v) || (dot && strlen(dot + 1) > 3) ||
+                    (dot && strchr(dot + 1, '.')) || parse_duration_ms(v, &n) < 0)
+                        return fail(err, err_size,
+                                    "%s '%s': '%s' is not a decimal in thousandths in range "
+                                    "[%.3f, %.3f]",
+                                    where, k->name, v, k->min / 1000.0, k->max / 1000.0);
+                if (n < k->min || n > k->max)
+                        return fail(err, err_size, "%s '%s': %s is out of range [%.3f, %.3f]",
+                                    where, k->name, v, k->min / 1000.0, k->max / 1000.0);
+                *(uint64_t *)field(c, k->off) = n;
+                return 0;
+        }
         case KEY_NODES:
         default:
                 return fail(err, err_size, "%s '%s': internal: not a scalar", where, k->name);
@@ -505,6 +529,22 @@ static int set_json(struct config *c, const struct key *k, json_t *v, const char
                 return set_from_string(c, k, json_string_value(v), where, err, err_size);
         case KEY_NODES:
                 return set_nodes_json(c, k, v, where, err, err_size);
+        case KEY_MILLI: {
+                char tmp[64];
+
+                if (!json_is_number(v))
+                        return fail(err, err_size, "%s '%s': expected a number", where, k->name);
+                if (json_number_value(v) < 0 || json_number_value(v) > 1e6)
+                        return fail(err, err_size, "%s '%s': %g is out of range [%.3f, %.3f]",
+                                    where, k->name, json_number_value(v), k->min / 1000.0,
+                                    k->max / 1000.0);
+                /* 0.01 is 0.01000000000000000021 as a double: rounded to the thousandth, the
+                 * value of a rate written with more digits is refused by the string check */
+                (void)snprintf(tmp, sizeof(tmp), "%.6f", json_number_value(v));
+                for (size_t e = strlen(tmp); e > 0 && tmp[e - 1] == '0'; e--)
+                        tmp[e - 1] = '\0';
+                return set_from_string(c, k, tmp, where, err, err_size);
+        }
         }
         return -EINVAL;
 }
@@ -536,6 +576,7 @@ int config_init_defaults(struct config *c)
                 .profile = CONFIG_PROFILE_DEFAULT,
                 .log_level = LOG_LEVEL_NOTICE,
                 .prefetch_on_open_min_size = 64ull << 20,
+                .royalty_rate_milli = 10, /* PRSM's 0.01 FTNS per access */
         };
         if (node_add(c->rpc_nodes, &c->n_rpc_nodes, "http://127.0.0.1:5001", NULL) < 0 ||
             node_add(c->gateway_nodes, &c->n_gateway_nodes, "http://127.0.0.1:8080", NULL) < 0 ||
@@ -561,8 +602,10 @@ void config_done(struct config *c)
         free(c->ca_bundle);
         free(c->metrics_listen);
         free(c->prefetch_on_open);
+        free(c->identity_key);
+        free(c->creator_id);
         c->state_dir = c->cache_dir = c->ca_bundle = c->metrics_listen = c->prefetch_on_open =
-                NULL;
+                c->identity_key = c->creator_id = NULL;
 }
 
 int config_load_file(struct config *c, const char *path, char *err, size_t err_size)

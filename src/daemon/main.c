@@ -44,9 +44,10 @@
 #include "control.h"
 #include "exporter.h"
 #include "fuse_timing.h"
+#include "loading.h"
 #include "logging.h"
 #include "notify.h"
-#include "loading.h"
+#include "prsm_cmds.h"
 
 #define DEFAULT_CONFIG_PATH "/etc/prsmfs/config.json"
 #define MAX_OVERRIDES       64
@@ -285,6 +286,7 @@ struct daemon {
         struct net_pool *net;
         struct cache *cache;
         struct upload *upload;
+        struct daemon_prsm prsm; /* identity, provenance records, access ledger */
 };
 
 /*
@@ -441,9 +443,13 @@ static int cmd_link(json_t *request, json_t **reply, void *userdata)
 
         if (!cid || !path)
                 return -EINVAL;
+        r = daemon_prsm_check_link(cid, reply);
+        if (r < 0)
+                return r;
         r = fs_link_path(d->fs, cid, path, 0, 0, &a);
         if (r < 0)
                 return r;
+        daemon_prsm_note_link(&d->prsm, request, path, &a.cid, a.size);
         *reply = json_pack("{s:I, s:s, s:s, s:I}", "ino", (json_int_t)a.ino, "cid",
                            cid_to_string(&a.cid, s), "type",
                            S_ISDIR(a.mode)   ? "directory"
@@ -457,23 +463,10 @@ static int cmd_link(json_t *request, json_t **reply, void *userdata)
  * (names in the mount are bytes; jansson takes UTF-8 only). */
 static json_t *json_path(const char *p)
 {
-        size_t len = strlen(p), o = 0;
-        json_t *j = json_stringn(p, len);
-        char *esc;
+        char *s = NULL;
+        json_t *j = prsm_path_text(p, &s) >= 0 ? json_string(s) : NULL;
 
-        if (j)
-                return j;
-        esc = malloc(len * 4 + 1);
-        if (!esc)
-                return NULL;
-        for (const unsigned char *c = (const unsigned char *)p; *c; c++) {
-                if (*c < 0x80)
-                        esc[o++] = (char)*c;
-                else
-                        o += (size_t)snprintf(esc + o, 5, "\\x%02x", *c);
-        }
-        j = json_stringn(esc, o);
-        free(esc);
+        free(s);
         return j;
 }
 
@@ -515,6 +508,7 @@ static int cmd_publish(json_t *request, json_t **reply, void *userdata)
         }
         if (r < 0)
                 return r;
+        daemon_prsm_note_publish(&d->prsm, path ? path : "", &res.root);
         /* skipped: what was left out (each also named in the daemon's log) */
         list = json_array();
         for (size_t i = 0; list && i < res.n_skipped; i++) {
@@ -619,7 +613,8 @@ static json_t *stats_json(struct daemon *d)
                 json_decref(o);
                 o = NULL;
         }
-        if (o && json_object_set_new(o, "pins", pins_json(d, &fst)) < 0) {
+        if (o && (json_object_set_new(o, "pins", pins_json(d, &fst)) < 0 ||
+                  json_object_set_new(o, "prsm", daemon_prsm_stats(&d->prsm)) < 0)) {
                 json_decref(o);
                 o = NULL;
         }
@@ -664,6 +659,21 @@ static int cmd_prefetch_status(json_t *request, json_t **reply, void *userdata)
         return loading_cmd_prefetch_status(((struct daemon *)userdata)->fs, request, reply);
 }
 
+static int cmd_provenance(json_t *request, json_t **reply, void *userdata)
+{
+        return daemon_prsm_cmd_provenance(request, reply, &((struct daemon *)userdata)->prsm);
+}
+
+static int cmd_provenance_export(json_t *request, json_t **reply, void *userdata)
+{
+        return daemon_prsm_cmd_export(request, reply, &((struct daemon *)userdata)->prsm);
+}
+
+static int cmd_rewards(json_t *request, json_t **reply, void *userdata)
+{
+        return daemon_prsm_cmd_rewards(request, reply, &((struct daemon *)userdata)->prsm);
+}
+
 static const struct control_command commands[] = {
         { "status", cmd_status },
         { "check", cmd_check },
@@ -672,6 +682,9 @@ static const struct control_command commands[] = {
         { "unpin", cmd_unpin },       /* a published root */
         { "prefetch", cmd_prefetch }, /* a warm-up job: started here, run by the fs */
         { "prefetch_status", cmd_prefetch_status },
+        { "provenance", cmd_provenance }, /* docs/prsm.md */
+        { "provenance_export", cmd_provenance_export },
+        { "rewards", cmd_rewards },
 };
 
 /* Writes one number into a sysfs or procfs file; 0 or -errno. */
@@ -973,13 +986,13 @@ int main(int argc, char *argv[])
                 fprintf(stderr, "prsmfs: cannot prepare the tree: %s\n", strerror(-r));
                 goto out;
         }
-        d = (struct daemon){ .mountpoint = opts.mountpoint,
-                             .idx = idx,
-                             .cfg = &cfg,
-                             .fs = fs,
-                             .store = store,
-                             .net = net,
-                             .cache = cache };
+        d.mountpoint = opts.mountpoint;
+        d.idx = idx;
+        d.cfg = &cfg;
+        d.fs = fs;
+        d.store = store;
+        d.net = net;
+        d.cache = cache;
         if ((size_t)snprintf(sock_path, sizeof(sock_path), "%s/control.sock", cfg.state_dir) >=
                     sizeof(sock_path) ||
             fs_set_control_path(fs, sock_path) < 0) {
@@ -993,6 +1006,9 @@ int main(int argc, char *argv[])
                               sizeof(struct fuse_lowlevel_ops), fs);
         if (!se)
                 goto out; /* libfuse printed the reason (e.g. an unknown option) */
+        /* once the command line is known good: a first start makes the key */
+        if (daemon_prsm_init(&d.prsm, &cfg, idx) < 0)
+                goto out; /* it printed why */
         if (fuse_set_signal_handlers(se) != 0)
                 goto out;
         r = stop_signals_install(); /* over libfuse's for SIGTERM, SIGINT, SIGHUP */
@@ -1025,6 +1041,11 @@ int main(int argc, char *argv[])
                 goto out_signals;
         }
         fs_set_store(fs, store);
+        r = daemon_prsm_start(&d.prsm, fs);
+        if (r < 0) {
+                log_error_errno(r, "cannot start the provenance writer");
+                goto out_signals;
+        }
         r = cache_start_sweeper(cache);
         if (r < 0)
                 log_error_errno(r, "cannot start the cache's TTL sweeper");
@@ -1106,6 +1127,7 @@ out:
                 if (index_jobs(idx, count_job, &pending) >= 0 && pending)
                         log_notice("%u upload(s) pending: they resume at the next start", pending);
         }
+        daemon_prsm_stop(&d.prsm); /* after the last read and commit: what is queued is written */
         store_free(store);
         if (mounted)
                 fuse_session_unmount(se);
@@ -1115,6 +1137,7 @@ out:
         fs_free(fs);
         net_pool_free(net);
         cache_free(cache);
+        daemon_prsm_done(&d.prsm);
         index_free(idx);
         if (lock_fd >= 0)
                 close(lock_fd); /* the state_dir is free once the index is closed */

@@ -8,6 +8,7 @@
 #include <pthread.h>
 
 #include "prsmfs/fs.h"
+#include "prsmfs/prsm.h"
 #include "prsmfs/store.h"
 #include "prsmfs/unixfs.h"
 
@@ -117,7 +118,21 @@ struct fs {
         bool pf_stopped;        /* pf_lock */
 
         struct fs_stats st; /* atomics */
+        struct prsm *prsm;  /* borrowed, may be NULL: provenance and ledger (prov.c) */
 };
+
+/* ---- prov.c: provenance records of content operations ---- */
+/* An upload of ino committed root (before: its attributes before the commit); fd: its staged
+ * bytes, taken (hashed by the record writer), or -1. */
+void fs_prov_commit(struct fs *fs, uint64_t ino, const struct index_attr *before,
+                    const struct cid *root, uint64_t size, int fd);
+/* The entry oldparent/oldname became parent/name (a rename) or went (delete: parent 0); a is
+ * the inode's attributes. */
+void fs_prov_entry(struct fs *fs, uint64_t oldparent, const char *oldname, uint64_t parent,
+                   const char *name, const struct index_attr *a);
+/* user.prsm.provenance (the latest record of ino, JSON) and user.prsm.creator, malloc'd;
+ * -ENODATA when there is none. */
+_wur_ int fs_prov_xattr(struct fs *fs, uint64_t ino, bool creator, char **ret, size_t *ret_len);
 
 /* ---- jobs.c ---- */
 /*
@@ -274,6 +289,8 @@ void fs_rfile_close(struct fs *fs, struct rfile *rf);
 /* For walking fs->files under fs->files_lock. */
 struct rfile *fs_rfile_next(struct rfile *rf);
 uint64_t fs_rfile_ino(const struct rfile *rf);
+/* An open of rf's content, for the access ledger (atomic). */
+void fs_rfile_count_open(struct rfile *rf);
 /*
  * Reads [off, off+size) clipped at the end of the file into segments (a growing array the
  * caller frees with fs_segs_free). Every byte is from a verified block; an error means no

@@ -32,6 +32,8 @@
 #define FS_ATTR_TIMEOUT_S 1.0
 #define FS_IMMUTABLE_S    (365.0 * 86400) /* .ipfs/: a CID's content never changes */
 #define XATTR_CID         "user.prsm.cid"
+#define XATTR_PROVENANCE  "user.prsm.provenance" /* the latest record (docs/prsm.md) */
+#define XATTR_CREATOR     "user.prsm.creator"
 #define XATTR_CONTROL     "user.prsm.control" /* root only: prsmctl finds the socket here */
 
 int fs_new(struct index *idx, const struct config *cfg, struct store *store, struct fs **ret)
@@ -694,6 +696,17 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
                 reply_xattr(req, cid, strlen(cid), size);
                 return;
         }
+        if (strcmp(name, XATTR_PROVENANCE) == 0 || strcmp(name, XATTR_CREATOR) == 0) {
+                size_t len = 0;
+
+                r = fs_prov_xattr(fs, ino, strcmp(name, XATTR_CREATOR) == 0, (char **)&buf, &len);
+                if (r < 0)
+                        reply_err(req, r);
+                else
+                        reply_xattr(req, buf, len, size);
+                free(buf);
+                return;
+        }
         if (strcmp(name, XATTR_CONTROL) == 0) {
                 if (ino != INDEX_ROOT_INO || !fs->control_path)
                         reply_err(req, -ENODATA);
@@ -915,6 +928,8 @@ static bool do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
         if (r >= 0)
                 r = index_unlink(fs->idx, parent, name, dir, &victim);
         if (r >= 0)
+                fs_prov_entry(fs, parent, name, 0, NULL, &victim);
+        if (r >= 0)
                 drop_if_orphan(fs, &victim);
         reply_err(req, r);
         return true;
@@ -950,6 +965,9 @@ static bool do_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
         if (r >= 0)
                 r = index_rename(fs->idx, parent, name, newparent, newname,
                                  flags & RENAME_NOREPLACE ? INDEX_RENAME_NOREPLACE : 0, &replaced);
+        if (r >= 0 && prsm_has_provenance(fs->prsm) &&
+            index_lookup(fs->idx, newparent, newname, &target) >= 0)
+                fs_prov_entry(fs, parent, name, newparent, newname, &target);
         if (r >= 0)
                 drop_if_orphan(fs, &replaced);
         reply_err(req, r);
@@ -1258,8 +1276,10 @@ static bool do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
                 reply_err(req, r);
                 return true;
         }
-        if (h->rf)
+        if (h->rf) {
                 fs_prefetch_on_open(fs, &a); /* in the background, if the config asks */
+                fs_rfile_count_open(h->rf);  /* the access ledger's open */
+        }
         reply_open(req, fs, &a, fi, h, false);
         return true;
 }

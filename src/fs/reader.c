@@ -50,6 +50,7 @@ struct rfile {
         size_t stored_n, stored_pending;      /* lock: the layout as the index has it */
         struct stream streams[FS_RA_STREAMS]; /* lock */
         uint64_t tick;                        /* lock */
+        struct prsm_counter *acct;            /* the access ledger's counter of root, may be NULL */
 };
 
 static void rfile_free(struct rfile *rf)
@@ -130,6 +131,9 @@ static int rfile_new(struct fs *fs, const struct index_attr *a, struct rfile **r
         }
         rf->root = a->cid;
         rf->has_root = true;
+        /* only content outside .ipfs/ is in the ledger: .ipfs/CID names no creator's file */
+        if (!(a->flags & INDEX_FLAG_RO))
+                rf->acct = prsm_counter_get(fs->prsm, &a->cid);
         if (!fs->store) {
                 r = -EHOSTUNREACH;
                 goto fail;
@@ -215,6 +219,11 @@ void fs_rfile_ref(struct fs *fs, struct rfile *rf)
 struct rfile *fs_rfile_next(struct rfile *rf)
 {
         return rf->next;
+}
+
+void fs_rfile_count_open(struct rfile *rf)
+{
+        prsm_counter_open(rf->acct);
 }
 
 uint64_t fs_rfile_ino(const struct rfile *rf)
@@ -508,6 +517,7 @@ int fs_rfile_read(struct fs *fs, struct rfile *rf, uint64_t off, size_t size, un
         }
         __atomic_add_fetch(&fs->st.reads, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&fs->st.read_bytes, end - off, __ATOMIC_RELAXED);
+        prsm_counter_bytes(rf->acct, end - off);
         *ret_segs = segs;
         *ret_n = n;
         return 0;

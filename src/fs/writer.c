@@ -47,6 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "prsmfs/cleanup.h"
 #include "prsmfs/io.h"
 #include "prsmfs/log.h"
 
@@ -1064,8 +1065,10 @@ bool fs_is_committing(const struct fs *fs, uint64_t ino)
 void fs_upload_done(struct fs *fs, uint64_t id, uint64_t ino, int error, const struct cid *root,
                     uint64_t size, bool is_pinned)
 {
-        bool in_use = false;
-        int r;
+        struct index_attr before;
+        bool in_use = false, has_before = false;
+        char path[PATH_MAX];
+        int r, fd = -1;
 
         if (error < 0) {
                 /* cancelled: the job stays in the index if it is still owed; a pin that
@@ -1080,6 +1083,13 @@ void fs_upload_done(struct fs *fs, uint64_t id, uint64_t ino, int error, const s
                 }
                 return;
         }
+        if (prsm_has_provenance(fs->prsm)) {
+                /* the record's old CID, and its sha256 from the staged bytes: the fd keeps
+                 * them after the staging file goes (hashed by the record writer, not here) */
+                has_before = index_getattr(fs->idx, ino, &before) >= 0;
+                if (staging_path(fs, ino, id, path) >= 0)
+                        fd = open(path, O_RDONLY | O_CLOEXEC);
+        }
         /* waiters (fsync) see the commit only once the staging file is gone too */
         pthread_mutex_lock(&fs->files_lock);
         commit_track(fs, ino, true);
@@ -1089,6 +1099,10 @@ void fs_upload_done(struct fs *fs, uint64_t id, uint64_t ino, int error, const s
                 log_error("cannot commit the upload of inode %" PRIu64 ": %s", ino, strerror(-r));
         else
                 fs_pins_kick(fs); /* the old content's unpin may be owed now */
+        if (r == 1)               /* applied: this content is the file's now */
+                fs_prov_commit(fs, ino, has_before ? &before : NULL, root, size, TAKE_FD(fd));
+        if (fd >= 0)
+                close(fd);
         pthread_mutex_lock(&fs->files_lock);
         for (struct wfile *wf = fs->wfiles; r >= 0 && wf && !in_use; wf = wf->next)
                 if (wf->ino == ino) {

@@ -8,7 +8,7 @@
  * daemon (the promise for closed files); after power loss the last commits may be lost,
  * which is why fsync() on a file waits for its upload and pin (design.md §4), not for this.
  *
- * Schema (version 8):
+ * Schema (version 9):
  *   inodes(ino, mode, uid, gid, nlink, size, state, cid, target, flags, staged,
  *          atime/mtime/ctime as _sec and _nsec, rdev)
  *          staged: generation of the staging file holding the content, 0 = none
@@ -39,6 +39,12 @@
  *                      what is not content-addressed and lives outside state_dir (staging
  *                      files sit in cache_dir/staging/<instance>/, and a cache_dir may be
  *                      shared by several daemons)
+ *   provenance(seq, path, cid, record)   PRSM provenance records (schema 9), one signed JSON
+ *                      record each (docs/prsm.md), appended by the prsm module's writer in
+ *                      batches; path and cid are copies of the record's fields for lookups
+ *   ledger(batch, cid, time_sec, opens, bytes)   PRSM access ledger (schema 9): one row per
+ *                      CID per flush of the in-memory counters; (batch, cid) is unique, so a
+ *                      batch written twice counts once
  * Migrations run in order from PRAGMA user_version; a database newer than this code is
  * refused rather than guessed at.
  */
@@ -238,6 +244,22 @@ static const char *const migrations[] = {
                            "CREATE TRIGGER pins_unref_update AFTER UPDATE OF cid ON inodes "
                            "WHEN OLD.cid IS NOT NULL AND OLD.cid IS NOT NEW.cid "
                            "BEGIN " PIN_UNREF_SQL("OLD.cid") "; END;",
+        /* 8 -> 9: PRSM provenance records and the access ledger */
+        "CREATE TABLE provenance ("
+        "  seq INTEGER PRIMARY KEY,"
+        "  path BLOB NOT NULL,"
+        "  cid BLOB,"
+        "  record TEXT NOT NULL);"
+        "CREATE INDEX provenance_by_path ON provenance(path);"
+        "CREATE INDEX provenance_by_cid ON provenance(cid) WHERE cid IS NOT NULL;"
+        "CREATE TABLE ledger ("
+        "  batch INTEGER NOT NULL,"
+        "  cid BLOB NOT NULL,"
+        "  time_sec INTEGER NOT NULL,"
+        "  opens INTEGER NOT NULL,"
+        "  bytes INTEGER NOT NULL,"
+        "  PRIMARY KEY (batch, cid)) WITHOUT ROWID;"
+        "CREATE INDEX ledger_by_time ON ledger(time_sec);",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == INDEX_SCHEMA_VERSION,
                "one migration per schema version");
@@ -1843,6 +1865,22 @@ int index_set_dir_cid(struct index *idx, uint64_t ino, const struct cid *cid, ui
         return in_transaction(idx, do_set_dir_cid, &a);
 }
 
+/* Room for element n in *array of *cap elements of size bytes (doubling from 16). */
+static int grow_array(void **array, size_t *cap, size_t n, size_t size)
+{
+        size_t c = *cap ? *cap * 2 : 16;
+        void *p;
+
+        if (n < *cap)
+                return 0;
+        p = reallocarray(*array, c, size);
+        if (!p)
+                return -ENOMEM;
+        *array = p;
+        *cap = c;
+        return 0;
+}
+
 int index_jobs(struct index *idx, index_job_fn fn, void *userdata)
 {
         struct index_job *jobs = NULL;
@@ -1857,17 +1895,9 @@ int index_jobs(struct index *idx, index_job_fn fn, void *userdata)
                 rc = sqlite3_step(st);
                 if (rc != SQLITE_ROW)
                         break;
-                if (n == cap) {
-                        size_t c = cap ? cap * 2 : 16;
-                        struct index_job *p = reallocarray(jobs, c, sizeof(*p));
-
-                        if (!p) {
-                                r = -ENOMEM;
-                                break;
-                        }
-                        jobs = p;
-                        cap = c;
-                }
+                r = grow_array((void **)&jobs, &cap, n, sizeof(*jobs));
+                if (r < 0)
+                        break;
                 jobs[n++] = (struct index_job){
                         .ino = (uint64_t)sqlite3_column_int64(st, 0),
                         .gen = (uint64_t)sqlite3_column_int64(st, 1),
@@ -1949,4 +1979,276 @@ int index_name_of(struct index *idx, uint64_t ino, char *buf, size_t size)
         sqlite3_finalize(st);
         pthread_mutex_unlock(&idx->lock);
         return r;
+}
+
+/* ---- PRSM provenance records and access ledger (schema 9) ---- */
+
+struct prov_append_args {
+        const struct index_prov_row *rows;
+        size_t n;
+};
+
+static int do_prov_append(struct index *idx, void *ud)
+{
+        struct prov_append_args *a = ud;
+        int r = 0;
+
+        for (size_t i = 0; r >= 0 && i < a->n; i++) {
+                const struct index_prov_row *row = &a->rows[i];
+
+                if (row->cid)
+                        r = q(idx, NULL, NULL,
+                              "INSERT INTO provenance(seq, path, cid, record) "
+                              "VALUES (?1, ?2, ?3, ?4)",
+                              "isbx", (int64_t)row->seq, row->path, row->cid->bin,
+                              (size_t)row->cid->len, row->record);
+                else
+                        r = q(idx, NULL, NULL,
+                              "INSERT INTO provenance(seq, path, record) VALUES (?1, ?2, ?3)",
+                              "isx", (int64_t)row->seq, row->path, row->record);
+        }
+        return r;
+}
+
+int index_prov_append(struct index *idx, const struct index_prov_row *rows, size_t n)
+{
+        struct prov_append_args a = { .rows = rows, .n = n };
+
+        return n ? in_transaction(idx, do_prov_append, &a) : 0;
+}
+
+/* Runs a one-row query whose first column is a seq and second a record text. */
+static int prov_row(struct index *idx, sqlite3_stmt *st, uint64_t *ret_seq, char **ret_record)
+{
+        const unsigned char *text;
+        int rc = sqlite3_step(st);
+        char *copy;
+
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        if (rc != SQLITE_ROW)
+                return errno_from_sqlite(rc);
+        (void)idx;
+        text = sqlite3_column_text(st, 1);
+        copy = strdup(text ? (const char *)text : "");
+        if (!copy)
+                return -ENOMEM;
+        if (ret_seq)
+                *ret_seq = (uint64_t)sqlite3_column_int64(st, 0);
+        *ret_record = copy;
+        return 0;
+}
+
+int index_prov_last(struct index *idx, uint64_t *ret_seq, char **ret_record)
+{
+        sqlite3_stmt *st = NULL;
+        int r;
+
+        pthread_mutex_lock(&idx->lock);
+        if (sqlite3_prepare_v2(idx->db,
+                               "SELECT seq, record FROM provenance ORDER BY seq DESC LIMIT 1", -1,
+                               &st, NULL) != SQLITE_OK)
+                r = -EIO;
+        else
+                r = prov_row(idx, st, ret_seq, ret_record);
+        sqlite3_finalize(st);
+        pthread_mutex_unlock(&idx->lock);
+        return r;
+}
+
+int index_prov_latest(struct index *idx, const struct cid *cid, const char *path, char **ret_record)
+{
+        sqlite3_stmt *st = NULL;
+        int r;
+
+        pthread_mutex_lock(&idx->lock);
+        if (sqlite3_prepare_v2(idx->db,
+                               "SELECT seq, record FROM provenance WHERE cid = ?1 OR path = ?2 "
+                               "ORDER BY seq DESC LIMIT 1",
+                               -1, &st, NULL) != SQLITE_OK)
+                r = -EIO;
+        else {
+                if (cid)
+                        sqlite3_bind_blob(st, 1, cid->bin, (int)cid->len, SQLITE_STATIC);
+                if (path)
+                        sqlite3_bind_blob(st, 2, path, (int)strlen(path), SQLITE_STATIC);
+                r = prov_row(idx, st, NULL, ret_record);
+        }
+        sqlite3_finalize(st);
+        pthread_mutex_unlock(&idx->lock);
+        return r;
+}
+
+int index_prov_list(struct index *idx, uint64_t after, size_t max, index_prov_fn fn, void *userdata)
+{
+        sqlite3_stmt *st = NULL;
+        int rc, r = 0, n = 0;
+
+        if (max > INT_MAX)
+                max = INT_MAX;
+        pthread_mutex_lock(&idx->lock);
+        rc = sqlite3_prepare_v2(idx->db,
+                                "SELECT seq, record FROM provenance WHERE seq > ?1 ORDER BY seq "
+                                "LIMIT ?2",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+                sqlite3_bind_int64(st, 1, (int64_t)MIN(after, (uint64_t)INT64_MAX));
+                sqlite3_bind_int64(st, 2, (int64_t)max);
+        }
+        while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+                const unsigned char *text;
+
+                rc = sqlite3_step(st);
+                if (rc != SQLITE_ROW)
+                        break;
+                text = sqlite3_column_text(st, 1);
+                r = fn((uint64_t)sqlite3_column_int64(st, 0), text ? (const char *)text : "",
+                       userdata);
+                if (r < 0)
+                        break;
+                n++;
+        }
+        if (r >= 0 && rc != SQLITE_DONE)
+                r = errno_from_sqlite(rc);
+        sqlite3_finalize(st);
+        pthread_mutex_unlock(&idx->lock);
+        return r < 0 ? r : n;
+}
+
+int index_prov_replace(struct index *idx, uint64_t seq, const char *record)
+{
+        int changes = 0, r;
+
+        pthread_mutex_lock(&idx->lock);
+        r = q(idx, NULL, &changes, "UPDATE provenance SET record = ?2 WHERE seq = ?1", "ix",
+              (int64_t)seq, record);
+        pthread_mutex_unlock(&idx->lock);
+        return r < 0 ? r : changes ? 0 : -ENOENT;
+}
+
+struct ledger_add_args {
+        uint64_t batch;
+        int64_t time_sec;
+        const struct index_access *rows;
+        size_t n;
+};
+
+static int do_ledger_add(struct index *idx, void *ud)
+{
+        struct ledger_add_args *a = ud;
+        int r = 0;
+
+        for (size_t i = 0; r >= 0 && i < a->n; i++)
+                r = q(idx, NULL, NULL,
+                      "INSERT OR IGNORE INTO ledger(batch, cid, time_sec, opens, bytes) "
+                      "VALUES (?1, ?2, ?3, ?4, ?5)",
+                      "ibiii", (int64_t)a->batch, a->rows[i].cid.bin, (size_t)a->rows[i].cid.len,
+                      a->time_sec, (int64_t)MIN(a->rows[i].opens, (uint64_t)INT64_MAX),
+                      (int64_t)MIN(a->rows[i].bytes, (uint64_t)INT64_MAX));
+        return r;
+}
+
+int index_ledger_add(struct index *idx, uint64_t batch, int64_t time_sec,
+                     const struct index_access *rows, size_t n)
+{
+        struct ledger_add_args a = {
+                .batch = MIN(batch, (uint64_t)INT64_MAX), .time_sec = time_sec, .rows = rows, .n = n
+        };
+
+        return n ? in_transaction(idx, do_ledger_add, &a) : 0;
+}
+
+int index_ledger_sum(struct index *idx, int64_t since_sec, struct index_access **ret, size_t *ret_n)
+{
+        struct index_access *rows = NULL;
+        size_t n = 0, cap = 0;
+        sqlite3_stmt *st = NULL;
+        int rc, r = 0;
+
+        pthread_mutex_lock(&idx->lock);
+        rc = sqlite3_prepare_v2(idx->db,
+                                "SELECT cid, sum(opens), sum(bytes) FROM ledger "
+                                "WHERE time_sec >= ?1 GROUP BY cid ORDER BY cid",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK)
+                sqlite3_bind_int64(st, 1, since_sec);
+        while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+                rc = sqlite3_step(st);
+                if (rc != SQLITE_ROW)
+                        break;
+                r = grow_array((void **)&rows, &cap, n, sizeof(*rows));
+                if (r < 0)
+                        break;
+                rows[n] = (struct index_access){
+                        .opens = (uint64_t)sqlite3_column_int64(st, 1),
+                        .bytes = (uint64_t)sqlite3_column_int64(st, 2),
+                };
+                if (cid_from_bytes(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
+                                   &rows[n].cid) >= 0)
+                        n++; /* a row that is no CID is not anyone's access */
+        }
+        if (r == 0 && rc != SQLITE_DONE)
+                r = errno_from_sqlite(rc);
+        sqlite3_finalize(st);
+        pthread_mutex_unlock(&idx->lock);
+        if (r < 0) {
+                free(rows);
+                return r;
+        }
+        *ret = rows;
+        *ret_n = n;
+        return 0;
+}
+
+int index_path(struct index *idx, uint64_t ino, char *buf, size_t size)
+{
+        sqlite3_stmt *st = NULL;
+        size_t at = size; /* the path is built from its end */
+        unsigned depth = 0;
+        int r = 0;
+
+        if (size < 2)
+                return -ENAMETOOLONG;
+        buf[--at] = '\0';
+        pthread_mutex_lock(&idx->lock);
+        if (sqlite3_prepare_v2(idx->db,
+                               "SELECT parent, name FROM dentries WHERE ino = ?1 ORDER BY id "
+                               "LIMIT 1",
+                               -1, &st, NULL) != SQLITE_OK)
+                r = -EIO;
+        while (r >= 0 && ino != INDEX_ROOT_INO) {
+                const void *name;
+                size_t len;
+                int rc;
+
+                if (++depth > 4096) { /* a cycle would be corruption */
+                        r = -EBADMSG;
+                        break;
+                }
+                sqlite3_bind_int64(st, 1, (int64_t)ino);
+                rc = sqlite3_step(st);
+                if (rc != SQLITE_ROW) {
+                        r = rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
+                        break;
+                }
+                name = sqlite3_column_blob(st, 1);
+                len = (size_t)sqlite3_column_bytes(st, 1);
+                if (len + 1 > at) {
+                        r = -ENAMETOOLONG;
+                        break;
+                }
+                at -= len;
+                memcpy(buf + at, name, len);
+                buf[--at] = '/';
+                ino = (uint64_t)sqlite3_column_int64(st, 0);
+                sqlite3_reset(st);
+        }
+        sqlite3_finalize(st);
+        pthread_mutex_unlock(&idx->lock);
+        if (r < 0)
+                return r;
+        if (at == size - 1) /* the root */
+                buf[--at] = '/';
+        memmove(buf, buf + at, size - at);
+        return 0;
 }

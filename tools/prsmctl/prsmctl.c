@@ -18,6 +18,15 @@
  *                                         fetch every block of the files (and trees) into the
  *                                         disk cache, in the daemon, with progress; --check
  *                                         counts what is cached, --evict drops it (prefetch.c)
+ *   prsmctl [-s SOCKET] [--json] provenance PATH
+ *                                         the signed records of PATH, newest first, each
+ *                                         verified (exit 1 naming a record that fails)
+ *   prsmctl [-s SOCKET] provenance --export FILE [--gzip] [PATH]
+ *                                         a signed document of the log (or PATH's records)
+ *   prsmctl provenance --verify FILE --pubkey KEY
+ *                                         checks such a document with only the public key
+ *   prsmctl [-s SOCKET] [--json] rewards [--since TIME] [PATH]
+ *                                         accesses and FTNS owed per creator
  *   prsmctl [-s SOCKET] unpin CID [PATH]  unpin a root publish pinned (in the background;
  *                                         "still_referenced": files have it as their content,
  *                                         it stays pinned while they do); PATH: any path in
@@ -46,7 +55,9 @@
 
 #include <jansson.h>
 
-#define MAX_REPLY (1024 * 1024)
+#include "prov.h"
+
+#define MAX_REPLY (64 * 1024 * 1024) /* an exported provenance log */
 
 /* Walks up from path to the root of its mount and reads the socket path there; the root's
  * path goes to root (PATH_MAX bytes) when asked. */
@@ -160,6 +171,35 @@ out:
         return reply;
 }
 
+json_t *prsmctl_call(const char *sock, json_t *req)
+{
+        return call(sock, req);
+}
+
+int prsmctl_locate(const char *path, char *sock, size_t size, char *rel, size_t rel_size)
+{
+        char real[PATH_MAX], root[PATH_MAX];
+        json_t *req;
+        const char *p;
+        int r;
+
+        if (!sock[0] && realpath(path, real)) { /* it exists: any file or directory */
+                if (find_socket_root(real, sock, size, root) < 0)
+                        return -1;
+                (void)snprintf(rel, rel_size, "%s", real[strlen(root)] ? real + strlen(root) : "/");
+                return 0;
+        }
+        req = link_request("x", path, sock, size);
+        p = json_string_value(json_object_get(req, "path"));
+        r = p ? 0 : -1;
+
+        /* link's rules: the parent must exist in the mount (a deleted file has a history) */
+        if (p)
+                (void)snprintf(rel, rel_size, "%s", p);
+        json_decref(req);
+        return r;
+}
+
 /* Options of publish: -1 = not given (the daemon's config decides). */
 struct publish_opts {
         int preserve_mode, preserve_mtime;
@@ -246,7 +286,12 @@ static void usage(FILE *f)
                    "       prsmctl [-s SOCKET] [--json] publish [--[no-]preserve-mode]\n"
                    "               [--[no-]preserve-mtime] [--include-private] [PATH]\n"
                    "       prsmctl [-s SOCKET] [--json] prefetch [--check|--evict] PATH...\n"
-                   "       prsmctl [-s SOCKET] unpin CID [PATH]\n");
+                   "       prsmctl [-s SOCKET] unpin CID [PATH]\n"
+                   "       prsmctl [-s SOCKET] link [--creator ID] CID PATH\n"
+                   "       prsmctl [-s SOCKET] [--json] provenance PATH\n"
+                   "       prsmctl [-s SOCKET] provenance --export FILE [--gzip] [PATH]\n"
+                   "       prsmctl provenance --verify FILE --pubkey KEY\n"
+                   "       prsmctl [-s SOCKET] [--json] rewards [--since TIME] [PATH]\n");
 }
 
 int main(int argc, char *argv[])
@@ -260,6 +305,12 @@ int main(int argc, char *argv[])
                 OPT_INCLUDE_PRIVATE,
                 OPT_CHECK,
                 OPT_EVICT,
+                OPT_EXPORT,
+                OPT_VERIFY,
+                OPT_PUBKEY,
+                OPT_SINCE,
+                OPT_GZIP,
+                OPT_CREATOR,
         };
         static const struct option longopts[] = {
                 { "socket", required_argument, NULL, 's' },
@@ -271,12 +322,20 @@ int main(int argc, char *argv[])
                 { "include-private", no_argument, NULL, OPT_INCLUDE_PRIVATE },
                 { "check", no_argument, NULL, OPT_CHECK },
                 { "evict", no_argument, NULL, OPT_EVICT },
+                { "export", required_argument, NULL, OPT_EXPORT },
+                { "verify", required_argument, NULL, OPT_VERIFY },
+                { "pubkey", required_argument, NULL, OPT_PUBKEY },
+                { "since", required_argument, NULL, OPT_SINCE },
+                { "gzip", no_argument, NULL, OPT_GZIP },
+                { "creator", required_argument, NULL, OPT_CREATOR },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
         struct publish_opts po = { .preserve_mode = -1, .preserve_mtime = -1 };
         const char *prefetch_mode = NULL; /* --check, --evict */
         bool json = false, publish_opts = false;
+        struct prov_opts pv = { 0 };
+        const char *creator = NULL;
         char sock[PATH_MAX] = "";
         json_t *req, *reply;
         const char *cmd, *path;
@@ -310,6 +369,24 @@ int main(int argc, char *argv[])
                         }
                         prefetch_mode = c == OPT_CHECK ? "check" : "evict";
                         break;
+                case OPT_EXPORT:
+                        pv.export_file = optarg;
+                        break;
+                case OPT_VERIFY:
+                        pv.verify_file = optarg;
+                        break;
+                case OPT_PUBKEY:
+                        pv.pubkey = optarg;
+                        break;
+                case OPT_SINCE:
+                        pv.since = optarg;
+                        break;
+                case OPT_GZIP:
+                        pv.gzip = true;
+                        break;
+                case OPT_CREATOR:
+                        creator = optarg;
+                        break;
                 case 'h':
                         usage(stdout);
                         return 0;
@@ -336,6 +413,11 @@ int main(int argc, char *argv[])
         if (strcmp(cmd, "prefetch") == 0)
                 return prsmctl_prefetch(sock, sizeof(sock), argc - optind - 1, argv + optind + 1,
                                         json, prefetch_mode ? prefetch_mode : "fetch");
+        pv.json = json;
+        if (strcmp(cmd, "provenance") == 0)
+                return prov_provenance(&pv, path, sock, sizeof(sock));
+        if (strcmp(cmd, "rewards") == 0)
+                return prov_rewards(&pv, path, sock, sizeof(sock));
         if (strcmp(cmd, "link") == 0) {
                 if (argc - optind != 3) {
                         usage(stderr);
@@ -344,6 +426,9 @@ int main(int argc, char *argv[])
                 req = link_request(argv[optind + 1], argv[optind + 2], sock, sizeof(sock));
                 if (!req)
                         return 1;
+                /* the content's creator, for its records and the ledger (docs/prsm.md) */
+                if (creator)
+                        json_object_set_new(req, "creator", json_string(creator));
         } else if (strcmp(cmd, "publish") == 0) {
                 req = publish_request(path, &po, sock, sizeof(sock));
                 if (!req)

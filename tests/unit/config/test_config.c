@@ -246,6 +246,35 @@ static void test_metrics_listen__default_off_and_bad__as_documented(void **state
         config_done(&c);
 }
 
+static void test_load__prsm_keys__royalty_range_checked(void **state)
+{
+        struct config c;
+
+        (void)state;
+        assert_int_equal(config_init_defaults(&c), 0);
+        assert_int_equal(c.royalty_rate_milli, 10); /* PRSM's 0.01 FTNS per access */
+        assert_null(c.creator_id);
+        assert_int_equal(load_text(&c, "{\"royalty_rate\": 0.05, \"creator_id\": \"alice\", "
+                                       "\"identity_key\": \"/k.pem\"}"),
+                         0);
+        assert_int_equal(c.royalty_rate_milli, 50);
+        assert_string_equal(c.creator_id, "alice");
+        assert_string_equal(c.identity_key, "/k.pem");
+        assert_int_equal(load_text(&c, "{\"royalty_rate\": 0.1}"), 0);
+        assert_int_equal(c.royalty_rate_milli, 100);
+        assert_int_equal(load_text(&c, "{\"royalty_rate\": 0.2}"), -EINVAL);
+        assert_non_null(strstr(err, "'royalty_rate': 0.2 is out of range [0.001, 0.100]"));
+        assert_int_equal(load_text(&c, "{\"royalty_rate\": 0.0005}"), -EINVAL);
+        assert_non_null(strstr(err, "'royalty_rate'"));
+        assert_int_equal(load_text(&c, "{\"royalty_rate\": \"0.01\"}"), -EINVAL);
+        assert_int_equal(config_set_option(&c, "royalty_rate", "0.001", err, sizeof(err)), 0);
+        assert_int_equal(c.royalty_rate_milli, 1);
+        assert_int_equal(config_set_option(&c, "royalty_rate", "0", err, sizeof(err)), -EINVAL);
+        assert_int_equal(config_set_option(&c, "royalty_rate", "1e-2", err, sizeof(err)), -EINVAL);
+        assert_int_equal(c.royalty_rate_milli, 1);
+        config_done(&c);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -257,6 +286,7 @@ int main(void)
                 cmocka_unit_test(test_load__first_byte_timeout__default_and_set),
                 cmocka_unit_test(test_option__overrides__parsed_or_refused),
                 cmocka_unit_test(test_validate__inconsistent__refused),
+                cmocka_unit_test(test_load__prsm_keys__royalty_range_checked),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
