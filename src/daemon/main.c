@@ -861,6 +861,31 @@ static int cmd_cache_gc(json_t *request, json_t **reply, void *userdata)
         return *reply ? 0 : -ENOMEM;
 }
 
+/* prsmctl cache verify: every cached block hashed again; bad ones dropped (cache_verify). */
+static int cmd_cache_verify(json_t *request, json_t **reply, void *userdata)
+{
+        struct daemon *d = userdata;
+        struct cache_verify_result res;
+        int r;
+
+        (void)request;
+        if (!d->cache)
+                return -EAGAIN;
+        r = cache_verify(d->cache, &res);
+        if (r < 0)
+                return r;
+        if (res.dropped)
+                log_warning("cache verify: %" PRIu64 " corrupt block(s) dropped (%" PRIu64
+                            " bytes); they are fetched again when read",
+                            res.dropped, res.dropped_bytes);
+        *reply =
+                json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "checked", (json_int_t)res.checked,
+                          "verified_bytes", (json_int_t)res.verified_bytes, "dropped",
+                          (json_int_t)res.dropped, "dropped_bytes", (json_int_t)res.dropped_bytes,
+                          "skipped", (json_int_t)res.skipped, "vanished", (json_int_t)res.vanished);
+        return *reply ? 0 : -ENOMEM;
+}
+
 static int cmd_reload(json_t *request, json_t **reply, void *userdata)
 {
         (void)request;
@@ -901,7 +926,7 @@ static const struct control_command commands[] = {
         { "unpin", cmd_unpin }, /* a published root */
         { "uploads", cmd_uploads }, { "uploads_retry", cmd_uploads_retry },
         { "pin", cmd_pin },         { "cache_gc", cmd_cache_gc },
-        { "reload", cmd_reload },
+        { "reload", cmd_reload },   { "cache_verify", cmd_cache_verify },
 };
 
 /* Writes one number into a sysfs or procfs file; 0 or -errno. */

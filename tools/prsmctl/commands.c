@@ -392,18 +392,23 @@ int ctl_cmd_cache(struct ctl *ctl, int argc, char **argv)
                 else
                         return ctl_usage(argv[0]);
         }
-        if (!sub || (strcmp(sub, "stats") != 0 && strcmp(sub, "gc") != 0) ||
+        if (!sub ||
+            (strcmp(sub, "stats") != 0 && strcmp(sub, "gc") != 0 && strcmp(sub, "verify") != 0) ||
             (has_target && strcmp(sub, "gc") != 0))
                 return ctl_usage(argv[0]);
         if (ctl_find(ctl, path) < 0)
                 return 1;
         if (!strcmp(sub, "stats"))
                 req = json_pack("{s:s}", "cmd", "status");
+        else if (!strcmp(sub, "verify"))
+                req = json_pack("{s:s}", "cmd", "cache_verify");
         else if (has_target)
                 req = json_pack("{s:s, s:I}", "cmd", "cache_gc", "target", (json_int_t)target);
         else
                 req = json_pack("{s:s}", "cmd", "cache_gc");
-        r = ctl_request(ctl, req);
+        /* verify reads all of the cache: as long as it takes, unless --timeout */
+        r = !strcmp(sub, "verify") && ctl->timeout_ms < 0 ? ctl_request_timeout(ctl, req, 0)
+                                                          : ctl_request(ctl, req);
         if (!r)
                 return 1;
         cache = !strcmp(sub, "stats") ? json_object_get(r, "cache") : r;
@@ -421,6 +426,16 @@ int ctl_cmd_cache(struct ctl *ctl, int argc, char **argv)
                        json_is_true(json_object_get(cache, "enabled")) ? "" : " (disabled)",
                        jint(cache, "hits"), jint(cache, "misses"), jint(cache, "evictions"),
                        jint(cache, "put_errors"));
+        } else if (!strcmp(sub, "verify")) {
+                char a[32], b[32];
+
+                printf("%" JSON_INTEGER_FORMAT " blocks checked (%s good); %" JSON_INTEGER_FORMAT
+                       " corrupt dropped (%s)%s\n",
+                       jint(r, "checked"),
+                       human_bytes((double)jint(r, "verified_bytes"), a, sizeof(a)),
+                       jint(r, "dropped"),
+                       human_bytes((double)jint(r, "dropped_bytes"), b, sizeof(b)),
+                       jint(r, "skipped") ? "; some use a hash prsmfs cannot check" : "");
         } else {
                 char a[32], b[32];
 

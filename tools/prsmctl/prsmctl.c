@@ -263,7 +263,13 @@ json_t *ctl_call(struct ctl *ctl, json_t *req)
 
 json_t *ctl_request(struct ctl *ctl, json_t *req)
 {
-        json_t *reply = req ? ctl_call(ctl, req) : NULL;
+        return ctl_request_timeout(ctl, req,
+                                   ctl->timeout_ms < 0 ? DEFAULT_TIMEOUT_MS : ctl->timeout_ms);
+}
+
+json_t *ctl_request_timeout(struct ctl *ctl, json_t *req, int timeout_ms)
+{
+        json_t *reply = req ? ctl_call_opts(ctl, req, timeout_ms, NULL, NULL, false) : NULL;
 
         if (!req)
                 fprintf(stderr, "prsmctl: out of memory\n");
@@ -388,9 +394,10 @@ static const struct ctl_command commands[] = {
           "live rates sampled every second (reads, bytes, fetches, cache hits, uploads), like "
           "juicefs stats; --count N: N lines then exit",
           ctl_cmd_stats },
-        { "cache", "stats|gc [--target SIZE] [PATH]",
+        { "cache", "stats|gc [--target SIZE]|verify [PATH]",
           "the block cache: its size and hit counts; gc: evict least recently used blocks "
-          "down to SIZE (default: the configured max_cache_size)",
+          "down to SIZE (default: the configured max_cache_size); verify: hash every cached "
+          "block again and drop the corrupt ones",
           ctl_cmd_cache },
         { "ls", "--cid PATH", "entries of a directory in the mount with their CIDs", ctl_cmd_ls },
         { "pin", "CID [PATH]", "pin CID on `replicas` nodes and keep it pinned until prsmctl unpin",

@@ -58,6 +58,8 @@ json_t *ctl_call(struct ctl *ctl, json_t *req);
 /* Takes req; returns a reply whose "ok" is true, else NULL after printing the daemon's
  * reason. */
 json_t *ctl_request(struct ctl *ctl, json_t *req);
+/* The same with its own timeout (0: none). */
+json_t *ctl_request_timeout(struct ctl *ctl, json_t *req, int timeout_ms);
 void ctl_print_json(json_t *j);
 /* JSON output: --json, or stdout is not a terminal (scripts read it); publish alone prints
  * its CID there (its own rule). */
