@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <malloc.h>
@@ -1049,6 +1050,23 @@ static int open_net(const struct config *cfg, bool check, struct net_pool **ret)
 
 static int read_config(const struct cmdline *cl, struct config *cfg, char *err, size_t err_size);
 
+/* control_group names a group of this host: checked before anything is mounted. */
+static int check_control_group(const struct config *cfg)
+{
+        struct group gr, *g = NULL;
+        char buf[4096];
+        int r;
+
+        if (!cfg->control_group)
+                return 0;
+        r = getgrnam_r(cfg->control_group, &gr, buf, sizeof(buf), &g);
+        if (r == 0 && g)
+                return 0;
+        fprintf(stderr, "prsmfs: control_group '%s': %s\n", cfg->control_group,
+                r ? strerror(r) : "no such group");
+        return -EINVAL;
+}
+
 static int load_config(struct cmdline *cl, struct config *cfg)
 {
         char err[512];
@@ -1150,7 +1168,7 @@ int main(int argc, char *argv[])
                 fprintf(stderr, "prsmfs: no mount point given (see %s --help)\n", argv[0]);
                 goto out;
         }
-        if (load_config(&cl, &cfg) < 0)
+        if (load_config(&cl, &cfg) < 0 || check_control_group(&cfg) < 0)
                 goto out;
         if (opts.debug)
                 log_set_level(LOG_LEVEL_DEBUG);

@@ -13,7 +13,7 @@ import subprocess
 import threading
 import time
 
-from mount import fsync_path, tool_binary
+from mount import fsync_path, prsmfs_binary, tool_binary
 from rpcproxy import RpcProxy
 
 MiB = 1 << 20
@@ -235,6 +235,11 @@ def test_prsmctl__two_clients__status_answers_during_a_slow_publish(mount_factor
         assert rc == 0, err
         assert json.loads(out)["cid"].startswith("bafy")
         assert time.monotonic() - started >= 4.0
+        # on a terminal: what was sent so far while it waits, then the CID alone on stdout
+        write(m.path("t", "g"), os.urandom(MiB))
+        rc, out = ctl_tty("publish", m.path("t"))
+        assert rc == 0 and "publishing: " in out and "blocks sent" in out, out
+        assert out.strip().splitlines()[-1].startswith("bafy"), out
     finally:
         px.stop()
 
@@ -324,3 +329,25 @@ def test_prsmctl__reload_and_sighup__log_level_live_others_named(mount_factory, 
     rc, out, err = ctl("reload", m.mountpoint)
     assert rc == 1 and "no_such_key" in err and "unknown key" in err, err
     assert m.alive()
+
+
+def test_prsmctl__control_group__socket_0660_for_the_group(mount_factory, ipfs_node, tmp_path):
+    import grp
+    group = grp.getgrnam("nogroup")
+    m = mount_factory(config=cfg(ipfs_node.api_url, control_group="nogroup"))
+    st = os.stat(os.path.join(m.state_dir, "control.sock"))
+    assert stat.S_IMODE(st.st_mode) == 0o660 and st.st_gid == group.gr_gid, (oct(st.st_mode),
+                                                                              st.st_gid)
+    assert ctl_json("status", m.mountpoint)["ok"]
+    # a group this host does not have: refused before anything is mounted
+    bad = dict(cfg(ipfs_node.api_url, control_group="no-such-group-prsmfs"),
+               state_dir=str(tmp_path / "s2"), cache_dir=str(tmp_path / "c2"))
+    with open(tmp_path / "bad.json", "w") as f:
+        json.dump(bad, f)
+    os.mkdir(tmp_path / "mnt2")
+    p = subprocess.run([prsmfs_binary(), "-f", "--config=%s" % (tmp_path / "bad.json"),
+                        str(tmp_path / "mnt2")], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1, p.stderr
+    assert "control_group 'no-such-group-prsmfs': no such group" in p.stderr, p.stderr
+    with open("/proc/mounts") as f:
+        assert str(tmp_path / "mnt2") not in f.read()

@@ -77,9 +77,11 @@ struct progress {
 
 static bool sent_now(struct ctl *ctl, json_int_t *puts, json_int_t *bytes)
 {
-        json_t *r =
-                ctl_call_opts(ctl, json_pack("{s:s}", "cmd", "status"), 5000, NULL, NULL, false);
+        json_t *req = json_pack("{s:s}", "cmd", "status");
+        json_t *r = req ? ctl_call_opts(ctl, req, 5000, NULL, NULL, false) : NULL;
         json_t *net = json_object_get(json_object_get(r, "stats"), "net");
+
+        json_decref(req);
 
         *puts = json_integer_value(json_object_get(net, "puts"));
         *bytes = json_integer_value(json_object_get(net, "put_bytes"));
