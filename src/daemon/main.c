@@ -493,6 +493,20 @@ static int up_pin(void *ud, const struct cid *root)
         return upload_pin(d->upload, root);
 }
 
+/* A request's CID argument: 0 with it parsed into ret, or -EINVAL with a reply that says
+ * "not a CID: '...'" (NULL ret: only checked). */
+static int cid_arg(const char *s, struct cid *ret, json_t **reply)
+{
+        struct cid tmp;
+        char msg[256];
+
+        if (s && cid_parse(s, strlen(s), ret ? ret : &tmp) >= 0)
+                return 0;
+        (void)snprintf(msg, sizeof(msg), "not a CID: '%.200s'", s ? s : "");
+        *reply = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+        return -EINVAL;
+}
+
 static int cmd_link(json_t *request, json_t **reply, void *userdata)
 {
         struct daemon *d = userdata;
@@ -502,7 +516,9 @@ static int cmd_link(json_t *request, json_t **reply, void *userdata)
         struct index_attr a;
         int r;
 
-        if (!cid || !path)
+        if (!path)
+                return -EINVAL;
+        if (cid_arg(cid, NULL, reply) < 0)
                 return -EINVAL;
         r = fs_link_path(d->fs, cid, path, 0, 0, &a);
         if (r < 0)
@@ -609,7 +625,7 @@ static int cmd_unpin(json_t *request, json_t **reply, void *userdata)
         const char *cid = json_string_value(json_object_get(request, "cid"));
         int r;
 
-        if (!cid)
+        if (cid_arg(cid, NULL, reply) < 0)
                 return -EINVAL;
         r = fs_unpin(d->fs, cid);
         if (r == -ENOENT)
@@ -815,17 +831,11 @@ static int cmd_pin(json_t *request, json_t **reply, void *userdata)
 {
         struct daemon *d = userdata;
         const char *s = json_string_value(json_object_get(request, "cid"));
-        char msg[256];
         struct cid cid;
         int r;
 
-        if (!s)
+        if (cid_arg(s, &cid, reply) < 0)
                 return -EINVAL;
-        if (cid_parse(s, strlen(s), &cid) < 0) {
-                (void)snprintf(msg, sizeof(msg), "not a CID: '%.200s'", s);
-                *reply = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
-                return -EINVAL;
-        }
         if (!d->upload)
                 return -EAGAIN;
         r = upload_pin(d->upload, &cid);

@@ -158,8 +158,10 @@ def test_prsmctl__every_command__json_and_tables(mount_factory, ipfs_node, tmp_p
     root = pub["cid"]
     rc, out, err = ctl("publish", m.path("d"))
     assert rc == 0 and out.strip() == root, (out, err)
-    rc, out, err = ctl("pin", "not-a-cid", mp)
-    assert rc == 1 and "not a CID: 'not-a-cid'" in err, err
+    for cmd in (["pin", "not-a-cid", mp], ["unpin", "not-a-cid", mp],
+                ["link", "not-a-cid", m.path("x")]):
+        rc, out, err = ctl(*cmd)
+        assert rc == 1 and err == "prsmctl: not a CID: 'not-a-cid'\n", (cmd, err)
     p = ctl_json("pin", ls[1]["cid"], mp)
     assert p["cid"] == ls[1]["cid"]
     assert ctl_json("unpin", ls[1]["cid"], mp)["cid"] == ls[1]["cid"]
