@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The control socket prsmctl talks to: a unix stream socket (mode 0600) in the state
- * directory. One JSON request per line, one JSON reply per line:
+ * The control socket prsmctl talks to: a unix stream socket (0600, or 0660 for control_group)
+ * in the state directory. One JSON request per line, one JSON reply per line:
  *   {"cmd": "status"}  ->  {"ok": true, ...}   |   {"ok": false, "error": "reason"}
  * Commands are a table of handlers; each runs on a connection's thread, never on a FUSE thread.
  */

@@ -1345,8 +1345,8 @@ out:
                 (void)!write(stop_pipe[1], "", 1); /* ends it if no signal did */
                 pthread_join(stopper_tid, NULL);
         }
-        control_stop(control);
         net_pool_shutdown(net); /* fetches, prefetches and uploads in flight end now */
+        control_stop(control);  /* after: a publish waiting on the network ends at once */
         fs_release_handles(fs); /* no request is served any more (reads waiting end first) */
         fs_pins_stop(fs);       /* unpins not sent stay owed in the index */
         upload_free(upload);    /* pending jobs stay in the index for the next start */
