@@ -897,6 +897,34 @@ static int cmd_cache_verify(json_t *request, json_t **reply, void *userdata)
         return *reply ? 0 : -ENOMEM;
 }
 
+/* prsmctl fsck [--repair]: the index's integrity, and its staged content against the
+ * staging directory (fs_fsck). */
+static int cmd_fsck(json_t *request, json_t **reply, void *userdata)
+{
+        struct daemon *d = userdata;
+        struct fs_fsck_result res;
+        bool repair;
+        int r;
+
+        if (request_bool(request, "repair", false, &repair) < 0)
+                return -EINVAL;
+        r = fs_fsck(d->fs, repair, &res);
+        if (r == -EROFS) {
+                *reply = json_pack("{s:b, s:s}", "ok", 0, "error",
+                                   "fsck: writes are off in this mount: no staging directory");
+                return r;
+        }
+        if (r < 0)
+                return r;
+        *reply = json_pack("{s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "index",
+                           index_check(d->idx) < 0 ? "corrupt" : "ok", "staging", "staged",
+                           (json_int_t)res.staged, "open", (json_int_t)res.open, "young",
+                           (json_int_t)res.young, "unknown", (json_int_t)res.unknown, "orphans",
+                           (json_int_t)res.orphans, "orphan_bytes", (json_int_t)res.orphan_bytes,
+                           "removed", (json_int_t)res.removed, "missing", (json_int_t)res.missing);
+        return *reply ? 0 : -ENOMEM;
+}
+
 static int cmd_reload(json_t *request, json_t **reply, void *userdata)
 {
         (void)request;
@@ -938,6 +966,7 @@ static const struct control_command commands[] = {
         { "uploads", cmd_uploads }, { "uploads_retry", cmd_uploads_retry },
         { "pin", cmd_pin },         { "cache_gc", cmd_cache_gc },
         { "reload", cmd_reload },   { "cache_verify", cmd_cache_verify },
+        { "fsck", cmd_fsck },
 };
 
 /* Writes one number into a sysfs or procfs file; 0 or -errno. */

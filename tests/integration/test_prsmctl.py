@@ -353,3 +353,44 @@ def test_prsmctl__control_group__socket_0660_for_the_group(mount_factory, ipfs_n
     assert "control_group 'no-such-group-prsmfs': no such group" in p.stderr, p.stderr
     with open("/proc/mounts") as f:
         assert str(tmp_path / "mnt2") not in f.read()
+
+
+def test_prsmctl__fsck__orphans_repaired_missing_staging_reported(mount_factory, tmp_path):
+    from ipfsnode import free_ports
+    dead = "http://127.0.0.1:%d" % free_ports(1)[0]  # uploads stay pending
+    m = mount_factory(config=cfg(dead, timeout=5), allow_stderr=("fsck",))
+    with open(m.path("f"), "wb") as f:
+        f.write(b"staged, not uploaded")
+    with open(m.path("g"), "wb") as f:
+        f.write(b"another")
+    r = ctl_json("fsck", m.mountpoint)
+    assert r["index"] == "ok" and r["staging"]["staged"] == 2, r
+    assert r["staging"]["orphans"] == 0 and r["staging"]["missing"] == 0, r
+
+    sd = m.staging_dir()
+    old = time.time() - 3600
+    for name in ("999999.1", "junk"):  # a writer that never closed, and a stray file
+        with open(os.path.join(sd, name), "wb") as f:
+            f.write(b"x" * 100)
+        os.utime(os.path.join(sd, name), (old, old))
+    with open(os.path.join(sd, "999998.1"), "wb") as f:  # too recent to judge
+        f.write(b"y")
+    rc, out, err = ctl("fsck", m.mountpoint)
+    assert rc == 1, (out, err)  # something is wrong and was not repaired
+    r = json.loads(out)["staging"]
+    assert r["orphans"] == 2 and r["orphan_bytes"] == 200 and r["young"] == 1, r
+    assert r["removed"] == 0 and os.path.exists(os.path.join(sd, "junk"))
+    rc, out = ctl_tty("fsck", "--repair", m.mountpoint)
+    assert rc == 0 and "2 named by nothing" in out and "2 removed" in out, out
+    assert sorted(os.listdir(sd)).count("junk") == 0 and "999999.1" not in os.listdir(sd)
+    assert "999998.1" in os.listdir(sd)
+    assert ctl_json("fsck", m.mountpoint)["staging"]["staged"] == 2
+
+    # the staged content of g is gone: its upload can never succeed
+    ino = os.stat(m.path("g")).st_ino
+    gone = [n for n in os.listdir(sd) if n.startswith("%d." % ino)]
+    assert len(gone) == 1, os.listdir(sd)
+    os.unlink(os.path.join(sd, gone[0]))
+    rc, out, err = ctl("fsck", m.mountpoint)
+    assert rc == 1 and json.loads(out)["staging"]["missing"] == 1, (out, err)
+    assert "fsck: inode %d" % ino in m.stderr()

@@ -630,3 +630,52 @@ int ctl_cmd_reload(struct ctl *ctl, int argc, char **argv)
         json_decref(r);
         return 0;
 }
+
+/* ---- fsck ---- */
+
+int ctl_cmd_fsck(struct ctl *ctl, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "repair", no_argument, NULL, 'r' },
+                { 0 },
+        };
+        const char *path = NULL;
+        bool repair = false;
+        json_t *r, *st;
+        char a[32];
+        int c, bad;
+
+        optind = 0;
+        while ((c = ctl_getopt(ctl, argc, argv, opts)) != -1) {
+                if (c == 'r')
+                        repair = true;
+                else if (c == CTL_OPERAND && !path)
+                        path = optarg;
+                else
+                        return ctl_usage(argv[0]);
+        }
+        if (ctl_find(ctl, path ? path : ".") < 0)
+                return 1;
+        r = ctl_request_timeout(ctl, json_pack("{s:s, s:b}", "cmd", "fsck", "repair", repair),
+                                ctl->timeout_ms < 0 ? 0 : ctl->timeout_ms);
+        if (!r)
+                return 1;
+        st = json_object_get(r, "staging");
+        /* what is still wrong after this run: exit status 1, as fsck(8) reports */
+        bad = strcmp(jstr(r, "index"), "ok") != 0 || jint(st, "missing") > 0 ||
+              jint(st, "orphans") > jint(st, "removed");
+        if (ctl_is_json(ctl))
+                ctl_print_json(r);
+        else
+                printf("index %s\nstaging: %" JSON_INTEGER_FORMAT " staged, %" JSON_INTEGER_FORMAT
+                       " open, %" JSON_INTEGER_FORMAT " recent (left alone), %" JSON_INTEGER_FORMAT
+                       " named by nothing (%s, %" JSON_INTEGER_FORMAT
+                       " removed), %" JSON_INTEGER_FORMAT " uploads whose staging file is gone%s\n",
+                       jstr(r, "index"), jint(st, "staged"), jint(st, "open"), jint(st, "young"),
+                       jint(st, "orphans"),
+                       human_bytes((double)jint(st, "orphan_bytes"), a, sizeof(a)),
+                       jint(st, "removed"), jint(st, "missing"),
+                       jint(st, "missing") ? " (see the daemon's log for their inodes)" : "");
+        json_decref(r);
+        return bad ? 1 : 0;
+}

@@ -416,6 +416,11 @@ static const struct ctl_command commands[] = {
         { "link", "CID PATH", "graft existing IPFS content at PATH in the mount (no download)",
           ctl_cmd_link },
         { "check", "[PATH]", "the index's integrity check", ctl_cmd_check },
+        { "fsck", "[--repair] [PATH]",
+          "the index's integrity, and its staged content against the staging directory: "
+          "staging files nothing names (older than 10 min; --repair removes them) and "
+          "uploads whose staging file is gone",
+          ctl_cmd_fsck },
         { "reload", "[PATH]",
           "re-read the config file (as SIGHUP does): log_level applies at once; other keys "
           "that changed are named and apply at the next start",

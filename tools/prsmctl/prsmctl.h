@@ -76,3 +76,4 @@ int ctl_cmd_publish(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_link(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_check(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_reload(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_fsck(struct ctl *ctl, int argc, char **argv);
