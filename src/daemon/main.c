@@ -826,6 +826,37 @@ static int cmd_uploads_retry(json_t *request, json_t **reply, void *userdata)
         return *reply ? 0 : -ENOMEM;
 }
 
+/* prsmctl uploads forget ID: the job (ID is its generation) stops for good: cancelled in the
+ * uploader, dropped from the index (so a restart does not resume it). The file keeps its
+ * content on this machine; writing it again makes a new upload. */
+static int cmd_uploads_forget(json_t *request, json_t **reply, void *userdata)
+{
+        struct daemon *d = userdata;
+        json_t *id = json_object_get(request, "id");
+        uint64_t gen;
+        int r, c;
+
+        if (!json_is_integer(id) || json_integer_value(id) <= 0)
+                return -EINVAL;
+        if (!d->upload)
+                return -EAGAIN;
+        gen = (uint64_t)json_integer_value(id);
+        c = upload_cancel(d->upload, gen); /* -ENOENT: not queued (finished, or never was) */
+        r = index_job_forget(d->idx, gen);
+        if (r == -ENOENT && c < 0) {
+                *reply = json_pack("{s:b, s:s}", "ok", 0, "error",
+                                   "no upload with this id (finished already?)");
+                return r;
+        }
+        if (r < 0 && r != -ENOENT)
+                return r;
+        log_notice("upload %" PRIu64 " forgotten (prsmctl uploads forget): its file keeps its "
+                   "content here only until written again",
+                   gen);
+        *reply = json_pack("{s:I}", "forgotten", (json_int_t)gen);
+        return *reply ? 0 : -ENOMEM;
+}
+
 /* prsmctl pin CID: pinned on `replicas` nodes and kept like a published root (until unpin). */
 static int cmd_pin(json_t *request, json_t **reply, void *userdata)
 {
@@ -966,7 +997,7 @@ static const struct control_command commands[] = {
         { "uploads", cmd_uploads }, { "uploads_retry", cmd_uploads_retry },
         { "pin", cmd_pin },         { "cache_gc", cmd_cache_gc },
         { "reload", cmd_reload },   { "cache_verify", cmd_cache_verify },
-        { "fsck", cmd_fsck },
+        { "fsck", cmd_fsck },       { "uploads_forget", cmd_uploads_forget },
 };
 
 /* Writes one number into a sysfs or procfs file; 0 or -errno. */

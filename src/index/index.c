@@ -1883,3 +1883,25 @@ int index_jobs(struct index *idx, index_job_fn fn, void *userdata)
         free(jobs);
         return r;
 }
+
+/* ---- prsmctl uploads forget ---- */
+
+struct job_forget_args {
+        uint64_t gen;
+        int changes;
+};
+
+static int do_job_forget(struct index *idx, void *ud)
+{
+        struct job_forget_args *a = ud;
+
+        return q(idx, NULL, &a->changes, "DELETE FROM jobs WHERE gen = ?1", "i", (int64_t)a->gen);
+}
+
+int index_job_forget(struct index *idx, uint64_t gen)
+{
+        struct job_forget_args a = { .gen = gen };
+        int r = in_transaction(idx, do_job_forget, &a);
+
+        return r < 0 ? r : a.changes > 0 ? 0 : -ENOENT;
+}

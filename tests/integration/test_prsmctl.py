@@ -269,6 +269,32 @@ def test_prsmctl__failed_upload__listed_with_reason_then_retried(mount_factory, 
         assert ctl_json("status", m.mountpoint)["uploads"]["failed"] == 1
         rc, out = ctl_tty("uploads", m.mountpoint)
         assert rc == 0 and "failed" in out and str(j["id"]) in out, out
+        # a second file fails the same way and is forgotten: gone from the list and from the
+        # index (a restart would not resume it), its content still readable here
+        with open(m.path("h"), "wb") as f:
+            f.write(b"forget me")
+        deadline = time.monotonic() + 30
+        while True:
+            u = ctl_json("uploads", m.mountpoint)["uploads"]
+            other = [x for x in u if x["id"] != j["id"] and x["state"] == "failed"]
+            if other:
+                break
+            assert time.monotonic() < deadline, u
+            time.sleep(0.2)
+        rc, out, err = ctl("uploads", "forget", m.mountpoint)
+        assert rc == 2 and "usage" in err, err
+        assert ctl_json("uploads", "forget", str(other[0]["id"]), m.mountpoint)["forgotten"] == \
+            other[0]["id"]
+        deadline = time.monotonic() + 10
+        while any(x["id"] == other[0]["id"] for x in ctl_json("uploads", m.mountpoint)["uploads"]):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert ctl_json("status", m.mountpoint)["uploads"]["jobs"] == 1
+        with open(m.path("h"), "rb") as f:
+            assert f.read() == b"forget me"
+        rc, out, err = ctl("uploads", "forget", str(other[0]["id"]), m.mountpoint)
+        assert rc == 1 and "no upload with this id" in err, err
+
         px.refuse.clear()
         r = ctl_json("uploads", "retry", str(j["id"]), m.mountpoint)
         assert r["retried"] == 1, r

@@ -185,42 +185,42 @@ static void print_uploads(json_t *r)
         }
 }
 
-/* "uploads [PATH]" or "uploads retry [ID] [PATH]" */
+/* "uploads [PATH]", "uploads retry [ID] [PATH]" or "uploads forget ID [PATH]" */
 int ctl_cmd_uploads(struct ctl *ctl, int argc, char **argv)
 {
-        const char *ops[3] = { NULL };
-        const char *path = ".";
+        const char *ops[3] = { NULL }, *sub = NULL, *path = ".";
         json_t *req, *r;
         int n, ret = operands(ctl, argc, argv, ops, 0, 3, &n);
-        bool retry = n > 0 && strcmp(ops[0], "retry") == 0;
+        uint64_t id = 0;
 
         if (ret)
                 return ret;
-        if (!retry && n > 1)
+        if (n > 0 && (!strcmp(ops[0], "retry") || !strcmp(ops[0], "forget")))
+                sub = ops[0];
+        if (!sub && n > 1)
                 return ctl_usage(argv[0]);
-        if (!retry && n == 1)
+        if (!sub && n == 1)
                 path = ops[0];
-        if (retry && n == 2 && !(ops[1][0] >= '0' && ops[1][0] <= '9')) {
-                ops[2] = ops[1]; /* "retry PATH": every waiting upload */
-                n = 3;
-                ops[1] = NULL;
-        }
-        if (retry) {
-                uint64_t id = 0;
-
-                if (ops[1]) {
-                        if (parse_u64(ops[1], &id) < 0 || id > INT64_MAX) {
-                                fprintf(stderr, "prsmctl: uploads retry: not an upload id: '%s'\n",
-                                        ops[1]);
-                                return 2;
-                        }
-                }
+        if (sub && n >= 2 && !(ops[1][0] >= '0' && ops[1][0] <= '9')) {
                 if (n == 3)
-                        path = ops[2];
+                        return ctl_usage(argv[0]);
+                path = ops[1]; /* "retry PATH": every waiting upload */
+                ops[1] = NULL;
+        } else if (n == 3)
+                path = ops[2];
+        if (sub && ops[1] && (parse_u64(ops[1], &id) < 0 || id == 0 || id > INT64_MAX)) {
+                fprintf(stderr, "prsmctl: uploads %s: not an upload id: '%s'\n", sub, ops[1]);
+                return 2;
+        }
+        if (sub && !strcmp(sub, "forget") && !ops[1])
+                return ctl_usage(argv[0]);
+        if (!sub)
+                req = json_pack("{s:s}", "cmd", "uploads");
+        else if (!strcmp(sub, "forget"))
+                req = json_pack("{s:s, s:I}", "cmd", "uploads_forget", "id", (json_int_t)id);
+        else
                 req = ops[1] ? json_pack("{s:s, s:I}", "cmd", "uploads_retry", "id", (json_int_t)id)
                              : json_pack("{s:s}", "cmd", "uploads_retry");
-        } else
-                req = json_pack("{s:s}", "cmd", "uploads");
         if (ctl_find(ctl, path) < 0) {
                 json_decref(req);
                 return 1;
@@ -230,10 +230,14 @@ int ctl_cmd_uploads(struct ctl *ctl, int argc, char **argv)
                 return 1;
         if (ctl_is_json(ctl))
                 ctl_print_json(r);
-        else if (retry)
+        else if (!sub)
+                print_uploads(r);
+        else if (!strcmp(sub, "retry"))
                 printf("%" JSON_INTEGER_FORMAT " upload(s) retrying now\n", jint(r, "retried"));
         else
-                print_uploads(r);
+                printf("upload %" PRIu64 " forgotten: its file keeps its content on this machine "
+                       "only, until it is written again\n",
+                       id);
         json_decref(r);
         return 0;
 }

@@ -386,9 +386,10 @@ static const struct ctl_command commands[] = {
         { "status", "[--json] [PATH]",
           "the daemon: nodes and their states, cache, uploads (pending, running, failed), pins",
           ctl_cmd_status },
-        { "uploads", "[--json] [retry [ID]] [PATH]",
+        { "uploads", "[--json] [retry [ID] | forget ID] [PATH]",
           "uploads not finished (pending, running, failed with the reason); retry: those "
-          "waiting after a failure try again now (ID: one of them)",
+          "waiting after a failure try again now (ID: one of them); forget: stop uploading ID "
+          "for good (its file keeps its content on this machine until written again)",
           ctl_cmd_uploads },
         { "stats", "[--interval SEC] [--count N] [PATH]",
           "live rates sampled every second (reads, bytes, fetches, cache hits, uploads), like "
