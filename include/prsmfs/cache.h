@@ -56,6 +56,9 @@ _wur_ int cache_block_put(struct cache *c, const struct cid *cid, const void *da
 /* The same for a block its caller has just verified (the node pool's blocks): no second hash. */
 _wur_ int cache_block_put_verified(struct cache *c, const struct cid *cid, const void *data,
                                    size_t len);
+/* Removes one cached block (prsmctl prefetch --evict): 0, -ENOENT when it was not cached. An fd
+ * opened on it stays readable. */
+_wur_ int cache_block_remove(struct cache *c, const struct cid *cid);
 /* Evicts least recently used blocks until at most target bytes remain; returns bytes freed. */
 int64_t cache_evict(struct cache *c, uint64_t target);
 void cache_get_stats(struct cache *c, struct cache_stats *ret);

@@ -65,7 +65,14 @@ struct config {
         uint64_t first_byte_timeout_ms; /* no answer started: try another node */
         int log_level;                  /* enum log_level */
         char *control_group;            /* owned, may be NULL: control socket 0660 for this group */
+        char *metrics_listen;           /* owned, NULL: no metrics endpoint; "127.0.0.1:9464" */
+        /* model loading: whole-file prefetch at open of files matching these globs */
+        char *prefetch_on_open;             /* owned: comma-separated globs, or "off" */
+        uint64_t prefetch_on_open_min_size; /* smaller files never */
 };
+
+/* Model files loaders read whole: the formats whose loaders mmap or read every tensor. */
+#define CONFIG_PREFETCH_ON_OPEN_DEFAULT "*.safetensors,*.gguf,*.bin,*.pt,*.pth,*.ckpt"
 
 /* Fills c with the built-in defaults (local node at 127.0.0.1:5001, gateway :8080). */
 _wur_ int config_init_defaults(struct config *c);

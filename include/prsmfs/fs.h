@@ -24,6 +24,8 @@ struct fs_stats {
         uint64_t links, expansions, entries_skipped;
         uint64_t uploads_committed;
         uint64_t unpins, repins, pin_failures; /* by the pin worker */
+        uint64_t prefetches_on_open;           /* jobs prefetch_on_open started */
+        uint64_t copies_linked;                /* copy_file_range answered by a link */
 };
 
 /*
@@ -153,6 +155,45 @@ struct fs_fsck_result {
         uint64_t missing;
 };
 _wur_ int fs_fsck(struct fs *fs, bool repair, struct fs_fsck_result *ret);
+/* ---- warm-up (prefetch.c): prsmctl prefetch ---- */
+enum fs_prefetch_mode {
+        FS_PREFETCH_FETCH, /* every block into the disk cache */
+        FS_PREFETCH_CHECK, /* count what is cached, fetch nothing */
+        FS_PREFETCH_EVICT, /* drop the blocks from the cache */
+        _FS_PREFETCH_MODE_MAX,
+};
+const char *fs_prefetch_mode_name(enum fs_prefetch_mode m);
+
+#define FS_PREFETCH_ERRORS_MAX 16 /* failed files named in a status; all are counted */
+
+/* A job's progress. Bytes are file bytes (a file's pieces add up to its size); blocks include
+ * inner nodes. cached: found in the disk cache (or staged locally); fetched: by this job. */
+struct fs_prefetch_status {
+        uint64_t id;
+        enum fs_prefetch_mode mode;
+        bool is_done, is_walking; /* walking: the paths are still being listed */
+        uint64_t files, files_done;
+        uint64_t bytes_total, bytes_done, bytes_cached, bytes_fetched;
+        uint64_t blocks_total, blocks_done, blocks_cached, blocks_fetched, blocks_failed;
+        uint64_t blocks_evicted;
+        uint64_t elapsed_ns;
+        struct {
+                char *path; /* owned: from the mount root */
+                int error;  /* -errno */
+        } errors[FS_PREFETCH_ERRORS_MAX];
+        size_t n_errors, n_errors_total;
+};
+
+/* Starts a job over paths (from the mount root, files or trees) on threads of its own; returns
+ * at once with its id. -EINVAL without paths, -EHOSTUNREACH without a store, -EBUSY when 8
+ * jobs run already. */
+_wur_ int fs_prefetch_start(struct fs *fs, const char *const *paths, size_t n,
+                            enum fs_prefetch_mode mode, uint64_t *ret_id);
+/* A job's progress (copied: free it with fs_prefetch_status_done); -ENOENT: no such job. */
+_wur_ int fs_prefetch_status(struct fs *fs, uint64_t id, struct fs_prefetch_status *ret);
+void fs_prefetch_status_done(struct fs_prefetch_status *st);
+/* Drops a job (cancelling it if it still runs; waits for its block in flight). */
+_wur_ int fs_prefetch_forget(struct fs *fs, uint64_t id);
 
 /* Maps an internal negative errno to what a syscall may return (positive). */
 int fs_errno_for_reply(int r);

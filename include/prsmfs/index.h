@@ -272,6 +272,16 @@ _wur_ int index_pin_counts(struct index *idx, uint64_t *ret_held, uint64_t *ret_
 /* Drops GONE rows older than INDEX_PIN_GONE_KEEP_SEC (done at open too). */
 _wur_ int index_pins_prune(struct index *idx);
 
+/* ---- model loading ---- */
+/* A copy by reference (copy_file_range of a whole file): regular file ino now has cid as its
+ * content (size bytes, state CLEAN, times mtime/ctime), in one transaction that drops its
+ * staged content's upload job; directories above lose their CIDs, the old root's unpin is
+ * owed if this was its last reference. -ENOENT: no such regular file outside .ipfs/. */
+_wur_ int index_set_content(struct index *idx, uint64_t ino, const struct cid *cid, uint64_t size,
+                            const struct timespec *mtime, const struct timespec *ctime);
+/* One name of ino (any of its hard links) into buf; -ENOENT when it has none. */
+_wur_ int index_name_of(struct index *idx, uint64_t ino, char *buf, size_t size);
+
 /* Totals for statfs. */
 _wur_ int index_totals(struct index *idx, uint64_t *ret_inodes, uint64_t *ret_bytes);
 

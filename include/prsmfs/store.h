@@ -30,6 +30,7 @@ struct store_stats {
         uint64_t prefetches, prefetch_drops, cache_puts, cache_put_errors; /* puts: blocks the
                                                                         store wrote to the cache */
         uint64_t mem_bytes, mem_blocks;
+        uint64_t prefetch_hits; /* reads served by a block a prefetch worker fetched */
 };
 
 struct store;
@@ -71,5 +72,12 @@ _wur_ int store_peek(struct store *s, const struct cid *cid, struct net_block **
  * many were queued; the rest were present, already queued, or dropped because the queue is full.
  */
 size_t store_prefetch(struct store *s, const struct cid *cids, size_t n, uint64_t deadline_ns);
+
+/* Whether the block is on disk (or, without a disk cache, in memory): what prsmctl prefetch
+ * --check counts as cached. Never the network. */
+bool store_is_cached(struct store *s, const struct cid *cid);
+/* Drops the block from memory and from the disk cache: 1 when it was on disk, 0 when not,
+ * -errno. A reader holding it keeps its reference or fd. */
+_wur_ int store_evict(struct store *s, const struct cid *cid);
 
 void store_get_stats(struct store *s, struct store_stats *ret);

@@ -319,20 +319,49 @@ ssize_t cache_block_pread(struct cache *c, const struct cid *cid, void *buf, siz
         return io_pread_full(fd, buf, len, off);
 }
 
+/* The block's stat and its path in blocks_fd (KEY_MAX + 4 bytes). */
+static int block_stat(struct cache *c, const struct cid *cid, char *path, struct stat *st)
+{
+        int r;
+
+        if (!c->enabled)
+                return -ENOENT;
+        r = block_path(cid, path, KEY_MAX + 4);
+        if (r < 0)
+                return r;
+        return fstatat(c->blocks_fd, path, st, 0) < 0 ? -errno : 0;
+}
+
 int64_t cache_block_size(struct cache *c, const struct cid *cid)
+{
+        char path[KEY_MAX + 4];
+        struct stat st;
+        int r = block_stat(c, cid, path, &st);
+
+        return r < 0 ? r : st.st_size;
+}
+
+int cache_block_remove(struct cache *c, const struct cid *cid)
 {
         char path[KEY_MAX + 4];
         struct stat st;
         int r;
 
-        if (!c->enabled)
-                return -ENOENT;
-        r = block_path(cid, path, sizeof(path));
-        if (r < 0)
-                return r;
-        if (fstatat(c->blocks_fd, path, &st, 0) < 0)
-                return -errno;
-        return st.st_size;
+        /* under the eviction lock: the size accounting stays what an eviction would do */
+        pthread_mutex_lock(&c->evict_lock);
+        r = block_stat(c, cid, path, &st);
+        if (r >= 0 && unlinkat(c->blocks_fd, path, 0) < 0)
+                r = -errno;
+        if (r >= 0) {
+                uint64_t cur = __atomic_load_n(&c->bytes, __ATOMIC_RELAXED);
+
+                __atomic_store_n(&c->bytes,
+                                 cur > (uint64_t)st.st_size ? cur - (uint64_t)st.st_size : 0,
+                                 __ATOMIC_RELAXED);
+                stat_add(&c->evictions, 1);
+        }
+        pthread_mutex_unlock(&c->evict_lock);
+        return r;
 }
 
 /* Moves a written block into place: 0, or 1 when a whole copy got there first (two puts of

@@ -37,6 +37,7 @@ enum key_type {
         KEY_NODES,    /* struct config_node[CONFIG_MAX_NODES] + count */
         KEY_PROFILE,
         KEY_LOG_LEVEL,
+        KEY_LISTEN, /* char *, owned; "" or "off" store NULL (disabled) */
 };
 
 struct key {
@@ -121,6 +122,14 @@ static const struct key keys[] = {
         { "log_level", KEY_LOG_LEVEL, OFF(log_level), 0, 0, 0, "error|warning|notice|info|debug" },
         { "control_group", KEY_STRING, OFF(control_group), 0, 0, 0,
           "group allowed to use prsmctl (control socket 0660); unset: the owner only (0600)" },
+        { "metrics_listen", KEY_LISTEN, OFF(metrics_listen), 0, 0, 0,
+          "HOST:PORT of /metrics and /health (\"\" or off: none; a non-loopback address "
+          "exposes them to the network)" },
+        { "prefetch_on_open", KEY_STRING, OFF(prefetch_on_open), 0, 0, 0,
+          "opening a file whose name matches one of these comma-separated globs fetches all of "
+          "it into the cache in the background (\"off\": never; \"*\": every file)" },
+        { "prefetch_on_open_min_size", KEY_SIZE, OFF(prefetch_on_open_min_size), 0, 0, UINT64_MAX,
+          "files smaller than this are never prefetched on open (bytes or 64M)" },
 };
 
 static const char *const profile_names[_CONFIG_PROFILE_MAX] = {
@@ -342,6 +351,21 @@ static int set_from_string(struct config *c, const struct key *k, const char *v,
                 c->log_level = (int)l;
                 return 0;
         }
+        case KEY_LISTEN: {
+                char **dst = field(c, k->off);
+
+                if (!*v || strcmp(v, "off") == 0) {
+                        free(*dst);
+                        *dst = NULL;
+                        return 0;
+                }
+                if (strlen(v) > 80 || !strchr(v, ':') || strpbrk(v, " \t\r\n/"))
+                        return fail(err, err_size,
+                                    "%s '%s': expected HOST:PORT ([IPv6]:PORT), \"\" or off, "
+                                    "got '%.80s'",
+                                    where, k->name, v);
+                return set_string(dst, v);
+        }
         case KEY_NODES:
         default:
                 return fail(err, err_size, "%s '%s': internal: not a scalar", where, k->name);
@@ -477,6 +501,7 @@ static int set_json(struct config *c, const struct key *k, json_t *v, const char
         case KEY_STRING:
         case KEY_PROFILE:
         case KEY_LOG_LEVEL:
+        case KEY_LISTEN:
                 if (!json_is_string(v))
                         return fail(err, err_size, "%s '%s': expected a string", where, k->name);
                 return set_from_string(c, k, json_string_value(v), where, err, err_size);
@@ -512,11 +537,14 @@ int config_init_defaults(struct config *c)
                 .replicas = 1,
                 .profile = CONFIG_PROFILE_DEFAULT,
                 .log_level = LOG_LEVEL_NOTICE,
+                .prefetch_on_open_min_size = 64ull << 20,
         };
         if (node_add(c->rpc_nodes, &c->n_rpc_nodes, "http://127.0.0.1:5001", NULL) < 0 ||
             node_add(c->gateway_nodes, &c->n_gateway_nodes, "http://127.0.0.1:8080", NULL) < 0 ||
             set_string(&c->state_dir, "/var/lib/prsmfs") < 0 ||
-            set_string(&c->cache_dir, "/var/cache/prsmfs") < 0) {
+            set_string(&c->cache_dir, "/var/cache/prsmfs") < 0 ||
+            set_string(&c->metrics_listen, "127.0.0.1:9464") < 0 ||
+            set_string(&c->prefetch_on_open, CONFIG_PREFETCH_ON_OPEN_DEFAULT) < 0) {
                 config_done(c);
                 return -ENOMEM;
         }
@@ -534,7 +562,10 @@ void config_done(struct config *c)
         free(c->cache_dir);
         free(c->ca_bundle);
         free(c->control_group);
-        c->state_dir = c->cache_dir = c->ca_bundle = c->control_group = NULL;
+        free(c->metrics_listen);
+        free(c->prefetch_on_open);
+        c->state_dir = c->cache_dir = c->ca_bundle = c->control_group = c->metrics_listen =
+                c->prefetch_on_open = NULL;
 }
 
 int config_load_file(struct config *c, const char *path, char *err, size_t err_size)
@@ -645,6 +676,7 @@ static bool key_eq(const struct key *k, const struct config *a, const struct con
         case KEY_DURATION:
                 return *(const uint64_t *)pa == *(const uint64_t *)pb;
         case KEY_STRING:
+        case KEY_LISTEN:
                 return str_eq(*(char *const *)pa, *(char *const *)pb);
         case KEY_PROFILE:
                 return a->profile == b->profile;

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,12 +36,18 @@
 #include "prsmfs/index.h"
 #include "prsmfs/io.h"
 #include "prsmfs/log.h"
+#include "prsmfs/metrics.h"
 #include "prsmfs/net.h"
 #include "prsmfs/parse.h"
 #include "prsmfs/store.h"
 #include "prsmfs/upload.h"
 
 #include "control.h"
+#include "exporter.h"
+#include "fuse_timing.h"
+#include "loading.h"
+#include "logging.h"
+#include "notify.h"
 
 #define DEFAULT_CONFIG_PATH "/etc/prsmfs/config.json"
 #define MAX_OVERRIDES       64
@@ -719,6 +726,10 @@ static json_t *stats_json(struct daemon *d)
                 (void)json_object_update(json_object_get(o, "net"), sent); /* best effort */
                 json_decref(sent);
         }
+        if (o && json_object_set_new(o, "loading", loading_stats_json(&fst)) < 0) {
+                json_decref(o);
+                o = NULL;
+        }
         if (o && json_object_set_new(o, "pins", pins_json(d, &fst)) < 0) {
                 json_decref(o);
                 o = NULL;
@@ -990,14 +1001,32 @@ static int cmd_check(json_t *request, json_t **reply, void *userdata)
         return r;
 }
 
+static int cmd_prefetch(json_t *request, json_t **reply, void *userdata)
+{
+        return loading_cmd_prefetch(((struct daemon *)userdata)->fs, request, reply);
+}
+
+static int cmd_prefetch_status(json_t *request, json_t **reply, void *userdata)
+{
+        return loading_cmd_prefetch_status(((struct daemon *)userdata)->fs, request, reply);
+}
+
 static const struct control_command commands[] = {
-        { "status", cmd_status },   { "check", cmd_check },
-        { "link", cmd_link },       { "publish", cmd_publish },
+        { "status", cmd_status },
+        { "check", cmd_check },
+        { "link", cmd_link },
+        { "publish", cmd_publish },
         { "unpin", cmd_unpin }, /* a published root */
-        { "uploads", cmd_uploads }, { "uploads_retry", cmd_uploads_retry },
-        { "pin", cmd_pin },         { "cache_gc", cmd_cache_gc },
-        { "reload", cmd_reload },   { "cache_verify", cmd_cache_verify },
-        { "fsck", cmd_fsck },       { "uploads_forget", cmd_uploads_forget },
+        { "uploads", cmd_uploads },
+        { "uploads_retry", cmd_uploads_retry },
+        { "pin", cmd_pin },
+        { "cache_gc", cmd_cache_gc },
+        { "reload", cmd_reload },
+        { "cache_verify", cmd_cache_verify },
+        { "fsck", cmd_fsck },
+        { "uploads_forget", cmd_uploads_forget },
+        { "prefetch", cmd_prefetch }, /* a warm-up job: started here, run by the fs */
+        { "prefetch_status", cmd_prefetch_status },
 };
 
 /* Writes one number into a sysfs or procfs file; 0 or -errno. */
@@ -1137,6 +1166,29 @@ static int check_control_group(const struct config *cfg)
         return -EINVAL;
 }
 
+/* A metrics_listen that cannot be parsed stops the start (a typo would go unnoticed). */
+static int check_metrics_listen(const char *listen)
+{
+        struct sockaddr_storage sa;
+        unsigned len;
+        bool loopback;
+
+        if (!listen)
+                return 0;
+        if (metrics_parse_listen(listen, &sa, &len, &loopback) < 0) {
+                fprintf(stderr,
+                        "prsmfs: config: 'metrics_listen': '%s' is not HOST:PORT with a numeric "
+                        "IPv4 host, [IPv6]:PORT or localhost:PORT (\"\" or off disables it)\n",
+                        listen);
+                return -EINVAL;
+        }
+        if (!loopback)
+                log_notice("metrics_listen %s is not a loopback address: /metrics and /health "
+                           "are open to the network",
+                           listen);
+        return 0;
+}
+
 static int load_config(struct cmdline *cl, struct config *cfg)
 {
         char err[512];
@@ -1147,7 +1199,7 @@ static int load_config(struct cmdline *cl, struct config *cfg)
                 return r;
         }
         log_set_level((enum log_level)cfg->log_level);
-        return 0;
+        return check_metrics_listen(cfg->metrics_listen);
 }
 
 /* The config file (as at the start: --config, $PRSMFS_CONFIG or the default) with the -o
@@ -1198,6 +1250,8 @@ int main(int argc, char *argv[])
         struct store *store = NULL;
         struct upload *upload = NULL;
         struct upload_config ucfg;
+        struct exporter *exporter = NULL;
+        struct notify *notify = NULL;
         bool mounted = false, stopper_started = false;
         struct stopper stopper;
         pthread_t stopper_tid;
@@ -1208,6 +1262,7 @@ int main(int argc, char *argv[])
         /* libfuse's copied replies (no splice) allocate and free ~1 MiB per read: above the
          * default threshold each one is a fresh mmap, zeroed and faulted in page by page */
         (void)mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        logging_route_fuse();
         if (fuse_opt_parse(&args, &cl, opt_spec, opt_proc) < 0 || cl.oom) {
                 fprintf(stderr, "prsmfs: cannot parse the command line\n");
                 goto out;
@@ -1313,7 +1368,8 @@ int main(int argc, char *argv[])
         /* Permission checks are the kernel's (POSIX semantics, and safe with allow_other). */
         if (fuse_opt_add_arg(&args, "-odefault_permissions,fsname=prsmfs,subtype=prsmfs") < 0)
                 goto out;
-        se = fuse_session_new(&args, fs_lowlevel_ops(), sizeof(struct fuse_lowlevel_ops), fs);
+        se = fuse_session_new(&args, fuse_timing_wrap(fs_lowlevel_ops()),
+                              sizeof(struct fuse_lowlevel_ops), fs);
         if (!se)
                 goto out; /* libfuse printed the reason (e.g. an unknown option) */
         if (fuse_set_signal_handlers(se) != 0)
@@ -1332,8 +1388,10 @@ int main(int argc, char *argv[])
         log_info("mounted on %s", opts.mountpoint);
         if (fuse_daemonize(opts.foreground) != 0)
                 goto out_signals;
-        if (!opts.foreground)
-                write_pid(lock_fd); /* the child's */
+        if (!opts.foreground) {
+                write_pid(lock_fd);        /* the child's */
+                log_open_syslog("prsmfs"); /* stderr is /dev/null now */
+        }
         r = open_net(&cfg, true, &net);
         if (r >= 0)
                 r = store_new(&(struct store_config){ .cache = cache,
@@ -1383,6 +1441,15 @@ int main(int argc, char *argv[])
                 goto out_signals;
         }
         stopper_started = true;
+        exporter = exporter_start_or_warn(cfg.metrics_listen,
+                                          &(struct exporter_sources){ .fs = fs,
+                                                                      .store = store,
+                                                                      .cache = cache,
+                                                                      .net = net,
+                                                                      .upload = upload,
+                                                                      .idx = idx,
+                                                                      .index_path = db_path });
+        notify = notify_ready(opts.mountpoint);
         if (opts.singlethread)
                 r = fuse_session_loop(se);
         else {
@@ -1401,6 +1468,9 @@ int main(int argc, char *argv[])
 out_signals:
         fuse_remove_signal_handlers(se);
 out:
+        if (mounted)
+                notify_stopping(notify);
+        exporter_stop(exporter); /* before what it reads goes */
         if (stopper_started) {
                 (void)!write(stop_pipe[1], "", 1); /* ends it if no signal did */
                 pthread_join(stopper_tid, NULL);

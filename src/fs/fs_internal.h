@@ -11,23 +11,25 @@
 #include "prsmfs/store.h"
 #include "prsmfs/unixfs.h"
 
-#define FS_IPFS_NAME      ".ipfs"
-#define FS_RA_STREAMS     8             /* sequential streams tracked per open file */
-#define FS_RA_INIT        (4ull << 20)  /* first readahead window of a stream */
-#define FS_RA_MAX         (32ull << 20) /* largest window */
-#define FS_RA_NEAR        (2ull << 20)  /* a read this close to a stream's head is its */
-#define FS_LIST_BATCH     256           /* entries a readdir adds to a lazy directory at a time */
-#define FS_EXPAND_BATCH   1024 /* ... a listing of the whole directory: blocks fetched at once */
-#define FS_LISTINGS_MAX   64   /* walks of lazy directories kept between batches */
-#define FS_SHARD_PREFETCH 64   /* HAMT shards fetched ahead of a walk */
-#define FS_SYMLINK_MAX    4095
-#define FS_READ_THREADS   32 /* reads waiting for blocks at once, beyond FUSE's workers */
+#define FS_IPFS_NAME        ".ipfs"
+#define FS_RA_STREAMS       8             /* sequential streams tracked per open file */
+#define FS_RA_INIT          (4ull << 20)  /* first readahead window of a stream */
+#define FS_RA_MAX           (32ull << 20) /* largest window */
+#define FS_RA_NEAR          (2ull << 20)  /* a read this close to a stream's head is its */
+#define FS_LIST_BATCH       256           /* entries a readdir adds to a lazy directory at a time */
+#define FS_EXPAND_BATCH     1024 /* ... a listing of the whole directory: blocks fetched at once */
+#define FS_LISTINGS_MAX     64   /* walks of lazy directories kept between batches */
+#define FS_SHARD_PREFETCH   64   /* HAMT shards fetched ahead of a walk */
+#define FS_SYMLINK_MAX      4095
+#define FS_READ_THREADS     32 /* reads waiting for blocks at once, beyond FUSE's workers */
+#define FS_META_THREADS     8  /* other requests waiting for blocks (lookups, listings, opens) */
+#define FS_JOBQ_MAX_THREADS FS_READ_THREADS
 
 struct rfile;
 struct wfile;
-struct read_job;
 struct fs_inode;
 struct fs_listing;
+struct pf_job;
 
 /* pins.c: the pin worker */
 struct fs_pins {
@@ -44,6 +46,25 @@ struct fs_inodes {
         pthread_mutex_t lock;
         struct fs_inode **buckets;
         size_t n_buckets, n;
+};
+
+/* jobs.c: a request handed from a FUSE worker to a thread that may wait for the network */
+struct fs_job {
+        struct fs_job *next;
+        /* answers the request (with an error and no fetch when stopping) and frees the job */
+        void (*run)(struct fs_job *j, bool stopping);
+};
+
+struct fs_jobq {
+        const char *name;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        struct fs_job *head, *tail; /* lock */
+        bool stop;                  /* lock */
+        uint64_t queued;            /* lock: jobs ever queued */
+        size_t running;             /* lock: jobs being run */
+        pthread_t threads[FS_JOBQ_MAX_THREADS];
+        size_t n_threads;
 };
 
 struct fs {
@@ -78,13 +99,9 @@ struct fs {
 
         struct fs_inodes inodes; /* lookups, open handles, content changes */
 
-        /* fuse_adapter.c: reads that must fetch, done by reader threads (not FUSE workers) */
-        pthread_mutex_t readq_lock;
-        pthread_cond_t readq_cond;
-        struct read_job *readq_head, *readq_tail; /* readq_lock */
-        bool readq_stop;                          /* readq_lock */
-        pthread_t readers[FS_READ_THREADS];
-        size_t n_readers;
+        /* fuse_adapter.c: requests that must fetch, done by these threads (not FUSE workers):
+         * reads, and everything else (lookups, listings, opens, flushes of changed content) */
+        struct fs_jobq readq, metaq;
         struct fs_pins pins; /* unpins owed (pins.c) */
 
         /* waiters.c: requests answered when an upload commits (files_lock) */
@@ -93,8 +110,33 @@ struct fs {
         pthread_t waiters_thread;    /* answers waiters whose deadline passed */
         bool waiters_started, waiters_stopped;
 
+        /* prefetch.c: warm-up jobs */
+        pthread_mutex_t pf_lock;
+        struct pf_job *pf_jobs; /* pf_lock */
+        uint64_t pf_next_id;    /* pf_lock */
+        bool pf_stopped;        /* pf_lock */
+
         struct fs_stats st; /* atomics */
 };
+
+/* ---- jobs.c ---- */
+/*
+ * Set on a FUSE worker while it tries a request: blocks come from memory and disk only, and
+ * one that must be fetched is -EWOULDBLOCK, before the request changed anything; the worker
+ * then queues it for a thread that may wait (fuse_adapter.c).
+ */
+extern _Thread_local bool fs_no_fetch;
+/* store_get, or store_peek with -EWOULDBLOCK for a miss under fs_no_fetch. */
+_wur_ int fs_block_get(struct fs *fs, const struct cid *cid, uint64_t deadline_ns,
+                       struct net_block **ret);
+void fs_jobq_init(struct fs_jobq *q, const char *name);
+/* Starts up to n_threads threads (fewer, logged, when the system has no more). */
+void fs_jobq_start(struct fs_jobq *q, size_t n_threads);
+/* Queues j; run at once when the queue has no threads (stopping if it was stopped). */
+void fs_jobq_push(struct fs_jobq *q, struct fs_job *j);
+/* Answers what is queued (stopping) and joins the threads after their current jobs. */
+void fs_jobq_stop(struct fs_jobq *q);
+void fs_jobq_done(struct fs_jobq *q);
 
 /* ---- waiters.c ---- */
 struct fs_waiter;
@@ -155,6 +197,11 @@ bool fs_is_committing(const struct fs *fs, uint64_t ino);
  * threads that may wait (publish), never a FUSE worker (fs_reply_when_committed). */
 _wur_ int fs_wait_committed(struct fs *fs, uint64_t ino, uint64_t gen, uint64_t deadline_ns);
 uint64_t fs_wfile_gen(struct wfile *wf);
+/* copy_file_range into wf from src's clean content (see writer.c): *ret_n bytes copied by
+ * linking src's CID; -EOPNOTSUPP when only a byte copy will do (the kernel does it then). */
+_wur_ int fs_wfile_copy_link(struct fs *fs, struct wfile *wf, const struct index_attr *src,
+                             uint64_t off_in, uint64_t off_out, uint64_t len, uint64_t *ret_n);
+
 /* Makes and opens this index's staging directory, cache_dir/staging/<instance> (0700), and
  * locks it: -errno when it cannot be made (prsmfs does not mount then), -EBUSY when another
  * daemon holds it. */
@@ -221,6 +268,8 @@ _wur_ int fs_seg_copy(const struct fs_seg *seg, void *dst);
 
 /* Opens (or shares) the reader of a file: its root block is fetched here. */
 _wur_ int fs_rfile_open(struct fs *fs, const struct index_attr *a, struct rfile **ret);
+/* Another reference to an open reader (fs_rfile_close takes it back). */
+void fs_rfile_ref(struct fs *fs, struct rfile *rf);
 void fs_rfile_close(struct fs *fs, struct rfile *rf);
 /* For walking fs->files under fs->files_lock. */
 struct rfile *fs_rfile_next(struct rfile *rf);
@@ -237,3 +286,17 @@ enum {
 _wur_ int fs_rfile_read(struct fs *fs, struct rfile *rf, uint64_t off, size_t size, unsigned flags,
                         struct fs_seg **ret_segs, size_t *ret_n);
 void fs_segs_free(struct fs_seg *segs, size_t n);
+/* The layout the index keeps for root; -ENOENT (or another error: not used) otherwise. */
+_wur_ int fs_layout_load(struct fs *fs, const struct cid *root, struct unixfs_layout *ret);
+
+/* ---- prefetch.c ---- */
+void fs_prefetch_init(struct fs *fs);
+/* prefetch_on_open: a whole-file job in the background when a's name and size match the
+ * config. Never blocks (a FUSE worker calls it at open). */
+void fs_prefetch_on_open(struct fs *fs, const struct index_attr *a);
+/* The last reader of ino closed: its prefetch_on_open job stops. */
+void fs_prefetch_closed(struct fs *fs, uint64_t ino);
+/* Cancels every job, waits for them and starts no more (at the end of the session). */
+void fs_prefetch_stop(struct fs *fs);
+/* fs_prefetch_stop, then frees what fs_prefetch_init made. */
+void fs_prefetch_done(struct fs *fs);

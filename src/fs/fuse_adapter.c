@@ -34,11 +34,6 @@
 #define XATTR_CID         "user.prsm.cid"
 #define XATTR_CONTROL     "user.prsm.control" /* root only: prsmctl finds the socket here */
 
-/* fuse_adapter.c's reader threads (defined with op_read) */
-static int readers_start(struct fs *fs);
-static void readers_stop(struct fs *fs);
-static void readers_done(struct fs *fs);
-
 int fs_new(struct index *idx, const struct config *cfg, struct store *store, struct fs **ret)
 {
         struct index_new_node ipfs = { .mode = S_IFDIR | 0555,
@@ -66,8 +61,9 @@ int fs_new(struct index *idx, const struct config *cfg, struct store *store, str
         }
         fs_pins_init(fs);
         fs_waiters_init(fs);
-        pthread_mutex_init(&fs->readq_lock, NULL);
-        pthread_cond_init(&fs->readq_cond, NULL);
+        fs_prefetch_init(fs);
+        fs_jobq_init(&fs->readq, "reader");
+        fs_jobq_init(&fs->metaq, "metadata");
         fs->staging_fd = -1;
         r = fs_staging_open(fs);
         if (r >= 0)
@@ -109,11 +105,13 @@ void fs_free(struct fs *fs)
 {
         if (!fs)
                 return;
+        fs_prefetch_stop(fs); /* its threads read the index and the tree */
         fs_pins_done(fs);
         fs_listings_done(fs);
         /* their threads and stops take files_lock */
         fs_waiters_done(fs);
-        readers_done(fs);
+        fs_jobq_done(&fs->readq);
+        fs_jobq_done(&fs->metaq);
         pthread_mutex_destroy(&fs->files_lock);
         pthread_cond_destroy(&fs->commit_cond);
         fs_inodes_done(&fs->inodes);
@@ -121,6 +119,7 @@ void fs_free(struct fs *fs)
                 close(fs->staging_fd);
         free(fs->staging_dir);
         free(fs->control_path);
+        fs_prefetch_done(fs);
         free(fs);
 }
 
@@ -140,10 +139,8 @@ void fs_set_store(struct fs *fs, struct store *store)
                 log_error("cannot start the fsync deadline thread: %s; fsync waits for its pin "
                           "without a bound",
                           strerror(-r));
-        r = readers_start(fs);
-        if (r < 0)
-                log_error("cannot start the reader threads (%zu of %d): %s; FUSE workers fetch",
-                          fs->n_readers, FS_READ_THREADS, strerror(-r));
+        fs_jobq_start(&fs->readq, FS_READ_THREADS);
+        fs_jobq_start(&fs->metaq, FS_META_THREADS);
 }
 
 void fs_get_stats(struct fs *fs, struct fs_stats *ret)
@@ -182,9 +179,75 @@ int fs_errno_for_reply(int r)
         }
 }
 
+/*
+ * A request a FUSE INTERRUPT may answer (EINTR) while its worker still waits (a read from the
+ * network): a process killed in a direct read (O_DIRECT: no page cache, so its wait is not
+ * killable) leaves at once instead of staying in D state until the fetch ends. Whoever sets
+ * `answered` first replies; the worker never touches the request after losing, and
+ * unregisters the callback (which waits for a running one) before freeing after winning.
+ * The fetch itself goes on to its deadline and fills the cache.
+ */
+struct interruptible {
+        int answered; /* atomic */
+};
+
+static void interrupt_answer(fuse_req_t req, void *data)
+{
+        struct interruptible *g = data;
+
+        if (__atomic_exchange_n(&g->answered, 1, __ATOMIC_ACQ_REL) == 0)
+                (void)fuse_reply_err(req, EINTR); /* g is the worker's to free now */
+}
+
+/* NULL (not interruptible) when out of memory. */
+static struct interruptible *interruptible_arm(fuse_req_t req)
+{
+        struct interruptible *g = calloc(1, sizeof(*g));
+
+        if (g)
+                fuse_req_interrupt_func(req, interrupt_answer, g);
+        return g;
+}
+
+/* True when the caller is to reply (the interrupt did not). */
+static bool interruptible_take(fuse_req_t req, struct interruptible *g)
+{
+        if (!g)
+                return true;
+        if (__atomic_exchange_n(&g->answered, 1, __ATOMIC_ACQ_REL) != 0) {
+                free(g); /* the callback replied and never looks at g again */
+                return false;
+        }
+        fuse_req_interrupt_func(req, NULL, NULL); /* waits for a callback that is running */
+        free(g);
+        return true;
+}
+
+/* A metadata job's interrupt guard while it runs (meta_job_run): its reply takes it first.
+ * An interrupt's answer frees the request: until the reply takes the guard, the job may not
+ * touch the request, so it gets its fs from job_fs (req_fs). */
+static _Thread_local struct interruptible *reply_guard;
+static _Thread_local struct fs *job_fs;
+
+static struct fs *req_fs(fuse_req_t req)
+{
+        return job_fs ? job_fs : fuse_req_userdata(req);
+}
+
+/* Whether this thread is to answer req: yes, but in a job whose request an interrupt
+ * answered already (then nothing may be sent). */
+static bool reply_take(fuse_req_t req)
+{
+        struct interruptible *g = reply_guard;
+
+        reply_guard = NULL;
+        return interruptible_take(req, g);
+}
+
 static void reply_err(fuse_req_t req, int r)
 {
-        (void)fuse_reply_err(req, r >= 0 ? 0 : fs_errno_for_reply(r));
+        if (reply_take(req))
+                (void)fuse_reply_err(req, r >= 0 ? 0 : fs_errno_for_reply(r));
 }
 
 static void attr_to_stat(const struct index_attr *a, struct stat *st)
@@ -280,9 +343,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
  * is counted (inode.c). */
 static void reply_entry(fuse_req_t req, int r, const struct index_attr *a)
 {
-        struct fs *fs = fuse_req_userdata(req);
+        struct fs *fs = req_fs(req);
         struct fuse_entry_param e;
 
+        if (!reply_take(req))
+                return;
         if (r >= 0)
                 r = fs_inode_ref(fs, a->ino, 1, 0);
         if (r < 0) {
@@ -294,43 +359,57 @@ static void reply_entry(fuse_req_t req, int r, const struct index_attr *a)
                 (void)fs_inode_unref(fs, a->ino, 1, 0);
 }
 
-static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+/* A FUSE worker's try needs a block from the network (fs_no_fetch): nothing was replied or
+ * changed, a job thread does it (meta_job). */
+static bool deferred(int r)
 {
-        struct fs *fs = fuse_req_userdata(req);
+        return r == -EWOULDBLOCK && fs_no_fetch;
+}
+
+static bool do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+        struct fs *fs = req_fs(req);
         struct fuse_entry_param e;
         struct index_attr a;
         int r;
 
         r = fs_tree_lookup(fs, parent, name, &a);
+        if (deferred(r))
+                return false;
         if (r >= 0)
                 overlay_writer(fs, &a);
         if (r == -ENOENT) {
                 /* a negative entry the kernel may cache briefly */
                 e = (struct fuse_entry_param){ .ino = 0, .entry_timeout = FS_ATTR_TIMEOUT_S };
-                (void)fuse_reply_entry(req, &e);
-                return;
+                if (reply_take(req))
+                        (void)fuse_reply_entry(req, &e);
+                return true;
         }
         reply_entry(req, r, &a);
+        return true;
 }
 
-static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static bool do_getattr(fuse_req_t req, fuse_ino_t ino)
 {
-        struct fs *fs = fuse_req_userdata(req);
+        struct fs *fs = req_fs(req);
         struct index_attr a;
         struct stat st;
         int r;
 
-        (void)fi;
         r = index_getattr(fs->idx, ino, &a);
         if (r >= 0)
                 r = fs_tree_resolve(fs, &a);
+        if (deferred(r))
+                return false;
         if (r < 0) {
                 reply_err(req, r);
-                return;
+                return true;
         }
         overlay_writer(fs, &a);
         attr_to_stat(&a, &st);
-        (void)fuse_reply_attr(req, &st, attr_timeout(&a));
+        if (reply_take(req))
+                (void)fuse_reply_attr(req, &st, attr_timeout(&a));
+        return true;
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -360,7 +439,19 @@ struct dirbuf {
         bool plus;
         bool is_full;
         uint64_t cookie; /* of the last entry added */
+        uint64_t *refs;  /* readdirplus: the entries' references taken for the kernel */
+        size_t n_refs, cap_refs;
 };
+
+/* Gives back the references of a readdirplus answer the kernel did not get. */
+static void dirbuf_unref(struct dirbuf *d)
+{
+        struct fs *fs = req_fs(d->req);
+
+        for (size_t i = 0; i < d->n_refs; i++)
+                (void)fs_inode_unref(fs, d->refs[i], 1, 0);
+        d->n_refs = 0;
+}
 
 static int dirbuf_add(struct dirbuf *d, const char *name, const struct index_attr *a,
                       off_t next_off)
@@ -374,15 +465,27 @@ static int dirbuf_add(struct dirbuf *d, const char *name, const struct index_att
 
                 n = fuse_add_direntry_plus(d->req, d->p + d->used, left, name, &e, next_off);
         } else if (d->plus) {
-                struct fs *fs = fuse_req_userdata(d->req);
+                struct fs *fs = req_fs(d->req);
                 bool counted = strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
                 struct fuse_entry_param e;
 
                 attr_to_entry(a, &e);
                 n = fuse_add_direntry_plus(d->req, d->p + d->used, left, name, &e, next_off);
                 /* the kernel takes a reference to every entry but . and .. */
-                if (n <= left && counted && fs_inode_ref(fs, a->ino, 1, 0) < 0)
-                        return 1; /* not counted: not sent */
+                if (n <= left && counted) {
+                        if (d->n_refs == d->cap_refs) {
+                                size_t cap = d->cap_refs ? 2 * d->cap_refs : 64;
+                                uint64_t *p = reallocarray(d->refs, cap, sizeof(*p));
+
+                                if (!p)
+                                        return 1; /* not counted: not sent */
+                                d->refs = p;
+                                d->cap_refs = cap;
+                        }
+                        if (fs_inode_ref(fs, a->ino, 1, 0) < 0)
+                                return 1;
+                        d->refs[d->n_refs++] = a->ino;
+                }
         } else {
                 struct stat st = { .st_ino = a->ino, .st_mode = a->mode };
 
@@ -407,9 +510,9 @@ static int dirent_cb(const char *name, const struct index_attr *a, uint64_t cook
         return r;
 }
 
-static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
+static bool do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
 {
-        struct fs *fs = fuse_req_userdata(req);
+        struct fs *fs = req_fs(req);
         struct dirbuf d = { .req = req, .size = size, .plus = plus };
         struct index_attr self;
         int r;
@@ -417,12 +520,15 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
         r = index_getattr(fs->idx, ino, &self);
         if (r < 0) {
                 reply_err(req, r);
-                return;
+                return true;
         }
+        /* a lazy directory's listing may fetch its next batch: a job thread lists it */
+        if (fs_no_fetch && self.state == INDEX_STATE_LAZY)
+                return false;
         d.p = malloc(size);
         if (!d.p) {
                 reply_err(req, -ENOMEM);
-                return;
+                return true;
         }
         if (off < 1 && dirbuf_add(&d, ".", &self, 1) > 0)
                 goto reply;
@@ -447,26 +553,17 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
         }
         if (r < 0 && d.used == 0) {
                 free(d.p);
+                free(d.refs);
                 reply_err(req, r);
-                return;
+                return true;
         }
 reply:
-        (void)fuse_reply_buf(req, d.p, d.used);
+        /* interrupted (EINTR answered, or the kernel gave up): it took no reference */
+        if (!reply_take(req) || fuse_reply_buf(req, d.p, d.used) < 0)
+                dirbuf_unref(&d);
         free(d.p);
-}
-
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                       struct fuse_file_info *fi)
-{
-        (void)fi;
-        do_readdir(req, ino, size, off, false);
-}
-
-static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                           struct fuse_file_info *fi)
-{
-        (void)fi;
-        do_readdir(req, ino, size, off, true);
+        free(d.refs);
+        return true;
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -700,7 +797,7 @@ static int make_entry(fuse_req_t req, fuse_ino_t parent, const char *name, struc
         return index_mknode(fs->idx, parent, name, n, ret);
 }
 
-static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
+static bool do_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
 {
         struct index_new_node n = {
                 .mode = S_IFLNK | 0777,
@@ -711,16 +808,21 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, co
         int r;
 
         r = strlen(target) > FS_SYMLINK_MAX ? -ENAMETOOLONG : make_entry(req, parent, name, &n, &a);
+        if (deferred(r))
+                return false;
         reply_entry(req, r, &a);
+        return true;
 }
 
-static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name)
+static bool do_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name)
 {
         struct fs *fs = fuse_req_userdata(req);
         struct index_attr a;
         int r;
 
         r = writable_dir(fs, parent, NULL);
+        if (deferred(r))
+                return false;
         if (r >= 0)
                 r = index_getattr(fs->idx, ino, &a);
         if (r >= 0 && a.flags & INDEX_FLAG_RO)
@@ -728,6 +830,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const cha
         if (r >= 0)
                 r = index_link(fs->idx, ino, parent, name, &a);
         reply_entry(req, r, &a);
+        return true;
 }
 
 /* An inode no entry names any more goes, unless the kernel or a handle still holds it (then
@@ -774,7 +877,7 @@ static bool is_ipfs_entry(uint64_t parent, const char *name)
         return parent == INDEX_ROOT_INO && strcmp(name, FS_IPFS_NAME) == 0;
 }
 
-static void do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, bool dir)
+static bool do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, bool dir)
 {
         struct fs *fs = fuse_req_userdata(req);
         struct index_attr victim;
@@ -787,33 +890,26 @@ static void do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
                 if (r >= 0 && S_ISDIR(victim.mode))
                         r = fs_tree_expand(fs, &victim);
         }
+        if (deferred(r))
+                return false;
         if (r >= 0)
                 r = index_unlink(fs->idx, parent, name, dir, &victim);
         if (r >= 0)
                 drop_if_orphan(fs, &victim);
         reply_err(req, r);
+        return true;
 }
 
-static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-        do_unlink(req, parent, name, false);
-}
-
-static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-        do_unlink(req, parent, name, true);
-}
-
-static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+static bool do_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
                       const char *newname, unsigned int flags)
 {
         struct fs *fs = fuse_req_userdata(req);
         struct index_attr replaced = { 0 }, target;
-        int r;
+        int r, t;
 
         if (flags & ~(unsigned)RENAME_NOREPLACE) {
                 reply_err(req, -EINVAL); /* RENAME_EXCHANGE, RENAME_WHITEOUT */
-                return;
+                return true;
         }
         r = strlen(newname) > INDEX_NAME_MAX ? -ENAMETOOLONG
             : is_ipfs_entry(parent, name) || is_ipfs_entry(newparent, newname)
@@ -822,14 +918,22 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
         if (r >= 0 && newparent != parent)
                 r = writable_dir(fs, newparent, NULL);
         /* a linked directory being replaced must be expanded to tell whether it is empty */
-        if (r >= 0 && fs_tree_lookup(fs, newparent, newname, &target) >= 0 && S_ISDIR(target.mode))
-                r = fs_tree_expand(fs, &target);
+        if (r >= 0) {
+                t = fs_tree_lookup(fs, newparent, newname, &target);
+                if (deferred(t))
+                        r = t;
+                else if (t >= 0 && S_ISDIR(target.mode))
+                        r = fs_tree_expand(fs, &target);
+        }
+        if (deferred(r))
+                return false;
         if (r >= 0)
                 r = index_rename(fs->idx, parent, name, newparent, newname,
                                  flags & RENAME_NOREPLACE ? INDEX_RENAME_NOREPLACE : 0, &replaced);
         if (r >= 0)
                 drop_if_orphan(fs, &replaced);
         reply_err(req, r);
+        return true;
 }
 
 /* truncate(2)/ftruncate(2): through the inode's writer, made durable at once when no handle
@@ -856,7 +960,7 @@ static int truncate_file(struct fs *fs, const struct index_attr *a, struct fuse_
         return r;
 }
 
-static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+static bool do_setattr(fuse_req_t req, fuse_ino_t ino, const struct stat *attr, int to_set,
                        struct fuse_file_info *fi)
 {
         struct fs *fs = fuse_req_userdata(req);
@@ -866,15 +970,18 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         struct stat st;
         int r;
 
-        (void)fi;
         r = index_getattr(fs->idx, ino, &a);
         if (r >= 0 && a.flags & INDEX_FLAG_RO)
                 r = -EROFS;
+        /* (a truncate that must fetch the old content is done again by the job: the same
+         * size twice is the same file) */
         if (r >= 0 && to_set & FUSE_SET_ATTR_SIZE)
                 r = truncate_file(fs, &a, fi, (uint64_t)attr->st_size);
+        if (deferred(r))
+                return false;
         if (r < 0) {
                 reply_err(req, r);
-                return;
+                return true;
         }
         clock_gettime(CLOCK_REALTIME, &now);
         if (to_set & FUSE_SET_ATTR_MODE) {
@@ -905,7 +1012,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         r = index_setattr(fs->idx, ino, &s, &a);
         if (r < 0) {
                 reply_err(req, r);
-                return;
+                return true;
         }
         if (s.set & INDEX_SET_MTIME && S_ISREG(a.mode)) {
                 struct wfile *wf = fs_wfile_get(fs, ino);
@@ -918,6 +1025,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         overlay_writer(fs, &a);
         attr_to_stat(&a, &st);
         (void)fuse_reply_attr(req, &st, attr_timeout(&a));
+        return true;
 }
 
 /* An xattr of ino may be changed: not in .ipfs/, a name we store. */
@@ -1063,8 +1171,11 @@ void fs_release_handles(struct fs *fs)
 
         if (!fs)
                 return;
+        fs_prefetch_stop(fs); /* warm-ups end with the session */
         fs_waiters_stop(fs);
-        readers_stop(fs); /* their reads use handles: answered before those go */
+        /* their requests use handles: answered before those go */
+        fs_jobq_stop(&fs->readq);
+        fs_jobq_stop(&fs->metaq);
         for (;;) {
                 pthread_mutex_lock(&fs->files_lock);
                 h = fs->handles;
@@ -1085,6 +1196,10 @@ static void reply_open(fuse_req_t req, struct fs *fs, const struct index_attr *a
 {
         int r;
 
+        if (!reply_take(req)) {
+                handle_free(fs, h); /* interrupted: the caller is gone */
+                return;
+        }
         fi->fh = (uintptr_t)h;
         /* a CID's bytes never change: pages stay valid across opens */
         fi->keep_cache = !h->wf && h->staged_fd < 0 && a->has_cid && a->state == INDEX_STATE_CLEAN;
@@ -1107,9 +1222,9 @@ static void reply_open(fuse_req_t req, struct fs *fs, const struct index_attr *a
                 handle_free(fs, h); /* interrupted: no release will come */
 }
 
-static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static bool do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-        struct fs *fs = fuse_req_userdata(req);
+        struct fs *fs = req_fs(req);
         struct handle *h = NULL;
         struct index_attr a;
         int r;
@@ -1117,11 +1232,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         r = index_getattr(fs->idx, ino, &a);
         if (r >= 0)
                 r = handle_open(fs, &a, fi->flags, false, &h);
+        if (deferred(r))
+                return false; /* its root block (handle_open undid what it did) */
         if (r < 0) {
                 reply_err(req, r);
-                return;
+                return true;
         }
+        if (h->rf)
+                fs_prefetch_on_open(fs, &a); /* in the background, if the config asks */
         reply_open(req, fs, &a, fi, h, false);
+        return true;
 }
 
 /* A new regular file, FIFO, socket or device node (mode has the type) owned by the caller,
@@ -1137,7 +1257,7 @@ static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
         return make_entry(req, parent, name, &n, ret);
 }
 
-static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+static bool do_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                       struct fuse_file_info *fi)
 {
         struct fs *fs = fuse_req_userdata(req);
@@ -1146,16 +1266,19 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         int r;
 
         r = make_node(req, parent, name, S_IFREG | (mode & 07777), 0, &a);
+        if (deferred(r))
+                return false; /* the parent's entries (writable_dir): before anything */
         if (r >= 0)
                 r = handle_open(fs, &a, fi->flags, true, &h);
         if (r < 0) {
                 reply_err(req, r);
-                return;
+                return true;
         }
         reply_open(req, fs, &a, fi, h, true);
+        return true;
 }
 
-static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+static bool do_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
         struct index_attr a;
         int r;
@@ -1176,7 +1299,10 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
                 r = -EINVAL; /* mknod(2) of another type */
                 break;
         }
+        if (deferred(r))
+                return false;
         reply_entry(req, r, &a);
+        return true;
 }
 
 #define READ_MAX_BUFS 64 /* more pieces (tiny leaves) are gathered into one buffer */
@@ -1227,50 +1353,6 @@ static void reply_segs(fuse_req_t req, struct fs_seg *segs, size_t n)
         else
                 (void)fuse_reply_buf(req, buf, total);
         free(buf);
-}
-
-/*
- * A request a FUSE INTERRUPT may answer (EINTR) while its worker still waits (a read from the
- * network): a process killed in a direct read (O_DIRECT: no page cache, so its wait is not
- * killable) leaves at once instead of staying in D state until the fetch ends. Whoever sets
- * `answered` first replies; the worker never touches the request after losing, and
- * unregisters the callback (which waits for a running one) before freeing after winning.
- * The fetch itself goes on to its deadline and fills the cache.
- */
-struct interruptible {
-        int answered; /* atomic */
-};
-
-static void interrupt_answer(fuse_req_t req, void *data)
-{
-        struct interruptible *g = data;
-
-        if (__atomic_exchange_n(&g->answered, 1, __ATOMIC_ACQ_REL) == 0)
-                (void)fuse_reply_err(req, EINTR); /* g is the worker's to free now */
-}
-
-/* NULL (not interruptible) when out of memory. */
-static struct interruptible *interruptible_arm(fuse_req_t req)
-{
-        struct interruptible *g = calloc(1, sizeof(*g));
-
-        if (g)
-                fuse_req_interrupt_func(req, interrupt_answer, g);
-        return g;
-}
-
-/* True when the caller is to reply (the interrupt did not). */
-static bool interruptible_take(fuse_req_t req, struct interruptible *g)
-{
-        if (!g)
-                return true;
-        if (__atomic_exchange_n(&g->answered, 1, __ATOMIC_ACQ_REL) != 0) {
-                free(g); /* the callback replied and never looks at g again */
-                return false;
-        }
-        fuse_req_interrupt_func(req, NULL, NULL); /* waits for a callback that is running */
-        free(g);
-        return true;
 }
 
 /* Replies got bytes of buf (or the error got < 0) and frees buf. */
@@ -1387,6 +1469,10 @@ static bool do_read(fuse_req_t req, struct fs *fs, struct handle *h, size_t size
                 got = buf ? fs_wfile_read(fs, h->wf ? h->wf : wf, buf, size, (uint64_t)off)
                           : -ENOMEM;
                 fs_wfile_close(fs, wf);
+                if (got == -EWOULDBLOCK && mode == READ_LOCAL) {
+                        free(buf); /* the old content must be fetched: a reader thread */
+                        return false;
+                }
                 reply_read(req, buf, got);
                 return true;
         }
@@ -1406,74 +1492,23 @@ static bool do_read(fuse_req_t req, struct fs *fs, struct handle *h, size_t size
  * valid until the reply (the kernel sends RELEASE only after its reads are answered).
  */
 struct read_job {
-        struct read_job *next;
+        struct fs_job job;
         fuse_req_t req;
         struct handle *h;
         size_t size;
         off_t off;
 };
 
-static void *reader_thread(void *arg)
+static void read_job_run(struct fs_job *job, bool stopping)
 {
-        struct fs *fs = arg;
+        struct read_job *j = (struct read_job *)job;
 
-        pthread_mutex_lock(&fs->readq_lock);
-        for (;;) {
-                struct read_job *j = fs->readq_head;
-
-                if (!j) {
-                        if (fs->readq_stop)
-                                break;
-                        pthread_cond_wait(&fs->readq_cond, &fs->readq_lock);
-                        continue;
-                }
-                fs->readq_head = j->next;
-                if (!fs->readq_head)
-                        fs->readq_tail = NULL;
-                pthread_mutex_unlock(&fs->readq_lock);
-                if (fs->readq_stop)
-                        reply_err(j->req, -EIO); /* the session is ending */
-                else
-                        (void)do_read(j->req, fs, j->h, j->size, j->off, READ_AFTER_LOCAL);
-                free(j);
-                pthread_mutex_lock(&fs->readq_lock);
-        }
-        pthread_mutex_unlock(&fs->readq_lock);
-        return NULL;
-}
-
-static int readers_start(struct fs *fs)
-{
-        if (fs->n_readers)
-                return 0;
-        for (size_t i = 0; i < FS_READ_THREADS; i++) {
-                int r = -pthread_create(&fs->readers[i], NULL, reader_thread, fs);
-
-                if (r < 0)
-                        return r;
-                fs->n_readers++;
-        }
-        return 0;
-}
-
-/* Ends the reader threads after their current reads (the network shut down first makes
- * those quick); queued reads are answered EIO. */
-static void readers_stop(struct fs *fs)
-{
-        pthread_mutex_lock(&fs->readq_lock);
-        fs->readq_stop = true;
-        pthread_cond_broadcast(&fs->readq_cond);
-        pthread_mutex_unlock(&fs->readq_lock);
-        for (size_t i = 0; i < fs->n_readers; i++)
-                pthread_join(fs->readers[i], NULL);
-        fs->n_readers = 0;
-}
-
-static void readers_done(struct fs *fs)
-{
-        readers_stop(fs);
-        pthread_cond_destroy(&fs->readq_cond);
-        pthread_mutex_destroy(&fs->readq_lock);
+        if (stopping)
+                reply_err(j->req, -EIO); /* the session is ending */
+        else
+                (void)do_read(j->req, fuse_req_userdata(j->req), j->h, j->size, j->off,
+                              READ_AFTER_LOCAL);
+        free(j);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -1482,28 +1517,27 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         struct fs *fs = fuse_req_userdata(req);
         struct handle *h = handle_of(fi);
         struct read_job *j;
+        bool done;
 
         (void)ino;
         if (off < 0) {
                 reply_err(req, -EINVAL);
                 return;
         }
-        if (do_read(req, fs, h, size, off, fs->n_readers ? READ_LOCAL : READ_BLOCKING))
+        fs_no_fetch = true;
+        done = do_read(req, fs, h, size, off, READ_LOCAL);
+        fs_no_fetch = false;
+        if (done)
                 return;
         j = calloc(1, sizeof(*j));
         if (!j) {
                 (void)do_read(req, fs, h, size, off, READ_AFTER_LOCAL); /* here, then */
                 return;
         }
-        *j = (struct read_job){ .req = req, .h = h, .size = size, .off = off };
-        pthread_mutex_lock(&fs->readq_lock);
-        if (fs->readq_tail)
-                fs->readq_tail->next = j;
-        else
-                fs->readq_head = j;
-        fs->readq_tail = j;
-        pthread_cond_signal(&fs->readq_cond);
-        pthread_mutex_unlock(&fs->readq_lock);
+        *j = (struct read_job){
+                .job.run = read_job_run, .req = req, .h = h, .size = size, .off = off
+        };
+        fs_jobq_push(&fs->readq, &j->job);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
@@ -1527,7 +1561,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
  * flush (close) makes the content durable on local disk; with sync_upload it is answered
  * once the upload is pinned too (fs_reply_when_committed: no worker waits for it).
  */
-static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static bool do_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
         struct fs *fs = fuse_req_userdata(req);
         struct handle *h = handle_of(fi);
@@ -1536,36 +1570,41 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         /* close() gets this error: the last chance to report one (lessons.md) */
         if (h->wf && h->writes) {
                 r = fs_wfile_flush(fs, h->wf);
+                if (deferred(r))
+                        return false; /* the old content under what was not written */
                 if (r >= 0 && fs->cfg->sync_upload && fs->up.submit) {
                         fs_reply_when_committed(fs, req, ino, fs_wfile_gen(h->wf));
-                        return;
+                        return true;
                 }
         }
         reply_err(req, r);
+        return true;
 }
 
 /* Answered once the content is uploaded and pinned, or EIO after fsync_timeout (the data is
  * durable on local disk then, its upload queued); no worker waits for it. */
-static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+static bool do_fsync(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
         struct fs *fs = fuse_req_userdata(req);
         struct handle *h = handle_of(fi);
         struct index_attr a;
         int r = 0;
 
-        (void)datasync;
         if (h->wf && h->writes)
                 r = fs_wfile_flush(fs, h->wf);
+        if (deferred(r))
+                return false;
         if (r >= 0)
                 r = index_getattr(fs->idx, ino, &a);
         if (r >= 0 && a.staged && fs->up.submit) { /* no uploader: durable on local disk only */
                 fs_reply_when_committed(fs, req, ino, a.staged);
-                return;
+                return true;
         }
         reply_err(req, r);
+        return true;
 }
 
-static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static bool do_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
         struct fs *fs = fuse_req_userdata(req);
         struct handle *h = handle_of(fi);
@@ -1574,6 +1613,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
         if (h->wf && h->writes) {
                 r = fs_wfile_flush(fs, h->wf); /* normally flush did it already */
+                if (deferred(r))
+                        return false;
                 if (r < 0)
                         log_error("inode %" PRIu64 ": changes not kept at release: %s",
                                   (uint64_t)ino, strerror(-r));
@@ -1582,6 +1623,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         if (index_getattr(fs->idx, ino, &a) >= 0)
                 drop_if_orphan(fs, &a); /* unlinked while open: its last handle is gone */
         (void)fuse_reply_err(req, 0);
+        return true;
 }
 
 int fs_link_path(struct fs *fs, const char *cidstr, const char *path, uint32_t uid, uint32_t gid,
@@ -1619,7 +1661,7 @@ int fs_link_path(struct fs *fs, const char *cidstr, const char *path, uint32_t u
         return 0;
 }
 
-static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+static bool do_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
         struct index_new_node n = {
                 .mode = S_IFDIR | (mode & ~fuse_req_ctx(req)->umask & 07777),
@@ -1628,7 +1670,363 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
         int r;
 
         r = make_entry(req, parent, name, &n, &a);
+        if (deferred(r))
+                return false;
         reply_entry(req, r, &a);
+        return true;
+}
+
+/*
+ * Requests other than reads that may need blocks from the network: a FUSE worker tries each
+ * with fs_no_fetch (index, memory and disk only); one that would fetch changed nothing and
+ * is copied into a job for a metadata thread, which answers it. So with every node hung,
+ * what the index and the cache hold is still answered at once, whatever waits.
+ */
+enum meta_op {
+        META_LOOKUP,
+        META_GETATTR,
+        META_READDIR,
+        META_READDIRPLUS,
+        META_OPEN,
+        META_CREATE,
+        META_MKNOD,
+        META_MKDIR,
+        META_SYMLINK,
+        META_LINK,
+        META_UNLINK,
+        META_RMDIR,
+        META_RENAME,
+        META_SETATTR,
+        META_FLUSH,
+        META_FSYNC,
+        META_RELEASE,
+        META_COPY, /* copy_file_range: ino to newparent (the destination inode) */
+};
+
+struct meta_args {
+        enum meta_op op;
+        fuse_ino_t ino, newparent; /* ino: the inode, or the parent of name */
+        const char *name, *newname, *target;
+        size_t size;
+        off_t off, off_out; /* off_out: copy_file_range's destination offset */
+        unsigned flags;
+        mode_t mode;
+        dev_t rdev;
+        struct fuse_file_info fi;
+        struct stat attr;
+        int to_set;
+};
+
+struct meta_job {
+        struct fs_job job;
+        struct fs *fs;
+        fuse_req_t req;
+        struct interruptible *g; /* lookups, getattr, opens, listings: what an interrupt
+                                    may answer (their replies can be dropped) */
+        struct meta_args a;
+        char strings[]; /* the names the arguments point to */
+};
+
+static bool do_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_ino_t ino_out,
+                               off_t off_out, struct fuse_file_info *fi_out, size_t len)
+{
+        struct fs *fs = req_fs(req);
+        struct handle *hout = handle_of(fi_out);
+        struct wfile *wf_in;
+        struct index_attr a;
+        uint64_t n = 0;
+        int r;
+
+        if (off_in < 0 || off_out < 0 || ino_in == ino_out) {
+                reply_err(req, -EOPNOTSUPP);
+                return true;
+        }
+        if (!hout->wf || !hout->writes) {
+                reply_err(req, -EBADF);
+                return true;
+        }
+        /* the source as last closed, unless someone writes it now (then its bytes) */
+        wf_in = fs_wfile_get(fs, ino_in);
+        if (wf_in) {
+                fs_wfile_close(fs, wf_in);
+                reply_err(req, -EOPNOTSUPP);
+                return true;
+        }
+        r = index_getattr(fs->idx, ino_in, &a);
+        if (r >= 0 && (!S_ISREG(a.mode) || a.staged || a.state != INDEX_STATE_CLEAN))
+                r = -EOPNOTSUPP; /* content still staged: the kernel copies its bytes */
+        if (r >= 0 && !a.has_cid && a.size == 0) {
+                (void)fuse_reply_write(req, 0); /* an empty file: nothing to copy */
+                return true;
+        }
+        if (r >= 0 && off_in == 0 && off_out == 0 && len >= a.size && a.has_cid) {
+                /* the copy's reader needs the root block: here, not under the writer's lock */
+                struct net_block *b = NULL;
+
+                r = fs_block_get(fs, &a.cid, fs_deadline(fs), &b);
+                net_block_unref(b);
+        }
+        if (r >= 0)
+                r = fs_wfile_copy_link(fs, hout->wf, &a, (uint64_t)off_in, (uint64_t)off_out, len,
+                                       &n);
+        if (deferred(r))
+                return false; /* the source's root block: nothing changed yet */
+        if (r < 0)
+                reply_err(req, r);
+        else
+                (void)fuse_reply_write(req, (size_t)n);
+        return true;
+}
+
+static bool meta_do(fuse_req_t req, struct meta_args *a)
+{
+        switch (a->op) {
+        case META_LOOKUP:
+                return do_lookup(req, a->ino, a->name);
+        case META_GETATTR:
+                return do_getattr(req, a->ino);
+        case META_READDIR:
+        case META_READDIRPLUS:
+                return do_readdir(req, a->ino, a->size, a->off, a->op == META_READDIRPLUS);
+        case META_OPEN:
+                return do_open(req, a->ino, &a->fi);
+        case META_CREATE:
+                return do_create(req, a->ino, a->name, a->mode, &a->fi);
+        case META_MKNOD:
+                return do_mknod(req, a->ino, a->name, a->mode, a->rdev);
+        case META_MKDIR:
+                return do_mkdir(req, a->ino, a->name, a->mode);
+        case META_SYMLINK:
+                return do_symlink(req, a->target, a->ino, a->name);
+        case META_LINK:
+                return do_link(req, a->ino, a->newparent, a->newname);
+        case META_UNLINK:
+        case META_RMDIR:
+                return do_unlink(req, a->ino, a->name, a->op == META_RMDIR);
+        case META_RENAME:
+                return do_rename(req, a->ino, a->name, a->newparent, a->newname, a->flags);
+        case META_SETATTR:
+                return do_setattr(req, a->ino, &a->attr, a->to_set, a->fi.fh ? &a->fi : NULL);
+        case META_FLUSH:
+                return do_flush(req, a->ino, &a->fi);
+        case META_FSYNC:
+                return do_fsync(req, a->ino, &a->fi);
+        case META_RELEASE:
+                return do_release(req, a->ino, &a->fi);
+        case META_COPY:
+                return do_copy_file_range(req, a->ino, a->off, a->newparent, a->off_out, &a->fi,
+                                          a->size);
+        }
+        reply_err(req, -ENOSYS);
+        return true;
+}
+
+static void meta_job_run(struct fs_job *job, bool stopping)
+{
+        struct meta_job *j = (struct meta_job *)job;
+
+        if (j->g && __atomic_load_n(&j->g->answered, __ATOMIC_ACQUIRE)) {
+                (void)interruptible_take(j->req, j->g); /* answered EINTR while queued */
+                free(j);
+                return;
+        }
+        reply_guard = j->g;
+        job_fs = j->fs;
+        if (stopping && j->a.op == META_RELEASE) {
+                /* nothing fetched: a release owes the kernel only its answer (the handle
+                 * goes with the others, fs_release_handles) */
+                (void)fuse_reply_err(j->req, 0);
+        } else if (stopping)
+                reply_err(j->req, -EIO); /* the session is ending */
+        else
+                (void)meta_do(j->req, &j->a);
+        if (reply_guard) /* every reply takes it: a body that did not reply is a bug */
+                (void)reply_take(j->req);
+        job_fs = NULL;
+        free(j);
+}
+
+/* Copies s to *pp (advancing it); the copy, or NULL for NULL. */
+static const char *meta_copy(char **pp, const char *s)
+{
+        size_t n;
+
+        if (!s)
+                return NULL;
+        n = strlen(s) + 1;
+        memcpy(*pp, s, n);
+        *pp += n;
+        return *pp - n;
+}
+
+static void meta(fuse_req_t req, struct meta_args *a)
+{
+        struct fs *fs = fuse_req_userdata(req);
+        size_t len = 0;
+        struct meta_job *j;
+        char *p;
+        bool done;
+
+        fs_no_fetch = true;
+        done = meta_do(req, a);
+        fs_no_fetch = false;
+        if (done)
+                return;
+        for (const char *s2[] = { a->name, a->newname, a->target }, **q = s2; q < s2 + 3; q++)
+                len += *q ? strlen(*q) + 1 : 0;
+        j = malloc(sizeof(*j) + len);
+        if (!j) {
+                (void)meta_do(req, a); /* here, then */
+                return;
+        }
+        *j = (struct meta_job){ .job.run = meta_job_run, .fs = fs, .req = req, .a = *a };
+        p = j->strings;
+        j->a.name = meta_copy(&p, a->name);
+        j->a.newname = meta_copy(&p, a->newname);
+        j->a.target = meta_copy(&p, a->target);
+        if (a->op == META_LOOKUP || a->op == META_GETATTR || a->op == META_OPEN ||
+            a->op == META_READDIR || a->op == META_READDIRPLUS)
+                j->g = interruptible_arm(req);
+        fs_jobq_push(&fs->metaq, &j->job);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+        meta(req, &(struct meta_args){ .op = META_LOOKUP, .ino = parent, .name = name });
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+        (void)fi;
+        meta(req, &(struct meta_args){ .op = META_GETATTR, .ino = ino });
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+        (void)fi;
+        meta(req, &(struct meta_args){ .op = META_READDIR, .ino = ino, .size = size, .off = off });
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                           struct fuse_file_info *fi)
+{
+        (void)fi;
+        meta(req,
+             &(struct meta_args){ .op = META_READDIRPLUS, .ino = ino, .size = size, .off = off });
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+        meta(req, &(struct meta_args){ .op = META_OPEN, .ino = ino, .fi = *fi });
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi)
+{
+        meta(req,
+             &(struct meta_args){
+                     .op = META_CREATE, .ino = parent, .name = name, .mode = mode, .fi = *fi });
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+        meta(req,
+             &(struct meta_args){
+                     .op = META_MKNOD, .ino = parent, .name = name, .mode = mode, .rdev = rdev });
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+        meta(req,
+             &(struct meta_args){ .op = META_MKDIR, .ino = parent, .name = name, .mode = mode });
+}
+
+static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
+{
+        meta(req, &(struct meta_args){
+                          .op = META_SYMLINK, .ino = parent, .name = name, .target = target });
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name)
+{
+        meta(req, &(struct meta_args){
+                          .op = META_LINK, .ino = ino, .newparent = parent, .newname = name });
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+        meta(req, &(struct meta_args){ .op = META_UNLINK, .ino = parent, .name = name });
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+        meta(req, &(struct meta_args){ .op = META_RMDIR, .ino = parent, .name = name });
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags)
+{
+        meta(req, &(struct meta_args){ .op = META_RENAME,
+                                       .ino = parent,
+                                       .name = name,
+                                       .newparent = newparent,
+                                       .newname = newname,
+                                       .flags = flags });
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi)
+{
+        struct meta_args a = { .op = META_SETATTR, .ino = ino, .attr = *attr, .to_set = to_set };
+
+        if (fi)
+                a.fi = *fi;
+        meta(req, &a);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+        meta(req, &(struct meta_args){ .op = META_FLUSH, .ino = ino, .fi = *fi });
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+        (void)datasync;
+        meta(req, &(struct meta_args){ .op = META_FSYNC, .ino = ino, .fi = *fi });
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+        meta(req, &(struct meta_args){ .op = META_RELEASE, .ino = ino, .fi = *fi });
+}
+
+/*
+ * copy_file_range (cp's default since coreutils 9): a whole file copied within the mount is
+ * linked, not copied (fs_wfile_copy_link). EOPNOTSUPP (never ENOSYS, which would turn the
+ * call off for the whole mount) makes the kernel copy the bytes itself (splice through read
+ * and write), so ranges, sources still being written or waiting for their upload, and
+ * anything unusual are copied byte-exact the ordinary way. FICLONE (cp --reflink) never
+ * reaches a FUSE daemon: the VFS answers it, without remap_file_range, with EOPNOTSUPP.
+ * Tried on the FUSE worker; a source whose root block is not cached is linked on a metadata
+ * thread, which fetches it first, without the writer's lock.
+ */
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+                               struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+                               struct fuse_file_info *fi_out, size_t len, int flags)
+{
+        (void)fi_in;
+        if (flags != 0) {
+                reply_err(req, -EOPNOTSUPP);
+                return;
+        }
+        meta(req, &(struct meta_args){ .op = META_COPY,
+                                       .ino = ino_in,
+                                       .off = off_in,
+                                       .newparent = ino_out,
+                                       .off_out = off_out,
+                                       .fi = *fi_out,
+                                       .size = len });
 }
 
 static const struct fuse_lowlevel_ops ops = {
@@ -1662,6 +2060,7 @@ static const struct fuse_lowlevel_ops ops = {
         .setattr = op_setattr,
         .setxattr = op_setxattr,
         .removexattr = op_removexattr,
+        .copy_file_range = op_copy_file_range,
 };
 
 const struct fuse_lowlevel_ops *fs_lowlevel_ops(void)

@@ -16,6 +16,7 @@
  */
 #define LOG_MODULE "fs"
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,6 +27,9 @@
 #include "fs_internal.h"
 
 #define RA_MAX_CIDS 256 /* blocks queued by one read */
+
+/* failed reads: at most 10 lines a minute for the process */
+static struct log_ratelimit read_fail_log = LOG_RATELIMIT_INIT(60ull * 1000000000ull, 10);
 
 struct stream {
         uint64_t head;     /* end of the last read */
@@ -63,8 +67,7 @@ static bool same_file(const struct rfile *rf, const struct index_attr *a)
                (!a->has_cid || cid_equal(&rf->root, &a->cid));
 }
 
-/* The layout the index keeps for root; -ENOENT (or another error: not used) otherwise. */
-static int layout_load(struct fs *fs, const struct cid *root, struct unixfs_layout *ret)
+int fs_layout_load(struct fs *fs, const struct cid *root, struct unixfs_layout *ret)
 {
         uint8_t *data = NULL;
         size_t len = 0;
@@ -131,13 +134,13 @@ static int rfile_new(struct fs *fs, const struct index_attr *a, struct rfile **r
                 r = -EHOSTUNREACH;
                 goto fail;
         }
-        if (layout_load(fs, &a->cid, &rf->layout) == 0) {
+        if (fs_layout_load(fs, &a->cid, &rf->layout) == 0) {
                 rf->stored_n = rf->layout.n_leaves;
                 rf->stored_pending = rf->layout.n_pending;
                 __atomic_add_fetch(&fs->st.layouts_loaded, 1, __ATOMIC_RELAXED);
                 goto check_size;
         }
-        r = store_get(fs->store, &a->cid, fs_deadline(fs), &b);
+        r = fs_block_get(fs, &a->cid, fs_deadline(fs), &b);
         if (r < 0)
                 goto fail;
         r = unixfs_layout_open(&a->cid, b->data, b->len, &rf->layout);
@@ -202,6 +205,13 @@ int fs_rfile_open(struct fs *fs, const struct index_attr *a, struct rfile **ret)
         return 0;
 }
 
+void fs_rfile_ref(struct fs *fs, struct rfile *rf)
+{
+        pthread_mutex_lock(&fs->files_lock);
+        rf->refs++;
+        pthread_mutex_unlock(&fs->files_lock);
+}
+
 struct rfile *fs_rfile_next(struct rfile *rf)
 {
         return rf->next;
@@ -229,7 +239,8 @@ void fs_rfile_close(struct fs *fs, struct rfile *rf)
                         break;
                 }
         pthread_mutex_unlock(&fs->files_lock);
-        layout_store(fs, rf); /* the last user is gone: no lock needed */
+        fs_prefetch_closed(fs, rf->ino); /* its prefetch_on_open job, if any, stops */
+        layout_store(fs, rf);            /* the last user is gone: no lock needed */
         rfile_free(rf);
 }
 
@@ -394,7 +405,7 @@ static void prefetch_read(struct fs *fs, struct rfile *rf, uint64_t off, uint64_
 int fs_rfile_read(struct fs *fs, struct rfile *rf, uint64_t off, size_t size, unsigned flags,
                   struct fs_seg **ret_segs, size_t *ret_n)
 {
-        bool local = flags & FS_READ_LOCAL;
+        bool local = flags & FS_READ_LOCAL || fs_no_fetch;
         uint64_t deadline_ns = fs_deadline(fs);
         struct fs_seg *segs = NULL;
         size_t n = 0, cap = 0;
@@ -479,10 +490,19 @@ int fs_rfile_read(struct fs *fs, struct rfile *rf, uint64_t off, size_t size, un
         }
         if (r < 0) {
                 char s[CID_MAX_STR];
+                unsigned dropped;
 
                 fs_segs_free(segs, n);
-                log_warning("read of file %" PRIu64 " (%s) at %" PRIu64 " failed: %s", rf->ino,
-                            cid_to_string(&rf->root, s), off, strerror(-r));
+                /* a file read while no node answers fails every 128 KiB: a few lines say so */
+                if (log_ratelimit_ok(&read_fail_log, net_now_ns(), &dropped)) {
+                        char more[64] = "";
+
+                        if (dropped)
+                                (void)snprintf(more, sizeof(more),
+                                               " (%u earlier failures not logged)", dropped);
+                        log_warning("read of file %" PRIu64 " (%s) at %" PRIu64 " failed: %s%s",
+                                    rf->ino, cid_to_string(&rf->root, s), off, strerror(-r), more);
+                }
                 __atomic_add_fetch(&fs->st.read_errors, 1, __ATOMIC_RELAXED);
                 return r;
         }

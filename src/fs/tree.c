@@ -65,7 +65,7 @@ static int fetch_cb(const struct cid *cid, uint8_t **ret, size_t *ret_len, void 
         uint8_t *copy;
         int r;
 
-        r = store_get(fc->fs->store, cid, fc->deadline_ns, &b);
+        r = fs_block_get(fc->fs, cid, fc->deadline_ns, &b);
         if (r < 0)
                 return r == -ENOENT ? -EHOSTUNREACH : r;
         copy = malloc(b->len ? b->len : 1);
@@ -174,7 +174,7 @@ int fs_tree_link(struct fs *fs, const struct cid *cid, uint64_t parent, const ch
 
         if (!fs->store)
                 return -EHOSTUNREACH;
-        r = store_get(fs->store, cid, fs_deadline(fs), &b);
+        r = fs_block_get(fs, cid, fs_deadline(fs), &b);
         if (r < 0)
                 return r;
         r = describe(cid, b, 0, flags, &n, &target);
@@ -313,7 +313,7 @@ static int describe_entry(struct fs *fs, const struct cid *cid, uint64_t tsize, 
         int r;
 
         if (needs_block(cid)) {
-                r = store_get(fs->store, cid, deadline_ns, &b);
+                r = fs_block_get(fs, cid, deadline_ns, &b);
                 if (r < 0)
                         return r == -ENOENT ? -EHOSTUNREACH : r;
         }
@@ -489,6 +489,8 @@ static int list_more(struct fs *fs, const struct index_attr *dir, size_t max)
 
         if (!dir->has_cid || !fs->store)
                 return -EIO;
+        if (fs_no_fetch)
+                return -EWOULDBLOCK; /* a walk's batch is not undone: only where it may wait */
         pthread_mutex_lock(&fs->lists_lock);
         l = listing_find(fs, dir->ino);
         if (l && l->is_busy) {

@@ -96,6 +96,8 @@ struct wfile {
         uint64_t dropped;    /* bytes from 0 written back and dropped from the page cache */
         int wb_err;          /* a writeback error drop_behind's waits took from fd: fails
                                 every flush of gen (fdatasync would not report it again) */
+        bool is_linked;      /* the content is `linked` by a copy, unchanged since */
+        struct cid linked;
 };
 
 static int64_t now_ns(void)
@@ -362,7 +364,7 @@ static int base_read(struct fs *fs, struct wfile *wf, void *buf, size_t len, uin
                 memset(buf, 0, len);
                 return 0;
         }
-        r = fs_rfile_read(fs, wf->base_rf, off, len, 0, &segs, &n);
+        r = fs_rfile_read(fs, wf->base_rf, off, len, 0, &segs, &n); /* fs_no_fetch: local */
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n && r >= 0; i++) {
@@ -371,6 +373,65 @@ static int base_read(struct fs *fs, struct wfile *wf, void *buf, size_t len, uin
         }
         fs_segs_free(segs, n);
         return r < 0 ? r : got == len ? 0 : -EIO;
+}
+
+#define WARM_CHUNK (8u << 20)
+
+/*
+ * Brings the old content's blocks under [off, off+len) into memory and disk before wf->lock
+ * is taken for what reads them (base_read), so that the lock is never held across a fetch:
+ * a read or flush of wf waits for the network, other users of wf do not. A block evicted
+ * in between is fetched under the lock after all (rare, and still bounded by the deadline).
+ * Under fs_no_fetch, -EWOULDBLOCK when a block is not there (nothing changed).
+ */
+static int base_warm(struct fs *fs, struct wfile *wf, uint64_t off, uint64_t len, bool flush)
+{
+        struct rfile *rf = NULL;
+        uint64_t pos = off;
+        int r = 0;
+
+        for (;;) {
+                uint64_t end, gap = 0;
+
+                pthread_mutex_lock(&wf->lock);
+                if (wf->base != BASE_CID || (flush && !wf->dirty) || (rf && rf != wf->base_rf)) {
+                        pthread_mutex_unlock(&wf->lock);
+                        break;
+                }
+                end = MIN(wf->size, wf->base_size);
+                if (!flush)
+                        end = MIN(end, off + len);
+                /* the next range nothing was written over: what fill_gaps and reads take
+                 * from the old content */
+                while (pos < end) {
+                        int64_t run = ext_run(wf, pos, end);
+
+                        if (run < 0) {
+                                gap = MIN((uint64_t)-run, (uint64_t)WARM_CHUNK);
+                                break;
+                        }
+                        pos += (uint64_t)run;
+                }
+                if (gap && !rf) {
+                        rf = wf->base_rf;
+                        fs_rfile_ref(fs, rf);
+                }
+                pthread_mutex_unlock(&wf->lock);
+                if (!gap)
+                        break;
+                {
+                        struct fs_seg *segs = NULL;
+                        size_t n = 0;
+
+                        r = fs_rfile_read(fs, rf, pos, (size_t)gap, 0, &segs, &n);
+                        fs_segs_free(segs, n);
+                }
+                if (r < 0)
+                        break;
+                pos += gap;
+        }
+        fs_rfile_close(fs, rf);
+        return r;
 }
 
 /* ---- open and close ---- */
@@ -726,6 +787,7 @@ ssize_t fs_wfile_write(struct fs *fs, struct wfile *wf, const void *buf, size_t 
         if (r >= 0)
                 r = ext_add(wf, off, off + (uint64_t)n);
         if (r >= 0) {
+                wf->is_linked = false;
                 wf->size = MAX(wf->size, off + (uint64_t)n);
                 wf->mtime = wf->ctime = now_ts();
                 wf->dirty = true;
@@ -739,8 +801,11 @@ ssize_t fs_wfile_write(struct fs *fs, struct wfile *wf, const void *buf, size_t 
 ssize_t fs_wfile_read(struct fs *fs, struct wfile *wf, void *buf, size_t size, uint64_t off)
 {
         uint64_t end, pos;
-        int r = 0;
+        int r;
 
+        r = base_warm(fs, wf, off, size, false);
+        if (r < 0)
+                return r;
         pthread_mutex_lock(&wf->lock);
         end = off >= wf->size ? off : MIN(wf->size, off + size);
         for (pos = off; pos < end && r >= 0;) {
@@ -790,6 +855,7 @@ int fs_wfile_truncate(struct fs *fs, struct wfile *wf, uint64_t size)
                         r = ext_add(wf, wf->size, size); /* zeros, not old bytes */
         }
         if (r >= 0) {
+                wf->is_linked = false;
                 wf->size = size;
                 wf->mtime = wf->ctime = now_ts();
                 wf->dirty = true;
@@ -835,11 +901,35 @@ static int fill_gaps(struct fs *fs, struct wfile *wf)
         return r;
 }
 
+/* New content replaces the base: the staged generation whose upload is now moot (0: none),
+ * and the base dropped. Under wf->lock. */
+static uint64_t take_replaced(struct fs *fs, struct wfile *wf)
+{
+        uint64_t old = wf->base == BASE_STAGED ? wf->base_gen : wf->replaced_gen;
+
+        wf->replaced_gen = 0;
+        base_drop(wf, fs);
+        return old;
+}
+
+/* Cancels the upload of a replaced generation and removes its file (not under wf->lock). */
+static void drop_replaced(struct fs *fs, uint64_t ino, uint64_t gen)
+{
+        if (!gen)
+                return;
+        if (fs->up.cancel)
+                fs->up.cancel(fs->up.ud, gen);
+        staging_unlink(fs, ino, gen);
+}
+
 int fs_wfile_flush(struct fs *fs, struct wfile *wf)
 {
         uint64_t old_base = 0, gen;
         int r;
 
+        r = base_warm(fs, wf, 0, UINT64_MAX, true); /* fill_gaps' reads, outside the lock */
+        if (r < 0)
+                return r;
         pthread_mutex_lock(&wf->lock);
         if (!wf->dirty) {
                 pthread_mutex_unlock(&wf->lock);
@@ -855,16 +945,12 @@ int fs_wfile_flush(struct fs *fs, struct wfile *wf)
                 r = index_stage(fs->idx, wf->ino, wf->gen, wf->size, &wf->mtime, &wf->ctime);
         if (r < 0) {
                 pthread_mutex_unlock(&wf->lock);
-                log_error("cannot stage inode %" PRIu64 ": %s", wf->ino, strerror(-r));
+                if (r != -EWOULDBLOCK || !fs_no_fetch) /* else tried again by a job */
+                        log_error("cannot stage inode %" PRIu64 ": %s", wf->ino, strerror(-r));
                 return r;
         }
         fs_inode_changed(fs, wf->ino); /* views of the old content read it anew */
-        if (wf->base == BASE_STAGED)
-                old_base = wf->base_gen; /* replaced: its upload is moot */
-        else if (wf->replaced_gen)
-                old_base = wf->replaced_gen;
-        wf->replaced_gen = 0;
-        base_drop(wf, fs);
+        old_base = take_replaced(fs, wf);
         wf->dirty = false;
         show(wf);
         wf->submitted = true;
@@ -873,15 +959,83 @@ int fs_wfile_flush(struct fs *fs, struct wfile *wf)
         fs_waiters_wake(fs, wf->ino); /* an fsync of replaced content is done (files_lock:
                                           never under wf->lock) */
 
-        if (old_base) {
-                if (fs->up.cancel)
-                        fs->up.cancel(fs->up.ud, old_base);
-                staging_unlink(fs, wf->ino, old_base);
-        }
+        drop_replaced(fs, wf->ino, old_base);
         r = submit_upload(fs, wf->ino, gen);
         if (r < 0) /* durable anyway: the job is resumed at the next start */
                 log_error("cannot queue the upload of inode %" PRIu64 ": %s", wf->ino,
                           strerror(-r));
+        return 0;
+}
+
+/*
+ * copy_file_range by reference. A whole-file copy into an empty writer (the way cp copies:
+ * the destination created or truncated, then one call from offset 0 for at least the source's
+ * size) makes the source's CID the destination's content in one index transaction: no byte
+ * is read, staged or uploaded, and both inodes name the same immutable root, so a later write
+ * to either goes to its own staging file over that root (copy-on-write by construction). The
+ * writer stays open over the CID as its base, as if it had just been opened on it.
+ *
+ * FUSE answers a copy with a 32-bit count: a copy of more than COPY_REPLY_MAX bytes is
+ * answered in parts, the kernel (or cp) asking again for the rest at the same offsets; those
+ * calls find the destination still linked to the same root and answer at once.
+ *
+ * Anything else (a range, a non-empty destination, a source being written or staged) is
+ * -EOPNOTSUPP: the kernel then copies the bytes itself through read and write.
+ */
+#define COPY_REPLY_MAX (UINT32_MAX & ~(uint64_t)4095)
+
+int fs_wfile_copy_link(struct fs *fs, struct wfile *wf, const struct index_attr *src,
+                       uint64_t off_in, uint64_t off_out, uint64_t len, uint64_t *ret_n)
+{
+        struct index_attr base = *src;
+        struct rfile *rf = NULL;
+        uint64_t old_base = 0;
+        struct timespec now;
+        int r;
+
+        pthread_mutex_lock(&wf->lock);
+        if (wf->is_linked && cid_equal(&wf->linked, &src->cid) && wf->n_ext == 0 &&
+            wf->size == src->size && off_in == off_out) {
+                /* the rest of a copy answered in parts: those bytes are there already */
+                *ret_n =
+                        off_in >= src->size ? 0 : MIN(MIN(len, src->size - off_in), COPY_REPLY_MAX);
+                pthread_mutex_unlock(&wf->lock);
+                return 0;
+        }
+        if (off_in != 0 || off_out != 0 || len < src->size || wf->size != 0 || wf->n_ext != 0 ||
+            wf->submitted || !src->has_cid) {
+                pthread_mutex_unlock(&wf->lock);
+                return -EOPNOTSUPP;
+        }
+        /* the reader of the new content, as an open would make it (the source's layout is in
+         * the index or its root cached: a copy of a file just read fetches nothing) */
+        base.ino = wf->ino;
+        r = fs_rfile_open(fs, &base, &rf);
+        now = now_ts();
+        if (r >= 0)
+                r = index_set_content(fs->idx, wf->ino, &src->cid, src->size, &now, &now);
+        if (r < 0) {
+                pthread_mutex_unlock(&wf->lock);
+                fs_rfile_close(fs, rf);
+                return r == -ENOENT ? -EOPNOTSUPP : r;
+        }
+        old_base = take_replaced(fs, wf);
+        wf->base = BASE_CID;
+        wf->base_rf = rf;
+        wf->base_size = src->size;
+        wf->size = src->size;
+        wf->mtime = wf->ctime = now;
+        wf->dirty = false; /* the index has it: nothing for a flush to do */
+        wf->is_linked = true;
+        wf->linked = src->cid;
+        show(wf);
+        pthread_mutex_unlock(&wf->lock);
+        fs_inode_changed(fs, wf->ino); /* views of the old content read it anew */
+        fs_waiters_wake(fs, wf->ino);
+        drop_replaced(fs, wf->ino, old_base);
+        fs_pins_kick(fs); /* the old content's unpin may be owed */
+        __atomic_add_fetch(&fs->st.copies_linked, 1, __ATOMIC_RELAXED);
+        *ret_n = MIN(src->size, COPY_REPLY_MAX);
         return 0;
 }
 

@@ -1905,3 +1905,70 @@ int index_job_forget(struct index *idx, uint64_t gen)
 
         return r < 0 ? r : a.changes > 0 ? 0 : -ENOENT;
 }
+
+/* ---- model loading: O(1) copies and names for prefetch_on_open ---- */
+
+static int do_set_content(struct index *idx, void *ud)
+{
+        struct staged_args *a = ud;
+        int changes = 0, r;
+
+        /* a regular file outside .ipfs/ only; its staged content and job are replaced (the
+         * pins triggers owe the old root's unpin if this was its last reference) */
+        r = q(idx, NULL, &changes,
+              "UPDATE inodes SET cid = ?2, size = ?3, state = ?4, staged = 0, mtime_sec = ?5, "
+              "mtime_nsec = ?6, ctime_sec = ?7, ctime_nsec = ?8 "
+              "WHERE ino = ?1 AND (mode & 61440) = 32768 AND (flags & 1) = 0",
+              "ibiitt", (int64_t)a->ino, a->cid->bin, (size_t)a->cid->len, (int64_t)a->size,
+              (int64_t)INDEX_STATE_CLEAN, a->mtime, a->ctime);
+        if (r >= 0 && changes == 0)
+                return -ENOENT;
+        if (r >= 0)
+                r = dirs_changed_locked(idx, a->ino);
+        if (r >= 0)
+                r = q(idx, NULL, NULL, "DELETE FROM jobs WHERE ino = ?1", "i", (int64_t)a->ino);
+        return r;
+}
+
+int index_set_content(struct index *idx, uint64_t ino, const struct cid *cid, uint64_t size,
+                      const struct timespec *mtime, const struct timespec *ctime)
+{
+        struct staged_args a = {
+                .ino = ino, .size = size, .cid = cid, .mtime = mtime, .ctime = ctime
+        };
+
+        if (!ts_ok(mtime) || !ts_ok(ctime) || size > INT64_MAX)
+                return -EINVAL;
+        return in_transaction(idx, do_set_content, &a);
+}
+
+int index_name_of(struct index *idx, uint64_t ino, char *buf, size_t size)
+{
+        sqlite3_stmt *st = NULL;
+        int rc, r;
+
+        pthread_mutex_lock(&idx->lock);
+        rc = sqlite3_prepare_v2(idx->db, "SELECT name FROM dentries WHERE ino = ?1 LIMIT 1", -1,
+                                &st, NULL);
+        if (rc == SQLITE_OK) {
+                sqlite3_bind_int64(st, 1, (int64_t)ino);
+                rc = sqlite3_step(st);
+        }
+        if (rc == SQLITE_ROW) {
+                const void *p = sqlite3_column_blob(st, 0);
+                int len = sqlite3_column_bytes(st, 0);
+
+                if (len < 0 || (size_t)len >= size)
+                        r = -ENAMETOOLONG;
+                else {
+                        if (len)
+                                memcpy(buf, p, (size_t)len);
+                        buf[len] = '\0';
+                        r = 0;
+                }
+        } else
+                r = rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
+        sqlite3_finalize(st);
+        pthread_mutex_unlock(&idx->lock);
+        return r;
+}

@@ -8,6 +8,8 @@
 
 #include <pthread.h>
 
+#include "prsmfs/log.h"
+
 #include "transport.h"
 
 #define MAX_AUTH        512
@@ -26,9 +28,10 @@ struct node {
         /* the probe thread's probe of this node (net.c), so that one slow probe holds up no
          * other node's */
         pthread_t probe_thread;
-        bool probe_check;    /* what it checks: the check at start */
-        bool probe_running;  /* pool->lock */
-        bool probe_joinable; /* the probe thread only */
+        bool probe_check;               /* what it checks: the check at start */
+        bool probe_running;             /* pool->lock */
+        bool probe_joinable;            /* the probe thread only */
+        struct log_ratelimit state_log; /* its state-change lines (net.c) */
 };
 
 struct service {

@@ -44,8 +44,12 @@
 #include <unistd.h>
 
 #include "prsmfs/log.h"
+#include "prsmfs/metrics.h"
 
 #include "internal.h"
+
+#define STATE_LOG_INTERVAL_NS (60ull * 1000000000ull)
+#define STATE_LOG_BURST       5
 
 void net_timespec_in(uint64_t wait_ns, struct timespec *ret)
 {
@@ -173,6 +177,8 @@ int net_pool_new_with_transport(const struct net_config *cfg, const struct net_t
                 size_t len = strlen(cfg->nodes[i].url);
 
                 n->kind = cfg->nodes[i].kind;
+                n->state_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(STATE_LOG_INTERVAL_NS,
+                                                                        STATE_LOG_BURST);
                 while (len > 0 && cfg->nodes[i].url[len - 1] == '/')
                         len--;
                 if (len > NET_MAX_URL) {
@@ -301,12 +307,40 @@ void net_pool_free(struct net_pool *p)
         free(p);
 }
 
+/*
+ * One line per change of a node's state, and at most STATE_LOG_BURST a minute per node: a
+ * node that flaps between up and suspect under load would otherwise log a line per request.
+ * The line after a quiet window says how many changes it left out.
+ */
+static void log_state_change(struct node *n, enum net_node_state before, enum net_node_state after,
+                             const char *how)
+{
+        static const char *const names[_NET_STATE_MAX] = {
+                [NET_STATE_UP] = "up",
+                [NET_STATE_SUSPECT] = "suspect",
+                [NET_STATE_DOWN] = "down",
+                [NET_STATE_DISABLED] = "disabled",
+        };
+        unsigned dropped;
+        char more[64] = "";
+
+        if (before == after || !log_ratelimit_ok(&n->state_log, net_now_ns(), &dropped))
+                return;
+        if (dropped)
+                (void)snprintf(more, sizeof(more), " (%u earlier changes not logged)", dropped);
+        if (after == NET_STATE_UP)
+                log_notice("node %s is up again%s%s", n->url, how ? how : "", more);
+        else
+                log_warning("node %s is now %s (was %s)%s", n->url, names[after], names[before],
+                            more);
+}
+
 void net_pool_report(struct net_pool *p, size_t i, enum net_outcome o, uint64_t latency_ms,
                      uint64_t retry_after_ms, size_t bytes)
 {
         uint64_t now = p->ops->now_ns(p->t), rnd = p->ops->random(p->t);
         struct node *n = &p->nodes[i];
-        enum net_node_state before;
+        enum net_node_state before, after;
 
         pthread_mutex_lock(&p->lock);
         before = n->h.state;
@@ -321,14 +355,11 @@ void net_pool_report(struct net_pool *p, size_t i, enum net_outcome o, uint64_t 
                 n->st.bad_blocks++;
         else if (o == NET_THROTTLED)
                 n->st.throttled++;
+        after = n->h.state;
         pthread_mutex_unlock(&p->lock);
         /* (a node disabled: attempt() said why, with the CID) */
-        if (before != n->h.state &&
-            (n->h.state == NET_STATE_DOWN || n->h.state == NET_STATE_SUSPECT))
-                log_warning("node %s is now %s", n->url,
-                            n->h.state == NET_STATE_DOWN ? "down" : "suspect");
-        else if (before != n->h.state && n->h.state == NET_STATE_UP)
-                log_notice("node %s is up again", n->url);
+        if (after == NET_STATE_DOWN || after == NET_STATE_SUSPECT || after == NET_STATE_UP)
+                log_state_change(n, before, after, NULL);
 }
 
 static bool content_type_is(const char *ct, const char *want)
@@ -505,6 +536,7 @@ static int attempt(struct net_pool *p, size_t i, const struct cid *cid, const ch
                 return r;
         }
         __atomic_store_n(&p->size_hint, (*ret)->len, __ATOMIC_RELAXED);
+        metrics_content_size((*ret)->len);
         record_latency(p, i, p->ops->now_ns(p->t) - t0);
         net_pool_report(p, i, NET_OK, (p->ops->now_ns(p->t) - t0) / 1000000, 0, (*ret)->len);
         return 0;
@@ -748,8 +780,8 @@ static int fetch(struct net_pool *p, const struct cid *cid, uint64_t deadline_ns
         }
 }
 
-int net_block_get(struct net_pool *p, const struct cid *cid, uint64_t deadline_ns,
-                  struct net_block **ret)
+static int block_get(struct net_pool *p, const struct cid *cid, uint64_t deadline_ns,
+                     struct net_block **ret)
 {
         struct inflight *f, **pp;
         bool owner = false;
@@ -820,6 +852,17 @@ int net_block_get(struct net_pool *p, const struct cid *cid, uint64_t deadline_n
                 free(f);
         }
         pthread_mutex_unlock(&p->lock);
+        return r;
+}
+
+/* block_get, counted and timed for /metrics (every caller, also those that joined a fetch) */
+int net_block_get(struct net_pool *p, const struct cid *cid, uint64_t deadline_ns,
+                  struct net_block **ret)
+{
+        uint64_t start = metrics_now_ns();
+        int r = block_get(p, cid, deadline_ns, ret);
+
+        metrics_op_done(METRICS_OP_GET, r, start);
         return r;
 }
 
@@ -968,7 +1011,7 @@ static void probe_node(struct net_pool *p, size_t i, bool check)
         else if (check)
                 log_info("node %s (%s) answers", n->url, kind_name(n->kind));
         else if (o == NET_OK && before != after)
-                log_notice("node %s answers probes again, back in use", n->url);
+                log_state_change(n, before, after, ": answers probes again, back in use");
         else if (o != NET_OK)
                 log_debug("probe of node %s failed: %s", n->url, why);
 }

@@ -58,6 +58,7 @@
 #include <jansson.h>
 
 #include "prsmfs/log.h"
+#include "prsmfs/metrics.h"
 #include "prsmfs/unixfs.h"
 
 #include "internal.h"
@@ -675,8 +676,8 @@ out:
         return r;
 }
 
-int net_put_block(struct net_put *put, const struct cid *cid, const void *data, size_t len,
-                  uint64_t deadline_ns)
+static int put_block(struct net_put *put, const struct cid *cid, const void *data, size_t len,
+                     uint64_t deadline_ns)
 {
         char cidstr[CID_MAX_STR];
         const char *codec;
@@ -703,6 +704,18 @@ int net_put_block(struct net_put *put, const struct cid *cid, const void *data, 
         if (r < 0 && r != -ENOTCONN && r != -ECANCELED)
                 __atomic_store_n(&put->is_checking, 1, __ATOMIC_RELEASE);
         slot_give(put);
+        return r;
+}
+
+int net_put_block(struct net_put *put, const struct cid *cid, const void *data, size_t len,
+                  uint64_t deadline_ns)
+{
+        uint64_t start = metrics_now_ns();
+        int r = put_block(put, cid, data, len, deadline_ns);
+
+        metrics_op_done(METRICS_OP_PUT, r, start);
+        if (r >= 0)
+                metrics_content_size(len);
         return r;
 }
 
@@ -859,7 +872,7 @@ out:
         return r;
 }
 
-int net_put_run(struct net_put *put, struct net_run *run, uint64_t deadline_ns)
+static int put_run(struct net_put *put, struct net_run *run, uint64_t deadline_ns)
 {
         bool has[NET_RUN_MAX_LEAVES] = { false };
         size_t n_has = 0;
@@ -908,6 +921,18 @@ out:
         if (r < 0 && r != -ENOTCONN && r != -ECANCELED)
                 __atomic_store_n(&put->is_checking, 1, __ATOMIC_RELEASE);
         slot_give(put);
+        return r;
+}
+
+/* one operation per run; each of its leaves a content size */
+int net_put_run(struct net_put *put, struct net_run *run, uint64_t deadline_ns)
+{
+        uint64_t start = metrics_now_ns();
+        int r = put_run(put, run, deadline_ns);
+
+        metrics_op_done(METRICS_OP_PUT, r, start);
+        for (size_t i = 0; r >= 0 && i < run->n; i++)
+                metrics_content_size(run->leaf_len);
         return r;
 }
 
@@ -1180,8 +1205,8 @@ static int pin_more(struct net_pool *p, const struct cid *root, const char *root
         return result;
 }
 
-int net_put_pin(struct net_put *put, const struct cid *root, unsigned replicas,
-                uint64_t deadline_ns)
+static int put_pin(struct net_put *put, const struct cid *root, unsigned replicas,
+                   uint64_t deadline_ns)
 {
         struct net_pool *p = put->p;
         bool tried[NET_MAX_NODES] = { 0 };
@@ -1200,14 +1225,34 @@ int net_put_pin(struct net_put *put, const struct cid *root, unsigned replicas,
         return pin_more(p, root, rootstr, tried, 1, replicas, deadline_ns);
 }
 
-int net_pool_pin(struct net_pool *p, const struct cid *root, unsigned replicas,
-                 uint64_t deadline_ns)
+int net_put_pin(struct net_put *put, const struct cid *root, unsigned replicas,
+                uint64_t deadline_ns)
+{
+        uint64_t start = metrics_now_ns();
+        int r = put_pin(put, root, replicas, deadline_ns);
+
+        metrics_op_done(METRICS_OP_PIN, r, start);
+        return r;
+}
+
+static int pool_pin(struct net_pool *p, const struct cid *root, unsigned replicas,
+                    uint64_t deadline_ns)
 {
         bool tried[NET_MAX_NODES] = { 0 };
         char rootstr[CID_MAX_STR];
 
         (void)cid_to_string(root, rootstr);
         return pin_more(p, root, rootstr, tried, 0, MAX(replicas, 1u), deadline_ns);
+}
+
+int net_pool_pin(struct net_pool *p, const struct cid *root, unsigned replicas,
+                 uint64_t deadline_ns)
+{
+        uint64_t start = metrics_now_ns();
+        int r = pool_pin(p, root, replicas, deadline_ns);
+
+        metrics_op_done(METRICS_OP_PIN, r, start);
+        return r;
 }
 
 /* ---- unpins ---- */
@@ -1299,7 +1344,7 @@ out:
         return r;
 }
 
-int net_pool_unpin(struct net_pool *p, const struct cid *root, uint64_t deadline_ns)
+static int pool_unpin(struct net_pool *p, const struct cid *root, uint64_t deadline_ns)
 {
         char rootstr[CID_MAX_STR];
         int r, result = 0;
@@ -1335,4 +1380,13 @@ int net_pool_unpin(struct net_pool *p, const struct cid *root, uint64_t deadline
                 p->unpin_failures++;
         pthread_mutex_unlock(&p->lock);
         return result;
+}
+
+int net_pool_unpin(struct net_pool *p, const struct cid *root, uint64_t deadline_ns)
+{
+        uint64_t start = metrics_now_ns();
+        int r = pool_unpin(p, root, deadline_ns);
+
+        metrics_op_done(METRICS_OP_UNPIN, r, start);
+        return r;
 }

@@ -34,7 +34,12 @@ struct entry {
         struct net_block *block;   /* owned reference */
         struct entry *hnext;       /* hash chain */
         struct entry *prev, *next; /* LRU: head = most recent */
+        bool is_prefetched;        /* put here by a prefetch worker and not read since */
 };
+
+/* Set while a prefetch worker fetches, so that its blocks are marked: a later read that finds
+ * one counts as a readahead hit (/metrics). */
+static __thread bool in_prefetch;
 
 #define FAIL_HOLD_NS 1000000000ull
 #define FAIL_SLOTS   64
@@ -166,6 +171,7 @@ static void mem_insert(struct store *s, struct net_block *b)
         if (!e)
                 return;
         e->block = net_block_ref(b);
+        e->is_prefetched = in_prefetch;
         e->hnext = *bucket_of(s, &b->cid);
         *bucket_of(s, &b->cid) = e;
         lru_push(s, e);
@@ -187,6 +193,10 @@ static struct net_block *mem_get(struct store *s, const struct cid *cid)
                 lru_push(s, e);
                 b = net_block_ref(e->block);
                 s->st.mem_hits++;
+                if (e->is_prefetched && !in_prefetch) {
+                        e->is_prefetched = false;
+                        s->st.prefetch_hits++;
+                }
         }
         pthread_mutex_unlock(&s->lock);
         return b;
@@ -454,7 +464,9 @@ static void *worker_thread(void *arg)
                 pthread_mutex_unlock(&s->lock);
 
                 if (net_now_ns() < j->deadline_ns && !advise_on_disk(s, &j->cid)) {
+                        in_prefetch = true;
                         r = store_get(s, &j->cid, j->deadline_ns, &b);
+                        in_prefetch = false;
                         if (r < 0 && r != -ECANCELED)
                                 log_debug("prefetch failed: %s", strerror(-r));
                         net_block_unref(b);
@@ -530,6 +542,38 @@ void store_free(struct store *s)
         pthread_cond_destroy(&s->cond);
         pthread_mutex_destroy(&s->lock);
         free(s);
+}
+
+bool store_is_cached(struct store *s, const struct cid *cid)
+{
+        bool in_mem;
+
+        if (cid_is_identity(cid))
+                return true;
+        if (s->cfg.cache)
+                return cache_block_size(s->cfg.cache, cid) >= 0;
+        pthread_mutex_lock(&s->lock);
+        in_mem = mem_find(s, cid) != NULL;
+        pthread_mutex_unlock(&s->lock);
+        return in_mem;
+}
+
+int store_evict(struct store *s, const struct cid *cid)
+{
+        struct entry *e;
+        int r;
+
+        if (cid_is_identity(cid))
+                return 0;
+        pthread_mutex_lock(&s->lock);
+        e = mem_find(s, cid);
+        if (e)
+                mem_remove(s, e);
+        pthread_mutex_unlock(&s->lock);
+        if (!s->cfg.cache)
+                return 0;
+        r = cache_block_remove(s->cfg.cache, cid);
+        return r == -ENOENT ? 0 : r < 0 ? r : 1;
 }
 
 void store_get_stats(struct store *s, struct store_stats *ret)

@@ -257,6 +257,42 @@ def test_ctrl_c_of_a_blocked_read__returns_at_once(ipfs_node, mount_factory):
             assert f.read() == data
 
 
+@pytest.mark.timeout(180)
+def test_ctrl_c_of_a_blocked_lookup_open_or_listing__returns_at_once(ipfs_node, mount_factory,
+                                                                     tmp_path):
+    """Ctrl-C of processes whose lookup (of a CID in .ipfs/), open (of a file whose root block
+    is not cached) or listing (of a linked directory) waits on a hung gateway: each leaves at
+    once (the request is answered EINTR), and the mount serves them after."""
+    src = tmp_path / "tree"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "f").write_bytes(b"in a linked tree\n" * 1000)
+    tree = ipfs_node.add_dir(str(src))
+    with behind_gateway(ipfs_node, mount_factory, 2 << 20, 1 << 20, timeout=60,
+                        stall_timeout=50, first_byte_timeout=50) as (data, root, gw, m):
+        other = ipfs_node.add(b"not looked up yet\n" * 100)
+        f = m.path(".ipfs", root)
+        os.stat(f)  # its entry (a file of 2 leaves); the open needs its root block again?
+        os.stat(m.path(".ipfs", tree))
+        gw.set_fault("hang")
+        cases = [["cat", m.path(".ipfs", other)],  # lookup: the root block
+                 ["ls", m.path(".ipfs", tree, "sub")],  # lookup in a lazy directory
+                 ["ls", m.path(".ipfs", tree)]]  # a listing batch
+        for cmd in cases:
+            p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.5)
+            assert p.poll() is None, cmd  # waiting for the hung gateway
+            t0 = time.monotonic()
+            p.send_signal(signal.SIGINT)
+            p.wait(timeout=30)
+            assert time.monotonic() - t0 < 2, cmd
+        gw.clear_faults()
+        with open(m.path(".ipfs", other), "rb") as g:
+            assert g.read() == b"not looked up yet\n" * 100
+        assert os.listdir(m.path(".ipfs", tree)) == ["sub"]
+        with open(f, "rb") as g:
+            assert g.read() == data
+
+
 @pytest.mark.timeout(300)
 def test_64_reads_of_unreachable_blocks_and_8_fsyncs__stat_and_ls_answer(ipfs_node,
                                                                         mount_factory):
@@ -302,3 +338,58 @@ def test_64_reads_of_unreachable_blocks_and_8_fsyncs__stat_and_ls_answer(ipfs_no
         for p in fsyncs:
             p.kill()
             p.wait(timeout=10)
+
+
+@pytest.mark.timeout(300)
+def test_lookups_listings_and_opens_that_must_fetch__keep_no_fuse_worker(ipfs_node,
+                                                                         mount_factory,
+                                                                         tmp_path):
+    """40 processes waiting on a hung gateway in listings of, and lookups and opens in, a
+    linked tree (more than FUSE's workers): stat and ls of what the index holds answer at
+    once all along, and each process gets its answer once the gateway answers."""
+    from faultgw import FaultGateway
+    from mount import tool_binary
+
+    src = tmp_path / "tree"
+    for i in range(40):
+        d = src / ("d%02d" % i)
+        d.mkdir(parents=True)
+        (d / "f").write_bytes(b"file %d\n" % i * 1000)
+    root = ipfs_node.add_dir(str(src))  # CIDv0: each file's type is in its own block
+    gw = FaultGateway(source=ipfs_node).start()
+    try:
+        m = mount_factory(config={"rpc_nodes": [dead_url()], "gateway_nodes": [gw.url],
+                                  "timeout": 120, "stall_timeout": 100,
+                                  "first_byte_timeout": 100})
+        p = subprocess.run([tool_binary("prsmctl"), "link", root, m.path("t")],
+                           capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        assert len(os.listdir(m.path("t"))) == 40  # the d%02d blocks come; no file's yet
+        with open(m.path("local"), "wb") as f:
+            f.write(b"indexed\n")
+        gw.set_fault("hang")
+        procs = [subprocess.Popen(["ls", m.path("t", "d%02d" % i)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE) for i in range(20)]
+        procs += [subprocess.Popen(["cat", m.path("t", "d%02d" % i, "f")],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                  for i in range(20, 40)]
+        time.sleep(2)
+        assert [q.poll() for q in procs] == [None] * 40  # all waiting for the gateway
+        worst = 0.0
+        for i in range(30):
+            t0 = time.monotonic()
+            assert os.stat(m.path("local")).st_size == 8
+            assert len(os.listdir(m.path("t"))) == 40
+            assert "local" in os.listdir(m.mountpoint)
+            worst = max(worst, time.monotonic() - t0)
+            time.sleep(0.05)
+        print("slowest stat+ls while 40 lookups, listings and opens wait: %.3f s" % worst)
+        assert worst < 1.0
+        gw.clear_faults()
+        for i, q in enumerate(procs):
+            out, err = q.communicate(timeout=180)
+            assert q.returncode == 0, err
+            assert out == (b"f\n" if i < 20 else b"file %d\n" % i * 1000)
+    finally:
+        gw.clear_faults()
+        gw.stop()

@@ -115,7 +115,9 @@ class Mount:
         self.options = list(options)
         self.allow_stderr = tuple(allow_stderr)
         self.proc = None
-        cfg = {"state_dir": self.state_dir, "cache_dir": self.cache_dir}
+        # no metrics endpoint unless a test asks for one: mounts of parallel tests would
+        # contend for the default port (and each log a warning)
+        cfg = {"state_dir": self.state_dir, "cache_dir": self.cache_dir, "metrics_listen": "off"}
         cfg.update(config or {})
         self.config = cfg
         try:

@@ -295,6 +295,68 @@ void ctl_print_json(json_t *j)
         fputc('\n', stdout);
 }
 
+/* ---- for prefetch.c, written against the single-function prsmctl ---- */
+
+int find_socket_root(const char *path, char *sock, size_t size, char *root)
+{
+        struct ctl ctl = { .timeout_ms = -1 };
+
+        if (ctl_find_root(&ctl, path, root) < 0)
+                return -1;
+        if ((size_t)snprintf(sock, size, "%s", ctl.sock) >= size) {
+                fprintf(stderr, "prsmctl: socket path too long\n");
+                return -1;
+        }
+        return 0;
+}
+
+json_t *call(const char *sock, json_t *req)
+{
+        struct ctl ctl = { .timeout_ms = -1 };
+
+        (void)snprintf(ctl.sock, sizeof(ctl.sock), "%s", sock); /* sock fits: from a ctl */
+        return ctl_call_opts(&ctl, req, 0, NULL, NULL, false);
+}
+
+/* "prefetch [--check|--evict] PATH...": prefetch.c does the work. */
+int ctl_cmd_prefetch(struct ctl *ctl, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "check", no_argument, NULL, 'c' },
+                { "evict", no_argument, NULL, 'e' },
+                { 0 },
+        };
+        const char *mode = NULL;
+        char **paths;
+        int n = 0, c, ret;
+
+        paths = calloc((size_t)argc + 1, sizeof(*paths));
+        if (!paths) {
+                fprintf(stderr, "prsmctl: out of memory\n");
+                return 1;
+        }
+        optind = 0;
+        while ((c = ctl_getopt(ctl, argc, argv, opts)) != -1) {
+                if ((c == 'c' || c == 'e') && mode) {
+                        fprintf(stderr, "prsmctl: --check and --evict: one of them\n");
+                        free(paths);
+                        return 2;
+                }
+                if (c == 'c' || c == 'e')
+                        mode = c == 'c' ? "check" : "evict";
+                else if (c == CTL_OPERAND)
+                        paths[n++] = optarg;
+                else {
+                        free(paths);
+                        return ctl_usage(argv[0]);
+                }
+        }
+        ret = prsmctl_prefetch(ctl->sock, sizeof(ctl->sock), n, paths, ctl->json,
+                               mode ? mode : "fetch");
+        free(paths);
+        return ret;
+}
+
 /* ---- options ---- */
 
 enum {
@@ -416,6 +478,10 @@ static const struct ctl_command commands[] = {
           ctl_cmd_publish },
         { "link", "CID PATH", "graft existing IPFS content at PATH in the mount (no download)",
           ctl_cmd_link },
+        { "prefetch", "[--json] [--check|--evict] PATH...",
+          "fetch every block of the files (and trees) into the disk cache, in the daemon, with "
+          "progress; --check counts what is cached, --evict drops it",
+          ctl_cmd_prefetch },
         { "check", "[PATH]", "the index's integrity check", ctl_cmd_check },
         { "fsck", "[--repair] [PATH]",
           "the index's integrity, and its staged content against the staging directory: "

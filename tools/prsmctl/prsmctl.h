@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include <jansson.h>
 
@@ -77,3 +78,16 @@ int ctl_cmd_link(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_check(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_reload(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_fsck(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_prefetch(struct ctl *ctl, int argc, char **argv);
+
+/* For prefetch.c: the control socket of the mount path is in (into sock, size bytes) and the
+ * mount root's path (PATH_MAX bytes) into root when not NULL; -1 with a message on stderr. */
+int find_socket_root(const char *path, char *sock, size_t size, char *root);
+/* One request (borrowed), its reply (a new reference) or NULL with a message on stderr; no
+ * client-side timeout (prefetch polls its job). */
+json_t *call(const char *sock, json_t *req);
+
+/* prsmctl prefetch [--check|--evict] PATH...: mode "fetch", "check" or "evict". Returns the
+ * exit status. */
+int prsmctl_prefetch(char *sock, size_t sock_size, int n, char **paths, bool json,
+                     const char *mode);

@@ -251,10 +251,35 @@ static void test_changed_keys__reload__names_what_differs(void **state)
         config_done(&b);
 }
 
+static void test_metrics_listen__default_off_and_bad__as_documented(void **state)
+{
+        struct config c;
+
+        (void)state;
+        assert_int_equal(config_init_defaults(&c), 0);
+        assert_string_equal(c.metrics_listen, "127.0.0.1:9464");
+        assert_int_equal(config_set_option(&c, "metrics_listen", "[::1]:9100", err, sizeof(err)),
+                         0);
+        assert_string_equal(c.metrics_listen, "[::1]:9100");
+        assert_int_equal(config_set_option(&c, "metrics_listen", "off", err, sizeof(err)), 0);
+        assert_null(c.metrics_listen);
+        assert_int_equal(load_text(&c, "{\"metrics_listen\": \"127.0.0.1:9500\"}"), 0);
+        assert_string_equal(c.metrics_listen, "127.0.0.1:9500");
+        assert_int_equal(load_text(&c, "{\"metrics_listen\": \"\"}"), 0);
+        assert_null(c.metrics_listen);
+        assert_int_equal(config_set_option(&c, "metrics_listen", "9464", err, sizeof(err)),
+                         -EINVAL);
+        assert_non_null(strstr(err, "'metrics_listen': expected HOST:PORT"));
+        assert_int_equal(load_text(&c, "{\"metrics_listen\": 9464}"), -EINVAL);
+        assert_non_null(strstr(err, "expected a string"));
+        config_done(&c);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_defaults__local_node__valid),
+                cmocka_unit_test(test_metrics_listen__default_off_and_bad__as_documented),
                 cmocka_unit_test(test_load__all_types__applied),
                 cmocka_unit_test(test_load__bad_input__names_key_and_file),
                 cmocka_unit_test(test_load__bad_node_urls__refused_naming_key),
