@@ -92,6 +92,8 @@ def hostile_safetensors():
     out.append(("len-over-file", struct.pack("<Q", 1 << 40) + ok[8:]))
     out.append(("len-huge", struct.pack("<Q", (1 << 64) - 1) + ok[8:]))
     out.append(("past-eof", st({"a": {"dtype": "U8", "shape": [64], "data_offsets": [0, 64]}})))
+    out.append(("past-eof-far", st({"a": {"dtype": "U8", "shape": [1 << 40],
+                                          "data_offsets": [0, 1 << 40]}})))
     out.append(("overlap", st({"a": {"dtype": "U8", "shape": [8], "data_offsets": [0, 8]},
                                "b": {"dtype": "U8", "shape": [8], "data_offsets": [4, 12]}})))
     out.append(("gap", st({"a": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]},
@@ -122,8 +124,7 @@ def hostile_gguf():
                 + struct.pack("<IIQ", GGUF_ARRAY, 0, 1 << 62)))
     out.append(("array-nested", head + struct.pack("<QQ", 0, 1) + gguf_str("k")
                 + struct.pack("<IIQ", GGUF_ARRAY, GGUF_ARRAY, 1) + b"\0" * 64))
-    out.append(("alignment-3", gguf([("t", "F32", [4], b"\0" * 16)], alignment=3)[0]
-                if False else head + struct.pack("<QQ", 0, 1) + gguf_str("general.alignment")
+    out.append(("alignment-3", head + struct.pack("<QQ", 0, 1) + gguf_str("general.alignment")
                 + struct.pack("<II", GGUF_U32, 3)))
     out.append(("version-1", b"GGUF" + struct.pack("<I", 1) + ok[8:]))
     out.append(("truncated", ok[:40]))
