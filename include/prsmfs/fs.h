@@ -26,6 +26,8 @@ struct fs_stats {
         uint64_t unpins, repins, pin_failures; /* by the pin worker */
         uint64_t prefetches_on_open;           /* jobs prefetch_on_open started */
         uint64_t copies_linked;                /* copy_file_range answered by a link */
+        uint64_t prefetches_by_tensors;        /* prefetch_on_open jobs that parsed a model
+                                                  header and queued by its tensor table */
 };
 
 /*

@@ -112,8 +112,9 @@ int loading_cmd_prefetch_status(struct fs *fs, json_t *request, json_t **reply)
 
 json_t *loading_stats_json(const struct fs_stats *st)
 {
-        return json_pack("{s:I, s:I, s:I}", "prefetches_on_open",
+        return json_pack("{s:I, s:I, s:I, s:I}", "prefetches_on_open",
                          (json_int_t)st->prefetches_on_open, "copies_linked",
                          (json_int_t)st->copies_linked, "uploads_committed",
-                         (json_int_t)st->uploads_committed);
+                         (json_int_t)st->uploads_committed, "prefetches_by_tensors",
+                         (json_int_t)st->prefetches_by_tensors);
 }

@@ -317,3 +317,10 @@ void fs_prefetch_closed(struct fs *fs, uint64_t ino);
 void fs_prefetch_stop(struct fs *fs);
 /* fs_prefetch_stop, then frees what fs_prefetch_init made. */
 void fs_prefetch_done(struct fs *fs);
+
+/* ---- tensors.c ---- */
+struct formats_table;
+/* The tensor table of a (a clean file with a CID) from its header: -ENOMSG when it is no
+ * model format we parse, -EBADMSG/-E2BIG for a wrong or hostile header, -EWOULDBLOCK under
+ * fs_no_fetch when a header block is not local. */
+_wur_ int fs_tensors_load(struct fs *fs, const struct index_attr *a, struct formats_table *ret);

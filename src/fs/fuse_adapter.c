@@ -26,6 +26,7 @@
 #include "prsmfs/cleanup.h"
 #include "prsmfs/log.h"
 
+#include "formats.h"
 #include "fs_internal.h"
 
 #define FS_BLKSIZE        (1024 * 1024) /* st_blksize: cp, dd, rsync use 1 MiB buffers */
@@ -35,6 +36,7 @@
 #define XATTR_PROVENANCE  "user.prsm.provenance" /* the latest record (docs/prsm.md) */
 #define XATTR_CREATOR     "user.prsm.creator"
 #define XATTR_CONTROL     "user.prsm.control" /* root only: prsmctl finds the socket here */
+#define XATTR_TENSORS     "user.prsm.tensors" /* safetensors/GGUF: the tensor table (JSON) */
 
 int fs_new(struct index *idx, const struct config *cfg, struct store *store, struct fs **ret)
 {
@@ -670,6 +672,8 @@ static bool xattr_hidden_from(fuse_req_t req, const char *name)
         return strncmp(name, "trusted.", 8) == 0 && fuse_req_ctx(req)->uid != 0;
 }
 
+static void getxattr_tensors(fuse_req_t req, fuse_ino_t ino, size_t size);
+
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
         struct fs *fs = fuse_req_userdata(req);
@@ -712,6 +716,10 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
                         reply_err(req, -ENODATA);
                 else
                         reply_xattr(req, fs->control_path, strlen(fs->control_path), size);
+                return;
+        }
+        if (strcmp(name, XATTR_TENSORS) == 0) {
+                getxattr_tensors(req, ino, size); /* reads the header: may need a job thread */
                 return;
         }
         /* ls -l asks for security.selinux and system.posix_acl_access of every entry: names
@@ -1743,7 +1751,8 @@ enum meta_op {
         META_FLUSH,
         META_FSYNC,
         META_RELEASE,
-        META_COPY, /* copy_file_range: ino to newparent (the destination inode) */
+        META_COPY,    /* copy_file_range: ino to newparent (the destination inode) */
+        META_TENSORS, /* getxattr user.prsm.tensors */
 };
 
 struct meta_args {
@@ -1821,6 +1830,43 @@ static bool do_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, 
         return true;
 }
 
+/* user.prsm.tensors: the table parsed from the header now (its blocks stay cached); a file
+ * that is no such format, or whose header is wrong, has none (ENODATA). */
+static bool do_tensors(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+        struct fs *fs = req_fs(req);
+        struct formats_table t = { 0 };
+        struct index_attr a;
+        char *json = NULL;
+        size_t len = 0;
+        int r;
+
+        r = index_getattr(fs->idx, ino, &a);
+        if (r >= 0) {
+                overlay_writer(fs, &a);
+                r = fs_tensors_load(fs, &a, &t);
+        }
+        if (deferred(r))
+                return false;
+        if (r == -ENOMSG || r == -EBADMSG || r == -E2BIG) {
+                if (r != -ENOMSG)
+                        log_debug("Ignoring the tensor header of inode %" PRIu64 ": %s", a.ino,
+                                  strerror(-r));
+                r = -ENODATA;
+        }
+        if (r >= 0)
+                r = formats_table_json(&t, &json, &len);
+        formats_table_done(&t);
+        if (r >= 0 && len > XATTR_SIZE_MAX)
+                r = -E2BIG; /* more than the kernel passes for any xattr */
+        if (r < 0)
+                reply_err(req, r);
+        else
+                reply_xattr(req, json, len, size); /* not interruptible: no guard to take */
+        free(json);
+        return true;
+}
+
 static bool meta_do(fuse_req_t req, struct meta_args *a)
 {
         switch (a->op) {
@@ -1859,6 +1905,8 @@ static bool meta_do(fuse_req_t req, struct meta_args *a)
         case META_COPY:
                 return do_copy_file_range(req, a->ino, a->off, a->newparent, a->off_out, &a->fi,
                                           a->size);
+        case META_TENSORS:
+                return do_tensors(req, a->ino, a->size);
         }
         reply_err(req, -ENOSYS);
         return true;
@@ -1933,6 +1981,11 @@ static void meta(fuse_req_t req, struct meta_args *a)
             a->op == META_READDIR || a->op == META_READDIRPLUS)
                 j->g = interruptible_arm(req);
         fs_jobq_push(&fs->metaq, &j->job);
+}
+
+static void getxattr_tensors(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+        meta(req, &(struct meta_args){ .op = META_TENSORS, .ino = ino, .size = size });
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)

@@ -36,6 +36,7 @@
 
 #include "prsmfs/log.h"
 
+#include "formats.h"
 #include "fs_internal.h"
 
 #define PF_QUEUE_MAX   4096 /* pieces queued by the walker before it waits */
@@ -187,12 +188,13 @@ static int queue_piece(struct pf_job *j, struct pf_file *f, const struct unixfs_
         return 0;
 }
 
-/* Queues every piece of f, in file order, waiting for room. By offset, without f->lock while
+/* Queues the pieces of f from pos up to the one holding end - 1, in file order, waiting for
+ * room; returns where the next piece starts (or an error). By offset, without f->lock while
  * it waits: fetchers resolve (and split) only pieces already queued, which lie before pos, so
  * the piece starting at pos is still the one the layout was opened with. */
-static int queue_file(struct pf_job *j, struct pf_file *f)
+static int64_t queue_range(struct pf_job *j, struct pf_file *f, uint64_t pos, uint64_t end)
 {
-        uint64_t pos = 0, size = f->layout.size;
+        uint64_t size = MIN(f->layout.size, end);
         int r = 0;
 
         while (pos < size && r >= 0) {
@@ -210,7 +212,39 @@ static int queue_file(struct pf_job *j, struct pf_file *f)
                 pthread_mutex_unlock(&j->lock);
                 pos += lf.size;
         }
-        return r;
+        return r < 0 ? r : (int64_t)pos;
+}
+
+/*
+ * A model file opened with prefetch_on_open: the walker reads its header here (so the
+ * header's blocks come before any tensor's), then queues the pieces tensor by tensor in
+ * offset order, the order loaders that sort by offset (and mmap readers walking the file)
+ * consume them, then whatever the tensors do not cover. A header that is wrong or hostile
+ * is used for nothing: the file is queued as any other. Offsets of a table are inside the
+ * file and sorted (formats.h), so the ranges only move forward.
+ */
+static int queue_file(struct pf_job *j, struct pf_file *f, const struct index_attr *a)
+{
+        struct formats_table t = { 0 };
+        int64_t pos = 0;
+        int r = -ENOMSG;
+
+        if (j->ino_opened && j->mode == FS_PREFETCH_FETCH)
+                r = fs_tensors_load(j->fs, a, &t);
+        if (r == 0) {
+                __atomic_add_fetch(&j->fs->st.prefetches_by_tensors, 1, __ATOMIC_RELAXED);
+                pos = queue_range(j, f, 0, t.data_start);
+                for (size_t i = 0; i < t.n && pos >= 0; i++)
+                        if (t.tensors[i].end > (uint64_t)pos)
+                                pos = queue_range(j, f, (uint64_t)pos, t.tensors[i].end);
+        } else if (r != -ENOMSG && r != -ECANCELED) {
+                log_debug("Ignoring the tensor header of '%s': %s, prefetching it in file order",
+                          f->path, strerror(-r));
+        }
+        formats_table_done(&t);
+        if (pos >= 0)
+                pos = queue_range(j, f, (uint64_t)pos, UINT64_MAX);
+        return pos < 0 ? (int)pos : 0;
 }
 
 static void count(struct pf_job *j, uint64_t *field, uint64_t n)
@@ -438,7 +472,7 @@ static void walk_file(struct pf_job *j, const struct index_attr *a, const char *
                 return;
         }
         pthread_mutex_unlock(&j->lock);
-        r = queue_file(j, f);
+        r = queue_file(j, f, a);
         if (r < 0 && r != -ECANCELED)
                 file_fail(f, r);
         file_unref(f);

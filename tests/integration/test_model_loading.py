@@ -60,6 +60,18 @@ def cfg(nodes, **extra):
     return c
 
 
+def behind_gateway(mount_factory, gw, latency_ms=0, **extra):
+    """A mount whose only block source is the gateway gw (its RPC node is a dead port), which
+    answers each block latency_ms late."""
+    if latency_ms:
+        gw.set_fault("latency", arg=latency_ms)
+    c = {"rpc_nodes": ["http://127.0.0.1:%d" % free_ports(1)[0]], "gateway_nodes": [gw.url],
+         "timeout": 30, "prefetch_on_open": "off"}
+    allow = extra.pop("allow_stderr", ())
+    c.update(extra)
+    return mount_factory(config=c, allow_stderr=allow)
+
+
 def read(path):
     with open(path, "rb") as f:
         return f.read()
@@ -375,11 +387,8 @@ def test_prefetch_slow_node__on_open_job_stops_at_close__unmount_ends_a_running_
     gw = FaultGateway(source=ipfs_node).start()
     p = None
     try:
-        gw.set_fault("latency", arg=500)
-        dead = "http://127.0.0.1:%d" % free_ports(1)[0]
-        m = mount_factory(config={"rpc_nodes": [dead], "gateway_nodes": [gw.url],
-                                  "timeout": 30, "prefetch_on_open": "*.gguf",
-                                  "prefetch_on_open_min_size": 0})
+        m = behind_gateway(mount_factory, gw, latency_ms=500, prefetch_on_open="*.gguf",
+                           prefetch_on_open_min_size=0)
         link(m, root, "slow.gguf")
         with open(m.path("slow.gguf"), "rb") as f:
             assert f.read(10) == data[:10]

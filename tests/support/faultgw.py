@@ -18,7 +18,8 @@ Also answers POST /api/v0/block/get?arg= and /api/v0/version like a Kubo RPC nod
 Per CID: `missing` (a set) is answered 404 without asking the source (a block no node
 has: js-ipfs would search for it until the timeout); `delays` ({cid: seconds}) holds that
 block's answer back.
-Counters: served[cid] (blocks answered), requests.
+Counters: served[cid] (blocks answered), requests; order (the CIDs asked for, in the order
+the requests came).
 """
 import http.server
 import random
@@ -40,6 +41,7 @@ class FaultGateway:
         self.faults = []  # dicts: kind, count, p, arg
         self.served = {}
         self.requests = 0
+        self.order = []
         self.corrupted = 0
         self.release = threading.Event()
         self.server = None
@@ -96,6 +98,7 @@ class FaultGateway:
             def _answer(self, cid, rpc):
                 with gw.lock:
                     gw.requests += 1
+                    gw.order.append(cid)
                 faults = gw._pick_faults()
                 kinds = {f["kind"]: f for f in faults}
                 if "hang" in kinds:
