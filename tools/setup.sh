@@ -25,7 +25,9 @@ node_src=$root/tests/support/node
 debs=(libfuse3-dev fuse3 libcurl4-openssl-dev libssl-dev libsqlite3-dev libjansson-dev
 	zlib1g-dev libcmocka-dev meson ninja-build pkg-config python3-pytest curl clang
 	clang-format rsync git e2fsprogs mount libmicrohttpd-dev libsystemd-dev prometheus
-	python3-cryptography debhelper dpkg-dev build-essential python3-yaml)
+	python3-cryptography)
+# packaging/build-deb.sh (dpkg-buildpackage, dh) and its test (PyYAML for the manifests)
+debs+=(debhelper dpkg-dev build-essential python3-yaml)
 
 die() {
 	echo "setup: $*" >&2
