@@ -7,9 +7,10 @@ host's (so its Depends resolve against the packages really installed here, witho
 run as the installed unit's ExecStart runs it, with the shipped example config pointed at a
 real js-ipfs node, mounts, reads and writes, uploads, and unmounts cleanly.
 
-The mount goes through the installed binary, not through an fstab line: the mount helper
-(mount.fuse.prsmfs) is not on main yet; once `meson install` installs it, the package ships it
-and test_install.py's helper test applies to it."""
+When the package ships the mount helper (`meson install` installs /sbin/mount.fuse.prsmfs
+with the ctl branch), `mount -t fuse.prsmfs` with the packaged fstab example's options mounts
+through it, nosuid,nodev, in a private mount namespace; without it that test is skipped and
+says so."""
 import glob
 import json
 import os
@@ -324,3 +325,106 @@ def test_kubernetes__daemonset_configmap_structure():
     (vm,) = rc["volumeMounts"]
     assert vm["mountPropagation"] == "HostToContainer"
     assert pod["spec"]["volumes"][0]["hostPath"]["path"] == mnt["mountPath"]
+
+
+HELPER_SCRIPT = r"""
+set -u
+root=$1 work=$2 opts=$3
+cleanup() {
+    if [ -f "$work/state/lock" ]; then
+        pid=$(cat "$work/state/lock")
+        umount "$work/mnt" 2>/dev/null
+        for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$pid" 2>/dev/null && { echo "daemon $pid still alive, killed"; kill -9 "$pid"; }
+    fi
+}
+trap cleanup EXIT
+# the package's /sbin/mount.fuse.prsmfs and /usr/bin/prsmfs, prsmctl in this namespace only:
+# directories of links to the originals and to the installed files, mounted over /usr/sbin
+# and /usr/bin
+for d in sbin bin; do
+    for f in /usr/$d/*; do ln -s "$work/orig-$d/${f##*/}" "$work/new-$d/"; done
+done
+ln -sf "$root/sbin/mount.fuse.prsmfs" "$work/new-sbin/"
+ln -sf "$root/usr/bin/prsmfs" "$root/usr/bin/prsmctl" "$work/new-bin/"
+for d in sbin bin; do
+    mount --bind "/usr/$d" "$work/orig-$d" || exit 1
+done
+for d in sbin bin; do
+    mount --bind "$work/new-$d" "/usr/$d" || exit 1
+done
+mount -t fuse.prsmfs prsmfs "$work/mnt" -o "$opts" || { echo "mount failed"; exit 1; }
+echo "MOUNTS: $(grep " $work/mnt " /proc/mounts)"
+python3 - "$work/mnt/written" "$work/data" <<'PY' || exit 1
+import os, sys
+data = open(sys.argv[2], "rb").read()
+with open(sys.argv[1], "wb") as f:
+    f.write(data)
+    f.flush()
+    os.fsync(f.fileno())  # uploaded and pinned
+assert open(sys.argv[1], "rb").read() == data
+print("CID: " + os.getxattr(sys.argv[1], "user.prsm.cid").decode())
+PY
+prsmctl status "$work/mnt" >/dev/null && echo "PRSMCTL: ok"
+"""
+
+
+def test_deb__mount_helper__fstab_line_mounts_nosuid_nodev(deb, pkgroot, ipfs_node):
+    """`mount -t fuse.prsmfs` with the options of the packaged fstab example, through the
+    packaged helper, in a private mount namespace (nothing is installed on the machine)."""
+    if "/sbin/mount.fuse.prsmfs" not in deb_files(deb):
+        pytest.skip("no mount helper in the package: `meson install` does not install "
+                    "mount.fuse.prsmfs on this branch (it comes with the ctl branch)")
+    p = subprocess.run(["dpkg", "--root=" + pkgroot, "-i", deb], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    with open(pkgroot + "/usr/share/doc/prsmfs/examples/config.json") as f:
+        cfg = json.load(f)
+    work = os.path.join(pkgroot, "w")
+    for d in ("orig-sbin", "orig-bin", "new-sbin", "new-bin", "mnt", "state", "cache"):
+        os.makedirs(os.path.join(work, d))
+    cfg.update(state_dir=work + "/state", cache_dir=work + "/cache",
+               rpc_nodes=[ipfs_node.api_url], gateway_nodes=[], metrics_listen="off")
+    cfg_path = os.path.join(work, "mnt-prsm.json")
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f)
+    data = os.urandom(MiB + 3)
+    with open(os.path.join(work, "data"), "wb") as f:
+        f.write(data)
+    with open(pkgroot + "/usr/share/doc/prsmfs/examples/fstab") as f:
+        (line,) = [ln.split() for ln in f if ln.strip() and not ln.startswith("#")]
+    assert line[2] == "fuse.prsmfs", line
+    opts = line[3].replace("/etc/prsmfs/mnt-prsm.json", cfg_path)
+    assert "config=" + cfg_path in opts, opts
+    p = subprocess.run(["unshare", "-m", "--propagation", "private", "bash", "-c",
+                        HELPER_SCRIPT, "script", pkgroot, work, opts],
+                       capture_output=True, text=True, timeout=180)
+    try:
+        assert p.returncode == 0, p.stdout + p.stderr
+        (mounts,) = [ln for ln in p.stdout.splitlines() if ln.startswith("MOUNTS: ")]
+        assert " fuse.prsmfs " in mounts, p.stdout
+        flags = mounts.split()[4].split(",")
+        assert "nosuid" in flags and "nodev" in flags, mounts
+        (cid,) = [ln[5:] for ln in p.stdout.splitlines() if ln.startswith("CID: ")]
+        assert ipfs_node.rpc("cat", [("arg", cid)], timeout=120) == data
+        assert "PRSMCTL: ok" in p.stdout, p.stdout + p.stderr
+        assert "still alive" not in p.stdout, p.stdout
+    finally:
+        # the script's trap unmounted and waited; make sure by PID
+        lock = os.path.join(work, "state", "lock")
+        if os.path.exists(lock):
+            with open(lock) as f:
+                pid = f.read().strip()
+            if pid.isdigit() and is_prsmfs(int(pid)):
+                try:
+                    os.kill(int(pid), 9)
+                except ProcessLookupError:
+                    pass
+
+
+def is_prsmfs(pid):
+    """pid is a live prsmfs (not a reused PID of a daemon that exited)."""
+    try:
+        return os.path.basename(os.readlink("/proc/%d/exe" % pid)) == "prsmfs"
+    except OSError:
+        return False
