@@ -62,3 +62,16 @@ _wur_ int cache_block_remove(struct cache *c, const struct cid *cid);
 /* Evicts least recently used blocks until at most target bytes remain; returns bytes freed. */
 int64_t cache_evict(struct cache *c, uint64_t target);
 void cache_get_stats(struct cache *c, struct cache_stats *ret);
+
+struct cache_verify_result {
+        uint64_t checked;        /* block files looked at */
+        uint64_t verified_bytes; /* bytes that hashed to their name */
+        uint64_t dropped;        /* files whose bytes (or name) were wrong: removed */
+        uint64_t dropped_bytes;
+        uint64_t skipped;  /* hashed by a function we do not compute: left */
+        uint64_t vanished; /* removed by an eviction while we looked */
+};
+/* Reads every cached block, hashes it against the multihash it is stored under and removes
+ * the ones that do not match (a disk that flipped bits, a file written by hand). Slow: all of
+ * the cache is read. -ENOMEM or -EIO (an unreadable file stops it). */
+_wur_ int cache_verify(struct cache *c, struct cache_verify_result *ret);

@@ -64,6 +64,7 @@ struct config {
         uint64_t stall_timeout_ms;   /* no byte once an answer started: try another node */
         uint64_t first_byte_timeout_ms; /* no answer started: try another node */
         int log_level;                  /* enum log_level */
+        char *control_group;            /* owned, may be NULL: control socket 0660 for this group */
         char *metrics_listen;           /* owned, NULL: no metrics endpoint; "127.0.0.1:9464" */
         /* model loading: whole-file prefetch at open of files matching these globs */
         char *prefetch_on_open;             /* owned: comma-separated globs, or "off" */
@@ -94,5 +95,9 @@ _wur_ int config_set_option(struct config *c, const char *key, const char *value
 bool config_is_key(const char *key);
 /* Cross-field checks (retry_base_delay <= retry_max_delay, at least one node, ...). */
 _wur_ int config_validate(const struct config *c, char *err, size_t err_size);
+/* The names (static strings) of the keys whose values differ between a and b, at most max of
+ * them into ret; returns how many (a reload tells what changed). */
+size_t config_changed_keys(const struct config *a, const struct config *b, const char **ret,
+                           size_t max);
 /* Prints the keys, their types and defaults (for --help). */
 void config_print_help(void *file);

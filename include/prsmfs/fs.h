@@ -145,6 +145,19 @@ void fs_publish_result_done(struct fs_publish_result *r);
 _wur_ int fs_publish(struct fs *fs, const char *path, const struct fs_publish_opts *opts,
                      uint64_t deadline_ns, struct fs_publish_result *ret);
 
+/*
+ * prsmctl fsck: this mount's staging directory against the index. staged: files the index
+ * names (content not yet uploaded); open: files of files open for writing; orphans: files
+ * nothing names, older than ten minutes (a writer may be setting up a younger one: young),
+ * removed when repair; missing: upload jobs whose staged file is gone (their content is lost
+ * and their upload cannot succeed; logged with the inode). -EROFS when writes are off.
+ */
+struct fs_fsck_result {
+        uint64_t staged, open, young, unknown;
+        uint64_t orphans, orphan_bytes, removed;
+        uint64_t missing;
+};
+_wur_ int fs_fsck(struct fs *fs, bool repair, struct fs_fsck_result *ret);
 /* ---- warm-up (prefetch.c): prsmctl prefetch ---- */
 enum fs_prefetch_mode {
         FS_PREFETCH_FETCH, /* every block into the disk cache */

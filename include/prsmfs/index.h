@@ -215,6 +215,10 @@ struct index_job {
 typedef int (*index_job_fn)(const struct index_job *job, void *userdata);
 /* Calls fn for every upload job, oldest first (not under the lock). */
 _wur_ int index_jobs(struct index *idx, index_job_fn fn, void *userdata);
+/* prsmctl uploads forget: drops the upload job of generation gen (generations are unique);
+ * its inode keeps its staged content, which is not uploaded unless written again. -ENOENT
+ * when there is no such job. */
+_wur_ int index_job_forget(struct index *idx, uint64_t gen);
 
 /* ---- pins (schema 8) ---- */
 /*

@@ -175,6 +175,23 @@ _wur_ int upload_early(struct upload *u, const char *path, uint64_t off, uint64_
 
 void upload_get_stats(struct upload *u, struct upload_stats *ret);
 
+/* One job not yet finished, as upload_list sees it. */
+struct upload_job_info {
+        uint64_t id;
+        bool is_running;          /* an attempt runs (or waits to retry); else queued */
+        unsigned failed_attempts; /* of those, failed (each is retried after a backoff) */
+        int last_error;           /* the last failure's -errno, 0 = none */
+        uint64_t retry_in_ms;     /* waiting to retry: in this long (0: not waiting) */
+        char path[256];           /* the staging file (cut) */
+        char node[128];           /* the last failed attempt's write node, "" = none */
+};
+/* The jobs not finished, newest first: *ret (new, the caller frees it; NULL when none) and
+ * its length. -ENOMEM. */
+_wur_ int upload_list(struct upload *u, struct upload_job_info **ret, size_t *ret_n);
+/* Ends the backoff wait of job id (of every waiting job when is_all): it retries now. Returns
+ * how many jobs were waiting so. */
+int upload_retry(struct upload *u, uint64_t id, bool is_all);
+
 /* Cancels everything (queued and running jobs get -ECANCELED), waits for running attempts to
  * stop (at most one network operation each; net_pool_shutdown first makes it immediate),
  * delivers every pending done(), joins the threads and frees. NULL-safe. */

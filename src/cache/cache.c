@@ -519,6 +519,96 @@ int64_t cache_evict(struct cache *c, uint64_t target)
         return (int64_t)freed;
 }
 
+/* ---- verify: every cached block hashed again against its name ---- */
+
+struct verify_ctx {
+        struct cache *c;
+        uint8_t *buf; /* CID_MAX_BLOCK + 1 bytes */
+        struct cache_verify_result res;
+};
+
+/* c->bytes less n, not below 0 (it is an estimate, which other mounts make drift). */
+static void stat_sub_bytes(struct cache *c, uint64_t n)
+{
+        uint64_t cur = __atomic_load_n(&c->bytes, __ATOMIC_RELAXED);
+
+        while (!__atomic_compare_exchange_n(&c->bytes, &cur, cur > n ? cur - n : 0, true,
+                                            __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+                ;
+}
+
+/* The CID (v1, raw) a block file's key names: the key is its multihash in base32. */
+static int key_cid(const char *key, struct cid *ret)
+{
+        uint8_t bin[CID_MAX_BIN];
+        size_t len = 0, n;
+        int r;
+
+        n = cid_varint_write(1, bin);
+        n += cid_varint_write(0x55, bin + n); /* raw: the codec does not change the hash */
+        r = cid_multibase_decode(key, strlen(key), bin + n, sizeof(bin) - n, &len);
+        if (r < 0)
+                return r;
+        return cid_from_bytes(bin, n + len, ret);
+}
+
+static int verify_one(const char *path, const struct stat *st, void *userdata)
+{
+        struct verify_ctx *v = userdata;
+        const char *key = strchr(path, '/');
+        _cleanup_close_ int fd = -1;
+        struct cid cid;
+        ssize_t n = 0;
+        int r;
+
+        v->res.checked++;
+        r = key ? key_cid(key + 1, &cid) : -EBADMSG;
+        if (r >= 0 && (uint64_t)st->st_size > CID_MAX_BLOCK)
+                r = -EILSEQ; /* no block we store is that big */
+        if (r >= 0) {
+                fd = openat(v->c->blocks_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                if (fd < 0) {
+                        v->res.vanished++; /* evicted meanwhile (another mount?) */
+                        return 0;
+                }
+                n = io_pread_full(fd, v->buf, CID_MAX_BLOCK + 1, 0);
+                r = n < 0 ? (int)n : cid_verify(&cid, v->buf, (size_t)n);
+        }
+        if (r == -EOPNOTSUPP) { /* a hash function we cannot compute: left alone */
+                v->res.skipped++;
+                return 0;
+        }
+        if (r == -EIO || r == -ENOMEM)
+                return r;
+        if (r < 0) { /* bytes that do not match their name, or a name that is no multihash */
+                log_debug("cached block %s is corrupt (%s), dropping it", path, strerror(-r));
+                if (unlinkat(v->c->blocks_fd, path, 0) == 0) {
+                        v->res.dropped++;
+                        v->res.dropped_bytes += (uint64_t)st->st_size;
+                        stat_sub_bytes(v->c, (uint64_t)st->st_size);
+                }
+                return 0;
+        }
+        v->res.verified_bytes += (uint64_t)n;
+        return 0;
+}
+
+int cache_verify(struct cache *c, struct cache_verify_result *ret)
+{
+        struct verify_ctx v = { .c = c };
+        int r;
+
+        v.buf = malloc(CID_MAX_BLOCK + 1);
+        if (!v.buf)
+                return -ENOMEM;
+        r = walk_blocks(c, verify_one, &v);
+        free(v.buf);
+        if (r < 0)
+                return r;
+        *ret = v.res;
+        return 0;
+}
+
 void cache_get_stats(struct cache *c, struct cache_stats *ret)
 {
         *ret = (struct cache_stats){

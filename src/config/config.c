@@ -88,7 +88,7 @@ static const struct key keys[] = {
         { "max_model_size_mb", KEY_U64, OFF(max_model_size_mb), 0, 0, UINT64_MAX >> 20,
           "largest file that may be written, MiB (0 = no limit)" },
         { "integrity_verification", KEY_BOOL, OFF(integrity_verification), 0, 0, 1,
-          "verify blocks from RPC nodes (always on for gateways)" },
+          "must be true: every block is verified against its CID (false is refused)" },
         { "automatic_pinning", KEY_BOOL, OFF(automatic_pinning), 0, 0, 1,
           "pin every written file's root" },
         { "parallel_uploads", KEY_UINT, OFF(parallel_uploads), 0, 1, 256,
@@ -121,6 +121,8 @@ static const struct key keys[] = {
         { "publish_preserve_mtime", KEY_BOOL, OFF(publish_preserve_mtime), 0, 0, 1,
           "prsmctl publish stores mtimes (UnixFS 1.5; changes CIDs) unless --no-preserve-mtime" },
         { "log_level", KEY_LOG_LEVEL, OFF(log_level), 0, 0, 0, "error|warning|notice|info|debug" },
+        { "control_group", KEY_STRING, OFF(control_group), 0, 0, 0,
+          "group allowed to use prsmctl (control socket 0660); unset: the owner only (0600)" },
         { "metrics_listen", KEY_LISTEN, OFF(metrics_listen), 0, 0, 0,
           "HOST:PORT of /metrics and /health (\"\" or off: none; a non-loopback address "
           "exposes them to the network)" },
@@ -600,12 +602,13 @@ void config_done(struct config *c)
         free(c->state_dir);
         free(c->cache_dir);
         free(c->ca_bundle);
+        free(c->control_group);
         free(c->metrics_listen);
         free(c->prefetch_on_open);
         free(c->identity_key);
         free(c->creator_id);
-        c->state_dir = c->cache_dir = c->ca_bundle = c->metrics_listen = c->prefetch_on_open =
-                c->identity_key = c->creator_id = NULL;
+        c->state_dir = c->cache_dir = c->ca_bundle = c->control_group = c->metrics_listen =
+                c->prefetch_on_open = c->identity_key = c->creator_id = NULL;
 }
 
 int config_load_file(struct config *c, const char *path, char *err, size_t err_size)
@@ -674,6 +677,10 @@ int config_validate(const struct config *c, char *err, size_t err_size)
         if (c->replicas > c->n_rpc_nodes + c->n_pinning_services && c->automatic_pinning)
                 return fail(err, err_size, "config: 'replicas' is %u but only %zu nodes can pin",
                             c->replicas, c->n_rpc_nodes + c->n_pinning_services);
+        if (!c->integrity_verification) /* a key that would do nothing is refused */
+                return fail(err, err_size,
+                            "config: 'integrity_verification' cannot be false: every block, from "
+                            "RPC nodes and gateways alike, is hashed against its CID");
         if (!c->state_dir || c->state_dir[0] != '/')
                 return fail(err, err_size, "config: 'state_dir' must be an absolute path");
         if (!c->cache_dir || c->cache_dir[0] != '/')
@@ -688,4 +695,59 @@ void config_print_help(void *file)
         fprintf(f, "prsmfs settings (JSON config keys, or -o key=value):\n");
         for (size_t i = 0; i < ELEMENTSOF(keys); i++)
                 fprintf(f, "    %-24s %s\n", keys[i].name, keys[i].help);
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+        return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Whether key k has the same value in a and b. */
+static bool key_eq(const struct key *k, const struct config *a, const struct config *b)
+{
+        const char *pa = (const char *)a + k->off, *pb = (const char *)b + k->off;
+        const struct config_node *na, *nb;
+        size_t n;
+
+        switch (k->type) {
+        case KEY_BOOL:
+                return *(const bool *)pa == *(const bool *)pb;
+        case KEY_UINT:
+                return *(const unsigned *)pa == *(const unsigned *)pb;
+        case KEY_U64:
+        case KEY_SIZE:
+        case KEY_DURATION:
+        case KEY_MILLI:
+                return *(const uint64_t *)pa == *(const uint64_t *)pb;
+        case KEY_STRING:
+        case KEY_LISTEN:
+                return str_eq(*(char *const *)pa, *(char *const *)pb);
+        case KEY_PROFILE:
+                return a->profile == b->profile;
+        case KEY_LOG_LEVEL:
+                return a->log_level == b->log_level;
+        case KEY_NODES:
+                n = *(const size_t *)((const char *)a + k->count_off);
+                if (n != *(const size_t *)((const char *)b + k->count_off))
+                        return false;
+                na = (const struct config_node *)pa;
+                nb = (const struct config_node *)pb;
+                for (size_t i = 0; i < n; i++)
+                        if (!str_eq(na[i].url, nb[i].url) ||
+                            !str_eq(na[i].auth_file, nb[i].auth_file))
+                                return false;
+                return true;
+        }
+        return false;
+}
+
+size_t config_changed_keys(const struct config *a, const struct config *b, const char **ret,
+                           size_t max)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                if (!key_eq(&keys[i], a, b) && n < max)
+                        ret[n++] = keys[i].name;
+        return n;
 }

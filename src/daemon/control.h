@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The control socket prsmctl talks to: a unix stream socket (mode 0600) in the state
- * directory. One JSON request per line, one JSON reply per line:
+ * The control socket prsmctl talks to: a unix stream socket (0600, or 0660 for control_group)
+ * in the state directory. One JSON request per line, one JSON reply per line:
  *   {"cmd": "status"}  ->  {"ok": true, ...}   |   {"ok": false, "error": "reason"}
- * Commands are a table of handlers; each runs on the control thread, never on a FUSE thread.
+ * Commands are a table of handlers; each runs on a connection's thread, never on a FUSE thread.
  */
 #pragma once
 
@@ -21,8 +21,14 @@ struct control_command {
 
 struct control;
 
-/* Listens on path (replacing a stale socket); commands must outlive the control. */
-_wur_ int control_start(const char *path, const struct control_command *commands, size_t n_commands,
-                        void *userdata, struct control **ret);
-/* Stops the thread, closes and removes the socket. NULL-safe. */
+/*
+ * Listens on path (replacing a stale socket; any length: bound through its directory's fd),
+ * mode 0600, or 0660 owned by group when group is not NULL or "". Each connection is served by
+ * its own thread (a bounded number at once), so handlers run concurrently and must be
+ * thread-safe. commands must outlive the control.
+ */
+_wur_ int control_start(const char *path, const char *group, const struct control_command *commands,
+                        size_t n_commands, void *userdata, struct control **ret);
+/* Stops accepting, waits for the requests in progress, closes and removes the socket.
+ * NULL-safe. */
 void control_stop(struct control *c);

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <malloc.h>
@@ -278,6 +279,7 @@ static int clear_stale_mount(const char *mountpoint)
 #define MMAP_THRESHOLD    (4u << 20)    /* 1 MiB reply buffers come from the heap */
 
 struct daemon {
+        const struct cmdline *cl; /* for a reload: the config's path and the -o overrides */
         const char *mountpoint;
         struct index *idx;
         const struct config *cfg;
@@ -291,8 +293,9 @@ struct daemon {
 
 /*
  * ---- shutdown ----
- * SIGTERM, SIGINT and SIGHUP stop the daemon promptly whatever is in flight: the handler
- * only writes the signal to a pipe; a thread reads it, ends every network request and every
+ * SIGTERM and SIGINT stop the daemon promptly whatever is in flight (SIGHUP reloads the
+ * config, below): the handler only writes the signal to a pipe; a thread reads it (a SIGHUP:
+ * reloads and reads on), ends every network request and every
  * wait for an upload (their FUSE requests are answered at once), leaves the session and
  * wakes the loop's main thread (a signal that landed on another thread would not), so that
  * the workers finish and the mount goes within seconds, not after the network's timeout.
@@ -313,6 +316,65 @@ static void on_wake_signal(int sig)
         (void)sig; /* interrupts the loop's sem_wait, nothing else */
 }
 
+/*
+ * ---- reload (SIGHUP, prsmctl reload) ----
+ * The config is read again as at the start. log_level applies at once; every other key that
+ * changed is named as needing a restart: the node pool, the cache and the uploader hold their
+ * settings in fields their threads read without a lock, and changing them under those
+ * threads would need every reader made atomic (the reply and the log say so rather than
+ * pretend).
+ */
+static int read_config(const struct cmdline *cl, struct config *cfg, char *err, size_t err_size);
+
+static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER; /* one reload at a time */
+
+static int daemon_reload(struct daemon *d, json_t **ret)
+{
+        struct config next = { 0 };
+        const char *changed[64];
+        json_t *applied = json_array(), *restart = json_array();
+        char err[512];
+        size_t n;
+        int r;
+
+        pthread_mutex_lock(&reload_lock);
+        r = read_config(d->cl, &next, err, sizeof(err));
+        if (r < 0) {
+                log_error("reload: %s; the running config stays", err);
+                *ret = json_pack("{s:b, s:s+}", "ok", 0, "error", "reload: ", err);
+                goto out;
+        }
+        n = config_changed_keys(d->cfg, &next, changed, ELEMENTSOF(changed));
+        for (size_t i = 0; i < n && i < ELEMENTSOF(changed); i++) {
+                bool live = strcmp(changed[i], "log_level") == 0;
+
+                if (!live || (int)log_get_level() != next.log_level) /* not applied before */
+                        (void)json_array_append_new(live ? applied : restart,
+                                                    json_string(changed[i]));
+                if (!live)
+                        log_warning("reload: '%s' changed: it applies at the next start, ignoring",
+                                    changed[i]);
+        }
+        if ((int)log_get_level() != next.log_level) {
+                static const char *const names[] = { "error", "warning", "notice", "info",
+                                                     "debug" };
+
+                log_notice("reload: log_level %s from now on",
+                           (unsigned)next.log_level < ELEMENTSOF(names) ? names[next.log_level]
+                                                                        : "?");
+                log_set_level((enum log_level)next.log_level);
+        }
+        log_notice("reload: config read again (%zu key(s) changed)", n);
+        *ret = json_pack("{s:O, s:O}", "applied", applied, "needs_restart", restart);
+        r = *ret ? 0 : -ENOMEM;
+out:
+        pthread_mutex_unlock(&reload_lock);
+        json_decref(applied);
+        json_decref(restart);
+        config_done(&next);
+        return r;
+}
+
 struct stopper {
         struct daemon *d;
         struct fuse_session *se;
@@ -325,9 +387,17 @@ static void *stopper_thread(void *arg)
         ssize_t n;
         char c;
 
-        do
-                n = read(stop_pipe[0], &c, 1);
-        while (n < 0 && errno == EINTR);
+        for (;;) {
+                json_t *reply = NULL;
+
+                do
+                        n = read(stop_pipe[0], &c, 1);
+                while (n < 0 && errno == EINTR);
+                if (n != 1 || c != SIGHUP)
+                        break;
+                (void)daemon_reload(s->d, &reply); /* it logs what it did */
+                json_decref(reply);
+        }
         if (n != 1 || c == 0)
                 return NULL; /* the daemon ends by itself */
         log_notice("stopping on signal %d: ending network requests and waits", (int)c);
@@ -432,6 +502,20 @@ static int up_pin(void *ud, const struct cid *root)
         return upload_pin(d->upload, root);
 }
 
+/* A request's CID argument: 0 with it parsed into ret, or -EINVAL with a reply that says
+ * "not a CID: '...'" (NULL ret: only checked). */
+static int cid_arg(const char *s, struct cid *ret, json_t **reply)
+{
+        struct cid tmp;
+        char msg[256];
+
+        if (s && cid_parse(s, strlen(s), ret ? ret : &tmp) >= 0)
+                return 0;
+        (void)snprintf(msg, sizeof(msg), "not a CID: '%.200s'", s ? s : "");
+        *reply = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+        return -EINVAL;
+}
+
 static int cmd_link(json_t *request, json_t **reply, void *userdata)
 {
         struct daemon *d = userdata;
@@ -441,7 +525,9 @@ static int cmd_link(json_t *request, json_t **reply, void *userdata)
         struct index_attr a;
         int r;
 
-        if (!cid || !path)
+        if (!path)
+                return -EINVAL;
+        if (cid_arg(cid, NULL, reply) < 0)
                 return -EINVAL;
         r = daemon_prsm_check_link(cid, reply);
         if (r < 0)
@@ -509,6 +595,8 @@ static int cmd_publish(json_t *request, json_t **reply, void *userdata)
         if (r < 0)
                 return r;
         daemon_prsm_note_publish(&d->prsm, path ? path : "", &res.root);
+        /* prsmctl publish --no-wait does not read the reply: the log has the CID */
+        log_notice("published '%s' as %s", path && *path ? path : "/", cid_to_string(&res.root, s));
         /* skipped: what was left out (each also named in the daemon's log) */
         list = json_array();
         for (size_t i = 0; list && i < res.n_skipped; i++) {
@@ -538,7 +626,7 @@ static int cmd_unpin(json_t *request, json_t **reply, void *userdata)
         const char *cid = json_string_value(json_object_get(request, "cid"));
         int r;
 
-        if (!cid)
+        if (cid_arg(cid, NULL, reply) < 0)
                 return -EINVAL;
         r = fs_unpin(d->fs, cid);
         if (r == -ENOENT)
@@ -563,6 +651,19 @@ static json_t *pins_json(struct daemon *d, const struct fs_stats *fst)
                          (json_int_t)fst->repins, "failures", (json_int_t)fst->pin_failures);
 }
 
+/* A node's state as prsmctl shows it. */
+static const char *node_state_name(enum net_node_state st)
+{
+        static const char *const names[_NET_STATE_MAX] = {
+                [NET_STATE_UP] = "up",
+                [NET_STATE_SUSPECT] = "suspect",
+                [NET_STATE_DOWN] = "down",
+                [NET_STATE_DISABLED] = "disabled",
+        };
+
+        return (unsigned)st < _NET_STATE_MAX && names[st] ? names[st] : "unknown";
+}
+
 /* Counters of the store, the node pool and the cache, for prsmctl status (and tests). */
 static json_t *stats_json(struct daemon *d)
 {
@@ -585,9 +686,10 @@ static json_t *stats_json(struct daemon *d)
         nodes = json_array();
         for (size_t i = 0; nodes && i < ns->n_nodes; i++)
                 (void)json_array_append_new(
-                        nodes, json_pack("{s:s, s:i, s:f, s:I, s:I, s:I}", "url", ns->nodes[i].url,
-                                         "state", (int)ns->nodes[i].state, "latency_ms",
-                                         ns->nodes[i].latency_ms, "requests",
+                        nodes, json_pack("{s:s, s:i, s:s, s:f, s:I, s:I, s:I}", "url",
+                                         ns->nodes[i].url, "state", (int)ns->nodes[i].state,
+                                         "state_name", node_state_name(ns->nodes[i].state),
+                                         "latency_ms", ns->nodes[i].latency_ms, "requests",
                                          (json_int_t)ns->nodes[i].requests, "errors",
                                          (json_int_t)ns->nodes[i].errors, "bad_blocks",
                                          (json_int_t)ns->nodes[i].bad_blocks));
@@ -609,6 +711,15 @@ static json_t *stats_json(struct daemon *d)
                       (json_int_t)cs.puts, "bytes", (json_int_t)cs.bytes, "net", "fetches",
                       (json_int_t)ns->fetches, "dedup_hits", (json_int_t)ns->dedup_hits, "failures",
                       (json_int_t)ns->failures, "nodes", nodes ? nodes : json_null());
+        /* blocks and bytes sent: prsmctl publish shows them as its progress */
+        if (o) {
+                json_t *sent =
+                        json_pack("{s:I, s:I, s:I}", "puts", (json_int_t)ns->puts, "put_bytes",
+                                  (json_int_t)ns->put_bytes, "pins", (json_int_t)ns->pins);
+
+                (void)json_object_update(json_object_get(o, "net"), sent); /* best effort */
+                json_decref(sent);
+        }
         if (o && json_object_set_new(o, "loading", loading_stats_json(&fst)) < 0) {
                 json_decref(o);
                 o = NULL;
@@ -622,6 +733,241 @@ static json_t *stats_json(struct daemon *d)
         return o;
 }
 
+/* Uploads at a glance: queued, running (or waiting to retry), failed at least once, and
+ * the jobs the index holds (those survive a restart). */
+static json_t *uploads_summary_json(struct daemon *d)
+{
+        struct upload_job_info *jobs = NULL;
+        uint64_t queued = 0, running = 0, failed = 0;
+        unsigned in_index = 0;
+        size_t n = 0;
+
+        if (!d->upload || upload_list(d->upload, &jobs, &n) < 0)
+                return json_null();
+        for (size_t i = 0; i < n; i++) {
+                queued += !jobs[i].is_running;
+                running += jobs[i].is_running;
+                failed += jobs[i].failed_attempts > 0;
+        }
+        free(jobs);
+        if (index_jobs(d->idx, count_job, &in_index) < 0)
+                return json_null();
+        return json_pack("{s:I, s:I, s:I, s:I}", "pending", (json_int_t)queued, "running",
+                         (json_int_t)running, "failed", (json_int_t)failed, "jobs",
+                         (json_int_t)in_index);
+}
+
+static json_t *cache_json(struct daemon *d)
+{
+        struct cache_stats cs = { 0 };
+
+        if (!d->cache)
+                return json_null();
+        cache_get_stats(d->cache, &cs);
+        return json_pack("{s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "enabled",
+                         d->cfg->content_cache_enabled, "dir", d->cfg->cache_dir, "bytes",
+                         (json_int_t)cs.bytes, "max_bytes", (json_int_t)d->cfg->max_cache_size,
+                         "hits", (json_int_t)cs.hits, "misses", (json_int_t)cs.misses, "evictions",
+                         (json_int_t)cs.evictions, "put_errors", (json_int_t)cs.put_errors);
+}
+
+/* prsmctl uploads: every job not finished, with its last failure. */
+static int cmd_uploads(json_t *request, json_t **reply, void *userdata)
+{
+        struct daemon *d = userdata;
+        struct upload_job_info *jobs = NULL;
+        json_t *list;
+        size_t n = 0;
+        int r;
+
+        (void)request;
+        if (!d->upload)
+                return -EAGAIN;
+        r = upload_list(d->upload, &jobs, &n);
+        if (r < 0)
+                return r;
+        list = json_array();
+        for (size_t i = n; list && i-- > 0;) { /* oldest first */
+                const struct upload_job_info *j = &jobs[i];
+                json_t *e = json_pack("{s:I, s:s, s:s, s:i, s:I, s:s}", "id", (json_int_t)j->id,
+                                      "path", j->path, "state",
+                                      !j->is_running           ? "pending"
+                                      : j->failed_attempts > 0 ? "failed"
+                                                               : "running",
+                                      "failed_attempts", (int)j->failed_attempts, "retry_in_ms",
+                                      (json_int_t)j->retry_in_ms, "node", j->node);
+
+                if (e && j->last_error)
+                        json_object_set_new(e, "reason", json_string(strerror(-j->last_error)));
+                if (!e || json_array_append_new(list, e) < 0) {
+                        json_decref(list);
+                        list = NULL;
+                }
+        }
+        free(jobs);
+        *reply =
+                list ? json_pack("{s:o, s:o*}", "uploads", list, "summary", uploads_summary_json(d))
+                     : NULL;
+        return *reply ? 0 : -ENOMEM;
+}
+
+/* prsmctl uploads retry [ID]: jobs waiting after a failure try again now. */
+static int cmd_uploads_retry(json_t *request, json_t **reply, void *userdata)
+{
+        struct daemon *d = userdata;
+        json_t *id = json_object_get(request, "id");
+        int n;
+
+        if (!d->upload)
+                return -EAGAIN;
+        if (id && !json_is_integer(id))
+                return -EINVAL;
+        n = upload_retry(d->upload, id ? (uint64_t)json_integer_value(id) : 0, !id);
+        if (id && n == 0) {
+                *reply = json_pack("{s:b, s:s}", "ok", 0, "error",
+                                   "no upload with this id is waiting to retry");
+                return -ENOENT;
+        }
+        *reply = json_pack("{s:i}", "retried", n);
+        return *reply ? 0 : -ENOMEM;
+}
+
+/* prsmctl uploads forget ID: the job (ID is its generation) stops for good: cancelled in the
+ * uploader, dropped from the index (so a restart does not resume it). The file keeps its
+ * content on this machine; writing it again makes a new upload. */
+static int cmd_uploads_forget(json_t *request, json_t **reply, void *userdata)
+{
+        struct daemon *d = userdata;
+        json_t *id = json_object_get(request, "id");
+        uint64_t gen;
+        int r, c;
+
+        if (!json_is_integer(id) || json_integer_value(id) <= 0)
+                return -EINVAL;
+        if (!d->upload)
+                return -EAGAIN;
+        gen = (uint64_t)json_integer_value(id);
+        c = upload_cancel(d->upload, gen); /* -ENOENT: not queued (finished, or never was) */
+        r = index_job_forget(d->idx, gen);
+        if (r == -ENOENT && c < 0) {
+                *reply = json_pack("{s:b, s:s}", "ok", 0, "error",
+                                   "no upload with this id (finished already?)");
+                return r;
+        }
+        if (r < 0 && r != -ENOENT)
+                return r;
+        log_notice("upload %" PRIu64 " forgotten (prsmctl uploads forget): its file keeps its "
+                   "content here only until written again",
+                   gen);
+        *reply = json_pack("{s:I}", "forgotten", (json_int_t)gen);
+        return *reply ? 0 : -ENOMEM;
+}
+
+/* prsmctl pin CID: pinned on `replicas` nodes and kept like a published root (until unpin). */
+static int cmd_pin(json_t *request, json_t **reply, void *userdata)
+{
+        struct daemon *d = userdata;
+        const char *s = json_string_value(json_object_get(request, "cid"));
+        struct cid cid;
+        int r;
+
+        if (cid_arg(s, &cid, reply) < 0)
+                return -EINVAL;
+        if (!d->upload)
+                return -EAGAIN;
+        r = upload_pin(d->upload, &cid);
+        if (r < 0)
+                return r;
+        r = index_pin_add(d->idx, &cid, INDEX_PIN_PUBLISHED);
+        if (r < 0)
+                return r;
+        *reply = json_pack("{s:s, s:i}", "cid", s, "replicas", (int)d->cfg->replicas);
+        return *reply ? 0 : -ENOMEM;
+}
+
+/* prsmctl cache gc [--target BYTES]: evicts least recently used blocks down to target (the
+ * configured cap by default). */
+static int cmd_cache_gc(json_t *request, json_t **reply, void *userdata)
+{
+        struct daemon *d = userdata;
+        json_t *t = json_object_get(request, "target");
+        struct cache_stats before, after;
+        int64_t freed;
+
+        if (t && (!json_is_integer(t) || json_integer_value(t) < 0))
+                return -EINVAL;
+        if (!d->cache)
+                return -EAGAIN;
+        cache_get_stats(d->cache, &before);
+        freed = cache_evict(d->cache, t ? (uint64_t)json_integer_value(t) : d->cfg->max_cache_size);
+        if (freed < 0)
+                return (int)freed;
+        cache_get_stats(d->cache, &after);
+        *reply = json_pack("{s:I, s:I, s:I}", "freed_bytes", (json_int_t)freed, "evicted",
+                           (json_int_t)(after.evictions - before.evictions), "bytes",
+                           (json_int_t)after.bytes);
+        return *reply ? 0 : -ENOMEM;
+}
+
+/* prsmctl cache verify: every cached block hashed again; bad ones dropped (cache_verify). */
+static int cmd_cache_verify(json_t *request, json_t **reply, void *userdata)
+{
+        struct daemon *d = userdata;
+        struct cache_verify_result res;
+        int r;
+
+        (void)request;
+        if (!d->cache)
+                return -EAGAIN;
+        r = cache_verify(d->cache, &res);
+        if (r < 0)
+                return r;
+        if (res.dropped)
+                log_warning("cache verify: %" PRIu64 " corrupt block(s) dropped (%" PRIu64
+                            " bytes); they are fetched again when read",
+                            res.dropped, res.dropped_bytes);
+        *reply =
+                json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "checked", (json_int_t)res.checked,
+                          "verified_bytes", (json_int_t)res.verified_bytes, "dropped",
+                          (json_int_t)res.dropped, "dropped_bytes", (json_int_t)res.dropped_bytes,
+                          "skipped", (json_int_t)res.skipped, "vanished", (json_int_t)res.vanished);
+        return *reply ? 0 : -ENOMEM;
+}
+
+/* prsmctl fsck [--repair]: the index's integrity, and its staged content against the
+ * staging directory (fs_fsck). */
+static int cmd_fsck(json_t *request, json_t **reply, void *userdata)
+{
+        struct daemon *d = userdata;
+        struct fs_fsck_result res;
+        bool repair;
+        int r;
+
+        if (request_bool(request, "repair", false, &repair) < 0)
+                return -EINVAL;
+        r = fs_fsck(d->fs, repair, &res);
+        if (r == -EROFS) {
+                *reply = json_pack("{s:b, s:s}", "ok", 0, "error",
+                                   "fsck: writes are off in this mount: no staging directory");
+                return r;
+        }
+        if (r < 0)
+                return r;
+        *reply = json_pack("{s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "index",
+                           index_check(d->idx) < 0 ? "corrupt" : "ok", "staging", "staged",
+                           (json_int_t)res.staged, "open", (json_int_t)res.open, "young",
+                           (json_int_t)res.young, "unknown", (json_int_t)res.unknown, "orphans",
+                           (json_int_t)res.orphans, "orphan_bytes", (json_int_t)res.orphan_bytes,
+                           "removed", (json_int_t)res.removed, "missing", (json_int_t)res.missing);
+        return *reply ? 0 : -ENOMEM;
+}
+
+static int cmd_reload(json_t *request, json_t **reply, void *userdata)
+{
+        (void)request;
+        return daemon_reload(userdata, reply);
+}
+
 static int cmd_status(json_t *request, json_t **reply, void *userdata)
 {
         struct daemon *d = userdata;
@@ -632,9 +978,10 @@ static int cmd_status(json_t *request, json_t **reply, void *userdata)
         r = index_totals(d->idx, &inodes, &bytes);
         if (r < 0)
                 return r;
-        *reply = json_pack("{s:s, s:s, s:s, s:I, s:I, s:o*}", "version", PRSMFS_VERSION,
+        *reply = json_pack("{s:s, s:s, s:s, s:I, s:I, s:o*, s:o*, s:o*}", "version", PRSMFS_VERSION,
                            "mountpoint", d->mountpoint, "state_dir", d->cfg->state_dir, "inodes",
-                           (json_int_t)inodes, "bytes", (json_int_t)bytes, "stats", stats_json(d));
+                           (json_int_t)inodes, "bytes", (json_int_t)bytes, "stats", stats_json(d),
+                           "uploads", uploads_summary_json(d), "cache", cache_json(d));
         return *reply ? 0 : -ENOMEM;
 }
 
@@ -679,7 +1026,15 @@ static const struct control_command commands[] = {
         { "check", cmd_check },
         { "link", cmd_link },
         { "publish", cmd_publish },
-        { "unpin", cmd_unpin },       /* a published root */
+        { "unpin", cmd_unpin }, /* a published root */
+        { "uploads", cmd_uploads },
+        { "uploads_retry", cmd_uploads_retry },
+        { "pin", cmd_pin },
+        { "cache_gc", cmd_cache_gc },
+        { "reload", cmd_reload },
+        { "cache_verify", cmd_cache_verify },
+        { "fsck", cmd_fsck },
+        { "uploads_forget", cmd_uploads_forget },
         { "prefetch", cmd_prefetch }, /* a warm-up job: started here, run by the fs */
         { "prefetch_status", cmd_prefetch_status },
         { "provenance", cmd_provenance }, /* docs/prsm.md */
@@ -805,6 +1160,25 @@ static int open_net(const struct config *cfg, bool check, struct net_pool **ret)
         return net_pool_new(&nc, ret);
 }
 
+static int read_config(const struct cmdline *cl, struct config *cfg, char *err, size_t err_size);
+
+/* control_group names a group of this host: checked before anything is mounted. */
+static int check_control_group(const struct config *cfg)
+{
+        struct group gr, *g = NULL;
+        char buf[4096];
+        int r;
+
+        if (!cfg->control_group)
+                return 0;
+        r = getgrnam_r(cfg->control_group, &gr, buf, sizeof(buf), &g);
+        if (r == 0 && g)
+                return 0;
+        fprintf(stderr, "prsmfs: control_group '%s': %s\n", cfg->control_group,
+                r ? strerror(r) : "no such group");
+        return -EINVAL;
+}
+
 /* A metrics_listen that cannot be parsed stops the start (a typo would go unnoticed). */
 static int check_metrics_listen(const char *listen)
 {
@@ -830,13 +1204,27 @@ static int check_metrics_listen(const char *listen)
 
 static int load_config(struct cmdline *cl, struct config *cfg)
 {
-        const char *path = cl->config_path;
         char err[512];
+        int r = read_config(cl, cfg, err, sizeof(err));
+
+        if (r < 0) {
+                fprintf(stderr, "prsmfs: %s\n", err);
+                return r;
+        }
+        log_set_level((enum log_level)cfg->log_level);
+        return check_metrics_listen(cfg->metrics_listen);
+}
+
+/* The config file (as at the start: --config, $PRSMFS_CONFIG or the default) with the -o
+ * overrides over it, validated; the reason in err on failure. */
+static int read_config(const struct cmdline *cl, struct config *cfg, char *err, size_t err_size)
+{
+        const char *path = cl->config_path;
         int r;
 
         r = config_init_defaults(cfg);
         if (r < 0) {
-                fprintf(stderr, "prsmfs: out of memory\n");
+                (void)snprintf(err, err_size, "out of memory");
                 return r;
         }
         if (!path)
@@ -844,27 +1232,17 @@ static int load_config(struct cmdline *cl, struct config *cfg)
         if (!path && access(DEFAULT_CONFIG_PATH, F_OK) == 0)
                 path = DEFAULT_CONFIG_PATH;
         if (path) {
-                r = config_load_file(cfg, path, err, sizeof(err));
-                if (r < 0) {
-                        fprintf(stderr, "prsmfs: %s\n", err);
+                r = config_load_file(cfg, path, err, err_size);
+                if (r < 0)
                         return r;
-                }
         }
         for (size_t i = 0; i < cl->n_overrides; i++) {
                 r = config_set_option(cfg, cl->overrides[i].key, cl->overrides[i].value, err,
-                                      sizeof(err));
-                if (r < 0) {
-                        fprintf(stderr, "prsmfs: %s\n", err);
+                                      err_size);
+                if (r < 0)
                         return r;
-                }
         }
-        r = config_validate(cfg, err, sizeof(err));
-        if (r < 0) {
-                fprintf(stderr, "prsmfs: %s\n", err);
-                return r;
-        }
-        log_set_level((enum log_level)cfg->log_level);
-        return check_metrics_listen(cfg->metrics_listen);
+        return config_validate(cfg, err, err_size);
 }
 
 int main(int argc, char *argv[])
@@ -928,7 +1306,7 @@ int main(int argc, char *argv[])
                 fprintf(stderr, "prsmfs: no mount point given (see %s --help)\n", argv[0]);
                 goto out;
         }
-        if (load_config(&cl, &cfg) < 0)
+        if (load_config(&cl, &cfg) < 0 || check_control_group(&cfg) < 0)
                 goto out;
         if (opts.debug)
                 log_set_level(LOG_LEVEL_DEBUG);
@@ -993,6 +1371,7 @@ int main(int argc, char *argv[])
         d.store = store;
         d.net = net;
         d.cache = cache;
+        d.cl = &cl;
         if ((size_t)snprintf(sock_path, sizeof(sock_path), "%s/control.sock", cfg.state_dir) >=
                     sizeof(sock_path) ||
             fs_set_control_path(fs, sock_path) < 0) {
@@ -1011,7 +1390,7 @@ int main(int argc, char *argv[])
                 goto out; /* it printed why */
         if (fuse_set_signal_handlers(se) != 0)
                 goto out;
-        r = stop_signals_install(); /* over libfuse's for SIGTERM, SIGINT, SIGHUP */
+        r = stop_signals_install(); /* over libfuse's for SIGTERM, SIGINT, SIGHUP (reload) */
         if (r < 0) {
                 log_error_errno(r, "cannot install the signal handlers");
                 goto out_signals;
@@ -1070,7 +1449,8 @@ int main(int argc, char *argv[])
         if (r < 0)
                 log_error_errno(r, "cannot resume the uploads the index holds");
         /* after daemonize: the control thread must live in the process that serves */
-        r = control_start(sock_path, commands, ELEMENTSOF(commands), &d, &control);
+        r = control_start(sock_path, cfg.control_group, commands, ELEMENTSOF(commands), &d,
+                          &control);
         if (r < 0) {
                 log_error_errno(r, "cannot listen on %s", sock_path);
                 goto out_signals;
@@ -1116,8 +1496,8 @@ out:
                 (void)!write(stop_pipe[1], "", 1); /* ends it if no signal did */
                 pthread_join(stopper_tid, NULL);
         }
-        control_stop(control);
         net_pool_shutdown(net); /* fetches, prefetches and uploads in flight end now */
+        control_stop(control);  /* after: a publish waiting on the network ends at once */
         fs_release_handles(fs); /* no request is served any more (reads waiting end first) */
         fs_pins_stop(fs);       /* unpins not sent stay owed in the index */
         upload_free(upload);    /* pending jobs stay in the index for the next start */

@@ -1338,3 +1338,119 @@ int fs_set_uploader(struct fs *fs, const struct fs_uploader *up)
         p = fs_pins_start(fs); /* what the last run left owed, too */
         return r < 0 ? r : p;
 }
+
+/* ---- fsck: the index's staged content against the staging directory ---- */
+
+/* An unnamed staging file written to less than this ago may belong to a writer still setting
+ * up (the file is made before the writer is in fs->wfiles, and making it may read the old
+ * content): it is reported, never removed. */
+#define FSCK_MIN_AGE_SEC 600
+
+/* True when a file open for writing uses staging file (ino, gen). */
+static bool is_open_gen(struct fs *fs, uint64_t ino, uint64_t gen)
+{
+        bool used = false;
+
+        pthread_mutex_lock(&fs->files_lock);
+        for (struct wfile *wf = fs->wfiles; wf && !used; wf = wf->next) {
+                if (wf->ino != ino)
+                        continue;
+                pthread_mutex_lock(&wf->shown_lock);
+                used = wf->shown.gen == gen || wf->shown.base_gen == gen;
+                pthread_mutex_unlock(&wf->shown_lock);
+        }
+        pthread_mutex_unlock(&fs->files_lock);
+        return used;
+}
+
+/* Jobs whose staged content has no staging file any more (its upload can never succeed). */
+static void fsck_jobs(struct fs *fs, const struct jobs *js, struct fs_fsck_result *res)
+{
+        for (size_t i = 0; i < js->n; i++) {
+                const struct index_job *j = &js->v[i];
+                struct index_attr a;
+                struct stat st;
+                char name[64];
+
+                staging_name(j->ino, j->gen, name, sizeof(name));
+                if (fstatat(fs->staging_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
+                        continue;
+                /* an upload that committed meanwhile removed it: the index no longer names it */
+                if (index_getattr(fs->idx, j->ino, &a) < 0 || a.staged != j->gen)
+                        continue;
+                log_error("fsck: inode %" PRIu64 ": its staged content (staging file %s) is "
+                          "gone; its upload cannot succeed",
+                          j->ino, name);
+                res->missing++;
+        }
+}
+
+int fs_fsck(struct fs *fs, bool repair, struct fs_fsck_result *ret)
+{
+        struct fs_fsck_result res = { 0 };
+        struct jobs js = { 0 };
+        time_t now = time(NULL);
+        struct dirent *de;
+        DIR *d;
+        int fd, r;
+
+        if (fs->staging_fd < 0)
+                return -EROFS;
+        r = index_jobs(fs->idx, collect_job, &js);
+        if (r < 0)
+                goto out;
+        if (js.n)
+                qsort(js.v, js.n, sizeof(*js.v), job_cmp);
+        fsck_jobs(fs, &js, &res);
+        fd = openat(fs->staging_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        d = fd >= 0 ? fdopendir(fd) : NULL;
+        if (!d) {
+                r = -errno;
+                if (fd >= 0)
+                        close(fd);
+                goto out;
+        }
+        while ((de = readdir(d))) {
+                uint64_t ino = 0, gen = 0;
+                bool parsed;
+                struct stat st;
+
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+                    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;
+                parsed = staging_parse(de->d_name, &ino, &gen);
+                r = parsed ? is_named(fs, &js, ino, gen) : 0;
+                if (r < 0) {
+                        res.unknown++; /* the index cannot tell: kept */
+                        continue;
+                }
+                if (r > 0) {
+                        res.staged++;
+                        continue;
+                }
+                if (parsed && is_open_gen(fs, ino, gen)) {
+                        res.open++;
+                        continue;
+                }
+                if (now - st.st_mtime < FSCK_MIN_AGE_SEC) {
+                        res.young++;
+                        continue;
+                }
+                res.orphans++;
+                res.orphan_bytes += (uint64_t)st.st_size;
+                if (!repair || !S_ISREG(st.st_mode))
+                        continue;
+                if (unlinkat(dirfd(d), de->d_name, 0) == 0) {
+                        log_notice("fsck: removed staging file %s, which nothing names",
+                                   de->d_name);
+                        res.removed++;
+                } else
+                        log_warning("fsck: cannot remove staging file %s: %m", de->d_name);
+        }
+        closedir(d);
+        r = 0;
+        *ret = res;
+out:
+        free(js.v);
+        return r;
+}

@@ -1914,6 +1914,28 @@ int index_jobs(struct index *idx, index_job_fn fn, void *userdata)
         return r;
 }
 
+/* ---- prsmctl uploads forget ---- */
+
+struct job_forget_args {
+        uint64_t gen;
+        int changes;
+};
+
+static int do_job_forget(struct index *idx, void *ud)
+{
+        struct job_forget_args *a = ud;
+
+        return q(idx, NULL, &a->changes, "DELETE FROM jobs WHERE gen = ?1", "i", (int64_t)a->gen);
+}
+
+int index_job_forget(struct index *idx, uint64_t gen)
+{
+        struct job_forget_args a = { .gen = gen };
+        int r = in_transaction(idx, do_job_forget, &a);
+
+        return r < 0 ? r : a.changes > 0 ? 0 : -ENOENT;
+}
+
 /* ---- model loading: O(1) copies and names for prefetch_on_open ---- */
 
 static int do_set_content(struct index *idx, void *ud)

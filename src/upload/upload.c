@@ -80,6 +80,11 @@ struct job {
         struct upload_result res; /* the runner's while running, then the notifier's */
         struct job *prev, *next;  /* u->lock: list of known jobs (not yet delivered) */
         struct job *qnext;        /* u->lock: in the queued or the done FIFO */
+        int last_error;           /* u->lock: the last failed attempt's error, 0 = none */
+        unsigned failed_attempts; /* u->lock: attempts that failed */
+        uint64_t retry_at_ns;     /* u->lock: in a backoff wait until then (0: not waiting) */
+        bool is_retry_now;        /* u->lock: upload_retry ended the backoff wait */
+        char last_node[128];      /* u->lock: the last failed attempt's write node */
 };
 
 struct fifo {
@@ -607,10 +612,13 @@ static bool backoff_wait(struct upload *u, struct job *j, uint64_t delay_ms)
                 ts.tv_nsec -= 1000000000L;
         }
         pthread_mutex_lock(&u->lock);
-        while (!should_stop(u, j))
+        j->retry_at_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        while (!should_stop(u, j) && !j->is_retry_now)
                 if (pthread_cond_timedwait(&u->cond, &u->lock, &ts) == ETIMEDOUT)
                         break;
         stop = should_stop(u, j);
+        j->retry_at_ns = 0;
+        j->is_retry_now = false;
         pthread_mutex_unlock(&u->lock);
         return stop;
 }
@@ -694,6 +702,11 @@ static int job_run(struct upload *u, struct job *j)
                         continue;
                 }
                 immediate = 0;
+                pthread_mutex_lock(&u->lock);
+                j->last_error = r;
+                j->failed_attempts++;
+                memcpy(j->last_node, rep.node, sizeof(j->last_node));
+                pthread_mutex_unlock(&u->lock);
                 log_warning_errno(r,
                                   "upload %" PRIu64 " (%s): attempt %u failed (%s): retrying in "
                                   "%" PRIu64 " ms",
@@ -966,6 +979,63 @@ int upload_early(struct upload *u, const char *path, uint64_t off, uint64_t len)
 }
 
 _Static_assert(sizeof(struct upload_stats) % sizeof(uint64_t) == 0, "counters only");
+
+int upload_list(struct upload *u, struct upload_job_info **ret, size_t *ret_n)
+{
+        struct upload_job_info *v = NULL;
+        struct timespec now;
+        size_t n = 0, cap = 0;
+        uint64_t now_ns;
+        int r = 0;
+
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        now_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+        pthread_mutex_lock(&u->lock);
+        for (struct job *j = u->known; j; j = j->next)
+                cap++;
+        v = cap ? calloc(cap, sizeof(*v)) : NULL;
+        if (cap && !v)
+                r = -ENOMEM;
+        for (struct job *j = u->known; v && j && n < cap; j = j->next) {
+                struct upload_job_info *e = &v[n];
+
+                if (j->state == JOB_FINISHED)
+                        continue;
+                *e = (struct upload_job_info){ .id = j->id,
+                                               .is_running = j->state == JOB_RUNNING,
+                                               .failed_attempts = j->failed_attempts,
+                                               .last_error = j->last_error };
+                if (j->retry_at_ns)
+                        e->retry_in_ms = j->retry_at_ns > now_ns
+                                                 ? (j->retry_at_ns - now_ns) / 1000000 + 1
+                                                 : 1;
+                (void)snprintf(e->path, sizeof(e->path), "%s", j->path);
+                (void)snprintf(e->node, sizeof(e->node), "%s", j->last_node);
+                n++;
+        }
+        pthread_mutex_unlock(&u->lock);
+        if (r < 0)
+                return r;
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+int upload_retry(struct upload *u, uint64_t id, bool is_all)
+{
+        int n = 0;
+
+        pthread_mutex_lock(&u->lock);
+        for (struct job *j = u->known; j; j = j->next)
+                if (j->retry_at_ns && (is_all || j->id == id)) {
+                        j->is_retry_now = true;
+                        n++;
+                }
+        if (n)
+                pthread_cond_broadcast(&u->cond);
+        pthread_mutex_unlock(&u->lock);
+        return n;
+}
 
 void upload_get_stats(struct upload *u, struct upload_stats *ret)
 {

@@ -553,7 +553,8 @@ def test_systemd_unit__verifies(workdir):
     assert "\nType=notify\n" in unit and "\nWatchdogSec=" in unit
     path = os.path.join(workdir, "prsmfs@mnt-prsm.service")
     with open(path, "w") as f:
-        f.write(unit.replace("/usr/local/bin/prsmfs", prsmfs_binary()))
+        # the source is meson's template (meson install writes the bindir for @BINDIR@)
+        f.write(unit.replace("@BINDIR@/prsmfs", prsmfs_binary()))
     p = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True,
                        timeout=60)
     assert p.returncode == 0 and p.stdout + p.stderr == "", p.stdout + p.stderr

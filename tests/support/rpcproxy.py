@@ -9,6 +9,8 @@
                                          # answers their root, truthfully)
     px.refuse.add("/api/v0/pin/rm")      # requests to these paths get 503 and never reach
                                          # the node (a node failing just that command)
+    px.delay["/api/v0/pin/add"] = 3.0    # requests to these paths wait so many seconds
+                                         # before they are forwarded (a slow node)
     ...
     px.requests                          # [(path without query, query dict, body length)]
     px.answered                          # the same, once the node's answer was passed on,
@@ -22,6 +24,7 @@ the client's connection is closed without an answer (a dead node, as seen throug
 import http.client
 import http.server
 import threading
+import time
 import urllib.parse
 
 from quiethttp import QuietHandler
@@ -37,6 +40,7 @@ class RpcProxy:
         self.corrupt_add_over = None
         self.corrupted = 0
         self.refuse = set()
+        self.delay = {}
         self.server = None
         self.thread = None
         self.url = None
@@ -66,6 +70,9 @@ class RpcProxy:
                     if tamper:
                         px.corrupted += 1
                     refused = u.path in px.refuse
+                    delay = px.delay.get(u.path, 0)
+                if delay:
+                    time.sleep(delay)
                 if refused:
                     self.send_response(503)
                     self.send_header("Content-Length", "0")

@@ -78,6 +78,80 @@ static void test_put__then_pread__same_bytes_and_survives_reopen(void **state)
         cache_free(c);
 }
 
+/* The path of a cached block's file (from its open fd). */
+static void block_file(struct cache *c, const struct cid *cid, char *path, size_t size)
+{
+        char link[64];
+        uint64_t len;
+        ssize_t n;
+        int fd = cache_block_open(c, cid, &len);
+
+        assert_true(fd >= 0);
+        (void)snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+        n = readlink(link, path, size - 1);
+        assert_true(n > 0);
+        path[n] = '\0';
+        close(fd);
+}
+
+static void write_file(const char *path, const char *text)
+{
+        FILE *fp = fopen(path, "w");
+
+        assert_non_null(fp);
+        assert_true(fputs(text, fp) >= 0);
+        assert_int_equal(fclose(fp), 0);
+}
+
+static void test_verify__flipped_byte_and_junk__dropped_others_kept(void **state)
+{
+        struct fixture *f = *state;
+        static uint8_t a[50000], b[30000], back[16];
+        struct cache_verify_result res;
+        struct cache_stats st;
+        char path[512];
+        struct cache *c;
+        struct cid ca, cb;
+        FILE *fp;
+
+        make_block(5, sizeof(a), a, &ca);
+        make_block(6, sizeof(b), b, &cb);
+        assert_int_equal(cache_open(f->dir, 1 << 30, 0, true, &c), 0);
+        assert_int_equal(cache_block_put(c, &ca, a, sizeof(a)), 0);
+        assert_int_equal(cache_block_put(c, &cb, b, sizeof(b)), 0);
+        assert_int_equal(cache_verify(c, &res), 0);
+        assert_int_equal(res.checked, 2);
+        assert_int_equal(res.dropped, 0);
+        assert_int_equal(res.verified_bytes, sizeof(a) + sizeof(b));
+
+        /* a bit flipped on disk, and a file whose name is no multihash */
+        block_file(c, &ca, path, sizeof(path));
+        fp = fopen(path, "r+");
+        assert_non_null(fp);
+        assert_int_equal(fseek(fp, 1000, SEEK_SET), 0);
+        assert_int_equal(fputc(a[1000] ^ 0x10, fp), a[1000] ^ 0x10);
+        assert_int_equal(fclose(fp), 0);
+        (void)snprintf(path, sizeof(path), "%s/blocks/00", f->dir);
+        (void)mkdir(path, 0700); /* may exist */
+        (void)snprintf(path, sizeof(path), "%s/blocks/00/bnotamultihash", f->dir);
+        write_file(path, "junk");
+
+        assert_int_equal(cache_verify(c, &res), 0);
+        assert_int_equal(res.checked, 3);
+        assert_int_equal(res.dropped, 2);
+        assert_int_equal(res.dropped_bytes, sizeof(a) + 4);
+        assert_int_equal(res.verified_bytes, sizeof(b));
+        assert_int_equal(cache_block_pread(c, &ca, back, sizeof(back), 0), -ENOENT);
+        assert_int_equal(cache_block_pread(c, &cb, back, sizeof(back), 0), sizeof(back));
+        assert_memory_equal(back, b, sizeof(back));
+        assert_int_equal(access(path, F_OK), -1);
+        cache_free(c);
+        assert_int_equal(cache_open(f->dir, 1 << 30, 0, true, &c), 0); /* what a scan finds */
+        cache_get_stats(c, &st);
+        assert_int_equal(st.bytes, sizeof(b));
+        cache_free(c);
+}
+
 static void test_put__wrong_bytes__refused_and_nothing_stored(void **state)
 {
         struct fixture *f = *state;
@@ -174,6 +248,8 @@ int main(void)
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_ttl__sweeper__expired_block_evicted_while_open,
                                                 setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_verify__flipped_byte_and_junk__dropped_others_kept, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_disabled__every_lookup_misses, setup,
                                                 teardown),
         };

@@ -219,7 +219,36 @@ static void test_validate__inconsistent__refused(void **state)
         c.replicas = 3;
         assert_int_equal(config_validate(&c, err, sizeof(err)), -EINVAL);
         assert_non_null(strstr(err, "replicas"));
+        c.replicas = 1;
+        c.integrity_verification = false; /* it would do nothing: refused */
+        assert_int_equal(config_validate(&c, err, sizeof(err)), -EINVAL);
+        assert_non_null(strstr(err, "integrity_verification"));
         config_done(&c);
+}
+
+static void test_changed_keys__reload__names_what_differs(void **state)
+{
+        struct config a, b;
+        const char *names[8];
+
+        (void)state;
+        assert_int_equal(config_init_defaults(&a), 0);
+        assert_int_equal(config_init_defaults(&b), 0);
+        assert_int_equal(config_changed_keys(&a, &b, names, 8), 0);
+        assert_int_equal(config_set_option(&b, "timeout", "12", err, sizeof(err)), 0);
+        assert_int_equal(config_set_option(&b, "log_level", "debug", err, sizeof(err)), 0);
+        assert_int_equal(
+                config_set_option(&b, "gateway_nodes", "http://127.0.0.1:9999", err, sizeof(err)),
+                0);
+        assert_int_equal(config_set_option(&b, "control_group", "adm", err, sizeof(err)), 0);
+        assert_int_equal(config_changed_keys(&a, &b, names, 8), 4);
+        assert_string_equal(names[0], "timeout");
+        assert_string_equal(names[1], "gateway_nodes");
+        assert_string_equal(names[2], "log_level");
+        assert_string_equal(names[3], "control_group");
+        assert_int_equal(config_changed_keys(&a, &b, names, 1), 1); /* at most max */
+        config_done(&a);
+        config_done(&b);
 }
 
 static void test_metrics_listen__default_off_and_bad__as_documented(void **state)
@@ -287,6 +316,7 @@ int main(void)
                 cmocka_unit_test(test_option__overrides__parsed_or_refused),
                 cmocka_unit_test(test_validate__inconsistent__refused),
                 cmocka_unit_test(test_load__prsm_keys__royalty_range_checked),
+                cmocka_unit_test(test_changed_keys__reload__names_what_differs),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -699,6 +699,16 @@ static void test_stage__job_then_commit_only_the_current_generation(void **state
         assert_int_equal(jobs[0].ino, other);
         assert_int_equal(jobs[1].ino, 0);
         assert_int_equal(index_stage(f->idx, 9999, 1, 1, &t1, &t1), -ENOENT);
+        /* prsmctl uploads forget: the job goes, the staged content stays */
+        assert_int_equal(index_job_forget(f->idx, 8), -ENOENT); /* committed above */
+        assert_int_equal(index_job_forget(f->idx, 9), 0);
+        assert_int_equal(index_job_forget(f->idx, 9), -ENOENT);
+        memset(jobs, 0, sizeof(jobs));
+        assert_int_equal(index_jobs(f->idx, job_cb, jobs), 0);
+        assert_int_equal(jobs[0].ino, 0);
+        assert_int_equal(index_getattr(f->idx, other, &a), 0);
+        assert_int_equal(a.staged, 9);
+        assert_int_equal(a.state, INDEX_STATE_DIRTY);
 }
 
 /* Layouts are kept by root CID until no inode refers to that CID (pruned at open). */
