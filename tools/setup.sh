@@ -26,6 +26,8 @@ debs=(libfuse3-dev fuse3 libcurl4-openssl-dev libssl-dev libsqlite3-dev libjanss
 	zlib1g-dev libcmocka-dev meson ninja-build pkg-config python3-pytest curl clang
 	clang-format rsync git e2fsprogs mount libmicrohttpd-dev libsystemd-dev prometheus
 	python3-cryptography python3-numpy python3-torch)
+# packaging/build-deb.sh (dpkg-buildpackage, dh) and its test (PyYAML for the manifests)
+debs+=(debhelper dpkg-dev build-essential python3-yaml)
 
 die() {
 	echo "setup: $*" >&2
