@@ -140,7 +140,7 @@ class Model:
 
 
 class Runner:
-    def __init__(self, root, restart=None, full_every=100, fsync_weight=0.3):
+    def __init__(self, root, restart=None, full_every=250, fsync_weight=0.1):
         self.root = root
         self.restart_cb = restart
         self.full_every = full_every
