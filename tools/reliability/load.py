@@ -73,7 +73,6 @@ def run(m, seconds, seed, log):
     before = proc_figures(pid)
     stats = Stats()
     end = time.monotonic() + seconds
-    stop = threading.Event()
 
     def timed(kind, fn, nbytes=0):
         t0 = time.monotonic()
