@@ -10,11 +10,14 @@ the tree after the restart must equal the model, or the model with that operatio
 a file being written then may also hold a prefix of its new bytes (POSIX makes a created
 file visible before its close), and nothing else. A closed file must have its exact bytes.
 """
+import json
 import os
 import random
 import sqlite3
 import threading
 import time
+
+import ipfsnode
 
 NAMES = tuple("f%d" % i for i in range(10))
 KiB = 1024
@@ -163,6 +166,16 @@ def integrity(state_dir):
         db.close()
 
 
+def pinned(node, cid):
+    """cid pinned recursively on node. js-ipfs names the key in its own base (base58btc for
+    a CIDv1 raw leaf) and answers an error when the CID is not pinned."""
+    try:
+        ans = json.loads(node.rpc("pin/ls", [("arg", cid), ("type", "recursive")], timeout=60))
+    except ipfsnode.RpcError:
+        return False
+    return any(v.get("Type") == "recursive" for v in ans.get("Keys", {}).values())
+
+
 def staging_left(m, timeout):
     """Waits up to timeout for the staging directory to empty; returns what is left."""
     deadline = time.monotonic() + timeout
@@ -209,8 +222,7 @@ def run(m, node, seed, kills, deadline, log):
         model = seen  # go on from what is there
         for name in sorted(w.fsynced & set(seen)):
             cid = os.getxattr(os.path.join(root, name), "user.prsm.cid").decode()
-            pins = node.rpc("pin/ls", [("arg", cid), ("type", "recursive")], timeout=60)
-            if cid.encode() not in pins:
+            if not pinned(node, cid):
                 res["unpinned_fsynced"] += 1
                 res["failures"].append("kill %d: fsynced %s (%s) not pinned" % (k, name, cid))
         left = staging_left(m, 90)
