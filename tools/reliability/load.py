@@ -84,7 +84,9 @@ def run(m, seconds, seed, log):
         if got != want:
             with stats.lock:
                 stats.wrong += 1
-            stats.error("%s: %d bytes differ" % (kind, sum(a != b for a, b in zip(got, want))))
+            stats.error("%s: %d of the first %d bytes differ; got %d bytes, want %d"
+                        % (kind, sum(a != b for a, b in zip(got, want)), min(len(got), len(want)),
+                           len(got), len(want)))
 
     def guarded(fn):
         def body(*a):
