@@ -369,6 +369,7 @@ static void reply_entry(fuse_req_t req, int r, const struct index_attr *a)
 {
         struct fs *fs = req_fs(req);
         struct fuse_entry_param e;
+        struct index_attr shown;
 
         if (!reply_take(req))
                 return;
@@ -378,7 +379,11 @@ static void reply_entry(fuse_req_t req, int r, const struct index_attr *a)
                 reply_err(req, r);
                 return;
         }
-        attr_to_entry(a, &e);
+        /* the kernel takes these attributes (link(2) of a file open for writing, ...): its
+         * writer's size and times, not the index's */
+        shown = *a;
+        overlay_writer(fs, &shown);
+        attr_to_entry(&shown, &e);
         if (fuse_reply_entry(req, &e) < 0) /* interrupted: the kernel took no reference */
                 (void)fs_inode_unref(fs, a->ino, 1, 0);
 }
@@ -491,9 +496,13 @@ static int dirbuf_add(struct dirbuf *d, const char *name, const struct index_att
         } else if (d->plus) {
                 struct fs *fs = req_fs(d->req);
                 bool counted = strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+                struct index_attr shown = *a;
                 struct fuse_entry_param e;
 
-                attr_to_entry(a, &e);
+                /* the kernel takes these attributes as it takes getattr's: a file open for
+                 * writing shows its writer's size and times, not the index's */
+                overlay_writer(fs, &shown);
+                attr_to_entry(&shown, &e);
                 n = fuse_add_direntry_plus(d->req, d->p + d->used, left, name, &e, next_off);
                 /* the kernel takes a reference to every entry but . and .. */
                 if (n <= left && counted) {
