@@ -527,11 +527,12 @@ static int cmd_link(json_t *request, json_t **reply, void *userdata)
 
         if (!path)
                 return -EINVAL;
-        if (cid_arg(cid, NULL, reply) < 0)
-                return -EINVAL;
-        r = daemon_prsm_check_link(cid, reply);
+        /* a placeholder is named as one (some parse as CIDs, some do not) */
+        r = cid ? daemon_prsm_check_link(cid, reply) : 0;
         if (r < 0)
                 return r;
+        if (cid_arg(cid, NULL, reply) < 0)
+                return -EINVAL;
         r = fs_link_path(d->fs, cid, path, 0, 0, &a);
         if (r < 0)
                 return r;

@@ -178,4 +178,10 @@ void fs_inode_changed(struct fs *fs, uint64_t ino)
         if (pp)
                 (*pp)->seq++;
         pthread_mutex_unlock(&t->lock);
+        /* The kernel drops its cached attributes and any answer already on its way with the
+         * old ones (a listing or lookup that read the index before this change: the kernel
+         * discards attributes older than an invalidation), so a reopen after close never sees
+         * the previous size. Attributes only (offset < 0): no page is dropped, nothing waits. */
+        if (fs->se)
+                (void)fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
 }
