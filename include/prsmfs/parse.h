@@ -12,3 +12,7 @@ _wur_ int parse_bool(const char *s, bool *ret);
 _wur_ int parse_size(const char *s, uint64_t *ret);
 /* Seconds as a decimal (e.g. "0.25"), or with a unit suffix "ms"/"s"; result in ms. */
 _wur_ int parse_duration_ms(const char *s, uint64_t *ret);
+
+/* Writes what is wrong into err (err_size bytes; none when 0, truncated when longer) and
+ * returns -EINVAL: how the config and key-file readers report a bad value. */
+_printf_(3, 4) int parse_fail(char *err, size_t err_size, const char *fmt, ...);

@@ -3,6 +3,8 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -88,4 +90,16 @@ int parse_duration_ms(const char *s, uint64_t *ret)
                 return -ERANGE;
         *ret = (uint64_t)llround(v);
         return 0;
+}
+
+int parse_fail(char *err, size_t err_size, const char *fmt, ...)
+{
+        va_list ap;
+
+        if (err && err_size) {
+                va_start(ap, fmt);
+                (void)vsnprintf(err, err_size, fmt, ap); /* truncation is acceptable */
+                va_end(ap);
+        }
+        return -EINVAL;
 }

@@ -146,18 +146,6 @@ static const char *const profile_names[_CONFIG_PROFILE_MAX] = {
         [CONFIG_PROFILE_LEGACY] = "legacy",
 };
 
-_printf_(3, 4) static int fail(char *err, size_t err_size, const char *fmt, ...)
-{
-        va_list ap;
-
-        if (err && err_size) {
-                va_start(ap, fmt);
-                (void)vsnprintf(err, err_size, fmt, ap); /* truncation is acceptable */
-                va_end(ap);
-        }
-        return -EINVAL;
-}
-
 static const struct key *key_find(const char *name)
 {
         for (size_t i = 0; i < ELEMENTSOF(keys); i++)
@@ -285,8 +273,9 @@ static int check_url(const char *url, bool rpc, const char *where, const char *k
         }
         quote_url(url, quoted, sizeof(quoted));
         if (indexed)
-                return fail(err, err_size, "%s '%s[%zu]': '%s' %s", where, key, i, quoted, why);
-        return fail(err, err_size, "%s '%s': '%s' %s", where, key, quoted, why);
+                return parse_fail(err, err_size, "%s '%s[%zu]': '%s' %s", where, key, i, quoted,
+                                  why);
+        return parse_fail(err, err_size, "%s '%s': '%s' %s", where, key, quoted, why);
 }
 
 /* Stores an already-range-checked number into the key's field. */
@@ -303,11 +292,12 @@ static int check_range(const struct key *k, uint64_t v, const char *where, char 
 {
         if (v < k->min || v > k->max) {
                 if (k->type == KEY_DURATION)
-                        return fail(err, err_size, "%s '%s': %.3f s is out of range [%.3f, %.3f]",
-                                    where, k->name, v / 1000.0, k->min / 1000.0, k->max / 1000.0);
-                return fail(err, err_size, "%s '%s': %llu is out of range [%llu, %llu]", where,
-                            k->name, (unsigned long long)v, (unsigned long long)k->min,
-                            (unsigned long long)k->max);
+                        return parse_fail(err, err_size,
+                                          "%s '%s': %.3f s is out of range [%.3f, %.3f]", where,
+                                          k->name, v / 1000.0, k->min / 1000.0, k->max / 1000.0);
+                return parse_fail(err, err_size, "%s '%s': %llu is out of range [%llu, %llu]",
+                                  where, k->name, (unsigned long long)v, (unsigned long long)k->min,
+                                  (unsigned long long)k->max);
         }
         return 0;
 }
@@ -323,8 +313,9 @@ static int set_from_string(struct config *c, const struct key *k, const char *v,
         switch (k->type) {
         case KEY_BOOL:
                 if (parse_bool(v, &b) < 0)
-                        return fail(err, err_size, "%s '%s': expected true or false, got '%s'",
-                                    where, k->name, v);
+                        return parse_fail(err, err_size,
+                                          "%s '%s': expected true or false, got '%s'", where,
+                                          k->name, v);
                 *(bool *)field(c, k->off) = b;
                 return 0;
         case KEY_UINT:
@@ -339,7 +330,8 @@ static int set_from_string(struct config *c, const struct key *k, const char *v,
                 break;
         case KEY_STRING:
                 if (!*v)
-                        return fail(err, err_size, "%s '%s': must not be empty", where, k->name);
+                        return parse_fail(err, err_size, "%s '%s': must not be empty", where,
+                                          k->name);
                 return set_string(field(c, k->off), v);
         case KEY_PROFILE:
                 for (size_t i = 0; i < _CONFIG_PROFILE_MAX; i++)
@@ -347,16 +339,17 @@ static int set_from_string(struct config *c, const struct key *k, const char *v,
                                 c->profile = (enum config_profile)i;
                                 return 0;
                         }
-                return fail(err, err_size, "%s '%s': expected default or legacy, got '%s'", where,
-                            k->name, v);
+                return parse_fail(err, err_size, "%s '%s': expected default or legacy, got '%s'",
+                                  where, k->name, v);
         case KEY_LOG_LEVEL: {
                 enum log_level l;
 
                 if (log_level_from_string(v, &l) < 0)
-                        return fail(err, err_size,
-                                    "%s '%s': expected error, warning, notice, info or debug, "
-                                    "got '%s'",
-                                    where, k->name, v);
+                        return parse_fail(
+                                err, err_size,
+                                "%s '%s': expected error, warning, notice, info or debug, "
+                                "got '%s'",
+                                where, k->name, v);
                 c->log_level = (int)l;
                 return 0;
         }
@@ -369,10 +362,10 @@ static int set_from_string(struct config *c, const struct key *k, const char *v,
                         return 0;
                 }
                 if (strlen(v) > 80 || !strchr(v, ':') || strpbrk(v, " \t\r\n/"))
-                        return fail(err, err_size,
-                                    "%s '%s': expected HOST:PORT ([IPv6]:PORT), \"\" or off, "
-                                    "got '%.80s'",
-                                    where, k->name, v);
+                        return parse_fail(err, err_size,
+                                          "%s '%s': expected HOST:PORT ([IPv6]:PORT), \"\" or off, "
+                                          "got '%.80s'",
+                                          where, k->name, v);
                 return set_string(dst, v);
         }
         case KEY_MILLI: {
@@ -380,25 +373,26 @@ static int set_from_string(struct config *c, const struct key *k, const char *v,
 
                 if (strspn(v, "0123456789.") != strlen(v) || (dot && strlen(dot + 1) > 3) ||
                     (dot && strchr(dot + 1, '.')) || parse_duration_ms(v, &n) < 0)
-                        return fail(err, err_size,
-                                    "%s '%s': '%s' is not a decimal in thousandths in range "
-                                    "[%.3f, %.3f]",
-                                    where, k->name, v, k->min / 1000.0, k->max / 1000.0);
+                        return parse_fail(err, err_size,
+                                          "%s '%s': '%s' is not a decimal in thousandths in range "
+                                          "[%.3f, %.3f]",
+                                          where, k->name, v, k->min / 1000.0, k->max / 1000.0);
                 if (n < k->min || n > k->max)
-                        return fail(err, err_size, "%s '%s': %s is out of range [%.3f, %.3f]",
-                                    where, k->name, v, k->min / 1000.0, k->max / 1000.0);
+                        return parse_fail(err, err_size, "%s '%s': %s is out of range [%.3f, %.3f]",
+                                          where, k->name, v, k->min / 1000.0, k->max / 1000.0);
                 *(uint64_t *)field(c, k->off) = n;
                 return 0;
         }
         case KEY_NODES:
         default:
-                return fail(err, err_size, "%s '%s': internal: not a scalar", where, k->name);
+                return parse_fail(err, err_size, "%s '%s': internal: not a scalar", where, k->name);
         }
         if (r < 0)
-                return fail(err, err_size, "%s '%s': '%s' is not a valid %s", where, k->name, v,
-                            k->type == KEY_SIZE       ? "size"
-                            : k->type == KEY_DURATION ? "duration in seconds"
-                                                      : "non-negative integer");
+                return parse_fail(err, err_size, "%s '%s': '%s' is not a valid %s", where, k->name,
+                                  v,
+                                  k->type == KEY_SIZE       ? "size"
+                                  : k->type == KEY_DURATION ? "duration in seconds"
+                                                            : "non-negative integer");
         r = check_range(k, n, where, err, err_size);
         if (r < 0)
                 return r;
@@ -416,11 +410,11 @@ static int set_nodes_json(struct config *c, const struct key *k, json_t *v, cons
         int r;
 
         if (!json_is_array(v))
-                return fail(err, err_size, "%s '%s': expected an array of URLs or objects", where,
-                            k->name);
+                return parse_fail(err, err_size, "%s '%s': expected an array of URLs or objects",
+                                  where, k->name);
         if (json_array_size(v) > CONFIG_MAX_NODES)
-                return fail(err, err_size, "%s '%s': more than %d nodes", where, k->name,
-                            CONFIG_MAX_NODES);
+                return parse_fail(err, err_size, "%s '%s': more than %d nodes", where, k->name,
+                                  CONFIG_MAX_NODES);
         nodes_clear(nodes, n);
         json_array_foreach(v, i, e)
         {
@@ -437,15 +431,15 @@ static int set_nodes_json(struct config *c, const struct key *k, json_t *v, cons
                                 else if (strcmp(name, "auth_file") == 0 && json_is_string(m))
                                         auth = json_string_value(m);
                                 else
-                                        return fail(err, err_size,
-                                                    "%s '%s[%zu]': unknown or mistyped field "
-                                                    "'%s' (expected url, auth_file strings)",
-                                                    where, k->name, i, name);
+                                        return parse_fail(err, err_size,
+                                                          "%s '%s[%zu]': unknown or mistyped field "
+                                                          "'%s' (expected url, auth_file strings)",
+                                                          where, k->name, i, name);
                         }
                 }
                 if (!url)
-                        return fail(err, err_size, "%s '%s[%zu]': expected a URL string", where,
-                                    k->name, i);
+                        return parse_fail(err, err_size, "%s '%s[%zu]': expected a URL string",
+                                          where, k->name, i);
                 r = check_url(url, k->off == OFF(rpc_nodes), where, k->name, i, true, err,
                               err_size);
                 if (r < 0)
@@ -477,8 +471,8 @@ static int set_nodes_string(struct config *c, const struct key *k, const char *v
                         break;
                 r = node_add(nodes, n, tok, NULL);
                 if (r < 0) {
-                        r = fail(err, err_size, "%s '%s': %s", where, k->name,
-                                 r == -E2BIG ? "too many nodes" : "out of memory");
+                        r = parse_fail(err, err_size, "%s '%s': %s", where, k->name,
+                                       r == -E2BIG ? "too many nodes" : "out of memory");
                         break;
                 }
         }
@@ -492,8 +486,8 @@ static int set_json(struct config *c, const struct key *k, json_t *v, const char
         switch (k->type) {
         case KEY_BOOL:
                 if (!json_is_boolean(v))
-                        return fail(err, err_size, "%s '%s': expected true or false", where,
-                                    k->name);
+                        return parse_fail(err, err_size, "%s '%s': expected true or false", where,
+                                          k->name);
                 *(bool *)field(c, k->off) = json_is_true(v);
                 return 0;
         case KEY_UINT:
@@ -504,10 +498,11 @@ static int set_json(struct config *c, const struct key *k, json_t *v, const char
                 if (k->type == KEY_SIZE && json_is_string(v))
                         return set_from_string(c, k, json_string_value(v), where, err, err_size);
                 if (!json_is_integer(v))
-                        return fail(err, err_size, "%s '%s': expected an integer%s", where, k->name,
-                                    k->type == KEY_SIZE ? " or a size string" : "");
+                        return parse_fail(err, err_size, "%s '%s': expected an integer%s", where,
+                                          k->name, k->type == KEY_SIZE ? " or a size string" : "");
                 if (json_integer_value(v) < 0)
-                        return fail(err, err_size, "%s '%s': must not be negative", where, k->name);
+                        return parse_fail(err, err_size, "%s '%s': must not be negative", where,
+                                          k->name);
                 (void)snprintf(tmp, sizeof(tmp), "%lld", (long long)json_integer_value(v));
                 return set_from_string(c, k, tmp, where, err, err_size);
         }
@@ -515,10 +510,11 @@ static int set_json(struct config *c, const struct key *k, json_t *v, const char
                 char tmp[64];
 
                 if (!json_is_number(v))
-                        return fail(err, err_size, "%s '%s': expected a number of seconds", where,
-                                    k->name);
+                        return parse_fail(err, err_size, "%s '%s': expected a number of seconds",
+                                          where, k->name);
                 if (json_number_value(v) < 0)
-                        return fail(err, err_size, "%s '%s': must not be negative", where, k->name);
+                        return parse_fail(err, err_size, "%s '%s': must not be negative", where,
+                                          k->name);
                 (void)snprintf(tmp, sizeof(tmp), "%.6f", json_number_value(v));
                 return set_from_string(c, k, tmp, where, err, err_size);
         }
@@ -527,7 +523,8 @@ static int set_json(struct config *c, const struct key *k, json_t *v, const char
         case KEY_LOG_LEVEL:
         case KEY_LISTEN:
                 if (!json_is_string(v))
-                        return fail(err, err_size, "%s '%s': expected a string", where, k->name);
+                        return parse_fail(err, err_size, "%s '%s': expected a string", where,
+                                          k->name);
                 return set_from_string(c, k, json_string_value(v), where, err, err_size);
         case KEY_NODES:
                 return set_nodes_json(c, k, v, where, err, err_size);
@@ -535,11 +532,12 @@ static int set_json(struct config *c, const struct key *k, json_t *v, const char
                 char tmp[64];
 
                 if (!json_is_number(v))
-                        return fail(err, err_size, "%s '%s': expected a number", where, k->name);
+                        return parse_fail(err, err_size, "%s '%s': expected a number", where,
+                                          k->name);
                 if (json_number_value(v) < 0 || json_number_value(v) > 1e6)
-                        return fail(err, err_size, "%s '%s': %g is out of range [%.3f, %.3f]",
-                                    where, k->name, json_number_value(v), k->min / 1000.0,
-                                    k->max / 1000.0);
+                        return parse_fail(err, err_size, "%s '%s': %g is out of range [%.3f, %.3f]",
+                                          where, k->name, json_number_value(v), k->min / 1000.0,
+                                          k->max / 1000.0);
                 /* 0.01 is 0.01000000000000000021 as a double: rounded to the thousandth, the
                  * value of a rate written with more digits is refused by the string check */
                 (void)snprintf(tmp, sizeof(tmp), "%.6f", json_number_value(v));
@@ -622,12 +620,13 @@ int config_load_file(struct config *c, const char *path, char *err, size_t err_s
         root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
         if (!root) {
                 if (jerr.line < 0 || jerr.position == 0)
-                        return fail(err, err_size, "config file %s: %s", path, jerr.text);
-                return fail(err, err_size, "config file %s:%d:%d: %s", path, jerr.line, jerr.column,
-                            jerr.text);
+                        return parse_fail(err, err_size, "config file %s: %s", path, jerr.text);
+                return parse_fail(err, err_size, "config file %s:%d:%d: %s", path, jerr.line,
+                                  jerr.column, jerr.text);
         }
         if (!json_is_object(root)) {
-                r = fail(err, err_size, "config file %s: top level must be a JSON object", path);
+                r = parse_fail(err, err_size, "config file %s: top level must be a JSON object",
+                               path);
                 goto out;
         }
         (void)snprintf(where, sizeof(where), "config file %s: key", path);
@@ -636,7 +635,7 @@ int config_load_file(struct config *c, const char *path, char *err, size_t err_s
                 const struct key *k = key_find(name);
 
                 if (!k) {
-                        r = fail(err, err_size, "%s '%s': unknown key", where, name);
+                        r = parse_fail(err, err_size, "%s '%s': unknown key", where, name);
                         goto out;
                 }
                 r = set_json(c, k, v, where, err, err_size);
@@ -654,9 +653,10 @@ int config_set_option(struct config *c, const char *name, const char *value, cha
         const struct key *k = key_find(name);
 
         if (!k)
-                return fail(err, err_size, "option -o %s: unknown option", name);
+                return parse_fail(err, err_size, "option -o %s: unknown option", name);
         if (!value)
-                return fail(err, err_size, "option -o %s: needs a value (-o %s=...)", name, name);
+                return parse_fail(err, err_size, "option -o %s: needs a value (-o %s=...)", name,
+                                  name);
         if (k->type == KEY_NODES)
                 return set_nodes_string(c, k, value, "option -o", err, err_size);
         return set_from_string(c, k, value, "option -o", err, err_size);
@@ -665,26 +665,29 @@ int config_set_option(struct config *c, const char *name, const char *value, cha
 int config_validate(const struct config *c, char *err, size_t err_size)
 {
         if (c->retry_base_delay_ms > c->retry_max_delay_ms)
-                return fail(err, err_size,
-                            "config: 'retry_base_delay' (%.3f s) exceeds 'retry_max_delay' "
-                            "(%.3f s)",
-                            c->retry_base_delay_ms / 1000.0, c->retry_max_delay_ms / 1000.0);
+                return parse_fail(err, err_size,
+                                  "config: 'retry_base_delay' (%.3f s) exceeds 'retry_max_delay' "
+                                  "(%.3f s)",
+                                  c->retry_base_delay_ms / 1000.0, c->retry_max_delay_ms / 1000.0);
         if (c->stall_timeout_ms > c->timeout_ms)
-                return fail(err, err_size, "config: 'stall_timeout' exceeds 'timeout'");
+                return parse_fail(err, err_size, "config: 'stall_timeout' exceeds 'timeout'");
         if (c->n_rpc_nodes + c->n_gateway_nodes == 0)
-                return fail(err, err_size,
-                            "config: no 'rpc_nodes' and no 'gateway_nodes': nothing to read from");
+                return parse_fail(
+                        err, err_size,
+                        "config: no 'rpc_nodes' and no 'gateway_nodes': nothing to read from");
         if (c->replicas > c->n_rpc_nodes + c->n_pinning_services && c->automatic_pinning)
-                return fail(err, err_size, "config: 'replicas' is %u but only %zu nodes can pin",
-                            c->replicas, c->n_rpc_nodes + c->n_pinning_services);
+                return parse_fail(err, err_size,
+                                  "config: 'replicas' is %u but only %zu nodes can pin",
+                                  c->replicas, c->n_rpc_nodes + c->n_pinning_services);
         if (!c->integrity_verification) /* a key that would do nothing is refused */
-                return fail(err, err_size,
-                            "config: 'integrity_verification' cannot be false: every block, from "
-                            "RPC nodes and gateways alike, is hashed against its CID");
+                return parse_fail(
+                        err, err_size,
+                        "config: 'integrity_verification' cannot be false: every block, from "
+                        "RPC nodes and gateways alike, is hashed against its CID");
         if (!c->state_dir || c->state_dir[0] != '/')
-                return fail(err, err_size, "config: 'state_dir' must be an absolute path");
+                return parse_fail(err, err_size, "config: 'state_dir' must be an absolute path");
         if (!c->cache_dir || c->cache_dir[0] != '/')
-                return fail(err, err_size, "config: 'cache_dir' must be an absolute path");
+                return parse_fail(err, err_size, "config: 'cache_dir' must be an absolute path");
         return 0;
 }
 

@@ -18,6 +18,7 @@
 #include <openssl/pem.h>
 
 #include "prsmfs/log.h"
+#include "prsmfs/parse.h"
 #include "prsmfs/prsm.h"
 
 #include "prsm_internal.h"
@@ -29,18 +30,6 @@ struct prsm_identity {
         EVP_PKEY *key;
         char key_id[PRSM_KEY_ID_MAX];
 };
-
-_printf_(3, 4) static int fail(char *err, size_t err_size, const char *fmt, ...)
-{
-        va_list ap;
-
-        if (err && err_size) {
-                va_start(ap, fmt);
-                (void)vsnprintf(err, err_size, fmt, ap); /* truncation is acceptable */
-                va_end(ap);
-        }
-        return -EINVAL;
-}
 
 static int make_key_id(EVP_PKEY *key, char out[PRSM_KEY_ID_MAX])
 {
@@ -66,7 +55,7 @@ static int create_key(const char *path, EVP_PKEY **ret, char *err, size_t err_si
         int fd = -1, r = -ENOMEM;
 
         if (!ctx || EVP_PKEY_keygen_init(ctx) != 1 || EVP_PKEY_keygen(ctx, &key) != 1) {
-                r = fail(err, err_size, "cannot make an Ed25519 key (OpenSSL)");
+                r = parse_fail(err, err_size, "cannot make an Ed25519 key (OpenSSL)");
                 goto out;
         }
         mem = BIO_new(BIO_s_mem());
@@ -76,21 +65,21 @@ static int create_key(const char *path, EVP_PKEY **ret, char *err, size_t err_si
         if (pem_len <= 0)
                 goto out;
         if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= sizeof(tmp)) {
-                r = fail(err, err_size, "identity key path %s is too long", path);
+                r = parse_fail(err, err_size, "identity key path %s is too long", path);
                 goto out;
         }
         fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0) {
                 r = -errno;
-                (void)fail(err, err_size, "cannot create the identity key %s: %s", tmp,
-                           strerror(-r));
+                (void)parse_fail(err, err_size, "cannot create the identity key %s: %s", tmp,
+                                 strerror(-r));
                 goto out;
         }
         if (write(fd, pem, (size_t)pem_len) != (ssize_t)pem_len || fsync(fd) < 0 ||
             rename(tmp, path) < 0) {
                 r = errno ? -errno : -EIO;
-                (void)fail(err, err_size, "cannot write the identity key %s: %s", path,
-                           strerror(-r));
+                (void)parse_fail(err, err_size, "cannot write the identity key %s: %s", path,
+                                 strerror(-r));
                 (void)unlink(tmp);
                 goto out;
         }
@@ -121,35 +110,35 @@ static int read_key(const char *path, EVP_PKEY **ret, char *err, size_t err_size
         if (fd < 0) {
                 r = -errno;
                 if (r != -ENOENT)
-                        (void)fail(err, err_size, "cannot open the identity key %s: %s", path,
-                                   strerror(-r));
+                        (void)parse_fail(err, err_size, "cannot open the identity key %s: %s", path,
+                                         strerror(-r));
                 return r;
         }
         if (fstat(fd, &st) < 0) {
-                r = fail(err, err_size, "cannot stat the identity key %s: %m", path);
+                r = parse_fail(err, err_size, "cannot stat the identity key %s: %m", path);
                 goto out;
         }
         if (!S_ISREG(st.st_mode)) {
-                r = fail(err, err_size, "identity key %s is not a regular file", path);
+                r = parse_fail(err, err_size, "identity key %s is not a regular file", path);
                 goto out;
         }
         if (st.st_uid != geteuid()) {
-                r = fail(err, err_size,
-                         "identity key %s is owned by uid %u, not by this prsmfs (uid %u): "
-                         "refusing a key another user controls",
-                         path, (unsigned)st.st_uid, (unsigned)geteuid());
+                r = parse_fail(err, err_size,
+                               "identity key %s is owned by uid %u, not by this prsmfs (uid %u): "
+                               "refusing a key another user controls",
+                               path, (unsigned)st.st_uid, (unsigned)geteuid());
                 goto out;
         }
         if (st.st_mode & 077) {
-                r = fail(err, err_size,
-                         "identity key %s has mode %04o: group or others may access it, "
-                         "refusing it (chmod 600 it if it was never exposed)",
-                         path, (unsigned)(st.st_mode & 07777));
+                r = parse_fail(err, err_size,
+                               "identity key %s has mode %04o: group or others may access it, "
+                               "refusing it (chmod 600 it if it was never exposed)",
+                               path, (unsigned)(st.st_mode & 07777));
                 goto out;
         }
         if (st.st_size <= 0 || st.st_size > KEY_FILE_MAX) {
-                r = fail(err, err_size, "identity key %s: %lld bytes is not a key file", path,
-                         (long long)st.st_size);
+                r = parse_fail(err, err_size, "identity key %s: %lld bytes is not a key file", path,
+                               (long long)st.st_size);
                 goto out;
         }
         buf = malloc((size_t)st.st_size);
@@ -160,7 +149,8 @@ static int read_key(const char *path, EVP_PKEY **ret, char *err, size_t err_size
         mem = n == st.st_size ? BIO_new_mem_buf(buf, (int)n) : NULL;
         key = mem ? PEM_read_bio_PrivateKey(mem, NULL, NULL, NULL) : NULL;
         if (!key || EVP_PKEY_get_id(key) != EVP_PKEY_ED25519) {
-                r = fail(err, err_size, "identity key %s is not a PEM Ed25519 private key", path);
+                r = parse_fail(err, err_size, "identity key %s is not a PEM Ed25519 private key",
+                               path);
                 goto out;
         }
         *ret = key;
@@ -187,7 +177,7 @@ int prsm_identity_load(const char *path, bool create, char *err, size_t err_size
         if (r == -ENOENT && create)
                 r = create_key(path, &key, err, err_size);
         else if (r == -ENOENT)
-                (void)fail(err, err_size, "identity key %s does not exist", path);
+                (void)parse_fail(err, err_size, "identity key %s does not exist", path);
         if (r < 0)
                 return r;
         id = calloc(1, sizeof(*id));
@@ -199,7 +189,7 @@ int prsm_identity_load(const char *path, bool create, char *err, size_t err_size
         r = make_key_id(key, id->key_id);
         if (r < 0) {
                 prsm_identity_free(id);
-                return fail(err, err_size, "identity key %s: no public key", path);
+                return parse_fail(err, err_size, "identity key %s: no public key", path);
         }
         *ret = id;
         return 0;
