@@ -315,6 +315,9 @@ struct handle {
         struct rfile *rf;
         int staged_fd;
         uint64_t seq; /* fs_inode_seq when the view was opened */
+        /* the open file's one, and one per read in flight: an interrupted read is answered
+         * EINTR while its reader thread still uses the handle, and RELEASE may come then */
+        unsigned refs;
 };
 
 static struct handle *handle_of(struct fuse_file_info *fi)
@@ -898,13 +901,19 @@ static void drop_if_orphan(struct fs *fs, const struct index_attr *a)
                 fs_pins_kick(fs); /* its content's unpin may be owed now */
 }
 
-/* The kernel dropped nlookup references to ino: an unlinked inode nothing holds goes. */
-static void forget_one(struct fs *fs, uint64_t ino, uint64_t nlookup)
+/* Drops references to ino (the kernel's lookups, open files): an unlinked inode nothing
+ * holds any more goes. */
+static void inode_unref(struct fs *fs, uint64_t ino, uint64_t nlookup, uint64_t nopen)
 {
         struct index_attr a;
 
-        if (fs_inode_unref(fs, ino, nlookup, 0) && index_getattr(fs->idx, ino, &a) >= 0)
+        if (fs_inode_unref(fs, ino, nlookup, nopen) && index_getattr(fs->idx, ino, &a) >= 0)
                 drop_if_orphan(fs, &a);
+}
+
+static void forget_one(struct fs *fs, uint64_t ino, uint64_t nlookup)
+{
+        inode_unref(fs, ino, nlookup, 0);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -1150,11 +1159,11 @@ static int view_open(struct fs *fs, struct index_attr *a, struct view *ret)
         return fs_rfile_open(fs, a, &ret->rf); /* (a committed upload: *a is fresh) */
 }
 
-static void handle_free(struct fs *fs, struct handle *h)
+static void handle_unref(struct fs *fs, struct handle *h)
 {
         struct view v;
 
-        if (!h)
+        if (!h || __atomic_sub_fetch(&h->refs, 1, __ATOMIC_ACQ_REL) > 0)
                 return;
         pthread_mutex_lock(&fs->files_lock);
         LIST_REMOVE(fs->handles, h); /* a handle handle_open failed on was never added */
@@ -1163,7 +1172,7 @@ static void handle_free(struct fs *fs, struct handle *h)
         view_close(fs, &v);
         fs_wfile_close(fs, h->wf);
         pthread_rwlock_destroy(&h->view_lock);
-        (void)fs_inode_unref(fs, h->ino, 0, 1);
+        inode_unref(fs, h->ino, 0, 1); /* unlinked while open: its last handle is gone */
         free(h);
 }
 
@@ -1192,6 +1201,7 @@ static int handle_open(struct fs *fs, struct index_attr *a, int flags, bool crea
         h->ino = a->ino;
         h->staged_fd = -1;
         h->writes = writes;
+        h->refs = 1;
         pthread_rwlock_init(&h->view_lock, NULL);
         if (writes)
                 r = fs_wfile_open(fs, a, created || flags & O_TRUNC, &h->wf);
@@ -1209,7 +1219,7 @@ static int handle_open(struct fs *fs, struct index_attr *a, int flags, bool crea
                 }
         }
         if (r < 0) {
-                handle_free(fs, h);
+                handle_unref(fs, h);
                 return r;
         }
         pthread_mutex_lock(&fs->files_lock);
@@ -1237,7 +1247,8 @@ void fs_release_handles(struct fs *fs)
                 pthread_mutex_unlock(&fs->files_lock);
                 if (!h)
                         break;
-                handle_free(fs, h);
+                h->refs = 1; /* the kernel's: the reads' ended with their queue */
+                handle_unref(fs, h);
                 n++;
         }
         if (n)
@@ -1252,7 +1263,7 @@ static void reply_open(fuse_req_t req, struct fs *fs, const struct index_attr *a
         int r;
 
         if (!reply_take(req)) {
-                handle_free(fs, h); /* interrupted: the caller is gone */
+                handle_unref(fs, h); /* interrupted: the caller is gone */
                 return;
         }
         fi->fh = (uintptr_t)h;
@@ -1263,7 +1274,7 @@ static void reply_open(fuse_req_t req, struct fs *fs, const struct index_attr *a
 
                 r = fs_inode_ref(fs, a->ino, 1, 0); /* the entry */
                 if (r < 0) {
-                        handle_free(fs, h);
+                        handle_unref(fs, h);
                         reply_err(req, r);
                         return;
                 }
@@ -1274,7 +1285,7 @@ static void reply_open(fuse_req_t req, struct fs *fs, const struct index_attr *a
         } else
                 r = fuse_reply_open(req, fi);
         if (r < 0)
-                handle_free(fs, h); /* interrupted: no release will come */
+                handle_unref(fs, h); /* interrupted: no release will come */
 }
 
 static bool do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1548,8 +1559,9 @@ static bool do_read(fuse_req_t req, struct fs *fs, struct handle *h, size_t size
 /*
  * Reads that must fetch are done by reader threads, not FUSE workers: a worker answers what
  * memory and disk hold at once and hands the rest over, so that reads waiting for slow or
- * unreachable nodes never leave the mount without workers for stat and ls. The handle stays
- * valid until the reply (the kernel sends RELEASE only after its reads are answered).
+ * unreachable nodes never leave the mount without workers for stat and ls. The job holds a
+ * reference to the handle: an interrupted read is answered at once, and the kernel may send
+ * RELEASE while the reader thread is still on its way out.
  */
 struct read_job {
         struct fs_job job;
@@ -1562,12 +1574,13 @@ struct read_job {
 static void read_job_run(struct fs_job *job, bool stopping)
 {
         struct read_job *j = (struct read_job *)job;
+        struct fs *fs = fuse_req_userdata(j->req);
 
         if (stopping)
                 reply_err(j->req, -EIO); /* the session is ending */
         else
-                (void)do_read(j->req, fuse_req_userdata(j->req), j->h, j->size, j->off,
-                              READ_AFTER_LOCAL);
+                (void)do_read(j->req, fs, j->h, j->size, j->off, READ_AFTER_LOCAL);
+        handle_unref(fs, j->h); /* after the reply: the read is over */
         free(j);
 }
 
@@ -1584,14 +1597,18 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                 reply_err(req, -EINVAL);
                 return;
         }
+        __atomic_add_fetch(&h->refs, 1, __ATOMIC_RELAXED); /* until the read is over */
         fs_no_fetch = true;
         done = do_read(req, fs, h, size, off, READ_LOCAL);
         fs_no_fetch = false;
-        if (done)
+        if (done) {
+                handle_unref(fs, h);
                 return;
+        }
         j = calloc(1, sizeof(*j));
         if (!j) {
                 (void)do_read(req, fs, h, size, off, READ_AFTER_LOCAL); /* here, then */
+                handle_unref(fs, h);
                 return;
         }
         *j = (struct read_job){
@@ -1668,9 +1685,9 @@ static bool do_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
         struct fs *fs = fuse_req_userdata(req);
         struct handle *h = handle_of(fi);
-        struct index_attr a;
         int r;
 
+        (void)ino;
         if (h->wf && h->writes) {
                 r = fs_wfile_flush(fs, h->wf); /* normally flush did it already */
                 if (deferred(r))
@@ -1679,9 +1696,7 @@ static bool do_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
                         log_error("inode %" PRIu64 ": changes not kept at release: %s",
                                   (uint64_t)ino, strerror(-r));
         }
-        handle_free(fs, h);
-        if (index_getattr(fs->idx, ino, &a) >= 0)
-                drop_if_orphan(fs, &a); /* unlinked while open: its last handle is gone */
+        handle_unref(fs, h); /* (a read still in flight may hold it a little longer) */
         (void)fuse_reply_err(req, 0);
         return true;
 }
