@@ -103,6 +103,23 @@ _wur_ int fs_unpin(struct fs *fs, const char *cid);
  */
 _wur_ int fs_link_path(struct fs *fs, const char *cid, const char *path, uint32_t uid, uint32_t gid,
                        struct index_attr *ret);
+/* What prsmctl link --format makes of a linked file (docs/prsm.md, "Content formats"). */
+enum fs_link_format {
+        FS_LINK_AUTO, /* a PRSM shard manifest or JSON wrapper up to 16 MiB shown decoded,
+                         anything else as it is (PRSM's client detects manifests so too) */
+        FS_LINK_PRSM, /* must be PRSM content (up to PRSM_FORMAT_JSON_MAX): else -EBADMSG */
+        FS_LINK_RAW,  /* as it is (fs_link_path) */
+        _FS_LINK_FORMAT_MAX,
+};
+/*
+ * fs_link_path with format: PRSM content is linked as a read-only file of the size it
+ * describes, reassembled or decoded as it is read (src/fs/prsmfile.c). err (a sentence, may be
+ * empty) says why PRSM content was refused: -EBADMSG (malformed, or not PRSM with
+ * FS_LINK_PRSM), -E2BIG (too large to decode).
+ */
+_wur_ int fs_link_path_as(struct fs *fs, const char *cid, const char *path,
+                          enum fs_link_format format, uint32_t uid, uint32_t gid, char *err,
+                          size_t err_size, struct index_attr *ret);
 /* Path of the control socket, offered to prsmctl as the root's user.prsm.control xattr. */
 _wur_ int fs_set_control_path(struct fs *fs, const char *path);
 

@@ -521,7 +521,8 @@ static int cmd_link(json_t *request, json_t **reply, void *userdata)
         struct daemon *d = userdata;
         const char *cid = json_string_value(json_object_get(request, "cid"));
         const char *path = json_string_value(json_object_get(request, "path"));
-        char s[CID_MAX_STR];
+        enum fs_link_format format;
+        char s[CID_MAX_STR], err[256];
         struct index_attr a;
         int r;
 
@@ -533,15 +534,20 @@ static int cmd_link(json_t *request, json_t **reply, void *userdata)
                 return r;
         if (cid_arg(cid, NULL, reply) < 0)
                 return -EINVAL;
-        r = fs_link_path(d->fs, cid, path, 0, 0, &a);
+        r = daemon_prsm_link_format(request, &format, reply);
+        if (r >= 0)
+                r = fs_link_path_as(d->fs, cid, path, format, 0, 0, err, sizeof(err), &a);
+        if (r < 0 && err[0] && !*reply)
+                *reply = json_pack("{s:b, s:s}", "ok", 0, "error", err);
         if (r < 0)
                 return r;
         daemon_prsm_note_link(&d->prsm, request, path, &a.cid, a.size);
         *reply = json_pack("{s:I, s:s, s:s, s:I}", "ino", (json_int_t)a.ino, "cid",
                            cid_to_string(&a.cid, s), "type",
-                           S_ISDIR(a.mode)   ? "directory"
-                           : S_ISLNK(a.mode) ? "symlink"
-                                             : "file",
+                           a.flags & INDEX_FLAG_PRSM ? "prsm"
+                           : S_ISDIR(a.mode)         ? "directory"
+                           : S_ISLNK(a.mode)         ? "symlink"
+                                                     : "file",
                            "size", (json_int_t)a.size);
         return *reply ? 0 : -ENOMEM;
 }

@@ -1003,8 +1003,9 @@ int fs_wfile_copy_link(struct fs *fs, struct wfile *wf, const struct index_attr 
                 pthread_mutex_unlock(&wf->lock);
                 return 0;
         }
+        /* PRSM content's CID is its JSON, not its bytes: only a byte copy will do */
         if (off_in != 0 || off_out != 0 || len < src->size || wf->size != 0 || wf->n_ext != 0 ||
-            wf->submitted || !src->has_cid) {
+            wf->submitted || !src->has_cid || src->flags & INDEX_FLAG_PRSM) {
                 pthread_mutex_unlock(&wf->lock);
                 return -EOPNOTSUPP;
         }

@@ -563,9 +563,11 @@ static const struct ctl_command commands[] = {
           "in the daemon, without a client-side timeout; progress on a terminal; --no-wait: "
           "return at once (the daemon logs the CID)",
           ctl_cmd_publish },
-        { "link", "[--creator ID] CID PATH",
+        { "link", "[--creator ID] [--format auto|prsm|raw] CID PATH",
           "graft existing IPFS content at PATH in the mount (no download); --creator: whose "
-          "content it is, for its provenance record and the ledger",
+          "content it is, for its provenance record and the ledger; --format: a PRSM shard "
+          "manifest or JSON wrapper is shown as the file it describes (auto: when it is one, "
+          "prsm: it must be, raw: never)",
           ctl_cmd_link },
         { "prefetch", "[--json] [--check|--evict] PATH...",
           "fetch every block of the files (and trees) into the disk cache, in the daemon, with "
