@@ -23,11 +23,13 @@ struct fs_stats {
         uint64_t layouts_stored;   /* and written to it at the last close */
         uint64_t links, expansions, entries_skipped;
         uint64_t uploads_committed;
-        uint64_t unpins, repins, pin_failures; /* by the pin worker */
-        uint64_t prefetches_on_open;           /* jobs prefetch_on_open started */
-        uint64_t copies_linked;                /* copy_file_range answered by a link */
-        uint64_t prefetches_by_tensors;        /* prefetch_on_open jobs that parsed a model
-                                                  header and queued by its tensor table */
+        uint64_t unpins, repins, pin_failures;  /* by the pin worker */
+        uint64_t prefetches_on_open;            /* jobs prefetch_on_open started */
+        uint64_t copies_linked;                 /* copy_file_range answered by a link */
+        uint64_t prefetches_by_tensors;         /* prefetch_on_open jobs that parsed a model
+                                                   header and queued by its tensor table */
+        uint64_t prsm_parts_ok, prsm_parts_bad; /* PRSM shards (wrapped data) whose sha256 was
+                                                   checked: matched, did not */
 };
 
 /*

@@ -1476,7 +1476,8 @@ int main(int argc, char *argv[])
                                                                       .net = net,
                                                                       .upload = upload,
                                                                       .idx = idx,
-                                                                      .index_path = db_path });
+                                                                      .index_path = db_path,
+                                                                      .prsm = d.prsm.prsm });
         notify = notify_ready(opts.mountpoint);
         if (opts.singlethread)
                 r = fuse_session_loop(se);

@@ -250,13 +250,21 @@ static int part_check(struct fs *fs, struct fs_pview *pv, size_t i, bool local)
         pv->state[i] = r == 0 ? PV_OK : r == -EILSEQ || r == -EBADMSG ? PV_BAD : PV_UNVERIFIED;
         if (r == 0 && whole)
                 whole_advance(pv);
-        if (r == 0 && pv->whole_bad)
-                r = -EILSEQ;
+        else if (whole)
+                pv->whole_next = SIZE_MAX; /* fed in part: original_hash can no longer be checked */
         pthread_cond_broadcast(&pv->cond);
         pthread_mutex_unlock(&pv->lock);
+        if (r == 0) {
+                __atomic_add_fetch(&fs->st.prsm_parts_ok, 1, __ATOMIC_RELAXED);
+                pthread_mutex_lock(&pv->lock);
+                r = pv->whole_bad ? -EILSEQ : 0;
+                pthread_mutex_unlock(&pv->lock);
+                return r;
+        }
         if (r == -EILSEQ || r == -EBADMSG) {
                 char s[CID_MAX_STR];
 
+                __atomic_add_fetch(&fs->st.prsm_parts_bad, 1, __ATOMIC_RELAXED);
                 log_error("file %" PRIu64 ": PRSM %s %zu (%s) does not match its sha256 or "
                           "size: its bytes are never returned",
                           pv->ino, pv->l.is_hex ? "data" : "shard", i,

@@ -14,6 +14,8 @@ import subprocess
 from datetime import datetime, timezone
 
 import pytest
+from ipfsnode import free_ports
+from test_metrics import scrape, value
 from test_prsm import cfg, prsmctl
 
 SHARD = 256 * 1024 + 7  # several blocks per shard with the node's 256 KiB chunks
@@ -150,7 +152,9 @@ def test_prsm_formats__manifest_and_wrapper__read_back_byte_exact(ipfs_nodes_fac
 @pytest.mark.timeout(300)
 def test_prsm_formats__corrupt_shard__eio_never_wrong_bytes(ipfs_nodes_factory, mount_factory):
     (node,) = ipfs_nodes_factory(1)
-    m = mount_factory(config=cfg(node))
+    (port,) = free_ports(1)
+    m = mount_factory(config=cfg(node, access_rewards=True,
+                                 metrics_listen="127.0.0.1:%d" % port))
     data = os.urandom(3 * SHARD + 99)
     good, manifest = shard_manifest(node, data)
 
@@ -175,6 +179,15 @@ def test_prsm_formats__corrupt_shard__eio_never_wrong_bytes(ipfs_nodes_factory, 
             os.pread(f.fileno(), 100, 2 * SHARD)
         assert e.value.errno in (errno.EIO,)
     assert read_all(m.path("good")) == data
+
+    # the metrics count the parts checked, the records written and the accesses ledgered
+    rc, out, err = prsmctl("--json", "rewards", m.mountpoint)  # flushes records and ledger
+    assert rc == 0, err
+    _, samples = scrape(port)
+    assert value(samples, "prsmfs_prsm_parts_verified_total", result="mismatch") >= 2
+    assert value(samples, "prsmfs_prsm_parts_verified_total", result="ok") >= 4
+    assert value(samples, "prsmfs_provenance_records_total") >= 3  # the three links
+    assert value(samples, "prsmfs_ledger_accesses_total") >= 3  # the opens above
 
     # a wrapper whose data_hash is not its data's
     wjson, _ = wrapper(b"\x01\x02\x03")
