@@ -1020,7 +1020,12 @@ static int cmd_provenance(json_t *request, json_t **reply, void *userdata)
 
 static int cmd_provenance_export(json_t *request, json_t **reply, void *userdata)
 {
-        return daemon_prsm_cmd_export(request, reply, &((struct daemon *)userdata)->prsm);
+        struct daemon *d = userdata;
+        int r = daemon_prsm_cmd_export(request, reply, &d->prsm);
+
+        if (r >= 0 && json_is_true(json_object_get(request, "publish")))
+                r = daemon_prsm_publish_export(d->upload, *reply);
+        return r;
 }
 
 static int cmd_rewards(json_t *request, json_t **reply, void *userdata)

@@ -12,16 +12,23 @@
 #define LOG_MODULE "daemon"
 #include "prsm_cmds.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "prsmfs/cleanup.h"
 #include "prsmfs/config.h"
 #include "prsmfs/fs.h"
 #include "prsmfs/index.h"
+#include "prsmfs/io.h"
 #include "prsmfs/log.h"
+#include "prsmfs/upload.h"
 
 #define LIST_PAGE   256
 #define MAX_RECORDS (1u << 20) /* records a command reads from the log */
@@ -344,6 +351,35 @@ int daemon_prsm_cmd_export(json_t *request, json_t **reply, struct daemon_prsm *
         json_decref(records);
         log_done(&l);
         return r;
+}
+
+int daemon_prsm_publish_export(struct upload *u, json_t *reply)
+{
+        const char *doc = json_string_value(json_object_get(reply, "document"));
+        _cleanup_close_ int fd = -1;
+        char s[CID_MAX_STR];
+        struct cid root;
+        uint64_t size;
+        int r;
+
+        if (!u)
+                return -EHOSTUNREACH;
+        if (!doc)
+                return -EINVAL;
+        /* upload_fd reads a file: the document goes through an anonymous one */
+        fd = memfd_create("prsm-provenance", MFD_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        r = io_write_all(fd, doc, strlen(doc));
+        if (r >= 0)
+                r = io_write_all(fd, "\n", 1);
+        if (r >= 0)
+                r = upload_fd(u, fd, &root, &size);
+        if (r < 0)
+                return log_error_errno(r, "cannot publish the provenance export");
+        log_notice("provenance export published as %s (%" PRIu64 " bytes)", cid_to_string(&root, s),
+                   size);
+        return json_object_set_new(reply, "cid", json_string(s)) < 0 ? -ENOMEM : 0;
 }
 
 /* ---- rewards ---- */

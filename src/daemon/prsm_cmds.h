@@ -49,4 +49,9 @@ json_t *daemon_prsm_stats(struct daemon_prsm *dp);
 /* Control command handlers (control_handler_fn, userdata: the struct daemon_prsm). */
 _wur_ int daemon_prsm_cmd_provenance(json_t *request, json_t **reply, struct daemon_prsm *dp);
 _wur_ int daemon_prsm_cmd_export(json_t *request, json_t **reply, struct daemon_prsm *dp);
+/* prsmctl provenance --publish: adds the export reply's "document" (and a newline, as
+ * --export writes it) to the write node as one UnixFS file, pinned as written files are, and
+ * puts its CID in the reply ("cid"). -EHOSTUNREACH without an uploader. */
+struct upload;
+_wur_ int daemon_prsm_publish_export(struct upload *u, json_t *reply);
 _wur_ int daemon_prsm_cmd_rewards(json_t *request, json_t **reply, struct daemon_prsm *dp);

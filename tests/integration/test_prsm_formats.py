@@ -209,3 +209,46 @@ def test_prsm_formats__corrupt_shard__eio_never_wrong_bytes(ipfs_nodes_factory, 
     ph["shards"][0]["cid"] = "Qm" + "ab" * 22
     rc, out, err = link(m, node.add(json.dumps(ph).encode()), "placeholder")
     assert rc == 1 and "shard 0" in err, err
+
+
+@pytest.mark.timeout(300)
+def test_prsm_formats__provenance_published__verifies_from_the_node_with_the_pubkey(
+        ipfs_nodes_factory, mount_factory, workdir):
+    (node,) = ipfs_nodes_factory(1)
+    m = mount_factory(config=cfg(node))
+    rc, out, err = prsmctl("status", m.mountpoint)
+    assert rc == 0, err
+    key = json.loads(out)["stats"]["prsm"]["key"]
+    with open(m.path("a.txt"), "wb") as f:
+        f.write(b"provenance to publish\n")
+        os.fsync(f.fileno())
+    os.rename(m.path("a.txt"), m.path("b.txt"))
+    rc, out, err = prsmctl("link", node.add(b"linked"), m.path("c.txt"))
+    assert rc == 0, err
+
+    exported = os.path.join(workdir, "export.json")
+    rc, out, err = prsmctl("--json", "provenance", "--publish", "--export", exported,
+                           m.mountpoint)
+    assert rc == 0, err
+    reply = json.loads(out)
+    assert reply["records"] >= 3
+    # the object on the node is the exported document, byte for byte
+    published = node.rpc("cat", [("arg", reply["cid"])])
+    with open(exported, "rb") as f:
+        assert f.read() == published
+    fetched = os.path.join(workdir, "fetched.json")
+    with open(fetched, "wb") as f:
+        f.write(published)
+    rc, out, err = prsmctl("provenance", "--verify", fetched, "--pubkey", key)
+    assert rc == 0, err
+    assert "%d records verified" % reply["records"] in out
+    # a record altered after publishing is named
+    doc = json.loads(published)
+    doc["records"][0]["size"] += 1
+    with open(fetched, "w") as f:
+        json.dump(doc, f)
+    rc, out, err = prsmctl("provenance", "--verify", fetched, "--pubkey", key)
+    assert rc == 1 and "record" in err, (rc, err)
+    # a human line names the CID
+    rc, out, err = prsmctl("provenance", "--publish", m.mountpoint)
+    assert rc == 0 and "records published as " in out, (out, err)
