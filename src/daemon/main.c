@@ -1150,6 +1150,8 @@ static int open_net(const struct config *cfg, bool check, struct net_pool **ret)
                 .retry_max_attempts = cfg->retry_max_attempts,
                 .connection_pool_size = cfg->connection_pool_size,
                 .ca_bundle = cfg->ca_bundle,
+                .pin_requests_per_minute = cfg->requests_per_minute,
+                .pin_burst_size = cfg->burst_size,
         };
         size_t n = 0;
 

@@ -349,3 +349,14 @@ struct formats_table;
  * model format we parse, -EBADMSG/-E2BIG for a wrong or hostile header, -EWOULDBLOCK under
  * fs_no_fetch when a header block is not local. */
 _wur_ int fs_tensors_load(struct fs *fs, const struct index_attr *a, struct formats_table *ret);
+
+/* ---- policy.c: allowed_mime_types ---- */
+#define FS_SNIFF_LEN 4096 /* bytes of a file its type is told from */
+/* The MIME type of a file of size bytes whose first n (<= FS_SNIFF_LEN) bytes are p. Static. */
+const char *fs_sniff_mime(const uint8_t *p, size_t n, uint64_t size);
+/* Whether the comma-separated list (exact types, a type followed by a '*' subtype, or a '*'
+ * alone) allows mime. */
+bool fs_mime_allowed(const char *list, const char *mime);
+/* 0 when allowed_mime_types is off or lets the staged content (fd, size bytes) of ino be
+ * uploaded; -EPERM (logged) when not. Reads the head of fd. */
+_wur_ int fs_policy_check(struct fs *fs, int fd, uint64_t size, uint64_t ino);

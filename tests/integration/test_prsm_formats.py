@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 
 import pytest
 from ipfsnode import free_ports
+from mount import fsync_path
 from test_metrics import scrape, value
 from test_prsm import cfg, prsmctl
 
@@ -252,3 +253,31 @@ def test_prsm_formats__provenance_published__verifies_from_the_node_with_the_pub
     # a human line names the CID
     rc, out, err = prsmctl("provenance", "--publish", m.mountpoint)
     assert rc == 0 and "records published as " in out, (out, err)
+
+
+@pytest.mark.timeout(300)
+def test_prsm_formats__allowed_mime_types__refused_content_fails_close_eperm(ipfs_nodes_factory,
+                                                                            mount_factory):
+    (node,) = ipfs_nodes_factory(1)
+    m = mount_factory(config=cfg(node, allowed_mime_types=["application/json", "text/*",
+                                                           "application/x-safetensors"]))
+    # JSON, text and safetensors (its header sniffed) are uploaded: they get a CID
+    header = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode()
+    allowed = {"a.json": b'{"k": [1, 2]}\n', "b.txt": "héllo\n".encode(),
+               "c.safetensors": len(header).to_bytes(8, "little") + header + bytes(8)}
+    for name, data in allowed.items():
+        with open(m.path(name), "wb") as f:
+            f.write(data)
+        fsync_path(m.path(name))  # uploaded and pinned
+        assert os.getxattr(m.path(name), "user.prsm.cid")
+    # a zip (PyTorch's .pt) and random bytes are not: close() fails with EPERM
+    for name, data in (("d.pt", b"PK\x03\x04" + os.urandom(100)),
+                       ("e.bin", b"\x00\x01" + os.urandom(5000))):
+        f = open(m.path(name), "wb")
+        f.write(data)
+        with pytest.raises(OSError) as e:
+            f.close()
+        assert e.value.errno == errno.EPERM, name
+        with pytest.raises(OSError) as e:
+            os.getxattr(m.path(name), "user.prsm.cid")
+        assert e.value.errno == errno.ENODATA
