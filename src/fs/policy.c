@@ -32,7 +32,8 @@ static bool is_text(const uint8_t *p, size_t n)
                              : (c & 0xf8) == 0xf0 ? 4
                                                   : 0;
 
-                if (len == 0 || (c < 0x20 && !strchr("\t\n\r\f", c)) || c == 0x7f)
+                /* (strchr finds a NUL too: it is tested apart) */
+                if (len == 0 || c == 0 || (c < 0x20 && !strchr("\t\n\r\f", c)) || c == 0x7f)
                         return false;
                 for (size_t k = 1; k < len; k++)
                         if (i + k < n && (p[i + k] & 0xc0) != 0x80)
@@ -83,7 +84,7 @@ const char *fs_sniff_mime(const uint8_t *p, size_t n, uint64_t size)
                 return "application/x-executable";
         if (!is_text(p, n))
                 return "application/octet-stream";
-        while (i < n && strchr(" \t\r\n", p[i]))
+        while (i < n && p[i] && strchr(" \t\r\n", p[i]))
                 i++;
         if (i < n && (p[i] == '{' || p[i] == '['))
                 return "application/json";
