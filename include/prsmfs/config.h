@@ -70,9 +70,12 @@ struct config {
         char *prefetch_on_open;             /* owned: comma-separated globs, or "off" */
         uint64_t prefetch_on_open_min_size; /* smaller files never */
         /* PRSM (docs/prsm.md) */
-        char *identity_key;          /* owned, may be NULL: state_dir/identity.key */
-        char *creator_id;            /* owned, may be NULL: derived from the public key */
-        uint64_t royalty_rate_milli; /* FTNS per access, in thousandths (1..100) */
+        char *identity_key;           /* owned, may be NULL: state_dir/identity.key */
+        char *creator_id;             /* owned, may be NULL: derived from the public key */
+        uint64_t royalty_rate_milli;  /* FTNS per access, in thousandths (1..100) */
+        char *allowed_mime_types;     /* owned, NULL: off; comma-separated MIME types */
+        unsigned requests_per_minute; /* to each pinning service; 0: no limit */
+        unsigned burst_size;          /* ... of which this many may go at once */
 };
 
 /* Model files loaders read whole: the formats whose loaders mmap or read every tensor. */

@@ -23,11 +23,13 @@ struct fs_stats {
         uint64_t layouts_stored;   /* and written to it at the last close */
         uint64_t links, expansions, entries_skipped;
         uint64_t uploads_committed;
-        uint64_t unpins, repins, pin_failures; /* by the pin worker */
-        uint64_t prefetches_on_open;           /* jobs prefetch_on_open started */
-        uint64_t copies_linked;                /* copy_file_range answered by a link */
-        uint64_t prefetches_by_tensors;        /* prefetch_on_open jobs that parsed a model
-                                                  header and queued by its tensor table */
+        uint64_t unpins, repins, pin_failures;  /* by the pin worker */
+        uint64_t prefetches_on_open;            /* jobs prefetch_on_open started */
+        uint64_t copies_linked;                 /* copy_file_range answered by a link */
+        uint64_t prefetches_by_tensors;         /* prefetch_on_open jobs that parsed a model
+                                                   header and queued by its tensor table */
+        uint64_t prsm_parts_ok, prsm_parts_bad; /* PRSM shards (wrapped data) whose sha256 was
+                                                   checked: matched, did not */
 };
 
 /*
@@ -103,6 +105,23 @@ _wur_ int fs_unpin(struct fs *fs, const char *cid);
  */
 _wur_ int fs_link_path(struct fs *fs, const char *cid, const char *path, uint32_t uid, uint32_t gid,
                        struct index_attr *ret);
+/* What prsmctl link --format makes of a linked file (docs/prsm.md, "Content formats"). */
+enum fs_link_format {
+        FS_LINK_AUTO, /* a PRSM shard manifest or JSON wrapper up to 16 MiB shown decoded,
+                         anything else as it is (PRSM's client detects manifests so too) */
+        FS_LINK_PRSM, /* must be PRSM content (up to PRSM_FORMAT_JSON_MAX): else -EBADMSG */
+        FS_LINK_RAW,  /* as it is (fs_link_path) */
+        _FS_LINK_FORMAT_MAX,
+};
+/*
+ * fs_link_path with format: PRSM content is linked as a read-only file of the size it
+ * describes, reassembled or decoded as it is read (src/fs/prsmfile.c). err (a sentence, may be
+ * empty) says why PRSM content was refused: -EBADMSG (malformed, or not PRSM with
+ * FS_LINK_PRSM), -E2BIG (too large to decode).
+ */
+_wur_ int fs_link_path_as(struct fs *fs, const char *cid, const char *path,
+                          enum fs_link_format format, uint32_t uid, uint32_t gid, char *err,
+                          size_t err_size, struct index_attr *ret);
 /* Path of the control socket, offered to prsmctl as the root's user.prsm.control xattr. */
 _wur_ int fs_set_control_path(struct fs *fs, const char *path);
 

@@ -15,7 +15,7 @@
 #include "prsmfs/cid.h"
 
 #define INDEX_ROOT_INO       1
-#define INDEX_SCHEMA_VERSION 9
+#define INDEX_SCHEMA_VERSION 10
 #define INDEX_NAME_MAX       255
 #define INDEX_INSTANCE_LEN   32 /* hex digits of an index's instance id */
 
@@ -35,6 +35,9 @@ enum {
         INDEX_FLAG_CHANGED = 1 << 2, /* a lazy directory whose content changed below an entry
                                         a lookup linked: its cid still lists the rest, but is
                                         no longer its content; dropped when it is listed */
+        INDEX_FLAG_PRSM = 1 << 3,    /* a PRSM shard manifest or JSON wrapper (cid) shown as
+                                        the file it describes: read-only, its layout in
+                                        index_prsm_format_get (schema 10) */
 };
 
 /*
@@ -337,3 +340,9 @@ _wur_ int index_xattr_list(struct index *idx, uint64_t ino, char *list, size_t s
 
 /* Runs PRAGMA integrity_check; 0 when "ok", -EBADMSG otherwise. */
 _wur_ int index_check(struct index *idx);
+
+/* ---- PRSM content formats (schema 10) ---- */
+/* The layout (prsm_layout_encode's text) of the PRSM content cid, stored and read back (a new
+ * string in *ret; -ENOENT: none). */
+_wur_ int index_prsm_format_put(struct index *idx, const struct cid *cid, const char *layout);
+_wur_ int index_prsm_format_get(struct index *idx, const struct cid *cid, char **ret);

@@ -71,6 +71,8 @@ struct net_config {
         const char *ca_bundle;         /* may be NULL: the system's CAs; TLS is always verified */
         bool is_checking_nodes;        /* probe every node once at start (in the background) and
                                           log one warning line per node that cannot serve */
+        unsigned pin_requests_per_minute; /* per pinning service, every request; 0: no limit */
+        unsigned pin_burst_size;          /* requests that may go at once (0 = 1) */
 };
 
 /* A verified block; refcounted, immutable. */

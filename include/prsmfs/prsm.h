@@ -122,3 +122,57 @@ struct prsm_counter *prsm_counter_get(struct prsm *p, const struct cid *cid);
 /* Atomic adds; c may be NULL. */
 void prsm_counter_open(struct prsm_counter *c);
 void prsm_counter_bytes(struct prsm_counter *c, uint64_t n);
+
+/* ---- PRSM content formats (formats.c): shard manifests and JSON wrappers ---- */
+#define PRSM_FORMAT_JSON_MAX (64u << 20) /* largest manifest or wrapper decoded at link time */
+#define PRSM_SHARDS_MAX      65536u      /* PRSM's client makes at most 1000 */
+
+enum prsm_format {
+        PRSM_FORMAT_MANIFEST = 1, /* shards reassembled */
+        PRSM_FORMAT_WRAPPER = 2,  /* hex model_data / data decoded */
+};
+
+/* One piece of the shown file: bytes [offset, offset + size) are the content of the UnixFS
+ * file cid (a shard), or for a wrapper 2 * size hex digits at src_off in it; sha256 is theirs
+ * (decoded). */
+struct prsm_part {
+        struct cid cid;
+        uint64_t offset, size, src_off;
+        uint8_t sha256[32];
+};
+
+struct prsm_layout {
+        enum prsm_format kind;
+        uint64_t size;  /* of the shown file */
+        bool is_hex;    /* parts are hex digits (a wrapper) */
+        bool has_whole; /* whole_sha256 (a manifest's original_hash) is known */
+        uint8_t whole_sha256[32];
+        struct prsm_part *parts; /* owned, in file order, contiguous from 0 */
+        size_t n_parts;
+        char *meta; /* owned: the metadata (compact JSON object) shown as user.prsm.meta.* */
+};
+
+/*
+ * Decodes PRSM JSON: a shard manifest (original_size, original_hash, shard_size and shards all
+ * present) or a JSON wrapper (model_data + metadata, or data + provenance or metadata, with
+ * data_hash). -ENOMSG when p is neither (not JSON, or without those members); -EBADMSG, with
+ * the reason in err, for one that has them with wrong values. self is the CID of p (a
+ * wrapper's part is read from it). *ret is freed with prsm_layout_done.
+ */
+_wur_ int prsm_format_parse(const uint8_t *p, size_t len, const struct cid *self,
+                            struct prsm_layout *ret, char *err, size_t err_size);
+void prsm_layout_done(struct prsm_layout *l);
+/* The layout as the index keeps it (a JSON text, new string) and back; -EBADMSG for a bad one. */
+_wur_ int prsm_layout_encode(const struct prsm_layout *l, char **ret);
+_wur_ int prsm_layout_decode(const char *s, struct prsm_layout *ret);
+/* The part holding byte off (< l->size). */
+size_t prsm_layout_find(const struct prsm_layout *l, uint64_t off);
+/* user.prsm.meta.KEY: the metadata member key (a string as is, else compact JSON), or with key
+ * NULL the whole object; a new string in *ret. -ENODATA without that member. */
+_wur_ int prsm_layout_meta(const struct prsm_layout *l, const char *key, char **ret,
+                           size_t *ret_len);
+/* 2 * n_bytes hex digits (either case) into n_bytes bytes; -EBADMSG for a non-digit. */
+_wur_ int prsm_hex_decode(const uint8_t *hex, size_t n_bytes, uint8_t *ret);
+/* "Qm" or "bafybeig" when s is a placeholder CID PRSM's client made up (that prefix followed
+ * by 44 or 50 hex digits), else NULL. */
+const char *prsm_cid_placeholder(const char *s);

@@ -39,6 +39,7 @@ enum key_type {
         KEY_LOG_LEVEL,
         KEY_LISTEN, /* char *, owned; "" or "off" store NULL (disabled) */
         KEY_MILLI,  /* a decimal with at most 3 fraction digits, stored in thousandths (u64) */
+        KEY_MIMES,  /* char *, owned: MIME types, a JSON array or comma-separated; NULL: off */
 };
 
 struct key {
@@ -139,6 +140,13 @@ static const struct key keys[] = {
           "in hex>)" },
         { "royalty_rate", KEY_MILLI, OFF(royalty_rate_milli), 0, 1, 100,
           "FTNS owed per access to another creator's content (0.001..0.1)" },
+        { "allowed_mime_types", KEY_MIMES, OFF(allowed_mime_types), 0, 0, 0,
+          "written files whose content (sniffed) is not one of these MIME types (\"type/sub\", "
+          "\"type/*\") are not uploaded: close() fails with EPERM (unset: any)" },
+        { "requests_per_minute", KEY_UINT, OFF(requests_per_minute), 0, 0, 1000000,
+          "requests to each pinning service per minute (0 = no limit)" },
+        { "burst_size", KEY_UINT, OFF(burst_size), 0, 1, 1000000,
+          "requests to a pinning service that may go at once under requests_per_minute" },
 };
 
 static const char *const profile_names[_CONFIG_PROFILE_MAX] = {
@@ -303,6 +311,77 @@ static int check_range(const struct key *k, uint64_t v, const char *where, char 
 }
 
 /* Sets a scalar key from its string form (the -o path, and JSON strings for sizes). */
+/* allowed_mime_types: "type/subtype" or "type/" followed by '*' (or "*" alone), comma-separated;
+ * "" or "off": unset. Each type is lowercase letters, digits and !#$&^_.+- (RFC 6838's restricted
+ * names). */
+static int set_mimes(struct config *c, const struct key *k, const char *v, const char *where,
+                     char *err, size_t err_size)
+{
+        char **dst = field(c, k->off);
+
+        if (!*v || strcmp(v, "off") == 0) {
+                free(*dst);
+                *dst = NULL;
+                return 0;
+        }
+        for (const char *s = v; *s;) {
+                size_t len = strcspn(s, ","), slash = strcspn(s, "/");
+                bool ok = len > 0 && len <= 127;
+
+                for (size_t i = 0; ok && i < len; i++)
+                        ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+                             strchr("!#$&^_.+-/*", s[i]);
+                ok = ok && ((len == 1 && s[0] == '*') ||
+                            (slash > 0 && slash < len - 1 &&
+                             !memchr(s + slash + 1, '/', len - slash - 1) &&
+                             (!memchr(s, '*', len) || (s[len - 1] == '*' && s[len - 2] == '/' &&
+                                                       memchr(s, '*', len) == s + len - 1))));
+                if (!ok)
+                        return parse_fail(err, err_size,
+                                          "%s '%s': '%.*s' is not a MIME type (type/subtype, "
+                                          "type/* or *, lowercase)",
+                                          where, k->name, (int)MIN(len, 80), s);
+                s += len + (s[len] == ',');
+        }
+        return set_string(dst, v);
+}
+
+/* The same from a JSON array of strings. */
+static int set_mimes_json(struct config *c, const struct key *k, json_t *v, const char *where,
+                          char *err, size_t err_size)
+{
+        size_t i, total = 1;
+        json_t *e;
+        char *joined;
+        int r;
+
+        json_array_foreach(v, i, e)
+        {
+                if (!json_is_string(e) || strchr(json_string_value(e), ','))
+                        return parse_fail(
+                                err, err_size,
+                                "%s '%s': expected MIME type strings, item %zu is not one", where,
+                                k->name, i);
+                total += json_string_length(e) + 1;
+        }
+        joined = calloc(1, total);
+        if (!joined)
+                return -ENOMEM;
+        total = 0;
+        json_array_foreach(v, i, e)
+        {
+                size_t len = json_string_length(e);
+
+                if (i)
+                        joined[total++] = ',';
+                memcpy(joined + total, json_string_value(e), len);
+                total += len;
+        }
+        r = set_mimes(c, k, joined, where, err, err_size);
+        free(joined);
+        return r;
+}
+
 static int set_from_string(struct config *c, const struct key *k, const char *v, const char *where,
                            char *err, size_t err_size)
 {
@@ -368,6 +447,8 @@ static int set_from_string(struct config *c, const struct key *k, const char *v,
                                           where, k->name, v);
                 return set_string(dst, v);
         }
+        case KEY_MIMES:
+                return set_mimes(c, k, v, where, err, err_size);
         case KEY_MILLI: {
                 const char *dot = strchr(v, '.');
 
@@ -518,6 +599,11 @@ static int set_json(struct config *c, const struct key *k, json_t *v, const char
                 (void)snprintf(tmp, sizeof(tmp), "%.6f", json_number_value(v));
                 return set_from_string(c, k, tmp, where, err, err_size);
         }
+        case KEY_MIMES:
+                if (json_is_array(v))
+                        return set_mimes_json(c, k, v, where, err, err_size);
+                /* a comma-separated string, as -o gives it */
+                __attribute__((fallthrough));
         case KEY_STRING:
         case KEY_PROFILE:
         case KEY_LOG_LEVEL:
@@ -577,6 +663,7 @@ int config_init_defaults(struct config *c)
                 .log_level = LOG_LEVEL_NOTICE,
                 .prefetch_on_open_min_size = 64ull << 20,
                 .royalty_rate_milli = 10, /* PRSM's 0.01 FTNS per access */
+                .burst_size = 10,
         };
         if (node_add(c->rpc_nodes, &c->n_rpc_nodes, "http://127.0.0.1:5001", NULL) < 0 ||
             node_add(c->gateway_nodes, &c->n_gateway_nodes, "http://127.0.0.1:8080", NULL) < 0 ||
@@ -605,8 +692,10 @@ void config_done(struct config *c)
         free(c->prefetch_on_open);
         free(c->identity_key);
         free(c->creator_id);
+        free(c->allowed_mime_types);
         c->state_dir = c->cache_dir = c->ca_bundle = c->control_group = c->metrics_listen =
-                c->prefetch_on_open = c->identity_key = c->creator_id = NULL;
+                c->prefetch_on_open = c->identity_key = c->creator_id = c->allowed_mime_types =
+                        NULL;
 }
 
 int config_load_file(struct config *c, const char *path, char *err, size_t err_size)
@@ -724,6 +813,7 @@ static bool key_eq(const struct key *k, const struct config *a, const struct con
                 return *(const uint64_t *)pa == *(const uint64_t *)pb;
         case KEY_STRING:
         case KEY_LISTEN:
+        case KEY_MIMES:
                 return str_eq(*(char *const *)pa, *(char *const *)pb);
         case KEY_PROFILE:
                 return a->profile == b->profile;

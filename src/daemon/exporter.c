@@ -29,6 +29,7 @@
 #include "prsmfs/log.h"
 #include "prsmfs/metrics.h"
 #include "prsmfs/net.h"
+#include "prsmfs/prsm.h"
 #include "prsmfs/store.h"
 #include "prsmfs/upload.h"
 
@@ -201,6 +202,7 @@ static int render(struct buf *b, void *userdata)
         struct cache_stats cs = { 0 };
         struct upload_stats us = { 0 };
         struct fs_stats fst = { 0 };
+        struct prsm_stats ps = { 0 };
         uint64_t in = 0, held = 0, owed = 0, inodes = 0, bytes = 0, file_bytes = 0;
         struct net_stats *ns;
         struct stat st;
@@ -219,6 +221,8 @@ static int render(struct buf *b, void *userdata)
                 upload_get_stats(s->upload, &us);
         if (s->fs)
                 fs_get_stats(s->fs, &fst);
+        if (s->prsm)
+                prsm_get_stats(s->prsm, &ps);
         /* SQLite, but on the endpoint's own thread: no FUSE worker waits for it */
         if (s->idx && (index_pin_counts(s->idx, &held, &owed) < 0 ||
                        index_totals(s->idx, &inodes, &bytes) < 0))
@@ -286,6 +290,20 @@ static int render(struct buf *b, void *userdata)
                   bytes },
                 { "prsmfs_index_file_bytes", "gauge", "Size of the index database file", NULL,
                   file_bytes },
+                { "prsmfs_provenance_records_total", "counter",
+                  "PRSM provenance records written to the index (docs/prsm.md)", NULL,
+                  ps.records_written },
+                { "prsmfs_provenance_record_errors_total", "counter",
+                  "PRSM provenance events dropped or not written", NULL, ps.record_errors },
+                { "prsmfs_ledger_accesses_total", "counter",
+                  "Opens written to the PRSM access ledger", NULL, ps.accesses_ledgered },
+                { "prsmfs_ledger_flushes_total", "counter",
+                  "Batches of access counts written to the ledger", NULL, ps.ledger_flushes },
+                { "prsmfs_prsm_parts_verified_total", "counter",
+                  "Shards and wrapped data of PRSM content whose sha256 matched", "result=\"ok\"",
+                  fst.prsm_parts_ok },
+                { "prsmfs_prsm_parts_verified_total", "counter", NULL, "result=\"mismatch\"",
+                  fst.prsm_parts_bad },
         };
         W(render_counters(b, counters, ELEMENTSOF(counters)));
         W(fuse_timing_render(b));

@@ -13,6 +13,7 @@ struct cache;
 struct net_pool;
 struct upload;
 struct index;
+struct prsm;
 
 /* All borrowed; each must outlive the exporter. */
 struct exporter_sources {
@@ -23,6 +24,7 @@ struct exporter_sources {
         struct upload *upload;
         struct index *idx;
         const char *index_path; /* its file's size is prsmfs_index_file_bytes */
+        struct prsm *prsm;      /* may be NULL: provenance records and the access ledger */
 };
 
 struct exporter;

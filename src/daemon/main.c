@@ -521,7 +521,8 @@ static int cmd_link(json_t *request, json_t **reply, void *userdata)
         struct daemon *d = userdata;
         const char *cid = json_string_value(json_object_get(request, "cid"));
         const char *path = json_string_value(json_object_get(request, "path"));
-        char s[CID_MAX_STR];
+        enum fs_link_format format;
+        char s[CID_MAX_STR], err[256];
         struct index_attr a;
         int r;
 
@@ -533,15 +534,20 @@ static int cmd_link(json_t *request, json_t **reply, void *userdata)
                 return r;
         if (cid_arg(cid, NULL, reply) < 0)
                 return -EINVAL;
-        r = fs_link_path(d->fs, cid, path, 0, 0, &a);
+        r = daemon_prsm_link_format(request, &format, reply);
+        if (r >= 0)
+                r = fs_link_path_as(d->fs, cid, path, format, 0, 0, err, sizeof(err), &a);
+        if (r < 0 && err[0] && !*reply)
+                *reply = json_pack("{s:b, s:s}", "ok", 0, "error", err);
         if (r < 0)
                 return r;
         daemon_prsm_note_link(&d->prsm, request, path, &a.cid, a.size);
         *reply = json_pack("{s:I, s:s, s:s, s:I}", "ino", (json_int_t)a.ino, "cid",
                            cid_to_string(&a.cid, s), "type",
-                           S_ISDIR(a.mode)   ? "directory"
-                           : S_ISLNK(a.mode) ? "symlink"
-                                             : "file",
+                           a.flags & INDEX_FLAG_PRSM ? "prsm"
+                           : S_ISDIR(a.mode)         ? "directory"
+                           : S_ISLNK(a.mode)         ? "symlink"
+                                                     : "file",
                            "size", (json_int_t)a.size);
         return *reply ? 0 : -ENOMEM;
 }
@@ -1014,7 +1020,12 @@ static int cmd_provenance(json_t *request, json_t **reply, void *userdata)
 
 static int cmd_provenance_export(json_t *request, json_t **reply, void *userdata)
 {
-        return daemon_prsm_cmd_export(request, reply, &((struct daemon *)userdata)->prsm);
+        struct daemon *d = userdata;
+        int r = daemon_prsm_cmd_export(request, reply, &d->prsm);
+
+        if (r >= 0 && json_is_true(json_object_get(request, "publish")))
+                r = daemon_prsm_publish_export(d->upload, *reply);
+        return r;
 }
 
 static int cmd_rewards(json_t *request, json_t **reply, void *userdata)
@@ -1139,6 +1150,8 @@ static int open_net(const struct config *cfg, bool check, struct net_pool **ret)
                 .retry_max_attempts = cfg->retry_max_attempts,
                 .connection_pool_size = cfg->connection_pool_size,
                 .ca_bundle = cfg->ca_bundle,
+                .pin_requests_per_minute = cfg->requests_per_minute,
+                .pin_burst_size = cfg->burst_size,
         };
         size_t n = 0;
 
@@ -1470,7 +1483,8 @@ int main(int argc, char *argv[])
                                                                       .net = net,
                                                                       .upload = upload,
                                                                       .idx = idx,
-                                                                      .index_path = db_path });
+                                                                      .index_path = db_path,
+                                                                      .prsm = d.prsm.prsm });
         notify = notify_ready(opts.mountpoint);
         if (opts.singlethread)
                 r = fuse_session_loop(se);

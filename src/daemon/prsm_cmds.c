@@ -12,16 +12,23 @@
 #define LOG_MODULE "daemon"
 #include "prsm_cmds.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "prsmfs/cleanup.h"
 #include "prsmfs/config.h"
 #include "prsmfs/fs.h"
 #include "prsmfs/index.h"
+#include "prsmfs/io.h"
 #include "prsmfs/log.h"
+#include "prsmfs/upload.h"
 
 #define LIST_PAGE   256
 #define MAX_RECORDS (1u << 20) /* records a command reads from the log */
@@ -91,35 +98,39 @@ void daemon_prsm_done(struct daemon_prsm *dp)
         dp->id = NULL;
 }
 
-/* s is prefix followed by exactly n hex digits */
-static bool is_hex_after(const char *s, const char *prefix, size_t n)
-{
-        size_t len = strlen(s), plen = strlen(prefix);
-
-        if (len != plen + n || strncmp(s, prefix, plen) != 0)
-                return false;
-        for (size_t i = plen; i < len; i++)
-                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
-                      (s[i] >= 'A' && s[i] <= 'F')))
-                        return false;
-        return true;
-}
-
 int daemon_prsm_check_link(const char *cid, json_t **reply)
 {
         /* PRSM's client made these up when an upload failed: they name no content, and a
          * fetch of one would only time out */
-        bool v0 = is_hex_after(cid, "Qm", 44);
-        bool v1 = is_hex_after(cid, "bafybeig", 50);
+        const char *prefix = prsm_cid_placeholder(cid);
         char msg[256];
 
-        if (!v0 && !v1)
+        if (!prefix)
                 return 0;
         (void)snprintf(msg, sizeof(msg),
                        "'%.60s' is a placeholder CID (%s followed by hex digits) that PRSM made "
                        "up, not content: link the CID the upload returned",
-                       cid, v0 ? "Qm" : "bafybeig");
+                       cid, prefix);
         *reply = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+        return -EINVAL;
+}
+
+int daemon_prsm_link_format(json_t *request, enum fs_link_format *ret, json_t **reply)
+{
+        static const char *const names[_FS_LINK_FORMAT_MAX] = {
+                [FS_LINK_AUTO] = "auto", [FS_LINK_PRSM] = "prsm", [FS_LINK_RAW] = "raw"
+        };
+        json_t *f = json_object_get(request, "format");
+
+        *ret = FS_LINK_AUTO;
+        if (!f)
+                return 0;
+        for (size_t i = 0; i < _FS_LINK_FORMAT_MAX; i++)
+                if (json_is_string(f) && strcmp(json_string_value(f), names[i]) == 0) {
+                        *ret = (enum fs_link_format)i;
+                        return 0;
+                }
+        *reply = json_pack("{s:b, s:s}", "ok", 0, "error", "format is auto, prsm or raw");
         return -EINVAL;
 }
 
@@ -340,6 +351,35 @@ int daemon_prsm_cmd_export(json_t *request, json_t **reply, struct daemon_prsm *
         json_decref(records);
         log_done(&l);
         return r;
+}
+
+int daemon_prsm_publish_export(struct upload *u, json_t *reply)
+{
+        const char *doc = json_string_value(json_object_get(reply, "document"));
+        _cleanup_close_ int fd = -1;
+        char s[CID_MAX_STR];
+        struct cid root;
+        uint64_t size;
+        int r;
+
+        if (!u)
+                return -EHOSTUNREACH;
+        if (!doc)
+                return -EINVAL;
+        /* upload_fd reads a file: the document goes through an anonymous one */
+        fd = memfd_create("prsm-provenance", MFD_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        r = io_write_all(fd, doc, strlen(doc));
+        if (r >= 0)
+                r = io_write_all(fd, "\n", 1);
+        if (r >= 0)
+                r = upload_fd(u, fd, &root, &size);
+        if (r < 0)
+                return log_error_errno(r, "cannot publish the provenance export");
+        log_notice("provenance export published as %s (%" PRIu64 " bytes)", cid_to_string(&root, s),
+                   size);
+        return json_object_set_new(reply, "cid", json_string(s)) < 0 ? -ENOMEM : 0;
 }
 
 /* ---- rewards ---- */

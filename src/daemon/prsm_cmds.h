@@ -10,6 +10,7 @@
 
 #include "prsmfs/base.h"
 #include "prsmfs/cid.h"
+#include "prsmfs/fs.h"
 #include "prsmfs/prsm.h"
 
 struct config;
@@ -36,6 +37,8 @@ void daemon_prsm_done(struct daemon_prsm *dp);
 
 /* -EINVAL, with a reason in *reply, for a CID string PRSM's placeholders look like. */
 _wur_ int daemon_prsm_check_link(const char *cid, json_t **reply);
+/* The request's "format" (auto, prsm or raw; absent: auto); -EINVAL with a reply otherwise. */
+_wur_ int daemon_prsm_link_format(json_t *request, enum fs_link_format *ret, json_t **reply);
 /* Records a link (creator: the request's "creator", optional) or a publish. */
 void daemon_prsm_note_link(struct daemon_prsm *dp, json_t *request, const char *path,
                            const struct cid *cid, uint64_t size);
@@ -46,4 +49,9 @@ json_t *daemon_prsm_stats(struct daemon_prsm *dp);
 /* Control command handlers (control_handler_fn, userdata: the struct daemon_prsm). */
 _wur_ int daemon_prsm_cmd_provenance(json_t *request, json_t **reply, struct daemon_prsm *dp);
 _wur_ int daemon_prsm_cmd_export(json_t *request, json_t **reply, struct daemon_prsm *dp);
+/* prsmctl provenance --publish: adds the export reply's "document" (and a newline, as
+ * --export writes it) to the write node as one UnixFS file, pinned as written files are, and
+ * puts its CID in the reply ("cid"). -EHOSTUNREACH without an uploader. */
+struct upload;
+_wur_ int daemon_prsm_publish_export(struct upload *u, json_t *reply);
 _wur_ int daemon_prsm_cmd_rewards(json_t *request, json_t **reply, struct daemon_prsm *dp);

@@ -303,6 +303,31 @@ enum {
 _wur_ int fs_rfile_read(struct fs *fs, struct rfile *rf, uint64_t off, size_t size, unsigned flags,
                         struct fs_seg **ret_segs, size_t *ret_n);
 void fs_segs_free(struct fs_seg *segs, size_t n);
+/* A reader of the UnixFS file cid of size bytes (a part of PRSM content: -EBADMSG when its
+ * root says another size; UINT64_MAX: any), shared with no one and counted in no ledger;
+ * fs_rfile_free_part. */
+_wur_ int fs_rfile_open_part(struct fs *fs, const struct cid *cid, uint64_t size,
+                             struct rfile **ret);
+void fs_rfile_free_part(struct rfile *rf);
+
+/* ---- prsmfile.c: PRSM shard manifests and JSON wrappers shown decoded ---- */
+struct fs_pview;
+/* The view of a (flags INDEX_FLAG_PRSM): its layout from the index. No fetch. */
+_wur_ int fs_pview_open(struct fs *fs, const struct index_attr *a, struct fs_pview **ret);
+void fs_pview_free(struct fs_pview *pv);
+uint64_t fs_pview_size(const struct fs_pview *pv);
+/* Reads [off, end) (end <= size) as fs_rfile_read does: every part touched has had its sha256
+ * checked first (-EILSEQ when it does not match: EIO, never wrong bytes). */
+_wur_ int fs_pview_read(struct fs *fs, struct fs_pview *pv, uint64_t off, uint64_t end,
+                        unsigned flags, struct fs_seg **ret_segs, size_t *ret_n);
+/* user.prsm.format and user.prsm.meta[.KEY] of ino: -ENODATA when it is no PRSM content. */
+_wur_ int fs_pview_xattr(struct fs *fs, uint64_t ino, const char *name, char **ret,
+                         size_t *ret_len);
+/* The parent directory and name of a new entry at path (from the mount root), checked as
+ * prsmctl link needs: the name valid, the parent a writable directory (fuse_adapter.c).
+ * *ret_name points into *ret_copy, which the caller frees. */
+_wur_ int fs_link_parent(struct fs *fs, const char *path, uint64_t *ret_parent, char **ret_copy,
+                         const char **ret_name);
 /* The layout the index keeps for root; -ENOENT (or another error: not used) otherwise. */
 _wur_ int fs_layout_load(struct fs *fs, const struct cid *root, struct unixfs_layout *ret);
 
@@ -324,3 +349,14 @@ struct formats_table;
  * model format we parse, -EBADMSG/-E2BIG for a wrong or hostile header, -EWOULDBLOCK under
  * fs_no_fetch when a header block is not local. */
 _wur_ int fs_tensors_load(struct fs *fs, const struct index_attr *a, struct formats_table *ret);
+
+/* ---- policy.c: allowed_mime_types ---- */
+#define FS_SNIFF_LEN 4096 /* bytes of a file its type is told from */
+/* The MIME type of a file of size bytes whose first n (<= FS_SNIFF_LEN) bytes are p. Static. */
+const char *fs_sniff_mime(const uint8_t *p, size_t n, uint64_t size);
+/* Whether the comma-separated list (exact types, a type followed by a '*' subtype, or a '*'
+ * alone) allows mime. */
+bool fs_mime_allowed(const char *list, const char *mime);
+/* 0 when allowed_mime_types is off or lets the staged content (fd, size bytes) of ino be
+ * uploaded; -EPERM (logged) when not. Reads the head of fd. */
+_wur_ int fs_policy_check(struct fs *fs, int fd, uint64_t size, uint64_t ino);

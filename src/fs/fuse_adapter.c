@@ -37,6 +37,8 @@
 #define XATTR_CREATOR     "user.prsm.creator"
 #define XATTR_CONTROL     "user.prsm.control" /* root only: prsmctl finds the socket here */
 #define XATTR_TENSORS     "user.prsm.tensors" /* safetensors/GGUF: the tensor table (JSON) */
+#define XATTR_PRSM_FORMAT "user.prsm.format"  /* PRSM content: shard-manifest, json-wrapper */
+#define XATTR_PRSM_META   "user.prsm.meta"    /* ... its metadata; user.prsm.meta.KEY a member */
 
 int fs_new(struct index *idx, const struct config *cfg, struct store *store, struct fs **ret)
 {
@@ -712,10 +714,17 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
                 reply_xattr(req, cid, strlen(cid), size);
                 return;
         }
-        if (strcmp(name, XATTR_PROVENANCE) == 0 || strcmp(name, XATTR_CREATOR) == 0) {
+        if (strcmp(name, XATTR_PROVENANCE) == 0 || strcmp(name, XATTR_CREATOR) == 0 ||
+            strcmp(name, XATTR_PRSM_FORMAT) == 0 ||
+            strncmp(name, XATTR_PRSM_META, strlen(XATTR_PRSM_META)) == 0) {
                 size_t len = 0;
 
-                r = fs_prov_xattr(fs, ino, strcmp(name, XATTR_CREATOR) == 0, (char **)&buf, &len);
+                /* computed from the index: records, or PRSM content's layout */
+                r = strncmp(name, XATTR_PRSM_META, strlen(XATTR_PRSM_META)) == 0 ||
+                                    strcmp(name, XATTR_PRSM_FORMAT) == 0
+                            ? fs_pview_xattr(fs, ino, name, (char **)&buf, &len)
+                            : fs_prov_xattr(fs, ino, strcmp(name, XATTR_CREATOR) == 0,
+                                            (char **)&buf, &len);
                 if (r < 0)
                         reply_err(req, r);
                 else
@@ -1040,7 +1049,8 @@ static bool do_setattr(fuse_req_t req, fuse_ino_t ino, const struct stat *attr, 
         /* (a truncate that must fetch the old content is done again by the job: the same
          * size twice is the same file) */
         if (r >= 0 && to_set & FUSE_SET_ATTR_SIZE)
-                r = truncate_file(fs, &a, fi, (uint64_t)attr->st_size);
+                r = a.flags & INDEX_FLAG_PRSM ? -EROFS
+                                              : truncate_file(fs, &a, fi, (uint64_t)attr->st_size);
         if (deferred(r))
                 return false;
         if (r < 0) {
@@ -1188,8 +1198,8 @@ static int handle_open(struct fs *fs, struct index_attr *a, int flags, bool crea
                 return -EISDIR;
         if (!S_ISREG(a->mode))
                 return -EINVAL;
-        if (writes && a->flags & INDEX_FLAG_RO)
-                return -EROFS;
+        if (writes && a->flags & (INDEX_FLAG_RO | INDEX_FLAG_PRSM))
+                return -EROFS; /* PRSM content: what its JSON says, not a file to change */
         h = calloc(1, sizeof(*h));
         if (!h)
                 return -ENOMEM;
@@ -1701,20 +1711,17 @@ static bool do_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         return true;
 }
 
-int fs_link_path(struct fs *fs, const char *cidstr, const char *path, uint32_t uid, uint32_t gid,
-                 struct index_attr *ret)
+int fs_link_parent(struct fs *fs, const char *path, uint64_t *ret_parent, char **ret_copy,
+                   const char **ret_name)
 {
         _cleanup_free_ char *copy = strdup(path);
         struct index_attr dir;
         const char *name;
-        struct cid cid;
         char *slash;
         int r;
 
         if (!copy)
                 return -ENOMEM;
-        if (cid_parse(cidstr, strlen(cidstr), &cid) < 0)
-                return -EINVAL;
         slash = strrchr(copy, '/');
         name = slash ? slash + 1 : copy;
         if (slash)
@@ -1727,12 +1734,32 @@ int fs_link_path(struct fs *fs, const char *cidstr, const char *path, uint32_t u
         r = writable_dir(fs, dir.ino, NULL);
         if (r < 0)
                 return r;
-        r = fs_tree_link(fs, &cid, dir.ino, name, 0, uid, gid, ret);
+        *ret_parent = dir.ino;
+        *ret_name = name;
+        *ret_copy = TAKE_PTR(copy);
+        return 0;
+}
+
+int fs_link_path(struct fs *fs, const char *cidstr, const char *path, uint32_t uid, uint32_t gid,
+                 struct index_attr *ret)
+{
+        _cleanup_free_ char *copy = NULL;
+        const char *name;
+        uint64_t parent;
+        struct cid cid;
+        int r;
+
+        if (cid_parse(cidstr, strlen(cidstr), &cid) < 0)
+                return -EINVAL;
+        r = fs_link_parent(fs, path, &parent, &copy, &name);
+        if (r < 0)
+                return r;
+        r = fs_tree_link(fs, &cid, parent, name, 0, uid, gid, ret);
         if (r < 0)
                 return r;
         /* the kernel may hold a negative entry for the name: drop it */
         if (fs->se)
-                (void)fuse_lowlevel_notify_inval_entry(fs->se, dir.ino, name, strlen(name));
+                (void)fuse_lowlevel_notify_inval_entry(fs->se, parent, name, strlen(name));
         return 0;
 }
 

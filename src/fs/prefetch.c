@@ -887,8 +887,10 @@ void fs_prefetch_on_open(struct fs *fs, const struct index_attr *a)
         unsigned running = 0;
         char **paths;
 
+        /* PRSM content's CID is its manifest: its shards are fetched (and checked) as read */
         if (!globs || !*globs || strcmp(globs, "off") == 0 || !fs->store || !a->has_cid ||
-            a->staged || a->size < fs->cfg->prefetch_on_open_min_size || a->size == 0)
+            a->staged || a->size < fs->cfg->prefetch_on_open_min_size || a->size == 0 ||
+            a->flags & INDEX_FLAG_PRSM)
                 return;
         if (index_name_of(fs->idx, a->ino, name, sizeof(name)) < 0 || !name_matches(globs, name))
                 return;

@@ -51,6 +51,7 @@ struct rfile {
         struct stream streams[FS_RA_STREAMS]; /* lock */
         uint64_t tick;                        /* lock */
         struct prsm_counter *acct;            /* the access ledger's counter of root, may be NULL */
+        struct fs_pview *pv; /* owned: PRSM content shown decoded (prsmfile.c), else NULL */
 };
 
 static void rfile_free(struct rfile *rf)
@@ -58,6 +59,7 @@ static void rfile_free(struct rfile *rf)
         if (!rf)
                 return;
         unixfs_layout_done(&rf->layout);
+        fs_pview_free(rf->pv);
         pthread_mutex_destroy(&rf->lock);
         free(rf);
 }
@@ -138,6 +140,13 @@ static int rfile_new(struct fs *fs, const struct index_attr *a, struct rfile **r
                 r = -EHOSTUNREACH;
                 goto fail;
         }
+        if (a->flags & INDEX_FLAG_PRSM) {
+                r = fs_pview_open(fs, a, &rf->pv); /* its parts are opened as they are read */
+                if (r < 0)
+                        goto fail;
+                *ret = rf;
+                return 0;
+        }
         if (fs_layout_load(fs, &a->cid, &rf->layout) == 0) {
                 rf->stored_n = rf->layout.n_leaves;
                 rf->stored_pending = rf->layout.n_pending;
@@ -157,6 +166,10 @@ static int rfile_new(struct fs *fs, const struct index_attr *a, struct rfile **r
                 goto fail;
         }
 check_size:
+        if (rf->layout.size != a->size && a->ino == 0 && a->size != UINT64_MAX) {
+                r = -EBADMSG; /* a part of PRSM content: its size is the manifest's */
+                goto fail;
+        }
         if (rf->layout.size != a->size) {
                 /* the size came from a hint (a link's Tsize); the root block is the truth */
                 log_info("file %" PRIu64 ": size %" PRIu64 " corrected to %" PRIu64, a->ino,
@@ -207,6 +220,21 @@ int fs_rfile_open(struct fs *fs, const struct index_attr *a, struct rfile **ret)
         rfile_free(mine);
         *ret = rf;
         return 0;
+}
+
+int fs_rfile_open_part(struct fs *fs, const struct cid *cid, uint64_t size, struct rfile **ret)
+{
+        /* not shared, not in the ledger (RO), no inode whose size it could correct (ino 0) */
+        struct index_attr a = {
+                .has_cid = true, .cid = *cid, .size = size, .flags = INDEX_FLAG_RO
+        };
+
+        return rfile_new(fs, &a, ret);
+}
+
+void fs_rfile_free_part(struct rfile *rf)
+{
+        rfile_free(rf);
 }
 
 void fs_rfile_ref(struct fs *fs, struct rfile *rf)
@@ -422,7 +450,7 @@ int fs_rfile_read(struct fs *fs, struct rfile *rf, uint64_t off, size_t size, un
         int r = 0;
 
         pthread_mutex_lock(&rf->lock);
-        fsize = rf->layout.size;
+        fsize = rf->pv ? fs_pview_size(rf->pv) : rf->layout.size;
         pthread_mutex_unlock(&rf->lock);
         *ret_segs = NULL;
         *ret_n = 0;
@@ -430,6 +458,17 @@ int fs_rfile_read(struct fs *fs, struct rfile *rf, uint64_t off, size_t size, un
                 return 0;
         if (!fs->store)
                 return -EHOSTUNREACH;
+        end = fsize - off < size ? fsize : off + size;
+        if (rf->pv) {
+                r = fs_pview_read(fs, rf->pv, off, end, flags, ret_segs, ret_n);
+                if (r >= 0) {
+                        __atomic_add_fetch(&fs->st.reads, 1, __ATOMIC_RELAXED);
+                        __atomic_add_fetch(&fs->st.read_bytes, end - off, __ATOMIC_RELAXED);
+                        prsm_counter_bytes(rf->acct, end - off);
+                } else if (r != -EWOULDBLOCK)
+                        __atomic_add_fetch(&fs->st.read_errors, 1, __ATOMIC_RELAXED);
+                return r;
+        }
         end = fsize - off < size ? fsize : off + size;
         if (!(flags & FS_READ_NO_RA))
                 ra_queue(fs, rf, off, end);

@@ -942,11 +942,13 @@ int fs_wfile_flush(struct fs *fs, struct wfile *wf)
                 r = -errno;
         if (r >= 0 && fdatasync(wf->fd) < 0)
                 r = -errno;
+        if (r >= 0) /* allowed_mime_types: refused content is never staged for upload */
+                r = fs_policy_check(fs, wf->fd, wf->size, wf->ino);
         if (r >= 0)
                 r = index_stage(fs->idx, wf->ino, wf->gen, wf->size, &wf->mtime, &wf->ctime);
         if (r < 0) {
                 pthread_mutex_unlock(&wf->lock);
-                if (r != -EWOULDBLOCK || !fs_no_fetch) /* else tried again by a job */
+                if (r != -EPERM && (r != -EWOULDBLOCK || !fs_no_fetch)) /* else a job retries */
                         log_error("cannot stage inode %" PRIu64 ": %s", wf->ino, strerror(-r));
                 return r;
         }
@@ -1003,8 +1005,9 @@ int fs_wfile_copy_link(struct fs *fs, struct wfile *wf, const struct index_attr 
                 pthread_mutex_unlock(&wf->lock);
                 return 0;
         }
+        /* PRSM content's CID is its JSON, not its bytes: only a byte copy will do */
         if (off_in != 0 || off_out != 0 || len < src->size || wf->size != 0 || wf->n_ext != 0 ||
-            wf->submitted || !src->has_cid) {
+            wf->submitted || !src->has_cid || src->flags & INDEX_FLAG_PRSM) {
                 pthread_mutex_unlock(&wf->lock);
                 return -EOPNOTSUPP;
         }

@@ -45,6 +45,9 @@
  *   ledger(batch, cid, time_sec, opens, bytes)   PRSM access ledger (schema 9): one row per
  *                      CID per flush of the in-memory counters; (batch, cid) is unique, so a
  *                      batch written twice counts once
+ *   prsm_formats(cid, layout)   PRSM shard manifests and JSON wrappers linked as decoded
+ *                      files (schema 10): the layout (prsm_layout_encode's JSON) by the linked
+ *                      CID, for the inodes whose flags have INDEX_FLAG_PRSM
  * Migrations run in order from PRAGMA user_version; a database newer than this code is
  * refused rather than guessed at.
  */
@@ -260,6 +263,11 @@ static const char *const migrations[] = {
         "  bytes INTEGER NOT NULL,"
         "  PRIMARY KEY (batch, cid)) WITHOUT ROWID;"
         "CREATE INDEX ledger_by_time ON ledger(time_sec);",
+        /* 9 -> 10: PRSM content formats linked as decoded files (inodes with
+         * INDEX_FLAG_PRSM): their layout by the linked CID */
+        "CREATE TABLE prsm_formats ("
+        "  cid BLOB PRIMARY KEY,"
+        "  layout TEXT NOT NULL) WITHOUT ROWID;",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == INDEX_SCHEMA_VERSION,
                "one migration per schema version");
@@ -2273,4 +2281,41 @@ int index_path(struct index *idx, uint64_t ino, char *buf, size_t size)
                 buf[--at] = '/';
         memmove(buf, buf + at, size - at);
         return 0;
+}
+
+/* ---- PRSM content formats (schema 10) ---- */
+
+int index_prsm_format_put(struct index *idx, const struct cid *cid, const char *layout)
+{
+        int r;
+
+        pthread_mutex_lock(&idx->lock);
+        r = q(idx, NULL, NULL, "INSERT OR REPLACE INTO prsm_formats(cid, layout) VALUES (?1, ?2)",
+              "bx", cid->bin, (size_t)cid->len, layout);
+        pthread_mutex_unlock(&idx->lock);
+        return r;
+}
+
+int index_prsm_format_get(struct index *idx, const struct cid *cid, char **ret)
+{
+        sqlite3_stmt *st = NULL;
+        int rc, r;
+
+        pthread_mutex_lock(&idx->lock);
+        rc = sqlite3_prepare_v2(idx->db, "SELECT layout FROM prsm_formats WHERE cid = ?1", -1, &st,
+                                NULL);
+        if (rc == SQLITE_OK) {
+                sqlite3_bind_blob(st, 1, cid->bin, cid->len, SQLITE_STATIC);
+                rc = sqlite3_step(st);
+        }
+        if (rc == SQLITE_ROW) {
+                const unsigned char *text = sqlite3_column_text(st, 0);
+
+                *ret = strdup(text ? (const char *)text : "");
+                r = *ret ? 0 : -ENOMEM;
+        } else
+                r = rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
+        sqlite3_finalize(st);
+        pthread_mutex_unlock(&idx->lock);
+        return r;
 }

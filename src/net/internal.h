@@ -34,9 +34,24 @@ struct node {
         struct log_ratelimit state_log; /* its state-change lines (net.c) */
 };
 
+/* bucket.c: requests_per_minute and burst_size of a pinning service (a token bucket) */
+struct net_bucket {
+        pthread_mutex_t lock;
+        uint64_t interval_ns; /* between requests; 0: no limit */
+        unsigned burst;       /* requests that may go at once, >= 1 */
+        uint64_t tat;         /* lock: the theoretical arrival time of the next request */
+};
+void net_bucket_init(struct net_bucket *b, unsigned per_minute, unsigned burst);
+void net_bucket_done(struct net_bucket *b);
+/* The time (>= now) at which one more request may go, taken; -ETIMEDOUT (nothing taken)
+ * when that is after deadline. */
+_wur_ int net_bucket_take(struct net_bucket *b, uint64_t now_ns, uint64_t deadline_ns,
+                          uint64_t *ret_when_ns);
+
 struct service {
-        char *url;  /* base, no trailing slash */
-        char *auth; /* "Authorization: Bearer ..." header, or NULL */
+        char *url;               /* base, no trailing slash */
+        char *auth;              /* "Authorization: Bearer ..." header, or NULL */
+        struct net_bucket *rate; /* owned: requests_per_minute, burst_size */
 };
 
 struct inflight {

@@ -224,12 +224,16 @@ int net_pool_new_with_transport(const struct net_config *cfg, const struct net_t
                         r = -EINVAL;
                         goto fail;
                 }
+                sv->rate = malloc(sizeof(*sv->rate));
+                if (sv->rate)
+                        net_bucket_init(sv->rate, cfg->pin_requests_per_minute,
+                                        cfg->pin_burst_size);
                 sv->url = strndup(sc->url, len);
-                if (!sv->url) {
+                p->n_services++; /* freed from here on, whatever of it was made */
+                if (!sv->url || !sv->rate) {
                         r = -ENOMEM;
                         goto fail;
                 }
-                p->n_services++;
                 if (sc->auth_file) {
                         r = net_auth_read(sc->auth_file, &sv->auth);
                         if (r < 0)
@@ -297,6 +301,9 @@ void net_pool_free(struct net_pool *p)
         }
         for (size_t i = 0; i < p->n_services; i++) {
                 free(p->services[i].url);
+                if (p->services[i].rate)
+                        net_bucket_done(p->services[i].rate);
+                free(p->services[i].rate);
                 if (p->services[i].auth)
                         explicit_bzero(p->services[i].auth, strlen(p->services[i].auth));
                 free(p->services[i].auth);

@@ -1050,11 +1050,22 @@ static int service_http(struct net_pool *p, const struct service *sv, const char
                         struct buf *out, struct net_http_response *res)
 {
         const char *headers[4] = { 0 };
-        uint64_t now = p->ops->now_ns(p->t);
+        uint64_t now = p->ops->now_ns(p->t), when;
         size_t h = 0;
+        int r;
 
         if (now >= deadline_ns)
                 return -ETIMEDOUT;
+        /* the service's rate limit: wait for a token (never past the deadline) */
+        r = net_bucket_take(sv->rate, now, deadline_ns, &when);
+        if (r < 0)
+                return r;
+        if (when > now) {
+                p->ops->sleep_until(p->t, when);
+                now = p->ops->now_ns(p->t);
+                if (now < when)
+                        return -ECANCELED; /* woken early: shutdown */
+        }
         headers[h++] = "Accept: application/json";
         if (json_body)
                 headers[h++] = "Content-Type: application/json";

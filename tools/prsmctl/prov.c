@@ -196,6 +196,11 @@ static int provenance_export(const struct prov_opts *o, const char *path, char *
         req = strcmp(path, "/") == 0 || !path[0]
                       ? json_pack("{s:s}", "cmd", "provenance_export")
                       : json_pack("{s:s, s:s}", "cmd", "provenance_export", "path", path);
+        /* the daemon adds the document to the node as one object (docs/prsm.md) */
+        if (req && o->publish && json_object_set_new(req, "publish", json_true()) < 0) {
+                json_decref(req);
+                req = NULL;
+        }
         reply = req ? prsmctl_call(sock, req) : NULL;
         json_decref(req);
         if (!reply)
@@ -203,12 +208,21 @@ static int provenance_export(const struct prov_opts *o, const char *path, char *
         doc = field(reply, "document");
         if (!json_is_true(json_object_get(reply, "ok")) || !doc)
                 fprintf(stderr, "prsmctl: provenance: %s\n", field(reply, "error"));
-        else if (write_file(o->export_file, doc, o->gzip || ends_with(o->export_file, ".gz")) < 0)
+        else if (o->export_file &&
+                 write_file(o->export_file, doc, o->gzip || ends_with(o->export_file, ".gz")) < 0)
                 fprintf(stderr, "prsmctl: provenance: cannot write %s: %m\n", o->export_file);
+        else if (o->json && o->publish)
+                ret = printf("{\"cid\": \"%s\", \"records\": %lld}\n", field(reply, "cid"),
+                             (long long)json_integer_value(json_object_get(reply, "records"))) < 0;
         else {
-                printf("%lld records written to %s\n",
-                       (long long)json_integer_value(json_object_get(reply, "records")),
-                       o->export_file);
+                if (o->export_file)
+                        printf("%lld records written to %s\n",
+                               (long long)json_integer_value(json_object_get(reply, "records")),
+                               o->export_file);
+                if (o->publish)
+                        printf("%lld records published as %s\n",
+                               (long long)json_integer_value(json_object_get(reply, "records")),
+                               field(reply, "cid"));
                 ret = 0;
         }
         json_decref(reply);
@@ -332,7 +346,7 @@ int prov_provenance(const struct prov_opts *o, const char *path, char *sock, siz
 {
         if (o->verify_file)
                 return provenance_verify(o);
-        if (o->export_file)
+        if (o->export_file || o->publish)
                 return provenance_export(o, path, sock, size);
         return provenance_show(o, path, sock, size);
 }

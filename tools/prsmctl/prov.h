@@ -12,6 +12,7 @@ struct prov_opts {
         const char *verify_file; /* --verify FILE */
         const char *pubkey;      /* --pubkey KEY: "ed25519:<hex>" or a file holding it */
         const char *since;       /* --since TIME */
+        bool publish;            /* --publish: the export added to IPFS, its CID printed */
 };
 
 /* From prsmctl.c: the daemon's reply to req (NULL on failure, reported), and the socket and

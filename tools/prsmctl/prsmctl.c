@@ -367,6 +367,7 @@ static int prov_command(struct ctl *ctl, int argc, char **argv, bool rewards)
                 { "pubkey", required_argument, NULL, 'k' },
                 { "gzip", no_argument, NULL, 'z' },
                 { "since", required_argument, NULL, 'S' },
+                { "publish", no_argument, NULL, 'P' },
                 { 0 },
         };
         struct prov_opts pv = { 0 };
@@ -383,6 +384,8 @@ static int prov_command(struct ctl *ctl, int argc, char **argv, bool rewards)
                         pv.pubkey = optarg;
                 else if (c == 'z' && !rewards)
                         pv.gzip = true;
+                else if (c == 'P' && !rewards)
+                        pv.publish = true;
                 else if (c == 'S' && rewards)
                         pv.since = optarg;
                 else if (c == CTL_OPERAND && !path)
@@ -563,19 +566,24 @@ static const struct ctl_command commands[] = {
           "in the daemon, without a client-side timeout; progress on a terminal; --no-wait: "
           "return at once (the daemon logs the CID)",
           ctl_cmd_publish },
-        { "link", "[--creator ID] CID PATH",
+        { "link", "[--creator ID] [--format auto|prsm|raw] CID PATH",
           "graft existing IPFS content at PATH in the mount (no download); --creator: whose "
-          "content it is, for its provenance record and the ledger",
+          "content it is, for its provenance record and the ledger; --format: a PRSM shard "
+          "manifest or JSON wrapper is shown as the file it describes (auto: when it is one, "
+          "prsm: it must be, raw: never)",
           ctl_cmd_link },
         { "prefetch", "[--json] [--check|--evict] PATH...",
           "fetch every block of the files (and trees) into the disk cache, in the daemon, with "
           "progress; --check counts what is cached, --evict drops it",
           ctl_cmd_prefetch },
         { "check", "[PATH]", "the index's integrity check", ctl_cmd_check },
-        { "provenance", "[--json] [--export FILE [--gzip] | --verify FILE --pubkey KEY] [PATH]",
+        { "provenance",
+          "[--json] [--export FILE [--gzip] | --publish | --verify FILE --pubkey KEY] [PATH]",
           "the signed records of PATH, newest first, each verified (exit 1 naming a record "
-          "that fails); --export: a signed document of the log (or PATH's records); --verify: "
-          "check such a document with only the public key (docs/prsm.md)",
+          "that fails); --export: a signed document of the log (or PATH's records); "
+          "--publish: that document added to IPFS as one object, its CID printed (with "
+          "--export FILE too: the same bytes); --verify: check such a document with only the "
+          "public key (docs/prsm.md)",
           cmd_provenance },
         { "rewards", "[--json] [--since TIME] [PATH]",
           "accesses and FTNS owed per creator (docs/prsm.md)", cmd_rewards },

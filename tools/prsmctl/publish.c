@@ -199,9 +199,11 @@ int ctl_cmd_link(struct ctl *ctl, int argc, char **argv)
         char dir[PATH_MAX], real[PATH_MAX], root[PATH_MAX], rel[2 * PATH_MAX];
         static const struct option opts[] = {
                 { "creator", required_argument, NULL, 'C' },
+                { "format", required_argument, NULL, 'F' },
                 { 0 },
         };
         const char *ops[2] = { NULL, NULL }, *slash, *name, *path, *creator = NULL;
+        const char *format = NULL;
         json_t *r, *req;
         int n = 0, c;
 
@@ -209,7 +211,14 @@ int ctl_cmd_link(struct ctl *ctl, int argc, char **argv)
         while ((c = ctl_getopt(ctl, argc, argv, opts)) != -1) {
                 if (c == 'C')
                         creator = optarg;
-                else if (c != CTL_OPERAND || n >= 2)
+                else if (c == 'F' && (strcmp(optarg, "auto") == 0 || strcmp(optarg, "prsm") == 0 ||
+                                      strcmp(optarg, "raw") == 0))
+                        format = optarg;
+                else if (c == 'F') {
+                        fprintf(stderr, "prsmctl: link: --format is auto, prsm or raw, not '%s'\n",
+                                optarg);
+                        return 2;
+                } else if (c != CTL_OPERAND || n >= 2)
                         return ctl_usage(argv[0]);
                 else
                         ops[n++] = optarg;
@@ -239,6 +248,11 @@ int ctl_cmd_link(struct ctl *ctl, int argc, char **argv)
         req = json_pack("{s:s, s:s, s:s}", "cmd", "link", "cid", ops[0], "path", rel);
         /* the content's creator, for its records and the ledger (docs/prsm.md) */
         if (req && creator && json_object_set_new(req, "creator", json_string(creator)) < 0) {
+                json_decref(req);
+                req = NULL;
+        }
+        /* PRSM shard manifests and JSON wrappers are shown decoded unless raw (docs/prsm.md) */
+        if (req && format && json_object_set_new(req, "format", json_string(format)) < 0) {
                 json_decref(req);
                 req = NULL;
         }

@@ -304,6 +304,37 @@ static void test_load__prsm_keys__royalty_range_checked(void **state)
         config_done(&c);
 }
 
+static void test_load__policy_keys__mime_list_and_rate_checked(void **state)
+{
+        struct config c;
+
+        (void)state;
+        assert_int_equal(config_init_defaults(&c), 0);
+        assert_null(c.allowed_mime_types); /* off by default */
+        assert_int_equal(c.requests_per_minute, 0);
+        assert_int_equal(c.burst_size, 10);
+        assert_int_equal(load_text(&c, "{\"allowed_mime_types\": [\"application/json\", "
+                                       "\"text/*\"], \"requests_per_minute\": 30, "
+                                       "\"burst_size\": 2}"),
+                         0);
+        assert_string_equal(c.allowed_mime_types, "application/json,text/*");
+        assert_int_equal(c.requests_per_minute, 30);
+        assert_int_equal(c.burst_size, 2);
+        assert_int_equal(load_text(&c, "{\"allowed_mime_types\": [\"Text/Plain\"]}"), -EINVAL);
+        assert_non_null(strstr(err, "'allowed_mime_types': 'Text/Plain' is not a MIME type"));
+        assert_int_equal(load_text(&c, "{\"allowed_mime_types\": [\"a/*b\"]}"), -EINVAL);
+        assert_int_equal(load_text(&c, "{\"allowed_mime_types\": [\"image\"]}"), -EINVAL);
+        assert_int_equal(load_text(&c, "{\"allowed_mime_types\": [1]}"), -EINVAL);
+        assert_non_null(strstr(err, "item 0"));
+        assert_int_equal(load_text(&c, "{\"burst_size\": 0}"), -EINVAL);
+        assert_int_equal(
+                config_set_option(&c, "allowed_mime_types", "image/png,*", err, sizeof(err)), 0);
+        assert_string_equal(c.allowed_mime_types, "image/png,*");
+        assert_int_equal(config_set_option(&c, "allowed_mime_types", "off", err, sizeof(err)), 0);
+        assert_null(c.allowed_mime_types);
+        config_done(&c);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -316,6 +347,7 @@ int main(void)
                 cmocka_unit_test(test_option__overrides__parsed_or_refused),
                 cmocka_unit_test(test_validate__inconsistent__refused),
                 cmocka_unit_test(test_load__prsm_keys__royalty_range_checked),
+                cmocka_unit_test(test_load__policy_keys__mime_list_and_rate_checked),
                 cmocka_unit_test(test_changed_keys__reload__names_what_differs),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
