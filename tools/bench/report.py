@@ -11,6 +11,7 @@ import statistics
 import sys
 
 GIB = 1 << 30
+COLORS = {"prsmfs": "tab:blue", "curl": "tab:green", "rclone": "tab:orange", "local": "tab:gray", "disk": "black"}
 
 
 def med(xs):
@@ -213,6 +214,26 @@ def system_table(R, cases, out):
             "%.2f" % cc if cc is not None else "", R.load((case, system))))
 
 
+def bars(ax, R, groups, key):
+    """one bar per (case, system) with data: median, range as error bar, grouped by case"""
+    x, ticks, labels = 0, [], []
+    for case, systems in groups:
+        start = x
+        for s in systems:
+            v = R.vals(case, s, key)
+            if not v:
+                continue
+            ax.bar(x, med(v), color=COLORS.get(s.split("_")[0], "tab:purple"),
+                   yerr=[[med(v) - min(v)], [max(v) - med(v)]], capsize=2)
+            ax.text(x, 0, s, rotation=90, ha="center", va="bottom", fontsize=7)
+            x += 1
+        if x > start:
+            ticks.append((start + x - 1) / 2)
+            labels.append(case)
+            x += 1
+    ax.set_xticks(ticks, labels)
+
+
 def charts(doc, R, out_dir):
     try:
         import matplotlib
@@ -228,24 +249,7 @@ def charts(doc, R, out_dir):
               ("load_mmap8", ["prsmfs_cold", "rclone_cold", "local", "prsmfs_warm", "rclone_warm"]),
               ("load_pread8", ["prsmfs_cold", "rclone_cold", "local", "prsmfs_warm", "rclone_warm"])]
     fig, ax = plt.subplots(figsize=(12, 5))
-    x, ticks, labels = 0, [], []
-    colors = {"prsmfs": "tab:blue", "curl": "tab:green", "rclone": "tab:orange", "local": "tab:gray",
-              "disk": "black"}
-    for case, systems in groups:
-        start = x
-        for s in systems:
-            v = R.vals(case, s, "mb_s")
-            if not v:
-                continue
-            ax.bar(x, med(v), color=colors.get(s.split("_")[0], "tab:purple"),
-                   yerr=[[med(v) - min(v)], [max(v) - med(v)]], capsize=2)
-            ax.text(x, 0, s, rotation=90, ha="center", va="bottom", fontsize=7, color="white")
-            x += 1
-        if x > start:
-            ticks.append((start + x - 1) / 2)
-            labels.append(case)
-            x += 1
-    ax.set_xticks(ticks, labels)
+    bars(ax, R, groups, "mb_s")
     ax.set_ylabel("MB/s (median, bars: range)")
     ax.set_title("throughput by case (%s, %s)" % (doc["meta"]["commit"], doc["meta"]["date"]))
     fig.tight_layout()
@@ -281,25 +285,10 @@ def charts(doc, R, out_dir):
     made.append("bench-scaling.png")
 
     fig, ax = plt.subplots(figsize=(12, 4))
-    x, ticks, labels = 0, [], []
-    for bs in ("4k", "1m"):
-        for j in (1, 8):
-            c = "fio_%s_%dj" % (bs, j)
-            start = x
-            for s in ("prsmfs_cold", "rclone_cold", "prsmfs_warm", "rclone_warm", "local"):
-                v = R.vals(c, s, "ops_s")
-                if v:
-                    ax.bar(x, med(v), color=colors.get(s.split("_")[0]), alpha=1.0 if "warm" in s or s == "local"
-                           else 0.5)
-                    ax.text(x, 0, s, rotation=90, ha="center", va="bottom", fontsize=7)
-                    x += 1
-            if x > start:
-                ticks.append((start + x - 1) / 2)
-                labels.append(c)
-                x += 1
-    ax.set_xticks(ticks, labels)
+    fio_systems = ["prsmfs_cold", "rclone_cold", "prsmfs_warm", "rclone_warm", "local"]
+    bars(ax, R, [("fio_%s_%dj" % (b, j), fio_systems) for b in ("4k", "1m") for j in (1, 8)], "ops_s")
     ax.set_yscale("log")
-    ax.set_ylabel("IOPS (median, log)")
+    ax.set_ylabel("IOPS (median, bars: range; log)")
     ax.set_title("fio random reads")
     fig.tight_layout()
     fig.savefig(os.path.join(out_dir, "bench-fio.png"), dpi=90)
