@@ -19,7 +19,7 @@
 # JSIPFS_MIB,
 # BENCH_RESULTS (a file for the raw "key value" results, one a line: tools/bench/run reads it),
 # PRSMFS_BENCH_CONFIG (extra JSON members for the daemon's config, e.g. '"parallel_downloads": 16').
-# Needs nginx (apt-get install nginx; not installed by tools/setup.sh), /dev/fuse and a
+# Needs nginx (tools/setup.sh installs nginx-light), /dev/fuse and a
 # release build (made here if missing). Every process and mount it starts is stopped by PID
 # on exit.
 set -euo pipefail
