@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Writes the blocks of a file imported with the default profile (CIDv1, raw 1 MiB leaves,
 at most 1024 links, balanced layout: one level up to 1 GiB, more above) into DIR/<cid>, and
-prints the root CID. For benchmarks that serve blocks from a plain web server; dagtool checks the root."""
+prints the root CID (with --sha256: "CID SHA256", the hash of the whole file from the same
+read). For benchmarks that serve blocks from a plain web server; dagtool checks the root."""
 import base64
 import hashlib
 import os
@@ -40,7 +41,9 @@ def file_node(children):
 
 
 def main():
-    src, out = sys.argv[1], sys.argv[2]
+    args = [a for a in sys.argv[1:] if a != "--sha256"]
+    src, out = args[0], args[1]
+    whole = hashlib.sha256() if "--sha256" in sys.argv[1:] else None
     os.makedirs(out, exist_ok=True)
     level = []  # (cid binary, file size, cumulative size) of the current level
     with open(src, "rb") as f:
@@ -51,11 +54,14 @@ def main():
             binary, name = cid_str(0x55, chunk)
             with open(os.path.join(out, name), "wb") as b:
                 b.write(chunk)
+            if whole:
+                whole.update(chunk)
             level.append((binary, len(chunk), len(chunk)))
             if len(chunk) < CHUNK:
                 break
+    tail = " " + whole.hexdigest() if whole else ""
     if len(level) == 1:
-        print(cid_str(0x55, open(src, "rb").read())[1])
+        print(cid_str(0x55, open(src, "rb").read())[1] + tail)
         return
     # balanced layout: groups of LINKS become one node each, level by level, up to one root
     while True:
@@ -69,7 +75,7 @@ def main():
             parents.append((binary, total, len(node) + sum(c[2] for c in group)))
         level = parents
         if len(level) == 1:
-            print(name)
+            print(name + tail)
             return
 
 
