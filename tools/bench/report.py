@@ -154,8 +154,9 @@ def headline(R, doc):
             add("`%s -lR` %s listing vs local disk" % (tool, phase) if tool == "ls" else
                 "`find` %s listing vs local disk" % phase, ("meta_%s_%s" % (tool, phase), "prsmfs"),
                 ("meta_%s_%s" % (tool, base), "local"), tgt, key="seconds", invert=True,
-                bneck=lambda t=tool, p=phase: "daemon %.1f CPU-s of %.1f s: per-entry FUSE requests (lookup,"
-                " getattr, getxattr) each a round trip; moves it: longer entry/attr timeouts, readdirplus" % (
+                bneck=lambda t=tool, p=phase: "measured: daemon %.1f CPU-s in %.1f s, the rest is the kernel's"
+                " FUSE round trips and the run queue; not profiled further: per-entry requests (lookup, getattr,"
+                " getxattr) are the suspect, and longer entry/attr timeouts or readdirplus would cut them" % (
                     med(R.vals("meta_%s_%s" % (t, p), "prsmfs", "server_cpu")) or 0,
                     med(R.vals("meta_%s_%s" % (t, p), "prsmfs", "seconds")) or 0))
             add("`%s` %s listing vs rclone" % (tool, phase), ("meta_%s_%s" % (tool, phase), "prsmfs"),
@@ -312,7 +313,11 @@ def write(doc, out_dir):
     if disk:
         out[-1] += " The disk's ceiling (dd bs=16M iflag=direct): %s MB/s." % fmt_range(disk, "%.0f")
     if m["status"] != "complete":
-        out += ["", "**This run is incomplete: %s.**" % m["failure"]]
+        ran = {r["case"].split("_")[0] for r in doc["rows"]}
+        missing = [c for c in m["cases"] if c not in ran and not (c == "write" and "write-shared" in ran)
+                   and not (c == "ceiling" and "read-bench" in ran)]
+        out += ["", "**This run is incomplete: %s. Cases without figures: %s; a case cut mid-way has fewer"
+                " rounds in some rows (the round count is given).**" % (m["failure"], ", ".join(missing) or "none")]
     out += ["", "The experiment history (how the figures got here) is in [bench-notes.md](bench-notes.md);"
             " every round of this run is in [benchmarks.json](benchmarks.json).", "",
             "## Headline ratios", "",
@@ -325,7 +330,7 @@ def write(doc, out_dir):
             val = "%.2f [%.2f–%.2f]" % (xs[0], min(xs[1:] or xs), max(xs[1:] or xs)) if "time of" in what else \
                 fmt_range(xs)
         else:
-            val = fmt_range(xs) + "×"
+            val = fmt_range(xs) + "× (%d round%s)" % (len(xs), "" if len(xs) == 1 else "s")
         tg = "≥ %.1f×" % target if target is not None else ""
         mark = " ✗" if target is not None and med(xs) < target else (" ✓" if target is not None else "")
         out.append("| %s | %s | %s%s | %s | %s |" % (cell(what), val, tg, mark, "%.2f" % ld if ld else "",
@@ -358,9 +363,9 @@ def write(doc, out_dir):
                          " own")):
         if name in doc["notes"]:
             out += ["", "## " + title, "", doc["notes"][name].strip()]
-    out += ["", "## How to run", "", "```", "sudo tools/bench/run            # full: about 45-60 min on 2 cores;"
+    out += ["", "## How to run", "", "```", "sudo tools/bench/run            # full, bounded by --budget (58 min by default);"
             " writes docs/benchmarks.{md,json} and docs/bench-*.png",
-            "sudo tools/bench/run --quick    # small sizes, 2 rounds, < 10 min, results in a temporary directory",
+            "sudo tools/bench/run --quick    # small sizes, 2 rounds, --budget 9.5; results in a temporary directory",
             "sudo tools/bench/run --cases cold,warm --size 256 --out /tmp/b", "```",
             "", "Content: %s." % "; ".join("%s %d bytes, %s" % (k, v["bytes"], v["cid"])
                                            for k, v in m.get("content", {}).items())]
