@@ -28,6 +28,9 @@ debs=(libfuse3-dev fuse3 libcurl4-openssl-dev libssl-dev libsqlite3-dev libjanss
 	python3-cryptography python3-numpy python3-torch)
 # packaging/build-deb.sh (dpkg-buildpackage, dh) and its test (PyYAML for the manifests)
 debs+=(debhelper dpkg-dev build-essential python3-yaml)
+# tools/bench/run and its CI test (tests/integration/test_bench_quick.py): nginx as the block
+# source, rclone mount and fio as baselines, matplotlib for the charts
+debs+=(nginx-light rclone fio python3-matplotlib)
 
 die() {
 	echo "setup: $*" >&2

@@ -1102,7 +1102,7 @@ static void raise_readahead(const char *mountpoint)
  * pipe, no copy in the daemon). libfuse sizes that pipe at the reply plus a few pages, which
  * for a 1 MiB read rounds up to 2 MiB, and fs.pipe-max-size is 1 MiB by default: without
  * CAP_SYS_RESOURCE the pipe cannot grow and every reply falls back to a copy through a fresh
- * buffer (measured: warm reads 3-5x slower, docs/benchmarks.md). As root, raise the limit to
+ * buffer (measured: warm reads 3-5x slower, docs/bench-notes.md). As root, raise the limit to
  * 2 MiB; it is only ever raised, and it only lets pipes grow that large.
  */
 static void raise_pipe_max(void)

@@ -7,7 +7,7 @@
  * run (allocated once: no fresh memory per range), hash them, and put the run on a session of
  * their own; a js-ipfs node takes runs from its second session on (its 413 cap is remembered
  * by the pool), before that and on Kubo the leaves go one by one. Two threads because two
- * requests in flight is what a js-ipfs node digests fastest (docs/benchmarks.md).
+ * requests in flight is what a js-ipfs node digests fastest (docs/bench-notes.md).
  *
  * The stored table is direct-mapped by the leaf's digest: a collision overwrites, which only
  * costs a re-send. Entries carry the node (a hash of its URL) and expire after STORED_TTL.

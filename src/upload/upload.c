@@ -312,7 +312,7 @@ static void *put_thread(void *arg)
 /*
  * Put threads start as items wait for one, up to `parallel`: a one-block file gets one
  * thread, not `parallel` of them (thread creation was 8% of the daemon's CPU for small
- * files, docs/benchmarks.md). Only the first thread's failure to start is an error.
+ * files, docs/bench-notes.md). Only the first thread's failure to start is an error.
  */
 static int spawn_put_thread(struct attempt *a)
 {

@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Writes the blocks of a file imported with the default profile (CIDv1, raw 1 MiB leaves,
-at most 1024 links: one level, so files up to 1 GiB) into DIR/<cid>, and prints the root
-CID. For benchmarks that serve blocks from a plain web server; dagtool checks the root."""
+at most 1024 links, balanced layout: one level up to 1 GiB, more above) into DIR/<cid>, and
+prints the root CID (with --sha256: "CID SHA256", the hash of the whole file from the same
+read). For benchmarks that serve blocks from a plain web server; dagtool checks the root."""
 import base64
 import hashlib
 import os
 import sys
 
 CHUNK = 1 << 20
+LINKS = 1024
 
 
 def varint(n):
@@ -26,37 +28,55 @@ def cid_str(codec, data):
     return binary, "b" + base64.b32encode(binary).decode().lower().rstrip("=")
 
 
+def file_node(children):
+    """A UnixFS file node over (cid binary, file size, cumulative size) children."""
+    node = bytearray()
+    for binary, size, tsize in children:
+        link = b"\x0a" + varint(len(binary)) + binary + b"\x12\x00\x18" + varint(tsize)
+        node += b"\x12" + varint(len(link)) + link
+    total = sum(c[1] for c in children)
+    data = b"\x08\x02\x18" + varint(total) + b"".join(b"\x20" + varint(c[1]) for c in children)
+    node += b"\x0a" + varint(len(data)) + data
+    return bytes(node), total
+
+
 def main():
-    src, out = sys.argv[1], sys.argv[2]
+    args = [a for a in sys.argv[1:] if a != "--sha256"]
+    src, out = args[0], args[1]
+    whole = hashlib.sha256() if "--sha256" in sys.argv[1:] else None
     os.makedirs(out, exist_ok=True)
-    links, sizes = [], []
+    level = []  # (cid binary, file size, cumulative size) of the current level
     with open(src, "rb") as f:
         while True:
             chunk = f.read(CHUNK)
-            if not chunk and links:
+            if not chunk and level:
                 break
             binary, name = cid_str(0x55, chunk)
             with open(os.path.join(out, name), "wb") as b:
                 b.write(chunk)
-            links.append(binary)
-            sizes.append(len(chunk))
+            if whole:
+                whole.update(chunk)
+            level.append((binary, len(chunk), len(chunk)))
             if len(chunk) < CHUNK:
                 break
-    if len(links) > 1024:
-        sys.exit("export-blocks: more than 1024 chunks needs a deeper tree")
-    if len(links) == 1:
-        print(cid_str(0x55, open(src, "rb").read())[1])
+    tail = " " + whole.hexdigest() if whole else ""
+    if len(level) == 1:
+        print(cid_str(0x55, open(src, "rb").read())[1] + tail)
         return
-    node = bytearray()
-    for binary, size in zip(links, sizes):
-        link = b"\x0a" + varint(len(binary)) + binary + b"\x12\x00\x18" + varint(size)
-        node += b"\x12" + varint(len(link)) + link
-    data = b"\x08\x02\x18" + varint(sum(sizes)) + b"".join(b"\x20" + varint(s) for s in sizes)
-    node += b"\x0a" + varint(len(data)) + data
-    _, root = cid_str(0x70, bytes(node))
-    with open(os.path.join(out, root), "wb") as b:
-        b.write(node)
-    print(root)
+    # balanced layout: groups of LINKS become one node each, level by level, up to one root
+    while True:
+        parents = []
+        for i in range(0, len(level), LINKS):
+            group = level[i:i + LINKS]
+            node, total = file_node(group)
+            binary, name = cid_str(0x70, node)
+            with open(os.path.join(out, name), "wb") as b:
+                b.write(node)
+            parents.append((binary, total, len(node) + sum(c[2] for c in group)))
+        level = parents
+        if len(level) == 1:
+            print(name + tail)
+            return
 
 
 main()

@@ -33,7 +33,7 @@ http {
   server {
     listen 127.0.0.1:$port;
     location /ipfs/ { alias $dir/blocks/; default_type application/vnd.ipld.raw; }
-    location /file/ { alias $dir/; default_type application/octet-stream; }
+    location /file/ { alias $dir/; default_type application/octet-stream; autoindex on; }
   }
 }
 CONF

@@ -17,8 +17,9 @@
 #   tools/bench/read-bench.sh [MiB] [FILES]   (defaults 1024, 100000; as root)
 # Environment: REPS (rounds), NRAND (random reads), PHASES (any of "cold warm list jsipfs"),
 # JSIPFS_MIB,
+# BENCH_RESULTS (a file for the raw "key value" results, one a line: tools/bench/run reads it),
 # PRSMFS_BENCH_CONFIG (extra JSON members for the daemon's config, e.g. '"parallel_downloads": 16').
-# Needs nginx (apt-get install nginx; not installed by tools/setup.sh), /dev/fuse and a
+# Needs nginx (tools/setup.sh installs nginx-light), /dev/fuse and a
 # release build (made here if missing). Every process and mount it starts is stopped by PID
 # on exit.
 set -euo pipefail
@@ -42,10 +43,6 @@ gateway_need
 	echo "read-bench: /dev/fuse is missing" >&2
 	exit 1
 }
-[ "$mib" -le 1024 ] || {
-	echo "read-bench: at most 1024 MiB (export-blocks.py makes one-level trees)" >&2
-	exit 1
-}
 [ -f "$build/build.ninja" ] || meson setup "$build" -Dbuildtype=release >/dev/null
 ninja -C "$build" src/daemon/prsmfs tools/prsmctl/prsmctl tools/fuse-ceiling/fuse-ceiling \
 	tools/bench/read-probe tests/support/dagtool tests/support/netfetch >/dev/null
@@ -61,7 +58,7 @@ work=$(mktemp -d /var/tmp/prsmfs-readbench.XXXXXX)
 mnt=$work/mnt
 cmnt=$work/ceiling
 mkdir -p "$mnt" "$cmnt"
-res=$work/results
+res=${BENCH_RESULTS:-$work/results} # tools/bench/run reads it from BENCH_RESULTS
 : >"$res"
 dpid= # the running prsmfs or fuse-ceiling, and its mount point
 dmnt=
@@ -174,16 +171,7 @@ want=$("$dagtool" file --profile default <"$work/data.bin")
 	echo "read-bench: export-blocks root $root != dagtool $want" >&2
 	exit 1
 }
-$py - "$work/tree" "$nfiles" <<'PY'
-import os, sys
-top, n = sys.argv[1], int(sys.argv[2])
-per = 1000  # files per directory: d<i>/s<j>/f<k>, ten subdirectories per top directory
-for k in range(n):
-    d = os.path.join(top, "d%02d" % (k // (per * 10)), "s%d" % (k // per % 10))
-    if k % per == 0:
-        os.makedirs(d, exist_ok=True)
-    os.close(os.open(os.path.join(d, "f%04d" % (k % per)), os.O_CREAT | os.O_WRONLY, 0o644))
-PY
+$py tools/bench/make-tree.py "$work/tree" "$nfiles"
 tree_root=$("$dagtool" dir --car "$work/tree.car" "$work/tree")
 tree_blocks=$($py tools/bench/car-blocks.py "$work/tree.car" "$work/blocks")
 rm -f "$work/tree.car"

@@ -18,6 +18,7 @@
 #   tools/bench/write-bench.sh [MiB] [FILES]   (defaults 1024, 10000; as root)
 # One untimed add and one untimed cp into the mount come first (a fresh node's warm-up).
 # Environment: REPS (rounds of the big file, default 3), RSYNC_REPS (default 1),
+# BENCH_RESULTS (a file for the raw "key value" results, one a line: tools/bench/run reads it),
 # PRSMFS_BENCH_CONFIG (extra JSON members for the daemon's config), NODE_CPUS (a CPU list:
 # the node runs on these CPUs only and everything else, the daemon, cp, curl and rsync, on the
 # others, as with a node on a host of its own; default: all share all CPUs), PRSMFS_BENCH_KEEP (keep
@@ -55,7 +56,7 @@ dagtool=$PWD/$build/tests/support/dagtool
 work=$(mktemp -d /var/tmp/prsmfs-writebench.XXXXXX)
 mnt=$work/mnt
 mkdir -p "$mnt" "$work/local"
-res=$work/results
+res=${BENCH_RESULTS:-$work/results} # tools/bench/run reads it from BENCH_RESULTS
 : >"$res"
 dpid=
 node_started=
