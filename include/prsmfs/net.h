@@ -137,6 +137,22 @@ void net_set_abort(const int *flag);
 void net_pool_get_stats(struct net_pool *p, struct net_stats *ret);
 
 /*
+ * Live reload: makes nodes (n >= 1, RPC and gateways together) the pool's node list. Nodes
+ * already in the pool (same kind, URL and auth) keep their health; new ones start down and are
+ * used once they answer a probe (within ~0.1 s); removed ones are never chosen again, while a
+ * fetch, put session or pin that uses one finishes with it (see src/net/nodes.c). Every URL
+ * and auth file is checked first: on any error nothing changes. -EINVAL (bad URL), -EPERM or
+ * -ENOENT (auth file), -E2BIG (no free slot: NET_MAX_NODES, removed nodes still in use count),
+ * -ENOMEM. *ret_added and *ret_removed count the changes (on success).
+ */
+_wur_ int net_pool_set_nodes(struct net_pool *p, const struct net_node_config *nodes, size_t n,
+                             unsigned *ret_added, unsigned *ret_removed);
+/* Live reload: the request timeout (probes), stall and first-byte timeouts of later attempts
+ * (0 first_byte: 5 s). */
+void net_pool_set_timeouts(struct net_pool *p, uint64_t timeout_ms, uint64_t stall_timeout_ms,
+                           uint64_t first_byte_timeout_ms);
+
+/*
  * ---- uploads ----
  *
  * A put session binds to one write node (an RPC node chosen like reads: best up node), so

@@ -12,8 +12,11 @@
 
 #include "transport.h"
 
-#define MAX_AUTH        512
-#define NET_LAT_SAMPLES 32
+#define MAX_AUTH                  512
+#define NET_LAT_SAMPLES           32
+#define NET_STATE_LOG_INTERVAL_NS (60ull * 1000000000ull)
+#define NET_STATE_LOG_BURST       5
+#define NET_FIRST_BYTE_DEFAULT_MS 5000
 
 struct node {
         enum net_node_kind kind;
@@ -32,6 +35,11 @@ struct node {
         bool probe_running;             /* pool->lock */
         bool probe_joinable;            /* the probe thread only */
         struct log_ratelimit state_log; /* its state-change lines (net.c) */
+        /* live node lists (net_pool_set_nodes): a removed node's slot is retired (never chosen
+         * again) and reused for a new node only once no one holds it (users == 0, no probe
+         * running), so its url and auth stay valid for every fetch, session or pin using it */
+        bool retired;   /* pool->lock */
+        unsigned users; /* pool->lock: holders (net_node_hold) */
 };
 
 struct service {
@@ -54,8 +62,10 @@ struct net_pool {
         void *t;
         struct net_engine *engine; /* owned when we made it */
         struct node nodes[NET_MAX_NODES];
-        size_t n_nodes;
-        struct net_config cfg;
+        size_t n_nodes;        /* slots in use, retired ones too; grows under lock (atomic store),
+                                  read unlocked with net_pool_slots */
+        struct net_config cfg; /* timeout_ms, stall_timeout_ms, first_byte_timeout_ms: atomic
+                                  (net_pool_set_timeouts); the rest immutable after new */
         struct net_health_params hp;
         pthread_mutex_t lock;
         struct inflight *inflight; /* lock */
@@ -72,6 +82,22 @@ struct net_pool {
         pthread_t prober;
         bool prober_started;
 };
+
+/* Fills a zeroed slot from nc: URL (trailing slashes dropped), kind, auth header (the file is
+ * read now); -EINVAL, -EPERM (auth file readable by others), -ENOMEM. net_node_done frees. */
+_wur_ int net_node_init(struct node *n, const struct net_node_config *nc);
+void net_node_done(struct node *n);
+/* Slots to look at (n_nodes), for readers outside pool->lock. */
+size_t net_pool_slots(struct net_pool *p);
+/* Under pool->lock: node k's health as a chooser must see it (a retired node as disabled, so
+ * that net_health_choose never picks it). */
+void net_node_snap(const struct net_pool *p, size_t k, struct net_health *ret);
+/* Takes a hold on node i (its url and auth stay valid until net_node_release): false when it
+ * was retired meanwhile (choose again). */
+_wur_ bool net_node_hold(struct net_pool *p, size_t i);
+void net_node_release(struct net_pool *p, size_t i);
+/* A live-changeable setting of p->cfg, read without the lock. */
+#define NET_CFG(p, field) __atomic_load_n(&(p)->cfg.field, __ATOMIC_RELAXED)
 
 /* Updates node i's health and counters after a request (pool->lock taken inside). */
 void net_pool_report(struct net_pool *p, size_t i, enum net_outcome o, uint64_t latency_ms,

@@ -216,20 +216,26 @@ int net_put_begin(struct net_pool *p, bool resume, struct net_put **ret)
         struct net_health snap[NET_MAX_NODES];
         bool skip[NET_MAX_NODES];
         struct net_put *put;
+        size_t n;
         int i;
 
-        pthread_mutex_lock(&p->lock);
-        for (size_t k = 0; k < p->n_nodes; k++) {
-                snap[k] = p->nodes[k].h;
-                skip[k] = p->nodes[k].kind != NET_NODE_RPC;
-        }
-        pthread_mutex_unlock(&p->lock);
-        i = net_health_choose(snap, p->n_nodes, skip, p->ops->now_ns(p->t));
-        if (i < 0)
-                return -EHOSTUNREACH;
+        do {
+                pthread_mutex_lock(&p->lock);
+                n = p->n_nodes;
+                for (size_t k = 0; k < n; k++) {
+                        net_node_snap(p, k, &snap[k]);
+                        skip[k] = p->nodes[k].kind != NET_NODE_RPC;
+                }
+                pthread_mutex_unlock(&p->lock);
+                i = net_health_choose(snap, n, skip, p->ops->now_ns(p->t));
+                if (i < 0)
+                        return -EHOSTUNREACH;
+        } while (!net_node_hold(p, (size_t)i)); /* removed by a reload meanwhile */
         put = calloc(1, sizeof(*put));
-        if (!put)
+        if (!put) {
+                net_node_release(p, (size_t)i);
                 return -ENOMEM;
+        }
         put->p = p;
         put->node = (size_t)i;
         put->max_running = p->cfg.parallel_uploads ? p->cfg.parallel_uploads : 5;
@@ -249,6 +255,7 @@ void net_put_free(struct net_put *put)
 {
         if (!put)
                 return;
+        net_node_release(put->p, put->node); /* held since net_put_begin */
         pthread_cond_destroy(&put->cond);
         pthread_mutex_destroy(&put->lock);
         free(put);
@@ -317,7 +324,7 @@ static int node_has(struct net_put *put, const struct cid *cid, const char *cids
 {
         struct net_pool *p = put->p;
         uint64_t has_ms = p->cfg.has_timeout_ms ? p->cfg.has_timeout_ms : 250;
-        uint64_t stall_ns = (has_ms + p->cfg.stall_timeout_ms) * MS;
+        uint64_t stall_ns = (has_ms + NET_CFG(p, stall_timeout_ms)) * MS;
         uint64_t now = p->ops->now_ns(p->t), t0 = now;
         struct net_http_response res;
         char url[MAX_URL];
@@ -378,7 +385,7 @@ static int post_form(struct net_put *put, const char *url, const struct buf *for
 {
         buf_clear(body);
         return node_http(put->p, put->node, url, form->p, form->len, ctype,
-                         put->p->cfg.stall_timeout_ms * 2 * MS, deadline_ns, body, res);
+                         NET_CFG(put->p, stall_timeout_ms) * 2 * MS, deadline_ns, body, res);
 }
 
 /* Blocks the bound node stored (one request): its health and the counters. */
@@ -840,7 +847,7 @@ static int send_run(struct net_put *put, struct net_run *run, uint64_t deadline_
         /* the node may still be hashing what the socket buffered when our last byte left:
          * twice the stall time plus 100 ms per MiB before the answer counts as a stall */
         r = node_http(p, put->node, url, run->form, FORM_HEAD_LEN + data_len + FORM_TAIL_LEN, ctype,
-                      (p->cfg.stall_timeout_ms * 2 + (data_len >> 20) * 100) * MS, deadline_ns,
+                      (NET_CFG(p, stall_timeout_ms) * 2 + (data_len >> 20) * 100) * MS, deadline_ns,
                       &body, &res);
         if (r == -ECANCELED || r == -ENOMEM)
                 goto out;
@@ -1173,19 +1180,24 @@ static int pin_more(struct net_pool *p, const struct cid *root, const char *root
         while (confirmed < replicas) {
                 struct net_health snap[NET_MAX_NODES];
                 bool skip[NET_MAX_NODES];
+                size_t n;
                 int i;
 
                 pthread_mutex_lock(&p->lock);
-                for (size_t k = 0; k < p->n_nodes; k++) {
-                        snap[k] = p->nodes[k].h;
+                n = p->n_nodes;
+                for (size_t k = 0; k < n; k++) {
+                        net_node_snap(p, k, &snap[k]);
                         skip[k] = tried[k] || p->nodes[k].kind != NET_NODE_RPC;
                 }
                 pthread_mutex_unlock(&p->lock);
-                i = net_health_choose(snap, p->n_nodes, skip, p->ops->now_ns(p->t));
+                i = net_health_choose(snap, n, skip, p->ops->now_ns(p->t));
                 if (i < 0)
                         break;
                 tried[i] = true;
+                if (!net_node_hold(p, (size_t)i))
+                        continue; /* removed by a reload meanwhile */
                 r = pin_on_node(p, (size_t)i, root, rootstr, deadline_ns);
+                net_node_release(p, (size_t)i);
                 if (r == -ECANCELED || r == -ENOMEM || r == -ETIMEDOUT)
                         return r;
                 if (r == 0)
@@ -1350,17 +1362,23 @@ static int pool_unpin(struct net_pool *p, const struct cid *root, uint64_t deadl
         int r, result = 0;
 
         (void)cid_to_string(root, rootstr);
-        for (size_t i = 0; i < p->n_nodes; i++) {
+        for (size_t i = 0; i < net_pool_slots(p); i++) {
                 bool is_down;
 
-                if (p->nodes[i].kind != NET_NODE_RPC)
+                /* a node a reload removed is no longer ours to ask */
+                if (!net_node_hold(p, i))
                         continue;
+                if (p->nodes[i].kind != NET_NODE_RPC) {
+                        net_node_release(p, i);
+                        continue;
+                }
                 pthread_mutex_lock(&p->lock);
                 is_down = p->nodes[i].h.state == NET_STATE_DOWN;
                 pthread_mutex_unlock(&p->lock);
                 /* not asked until its probe brings it back: a node that stalls would spend
                  * the deadline of every unpin, and the nodes after it would never be asked */
                 r = is_down ? -EHOSTUNREACH : unpin_on_node(p, i, root, rootstr, deadline_ns);
+                net_node_release(p, i);
                 if (r == -ECANCELED || r == -ENOMEM)
                         return r;
                 if (r < 0 && result != -ETIMEDOUT)
