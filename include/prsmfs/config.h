@@ -73,6 +73,11 @@ struct config {
         char *identity_key;          /* owned, may be NULL: state_dir/identity.key */
         char *creator_id;            /* owned, may be NULL: derived from the public key */
         uint64_t royalty_rate_milli; /* FTNS per access, in thousandths (1..100) */
+        /* IPFS Cluster REST API (docs/scale-out.md) */
+        char *cluster_api;        /* owned, may be NULL: "http://host:9094" */
+        char *cluster_auth_file;  /* owned, may be NULL: "basic:u:p" or "bearer:T", mode 0600 */
+        unsigned replication_min; /* 0: the cluster's default */
+        unsigned replication_max; /* 0: the cluster's default */
 };
 
 /* Model files loaders read whole: the formats whose loaders mmap or read every tensor. */

@@ -71,6 +71,10 @@ struct net_config {
         const char *ca_bundle;         /* may be NULL: the system's CAs; TLS is always verified */
         bool is_checking_nodes;        /* probe every node once at start (in the background) and
                                           log one warning line per node that cannot serve */
+        /* IPFS Cluster REST API: every pin also goes there (POST /pins/{cid}), unpins too */
+        const char *cluster_api;       /* may be NULL: none; "http://host:9094" */
+        const char *cluster_auth_file; /* may be NULL; "basic:user:pass" or "bearer:TOKEN" */
+        unsigned replication_min, replication_max; /* 0: the cluster's default */
 };
 
 /* A verified block; refcounted, immutable. */
@@ -188,7 +192,9 @@ _wur_ int net_put_block(struct net_put *put, const struct cid *cid, const void *
 /*
  * Pins root recursively on the bound node, then on other usable RPC nodes until `replicas`
  * nodes confirmed (they fetch the DAG over bitswap), then on every configured pinning
- * service (create, then poll until pinned or failed). 0 only when `replicas` nodes and every
+ * service (create, then poll until pinned or failed), then on the IPFS Cluster if one is
+ * configured (POST /pins/{cid} with replication-min/max, then GET /pins/{cid} until
+ * replication_min peers, at least one, report it pinned). 0 only when `replicas` nodes and every
  * service confirmed; -ENOTCONN when the bound node failed (resume elsewhere), -EHOSTUNREACH
  * when fewer nodes or not every service confirmed, -ETIMEDOUT at the deadline.
  */

@@ -1120,6 +1120,10 @@ static int open_net(const struct config *cfg, bool check, struct net_pool **ret)
                 .retry_max_attempts = cfg->retry_max_attempts,
                 .connection_pool_size = cfg->connection_pool_size,
                 .ca_bundle = cfg->ca_bundle,
+                .cluster_api = cfg->cluster_api,
+                .cluster_auth_file = cfg->cluster_auth_file,
+                .replication_min = cfg->replication_min,
+                .replication_max = cfg->replication_max,
         };
 
         for (size_t i = 0; i < cfg->n_pinning_services; i++)

@@ -8,6 +8,8 @@
 
 #include <pthread.h>
 
+#include <jansson.h>
+
 #include "prsmfs/log.h"
 
 #include "transport.h"
@@ -77,8 +79,10 @@ struct net_pool {
         uint64_t unpins, unpin_failures;        /* lock */
         struct service *services;               /* pinning services; immutable after new */
         size_t n_services;
-        bool stop;                /* lock */
-        pthread_cond_t stop_cond; /* signalled on stop */
+        struct service *cluster; /* IPFS Cluster REST API (cluster.c), NULL: none; immutable */
+        unsigned replication_min, replication_max; /* for the cluster; 0: its default */
+        bool stop;                                 /* lock */
+        pthread_cond_t stop_cond;                  /* signalled on stop */
         pthread_t prober;
         bool prober_started;
 };
@@ -98,6 +102,27 @@ _wur_ bool net_node_hold(struct net_pool *p, size_t i);
 void net_node_release(struct net_pool *p, size_t i);
 /* A live-changeable setting of p->cfg, read without the lock. */
 #define NET_CFG(p, field) __atomic_load_n(&(p)->cfg.field, __ATOMIC_RELAXED)
+
+/* ---- shared by put.c and cluster.c ---- */
+struct buf;
+/* Formats a URL into out; -E2BIG when it does not fit. */
+_printf_(3, 4) int net_make_url(char *out, size_t cap, const char *fmt, ...);
+/* A JSON object answer (new reference), or NULL when the body is not one. */
+json_t *net_json_answer(const struct buf *b);
+/* Counts a pin (0) or a failed one for the stats. */
+void net_count_pin(struct net_pool *p, int r);
+/* One request to an HTTP API with sv's auth: GET, POST with json_body (may be "" for an empty
+ * POST), or method ("DELETE"); the answer in out (at most 64 KiB). Transport errors. */
+_wur_ int net_service_http(struct net_pool *p, const struct service *sv, const char *method,
+                           const char *url, const char *json_body, uint64_t deadline_ns,
+                           struct buf *out, struct net_http_response *res);
+/* IPFS Cluster (cluster.c): pins root with the pool's replication factors and waits until
+ * replication_min peers (at least 1) report it pinned; removes its pin. 0, -EREMOTEIO (refused,
+ * a peer's pin_error), -EBADMSG (an answer not as the API documents), -ETIMEDOUT. */
+_wur_ int net_cluster_pin(struct net_pool *p, const char *rootstr, uint64_t deadline_ns);
+_wur_ int net_cluster_unpin(struct net_pool *p, const char *rootstr, uint64_t deadline_ns);
+_wur_ int net_cluster_init(struct net_pool *p, const struct net_config *cfg);
+void net_cluster_free(struct net_pool *p);
 
 /* Updates node i's health and counters after a request (pool->lock taken inside). */
 void net_pool_report(struct net_pool *p, size_t i, enum net_outcome o, uint64_t latency_ms,

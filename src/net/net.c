@@ -209,6 +209,11 @@ int net_pool_new_with_transport(const struct net_config *cfg, const struct net_t
                                 goto fail;
                 }
         }
+        r = net_cluster_init(p, cfg);
+        if (r < 0) {
+                log_error_errno(r, "cannot set up the IPFS Cluster API %s", cfg->cluster_api);
+                goto fail;
+        }
         if (!ops->no_probe_thread) {
                 r = -pthread_create(&p->prober, NULL, prober_thread, p);
                 if (r < 0)
@@ -271,6 +276,7 @@ void net_pool_free(struct net_pool *p)
                 free(p->services[i].auth);
         }
         free(p->services);
+        net_cluster_free(p);
         pthread_cond_destroy(&p->stop_cond);
         pthread_mutex_destroy(&p->lock);
         free(p);

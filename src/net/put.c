@@ -92,7 +92,7 @@ struct net_run {
         uint8_t *form;
 };
 
-static _printf_(3, 4) int make_url(char *out, size_t cap, const char *fmt, ...)
+_printf_(3, 4) int net_make_url(char *out, size_t cap, const char *fmt, ...)
 {
         va_list ap;
         int n;
@@ -108,14 +108,14 @@ static int put_query(unsigned sp, const char *codec, unsigned version, char *out
 {
         switch (sp) {
         case 0:
-                return make_url(out, cap,
-                                "format=%s&cid-codec=%s&mhtype=sha2-256&mhlen=32&version=%u", codec,
-                                codec, version);
+                return net_make_url(out, cap,
+                                    "format=%s&cid-codec=%s&mhtype=sha2-256&mhlen=32&version=%u",
+                                    codec, codec, version);
         case 1:
-                return make_url(out, cap, "cid-codec=%s&mhtype=sha2-256&mhlen=32", codec);
+                return net_make_url(out, cap, "cid-codec=%s&mhtype=sha2-256&mhlen=32", codec);
         default:
-                return make_url(out, cap, "format=%s&mhtype=sha2-256&mhlen=32&version=%u", codec,
-                                version);
+                return net_make_url(out, cap, "format=%s&mhtype=sha2-256&mhlen=32&version=%u",
+                                    codec, version);
         }
 }
 
@@ -144,7 +144,7 @@ static int node_http(struct net_pool *p, size_t i, const char *url, const void *
 }
 
 /* Parses a JSON object answer; NULL when it is not one. */
-static json_t *json_answer(const struct buf *b)
+json_t *net_json_answer(const struct buf *b)
 {
         json_t *j =
                 json_loadb(b->p ? (const char *)b->p : "", b->len, JSON_REJECT_DUPLICATES, NULL);
@@ -331,9 +331,9 @@ static int node_has(struct net_put *put, const struct cid *cid, const char *cids
         struct buf body;
         int r;
 
-        r = make_url(url, sizeof(url),
-                     "%s/api/v0/block/stat?arg=%s&offline=true&timeout=%" PRIu64 "ms",
-                     p->nodes[put->node].url, cidstr, has_ms);
+        r = net_make_url(url, sizeof(url),
+                         "%s/api/v0/block/stat?arg=%s&offline=true&timeout=%" PRIu64 "ms",
+                         p->nodes[put->node].url, cidstr, has_ms);
         if (r < 0)
                 return r;
         buf_init(&body, MAX_RPC_ANSWER);
@@ -349,7 +349,7 @@ static int node_has(struct net_put *put, const struct cid *cid, const char *cids
         }
         r = 0;
         if (res.status == 200) {
-                json_t *j = json_answer(&body);
+                json_t *j = net_json_answer(&body);
                 json_t *size = j ? json_object_get(j, "Size") : NULL;
 
                 if (j && same_cid(json_string_value(json_object_get(j, "Key")), cid) &&
@@ -416,8 +416,8 @@ static int form_boundary(struct net_pool *p, const void *data, size_t len,
                 (void)snprintf(boundary, BOUNDARY_LEN + 1, "prsmfs-%016" PRIx64 "%016" PRIx64,
                                p->ops->random(p->t), p->ops->random(p->t));
         while (len && memmem(data, len, boundary, BOUNDARY_LEN));
-        return make_url(ctype, ctype_cap, "Content-Type: multipart/form-data; boundary=%s",
-                        boundary);
+        return net_make_url(ctype, ctype_cap, "Content-Type: multipart/form-data; boundary=%s",
+                            boundary);
 }
 
 /* The part's head (FORM_HEAD_LEN bytes) and the closing delimiter (FORM_TAIL_LEN bytes). */
@@ -460,10 +460,10 @@ static int multipart(struct net_pool *p, const void *data, size_t len, struct bu
 /* add's URL for raw CIDv1 leaves of leaf_len bytes, stored but not pinned */
 static int add_url(const struct net_put *put, size_t leaf_len, char *out, size_t cap)
 {
-        return make_url(out, cap,
-                        "%s/api/v0/add?cid-version=1&raw-leaves=true&pin=false&"
-                        "chunker=size-%zu&hash=sha2-256",
-                        put->p->nodes[put->node].url, leaf_len);
+        return net_make_url(out, cap,
+                            "%s/api/v0/add?cid-version=1&raw-leaves=true&pin=false&"
+                            "chunker=size-%zu&hash=sha2-256",
+                            put->p->nodes[put->node].url, leaf_len);
 }
 
 /* add answers NDJSON: true when its last object names want as the file (the root). */
@@ -526,8 +526,8 @@ static int put_by_import(struct net_put *put, const struct cid *cid, const char 
 
         buf_init(&car, len + 512);
         buf_init(&form, len + 1024);
-        r = make_url(url, sizeof(url), "%s/api/v0/dag/import?pin-roots=false",
-                     p->nodes[put->node].url);
+        r = net_make_url(url, sizeof(url), "%s/api/v0/dag/import?pin-roots=false",
+                         p->nodes[put->node].url);
         if (r >= 0)
                 r = unixfs_car_write_header(cid, &car);
         if (r >= 0)
@@ -600,8 +600,8 @@ static int send_block(struct net_put *put, const struct cid *cid, const char *ci
                 r = put_query(sp, codec, cid->version, query, sizeof(query));
                 if (r < 0)
                         goto out;
-                r = make_url(url, sizeof(url), "%s/api/v0/block/put?%s", p->nodes[put->node].url,
-                             query);
+                r = net_make_url(url, sizeof(url), "%s/api/v0/block/put?%s",
+                                 p->nodes[put->node].url, query);
                 if (r < 0)
                         goto out;
                 r = post_form(put, url, &form, ctype, deadline_ns, &body, &res);
@@ -612,7 +612,7 @@ static int send_block(struct net_put *put, const struct cid *cid, const char *ci
                         goto out;
                 }
                 if (res.status == 200) {
-                        json_t *j = json_answer(&body);
+                        json_t *j = net_json_answer(&body);
                         const char *key = j ? json_string_value(json_object_get(j, "Key")) : NULL;
                         bool ok = same_cid(key, cid);
 
@@ -945,7 +945,7 @@ int net_put_run(struct net_put *put, struct net_run *run, uint64_t deadline_ns)
 
 /* ---- pins ---- */
 
-static void count_pin(struct net_pool *p, int r)
+void net_count_pin(struct net_pool *p, int r)
 {
         pthread_mutex_lock(&p->lock);
         if (r == 0)
@@ -982,8 +982,8 @@ static int pin_rpc(struct net_pool *p, size_t i, const char *verb, const struct 
 
         if (now >= deadline_ns)
                 return -ETIMEDOUT;
-        r = make_url(url, sizeof(url), "%s/api/v0/pin/%s?arg=%s&recursive=true", p->nodes[i].url,
-                     verb, rootstr);
+        r = net_make_url(url, sizeof(url), "%s/api/v0/pin/%s?arg=%s&recursive=true",
+                         p->nodes[i].url, verb, rootstr);
         if (r < 0)
                 return r;
         buf_init(&body, MAX_RPC_ANSWER);
@@ -1001,7 +1001,7 @@ static int pin_rpc(struct net_pool *p, size_t i, const char *verb, const struct 
                 r = -ENOENT;
                 goto out;
         }
-        j = res.status == 200 ? json_answer(&body) : NULL;
+        j = res.status == 200 ? net_json_answer(&body) : NULL;
         if (j) {
                 json_t *pins = json_object_get(j, "Pins"), *v;
                 size_t k;
@@ -1033,7 +1033,7 @@ static int pin_on_node(struct net_pool *p, size_t i, const struct cid *root, con
 
         if (r == -ENOENT)
                 r = -EBADMSG; /* "not pinned" is no answer to a pin */
-        count_pin(p, r);
+        net_count_pin(p, r);
         return r;
 }
 
@@ -1052,9 +1052,9 @@ static bool is_url_safe(const char *s)
 }
 
 /* One request to a pinning service: GET, POST with json_body, or method (DELETE). */
-static int service_http(struct net_pool *p, const struct service *sv, const char *method,
-                        const char *url, const char *json_body, uint64_t deadline_ns,
-                        struct buf *out, struct net_http_response *res)
+int net_service_http(struct net_pool *p, const struct service *sv, const char *method,
+                     const char *url, const char *json_body, uint64_t deadline_ns, struct buf *out,
+                     struct net_http_response *res)
 {
         const char *headers[4] = { 0 };
         uint64_t now = p->ops->now_ns(p->t);
@@ -1071,7 +1071,8 @@ static int service_http(struct net_pool *p, const struct service *sv, const char
         return p->ops->http(
                 p->t,
                 &(struct net_http_request){ .url = url,
-                                            .post = json_body != NULL,
+                                            .post = json_body != NULL ||
+                                                    (method && !strcmp(method, "POST")),
                                             .method = method,
                                             .body = json_body,
                                             .body_len = json_body ? strlen(json_body) : 0,
@@ -1086,7 +1087,7 @@ static int service_http(struct net_pool *p, const struct service *sv, const char
 static int pin_status(const struct buf *body, char *ret_status, size_t status_cap, char *ret_id,
                       size_t id_cap)
 {
-        json_t *j = json_answer(body);
+        json_t *j = net_json_answer(body);
         const char *st = j ? json_string_value(json_object_get(j, "status")) : NULL;
         const char *id = j ? json_string_value(json_object_get(j, "requestid")) : NULL;
         int r = -EBADMSG;
@@ -1113,11 +1114,11 @@ static int pin_on_service(struct net_pool *p, const struct service *sv, const ch
 
         (void)snprintf(req, sizeof(req), "{\"cid\":\"%s\",\"name\":\"prsmfs %s\"}", rootstr,
                        rootstr);
-        r = make_url(url, sizeof(url), "%s/pins", sv->url);
+        r = net_make_url(url, sizeof(url), "%s/pins", sv->url);
         if (r < 0)
                 return r;
         buf_init(&body, MAX_RPC_ANSWER);
-        r = service_http(p, sv, NULL, url, req, deadline_ns, &body, &res);
+        r = net_service_http(p, sv, NULL, url, req, deadline_ns, &body, &res);
         if (r < 0)
                 goto out;
         if (res.status != 200 && res.status != 201 && res.status != 202) {
@@ -1149,10 +1150,10 @@ static int pin_on_service(struct net_pool *p, const struct service *sv, const ch
                 }
                 p->ops->sleep_until(p->t, wake);
                 poll_ms = MIN(poll_ms * 2, 1000);
-                r = make_url(url, sizeof(url), "%s/pins/%s", sv->url, id);
+                r = net_make_url(url, sizeof(url), "%s/pins/%s", sv->url, id);
                 if (r < 0)
                         goto out;
-                r = service_http(p, sv, NULL, url, NULL, deadline_ns, &body, &res);
+                r = net_service_http(p, sv, NULL, url, NULL, deadline_ns, &body, &res);
                 if (r < 0)
                         goto out;
                 if (res.status != 200) {
@@ -1164,7 +1165,7 @@ out:
         if (r < 0)
                 log_warning_errno(r, "pinning %s on service %s failed", rootstr, sv->url);
         buf_done(&body);
-        count_pin(p, r);
+        net_count_pin(p, r);
         return r;
 }
 
@@ -1209,6 +1210,13 @@ static int pin_more(struct net_pool *p, const struct cid *root, const char *root
         }
         for (size_t k = 0; k < p->n_services; k++) {
                 r = pin_on_service(p, &p->services[k], rootstr, deadline_ns);
+                if (r == -ECANCELED || r == -ENOMEM || r == -ETIMEDOUT)
+                        return r;
+                if (r < 0)
+                        result = -EHOSTUNREACH;
+        }
+        if (p->cluster) {
+                r = net_cluster_pin(p, rootstr, deadline_ns);
                 if (r == -ECANCELED || r == -ENOMEM || r == -ETIMEDOUT)
                         return r;
                 if (r < 0)
@@ -1283,7 +1291,7 @@ static int unpin_on_node(struct net_pool *p, size_t i, const struct cid *root, c
  * anything else. */
 static int pin_results(const struct buf *body, char (*ret_ids)[260], size_t max, size_t *ret_n)
 {
-        json_t *j = json_answer(body), *results, *v;
+        json_t *j = net_json_answer(body), *results, *v;
         size_t k, n = 0;
         int r = -EBADMSG;
 
@@ -1323,12 +1331,12 @@ static int unpin_on_service(struct net_pool *p, const struct service *sv, const 
 
         buf_init(&body, MAX_RPC_ANSWER);
         for (unsigned round = 0; round < 64; round++) {
-                r = make_url(url, sizeof(url),
-                             "%s/pins?cid=%s&name=prsmfs%%20%s&match=exact&"
-                             "status=queued,pinning,pinned,failed&limit=%d",
-                             sv->url, rootstr, rootstr, UNPIN_BATCH);
+                r = net_make_url(url, sizeof(url),
+                                 "%s/pins?cid=%s&name=prsmfs%%20%s&match=exact&"
+                                 "status=queued,pinning,pinned,failed&limit=%d",
+                                 sv->url, rootstr, rootstr, UNPIN_BATCH);
                 if (r >= 0)
-                        r = service_http(p, sv, NULL, url, NULL, deadline_ns, &body, &res);
+                        r = net_service_http(p, sv, NULL, url, NULL, deadline_ns, &body, &res);
                 if (r >= 0 && res.status != 200)
                         r = -EREMOTEIO;
                 if (r >= 0)
@@ -1336,10 +1344,10 @@ static int unpin_on_service(struct net_pool *p, const struct service *sv, const 
                 if (r < 0 || n == 0)
                         goto out;
                 for (size_t k = 0; k < n; k++) {
-                        r = make_url(url, sizeof(url), "%s/pins/%s", sv->url, ids[k]);
+                        r = net_make_url(url, sizeof(url), "%s/pins/%s", sv->url, ids[k]);
                         if (r >= 0)
-                                r = service_http(p, sv, "DELETE", url, NULL, deadline_ns, &body,
-                                                 &res);
+                                r = net_service_http(p, sv, "DELETE", url, NULL, deadline_ns, &body,
+                                                     &res);
                         /* 404: deleted meanwhile (by an earlier unpin that got no answer) */
                         if (r >= 0 && res.status != 200 && res.status != 202 && res.status != 204 &&
                             res.status != 404)
@@ -1386,6 +1394,13 @@ static int pool_unpin(struct net_pool *p, const struct cid *root, uint64_t deadl
         }
         for (size_t k = 0; k < p->n_services; k++) {
                 r = unpin_on_service(p, &p->services[k], rootstr, deadline_ns);
+                if (r == -ECANCELED || r == -ENOMEM)
+                        return r;
+                if (r < 0 && result != -ETIMEDOUT)
+                        result = r == -ETIMEDOUT ? -ETIMEDOUT : -EHOSTUNREACH;
+        }
+        if (p->cluster) {
+                r = net_cluster_unpin(p, rootstr, deadline_ns);
                 if (r == -ECANCELED || r == -ENOMEM)
                         return r;
                 if (r < 0 && result != -ETIMEDOUT)
