@@ -76,6 +76,11 @@ struct config {
         char *allowed_mime_types;     /* owned, NULL: off; comma-separated MIME types */
         unsigned requests_per_minute; /* to each pinning service; 0: no limit */
         unsigned burst_size;          /* ... of which this many may go at once */
+        /* IPFS Cluster REST API (docs/scale-out.md) */
+        char *cluster_api;        /* owned, may be NULL: "http://host:9094" */
+        char *cluster_auth_file;  /* owned, may be NULL: "basic:u:p" or "bearer:T", mode 0600 */
+        unsigned replication_min; /* 0: the cluster's default */
+        unsigned replication_max; /* 0: the cluster's default */
 };
 
 /* Model files loaders read whole: the formats whose loaders mmap or read every tensor. */

@@ -73,6 +73,10 @@ struct net_config {
                                           log one warning line per node that cannot serve */
         unsigned pin_requests_per_minute; /* per pinning service, every request; 0: no limit */
         unsigned pin_burst_size;          /* requests that may go at once (0 = 1) */
+        /* IPFS Cluster REST API: every pin also goes there (POST /pins/{cid}), unpins too */
+        const char *cluster_api;       /* may be NULL: none; "http://host:9094" */
+        const char *cluster_auth_file; /* may be NULL; "basic:user:pass" or "bearer:TOKEN" */
+        unsigned replication_min, replication_max; /* 0: the cluster's default */
 };
 
 /* A verified block; refcounted, immutable. */
@@ -139,6 +143,22 @@ void net_set_abort(const int *flag);
 void net_pool_get_stats(struct net_pool *p, struct net_stats *ret);
 
 /*
+ * Live reload: makes nodes (n >= 1, RPC and gateways together) the pool's node list. Nodes
+ * already in the pool (same kind, URL and auth) keep their health; new ones start down and are
+ * used once they answer a probe (within ~0.1 s); removed ones are never chosen again, while a
+ * fetch, put session or pin that uses one finishes with it (see src/net/nodes.c). Every URL
+ * and auth file is checked first: on any error nothing changes. -EINVAL (bad URL), -EPERM or
+ * -ENOENT (auth file), -E2BIG (no free slot: NET_MAX_NODES, removed nodes still in use count),
+ * -ENOMEM. *ret_added and *ret_removed count the changes (on success).
+ */
+_wur_ int net_pool_set_nodes(struct net_pool *p, const struct net_node_config *nodes, size_t n,
+                             unsigned *ret_added, unsigned *ret_removed);
+/* Live reload: the request timeout (probes), stall and first-byte timeouts of later attempts
+ * (0 first_byte: 5 s). */
+void net_pool_set_timeouts(struct net_pool *p, uint64_t timeout_ms, uint64_t stall_timeout_ms,
+                           uint64_t first_byte_timeout_ms);
+
+/*
  * ---- uploads ----
  *
  * A put session binds to one write node (an RPC node chosen like reads: best up node), so
@@ -174,7 +194,9 @@ _wur_ int net_put_block(struct net_put *put, const struct cid *cid, const void *
 /*
  * Pins root recursively on the bound node, then on other usable RPC nodes until `replicas`
  * nodes confirmed (they fetch the DAG over bitswap), then on every configured pinning
- * service (create, then poll until pinned or failed). 0 only when `replicas` nodes and every
+ * service (create, then poll until pinned or failed), then on the IPFS Cluster if one is
+ * configured (POST /pins/{cid} with replication-min/max, then GET /pins/{cid} until
+ * replication_min peers, at least one, report it pinned). 0 only when `replicas` nodes and every
  * service confirmed; -ENOTCONN when the bound node failed (resume elsewhere), -EHOSTUNREACH
  * when fewer nodes or not every service confirmed, -ETIMEDOUT at the deadline.
  */

@@ -56,7 +56,8 @@ struct upload_config {
         unsigned jobs;               /* jobs running at once, 1..16 */
         unsigned replicas;           /* pin on this many nodes (>= 1 when pin) */
         bool pin;                    /* automatic_pinning */
-        uint64_t timeout_ms;         /* per network operation (one block put, one pin), > 0 */
+        uint64_t timeout_ms;         /* per network operation (one block put, one pin), > 0;
+                                        live (upload_set_timeout): read it with UPLOAD_TIMEOUT_MS */
         uint64_t retry_base_ms, retry_max_ms; /* backoff between whole-job retries, 1 <= b <= m */
         unsigned queue_blocks;   /* blocks waiting for a put thread, per job; 0 = parallel */
         size_t run_bytes;        /* full raw leaves per run (one request, net_put_run) while the
@@ -75,6 +76,8 @@ struct upload_config {
  * range for the profile. net and cache are borrowed. */
 _wur_ int upload_config_from(const struct config *c, struct net_pool *net, struct cache *cache,
                              struct upload_config *ret);
+
+#define UPLOAD_TIMEOUT_MS(cfg) __atomic_load_n(&(cfg)->timeout_ms, __ATOMIC_RELAXED)
 
 struct upload_result {
         uint64_t id;
@@ -174,6 +177,8 @@ size_t upload_early_unit(struct upload *u);
 _wur_ int upload_early(struct upload *u, const char *path, uint64_t off, uint64_t len);
 
 void upload_get_stats(struct upload *u, struct upload_stats *ret);
+/* Live reload: the timeout of every later network operation (0 is taken as 1 ms). */
+void upload_set_timeout(struct upload *u, uint64_t timeout_ms);
 
 /* One job not yet finished, as upload_list sees it. */
 struct upload_job_info {

@@ -147,6 +147,17 @@ static const struct key keys[] = {
           "requests to each pinning service per minute (0 = no limit)" },
         { "burst_size", KEY_UINT, OFF(burst_size), 0, 1, 1000000,
           "requests to a pinning service that may go at once under requests_per_minute" },
+        /* IPFS Cluster (docs/scale-out.md) */
+        { "cluster_api", KEY_STRING, OFF(cluster_api), 0, 0, 0,
+          "IPFS Cluster REST API URL (http://host:9094): every pinned root is also pinned "
+          "there with replication_min/max, and unpinned there" },
+        { "cluster_auth_file", KEY_STRING, OFF(cluster_auth_file), 0, 0, 0,
+          "file (mode 0600) holding the cluster API's basic:USER:PASSWORD or bearer:TOKEN" },
+        { "replication_min", KEY_UINT, OFF(replication_min), 0, 0, 1024,
+          "cluster peers that must pin a root before it counts as pinned (0: the cluster's "
+          "default)" },
+        { "replication_max", KEY_UINT, OFF(replication_max), 0, 0, 1024,
+          "cluster peers a root is pinned on at most (0: the cluster's default)" },
 };
 
 static const char *const profile_names[_CONFIG_PROFILE_MAX] = {
@@ -693,6 +704,9 @@ void config_done(struct config *c)
         free(c->identity_key);
         free(c->creator_id);
         free(c->allowed_mime_types);
+        free(c->cluster_api);
+        free(c->cluster_auth_file);
+        c->cluster_api = c->cluster_auth_file = NULL;
         c->state_dir = c->cache_dir = c->ca_bundle = c->control_group = c->metrics_listen =
                 c->prefetch_on_open = c->identity_key = c->creator_id = c->allowed_mime_types =
                         NULL;
@@ -751,6 +765,30 @@ int config_set_option(struct config *c, const char *name, const char *value, cha
         return set_from_string(c, k, value, "option -o", err, err_size);
 }
 
+/* The IPFS Cluster keys: a URL to go with the others, min <= max. */
+static int config_validate_cluster(const struct config *c, char *err, size_t err_size)
+{
+        const char *u = c->cluster_api;
+
+        if (u && strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0)
+                return parse_fail(err, err_size,
+                                  "config: 'cluster_api' must be an http:// or https:// URL, not "
+                                  "'%s'",
+                                  u);
+        if (u && strlen(u) > CONFIG_MAX_URL)
+                return parse_fail(err, err_size, "config: 'cluster_api' is longer than %d bytes",
+                                  CONFIG_MAX_URL);
+        if (!u && (c->cluster_auth_file || c->replication_min || c->replication_max))
+                return parse_fail(err, err_size,
+                                  "config: 'cluster_auth_file', 'replication_min' and "
+                                  "'replication_max' need 'cluster_api'");
+        if (c->replication_min && c->replication_max && c->replication_min > c->replication_max)
+                return parse_fail(err, err_size,
+                                  "config: 'replication_min' (%u) exceeds 'replication_max' (%u)",
+                                  c->replication_min, c->replication_max);
+        return 0;
+}
+
 int config_validate(const struct config *c, char *err, size_t err_size)
 {
         if (c->retry_base_delay_ms > c->retry_max_delay_ms)
@@ -777,7 +815,7 @@ int config_validate(const struct config *c, char *err, size_t err_size)
                 return parse_fail(err, err_size, "config: 'state_dir' must be an absolute path");
         if (!c->cache_dir || c->cache_dir[0] != '/')
                 return parse_fail(err, err_size, "config: 'cache_dir' must be an absolute path");
-        return 0;
+        return config_validate_cluster(c, err, err_size);
 }
 
 void config_print_help(void *file)

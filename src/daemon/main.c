@@ -49,6 +49,7 @@
 #include "logging.h"
 #include "notify.h"
 #include "prsm_cmds.h"
+#include "reload.h"
 
 #define DEFAULT_CONFIG_PATH "/etc/prsmfs/config.json"
 #define MAX_OVERRIDES       64
@@ -283,6 +284,7 @@ struct daemon {
         const char *mountpoint;
         struct index *idx;
         const struct config *cfg;
+        struct config *running_cfg; /* cfg, for a reload's live keys (reload.c) */
         struct fs *fs;
         struct store *store;
         struct net_pool *net;
@@ -318,11 +320,8 @@ static void on_wake_signal(int sig)
 
 /*
  * ---- reload (SIGHUP, prsmctl reload) ----
- * The config is read again as at the start. log_level applies at once; every other key that
- * changed is named as needing a restart: the node pool, the cache and the uploader hold their
- * settings in fields their threads read without a lock, and changing them under those
- * threads would need every reader made atomic (the reply and the log say so rather than
- * pretend).
+ * The config is read again as at the start; daemon_reload_apply (reload.c) applies the live
+ * keys and names the others. A file with an error changes nothing.
  */
 static int read_config(const struct cmdline *cl, struct config *cfg, char *err, size_t err_size);
 
@@ -331,46 +330,28 @@ static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER; /* one reload at
 static int daemon_reload(struct daemon *d, json_t **ret)
 {
         struct config next = { 0 };
-        const char *changed[64];
-        json_t *applied = json_array(), *restart = json_array();
+        json_t *applied = json_array(), *remount = json_array();
         char err[512];
-        size_t n;
         int r;
 
         pthread_mutex_lock(&reload_lock);
         r = read_config(d->cl, &next, err, sizeof(err));
+        if (r >= 0)
+                r = daemon_reload_apply(&(struct reload_target){ .cfg = d->running_cfg,
+                                                                 .net = d->net,
+                                                                 .upload = d->upload },
+                                        &next, applied, remount, err, sizeof(err));
         if (r < 0) {
                 log_error("reload: %s; the running config stays", err);
                 *ret = json_pack("{s:b, s:s+}", "ok", 0, "error", "reload: ", err);
                 goto out;
         }
-        n = config_changed_keys(d->cfg, &next, changed, ELEMENTSOF(changed));
-        for (size_t i = 0; i < n && i < ELEMENTSOF(changed); i++) {
-                bool live = strcmp(changed[i], "log_level") == 0;
-
-                if (!live || (int)log_get_level() != next.log_level) /* not applied before */
-                        (void)json_array_append_new(live ? applied : restart,
-                                                    json_string(changed[i]));
-                if (!live)
-                        log_warning("reload: '%s' changed: it applies at the next start, ignoring",
-                                    changed[i]);
-        }
-        if ((int)log_get_level() != next.log_level) {
-                static const char *const names[] = { "error", "warning", "notice", "info",
-                                                     "debug" };
-
-                log_notice("reload: log_level %s from now on",
-                           (unsigned)next.log_level < ELEMENTSOF(names) ? names[next.log_level]
-                                                                        : "?");
-                log_set_level((enum log_level)next.log_level);
-        }
-        log_notice("reload: config read again (%zu key(s) changed)", n);
-        *ret = json_pack("{s:O, s:O}", "applied", applied, "needs_restart", restart);
+        *ret = json_pack("{s:O, s:O}", "applied", applied, "needs_restart", remount);
         r = *ret ? 0 : -ENOMEM;
 out:
         pthread_mutex_unlock(&reload_lock);
         json_decref(applied);
-        json_decref(restart);
+        json_decref(remount);
         config_done(&next);
         return r;
 }
@@ -1134,7 +1115,7 @@ static void raise_pipe_max(void)
  * every node once in the background and log what is wrong with each (the pool that serves). */
 static int open_net(const struct config *cfg, bool check, struct net_pool **ret)
 {
-        struct net_node_config nodes[2 * CONFIG_MAX_NODES];
+        struct net_node_config nodes[NET_MAX_NODES];
         struct net_pinning_service_config pins[CONFIG_MAX_NODES];
         struct net_config nc = {
                 .nodes = nodes,
@@ -1152,25 +1133,18 @@ static int open_net(const struct config *cfg, bool check, struct net_pool **ret)
                 .ca_bundle = cfg->ca_bundle,
                 .pin_requests_per_minute = cfg->requests_per_minute,
                 .pin_burst_size = cfg->burst_size,
+                .cluster_api = cfg->cluster_api,
+                .cluster_auth_file = cfg->cluster_auth_file,
+                .replication_min = cfg->replication_min,
+                .replication_max = cfg->replication_max,
         };
-        size_t n = 0;
 
-        for (size_t i = 0; i < cfg->n_rpc_nodes && n < NET_MAX_NODES; i++)
-                nodes[n++] = (struct net_node_config){ .kind = NET_NODE_RPC,
-                                                       .url = cfg->rpc_nodes[i].url,
-                                                       .auth_file = cfg->rpc_nodes[i].auth_file };
-        for (size_t i = 0; i < cfg->n_gateway_nodes && n < NET_MAX_NODES; i++)
-                nodes[n++] = (struct net_node_config){
-                        .kind = NET_NODE_GATEWAY,
-                        .url = cfg->gateway_nodes[i].url,
-                        .auth_file = cfg->gateway_nodes[i].auth_file,
-                };
         for (size_t i = 0; i < cfg->n_pinning_services; i++)
                 pins[i] = (struct net_pinning_service_config){
                         .url = cfg->pinning_services[i].url,
                         .auth_file = cfg->pinning_services[i].auth_file,
                 };
-        nc.n_nodes = n;
+        nc.n_nodes = daemon_net_nodes(cfg, nodes);
         return net_pool_new(&nc, ret);
 }
 
@@ -1381,6 +1355,7 @@ int main(int argc, char *argv[])
         d.mountpoint = opts.mountpoint;
         d.idx = idx;
         d.cfg = &cfg;
+        d.running_cfg = &cfg;
         d.fs = fs;
         d.store = store;
         d.net = net;

@@ -48,7 +48,8 @@
 
 uint64_t fs_deadline(const struct fs *fs)
 {
-        return net_now_ns() + fs->cfg->timeout_ms * 1000000ull;
+        /* timeout and fsync_timeout change live (a reload stores them atomically) */
+        return net_now_ns() + __atomic_load_n(&fs->cfg->timeout_ms, __ATOMIC_RELAXED) * 1000000ull;
 }
 
 struct fetch_ctx {

@@ -121,7 +121,9 @@ void fs_reply_when_committed(struct fs *fs, fuse_req_t req, uint64_t ino, uint64
                                  .ino = ino,
                                  .gen = gen,
                                  .deadline_ns =
-                                         net_now_ns() + fs->cfg->fsync_timeout_ms * 1000000ull };
+                                         net_now_ns() + __atomic_load_n(&fs->cfg->fsync_timeout_ms,
+                                                                        __ATOMIC_RELAXED) *
+                                                                1000000ull };
         /* The callback first: once the waiter is on the list, another thread may answer it
          * and the request is gone. An INTERRUPT before the filing is seen under files_lock
          * (a callback that found no waiter then is left with nothing to do). */
@@ -170,7 +172,10 @@ static void *deadline_thread(void *arg)
                                 log_warning("inode %" PRIu64 ": not pinned within fsync_timeout "
                                             "(%" PRIu64 " s): EIO; the data is on local disk "
                                             "and its upload stays queued",
-                                            w->ino, fs->cfg->fsync_timeout_ms / 1000);
+                                            w->ino,
+                                            __atomic_load_n(&fs->cfg->fsync_timeout_ms,
+                                                            __ATOMIC_RELAXED) /
+                                                    1000);
                                 waiter_answer(w, EIO);
                         }
                         pthread_mutex_lock(&fs->files_lock);

@@ -8,12 +8,17 @@
 
 #include <pthread.h>
 
+#include <jansson.h>
+
 #include "prsmfs/log.h"
 
 #include "transport.h"
 
-#define MAX_AUTH        512
-#define NET_LAT_SAMPLES 32
+#define MAX_AUTH                  512
+#define NET_LAT_SAMPLES           32
+#define NET_STATE_LOG_INTERVAL_NS (60ull * 1000000000ull)
+#define NET_STATE_LOG_BURST       5
+#define NET_FIRST_BYTE_DEFAULT_MS 5000
 
 struct node {
         enum net_node_kind kind;
@@ -32,6 +37,11 @@ struct node {
         bool probe_running;             /* pool->lock */
         bool probe_joinable;            /* the probe thread only */
         struct log_ratelimit state_log; /* its state-change lines (net.c) */
+        /* live node lists (net_pool_set_nodes): a removed node's slot is retired (never chosen
+         * again) and reused for a new node only once no one holds it (users == 0, no probe
+         * running), so its url and auth stay valid for every fetch, session or pin using it */
+        bool retired;   /* pool->lock */
+        unsigned users; /* pool->lock: holders (net_node_hold) */
 };
 
 /* bucket.c: requests_per_minute and burst_size of a pinning service (a token bucket) */
@@ -69,8 +79,10 @@ struct net_pool {
         void *t;
         struct net_engine *engine; /* owned when we made it */
         struct node nodes[NET_MAX_NODES];
-        size_t n_nodes;
-        struct net_config cfg;
+        size_t n_nodes;        /* slots in use, retired ones too; grows under lock (atomic store),
+                                  read unlocked with net_pool_slots */
+        struct net_config cfg; /* timeout_ms, stall_timeout_ms, first_byte_timeout_ms: atomic
+                                  (net_pool_set_timeouts); the rest immutable after new */
         struct net_health_params hp;
         pthread_mutex_t lock;
         struct inflight *inflight; /* lock */
@@ -82,11 +94,50 @@ struct net_pool {
         uint64_t unpins, unpin_failures;        /* lock */
         struct service *services;               /* pinning services; immutable after new */
         size_t n_services;
-        bool stop;                /* lock */
-        pthread_cond_t stop_cond; /* signalled on stop */
+        struct service *cluster; /* IPFS Cluster REST API (cluster.c), NULL: none; immutable */
+        unsigned replication_min, replication_max; /* for the cluster; 0: its default */
+        bool stop;                                 /* lock */
+        pthread_cond_t stop_cond;                  /* signalled on stop */
         pthread_t prober;
         bool prober_started;
 };
+
+/* Fills a zeroed slot from nc: URL (trailing slashes dropped), kind, auth header (the file is
+ * read now); -EINVAL, -EPERM (auth file readable by others), -ENOMEM. net_node_done frees. */
+_wur_ int net_node_init(struct node *n, const struct net_node_config *nc);
+void net_node_done(struct node *n);
+/* Slots to look at (n_nodes), for readers outside pool->lock. */
+size_t net_pool_slots(struct net_pool *p);
+/* Under pool->lock: node k's health as a chooser must see it (a retired node as disabled, so
+ * that net_health_choose never picks it). */
+void net_node_snap(const struct net_pool *p, size_t k, struct net_health *ret);
+/* Takes a hold on node i (its url and auth stay valid until net_node_release): false when it
+ * was retired meanwhile (choose again). */
+_wur_ bool net_node_hold(struct net_pool *p, size_t i);
+void net_node_release(struct net_pool *p, size_t i);
+/* A live-changeable setting of p->cfg, read without the lock. */
+#define NET_CFG(p, field) __atomic_load_n(&(p)->cfg.field, __ATOMIC_RELAXED)
+
+/* ---- shared by put.c and cluster.c ---- */
+struct buf;
+/* Formats a URL into out; -E2BIG when it does not fit. */
+_printf_(3, 4) int net_make_url(char *out, size_t cap, const char *fmt, ...);
+/* A JSON object answer (new reference), or NULL when the body is not one. */
+json_t *net_json_answer(const struct buf *b);
+/* Counts a pin (0) or a failed one for the stats. */
+void net_count_pin(struct net_pool *p, int r);
+/* One request to an HTTP API with sv's auth: GET, POST with json_body (may be "" for an empty
+ * POST), or method ("DELETE"); the answer in out (at most 64 KiB). Transport errors. */
+_wur_ int net_service_http(struct net_pool *p, const struct service *sv, const char *method,
+                           const char *url, const char *json_body, uint64_t deadline_ns,
+                           struct buf *out, struct net_http_response *res);
+/* IPFS Cluster (cluster.c): pins root with the pool's replication factors and waits until
+ * replication_min peers (at least 1) report it pinned; removes its pin. 0, -EREMOTEIO (refused,
+ * a peer's pin_error), -EBADMSG (an answer not as the API documents), -ETIMEDOUT. */
+_wur_ int net_cluster_pin(struct net_pool *p, const char *rootstr, uint64_t deadline_ns);
+_wur_ int net_cluster_unpin(struct net_pool *p, const char *rootstr, uint64_t deadline_ns);
+_wur_ int net_cluster_init(struct net_pool *p, const struct net_config *cfg);
+void net_cluster_free(struct net_pool *p);
 
 /* Updates node i's health and counters after a request (pool->lock taken inside). */
 void net_pool_report(struct net_pool *p, size_t i, enum net_outcome o, uint64_t latency_ms,

@@ -48,9 +48,6 @@
 
 #include "internal.h"
 
-#define STATE_LOG_INTERVAL_NS (60ull * 1000000000ull)
-#define STATE_LOG_BURST       5
-
 void net_timespec_in(uint64_t wait_ns, struct timespec *ret)
 {
         /* condition variables wait on CLOCK_REALTIME: convert a monotonic wait */
@@ -147,8 +144,6 @@ int net_auth_read(const char *path, char **ret)
 
 static void *prober_thread(void *arg);
 
-#define FIRST_BYTE_DEFAULT_MS 5000
-
 int net_pool_new_with_transport(const struct net_config *cfg, const struct net_transport_ops *ops,
                                 void *t, struct net_pool **ret)
 {
@@ -167,38 +162,16 @@ int net_pool_new_with_transport(const struct net_config *cfg, const struct net_t
         p->cfg.pinning_services = NULL;
         p->cfg.ca_bundle = NULL;
         if (!p->cfg.first_byte_timeout_ms)
-                p->cfg.first_byte_timeout_ms = FIRST_BYTE_DEFAULT_MS;
+                p->cfg.first_byte_timeout_ms = NET_FIRST_BYTE_DEFAULT_MS;
         p->hp = (struct net_health_params){ .base_ms = cfg->retry_base_delay_ms,
                                             .max_ms = cfg->retry_max_delay_ms };
         pthread_mutex_init(&p->lock, NULL);
         pthread_cond_init(&p->stop_cond, NULL);
         for (size_t i = 0; i < cfg->n_nodes; i++) {
-                struct node *n = &p->nodes[i];
-                size_t len = strlen(cfg->nodes[i].url);
-
-                n->kind = cfg->nodes[i].kind;
-                n->state_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(STATE_LOG_INTERVAL_NS,
-                                                                        STATE_LOG_BURST);
-                while (len > 0 && cfg->nodes[i].url[len - 1] == '/')
-                        len--;
-                if (len > NET_MAX_URL) {
-                        log_error("node URL of %zu bytes: longer than %d", len, NET_MAX_URL);
-                        r = -EINVAL;
+                r = net_node_init(&p->nodes[i], &cfg->nodes[i]);
+                p->n_nodes++; /* half-built: freed by net_pool_free */
+                if (r < 0)
                         goto fail;
-                }
-                n->url = strndup(cfg->nodes[i].url, len);
-                if (!n->url) {
-                        r = -ENOMEM;
-                        goto fail;
-                }
-                p->n_nodes++;
-                if (cfg->nodes[i].auth_file) {
-                        r = net_auth_read(cfg->nodes[i].auth_file, &n->auth);
-                        if (r < 0)
-                                goto fail;
-                }
-                (void)snprintf(n->st.url, sizeof(n->st.url), "%s", n->url);
-                n->st.kind = n->kind;
         }
         if (cfg->n_pinning_services > NET_MAX_NODES) {
                 r = -EINVAL;
@@ -239,6 +212,11 @@ int net_pool_new_with_transport(const struct net_config *cfg, const struct net_t
                         if (r < 0)
                                 goto fail;
                 }
+        }
+        r = net_cluster_init(p, cfg);
+        if (r < 0) {
+                log_error_errno(r, "cannot set up the IPFS Cluster API %s", cfg->cluster_api);
+                goto fail;
         }
         if (!ops->no_probe_thread) {
                 r = -pthread_create(&p->prober, NULL, prober_thread, p);
@@ -293,12 +271,8 @@ void net_pool_free(struct net_pool *p)
                 pthread_join(p->prober, NULL);
         /* the engine completes anything still in flight with -ECANCELED */
         net_engine_free(p->engine);
-        for (size_t i = 0; i < p->n_nodes; i++) {
-                free(p->nodes[i].url);
-                if (p->nodes[i].auth)
-                        explicit_bzero(p->nodes[i].auth, strlen(p->nodes[i].auth));
-                free(p->nodes[i].auth);
-        }
+        for (size_t i = 0; i < p->n_nodes; i++)
+                net_node_done(&p->nodes[i]);
         for (size_t i = 0; i < p->n_services; i++) {
                 free(p->services[i].url);
                 if (p->services[i].rate)
@@ -309,6 +283,7 @@ void net_pool_free(struct net_pool *p)
                 free(p->services[i].auth);
         }
         free(p->services);
+        net_cluster_free(p);
         pthread_cond_destroy(&p->stop_cond);
         pthread_mutex_destroy(&p->lock);
         free(p);
@@ -414,6 +389,7 @@ struct stall_ctx {
         struct net_pool *p;
         size_t node;
         bool skip[NET_MAX_NODES];
+        size_t n_skip; /* slots skip covers */
 };
 
 static bool stall_gives_up(void *ud)
@@ -424,12 +400,15 @@ static bool stall_gives_up(void *ud)
         uint64_t now = p->ops->now_ns(p->t);
         bool stop;
 
+        size_t n;
+
         pthread_mutex_lock(&p->lock);
         stop = p->stop;
-        for (size_t k = 0; k < p->n_nodes; k++)
-                snap[k] = p->nodes[k].h;
+        n = MIN(p->n_nodes, c->n_skip); /* a node added since the attempt began: not counted */
+        for (size_t k = 0; k < n; k++)
+                net_node_snap(p, k, &snap[k]);
         pthread_mutex_unlock(&p->lock);
-        return stop || net_health_choose(snap, p->n_nodes, c->skip, now) >= 0;
+        return stop || net_health_choose(snap, n, c->skip, now) >= 0;
 }
 
 /* Hands a verified body over as a block, giving back what a size hint over-allocated. */
@@ -476,7 +455,8 @@ static int attempt(struct net_pool *p, size_t i, const struct cid *cid, const ch
         size_t h = 0;
         int r;
 
-        for (size_t k = 0; k < p->n_nodes; k++)
+        sc.n_skip = net_pool_slots(p);
+        for (size_t k = 0; k < sc.n_skip; k++)
                 sc.skip[k] = k == i || (lim->skip && lim->skip[k]);
         if (n->kind == NET_NODE_RPC)
                 (void)snprintf(url, sizeof(url), "%s/api/v0/block/get?arg=%s", n->url, cidstr);
@@ -703,29 +683,31 @@ out:
 }
 
 /* Whether to hedge an attempt on node i, and after how long: node i has a p95 to go by and
- * another node j may be tried. */
+ * another node j may be tried (then held: net_node_release it). */
 static bool hedge_plan(struct net_pool *p, size_t i, const bool *skip, uint64_t now, size_t *ret_j,
                        uint64_t *ret_delay_ns)
 {
         struct net_health snap[NET_MAX_NODES];
         bool sk[NET_MAX_NODES];
         uint32_t p95;
+        size_t n;
         int j;
 
         if (p->cfg.is_hedging_disabled || p->ops->no_threads)
                 return false;
         pthread_mutex_lock(&p->lock);
-        for (size_t k = 0; k < p->n_nodes; k++) {
-                snap[k] = p->nodes[k].h;
+        n = p->n_nodes;
+        for (size_t k = 0; k < n; k++) {
+                net_node_snap(p, k, &snap[k]);
                 sk[k] = skip[k] || k == i;
         }
         p95 = p->nodes[i].n_lat >= 5 ? net_latency_p95(p->nodes[i].lat_us, p->nodes[i].n_lat) : 0;
         pthread_mutex_unlock(&p->lock);
         if (!p95)
                 return false;
-        j = net_health_choose(snap, p->n_nodes, sk, now);
-        /* a hedge on a suspect node only adds load */
-        if (j < 0 || snap[j].state != NET_STATE_UP)
+        j = net_health_choose(snap, n, sk, now);
+        /* a hedge on a suspect node only adds load; the caller releases j */
+        if (j < 0 || snap[j].state != NET_STATE_UP || !net_node_hold(p, (size_t)j))
                 return false;
         *ret_j = (size_t)j;
         *ret_delay_ns = (uint64_t)p95 * 1000;
@@ -751,6 +733,7 @@ static int fetch(struct net_pool *p, const struct cid *cid, uint64_t deadline_ns
                 size_t j;
                 enum net_outcome o;
                 bool waitable = false;
+                size_t n;
                 int i, r;
 
                 if (now >= deadline_ns)
@@ -762,15 +745,16 @@ static int fetch(struct net_pool *p, const struct cid *cid, uint64_t deadline_ns
                         pthread_mutex_unlock(&p->lock);
                         return -ECANCELED;
                 }
-                for (size_t k = 0; k < p->n_nodes; k++) {
-                        snap[k] = p->nodes[k].h;
+                n = p->n_nodes;
+                for (size_t k = 0; k < n; k++) {
+                        net_node_snap(p, k, &snap[k]);
                         skip[k] = tries[k] >= max_tries;
                         /* a node we may still try, once it is probed back or un-throttled */
                         if (!skip[k] && snap[k].state != NET_STATE_DISABLED)
                                 waitable = true;
                 }
                 pthread_mutex_unlock(&p->lock);
-                i = net_health_choose(snap, p->n_nodes, skip, now);
+                i = net_health_choose(snap, n, skip, now);
                 if (i < 0) {
                         uint64_t wake = now + 50000000; /* re-check in 50 ms */
 
@@ -779,6 +763,8 @@ static int fetch(struct net_pool *p, const struct cid *cid, uint64_t deadline_ns
                         p->ops->sleep_until(p->t, wake < deadline_ns ? wake : deadline_ns);
                         continue;
                 }
+                if (!net_node_hold(p, (size_t)i))
+                        continue; /* removed by a reload meanwhile: choose again */
                 if (tries[i] > 0) {
                         uint64_t b = net_backoff_ms(p->hp.base_ms, p->hp.max_ms, tries[i] - 1,
                                                     p->ops->random(p->t)) *
@@ -786,25 +772,29 @@ static int fetch(struct net_pool *p, const struct cid *cid, uint64_t deadline_ns
 
                         p->ops->sleep_until(p->t, now + b < deadline_ns ? now + b : deadline_ns);
                 }
-                lim.stall_ns = p->cfg.stall_timeout_ms * 1000000ull << MIN(tries[i], 6u);
-                lim.first_byte_ns = p->cfg.first_byte_timeout_ms * 1000000ull << MIN(tries[i], 6u);
+                lim.stall_ns = NET_CFG(p, stall_timeout_ms) * 1000000ull << MIN(tries[i], 6u);
+                lim.first_byte_ns = NET_CFG(p, first_byte_timeout_ms) * 1000000ull
+                                    << MIN(tries[i], 6u);
                 if (tries[i] == 0 && hedge_plan(p, (size_t)i, skip, now, &j, &delay)) {
                         bool hedged;
 
                         tries[i]++;
                         r = hedged_attempt(p, (size_t)i, j, delay, cid, cidstr, &lim, ret, &o,
                                            &retry_after, &hedged);
+                        net_node_release(p, j);
                         if (hedged)
                                 tries[j]++;
                 } else {
                         tries[i]++;
                         r = attempt(p, (size_t)i, cid, cidstr, &lim, NULL, ret, &o, &retry_after);
                 }
+                if (r == 1)
+                        net_pool_report(p, (size_t)i, o, 0, retry_after, 0);
+                net_node_release(p, (size_t)i);
                 if (r <= 0)
                         return r; /* a verified block, or an out-of-memory */
                 if (r == 2)
                         continue; /* cancelled: cannot happen without a race, and no fault */
-                net_pool_report(p, (size_t)i, o, 0, retry_after, 0);
                 if (o == NET_DEADLINE)
                         return -ETIMEDOUT;
                 last = o == NET_NOT_FOUND ? -ENOENT : -EHOSTUNREACH;
@@ -967,7 +957,7 @@ static enum net_outcome probe(struct net_pool *p, size_t i, char *why, size_t wh
         struct net_http_response res = { 0 };
         char url[1024];
         struct buf body;
-        uint64_t now = p->ops->now_ns(p->t), wait = MAX(p->cfg.timeout_ms, 1u) * 1000000ull;
+        uint64_t now = p->ops->now_ns(p->t), wait = MAX(NET_CFG(p, timeout_ms), 1u) * 1000000ull;
         enum net_outcome o = NET_OK;
         size_t h = 0;
         int r;
@@ -987,7 +977,7 @@ static enum net_outcome probe(struct net_pool *p, size_t i, char *why, size_t wh
                 &(struct net_http_request){ .url = url,
                                             .post = n->kind == NET_NODE_RPC,
                                             .headers = headers,
-                                            .stall_ns = p->cfg.stall_timeout_ms * 4000000ull,
+                                            .stall_ns = NET_CFG(p, stall_timeout_ms) * 4000000ull,
                                             .first_byte_ns = wait,
                                             .deadline_ns = now + wait,
                                             .max_body = 64 * 1024 },
@@ -1124,9 +1114,10 @@ static size_t probe_pick(struct net_pool *p, bool check, size_t *idx)
         for (size_t i = 0; i < p->n_nodes; i++) {
                 struct node *nd = &p->nodes[i];
 
-                if (nd->probe_running || (!check && !((nd->h.state == NET_STATE_DOWN ||
-                                                       nd->h.state == NET_STATE_DISABLED) &&
-                                                      nd->h.next_probe_ns <= now)))
+                if (nd->retired || nd->probe_running ||
+                    (!check &&
+                     !((nd->h.state == NET_STATE_DOWN || nd->h.state == NET_STATE_DISABLED) &&
+                       nd->h.next_probe_ns <= now)))
                         continue;
                 nd->probe_running = true;
                 idx[n++] = i;
@@ -1191,7 +1182,7 @@ static void *prober_thread(void *arg)
         }
         pthread_mutex_unlock(&p->lock);
         /* the engine cancels what they wait for */
-        for (size_t i = 0; i < p->n_nodes; i++)
+        for (size_t i = 0; i < net_pool_slots(p); i++)
                 if (p->nodes[i].probe_joinable) {
                         pthread_join(p->nodes[i].probe_thread, NULL);
                         p->nodes[i].probe_joinable = false;
@@ -1214,11 +1205,16 @@ void net_pool_get_stats(struct net_pool *p, struct net_stats *ret)
                                    .pin_failures = p->pin_failures,
                                    .unpins = p->unpins,
                                    .unpin_failures = p->unpin_failures,
-                                   .n_nodes = p->n_nodes };
+                                   .n_nodes = 0 };
         for (size_t i = 0; i < p->n_nodes; i++) {
-                ret->nodes[i] = p->nodes[i].st;
-                ret->nodes[i].state = p->nodes[i].h.state;
-                ret->nodes[i].latency_ms = p->nodes[i].h.latency_ms;
+                struct net_node_stats *st = &ret->nodes[ret->n_nodes];
+
+                if (p->nodes[i].retired)
+                        continue; /* removed by a reload */
+                *st = p->nodes[i].st;
+                st->state = p->nodes[i].h.state;
+                st->latency_ms = p->nodes[i].h.latency_ms;
+                ret->n_nodes++;
         }
         pthread_mutex_unlock(&p->lock);
 }

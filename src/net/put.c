@@ -92,7 +92,7 @@ struct net_run {
         uint8_t *form;
 };
 
-static _printf_(3, 4) int make_url(char *out, size_t cap, const char *fmt, ...)
+_printf_(3, 4) int net_make_url(char *out, size_t cap, const char *fmt, ...)
 {
         va_list ap;
         int n;
@@ -108,14 +108,14 @@ static int put_query(unsigned sp, const char *codec, unsigned version, char *out
 {
         switch (sp) {
         case 0:
-                return make_url(out, cap,
-                                "format=%s&cid-codec=%s&mhtype=sha2-256&mhlen=32&version=%u", codec,
-                                codec, version);
+                return net_make_url(out, cap,
+                                    "format=%s&cid-codec=%s&mhtype=sha2-256&mhlen=32&version=%u",
+                                    codec, codec, version);
         case 1:
-                return make_url(out, cap, "cid-codec=%s&mhtype=sha2-256&mhlen=32", codec);
+                return net_make_url(out, cap, "cid-codec=%s&mhtype=sha2-256&mhlen=32", codec);
         default:
-                return make_url(out, cap, "format=%s&mhtype=sha2-256&mhlen=32&version=%u", codec,
-                                version);
+                return net_make_url(out, cap, "format=%s&mhtype=sha2-256&mhlen=32&version=%u",
+                                    codec, version);
         }
 }
 
@@ -144,7 +144,7 @@ static int node_http(struct net_pool *p, size_t i, const char *url, const void *
 }
 
 /* Parses a JSON object answer; NULL when it is not one. */
-static json_t *json_answer(const struct buf *b)
+json_t *net_json_answer(const struct buf *b)
 {
         json_t *j =
                 json_loadb(b->p ? (const char *)b->p : "", b->len, JSON_REJECT_DUPLICATES, NULL);
@@ -216,20 +216,26 @@ int net_put_begin(struct net_pool *p, bool resume, struct net_put **ret)
         struct net_health snap[NET_MAX_NODES];
         bool skip[NET_MAX_NODES];
         struct net_put *put;
+        size_t n;
         int i;
 
-        pthread_mutex_lock(&p->lock);
-        for (size_t k = 0; k < p->n_nodes; k++) {
-                snap[k] = p->nodes[k].h;
-                skip[k] = p->nodes[k].kind != NET_NODE_RPC;
-        }
-        pthread_mutex_unlock(&p->lock);
-        i = net_health_choose(snap, p->n_nodes, skip, p->ops->now_ns(p->t));
-        if (i < 0)
-                return -EHOSTUNREACH;
+        do {
+                pthread_mutex_lock(&p->lock);
+                n = p->n_nodes;
+                for (size_t k = 0; k < n; k++) {
+                        net_node_snap(p, k, &snap[k]);
+                        skip[k] = p->nodes[k].kind != NET_NODE_RPC;
+                }
+                pthread_mutex_unlock(&p->lock);
+                i = net_health_choose(snap, n, skip, p->ops->now_ns(p->t));
+                if (i < 0)
+                        return -EHOSTUNREACH;
+        } while (!net_node_hold(p, (size_t)i)); /* removed by a reload meanwhile */
         put = calloc(1, sizeof(*put));
-        if (!put)
+        if (!put) {
+                net_node_release(p, (size_t)i);
                 return -ENOMEM;
+        }
         put->p = p;
         put->node = (size_t)i;
         put->max_running = p->cfg.parallel_uploads ? p->cfg.parallel_uploads : 5;
@@ -249,6 +255,7 @@ void net_put_free(struct net_put *put)
 {
         if (!put)
                 return;
+        net_node_release(put->p, put->node); /* held since net_put_begin */
         pthread_cond_destroy(&put->cond);
         pthread_mutex_destroy(&put->lock);
         free(put);
@@ -317,16 +324,16 @@ static int node_has(struct net_put *put, const struct cid *cid, const char *cids
 {
         struct net_pool *p = put->p;
         uint64_t has_ms = p->cfg.has_timeout_ms ? p->cfg.has_timeout_ms : 250;
-        uint64_t stall_ns = (has_ms + p->cfg.stall_timeout_ms) * MS;
+        uint64_t stall_ns = (has_ms + NET_CFG(p, stall_timeout_ms)) * MS;
         uint64_t now = p->ops->now_ns(p->t), t0 = now;
         struct net_http_response res;
         char url[MAX_URL];
         struct buf body;
         int r;
 
-        r = make_url(url, sizeof(url),
-                     "%s/api/v0/block/stat?arg=%s&offline=true&timeout=%" PRIu64 "ms",
-                     p->nodes[put->node].url, cidstr, has_ms);
+        r = net_make_url(url, sizeof(url),
+                         "%s/api/v0/block/stat?arg=%s&offline=true&timeout=%" PRIu64 "ms",
+                         p->nodes[put->node].url, cidstr, has_ms);
         if (r < 0)
                 return r;
         buf_init(&body, MAX_RPC_ANSWER);
@@ -342,7 +349,7 @@ static int node_has(struct net_put *put, const struct cid *cid, const char *cids
         }
         r = 0;
         if (res.status == 200) {
-                json_t *j = json_answer(&body);
+                json_t *j = net_json_answer(&body);
                 json_t *size = j ? json_object_get(j, "Size") : NULL;
 
                 if (j && same_cid(json_string_value(json_object_get(j, "Key")), cid) &&
@@ -378,7 +385,7 @@ static int post_form(struct net_put *put, const char *url, const struct buf *for
 {
         buf_clear(body);
         return node_http(put->p, put->node, url, form->p, form->len, ctype,
-                         put->p->cfg.stall_timeout_ms * 2 * MS, deadline_ns, body, res);
+                         NET_CFG(put->p, stall_timeout_ms) * 2 * MS, deadline_ns, body, res);
 }
 
 /* Blocks the bound node stored (one request): its health and the counters. */
@@ -409,8 +416,8 @@ static int form_boundary(struct net_pool *p, const void *data, size_t len,
                 (void)snprintf(boundary, BOUNDARY_LEN + 1, "prsmfs-%016" PRIx64 "%016" PRIx64,
                                p->ops->random(p->t), p->ops->random(p->t));
         while (len && memmem(data, len, boundary, BOUNDARY_LEN));
-        return make_url(ctype, ctype_cap, "Content-Type: multipart/form-data; boundary=%s",
-                        boundary);
+        return net_make_url(ctype, ctype_cap, "Content-Type: multipart/form-data; boundary=%s",
+                            boundary);
 }
 
 /* The part's head (FORM_HEAD_LEN bytes) and the closing delimiter (FORM_TAIL_LEN bytes). */
@@ -453,10 +460,10 @@ static int multipart(struct net_pool *p, const void *data, size_t len, struct bu
 /* add's URL for raw CIDv1 leaves of leaf_len bytes, stored but not pinned */
 static int add_url(const struct net_put *put, size_t leaf_len, char *out, size_t cap)
 {
-        return make_url(out, cap,
-                        "%s/api/v0/add?cid-version=1&raw-leaves=true&pin=false&"
-                        "chunker=size-%zu&hash=sha2-256",
-                        put->p->nodes[put->node].url, leaf_len);
+        return net_make_url(out, cap,
+                            "%s/api/v0/add?cid-version=1&raw-leaves=true&pin=false&"
+                            "chunker=size-%zu&hash=sha2-256",
+                            put->p->nodes[put->node].url, leaf_len);
 }
 
 /* add answers NDJSON: true when its last object names want as the file (the root). */
@@ -519,8 +526,8 @@ static int put_by_import(struct net_put *put, const struct cid *cid, const char 
 
         buf_init(&car, len + 512);
         buf_init(&form, len + 1024);
-        r = make_url(url, sizeof(url), "%s/api/v0/dag/import?pin-roots=false",
-                     p->nodes[put->node].url);
+        r = net_make_url(url, sizeof(url), "%s/api/v0/dag/import?pin-roots=false",
+                         p->nodes[put->node].url);
         if (r >= 0)
                 r = unixfs_car_write_header(cid, &car);
         if (r >= 0)
@@ -593,8 +600,8 @@ static int send_block(struct net_put *put, const struct cid *cid, const char *ci
                 r = put_query(sp, codec, cid->version, query, sizeof(query));
                 if (r < 0)
                         goto out;
-                r = make_url(url, sizeof(url), "%s/api/v0/block/put?%s", p->nodes[put->node].url,
-                             query);
+                r = net_make_url(url, sizeof(url), "%s/api/v0/block/put?%s",
+                                 p->nodes[put->node].url, query);
                 if (r < 0)
                         goto out;
                 r = post_form(put, url, &form, ctype, deadline_ns, &body, &res);
@@ -605,7 +612,7 @@ static int send_block(struct net_put *put, const struct cid *cid, const char *ci
                         goto out;
                 }
                 if (res.status == 200) {
-                        json_t *j = json_answer(&body);
+                        json_t *j = net_json_answer(&body);
                         const char *key = j ? json_string_value(json_object_get(j, "Key")) : NULL;
                         bool ok = same_cid(key, cid);
 
@@ -840,7 +847,7 @@ static int send_run(struct net_put *put, struct net_run *run, uint64_t deadline_
         /* the node may still be hashing what the socket buffered when our last byte left:
          * twice the stall time plus 100 ms per MiB before the answer counts as a stall */
         r = node_http(p, put->node, url, run->form, FORM_HEAD_LEN + data_len + FORM_TAIL_LEN, ctype,
-                      (p->cfg.stall_timeout_ms * 2 + (data_len >> 20) * 100) * MS, deadline_ns,
+                      (NET_CFG(p, stall_timeout_ms) * 2 + (data_len >> 20) * 100) * MS, deadline_ns,
                       &body, &res);
         if (r == -ECANCELED || r == -ENOMEM)
                 goto out;
@@ -938,7 +945,7 @@ int net_put_run(struct net_put *put, struct net_run *run, uint64_t deadline_ns)
 
 /* ---- pins ---- */
 
-static void count_pin(struct net_pool *p, int r)
+void net_count_pin(struct net_pool *p, int r)
 {
         pthread_mutex_lock(&p->lock);
         if (r == 0)
@@ -975,8 +982,8 @@ static int pin_rpc(struct net_pool *p, size_t i, const char *verb, const struct 
 
         if (now >= deadline_ns)
                 return -ETIMEDOUT;
-        r = make_url(url, sizeof(url), "%s/api/v0/pin/%s?arg=%s&recursive=true", p->nodes[i].url,
-                     verb, rootstr);
+        r = net_make_url(url, sizeof(url), "%s/api/v0/pin/%s?arg=%s&recursive=true",
+                         p->nodes[i].url, verb, rootstr);
         if (r < 0)
                 return r;
         buf_init(&body, MAX_RPC_ANSWER);
@@ -994,7 +1001,7 @@ static int pin_rpc(struct net_pool *p, size_t i, const char *verb, const struct 
                 r = -ENOENT;
                 goto out;
         }
-        j = res.status == 200 ? json_answer(&body) : NULL;
+        j = res.status == 200 ? net_json_answer(&body) : NULL;
         if (j) {
                 json_t *pins = json_object_get(j, "Pins"), *v;
                 size_t k;
@@ -1026,7 +1033,7 @@ static int pin_on_node(struct net_pool *p, size_t i, const struct cid *root, con
 
         if (r == -ENOENT)
                 r = -EBADMSG; /* "not pinned" is no answer to a pin */
-        count_pin(p, r);
+        net_count_pin(p, r);
         return r;
 }
 
@@ -1045,9 +1052,9 @@ static bool is_url_safe(const char *s)
 }
 
 /* One request to a pinning service: GET, POST with json_body, or method (DELETE). */
-static int service_http(struct net_pool *p, const struct service *sv, const char *method,
-                        const char *url, const char *json_body, uint64_t deadline_ns,
-                        struct buf *out, struct net_http_response *res)
+int net_service_http(struct net_pool *p, const struct service *sv, const char *method,
+                     const char *url, const char *json_body, uint64_t deadline_ns, struct buf *out,
+                     struct net_http_response *res)
 {
         const char *headers[4] = { 0 };
         uint64_t now = p->ops->now_ns(p->t), when;
@@ -1075,7 +1082,8 @@ static int service_http(struct net_pool *p, const struct service *sv, const char
         return p->ops->http(
                 p->t,
                 &(struct net_http_request){ .url = url,
-                                            .post = json_body != NULL,
+                                            .post = json_body != NULL ||
+                                                    (method && !strcmp(method, "POST")),
                                             .method = method,
                                             .body = json_body,
                                             .body_len = json_body ? strlen(json_body) : 0,
@@ -1090,7 +1098,7 @@ static int service_http(struct net_pool *p, const struct service *sv, const char
 static int pin_status(const struct buf *body, char *ret_status, size_t status_cap, char *ret_id,
                       size_t id_cap)
 {
-        json_t *j = json_answer(body);
+        json_t *j = net_json_answer(body);
         const char *st = j ? json_string_value(json_object_get(j, "status")) : NULL;
         const char *id = j ? json_string_value(json_object_get(j, "requestid")) : NULL;
         int r = -EBADMSG;
@@ -1117,11 +1125,11 @@ static int pin_on_service(struct net_pool *p, const struct service *sv, const ch
 
         (void)snprintf(req, sizeof(req), "{\"cid\":\"%s\",\"name\":\"prsmfs %s\"}", rootstr,
                        rootstr);
-        r = make_url(url, sizeof(url), "%s/pins", sv->url);
+        r = net_make_url(url, sizeof(url), "%s/pins", sv->url);
         if (r < 0)
                 return r;
         buf_init(&body, MAX_RPC_ANSWER);
-        r = service_http(p, sv, NULL, url, req, deadline_ns, &body, &res);
+        r = net_service_http(p, sv, NULL, url, req, deadline_ns, &body, &res);
         if (r < 0)
                 goto out;
         if (res.status != 200 && res.status != 201 && res.status != 202) {
@@ -1153,10 +1161,10 @@ static int pin_on_service(struct net_pool *p, const struct service *sv, const ch
                 }
                 p->ops->sleep_until(p->t, wake);
                 poll_ms = MIN(poll_ms * 2, 1000);
-                r = make_url(url, sizeof(url), "%s/pins/%s", sv->url, id);
+                r = net_make_url(url, sizeof(url), "%s/pins/%s", sv->url, id);
                 if (r < 0)
                         goto out;
-                r = service_http(p, sv, NULL, url, NULL, deadline_ns, &body, &res);
+                r = net_service_http(p, sv, NULL, url, NULL, deadline_ns, &body, &res);
                 if (r < 0)
                         goto out;
                 if (res.status != 200) {
@@ -1168,7 +1176,7 @@ out:
         if (r < 0)
                 log_warning_errno(r, "pinning %s on service %s failed", rootstr, sv->url);
         buf_done(&body);
-        count_pin(p, r);
+        net_count_pin(p, r);
         return r;
 }
 
@@ -1184,19 +1192,24 @@ static int pin_more(struct net_pool *p, const struct cid *root, const char *root
         while (confirmed < replicas) {
                 struct net_health snap[NET_MAX_NODES];
                 bool skip[NET_MAX_NODES];
+                size_t n;
                 int i;
 
                 pthread_mutex_lock(&p->lock);
-                for (size_t k = 0; k < p->n_nodes; k++) {
-                        snap[k] = p->nodes[k].h;
+                n = p->n_nodes;
+                for (size_t k = 0; k < n; k++) {
+                        net_node_snap(p, k, &snap[k]);
                         skip[k] = tried[k] || p->nodes[k].kind != NET_NODE_RPC;
                 }
                 pthread_mutex_unlock(&p->lock);
-                i = net_health_choose(snap, p->n_nodes, skip, p->ops->now_ns(p->t));
+                i = net_health_choose(snap, n, skip, p->ops->now_ns(p->t));
                 if (i < 0)
                         break;
                 tried[i] = true;
+                if (!net_node_hold(p, (size_t)i))
+                        continue; /* removed by a reload meanwhile */
                 r = pin_on_node(p, (size_t)i, root, rootstr, deadline_ns);
+                net_node_release(p, (size_t)i);
                 if (r == -ECANCELED || r == -ENOMEM || r == -ETIMEDOUT)
                         return r;
                 if (r == 0)
@@ -1208,6 +1221,13 @@ static int pin_more(struct net_pool *p, const struct cid *root, const char *root
         }
         for (size_t k = 0; k < p->n_services; k++) {
                 r = pin_on_service(p, &p->services[k], rootstr, deadline_ns);
+                if (r == -ECANCELED || r == -ENOMEM || r == -ETIMEDOUT)
+                        return r;
+                if (r < 0)
+                        result = -EHOSTUNREACH;
+        }
+        if (p->cluster) {
+                r = net_cluster_pin(p, rootstr, deadline_ns);
                 if (r == -ECANCELED || r == -ENOMEM || r == -ETIMEDOUT)
                         return r;
                 if (r < 0)
@@ -1282,7 +1302,7 @@ static int unpin_on_node(struct net_pool *p, size_t i, const struct cid *root, c
  * anything else. */
 static int pin_results(const struct buf *body, char (*ret_ids)[260], size_t max, size_t *ret_n)
 {
-        json_t *j = json_answer(body), *results, *v;
+        json_t *j = net_json_answer(body), *results, *v;
         size_t k, n = 0;
         int r = -EBADMSG;
 
@@ -1322,12 +1342,12 @@ static int unpin_on_service(struct net_pool *p, const struct service *sv, const 
 
         buf_init(&body, MAX_RPC_ANSWER);
         for (unsigned round = 0; round < 64; round++) {
-                r = make_url(url, sizeof(url),
-                             "%s/pins?cid=%s&name=prsmfs%%20%s&match=exact&"
-                             "status=queued,pinning,pinned,failed&limit=%d",
-                             sv->url, rootstr, rootstr, UNPIN_BATCH);
+                r = net_make_url(url, sizeof(url),
+                                 "%s/pins?cid=%s&name=prsmfs%%20%s&match=exact&"
+                                 "status=queued,pinning,pinned,failed&limit=%d",
+                                 sv->url, rootstr, rootstr, UNPIN_BATCH);
                 if (r >= 0)
-                        r = service_http(p, sv, NULL, url, NULL, deadline_ns, &body, &res);
+                        r = net_service_http(p, sv, NULL, url, NULL, deadline_ns, &body, &res);
                 if (r >= 0 && res.status != 200)
                         r = -EREMOTEIO;
                 if (r >= 0)
@@ -1335,10 +1355,10 @@ static int unpin_on_service(struct net_pool *p, const struct service *sv, const 
                 if (r < 0 || n == 0)
                         goto out;
                 for (size_t k = 0; k < n; k++) {
-                        r = make_url(url, sizeof(url), "%s/pins/%s", sv->url, ids[k]);
+                        r = net_make_url(url, sizeof(url), "%s/pins/%s", sv->url, ids[k]);
                         if (r >= 0)
-                                r = service_http(p, sv, "DELETE", url, NULL, deadline_ns, &body,
-                                                 &res);
+                                r = net_service_http(p, sv, "DELETE", url, NULL, deadline_ns, &body,
+                                                     &res);
                         /* 404: deleted meanwhile (by an earlier unpin that got no answer) */
                         if (r >= 0 && res.status != 200 && res.status != 202 && res.status != 204 &&
                             res.status != 404)
@@ -1361,17 +1381,23 @@ static int pool_unpin(struct net_pool *p, const struct cid *root, uint64_t deadl
         int r, result = 0;
 
         (void)cid_to_string(root, rootstr);
-        for (size_t i = 0; i < p->n_nodes; i++) {
+        for (size_t i = 0; i < net_pool_slots(p); i++) {
                 bool is_down;
 
-                if (p->nodes[i].kind != NET_NODE_RPC)
+                /* a node a reload removed is no longer ours to ask */
+                if (!net_node_hold(p, i))
                         continue;
+                if (p->nodes[i].kind != NET_NODE_RPC) {
+                        net_node_release(p, i);
+                        continue;
+                }
                 pthread_mutex_lock(&p->lock);
                 is_down = p->nodes[i].h.state == NET_STATE_DOWN;
                 pthread_mutex_unlock(&p->lock);
                 /* not asked until its probe brings it back: a node that stalls would spend
                  * the deadline of every unpin, and the nodes after it would never be asked */
                 r = is_down ? -EHOSTUNREACH : unpin_on_node(p, i, root, rootstr, deadline_ns);
+                net_node_release(p, i);
                 if (r == -ECANCELED || r == -ENOMEM)
                         return r;
                 if (r < 0 && result != -ETIMEDOUT)
@@ -1379,6 +1405,13 @@ static int pool_unpin(struct net_pool *p, const struct cid *root, uint64_t deadl
         }
         for (size_t k = 0; k < p->n_services; k++) {
                 r = unpin_on_service(p, &p->services[k], rootstr, deadline_ns);
+                if (r == -ECANCELED || r == -ENOMEM)
+                        return r;
+                if (r < 0 && result != -ETIMEDOUT)
+                        result = r == -ETIMEDOUT ? -ETIMEDOUT : -EHOSTUNREACH;
+        }
+        if (p->cluster) {
+                r = net_cluster_unpin(p, rootstr, deadline_ns);
                 if (r == -ECANCELED || r == -ENOMEM)
                         return r;
                 if (r < 0 && result != -ETIMEDOUT)

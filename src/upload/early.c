@@ -111,7 +111,7 @@ static const struct stored *pending_slot(struct early *e, uint64_t node, const s
                 return NULL;
         s = slot_of(e, cid);
         if (!slot_holds(s, node, cid) || s->state != SLOT_PENDING ||
-            now - s->when_ns >= e->cfg->timeout_ms * 1000000ull)
+            now - s->when_ns >= UPLOAD_TIMEOUT_MS(e->cfg) * 1000000ull)
                 return NULL;
         return s;
 }
@@ -138,7 +138,7 @@ size_t early_claim(struct early *e, const char *node_url, const struct cid *cons
                         i++;
                         continue;
                 }
-                until = s->when_ns + e->cfg->timeout_ms * 1000000ull;
+                until = s->when_ns + UPLOAD_TIMEOUT_MS(e->cfg) * 1000000ull;
                 ts.tv_sec = (time_t)(until / 1000000000ull);
                 ts.tv_nsec = (long)(until % 1000000000ull);
                 (void)pthread_cond_timedwait(&e->settled, &e->lock, &ts);
@@ -256,7 +256,7 @@ static void put_range(struct early *e, const struct range *rg, struct net_run **
                 STAT_ADD(e, early_skipped, 1); /* the same bytes are on the node already */
                 goto out;
         }
-        deadline = net_now_ns() + e->cfg->timeout_ms * 1000000ull; /* for the whole range */
+        deadline = net_now_ns() + UPLOAD_TIMEOUT_MS(e->cfg) * 1000000ull; /* for the whole range */
         if (net_put_takes_runs(put, chunk))
                 r = net_put_run(put, run, deadline);
         else

@@ -486,7 +486,7 @@ static int attempt_run(struct upload *u, struct job *j, bool resume, upload_sour
                        void *source_ud, const struct cid *pin_root, struct attempt_report *rep)
 {
         struct attempt a = { .u = u,
-                             .timeout_ns = u->cfg.timeout_ms * MS,
+                             .timeout_ns = UPLOAD_TIMEOUT_MS(&u->cfg) * MS,
                              .early_path = j ? j->path : NULL,
                              .early_lock = PTHREAD_MUTEX_INITIALIZER };
         size_t cap = u->cfg.queue_blocks ? u->cfg.queue_blocks : u->cfg.parallel;
@@ -956,14 +956,14 @@ int upload_blocks(struct upload *u, upload_source_fn source, void *userdata,
 
 int upload_pin(struct upload *u, const struct cid *root)
 {
-        uint64_t ms = MAX(u->cfg.timeout_ms * 10, REPIN_MIN_MS);
+        uint64_t ms = MAX(UPLOAD_TIMEOUT_MS(&u->cfg) * 10, REPIN_MIN_MS);
 
         return net_pool_pin(u->cfg.net, root, u->cfg.replicas, net_now_ns() + ms * MS);
 }
 
 int upload_unpin(struct upload *u, const struct cid *root)
 {
-        return net_pool_unpin(u->cfg.net, root, net_now_ns() + u->cfg.timeout_ms * MS);
+        return net_pool_unpin(u->cfg.net, root, net_now_ns() + UPLOAD_TIMEOUT_MS(&u->cfg) * MS);
 }
 
 size_t upload_early_unit(struct upload *u)
@@ -1084,4 +1084,10 @@ void upload_free(struct upload *u)
         pthread_cond_destroy(&u->cond);
         pthread_mutex_destroy(&u->lock);
         free(u);
+}
+
+void upload_set_timeout(struct upload *u, uint64_t timeout_ms)
+{
+        /* read with UPLOAD_TIMEOUT_MS by the runners, the early putters and repins */
+        __atomic_store_n(&u->cfg.timeout_ms, MAX(timeout_ms, (uint64_t)1), __ATOMIC_RELAXED);
 }

@@ -329,15 +329,15 @@ def test_prsmctl__reload_and_sighup__log_level_live_others_named(mount_factory, 
         with open(m.config_path, "w") as f:
             json.dump(c, f)
 
-    rewrite(log_level="debug", timeout=12, gateway_nodes=[ipfs_node.gateway_url])
+    rewrite(log_level="debug", timeout=12, gateway_nodes=[ipfs_node.gateway_url], cache_ttl=100)
     r = ctl_json("reload", m.mountpoint)
-    assert r["applied"] == ["log_level"], r
-    assert sorted(r["needs_restart"]) == ["gateway_nodes", "timeout"], r
+    assert sorted(r["applied"]) == ["gateway_nodes", "log_level", "timeout"], r
+    assert r["needs_restart"] == ["cache_ttl"], r
     rc, out = ctl_tty("reload", m.mountpoint)
-    assert rc == 0 and "timeout" in out and "next start" in out, out
+    assert rc == 0 and "cache_ttl" in out and "needs a remount" in out, out
 
     # SIGHUP: the same reload; the mount stays. From log_level error on, the warnings a
-    # reload logs for keys that need a restart are not written any more
+    # reload logs for keys that need a remount are not written any more
     rewrite(log_level="error", timeout=13)
     os.kill(m.proc.pid, signal.SIGHUP)
     deadline = time.monotonic() + 10
@@ -345,11 +345,11 @@ def test_prsmctl__reload_and_sighup__log_level_live_others_named(mount_factory, 
         assert time.monotonic() < deadline, m.stderr()
         time.sleep(0.1)
     assert m.alive() and ctl_json("status", m.mountpoint)["ok"]
-    quiet = m.stderr().count("applies at the next start")
-    rewrite(log_level="error", timeout=14)
+    quiet = m.stderr().count("needs a remount")
+    rewrite(log_level="error", timeout=13, cache_ttl=200)
     r = ctl_json("reload", m.mountpoint)
-    assert "timeout" in r["needs_restart"] and r["applied"] == [], r
-    assert m.stderr().count("applies at the next start") == quiet, m.stderr()
+    assert "cache_ttl" in r["needs_restart"] and r["applied"] == [], r
+    assert m.stderr().count("needs a remount") == quiet, m.stderr()
 
     # a broken file: refused with the reason, the running config stays
     with open(m.config_path, "w") as f:

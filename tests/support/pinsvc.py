@@ -20,7 +20,7 @@ import threading
 import urllib.parse
 import uuid
 
-from quiethttp import QuietHandler
+from quiethttp import QuietHandler, reply_json
 
 
 class PinService:
@@ -69,12 +69,7 @@ class PinService:
 
         class Handler(QuietHandler):
             def _reply(self, code, obj):
-                body = json.dumps(obj).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                reply_json(self, code, obj)
 
             def _authorized(self):
                 if self.headers.get("Authorization") == "Bearer " + svc.token:

@@ -628,7 +628,7 @@ int ctl_cmd_reload(struct ctl *ctl, int argc, char **argv)
         else {
                 printf("config read again\n");
                 print_names("applied", json_object_get(r, "applied"));
-                print_names("changed, applies at the next start (restart the mount)",
+                print_names("changed, needs a remount (left as it was)",
                             json_object_get(r, "needs_restart"));
         }
         json_decref(r);

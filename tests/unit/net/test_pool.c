@@ -495,6 +495,77 @@ static void test_check_nodes__bad_nodes_out_good_node_in(void **state)
         free_pool(&f, p);
 }
 
+/* A reload's node list (net_pool_set_nodes) while a fetch uses a node it removes: the fetch
+ * finishes on that node (its URL stays valid: ASan would see a use after free), the node is no
+ * longer chosen or listed, and slots of removed nodes are reused once idle (a hundred reloads
+ * with new URLs do not run out of the 32 slots). */
+static void test_set_nodes__removed_while_fetching__fetch_finishes_node_gone(void **state)
+{
+        static const struct net_node_config just_2[1] = {
+                { .kind = NET_NODE_RPC, .url = "http://node:2" },
+        };
+        struct fake f = { .node = { GOOD, GOOD, GOOD },
+                          .probe_ok = { true, true, true },
+                          .net = { .is_real_time = true },
+                          .gate = { .is_closed = true } };
+        struct net_pool *p = make_pool_of(&f, rpc_nodes, 1);
+        struct getter g = { .f = &f, .p = p };
+        struct net_stats st;
+        struct net_block *b = NULL;
+        unsigned added, removed;
+        pthread_t th;
+
+        (void)state;
+        assert_int_equal(pthread_create(&th, NULL, getter_thread, &g), 0);
+        pthread_mutex_lock(&f.gate.lock);
+        while (!f.gate.is_reached)
+                pthread_cond_wait(&f.gate.cond, &f.gate.lock);
+        pthread_mutex_unlock(&f.gate.lock);
+        /* node 1 is fetching: replace it by node 2 */
+        assert_int_equal(net_pool_set_nodes(p, just_2, 1, &added, &removed), 0);
+        assert_int_equal(added, 1);
+        assert_int_equal(removed, 1);
+        net_pool_get_stats(p, &st);
+        assert_int_equal(st.n_nodes, 1);
+        assert_string_equal(st.nodes[0].url, "http://node:2");
+        assert_int_equal(st.nodes[0].state, NET_STATE_DOWN); /* until its probe */
+        /* node 1's slot is still in use: the same list again changes nothing */
+        assert_int_equal(net_pool_set_nodes(p, just_2, 1, &added, &removed), 0);
+        assert_int_equal(added + removed, 0);
+        fake_net_gate_open_when(&f.gate, p, 1);
+        pthread_join(th, NULL);
+        assert_int_equal(g.r, 0);
+        assert_int_equal(f.calls[0], 1);
+        net_pool_probe_due(p);
+        assert_int_equal(get(&f, p, &b), 0);
+        net_block_unref(b);
+        assert_int_equal(f.calls[0], 1); /* removed: never asked again */
+        assert_int_equal(f.calls[1], 1);
+
+        /* churn: every reload a new URL; idle removed slots are reused */
+        for (int i = 0; i < 100; i++) {
+                char url[64];
+                const struct net_node_config one[1] = { { .kind = NET_NODE_GATEWAY, .url = url } };
+
+                (void)snprintf(url, sizeof(url), "http://gw-%d:3", i);
+                assert_int_equal(net_pool_set_nodes(p, one, 1, &added, &removed), 0);
+                assert_int_equal(added, 1);
+        }
+        net_pool_get_stats(p, &st);
+        assert_int_equal(st.n_nodes, 1);
+        assert_string_equal(st.nodes[0].url, "http://gw-99:3");
+        /* a bad list changes nothing */
+        {
+                const struct net_node_config bad[1] = { { .kind = NET_NODE_RPC, .url = "" } };
+
+                assert_int_equal(net_pool_set_nodes(p, bad, 1, &added, &removed), -EINVAL);
+        }
+        net_pool_get_stats(p, &st);
+        assert_int_equal(st.n_nodes, 1);
+        assert_string_equal(st.nodes[0].url, "http://gw-99:3");
+        free_pool(&f, p);
+}
+
 static int setup(void **state)
 {
         (void)state;
@@ -519,6 +590,7 @@ int main(void)
                 cmocka_unit_test(test_probe__gateway_answered_html_once__back_after_a_good_probe),
                 cmocka_unit_test(test_probe__gateway_never_trustless__stays_disabled_backing_off),
                 cmocka_unit_test(test_check_nodes__bad_nodes_out_good_node_in),
+                cmocka_unit_test(test_set_nodes__removed_while_fetching__fetch_finishes_node_gone),
         };
         return cmocka_run_group_tests(tests, setup, NULL);
 }
