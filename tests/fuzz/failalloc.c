@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "prsmfs/parse.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 void *__real_malloc(size_t n);
@@ -23,12 +25,6 @@ void *__real_realloc(void *p, size_t n);
 void *__real_reallocarray(void *p, size_t n, size_t m);
 char *__real_strdup(const char *s);
 char *__real_strndup(const char *s, size_t n);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t n, size_t m);
-void *__wrap_realloc(void *p, size_t n);
-void *__wrap_reallocarray(void *p, size_t n, size_t m);
-char *__wrap_strdup(const char *s);
-char *__wrap_strndup(const char *s, size_t n);
 
 static unsigned long fail_at; /* 0: never (while the input is read) */
 static unsigned long calls;
@@ -78,9 +74,8 @@ char *__wrap_strndup(const char *s, size_t n)
 
 int main(int argc, char *argv[])
 {
-        unsigned long nth;
+        uint64_t nth;
         uint8_t *buf;
-        char *end;
         FILE *f;
         long len;
 
@@ -88,9 +83,7 @@ int main(int argc, char *argv[])
                 fprintf(stderr, "usage: %s N FILE (fail the Nth allocation)\n", argv[0]);
                 return 2;
         }
-        errno = 0;
-        nth = strtoul(argv[1], &end, 10);
-        if (errno || *end || nth == 0) {
+        if (parse_u64(argv[1], &nth) < 0 || nth == 0) {
                 fprintf(stderr, "%s: N must be a positive integer, not '%s'\n", argv[0], argv[1]);
                 return 2;
         }
