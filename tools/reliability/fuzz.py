@@ -2,7 +2,7 @@
 """Fuzz campaign: every libFuzzer target of tests/fuzz (docs/fuzzing.md) for a share of a
 total CPU-time budget, then an allocation-failure run of the same decoders.
 
-libFuzzer: each target runs (nice 19, ASan + UBSan) until it has used its share of CPU time
+libFuzzer: each target runs (nice 19 unless --fuzz-nice says otherwise, ASan + UBSan) until it has used its share of CPU time
 (measured from /proc, then SIGINT; `-max_total_time` 20 times the share is only a backstop on
 a busy machine), with `-max_len` 65536, `-rss_limit_mb` 2048, `-malloc_limit_mb` 512: a decoder that allocates more than that
 for one input, say from a lying length, is reported as a crash) on a copy of its committed
@@ -62,7 +62,7 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_libfuzzer(build, root, ts, cpu_budget, workdir, log, parallel=2):
+def run_libfuzzer(build, root, ts, cpu_budget, workdir, log, nice, parallel=2):
     per = max(10, int(cpu_budget / len(ts)))
     res = {}
     pending = list(ts)
@@ -76,7 +76,7 @@ def run_libfuzzer(build, root, ts, cpu_budget, workdir, log, parallel=2):
         art = os.path.join(workdir, "artifacts", t) + "/"
         os.makedirs(art, exist_ok=True)
         out = open(os.path.join(workdir, "fuzz-%s.log" % t), "wb")
-        cmd = ["nice", "-n", "19", os.path.join(build, "tests", "fuzz", "fuzz-" + t),
+        cmd = ["nice", "-n", str(nice), os.path.join(build, "tests", "fuzz", "fuzz-" + t),
                # CPU time is what is budgeted (see cpu_seconds); the wall-time bound is only
                # a backstop on a machine busy with other work
                "-max_total_time=%d" % (per * 20), "-max_len=65536", "-rss_limit_mb=2048",
@@ -87,6 +87,17 @@ def run_libfuzzer(build, root, ts, cpu_budget, workdir, log, parallel=2):
                                       UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"))
         running[p.pid] = (t, p, out, time.monotonic())
 
+    try:
+        fuzz_loop(pending, running, interrupted, start, per, res, workdir, log, parallel)
+    finally:
+        for pid, (t, p, out, t0) in running.items():  # interrupted: stop what was started
+            p.kill()
+            p.wait()
+            out.close()
+    return res
+
+
+def fuzz_loop(pending, running, interrupted, start, per, res, workdir, log, parallel):
     while pending or running:
         while pending and len(running) < parallel:
             start(pending.pop(0))
@@ -117,7 +128,6 @@ def run_libfuzzer(build, root, ts, cpu_budget, workdir, log, parallel=2):
             log("fuzz: %s: %.0f CPU-s in %.0f s, %d executions, %s" % (
                 t, res[t]["cpu_s"], res[t]["wall_s"], execs,
                 "CRASH (%s; %s)" % (arts, out.name) if crashed else "no crash"))
-    return res
 
 
 def failalloc_run(asan_build, root, ts, budget_s, per_target_inputs, workdir, log, seed):
@@ -171,10 +181,10 @@ def failalloc_run(asan_build, root, ts, budget_s, per_target_inputs, workdir, lo
 
 
 def run(root, fuzz_build, asan_build, cpu_budget, failalloc_s, failalloc_inputs, workdir,
-        seed, log):
+        seed, log, nice=19):
     ts = ensure_fuzz_build(root, fuzz_build, log)
     os.makedirs(workdir, exist_ok=True)
-    res = {"targets": run_libfuzzer(fuzz_build, root, ts, cpu_budget, workdir, log),
+    res = {"targets": run_libfuzzer(fuzz_build, root, ts, cpu_budget, workdir, log, nice),
            "failures": []}
     res["cpu_s"] = round(sum(v["cpu_s"] for v in res["targets"].values()), 1)
     res["executions"] = sum(v["executions"] for v in res["targets"].values())
