@@ -80,7 +80,8 @@ void net_block_unref(struct net_block *b)
         }
 }
 
-/* Reads "bearer:TOKEN" / "basic:user:pass" from a file only its owner can read. */
+/* Reads "bearer:TOKEN" / "basic:user:pass" from a file only its owner, the daemon's user,
+ * can read. */
 int net_auth_read(const char *path, char **ret)
 {
         char buf[MAX_AUTH], hdr[MAX_AUTH + 300];
@@ -101,6 +102,13 @@ int net_auth_read(const char *path, char **ret)
                 log_error("auth file %s is accessible by group or others (mode %04o): refusing "
                           "it; chmod 600 it",
                           path, (unsigned)(st.st_mode & 07777));
+                return -EPERM;
+        }
+        if (st.st_uid != geteuid()) {
+                close(fd);
+                log_error("auth file %s is owned by uid %u, not by this prsmfs (uid %u): refusing "
+                          "it; chown it to the daemon's user",
+                          path, (unsigned)st.st_uid, (unsigned)geteuid());
                 return -EPERM;
         }
         n = read(fd, buf, sizeof(buf) - 1);

@@ -13,14 +13,21 @@ before the answer starts), bandwidth (bytes/s, or (bytes/s, piece): the body goe
 pieces of that size, 64 KiB by default, each followed by the pause the rate asks for), reset
 (close the connection after N body bytes), status (500/503/429 with Retry-After), hang (accept
 and never answer until released), corrupt (flip a byte), content_type (wrong type: arg, or
-text/plain), truncate (send fewer bytes than Content-Length).
-Also answers POST /api/v0/block/get?arg= and /api/v0/version like a Kubo RPC node.
+text/plain), truncate (send fewer bytes than Content-Length), swap (another valid block this
+gateway served, in place of the one asked for), html (200 with an HTML error page as
+text/html; arg: a status to send it with instead, e.g. 502).
+Also answers POST /api/v0/block/get?arg= and /api/v0/version like a Kubo RPC node. With
+passthrough=True every other POST /api/v0/... (add, pin/add, block/put...) is forwarded to
+the source node as it came, so the gateway can stand in for the node as an RPC node of a
+mount that also writes; a source that does not answer closes the client's connection.
 Per CID: `missing` (a set) is answered 404 without asking the source (a block no node
 has: js-ipfs would search for it until the timeout); `delays` ({cid: seconds}) holds that
 block's answer back.
 Counters: served[cid] (blocks answered), requests; order (the CIDs asked for, in the order
-the requests came).
+the requests came; not kept with keep_order=False); injected[kind] (answers that carried
+each fault); forwarded (requests passed through).
 """
+import http.client
 import http.server
 import random
 import socket
@@ -32,8 +39,12 @@ from quiethttp import QuietHandler
 
 
 class FaultGateway:
-    def __init__(self, source=None, blocks=None):
+    def __init__(self, source=None, blocks=None, passthrough=False, keep_order=True):
         self.source = source
+        self.passthrough = passthrough
+        self.keep_order = keep_order
+        self.injected = {}
+        self.forwarded = 0
         self.blocks = dict(blocks or {})
         self.missing = set()
         self.delays = {}
@@ -98,9 +109,23 @@ class FaultGateway:
             def _answer(self, cid, rpc):
                 with gw.lock:
                     gw.requests += 1
-                    gw.order.append(cid)
+                    if gw.keep_order:
+                        gw.order.append(cid)
                 faults = gw._pick_faults()
                 kinds = {f["kind"]: f for f in faults}
+                if kinds:
+                    with gw.lock:
+                        for k in kinds:
+                            gw.injected[k] = gw.injected.get(k, 0) + 1
+                if "html" in kinds:
+                    page = (b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
+                            b"<body><h1>Bad Gateway</h1><p>upstream error</p></body></html>\n")
+                    self.send_response(kinds["html"]["arg"] or 200)
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(page)))
+                    self.end_headers()
+                    self.wfile.write(page)
+                    return
                 if "hang" in kinds:
                     gw.release.wait()
                     self.close_connection = True
@@ -128,6 +153,12 @@ class FaultGateway:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
+                if "swap" in kinds:
+                    with gw.lock:
+                        other = next((b for c, b in gw.blocks.items() if c != cid and b != data
+                                      and b), None)
+                    if other is not None:
+                        data = other
                 if "corrupt" in kinds and data:
                     i = random.randrange(len(data))
                     data = data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1:]
@@ -165,6 +196,27 @@ class FaultGateway:
                 with gw.lock:
                     gw.served[cid] = gw.served.get(cid, 0) + 1
 
+            def _forward(self, body):
+                with gw.lock:
+                    gw.forwarded += 1
+                src = urllib.parse.urlsplit(gw.source.api_url)
+                hdrs = {k: self.headers[k] for k in ("Content-Type", "Authorization")
+                        if self.headers.get(k)}
+                try:
+                    c = http.client.HTTPConnection(src.hostname, src.port, timeout=120)
+                    c.request("POST", self.path, body=body, headers=hdrs)
+                    r = c.getresponse()
+                    answer = r.read()
+                    c.close()
+                except (OSError, http.client.HTTPException):
+                    self.close_connection = True  # a dead node, as seen through a proxy
+                    return
+                self.send_response(r.status)
+                self.send_header("Content-Type", r.getheader("Content-Type") or "text/plain")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
             def do_GET(self):
                 u = urllib.parse.urlparse(self.path)
                 if not u.path.startswith("/ipfs/"):
@@ -175,8 +227,11 @@ class FaultGateway:
             def do_POST(self):
                 u = urllib.parse.urlparse(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
+                body = self.rfile.read(length) if length else b""
+                if (gw.passthrough and u.path.startswith("/api/v0/")
+                        and u.path not in ("/api/v0/version", "/api/v0/block/get")):
+                    self._forward(body)
+                    return
                 if u.path == "/api/v0/version":
                     body = b'{"Version":"faultgw"}'
                     self.send_response(200)

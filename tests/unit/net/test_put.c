@@ -840,6 +840,37 @@ static void test_unpin__service__each_listed_pin_deleted(void **state)
         free(path);
 }
 
+/* A 0600 auth file owned by another user is not the daemon's secret: refused (the
+ * security campaign found it accepted). Run as root, the file is given to uid 65534; as
+ * another user, chown is not possible and the check is skipped with a message. */
+static void test_pool__auth_file_owned_by_another_user__refused(void **state)
+{
+        char *path = auth_file(0600);
+        const struct net_node_config node = { .kind = NET_NODE_RPC,
+                                              .url = "http://n1",
+                                              .auth_file = path };
+        const struct net_config cfg = { .nodes = &node, .n_nodes = 1, .stall_timeout_ms = 500 };
+        struct fake f = { 0 };
+        struct net_pool *p = NULL;
+
+        (void)state;
+        fake_net_init(&f.net, fake_http, &f, 0x1234567);
+        if (geteuid() != 0) {
+                print_message("not root: cannot give the file to another user\n");
+                unlink(path);
+                free(path);
+                return;
+        }
+        assert_int_equal(chown(path, 65534, 65534), 0);
+        assert_int_equal(net_pool_new_with_transport(&cfg, &f.net.ops, &f.net, &p), -EPERM);
+        assert_null(p);
+        assert_int_equal(chown(path, 0, 0), 0);
+        assert_int_equal(net_pool_new_with_transport(&cfg, &f.net.ops, &f.net, &p), 0);
+        net_pool_free(p);
+        unlink(path);
+        free(path);
+}
+
 static void test_pool__world_readable_auth_file__refused(void **state)
 {
         char *path = auth_file(0644);
@@ -1150,6 +1181,7 @@ int main(void)
                 cmocka_unit_test(test_pool_pin__replicas_on_best_nodes),
                 cmocka_unit_test(test_unpin__service__each_listed_pin_deleted),
                 cmocka_unit_test(test_pool__world_readable_auth_file__refused),
+                cmocka_unit_test(test_pool__auth_file_owned_by_another_user__refused),
                 cmocka_unit_test(
                         test_run__js_node__leaves_one_by_one_until_413_then_one_add_per_run),
                 cmocka_unit_test(test_run__next_session_on_that_node__runs_from_the_start),
