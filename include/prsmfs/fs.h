@@ -44,6 +44,8 @@ typedef int (*fs_block_source_fn)(unixfs_emit_fn emit, void *emit_userdata, void
 struct fs_uploader {
         int (*submit)(void *ud, uint64_t id, uint64_t ino, const char *path);
         void (*cancel)(void *ud, uint64_t id);
+        /* optional: an fsync waits for job id (it goes ahead of uploads nobody waits for) */
+        void (*urge)(void *ud, uint64_t id);
         /* uploads what source emits, then pins *pin_root (read after source returns) */
         int (*put_blocks)(void *ud, fs_block_source_fn source, void *source_ud,
                           const struct cid *pin_root);

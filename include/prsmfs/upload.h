@@ -109,6 +109,7 @@ struct upload_stats {
         uint64_t early_blocks;                /* leaves put early */
         uint64_t early_used;                  /* job leaves not sent: put early on its node */
         uint64_t early_lost; /* attempts that found such leaves gone before the pin (GC) */
+        uint64_t jobs_urged; /* moved ahead of the queue or out of a backoff (upload_urge) */
 };
 
 struct upload;
@@ -196,6 +197,10 @@ _wur_ int upload_list(struct upload *u, struct upload_job_info **ret, size_t *re
 /* Ends the backoff wait of job id (of every waiting job when is_all): it retries now. Returns
  * how many jobs were waiting so. */
 int upload_retry(struct upload *u, uint64_t id, bool is_all);
+/* Someone waits for job id (an fsync): a queued job moves to the head of the queue, one in
+ * its backoff wait retries now. Returns 1 when it did either, 0 when the job runs already or
+ * is unknown (finished). */
+int upload_urge(struct upload *u, uint64_t id);
 
 /* Cancels everything (queued and running jobs get -ECANCELED), waits for running attempts to
  * stop (at most one network operation each; net_pool_shutdown first makes it immediate),

@@ -454,6 +454,13 @@ static void up_cancel(void *ud, uint64_t id)
                 log_debug("cannot cancel upload %" PRIu64 ": %s", id, strerror(-r));
 }
 
+static void up_urge(void *ud, uint64_t id)
+{
+        struct daemon *d = ud;
+
+        (void)upload_urge(d->upload, id);
+}
+
 static int up_early(void *ud, const char *path, uint64_t off, uint64_t len)
 {
         struct daemon *d = ud;
@@ -1429,6 +1436,7 @@ int main(int argc, char *argv[])
         d.upload = upload;
         r = fs_set_uploader(fs, &(struct fs_uploader){ .submit = up_submit,
                                                        .cancel = up_cancel,
+                                                       .urge = up_urge,
                                                        .put_blocks = up_put_blocks,
                                                        .early = up_early,
                                                        .early_unit = upload_early_unit(upload),

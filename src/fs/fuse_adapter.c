@@ -1685,6 +1685,8 @@ static bool do_fsync(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
                 r = index_getattr(fs->idx, ino, &a);
         if (r >= 0 && a.staged && fs->up.submit) { /* no uploader: durable on local disk only */
                 fs_reply_when_committed(fs, req, ino, a.staged);
+                if (fs->up.urge)
+                        fs->up.urge(fs->up.ud, a.staged); /* the job's id is its generation */
                 return true;
         }
         reply_err(req, r);

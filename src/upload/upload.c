@@ -1037,6 +1037,33 @@ int upload_retry(struct upload *u, uint64_t id, bool is_all)
         return n;
 }
 
+int upload_urge(struct upload *u, uint64_t id)
+{
+        struct job *j;
+        int n = 0;
+
+        pthread_mutex_lock(&u->lock);
+        j = job_find(u, id);
+        if (j && j->state == JOB_QUEUED && u->queued.head != j) {
+                /* waited for: ahead of the closes nobody waits for (lessons: an fsync behind
+                 * a backlog it did not make waits out its fsync_timeout) */
+                fifo_remove(&u->queued, j);
+                j->qnext = u->queued.head;
+                u->queued.head = j;
+                if (!u->queued.tail)
+                        u->queued.tail = j;
+                n = 1;
+        } else if (j && j->retry_at_ns) {
+                j->is_retry_now = true;
+                pthread_cond_broadcast(&u->cond);
+                n = 1;
+        }
+        pthread_mutex_unlock(&u->lock);
+        if (n)
+                STAT_ADD(u, jobs_urged, 1);
+        return n;
+}
+
 void upload_get_stats(struct upload *u, struct upload_stats *ret)
 {
         uint64_t *dst = (uint64_t *)ret;

@@ -783,6 +783,44 @@ static void test_upload_free__queued_and_running__all_ecanceled(void **state)
         assert_int_equal(F.pins, 0);
 }
 
+/* Finding 6 of docs/reliability.md: an fsync waited behind every close queued before it */
+static void test_upload_urge__queued_job__runs_before_older_queued_ones(void **state)
+{
+        struct upload_config c = config(); /* one runner */
+        char p1[4096], p2[4096], p3[4096], p4[4096];
+        struct upload_stats st;
+        struct cid r;
+        struct upload *u;
+
+        (void)state;
+        make_file(2 * CHUNK, 11, p1, &r);
+        make_file(2 * CHUNK, 12, p2, &r);
+        make_file(2 * CHUNK, 13, p3, &r);
+        make_file(2 * CHUNK, 14, p4, &r);
+        set_gate(true);
+        assert_int_equal(upload_new(&c, &u), 0);
+        assert_int_equal(upload_submit(u, 1, p1, on_done, NULL), 0);
+        assert_int_equal(upload_submit(u, 2, p2, on_done, NULL), 0);
+        assert_int_equal(upload_submit(u, 3, p3, on_done, NULL), 0);
+        assert_int_equal(upload_submit(u, 4, p4, on_done, NULL), 0);
+        wait_put_waiting(); /* job 1 runs; 2, 3 and 4 wait in that order */
+        assert_int_equal(upload_urge(u, 4), 1);
+        assert_int_equal(upload_urge(u, 4), 0); /* at the head already */
+        assert_int_equal(upload_urge(u, 1), 0); /* running */
+        assert_int_equal(upload_urge(u, 99), 0);
+        set_gate(false);
+        wait_done(4);
+        upload_get_stats(u, &st);
+        upload_free(u);
+        assert_int_equal(D.order[0], 1);
+        assert_int_equal(D.order[1], 4);
+        assert_int_equal(D.order[2], 2);
+        assert_int_equal(D.order[3], 3);
+        for (int i = 1; i <= 4; i++)
+                assert_int_equal(D.res[i].error, 0);
+        assert_int_equal(st.jobs_urged, 1);
+}
+
 struct blocks_src {
         struct cid root;
         int fail;
@@ -1151,6 +1189,9 @@ int main(void)
                         test_cancel__queued_then_running__ecanceled_once_each, setup, teardown),
                 cmocka_unit_test_setup_teardown(
                         test_cancel__during_the_pin__ecanceled_with_the_pinned_root, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_upload_urge__queued_job__runs_before_older_queued_ones, setup,
                         teardown),
                 cmocka_unit_test_setup_teardown(test_upload_free__queued_and_running__all_ecanceled,
                                                 setup, teardown),
