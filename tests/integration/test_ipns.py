@@ -9,9 +9,11 @@ import errno
 import json
 import os
 import pty
+import re
 import subprocess
 import threading
 import time
+import urllib.request
 
 import pytest
 from mount import DaemonFailure, tool_binary
@@ -62,6 +64,14 @@ def status_on_tty(path):
         os.close(master)
     assert p.returncode == 0, p.stderr
     return out.decode(errors="replace").replace("\r\n", "\n")
+
+
+def metrics(port):
+    """The follow samples of a mount's /metrics (name -> value)."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+        text = r.read().decode()
+    return {m.group(1): float(m.group(2))
+            for m in re.finditer(r"^(prsmfs_follow_[a-z_]+) (\S+)$", text, re.M)}
 
 
 def writer_cfg(node):
@@ -265,13 +275,17 @@ def test_bad_follow_value_refused(mount_factory, opt, msg):
 
 @pytest.mark.timeout(200)
 def test_follow_keeps_root_of_a_file_and_restarts_offline(nodes, mount_factory, workdir):
+    import ipfsnode
+
     a, b = nodes
     p = mount_factory(config=writer_cfg(a), name="p2")
     write_tree(p.path("t"), V1)
     r1 = publish(p.path("t"), "k2", "--create-key")
     name = r1["ipns_name"]
+    port = ipfsnode.free_ports(1)[0]
     f = mount_factory(config={"rpc_nodes": [b.api_url], "gateway_nodes": [], "timeout": 5,
-                              "follow": name, "follow_interval": 1},
+                              "follow": name, "follow_interval": 1,
+                              "metrics_listen": "127.0.0.1:%d" % port},
                       name="f2", allow_stderr=("keeping the root shown",))
     wait_listing(f.mountpoint, names_in(V1), INTERVAL + SLACK)
     with open(f.path("a.txt"), "rb") as fh:
@@ -284,6 +298,10 @@ def test_follow_keeps_root_of_a_file_and_restarts_offline(nodes, mount_factory, 
     assert "not a directory" in st["last_error"] and rf["cid"] in st["last_error"], st
     assert st["root"] == r1["cid"] and st["failures"] >= 1
     assert set(os.listdir(f.mountpoint)) == names_in(V1)
+    m = metrics(port)
+    assert m["prsmfs_follow_switches_total"] == 1 and m["prsmfs_follow_rejected_total"] >= 1
+    assert m["prsmfs_follow_failures_total"] >= 1 and m["prsmfs_follow_resolves_total"] >= 2
+    assert m["prsmfs_follow_root_age_seconds"] >= 0
     plain = status_on_tty(f.mountpoint)
     assert "follow    " + name in plain and "not a directory" in plain, plain
 
