@@ -89,6 +89,8 @@ static void *follow_thread(void *arg)
                 }
                 if (r >= 0)
                         r = fs_follow_switch(f->fs, &root, err, sizeof(err));
+                if (r == -ECANCELED) /* shutdown: the network stopped under the switch */
+                        break;
                 note(f, r, err);
                 /* a CID never changes: done once it is shown */
                 if (!f->name[0] && r >= 0)
