@@ -151,12 +151,14 @@ void daemon_follow_stop(struct daemon_follow *f)
 json_t *daemon_follow_json(struct daemon_follow *f, const struct config *cfg)
 {
         uint64_t switched = 0, last = 0, resolves = 0, failures = 0;
+        struct fs_stats st = { 0 };
         char root[CID_MAX_STR], error[sizeof(f->error)] = "";
         bool has_root = false;
         struct cid cid;
 
         if (f->fs && fs_is_following(f->fs)) {
                 has_root = fs_follow_root(f->fs, &cid, &switched);
+                fs_get_stats(f->fs, &st);
                 if (has_root)
                         (void)cid_to_string(&cid, root);
         }
@@ -168,9 +170,11 @@ json_t *daemon_follow_json(struct daemon_follow *f, const struct config *cfg)
                 memcpy(error, f->error, sizeof(error));
                 pthread_mutex_unlock(&f->lock);
         }
-        return json_pack("{s:s, s:f, s:s?, s:I, s:I, s:s?, s:I, s:I}", "name", cfg->follow,
-                         "interval", (double)cfg->follow_interval_ms / 1000.0, "root",
+        return json_pack("{s:s, s:f, s:s?, s:I, s:I, s:s?, s:I, s:I, s:I, s:I}", "name",
+                         cfg->follow, "interval", (double)cfg->follow_interval_ms / 1000.0, "root",
                          has_root ? root : NULL, "switched", (json_int_t)switched, "last_resolve",
                          (json_int_t)last, "last_error", error[0] ? error : NULL, "resolves",
-                         (json_int_t)resolves, "failures", (json_int_t)failures);
+                         (json_int_t)resolves, "failures", (json_int_t)failures, "switches",
+                         (json_int_t)st.follow_switches, "rejected",
+                         (json_int_t)st.follow_rejected);
 }

@@ -39,6 +39,6 @@ _wur_ int daemon_follow_start(struct daemon_follow *f, const struct config *cfg,
 /* Stops and joins the thread (after net_pool_shutdown: a resolve in flight ends at once).
  * NULL-safe, and a no-op when it never started. */
 void daemon_follow_stop(struct daemon_follow *f);
-/* status's "follow" object: name, root, switched, last_resolve, last_error, counts (new
- * reference, NULL on ENOMEM). */
+/* status's "follow" object: name, interval, root, switched, last_resolve, last_error,
+ * resolves, failures, switches, rejected (new reference, NULL on ENOMEM). */
 json_t *daemon_follow_json(struct daemon_follow *f, const struct config *cfg);
