@@ -81,7 +81,14 @@ struct config {
         char *cluster_auth_file;  /* owned, may be NULL: "basic:u:p" or "bearer:T", mode 0600 */
         unsigned replication_min; /* 0: the cluster's default */
         unsigned replication_max; /* 0: the cluster's default */
+        /* a read-only mount of a published tree that moves with its IPNS name (docs/scale-out.md)
+         */
+        char *follow;                /* owned, NULL: none; "/ipns/NAME", "/ipfs/CID" or a CID */
+        uint64_t follow_interval_ms; /* between two resolves of follow's name */
 };
+
+#define CONFIG_FOLLOW_INTERVAL_MIN_MS 1000
+#define CONFIG_FOLLOW_NAME_MAX        255 /* bytes of an IPNS name after /ipns/ */
 
 /* Model files loaders read whole: the formats whose loaders mmap or read every tensor. */
 #define CONFIG_PREFETCH_ON_OPEN_DEFAULT "*.safetensors,*.gguf,*.bin,*.pt,*.pth,*.ckpt"

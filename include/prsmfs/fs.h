@@ -30,6 +30,8 @@ struct fs_stats {
                                                    header and queued by its tensor table */
         uint64_t prsm_parts_ok, prsm_parts_bad; /* PRSM shards (wrapped data) whose sha256 was
                                                    checked: matched, did not */
+        uint64_t follow_switches;               /* follow: roots switched to */
+        uint64_t follow_rejected;               /* ... roots refused (no directory, no fetch) */
 };
 
 /*
@@ -220,6 +222,28 @@ _wur_ int fs_prefetch_status(struct fs *fs, uint64_t id, struct fs_prefetch_stat
 void fs_prefetch_status_done(struct fs_prefetch_status *st);
 /* Drops a job (cancelling it if it still runs; waits for its block in flight). */
 _wur_ int fs_prefetch_forget(struct fs *fs, uint64_t id);
+
+/*
+ * ---- follow mounts (follow.c; docs/scale-out.md) ----
+ * A read-only mount whose root shows the tree of a root CID that changes (an IPNS name's,
+ * resolved by the daemon). Switches are atomic for every new lookup and listing; see follow.c.
+ */
+/* Makes this a follow mount: before the session serves. */
+void fs_follow_enable(struct fs *fs);
+bool fs_is_following(const struct fs *fs);
+/* Shows the root recorded in the index by the last switch, if any (1; 0 when none), without
+ * the network: at the start, before the first resolve. */
+_wur_ int fs_follow_restore(struct fs *fs);
+/* Shows root from now on: its block is fetched and must be a UnixFS directory (else the old
+ * root stays: -ENOTDIR, -EBADMSG, or the fetch's error, and err says why); its entries are
+ * listed into the index, then the root switches and the kernel's entries of the root are
+ * dropped. 1 switched, 0 it was the root already. May wait for the network: never on a FUSE
+ * worker. One caller at a time (the daemon's follow thread). */
+_wur_ int fs_follow_switch(struct fs *fs, const struct cid *root, char *err, size_t err_size);
+/* The root shown (false: none yet) and when it was switched to (CLOCK_REALTIME s, 0: shown
+ * since the start, restored). */
+bool fs_follow_root(struct fs *fs, struct cid *ret, uint64_t *ret_switched_sec);
+void fs_follow_done(struct fs *fs);
 
 /* Maps an internal negative errno to what a syscall may return (positive). */
 int fs_errno_for_reply(int r);

@@ -346,3 +346,9 @@ _wur_ int index_check(struct index *idx);
  * string in *ret; -ENOENT: none). */
 _wur_ int index_prsm_format_put(struct index *idx, const struct cid *cid, const char *layout);
 _wur_ int index_prsm_format_get(struct index *idx, const struct cid *cid, char **ret);
+
+/* ---- settings kept with the namespace (table meta) ---- */
+/* Sets key to value (NULL: removes it); -EPERM for "instance", which never changes. */
+_wur_ int index_meta_set(struct index *idx, const char *key, const char *value);
+/* The value of key (a new string in *ret); -ENOENT when it is not set. */
+_wur_ int index_meta_get(struct index *idx, const char *key, char **ret);

@@ -270,5 +270,34 @@ const char *net_put_node_url(const struct net_put *put);
 /* Frees a session; no call on it may be running. NULL-safe. */
 void net_put_free(struct net_put *put);
 
+/*
+ * ---- IPNS (src/net/ipns.c) ----
+ * Keys live on the RPC nodes; nodes are asked in order of health, a node that does not answer
+ * is reported and the next one asked. err (err_size bytes, may be 0) gets a sentence naming
+ * each node's answer when the call fails ("" on success).
+ */
+#define NET_IPNS_NAME_MAX 255
+struct net_ipns_published {
+        char name[NET_IPNS_NAME_MAX + 1]; /* the key's IPNS name (its Id): /ipns/<name> */
+        char node[NET_MAX_URL + 1];       /* the node that published */
+        bool is_key_created;              /* key/gen made the key (create_key) */
+};
+/*
+ * name/publish of /ipfs/<root> under key (1..255 of A-Z a-z 0-9 - . _ ~) on the first node
+ * whose key/list has it; without one, with create_key, key/gen (ed25519) on the healthiest
+ * node that answered. -ENOKEY: no node has the key (and !create_key); -EHOSTUNREACH: no node
+ * answered; -EREMOTEIO: a node refused (its message in err); -EBADMSG: it confirmed something
+ * else; -EINVAL: a bad key name; -ETIMEDOUT, -ECANCELED.
+ */
+_wur_ int net_ipns_publish(struct net_pool *p, const char *key, const struct cid *root,
+                           bool create_key, uint64_t deadline_ns, struct net_ipns_published *ret,
+                           char *err, size_t err_size);
+/* name/resolve of /ipns/<name> (recursive, nocache) to the root CID it names now: -EREMOTEIO
+ * when nodes answered but none with a root (refused, unknown name), -EBADMSG folded into it
+ * for a path that is not /ipfs/<cid>; -EHOSTUNREACH when none answered; -EINVAL for a name
+ * with characters a URL cannot carry. */
+_wur_ int net_ipns_resolve(struct net_pool *p, const char *name, uint64_t deadline_ns,
+                           struct cid *ret, char *err, size_t err_size);
+
 /* Monotonic clock in ns (the one deadlines are measured on). */
 uint64_t net_now_ns(void);

@@ -24,6 +24,7 @@
 
 #include <jansson.h>
 
+#include "prsmfs/cid.h"
 #include "prsmfs/log.h"
 #include "prsmfs/parse.h"
 
@@ -158,6 +159,13 @@ static const struct key keys[] = {
           "default)" },
         { "replication_max", KEY_UINT, OFF(replication_max), 0, 0, 1024,
           "cluster peers a root is pinned on at most (0: the cluster's default)" },
+        /* IPNS follow (docs/scale-out.md) */
+        { "follow", KEY_STRING, OFF(follow), 0, 0, 0,
+          "a read-only mount of the tree /ipns/NAME (resolved every follow_interval), /ipfs/CID "
+          "or a CID names; unset: an ordinary mount" },
+        { "follow_interval", KEY_DURATION, OFF(follow_interval_ms), 0,
+          CONFIG_FOLLOW_INTERVAL_MIN_MS, 24 * 3600 * 1000,
+          "seconds between two resolves of follow's IPNS name (1..86400)" },
 };
 
 static const char *const profile_names[_CONFIG_PROFILE_MAX] = {
@@ -675,6 +683,7 @@ int config_init_defaults(struct config *c)
                 .prefetch_on_open_min_size = 64ull << 20,
                 .royalty_rate_milli = 10, /* PRSM's 0.01 FTNS per access */
                 .burst_size = 10,
+                .follow_interval_ms = 30 * 1000,
         };
         if (node_add(c->rpc_nodes, &c->n_rpc_nodes, "http://127.0.0.1:5001", NULL) < 0 ||
             node_add(c->gateway_nodes, &c->n_gateway_nodes, "http://127.0.0.1:8080", NULL) < 0 ||
@@ -706,7 +715,8 @@ void config_done(struct config *c)
         free(c->allowed_mime_types);
         free(c->cluster_api);
         free(c->cluster_auth_file);
-        c->cluster_api = c->cluster_auth_file = NULL;
+        free(c->follow);
+        c->cluster_api = c->cluster_auth_file = c->follow = NULL;
         c->state_dir = c->cache_dir = c->ca_bundle = c->control_group = c->metrics_listen =
                 c->prefetch_on_open = c->identity_key = c->creator_id = c->allowed_mime_types =
                         NULL;
@@ -789,8 +799,42 @@ static int config_validate_cluster(const struct config *c, char *err, size_t err
         return 0;
 }
 
+/* follow: "/ipns/NAME" (a peer ID, a CID or a DNSLink domain), "/ipfs/CID" or a bare CID. */
+static int config_validate_follow(const struct config *c, char *err, size_t err_size)
+{
+        const char *f = c->follow, *name;
+        struct cid cid;
+        size_t n;
+
+        if (!f)
+                return 0;
+        if (strncmp(f, "/ipns/", 6) == 0) {
+                name = f + 6;
+                n = strlen(name);
+                if (n == 0 || n > CONFIG_FOLLOW_NAME_MAX ||
+                    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                                 ".-_") != n)
+                        return parse_fail(err, err_size,
+                                          "config: 'follow': '%.300s' is no IPNS name (1..%d "
+                                          "letters, digits, '.', '-' or '_' after /ipns/)",
+                                          f, CONFIG_FOLLOW_NAME_MAX);
+                return 0;
+        }
+        name = strncmp(f, "/ipfs/", 6) == 0 ? f + 6 : f;
+        if (cid_parse(name, strlen(name), &cid) < 0)
+                return parse_fail(err, err_size,
+                                  "config: 'follow' must be /ipns/NAME, /ipfs/CID or a CID, not "
+                                  "'%.300s'",
+                                  f);
+        return 0;
+}
+
 int config_validate(const struct config *c, char *err, size_t err_size)
 {
+        int r = config_validate_follow(c, err, err_size);
+
+        if (r < 0)
+                return r;
         if (c->retry_base_delay_ms > c->retry_max_delay_ms)
                 return parse_fail(err, err_size,
                                   "config: 'retry_base_delay' (%.3f s) exceeds 'retry_max_delay' "

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -33,6 +34,7 @@
 #include "prsmfs/store.h"
 #include "prsmfs/upload.h"
 
+#include "follow.h"
 #include "fuse_timing.h"
 
 #define RATE_SLOTS      12
@@ -194,6 +196,42 @@ static int render_counters(struct buf *b, const struct counter *c, size_t n)
         return r;
 }
 
+/* A follow mount: resolves, their failures, switches, roots refused, the shown root's age. */
+static int render_follow(struct buf *b, struct daemon_follow *f, const struct fs_stats *fst)
+{
+        uint64_t resolves, failures, switched = 0, now = (uint64_t)time(NULL);
+        struct cid root;
+        bool has_root;
+        int r = 0;
+
+        pthread_mutex_lock(&f->lock);
+        resolves = f->resolves;
+        failures = f->failures;
+        pthread_mutex_unlock(&f->lock);
+        has_root = fs_follow_root(f->fs, &root, &switched);
+        const struct counter counters[] = {
+                { "prsmfs_follow_resolves_total", "counter",
+                  "Rounds of the follow mount's resolve (IPNS name/resolve, then the switch)", NULL,
+                  resolves },
+                { "prsmfs_follow_failures_total", "counter",
+                  "Rounds that failed (no node resolved the name, or its root was refused)", NULL,
+                  failures },
+                { "prsmfs_follow_switches_total", "counter", "Roots the follow mount switched to",
+                  NULL, fst->follow_switches },
+                { "prsmfs_follow_rejected_total", "counter",
+                  "Resolved roots refused (not a UnixFS directory, or not fetched)", NULL,
+                  fst->follow_rejected },
+        };
+        W(render_counters(b, counters, ELEMENTSOF(counters)));
+        W(metrics_write_family(b, "prsmfs_follow_root_age_seconds", "gauge",
+                               "Seconds since the follow mount switched to the root it shows (-1: "
+                               "none shown, or shown since the start)"));
+        W(metrics_write_value(b, "prsmfs_follow_root_age_seconds", NULL,
+                              has_root && switched && now >= switched ? (double)(now - switched)
+                                                                      : -1.0));
+        return r;
+}
+
 static int render(struct buf *b, void *userdata)
 {
         struct exporter *e = userdata;
@@ -309,6 +347,8 @@ static int render(struct buf *b, void *userdata)
                   fst.prsm_parts_bad },
         };
         W(render_counters(b, counters, ELEMENTSOF(counters)));
+        if (s->follow)
+                W(render_follow(b, s->follow, &fst));
         W(fuse_timing_render(b));
         free(ns);
         return r;

@@ -14,6 +14,7 @@ struct net_pool;
 struct upload;
 struct index;
 struct prsm;
+struct daemon_follow;
 
 /* All borrowed; each must outlive the exporter. */
 struct exporter_sources {
@@ -23,8 +24,9 @@ struct exporter_sources {
         struct net_pool *net;
         struct upload *upload;
         struct index *idx;
-        const char *index_path; /* its file's size is prsmfs_index_file_bytes */
-        struct prsm *prsm;      /* may be NULL: provenance records and the access ledger */
+        const char *index_path;       /* its file's size is prsmfs_index_file_bytes */
+        struct prsm *prsm;            /* may be NULL: provenance records and the access ledger */
+        struct daemon_follow *follow; /* may be NULL: not a follow mount */
 };
 
 struct exporter;

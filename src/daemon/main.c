@@ -44,6 +44,7 @@
 
 #include "control.h"
 #include "exporter.h"
+#include "follow.h"
 #include "fuse_timing.h"
 #include "loading.h"
 #include "logging.h"
@@ -290,7 +291,8 @@ struct daemon {
         struct net_pool *net;
         struct cache *cache;
         struct upload *upload;
-        struct daemon_prsm prsm; /* identity, provenance records, access ledger */
+        struct daemon_prsm prsm;     /* identity, provenance records, access ledger */
+        struct daemon_follow follow; /* a follow mount's resolver (follow.c) */
 };
 
 /*
@@ -504,6 +506,21 @@ static int cid_arg(const char *s, struct cid *ret, json_t **reply)
         return -EINVAL;
 }
 
+/* A follow mount refuses what would write: its tree is the published one (-EROFS). */
+static int refuse_if_following(struct daemon *d, const char *what, json_t **reply)
+{
+        char msg[512];
+
+        if (!d->cfg->follow)
+                return 0;
+        (void)snprintf(msg, sizeof(msg),
+                       "this mount follows %.300s and is read-only: %s on the mount that writes "
+                       "the tree",
+                       d->cfg->follow, what);
+        *reply = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+        return -EROFS;
+}
+
 static int cmd_link(json_t *request, json_t **reply, void *userdata)
 {
         struct daemon *d = userdata;
@@ -516,6 +533,9 @@ static int cmd_link(json_t *request, json_t **reply, void *userdata)
 
         if (!path)
                 return -EINVAL;
+        r = refuse_if_following(d, "link", reply);
+        if (r < 0)
+                return r;
         /* a placeholder is named as one (some parse as CIDs, some do not) */
         r = cid ? daemon_prsm_check_link(cid, reply) : 0;
         if (r < 0)
@@ -562,12 +582,54 @@ static int request_bool(json_t *request, const char *key, bool dflt, bool *ret)
         return 0;
 }
 
+/* prsmctl publish --ipns KEY: the published root under KEY's IPNS name, added to *reply
+ * (which becomes an error naming the root on failure: the tree is published either way). */
+static int publish_ipns(struct daemon *d, const char *key, bool create_key, const struct cid *root,
+                        uint64_t deadline, json_t **reply)
+{
+        struct net_ipns_published pub;
+        char err[1024], msg[1400], s[CID_MAX_STR], name[NET_IPNS_NAME_MAX + 8];
+        int r;
+
+        if (!d->net)
+                return -EHOSTUNREACH;
+        r = net_ipns_publish(d->net, key, root, create_key, deadline, &pub, err, sizeof(err));
+        if (r < 0) {
+                const char *why = r == -ENOKEY         ? "key not found on any node"
+                                  : r == -EHOSTUNREACH ? "no node reachable"
+                                  : r == -EINVAL       ? "bad key name"
+                                  : r == -ETIMEDOUT    ? "timed out"
+                                                       : "the node refused";
+
+                (void)snprintf(msg, sizeof(msg),
+                               "published %s, but not under IPNS key '%.255s': %s%s%s%s",
+                               cid_to_string(root, s), key, why, err[0] ? " (" : "", err,
+                               err[0] ? ")" : "");
+                if (r == -ENOKEY)
+                        (void)snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg),
+                                       "; --create-key makes it on a node");
+                log_warning("%s", msg);
+                json_decref(*reply);
+                *reply = json_pack("{s:b, s:s, s:s}", "ok", 0, "error", msg, "cid", s);
+                return r;
+        }
+        (void)snprintf(name, sizeof(name), "/ipns/%s", pub.name);
+        if (json_object_set_new(*reply, "ipns_name", json_string(name)) < 0 ||
+            json_object_set_new(*reply, "ipns_key", json_string(key)) < 0 ||
+            json_object_set_new(*reply, "ipns_node", json_string(pub.node)) < 0 ||
+            json_object_set_new(*reply, "key_created", json_boolean(pub.is_key_created)) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
 static int cmd_publish(json_t *request, json_t **reply, void *userdata)
 {
         struct daemon *d = userdata;
         const char *path = json_string_value(json_object_get(request, "path"));
+        const char *ipns_key = json_string_value(json_object_get(request, "ipns_key"));
         uint64_t deadline = net_now_ns() + MAX(d->cfg->timeout_ms * 10, 600000ull) * 1000000ull;
         struct fs_publish_result res = { 0 };
+        bool create_key;
         struct fs_publish_opts o;
         char s[CID_MAX_STR];
         json_t *list;
@@ -577,7 +639,13 @@ static int cmd_publish(json_t *request, json_t **reply, void *userdata)
                          &o.preserve_mode) < 0 ||
             request_bool(request, "preserve_mtime", d->cfg->publish_preserve_mtime,
                          &o.preserve_mtime) < 0 ||
-            request_bool(request, "include_private", false, &o.include_private) < 0)
+            request_bool(request, "include_private", false, &o.include_private) < 0 ||
+            request_bool(request, "create_key", false, &create_key) < 0)
+                return -EINVAL;
+        r = refuse_if_following(d, "publish", reply);
+        if (r < 0)
+                return r;
+        if (json_object_get(request, "ipns_key") && !ipns_key)
                 return -EINVAL;
         r = fs_publish(d->fs, path ? path : "", &o, deadline, &res);
         if (r == -EACCES) {
@@ -609,8 +677,11 @@ static int cmd_publish(json_t *request, json_t **reply, void *userdata)
         *reply = list ? json_pack("{s:s, s:o, s:I}", "cid", cid_to_string(&res.root, s), "skipped",
                                   list, "skipped_count", (json_int_t)res.n_skipped_total)
                       : NULL;
+        r = *reply ? 0 : -ENOMEM;
+        if (r >= 0 && ipns_key)
+                r = publish_ipns(d, ipns_key, create_key, &res.root, deadline, reply);
         fs_publish_result_done(&res);
-        return *reply ? 0 : -ENOMEM;
+        return r;
 }
 
 /* prsmctl unpin CID: a published root is unpinned (in the background) unless files still
@@ -977,6 +1048,12 @@ static int cmd_status(json_t *request, json_t **reply, void *userdata)
                            "mountpoint", d->mountpoint, "state_dir", d->cfg->state_dir, "inodes",
                            (json_int_t)inodes, "bytes", (json_int_t)bytes, "stats", stats_json(d),
                            "uploads", uploads_summary_json(d), "cache", cache_json(d));
+        /* a follow mount: the name, the root shown, the last resolve */
+        if (*reply && d->cfg->follow &&
+            json_object_set_new(*reply, "follow", daemon_follow_json(&d->follow, d->cfg)) < 0) {
+                json_decref(*reply);
+                *reply = NULL;
+        }
         return *reply ? 0 : -ENOMEM;
 }
 
@@ -1359,6 +1436,18 @@ int main(int argc, char *argv[])
                 fprintf(stderr, "prsmfs: cannot prepare the tree: %s\n", strerror(-r));
                 goto out;
         }
+        if (cfg.follow) {
+                /* read-only for the kernel too (EROFS, ST_RDONLY); the last root at once */
+                fs_follow_enable(fs);
+                r = fs_follow_restore(fs);
+                if (r >= 0)
+                        r = fuse_opt_add_arg(&args, "-oro") < 0 ? -ENOMEM : 0;
+                if (r < 0) {
+                        fprintf(stderr, "prsmfs: cannot set up following %s: %s\n", cfg.follow,
+                                strerror(-r));
+                        goto out;
+                }
+        }
         d.mountpoint = opts.mountpoint;
         d.idx = idx;
         d.cfg = &cfg;
@@ -1434,6 +1523,13 @@ int main(int argc, char *argv[])
                 goto out_signals;
         }
         d.upload = upload;
+        if (cfg.follow) {
+                r = daemon_follow_start(&d.follow, &cfg, fs, net);
+                if (r < 0) {
+                        log_error_errno(r, "cannot start following %s", cfg.follow);
+                        goto out_signals;
+                }
+        }
         r = fs_set_uploader(fs, &(struct fs_uploader){ .submit = up_submit,
                                                        .cancel = up_cancel,
                                                        .urge = up_urge,
@@ -1459,15 +1555,17 @@ int main(int argc, char *argv[])
                 goto out_signals;
         }
         stopper_started = true;
-        exporter = exporter_start_or_warn(cfg.metrics_listen,
-                                          &(struct exporter_sources){ .fs = fs,
-                                                                      .store = store,
-                                                                      .cache = cache,
-                                                                      .net = net,
-                                                                      .upload = upload,
-                                                                      .idx = idx,
-                                                                      .index_path = db_path,
-                                                                      .prsm = d.prsm.prsm });
+        exporter = exporter_start_or_warn(
+                cfg.metrics_listen,
+                &(struct exporter_sources){ .fs = fs,
+                                            .store = store,
+                                            .cache = cache,
+                                            .net = net,
+                                            .upload = upload,
+                                            .idx = idx,
+                                            .index_path = db_path,
+                                            .prsm = d.prsm.prsm,
+                                            .follow = cfg.follow ? &d.follow : NULL });
         notify = notify_ready(opts.mountpoint);
         if (opts.singlethread)
                 r = fuse_session_loop(se);
@@ -1494,11 +1592,12 @@ out:
                 (void)!write(stop_pipe[1], "", 1); /* ends it if no signal did */
                 pthread_join(stopper_tid, NULL);
         }
-        net_pool_shutdown(net); /* fetches, prefetches and uploads in flight end now */
-        control_stop(control);  /* after: a publish waiting on the network ends at once */
-        fs_release_handles(fs); /* no request is served any more (reads waiting end first) */
-        fs_pins_stop(fs);       /* unpins not sent stay owed in the index */
-        upload_free(upload);    /* pending jobs stay in the index for the next start */
+        net_pool_shutdown(net);        /* fetches, prefetches and uploads in flight end now */
+        daemon_follow_stop(&d.follow); /* its resolve or switch in flight ended with them */
+        control_stop(control);         /* after: a publish waiting on the network ends at once */
+        fs_release_handles(fs);        /* no request is served any more (reads waiting end first) */
+        fs_pins_stop(fs);              /* unpins not sent stay owed in the index */
+        upload_free(upload);           /* pending jobs stay in the index for the next start */
         if (upload) {
                 unsigned pending = 0;
 

@@ -68,6 +68,16 @@ struct fs_jobq {
         size_t n_threads;
 };
 
+/* follow.c: the tree a follow mount shows */
+struct fs_follow {
+        bool is_on;            /* set before the session serves, then read-only */
+        uint64_t dir_ino;      /* atomic: .ipfs/<root>, the directory the root shows; 0: none */
+        pthread_mutex_t lock;  /* guards the three below; never held across I/O */
+        struct cid root;       /* lock: dir_ino's CID */
+        bool has_root;         /* lock */
+        uint64_t switched_sec; /* lock: CLOCK_REALTIME of the last switch (0: before any) */
+};
+
 struct fs {
         struct index *idx;        /* borrowed */
         const struct config *cfg; /* borrowed */
@@ -116,6 +126,8 @@ struct fs {
         struct pf_job *pf_jobs; /* pf_lock */
         uint64_t pf_next_id;    /* pf_lock */
         bool pf_stopped;        /* pf_lock */
+
+        struct fs_follow follow; /* follow mounts (follow.c) */
 
         struct fs_stats st; /* atomics */
         struct prsm *prsm;  /* borrowed, may be NULL: provenance and ledger (prov.c) */
@@ -240,6 +252,10 @@ _wur_ int fs_pins_start(struct fs *fs);
 void fs_pins_kick(struct fs *fs);
 /* fs_pins_stop, then frees what fs_pins_init made. */
 void fs_pins_done(struct fs *fs);
+
+/* ---- follow.c ---- */
+/* The directory the mount root shows (.ipfs/<root>), 0 when none yet; for follow mounts. */
+uint64_t fs_follow_dir(struct fs *fs);
 
 /* ---- tree.c ---- */
 /* Deadline for one metadata or data operation (the config's timeout from now). */

@@ -114,6 +114,7 @@ void fs_free(struct fs *fs)
         fs_prefetch_stop(fs); /* its threads read the index and the tree */
         fs_pins_done(fs);
         fs_listings_done(fs);
+        fs_follow_done(fs);
         /* their threads and stops take files_lock */
         fs_waiters_done(fs);
         fs_jobq_done(&fs->readq);
@@ -368,9 +369,22 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
         conn->want &= ~FUSE_CAP_ASYNC_DIO;
 }
 
+static void reply_entry_as(fuse_req_t req, int r, const struct index_attr *a, double entry_timeout);
+
 /* Replies with the entry of *a (r >= 0) or the error r; the kernel's reference to the inode
  * is counted (inode.c). */
 static void reply_entry(fuse_req_t req, int r, const struct index_attr *a)
+{
+        reply_entry_as(req, r, a, r >= 0 ? attr_timeout(a) : 0);
+}
+
+/* reply_entry of an entry the kernel may keep entry_timeout seconds. */
+static void reply_entry_timed(fuse_req_t req, const struct index_attr *a, double entry_timeout)
+{
+        reply_entry_as(req, 0, a, entry_timeout);
+}
+
+static void reply_entry_as(fuse_req_t req, int r, const struct index_attr *a, double entry_timeout)
 {
         struct fs *fs = req_fs(req);
         struct fuse_entry_param e;
@@ -389,6 +403,7 @@ static void reply_entry(fuse_req_t req, int r, const struct index_attr *a)
         shown = *a;
         overlay_writer(fs, &shown);
         attr_to_entry(&shown, &e);
+        e.entry_timeout = entry_timeout;
         if (fuse_reply_entry(req, &e) < 0) /* interrupted: the kernel took no reference */
                 (void)fs_inode_unref(fs, a->ino, 1, 0);
 }
@@ -398,6 +413,12 @@ static void reply_entry(fuse_req_t req, int r, const struct index_attr *a)
 static bool deferred(int r)
 {
         return r == -EWOULDBLOCK && fs_no_fetch;
+}
+
+/* Whether ino is a follow mount's root, whose entries change at each switch (follow.c). */
+static bool is_follow_root(struct fs *fs, uint64_t ino)
+{
+        return ino == INDEX_ROOT_INO && fs_is_following(fs);
 }
 
 static bool do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -412,6 +433,10 @@ static bool do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
                 return false;
         if (r >= 0)
                 overlay_writer(fs, &a);
+        if (r >= 0 && is_follow_root(fs, parent) && strcmp(name, FS_IPFS_NAME) != 0) {
+                reply_entry_timed(req, &a, FS_ATTR_TIMEOUT_S);
+                return true;
+        }
         if (r == -ENOENT) {
                 /* a negative entry the kernel may cache briefly */
                 e = (struct fuse_entry_param){ .ino = 0, .entry_timeout = FS_ATTR_TIMEOUT_S };
@@ -431,6 +456,12 @@ static bool do_getattr(fuse_req_t req, fuse_ino_t ino)
         int r;
 
         r = index_getattr(fs->idx, ino, &a);
+        if (r >= 0 && is_follow_root(fs, ino) && fs_follow_dir(fs)) {
+                /* the followed tree's directory, as the root (its times, its mode) */
+                r = index_getattr(fs->idx, fs_follow_dir(fs), &a);
+                a.ino = INDEX_ROOT_INO;
+                a.flags &= ~INDEX_FLAG_RO; /* it changes at a switch: short timeouts */
+        }
         if (r >= 0)
                 r = fs_tree_resolve(fs, &a);
         if (deferred(r))
@@ -463,6 +494,8 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         }
         /* a lazy directory is listed by readdir, a batch at a time (tree.c) */
         fi->cache_readdir = 0;
+        /* a follow mount's root: the listing reads the tree shown now to its end (follow.c) */
+        fi->fh = is_follow_root(fs, ino) ? fs_follow_dir(fs) : 0;
         (void)fuse_reply_open(req, fi);
 }
 
@@ -472,8 +505,9 @@ struct dirbuf {
         size_t size, used;
         bool plus;
         bool is_full;
-        uint64_t cookie; /* of the last entry added */
-        uint64_t *refs;  /* readdirplus: the entries' references taken for the kernel */
+        bool is_follow_root; /* a follow mount's root: short entry timeouts */
+        uint64_t cookie;     /* of the last entry added */
+        uint64_t *refs;      /* readdirplus: the entries' references taken for the kernel */
         size_t n_refs, cap_refs;
 };
 
@@ -508,6 +542,8 @@ static int dirbuf_add(struct dirbuf *d, const char *name, const struct index_att
                  * writing shows its writer's size and times, not the index's */
                 overlay_writer(fs, &shown);
                 attr_to_entry(&shown, &e);
+                if (d->is_follow_root) /* they change at a switch (follow.c) */
+                        e.entry_timeout = FS_ATTR_TIMEOUT_S;
                 n = fuse_add_direntry_plus(d->req, d->p + d->used, left, name, &e, next_off);
                 /* the kernel takes a reference to every entry but . and .. */
                 if (n <= left && counted) {
@@ -548,14 +584,28 @@ static int dirent_cb(const char *name, const struct index_attr *a, uint64_t cook
         return r;
 }
 
-static bool do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
+/* fh: what opendir recorded (a follow mount's root: the tree its listing reads) */
+static bool do_readdir(fuse_req_t req, fuse_ino_t ino, uint64_t fh, size_t size, off_t off,
+                       bool plus)
 {
         struct fs *fs = req_fs(req);
         struct dirbuf d = { .req = req, .size = size, .plus = plus };
-        struct index_attr self;
+        struct index_attr self, root;
+        bool is_empty = false;
         int r;
 
         r = index_getattr(fs->idx, ino, &self);
+        if (r >= 0 && is_follow_root(fs, ino)) {
+                /* entries of the tree this listing started on, with short entry timeouts;
+                 * none before the first root */
+                root = self;
+                d.is_follow_root = true;
+                if (!fh)
+                        is_empty = true;
+                else
+                        r = index_getattr(fs->idx, fh, &self);
+                ino = fh ? fh : ino;
+        }
         if (r < 0) {
                 reply_err(req, r);
                 return true;
@@ -568,14 +618,16 @@ static bool do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
                 reply_err(req, -ENOMEM);
                 return true;
         }
-        if (off < 1 && dirbuf_add(&d, ".", &self, 1) > 0)
+        if (off < 1 && dirbuf_add(&d, ".", d.is_follow_root ? &root : &self, 1) > 0)
                 goto reply;
         if (off < 2) {
                 /* ".." of the root points at itself; the kernel fills in the real parent */
-                if (dirbuf_add(&d, "..", &self, 2) > 0)
+                if (dirbuf_add(&d, "..", d.is_follow_root ? &root : &self, 2) > 0)
                         goto reply;
                 off = 2;
         }
+        if (is_empty)
+                goto reply;
         /* a lazy directory gets entries a batch at a time until the buffer is full: entries
          * added later have larger cookies, so each is listed once */
         d.cookie = (uint64_t)off - 2;
@@ -641,6 +693,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
                 .f_ffree = local.f_ffree,
                 .f_favail = local.f_favail,
                 .f_namemax = INDEX_NAME_MAX,
+                .f_flag = fs_is_following(fs) ? ST_RDONLY : 0,
         };
         (void)fuse_reply_statfs(req, &sv);
 }
@@ -823,7 +876,7 @@ static int writable_dir(struct fs *fs, uint64_t ino, struct index_attr *ret)
                 return r;
         if (!S_ISDIR(a.mode))
                 return -ENOTDIR;
-        if (a.flags & INDEX_FLAG_RO)
+        if (a.flags & INDEX_FLAG_RO || fs_is_following(fs)) /* a follow mount: all of it */
                 return -EROFS;
         r = fs_tree_expand(fs, &a);
         if (r >= 0 && ret)
@@ -1929,7 +1982,8 @@ static bool meta_do(fuse_req_t req, struct meta_args *a)
                 return do_getattr(req, a->ino);
         case META_READDIR:
         case META_READDIRPLUS:
-                return do_readdir(req, a->ino, a->size, a->off, a->op == META_READDIRPLUS);
+                return do_readdir(req, a->ino, a->fi.fh, a->size, a->off,
+                                  a->op == META_READDIRPLUS);
         case META_OPEN:
                 return do_open(req, a->ino, &a->fi);
         case META_CREATE:
@@ -2055,16 +2109,16 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
-        (void)fi;
-        meta(req, &(struct meta_args){ .op = META_READDIR, .ino = ino, .size = size, .off = off });
+        meta(req, &(struct meta_args){
+                          .op = META_READDIR, .ino = ino, .size = size, .off = off, .fi = *fi });
 }
 
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                            struct fuse_file_info *fi)
 {
-        (void)fi;
         meta(req,
-             &(struct meta_args){ .op = META_READDIRPLUS, .ino = ino, .size = size, .off = off });
+             &(struct meta_args){
+                     .op = META_READDIRPLUS, .ino = ino, .size = size, .off = off, .fi = *fi });
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

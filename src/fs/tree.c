@@ -613,6 +613,12 @@ int fs_tree_lookup(struct fs *fs, uint64_t parent, const char *name, struct inde
         struct cid cid;
         int r;
 
+        /* a follow mount's root shows the followed tree (follow.c); .ipfs stays its own */
+        if (parent == INDEX_ROOT_INO && fs_is_following(fs) && strcmp(name, FS_IPFS_NAME) != 0) {
+                parent = fs_follow_dir(fs);
+                if (!parent)
+                        return -ENOENT; /* no root resolved yet */
+        }
         r = index_lookup(fs->idx, parent, name, ret);
         if (r >= 0)
                 return fs_tree_resolve(fs, ret);

@@ -2296,18 +2296,14 @@ int index_prsm_format_put(struct index *idx, const struct cid *cid, const char *
         return r;
 }
 
-int index_prsm_format_get(struct index *idx, const struct cid *cid, char **ret)
+/* The first column of the row st (prepared with rc, its parameters bound) steps to, as a new
+ * string in *ret; -ENOENT without a row. Finalizes st; under idx->lock. */
+static int text_row_locked(sqlite3_stmt *st, int rc, char **ret)
 {
-        sqlite3_stmt *st = NULL;
-        int rc, r;
+        int r;
 
-        pthread_mutex_lock(&idx->lock);
-        rc = sqlite3_prepare_v2(idx->db, "SELECT layout FROM prsm_formats WHERE cid = ?1", -1, &st,
-                                NULL);
-        if (rc == SQLITE_OK) {
-                sqlite3_bind_blob(st, 1, cid->bin, cid->len, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
                 rc = sqlite3_step(st);
-        }
         if (rc == SQLITE_ROW) {
                 const unsigned char *text = sqlite3_column_text(st, 0);
 
@@ -2316,6 +2312,52 @@ int index_prsm_format_get(struct index *idx, const struct cid *cid, char **ret)
         } else
                 r = rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
         sqlite3_finalize(st);
+        return r;
+}
+
+int index_prsm_format_get(struct index *idx, const struct cid *cid, char **ret)
+{
+        sqlite3_stmt *st = NULL;
+        int rc, r;
+
+        pthread_mutex_lock(&idx->lock);
+        rc = sqlite3_prepare_v2(idx->db, "SELECT layout FROM prsm_formats WHERE cid = ?1", -1, &st,
+                                NULL);
+        if (rc == SQLITE_OK)
+                sqlite3_bind_blob(st, 1, cid->bin, cid->len, SQLITE_STATIC);
+        r = text_row_locked(st, rc, ret);
+        pthread_mutex_unlock(&idx->lock);
+        return r;
+}
+
+/* ---- settings kept with the namespace (table meta, schema 5) ---- */
+
+int index_meta_set(struct index *idx, const char *key, const char *value)
+{
+        int r;
+
+        if (strcmp(key, "instance") == 0)
+                return -EPERM; /* names this index's staging directory: never changed */
+        pthread_mutex_lock(&idx->lock);
+        if (value)
+                r = q(idx, NULL, NULL, "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
+                      "xx", key, value);
+        else
+                r = q(idx, NULL, NULL, "DELETE FROM meta WHERE key = ?1", "x", key);
+        pthread_mutex_unlock(&idx->lock);
+        return r;
+}
+
+int index_meta_get(struct index *idx, const char *key, char **ret)
+{
+        sqlite3_stmt *st = NULL;
+        int rc, r;
+
+        pthread_mutex_lock(&idx->lock);
+        rc = sqlite3_prepare_v2(idx->db, "SELECT value FROM meta WHERE key = ?1", -1, &st, NULL);
+        if (rc == SQLITE_OK)
+                sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        r = text_row_locked(st, rc, ret);
         pthread_mutex_unlock(&idx->lock);
         return r;
 }

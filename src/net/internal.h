@@ -124,6 +124,15 @@ struct buf;
 _printf_(3, 4) int net_make_url(char *out, size_t cap, const char *fmt, ...);
 /* A JSON object answer (new reference), or NULL when the body is not one. */
 json_t *net_json_answer(const struct buf *b);
+/* An empty POST to url on node i (its auth added; answer of at most 64 KiB): 0 with *res, or
+ * the transport's -errno. */
+_wur_ int net_node_http(struct net_pool *p, size_t i, const char *url, uint64_t stall_ns,
+                        uint64_t deadline_ns, struct buf *out, struct net_http_response *res);
+/* The best usable RPC node not in tried, marked tried and held (net_node_release after use);
+ * -1 when none is left. */
+int net_rpc_next(struct net_pool *p, bool *tried);
+/* 1..256 unreserved URL characters (A-Z a-z 0-9 - . _ ~): safe in a path or query. */
+bool net_is_url_safe(const char *s);
 /* Counts a pin (0) or a failed one for the stats. */
 void net_count_pin(struct net_pool *p, int r);
 /* One request to an HTTP API with sv's auth: GET, POST with json_body (may be "" for an empty

@@ -143,6 +143,12 @@ static int node_http(struct net_pool *p, size_t i, const char *url, const void *
                             out, res);
 }
 
+int net_node_http(struct net_pool *p, size_t i, const char *url, uint64_t stall_ns,
+                  uint64_t deadline_ns, struct buf *out, struct net_http_response *res)
+{
+        return node_http(p, i, url, NULL, 0, NULL, stall_ns, deadline_ns, out, res);
+}
+
 /* Parses a JSON object answer; NULL when it is not one. */
 json_t *net_json_answer(const struct buf *b)
 {
@@ -1051,6 +1057,11 @@ static bool is_url_safe(const char *s)
         return true;
 }
 
+bool net_is_url_safe(const char *s)
+{
+        return is_url_safe(s);
+}
+
 /* One request to a pinning service: GET, POST with json_body, or method (DELETE). */
 int net_service_http(struct net_pool *p, const struct service *sv, const char *method,
                      const char *url, const char *json_body, uint64_t deadline_ns, struct buf *out,
@@ -1182,16 +1193,9 @@ out:
         return r;
 }
 
-/*
- * After `confirmed` nodes (those in tried) hold the pin: pins root on further usable RPC nodes
- * until `replicas` confirmed, then on every pinning service. 0 only when all of that held.
- */
-static int pin_more(struct net_pool *p, const struct cid *root, const char *rootstr, bool *tried,
-                    unsigned confirmed, unsigned replicas, uint64_t deadline_ns)
+int net_rpc_next(struct net_pool *p, bool *tried)
 {
-        int r, result = 0;
-
-        while (confirmed < replicas) {
+        for (;;) {
                 struct net_health snap[NET_MAX_NODES];
                 bool skip[NET_MAX_NODES];
                 size_t n;
@@ -1206,10 +1210,28 @@ static int pin_more(struct net_pool *p, const struct cid *root, const char *root
                 pthread_mutex_unlock(&p->lock);
                 i = net_health_choose(snap, n, skip, p->ops->now_ns(p->t));
                 if (i < 0)
-                        break;
+                        return -1;
                 tried[i] = true;
-                if (!net_node_hold(p, (size_t)i))
-                        continue; /* removed by a reload meanwhile */
+                if (net_node_hold(p, (size_t)i))
+                        return i;
+                /* removed by a reload meanwhile: choose again */
+        }
+}
+
+/*
+ * After `confirmed` nodes (those in tried) hold the pin: pins root on further usable RPC nodes
+ * until `replicas` confirmed, then on every pinning service. 0 only when all of that held.
+ */
+static int pin_more(struct net_pool *p, const struct cid *root, const char *rootstr, bool *tried,
+                    unsigned confirmed, unsigned replicas, uint64_t deadline_ns)
+{
+        int r, result = 0;
+
+        while (confirmed < replicas) {
+                int i = net_rpc_next(p, tried);
+
+                if (i < 0)
+                        break;
                 r = pin_on_node(p, (size_t)i, root, rootstr, deadline_ns);
                 net_node_release(p, (size_t)i);
                 if (r == -ECANCELED || r == -ENOMEM || r == -ETIMEDOUT)

@@ -99,6 +99,24 @@ static const char *human_bytes(double b, char *buf, size_t size)
 
 /* ---- status ---- */
 
+/* A follow mount's line: the name, the root shown, the last resolve and its error. */
+static void print_follow(json_t *f)
+{
+        const char *root = json_string_value(json_object_get(f, "root"));
+        const char *err = json_string_value(json_object_get(f, "last_error"));
+        time_t last = (time_t)jint(f, "last_resolve");
+        char when[64] = "never";
+        struct tm tm;
+
+        if (!json_is_object(f))
+                return;
+        if (last && localtime_r(&last, &tm))
+                (void)strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+        printf("follow    %s every %.1f s: root %s; last resolve %s%s%s\n", jstr(f, "name"),
+               json_real_value(json_object_get(f, "interval")), root ? root : "(none yet)", when,
+               err ? ", failed: " : "", err ? err : "");
+}
+
 static void print_status(json_t *r)
 {
         json_t *stats = json_object_get(r, "stats"), *cache = json_object_get(r, "cache");
@@ -140,6 +158,7 @@ static void print_status(json_t *r)
                 printf("pins      %" JSON_INTEGER_FORMAT " held, %" JSON_INTEGER_FORMAT
                        " unpins owed, %" JSON_INTEGER_FORMAT " failures\n",
                        jint(pins, "held"), jint(pins, "owed"), jint(pins, "failures"));
+        print_follow(json_object_get(r, "follow"));
 }
 
 int ctl_cmd_status(struct ctl *ctl, int argc, char **argv)

@@ -561,10 +561,13 @@ static const struct ctl_command commands[] = {
           ctl_cmd_unpin },
         { "publish",
           "[--json] [--no-wait] [--[no-]preserve-mode] [--[no-]preserve-mtime] "
-          "[--include-private] [PATH]",
+          "[--include-private] [--ipns KEY [--create-key]] [PATH]",
           "pin the tree at PATH (default: all) as one DAG and print its root CID; the pin runs "
           "in the daemon, without a client-side timeout; progress on a terminal; --no-wait: "
-          "return at once (the daemon logs the CID)",
+          "return at once (the daemon logs the CID); --ipns KEY: then publish the root under "
+          "the IPNS name of KEY, a key on one of the RPC nodes, and print /ipns/NAME on a "
+          "second line (--create-key: make KEY, ed25519, on the healthiest node if none has "
+          "it); a follow=/ipns/NAME mount elsewhere picks it up",
           ctl_cmd_publish },
         { "link", "[--creator ID] [--format auto|prsm|raw] CID PATH",
           "graft existing IPFS content at PATH in the mount (no download); --creator: whose "

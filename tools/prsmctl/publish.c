@@ -20,6 +20,8 @@
 struct publish_opts {
         int preserve_mode, preserve_mtime;
         bool include_private, no_wait;
+        const char *ipns_key; /* --ipns KEY: also under KEY's IPNS name */
+        bool create_key;      /* --create-key: make KEY on a node if none has it */
 };
 
 /* What a reason token of a publish reply (fs_publish_skipped) names. */
@@ -47,6 +49,8 @@ static void print_publish(json_t *reply)
         size_t i;
 
         printf("%s\n", json_string_value(json_object_get(reply, "cid")));
+        if (json_object_get(reply, "ipns_name"))
+                printf("%s\n", json_string_value(json_object_get(reply, "ipns_name")));
         json_array_foreach(list, i, e)
         {
                 const char *reason = json_string_value(json_object_get(e, "reason"));
@@ -123,12 +127,19 @@ static json_t *publish_request(struct ctl *ctl, const char *path, const struct p
                 json_object_set_new(req, "preserve_mtime", json_boolean(o->preserve_mtime));
         if (req && o->include_private)
                 json_object_set_new(req, "include_private", json_true());
+        if (req && o->ipns_key &&
+            json_object_set_new(req, "ipns_key", json_string(o->ipns_key)) < 0) {
+                json_decref(req);
+                req = NULL;
+        }
+        if (req && o->create_key)
+                json_object_set_new(req, "create_key", json_true());
         return req;
 }
 
 int ctl_cmd_publish(struct ctl *ctl, int argc, char **argv)
 {
-        enum { O_PM = 256, O_NPM, O_PT, O_NPT, O_IP, O_NW };
+        enum { O_PM = 256, O_NPM, O_PT, O_NPT, O_IP, O_NW, O_IPNS, O_CK };
         static const struct option opts[] = {
                 { "preserve-mode", no_argument, NULL, O_PM },
                 { "no-preserve-mode", no_argument, NULL, O_NPM },
@@ -136,6 +147,8 @@ int ctl_cmd_publish(struct ctl *ctl, int argc, char **argv)
                 { "no-preserve-mtime", no_argument, NULL, O_NPT },
                 { "include-private", no_argument, NULL, O_IP },
                 { "no-wait", no_argument, NULL, O_NW },
+                { "ipns", required_argument, NULL, O_IPNS },
+                { "create-key", no_argument, NULL, O_CK },
                 { 0 },
         };
         struct publish_opts po = { .preserve_mode = -1, .preserve_mtime = -1 };
@@ -155,10 +168,18 @@ int ctl_cmd_publish(struct ctl *ctl, int argc, char **argv)
                         po.include_private = true;
                 else if (c == O_NW)
                         po.no_wait = true;
+                else if (c == O_IPNS)
+                        po.ipns_key = optarg;
+                else if (c == O_CK)
+                        po.create_key = true;
                 else if (c == CTL_OPERAND && !path)
                         path = optarg;
                 else
                         return ctl_usage(argv[0]);
+        }
+        if (po.create_key && !po.ipns_key) {
+                fprintf(stderr, "prsmctl: publish: --create-key goes with --ipns KEY\n");
+                return 2;
         }
         req = publish_request(ctl, path ? path : ".", &po);
         if (!req)

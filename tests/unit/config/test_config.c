@@ -226,6 +226,46 @@ static void test_validate__inconsistent__refused(void **state)
         config_done(&c);
 }
 
+static void test_follow__names_and_interval__checked(void **state)
+{
+        static const char *const good[] = {
+                "/ipns/12D3KooWSWe8KEvT6nMhVkgcswWAiVNrQYFLK3Ufic7Q5Ynn3NK5",
+                "/ipns/models.example.org",
+                "/ipfs/bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
+                "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG",
+        };
+        static const char *const bad[][2] = {
+                { "/ipns/", "is no IPNS name" },
+                { "/ipns/a b", "is no IPNS name" },
+                { "/ipns/x?y=1", "is no IPNS name" },
+                { "/ipfs/notacid", "must be /ipns/NAME, /ipfs/CID or a CID" },
+                { "bafynot", "must be /ipns/NAME, /ipfs/CID or a CID" },
+        };
+        struct config c;
+
+        (void)state;
+        assert_int_equal(config_init_defaults(&c), 0);
+        assert_null(c.follow);
+        assert_int_equal(c.follow_interval_ms, 30000);
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+                assert_int_equal(config_set_option(&c, "follow", good[i], err, sizeof(err)), 0);
+                if (config_validate(&c, err, sizeof(err)) != 0)
+                        fail_msg("'%s' refused: %s", good[i], err);
+        }
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                assert_int_equal(config_set_option(&c, "follow", bad[i][0], err, sizeof(err)), 0);
+                assert_int_equal(config_validate(&c, err, sizeof(err)), -EINVAL);
+                if (!strstr(err, bad[i][1]) || !strstr(err, "'follow'"))
+                        fail_msg("'%s': error '%s' lacks '%s'", bad[i][0], err, bad[i][1]);
+        }
+        assert_int_equal(config_set_option(&c, "follow_interval", "2.5", err, sizeof(err)), 0);
+        assert_int_equal(c.follow_interval_ms, 2500);
+        assert_int_equal(config_set_option(&c, "follow_interval", "0.5", err, sizeof(err)),
+                         -EINVAL);
+        assert_non_null(strstr(err, "follow_interval"));
+        config_done(&c);
+}
+
 static void test_changed_keys__reload__names_what_differs(void **state)
 {
         struct config a, b;
@@ -349,6 +389,7 @@ int main(void)
                 cmocka_unit_test(test_load__prsm_keys__royalty_range_checked),
                 cmocka_unit_test(test_load__policy_keys__mime_list_and_rate_checked),
                 cmocka_unit_test(test_changed_keys__reload__names_what_differs),
+                cmocka_unit_test(test_follow__names_and_interval__checked),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
