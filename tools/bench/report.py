@@ -192,6 +192,10 @@ def headline(R, doc):
     if cp:
         rows.append(("load: `cp` of the %d MiB model inside the mount, ms (target < 50)" % m["model_mib"],
                      [x * 1000 for x in cp], 50, "max", "", R.load(("load_cp_in_mount", "prsmfs_warm"))))
+    cpe = R.vals("load_cp_empty_local", "local", "seconds")
+    if cpe:
+        rows.append(("load: `cp` of an empty file on local disk, ms (the cp process's own start and exit)",
+                     [x * 1000 for x in cpe], None, "plain", "", R.load(("load_cp_empty_local", "local"))))
     for name, label in (("write-shared", "node sharing the cores"), ("write-own-core", "node on a core of its own")):
         add("write %s: `cp` in until pinned vs the node's `add` (target ≥ 0.8)" % label, (name, "cp_pinned"),
             (name, "add"), 0.8, key="value", invert=True, bneck=lambda n=name: "node CPU %.1f s via the mount vs"
@@ -363,7 +367,7 @@ def write(doc, out_dir):
                  tuple("fio_%s_%dj" % (b, j) for b in ("4k", "1m") for j in (1, 8))),
                 ("Model loading (%d MiB safetensors-shaped file; load-probe, in-process time)" % m["model_mib"],
                  ("load_seq", "load_mmap1", "load_mmap8", "load_pread1", "load_pread8", "load_prefetch",
-                  "load_after_prefetch", "load_cp_in_mount")),
+                  "load_after_prefetch", "load_cp_in_mount", "load_cp_empty_local")),
                 ("Metadata (%d entries; seconds)" % m["files"], tuple(
                     "meta_%s_%s" % (t, p) for t in ("ls", "find") for p in ("first", "second", "dropped"))),
                 ("Scaling: parallel_downloads (pdN) and block sources (srcN), cold `cat | sha256sum`",
