@@ -375,6 +375,45 @@ def test_pread_8_threads_one_fd__exact(ipfs_node, mount_factory):
 
 
 @pytest.mark.timeout(300)
+def test_pread_8_threads_one_fd__block_fetches_overlap_at_the_source(ipfs_node, mount_factory):
+    """Parallel preads on one fd are not serialised (Kubo's /ipfs handle and hf-mount were):
+    8 threads pread 8 blocks far apart (no readahead: a stream not at offset 0) through a
+    gateway that answers each block 1 s late; the gateway sees them at once (7 of 8 seen
+    here; serialised reads would show 1)."""
+    from faultgw import FaultGateway
+
+    data = os.urandom(128 * CHUNK)
+    root = add(ipfs_node, data)
+    gw = FaultGateway(source=ipfs_node).start()
+    try:
+        m = behind_gateway(mount_factory, gw)
+        link(m, root, "par.bin")
+        gw.set_fault("latency", arg=1000)
+        fd = os.open(m.path("par.bin"), os.O_RDONLY)
+        offs = [(8 + 15 * i) * CHUNK for i in range(8)]  # one leaf each, 15 leaves apart
+        start = threading.Barrier(8)
+        got = {}
+
+        def reader(off):
+            start.wait()
+            got[off] = os.pread(fd, CHUNK, off)
+
+        threads = [threading.Thread(target=reader, args=(o,)) for o in offs]
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(120)
+        finally:
+            os.close(fd)
+        assert all(got.get(o) == data[o:o + CHUNK] for o in offs)
+        assert gw.max_in_flight >= 5, gw.max_in_flight  # 1 if one fetch waited for another
+    finally:
+        gw.clear_faults()
+        gw.stop()
+
+
+@pytest.mark.timeout(300)
 def test_prefetch_slow_node__on_open_job_stops_at_close__unmount_ends_a_running_job(
         ipfs_node, mount_factory):
     """Behind a gateway that takes 500 ms per block: a prefetch_on_open job stops fetching

@@ -23,7 +23,8 @@ mount that also writes; a source that does not answer closes the client's connec
 Per CID: `missing` (a set) is answered 404 without asking the source (a block no node
 has: js-ipfs would search for it until the timeout); `delays` ({cid: seconds}) holds that
 block's answer back.
-Counters: served[cid] (blocks answered), requests; order (the CIDs asked for, in the order
+Counters: served[cid] (blocks answered), requests, max_in_flight (block requests answered
+at once, at most); order (the CIDs asked for, in the order
 the requests came; not kept with keep_order=False); injected[kind] (answers that carried
 each fault); forwarded (requests passed through).
 """
@@ -52,6 +53,8 @@ class FaultGateway:
         self.faults = []  # dicts: kind, count, p, arg
         self.served = {}
         self.requests = 0
+        self.in_flight = 0
+        self.max_in_flight = 0  # block requests being answered at once, at most
         self.order = []
         self.corrupted = 0
         self.release = threading.Event()
@@ -107,6 +110,16 @@ class FaultGateway:
 
         class Handler(QuietHandler):
             def _answer(self, cid, rpc):
+                with gw.lock:
+                    gw.in_flight += 1
+                    gw.max_in_flight = max(gw.max_in_flight, gw.in_flight)
+                try:
+                    self._answer_block(cid, rpc)
+                finally:
+                    with gw.lock:
+                        gw.in_flight -= 1
+
+            def _answer_block(self, cid, rpc):
                 with gw.lock:
                     gw.requests += 1
                     if gw.keep_order:
