@@ -19,6 +19,13 @@ import signal  # noqa: E402
 
 from mount import DaemonFailure, Mount, kill_all_live  # noqa: E402
 
+# A run started in the background by a shell without job control (`cmd &` in a script)
+# inherits SIGINT and SIGQUIT ignored, and every child would too: the tests that Ctrl-C a
+# reader blocked on the mount (test_never_stuck.py) then waited for a signal never delivered.
+# Caught signals are reset to the default at exec, so the children get the default again.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
 DEFAULT_TEST_TIMEOUT = 600
 
 
