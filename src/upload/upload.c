@@ -125,6 +125,14 @@ static void fifo_push(struct fifo *f, struct job *j)
         f->tail = j;
 }
 
+static void fifo_push_front(struct fifo *f, struct job *j)
+{
+        j->qnext = f->head;
+        f->head = j;
+        if (!f->tail)
+                f->tail = j;
+}
+
 static struct job *fifo_pop(struct fifo *f)
 {
         struct job *j = f->head;
@@ -1040,25 +1048,20 @@ int upload_retry(struct upload *u, uint64_t id, bool is_all)
 int upload_urge(struct upload *u, uint64_t id)
 {
         struct job *j;
-        int n = 0;
+        int n;
 
         pthread_mutex_lock(&u->lock);
         j = job_find(u, id);
-        if (j && j->state == JOB_QUEUED && u->queued.head != j) {
+        n = j && j->state == JOB_QUEUED && u->queued.head != j;
+        if (n) {
                 /* waited for: ahead of the closes nobody waits for (lessons: an fsync behind
                  * a backlog it did not make waits out its fsync_timeout) */
                 fifo_remove(&u->queued, j);
-                j->qnext = u->queued.head;
-                u->queued.head = j;
-                if (!u->queued.tail)
-                        u->queued.tail = j;
-                n = 1;
-        } else if (j && j->retry_at_ns) {
-                j->is_retry_now = true;
-                pthread_cond_broadcast(&u->cond);
-                n = 1;
+                fifo_push_front(&u->queued, j);
         }
         pthread_mutex_unlock(&u->lock);
+        if (!n)
+                n = upload_retry(u, id, false); /* one in its backoff wait: now */
         if (n)
                 STAT_ADD(u, jobs_urged, 1);
         return n;
