@@ -53,6 +53,8 @@ struct cache {
         bool stop;                 /* sweep_lock */
         /* statistics: atomics */
         uint64_t bytes, hits, misses, puts, put_errors, evictions;
+        uint64_t pending; /* atomic: bytes of blocks written to tmp, about to be renamed in */
+        uint64_t added;   /* atomic: bytes renamed in since open, never decreases */
         uint64_t tmp_seq; /* atomic */
 };
 
@@ -412,8 +414,21 @@ static int put(struct cache *c, const struct cid *cid, const void *data, size_t 
         r = io_write_all(fd, data, len);
         if (r >= 0 && close(TAKE_FD(fd)) < 0)
                 r = -errno;
-        if (r >= 0)
+        if (r >= 0) {
+                /* room is made before the block goes in, so the cap holds at every moment,
+                 * not only once the put that crossed it has evicted */
+                stat_add(&c->pending, len);
+                if (__atomic_load_n(&c->bytes, __ATOMIC_RELAXED) +
+                            __atomic_load_n(&c->pending, __ATOMIC_RELAXED) >
+                    c->max_bytes)
+                        (void)cache_evict(c, c->max_bytes - c->max_bytes / 10);
                 r = rename_in(c, tmp, path, len);
+                if (r == 0) {
+                        stat_add(&c->bytes, len);
+                        stat_add(&c->added, len);
+                }
+                __atomic_sub_fetch(&c->pending, len, __ATOMIC_RELAXED);
+        }
         if (r < 0) {
                 (void)unlinkat(c->tmp_fd, tmp, 0); /* leave nothing half-written behind */
                 goto fail;
@@ -423,9 +438,6 @@ static int put(struct cache *c, const struct cid *cid, const void *data, size_t 
                 return 0; /* another put of the same block won the race: counted once */
         }
         stat_add(&c->puts, 1);
-        stat_add(&c->bytes, len);
-        if (__atomic_load_n(&c->bytes, __ATOMIC_RELAXED) > c->max_bytes)
-                (void)cache_evict(c, c->max_bytes - c->max_bytes / 10);
         return 0;
 fail:
         stat_add(&c->put_errors, 1);
@@ -487,7 +499,7 @@ static int add_victim(const char *path, const struct stat *st, void *userdata)
 int64_t cache_evict(struct cache *c, uint64_t target)
 {
         struct victims vs = { 0 };
-        uint64_t freed = 0;
+        uint64_t freed = 0, added0, pending;
         int64_t now = now_ns(),
                 ttl_ns = (int64_t)MIN(c->ttl_ms, (uint64_t)INT64_MAX / 2000000) * 1000000;
         int r;
@@ -497,6 +509,11 @@ int64_t cache_evict(struct cache *c, uint64_t target)
                 pthread_mutex_unlock(&c->evict_lock);
                 return -errno;
         }
+        /* Blocks renamed in while the directory is listed may or may not be seen: the new
+         * estimate counts them all (too high is only an early rescan; too low would let the
+         * cache grow past its cap unnoticed). Blocks about to be renamed in need room too. */
+        added0 = __atomic_load_n(&c->added, __ATOMIC_RELAXED);
+        pending = __atomic_load_n(&c->pending, __ATOMIC_RELAXED);
         /* if the listing runs out of memory, evict from the part that was listed */
         r = walk_blocks(c, add_victim, &vs);
         if (vs.n)
@@ -504,7 +521,7 @@ int64_t cache_evict(struct cache *c, uint64_t target)
         for (size_t i = 0; i < vs.n; i++) {
                 bool expired = c->ttl_ms && now - vs.v[i].atime_ns > ttl_ns;
 
-                if (vs.total - freed <= target && !expired)
+                if (vs.total - freed + pending <= target && !expired)
                         break;
                 if (unlinkat(c->blocks_fd, vs.v[i].path, 0) == 0) {
                         freed += vs.v[i].size;
@@ -512,7 +529,10 @@ int64_t cache_evict(struct cache *c, uint64_t target)
                 }
         }
         if (r >= 0)
-                __atomic_store_n(&c->bytes, vs.total - freed, __ATOMIC_RELAXED);
+                __atomic_store_n(&c->bytes,
+                                 vs.total - freed + __atomic_load_n(&c->added, __ATOMIC_RELAXED) -
+                                         added0,
+                                 __ATOMIC_RELAXED);
         (void)flock(c->lock_fd, LOCK_UN);
         pthread_mutex_unlock(&c->evict_lock);
         free(vs.v);

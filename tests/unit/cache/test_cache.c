@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <dirent.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -196,6 +198,86 @@ static void test_put__over_cap__least_recently_used_evicted(void **state)
         cache_free(c);
 }
 
+/* What is on disk, summed by a walk of <dir>/blocks/<xx>/ */
+static uint64_t disk_bytes(const char *dir)
+{
+        char path[256];
+        uint64_t total = 0;
+
+        for (unsigned x = 0; x < 256; x++) {
+                DIR *d;
+                struct dirent *e;
+
+                (void)snprintf(path, sizeof(path), "%s/blocks/%02x", dir, x);
+                d = opendir(path);
+                if (!d)
+                        continue;
+                while ((e = readdir(d))) {
+                        char p[512];
+                        struct stat st;
+
+                        (void)snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
+                        if (e->d_name[0] != '.' && stat(p, &st) == 0)
+                                total += (uint64_t)st.st_size;
+                }
+                closedir(d);
+        }
+        return total;
+}
+
+#define PUTTERS    4
+#define PER_PUTTER 64
+#define BLOCK      (64 * 1024)
+
+struct putter {
+        struct cache *c;
+        unsigned first;
+};
+
+static void *putter_main(void *arg)
+{
+        struct putter *p = arg;
+        uint8_t *buf = malloc(BLOCK);
+        struct cid cid;
+
+        assert_non_null(buf);
+        for (unsigned i = 0; i < PER_PUTTER; i++) {
+                make_block(p->first + i, BLOCK, buf, &cid);
+                assert_int_equal(cache_block_put(p->c, &cid, buf, BLOCK), 0);
+        }
+        free(buf);
+        return NULL;
+}
+
+/* Puts from many threads at once, each crossing the cap: blocks renamed in while another
+ * thread's eviction lists the directory must still be counted, or the cache outgrows its
+ * cap unnoticed (a mount's cache once ended 256 KiB over it). */
+static void test_put__many_threads_over_cap__estimate_never_below_disk_and_cap_holds(void **state)
+{
+        struct fixture *f = *state;
+        struct putter p[PUTTERS];
+        pthread_t t[PUTTERS];
+        struct cache_stats st;
+        struct cache *c;
+        uint64_t cap = 1024 * 1024, disk;
+
+        for (int round = 0; round < 20; round++) {
+                assert_int_equal(cache_open(f->dir, cap, 0, true, &c), 0);
+                for (unsigned i = 0; i < PUTTERS; i++) {
+                        p[i] = (struct putter){ .c = c,
+                                                .first = 1000 * (round + 1) + i * PER_PUTTER };
+                        assert_int_equal(pthread_create(&t[i], NULL, putter_main, &p[i]), 0);
+                }
+                for (unsigned i = 0; i < PUTTERS; i++)
+                        assert_int_equal(pthread_join(t[i], NULL), 0);
+                cache_get_stats(c, &st);
+                disk = disk_bytes(f->dir);
+                assert_true(disk <= cap);
+                assert_true(st.bytes >= disk);
+                cache_free(c);
+        }
+}
+
 static void test_disabled__every_lookup_misses(void **state)
 {
         struct fixture *f = *state;
@@ -250,6 +332,9 @@ int main(void)
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(
                         test_verify__flipped_byte_and_junk__dropped_others_kept, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_put__many_threads_over_cap__estimate_never_below_disk_and_cap_holds,
+                        setup, teardown),
                 cmocka_unit_test_setup_teardown(test_disabled__every_lookup_misses, setup,
                                                 teardown),
         };
