@@ -796,9 +796,15 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
                 getxattr_tensors(req, ino, size); /* reads the header: may need a job thread */
                 return;
         }
-        /* ls -l asks for security.selinux and system.posix_acl_access of every entry: names
-         * that cannot be stored are answered without the index */
-        if (xattr_name_ok(name) == -EOPNOTSUPP || xattr_hidden_from(req, name)) {
+        /* ls -l asks for security.selinux and system.posix_acl_access of every entry. These
+         * namespaces cannot be stored (setxattr refuses them), so the answer is EOPNOTSUPP,
+         * as from any file system without them: ls then marks the whole device as having
+         * neither and stops asking (ENODATA would cost two round trips per entry). */
+        if (xattr_name_ok(name) == -EOPNOTSUPP) {
+                reply_err(req, -EOPNOTSUPP);
+                return;
+        }
+        if (xattr_hidden_from(req, name)) {
                 reply_err(req, -ENODATA);
                 return;
         }

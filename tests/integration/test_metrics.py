@@ -3,6 +3,7 @@
 with a real workload, /health answers for all, some and no nodes up (and fast while a node
 hangs), a taken metrics port costs one warning and not the mount, a daemonized mount logs to
 syslog, and the shipped alert rules hold against series scraped from a real mount."""
+import errno
 import gzip
 import json
 import os
@@ -354,6 +355,35 @@ def test_health__node_hangs__answers_within_100ms(mount_factory):
         m.stop()
     finally:
         hang.close()
+
+
+@pytest.mark.timeout(120)
+def test_ls_l__unsupported_xattr_namespaces__asked_once_per_mount_not_per_entry(
+        ipfs_node, mount_factory):
+    """ls -l asks every entry for security.selinux and system.posix_acl_access; prsmfs stores
+    neither, and says so (EOPNOTSUPP, as setxattr does), so ls stops asking after the first
+    entry instead of making two round trips to the daemon per entry."""
+    (port,) = free_ports(1)
+    m = mount_factory(config=metrics_cfg([ipfs_node.api_url], port))
+    os.makedirs(m.path("d", "sub"))
+    for i in range(200):
+        with open(m.path("d", "f%03d" % i), "wb"):
+            pass
+    for name in ("security.selinux", "system.posix_acl_access", "system.posix_acl_default"):
+        with pytest.raises(OSError) as e:
+            os.getxattr(m.path("d", "f000"), name)
+        assert e.value.errno == errno.EOPNOTSUPP, name
+    _, before = scrape(port)
+    out = subprocess.run(["ls", "-lR", m.path("d")], capture_output=True, text=True,
+                         check=True).stdout
+    _, after = scrape(port)
+    lines = [ln for ln in out.splitlines() if ln.startswith("-rw")]
+    assert len(lines) == 200
+    assert all(len(ln.split()[0]) == 10 for ln in lines)  # no ACL "+", no context "."
+    asked = (value(after, "prsmfs_fuse_operations_total", op="getxattr") -
+             value(before, "prsmfs_fuse_operations_total", op="getxattr"))
+    assert asked <= 4, asked  # was 2 per entry: 402
+    m.stop()
 
 
 @pytest.mark.timeout(300)
