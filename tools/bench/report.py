@@ -155,8 +155,8 @@ def headline(R, doc):
                 "`find` %s listing vs local disk" % phase, ("meta_%s_%s" % (tool, phase), "prsmfs"),
                 ("meta_%s_%s" % (tool, base), "local"), tgt, key="seconds", invert=True,
                 bneck=lambda t=tool, p=phase: "measured: daemon %.1f CPU-s in %.1f s, the rest is the kernel's"
-                " FUSE round trips and the run queue; not profiled further: per-entry requests (lookup, getattr,"
-                " getxattr) are the suspect, and longer entry/attr timeouts or readdirplus would cut them" % (
+                " FUSE round trips and the run queue (ls -l's two getxattr per entry were answered EOPNOTSUPP from"
+                " commit a271d1f on, so ls asks once per mount; not profiled since)" % (
                     med(R.vals("meta_%s_%s" % (t, p), "prsmfs", "server_cpu")) or 0,
                     med(R.vals("meta_%s_%s" % (t, p), "prsmfs", "seconds")) or 0))
             add("`%s` %s listing vs rclone" % (tool, phase), ("meta_%s_%s" % (tool, phase), "prsmfs"),
@@ -325,6 +325,10 @@ def write(doc, out_dir):
                % (m["command"], m["date"], m["commit"], "%.1f min" % m["minutes"], m["rounds"], m["cores"],
                   m["cpu"], m["memory_gib"], m["kernel"], m["rclone"], m["fio"], " ".join(m["load_start"]),
                   " ".join(m["load_end"])))
+    for rr in m.get("reruns", []):
+        out[-1] += (" Cases %s re-run since, their rows replacing this run's: `%s` (%s, commit %s, %.1f min,"
+                    " load %s → %s)." % (", ".join(rr["cases"]), rr["command"], rr["date"], rr["commit"],
+                                          rr["minutes"], " ".join(rr["load_start"]), " ".join(rr["load_end"])))
     disk = R.vals("warm", "disk_direct", "mb_s")
     if disk:
         out[-1] += " The disk's ceiling (dd bs=16M iflag=direct): %s MB/s." % fmt_range(disk, "%.0f")
@@ -393,6 +397,28 @@ def write(doc, out_dir):
         f.write("\n".join(out) + "\n")
 
 
+def merge(base, new):
+    """The rows of new's cases replace base's (a case re-run after a change, say); the re-run
+    is named under the page's header."""
+    cases = set(new["meta"]["cases"])
+
+    def case_of(row):
+        c = row["case"].split("_")[0]
+        return {"fio": "fio", "write-shared": "write", "write-own-core": "write",
+                "read-bench": "ceiling", "pagecache": "warm"}.get(c, c)
+
+    base["rows"] = [r for r in base["rows"] if case_of(r) not in cases] + new["rows"]
+    nm = new["meta"]
+    base["meta"].setdefault("reruns", []).append(
+        {k: nm[k] for k in ("cases", "commit", "command", "date", "minutes", "load_start", "load_end")})
+    return base
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--merge":  # report.py --merge NEW.json INTO.json
+        d = merge(json.load(open(sys.argv[3])), json.load(open(sys.argv[2])))
+        with open(sys.argv[3], "w") as f:
+            json.dump(d, f, indent=1)
+        sys.argv[1:] = [sys.argv[3]]
     d = json.load(open(sys.argv[1]))
     write(d, os.path.dirname(os.path.abspath(sys.argv[1])))
