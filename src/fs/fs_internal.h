@@ -117,6 +117,7 @@ struct fs {
 
         /* waiters.c: requests answered when an upload commits (files_lock) */
         struct fs_waiter *waiters;
+        uint64_t waiters_seq;        /* files_lock: waiters filed so far */
         pthread_cond_t waiters_cond; /* CLOCK_MONOTONIC: a waiter added, or stop */
         pthread_t waiters_thread;    /* answers waiters whose deadline passed */
         bool waiters_started, waiters_stopped;

@@ -9,9 +9,13 @@
  * it, exactly once; the interrupt callback finds its waiter by request, never through a
  * pointer that may be gone.
  *
- * The index is read outside files_lock: a wake takes the inode's waiters off the list,
- * reads the index once, answers those whose generation is no longer staged and puts the
- * others back.
+ * The index is read outside files_lock, and the waiters stay on the list meanwhile: a wake
+ * notes the filing sequence, reads the index once, then answers the inode's waiters filed
+ * before its read whose generation is no longer staged. Waiters filed after the read are
+ * not judged by it (their flush may be newer than what it saw), and a wake that runs
+ * while another reads still finds every waiter on the list (once, a wake took them off to
+ * read and put them back after, and a commit's wake in between found none: that fsync
+ * waited out fsync_timeout and failed although its content was pinned).
  */
 #define LOG_MODULE "fs"
 #include <inttypes.h>
@@ -27,6 +31,7 @@ struct fs_waiter {
         struct fs_waiter *prev, *next; /* fs->waiters, under files_lock */
         fuse_req_t req;
         uint64_t ino, gen, deadline_ns;
+        uint64_t seq; /* fs->waiters_seq when filed */
 };
 
 static void waiter_answer(struct fs_waiter *w, int error)
@@ -52,29 +57,32 @@ static struct fs_waiter *take_locked(struct fs *fs, uint64_t ino)
 
 void fs_waiters_wake(struct fs *fs, uint64_t ino)
 {
-        struct fs_waiter *taken, *w, *next;
+        struct fs_waiter *done = NULL, *w, *next;
         struct index_attr a;
+        uint64_t before;
+        bool any = false;
         int r;
 
-        struct fs_waiter *done = NULL;
-        bool committing;
-
         pthread_mutex_lock(&fs->files_lock);
-        taken = take_locked(fs, ino);
+        before = fs->waiters_seq;
+        for (w = fs->waiters; w && !any; w = w->next)
+                any = w->ino == ino;
         pthread_mutex_unlock(&fs->files_lock);
-        if (!taken)
+        if (!any)
                 return;
         r = index_getattr(fs->idx, ino, &a);
         pthread_mutex_lock(&fs->files_lock);
         /* a commit whose staging file is not removed yet wakes them itself when it is */
-        committing = fs_is_committing(fs, ino);
-        for (w = taken; w; w = next) {
-                next = w->next;
-                if (!committing && (r == -ENOENT || (r >= 0 && a.staged != w->gen)))
-                        LIST_PREPEND(done, w); /* committed, or replaced by newer content */
-                else
-                        LIST_PREPEND(fs->waiters, w);
-        }
+        if (!fs_is_committing(fs, ino) && (r == -ENOENT || r >= 0))
+                for (w = fs->waiters; w; w = next) {
+                        next = w->next;
+                        /* committed, or replaced by newer content */
+                        if (w->ino == ino && w->seq < before &&
+                            (r == -ENOENT || a.staged != w->gen)) {
+                                LIST_REMOVE(fs->waiters, w);
+                                LIST_PREPEND(done, w);
+                        }
+                }
         pthread_mutex_unlock(&fs->files_lock);
         for (w = done; w; w = next) {
                 next = w->next;
@@ -140,6 +148,7 @@ void fs_reply_when_committed(struct fs *fs, fuse_req_t req, uint64_t ino, uint64
                 waiter_answer(w, stopped ? EIO : EINTR);
                 return;
         }
+        w->seq = fs->waiters_seq++;
         LIST_PREPEND(fs->waiters, w);
         pthread_cond_signal(&fs->waiters_cond); /* perhaps the earliest deadline now */
         pthread_mutex_unlock(&fs->files_lock);
