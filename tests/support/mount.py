@@ -225,12 +225,15 @@ class Mount:
             if self.proc.poll() not in (None, 0) and not expect_crash:
                 failure = "prsmfs died during the test (exit status %s)" % self.proc.returncode
             if self.proc.poll() is None:
-                subprocess.run(["fusermount3", "-u", self.mountpoint], timeout=timeout,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                u = subprocess.run(["fusermount3", "-u", self.mountpoint], timeout=timeout,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                 try:
                     self.proc.wait(timeout=timeout)
                 except subprocess.TimeoutExpired:
-                    failure = "prsmfs did not exit within %d s of unmount" % timeout
+                    # a busy mount (a descriptor still open) is the caller's, not a hang
+                    failure = ("unmount failed (%s): prsmfs still serving" % u.stderr.strip()
+                               if u.returncode else
+                               "prsmfs did not exit within %d s of unmount" % timeout)
             if failure is None and self.proc.returncode != 0 and not expect_crash:
                 failure = "prsmfs exited with status %s" % self.proc.returncode
         finally:

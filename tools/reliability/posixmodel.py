@@ -397,6 +397,16 @@ class Runner:
         if self.full_every and self.ops % self.full_every == 0 and kind not in ("restart", "check"):
             self.check_all(op)
 
+    def drop_fds(self):
+        """Closes every descriptor without a check (after a failure: the model no longer
+        says what they hold, and open ones keep the mount from unmounting)."""
+        for fd in self.fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fds.clear()
+
     def close_all(self):
         """Closes every descriptor (logged as close operations, so that replays match)."""
         for slot in sorted(self.model.slots):
