@@ -155,8 +155,7 @@ def headline(R, doc):
                 "`find` %s listing vs local disk" % phase, ("meta_%s_%s" % (tool, phase), "prsmfs"),
                 ("meta_%s_%s" % (tool, base), "local"), tgt, key="seconds", invert=True,
                 bneck=lambda t=tool, p=phase: "measured: daemon %.1f CPU-s in %.1f s, the rest is the kernel's"
-                " FUSE round trips and the run queue (ls -l's two getxattr per entry were answered EOPNOTSUPP from"
-                " commit a271d1f on, so ls asks once per mount; not profiled since)" % (
+                " FUSE round trips and the run queue (not profiled further)" % (
                     med(R.vals("meta_%s_%s" % (t, p), "prsmfs", "server_cpu")) or 0,
                     med(R.vals("meta_%s_%s" % (t, p), "prsmfs", "seconds")) or 0))
             add("`%s` %s listing vs rclone" % (tool, phase), ("meta_%s_%s" % (tool, phase), "prsmfs"),
@@ -314,6 +313,13 @@ def charts(doc, R, out_dir):
     return made
 
 
+def case_of(row):
+    """The case of tools/bench/run (--cases) that recorded a row."""
+    c = row["case"].split("_")[0]
+    return {"write-shared": "write", "write-own-core": "write", "read-bench": "ceiling",
+            "pagecache": "warm"}.get(c, c)
+
+
 def write(doc, out_dir):
     R = Rows(doc["rows"])
     m = doc["meta"]
@@ -333,9 +339,8 @@ def write(doc, out_dir):
     if disk:
         out[-1] += " The disk's ceiling (dd bs=16M iflag=direct): %s MB/s." % fmt_range(disk, "%.0f")
     if m["status"] != "complete":
-        ran = {r["case"].split("_")[0] for r in doc["rows"]}
-        missing = [c for c in m["cases"] if c not in ran and not (c == "write" and "write-shared" in ran)
-                   and not (c == "ceiling" and "read-bench" in ran)]
+        ran = {case_of(r) for r in doc["rows"]}
+        missing = [c for c in m["cases"] if c not in ran]
         out += ["", "**This run is incomplete: %s. Cases without figures: %s; a case cut mid-way has fewer"
                 " rounds in some rows (the round count is given).**" % (m["failure"], ", ".join(missing) or "none")]
     out += ["", "The experiment history (how the figures got here) is in [bench-notes.md](bench-notes.md);"
@@ -401,12 +406,6 @@ def merge(base, new):
     """The rows of new's cases replace base's (a case re-run after a change, say); the re-run
     is named under the page's header."""
     cases = set(new["meta"]["cases"])
-
-    def case_of(row):
-        c = row["case"].split("_")[0]
-        return {"fio": "fio", "write-shared": "write", "write-own-core": "write",
-                "read-bench": "ceiling", "pagecache": "warm"}.get(c, c)
-
     base["rows"] = [r for r in base["rows"] if case_of(r) not in cases] + new["rows"]
     nm = new["meta"]
     base["meta"].setdefault("reruns", []).append(
@@ -415,10 +414,11 @@ def merge(base, new):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--merge":  # report.py --merge NEW.json INTO.json
-        d = merge(json.load(open(sys.argv[3])), json.load(open(sys.argv[2])))
-        with open(sys.argv[3], "w") as f:
+    # report.py RESULTS.json | report.py --merge NEW.json INTO.json
+    path = sys.argv[-1]
+    d = json.load(open(path))
+    if len(sys.argv) == 4 and sys.argv[1] == "--merge":
+        d = merge(d, json.load(open(sys.argv[2])))
+        with open(path, "w") as f:
             json.dump(d, f, indent=1)
-        sys.argv[1:] = [sys.argv[3]]
-    d = json.load(open(sys.argv[1]))
-    write(d, os.path.dirname(os.path.abspath(sys.argv[1])))
+    write(d, os.path.dirname(os.path.abspath(path)))
