@@ -40,21 +40,6 @@ static void waiter_answer(struct fs_waiter *w, int error)
         free(w);
 }
 
-/* Takes the waiters of ino (every one when ino is 0) off the list. Under files_lock. */
-static struct fs_waiter *take_locked(struct fs *fs, uint64_t ino)
-{
-        struct fs_waiter *taken = NULL, *w, *next;
-
-        for (w = fs->waiters; w; w = next) {
-                next = w->next;
-                if (ino == 0 || w->ino == ino) {
-                        LIST_REMOVE(fs->waiters, w);
-                        LIST_PREPEND(taken, w);
-                }
-        }
-        return taken;
-}
-
 void fs_waiters_wake(struct fs *fs, uint64_t ino)
 {
         struct fs_waiter *done = NULL, *w, *next;
@@ -228,7 +213,8 @@ void fs_waiters_stop(struct fs *fs)
 
         pthread_mutex_lock(&fs->files_lock);
         fs->waiters_stopped = true;
-        taken = take_locked(fs, 0);
+        taken = fs->waiters; /* all of them: only their next links are followed below */
+        fs->waiters = NULL;
         pthread_cond_signal(&fs->waiters_cond);
         pthread_mutex_unlock(&fs->files_lock);
         for (w = taken; w; w = next) {
