@@ -103,6 +103,9 @@ void config_done(struct config *c);
  * naming the file and the key into err (err_size bytes, NUL-terminated).
  */
 _wur_ int config_load_file(struct config *c, const char *path, char *err, size_t err_size);
+/* The same from len bytes of JSON text, named name in messages (the fuzz target's way in). */
+_wur_ int config_load_json(struct config *c, const char *text, size_t len, const char *name,
+                           char *err, size_t err_size);
 /* Applies one "key=value" override (from -o). Same error reporting, naming the option. */
 _wur_ int config_set_option(struct config *c, const char *key, const char *value, char *err,
                             size_t err_size);

@@ -722,33 +722,34 @@ void config_done(struct config *c)
                         NULL;
 }
 
-int config_load_file(struct config *c, const char *path, char *err, size_t err_size)
+/* Applies a parsed config file (root; NULL when it did not parse, jerr says why), named name
+ * in messages, and drops it. */
+static int load_root(struct config *c, json_t *root, const json_error_t *jerr, const char *name,
+                     char *err, size_t err_size)
 {
-        json_error_t jerr;
-        const char *name;
         char where[PATH_MAX + 16];
-        json_t *root, *v;
+        const char *key;
+        json_t *v;
         int r = 0;
 
-        root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
         if (!root) {
-                if (jerr.line < 0 || jerr.position == 0)
-                        return parse_fail(err, err_size, "config file %s: %s", path, jerr.text);
-                return parse_fail(err, err_size, "config file %s:%d:%d: %s", path, jerr.line,
-                                  jerr.column, jerr.text);
+                if (jerr->line < 0 || jerr->position == 0)
+                        return parse_fail(err, err_size, "config file %s: %s", name, jerr->text);
+                return parse_fail(err, err_size, "config file %s:%d:%d: %s", name, jerr->line,
+                                  jerr->column, jerr->text);
         }
         if (!json_is_object(root)) {
                 r = parse_fail(err, err_size, "config file %s: top level must be a JSON object",
-                               path);
+                               name);
                 goto out;
         }
-        (void)snprintf(where, sizeof(where), "config file %s: key", path);
-        json_object_foreach(root, name, v)
+        (void)snprintf(where, sizeof(where), "config file %s: key", name);
+        json_object_foreach(root, key, v)
         {
-                const struct key *k = key_find(name);
+                const struct key *k = key_find(key);
 
                 if (!k) {
-                        r = parse_fail(err, err_size, "%s '%s': unknown key", where, name);
+                        r = parse_fail(err, err_size, "%s '%s': unknown key", where, key);
                         goto out;
                 }
                 r = set_json(c, k, v, where, err, err_size);
@@ -758,6 +759,23 @@ int config_load_file(struct config *c, const char *path, char *err, size_t err_s
 out:
         json_decref(root);
         return r;
+}
+
+int config_load_file(struct config *c, const char *path, char *err, size_t err_size)
+{
+        json_error_t jerr;
+
+        return load_root(c, json_load_file(path, JSON_REJECT_DUPLICATES, &jerr), &jerr, path, err,
+                         err_size);
+}
+
+int config_load_json(struct config *c, const char *text, size_t len, const char *name, char *err,
+                     size_t err_size)
+{
+        json_error_t jerr;
+
+        return load_root(c, json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr), &jerr, name, err,
+                         err_size);
 }
 
 int config_set_option(struct config *c, const char *name, const char *value, char *err,

@@ -176,7 +176,8 @@ static json_t *errno_reply(const char *cmd, int r)
         return error_reply(msg);
 }
 
-static void serve(struct control *c, int fd)
+void control_serve_one(const struct control_command *commands, size_t n_commands, void *userdata,
+                       int fd)
 {
         _cleanup_free_ char *buf = malloc(CONTROL_MAX_LINE);
         json_t *req = NULL, *reply = NULL;
@@ -198,10 +199,10 @@ static void serve(struct control *c, int fd)
                 reply = error_reply("bad request: expected {\"cmd\": ...}");
                 goto out;
         }
-        for (size_t i = 0; i < c->n_commands; i++) {
-                if (strcmp(c->commands[i].name, cmd) != 0)
+        for (size_t i = 0; i < n_commands; i++) {
+                if (strcmp(commands[i].name, cmd) != 0)
                         continue;
-                r = c->commands[i].handler(req, &reply, c->userdata);
+                r = commands[i].handler(req, &reply, userdata);
                 if (r < 0 && !reply)
                         reply = errno_reply(cmd, r);
                 else if (r >= 0 && reply)
@@ -221,7 +222,7 @@ static void *conn_thread(void *arg)
         struct conn *k = arg;
         struct control *c = k->c;
 
-        serve(c, k->fd);
+        control_serve_one(c->commands, c->n_commands, c->userdata, k->fd);
         pthread_mutex_lock(&c->lock);
         close(k->fd);
         k->fd = -1;

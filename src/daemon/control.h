@@ -29,6 +29,14 @@ struct control;
  */
 _wur_ int control_start(const char *path, const char *group, const struct control_command *commands,
                         size_t n_commands, void *userdata, struct control **ret);
+/*
+ * Serves one request on a connected socket fd: reads a line (at most 64 KiB, within 5 s),
+ * parses it, runs the command's handler and writes its reply line; a line too long, not
+ * JSON or naming no known command gets an error reply; a client gone before a whole line
+ * gets none. Leaves fd open. What each connection's thread runs; the fuzz target's way in.
+ */
+void control_serve_one(const struct control_command *commands, size_t n_commands, void *userdata,
+                       int fd);
 /* Stops accepting, waits for the requests in progress, closes and removes the socket.
  * NULL-safe. */
 void control_stop(struct control *c);
