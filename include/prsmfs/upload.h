@@ -197,9 +197,11 @@ _wur_ int upload_list(struct upload *u, struct upload_job_info **ret, size_t *re
 /* Ends the backoff wait of job id (of every waiting job when is_all): it retries now. Returns
  * how many jobs were waiting so. */
 int upload_retry(struct upload *u, uint64_t id, bool is_all);
-/* Someone waits for job id (an fsync): a queued job moves to the head of the queue, one in
- * its backoff wait retries now. Returns 1 when it did either, 0 when the job runs already or
- * is unknown (finished). */
+/* Someone waits for job id (an fsync): a queued job moves to the head of the queue and, when
+ * no runner is free, a runner whose job is in its backoff wait gives that job back to the
+ * queue and takes this one; a job in its backoff wait retries now. An urged job never gives
+ * its runner away. Returns 1 when it did either, 0 when the job runs already, was urged
+ * already or is unknown (finished). */
 int upload_urge(struct upload *u, uint64_t id);
 
 /* Cancels everything (queued and running jobs get -ECANCELED), waits for running attempts to

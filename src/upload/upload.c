@@ -7,8 +7,10 @@
  * blocks) drained by put threads (up to `parallel`, started as blocks wait for one), close
  * the queue, join the threads, pin the root, free the session. Any put error aborts the
  * queue, which stops the builder (its emit fails) and the other put threads; the attempt
- * returns that error. A job is a loop of attempts (runner threads); done() results go
- * through one notifier thread.
+ * returns that error. A job is a loop of attempts (runner threads) with a backoff wait
+ * between them; done() results go through one notifier thread. A runner in a backoff wait
+ * gives its job back to the queue when an urged job (an fsync waits for it) finds no runner
+ * free: failing jobs must not keep a waited-for one from running.
  *
  * Why re-hash instead of remembering which blocks landed: the builder is cheap next to the
  * network (hundreds of MB/s), and a resumed session asks the new node for each block anyway,
@@ -84,7 +86,11 @@ struct job {
         unsigned failed_attempts; /* u->lock: attempts that failed */
         uint64_t retry_at_ns;     /* u->lock: in a backoff wait until then (0: not waiting) */
         bool is_retry_now;        /* u->lock: upload_retry ended the backoff wait */
+        bool is_urged;            /* u->lock: an fsync waits for it (it never yields) */
         char last_node[128];      /* u->lock: the last failed attempt's write node */
+        /* the runner's, kept when the job yields its runner in a backoff wait */
+        uint64_t delay_ms; /* the next backoff (0: the first) */
+        bool resume;       /* the next attempt asks the node which blocks it has */
 };
 
 struct fifo {
@@ -100,6 +106,8 @@ struct upload {
         struct fifo queued;           /* lock */
         struct fifo finished;         /* lock: results waiting for the notifier */
         uint64_t n_queued, n_running; /* lock */
+        uint64_t n_urged;             /* lock: queued jobs with is_urged */
+        uint64_t n_yielding;          /* lock: runners giving their job back to the queue */
         bool stop;                    /* lock */
         bool runners_gone;            /* lock */
         pthread_t *runners;
@@ -606,11 +614,27 @@ static int read_file(unixfs_emit_fn emit, void *emit_ud, void *userdata)
 
 /* ---- jobs ---- */
 
-/* Sleeps delay_ms unless the job is cancelled or the uploader stops: true then. */
-static bool backoff_wait(struct upload *u, struct job *j, uint64_t delay_ms)
+/*
+ * An urged job is queued and no runner is free for it (u->lock held): a runner whose job is
+ * in its backoff wait gives that job back to the queue, else an fsync would wait for the
+ * failing jobs ahead of it to succeed (finding 6 of docs/reliability.md). Runners already
+ * giving theirs back count as free.
+ */
+static bool should_yield(const struct upload *u, const struct job *j)
 {
+        uint64_t free_runners = u->n_runners - u->n_running + u->n_yielding;
+
+        return !j->is_urged && u->n_urged > free_runners;
+}
+
+enum backoff { BACKOFF_DONE, BACKOFF_STOP, BACKOFF_YIELD };
+
+/* Sleeps delay_ms unless the job is cancelled or the uploader stops (BACKOFF_STOP), or an
+ * urged job needs the runner (BACKOFF_YIELD, counted in n_yielding). */
+static enum backoff backoff_wait(struct upload *u, struct job *j, uint64_t delay_ms)
+{
+        enum backoff b = BACKOFF_DONE;
         struct timespec ts;
-        bool stop;
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_sec += (time_t)(delay_ms / 1000);
@@ -621,14 +645,19 @@ static bool backoff_wait(struct upload *u, struct job *j, uint64_t delay_ms)
         }
         pthread_mutex_lock(&u->lock);
         j->retry_at_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-        while (!should_stop(u, j) && !j->is_retry_now)
+        while (!should_stop(u, j) && !j->is_retry_now && !should_yield(u, j))
                 if (pthread_cond_timedwait(&u->cond, &u->lock, &ts) == ETIMEDOUT)
                         break;
-        stop = should_stop(u, j);
+        if (should_stop(u, j))
+                b = BACKOFF_STOP;
+        else if (!j->is_retry_now && should_yield(u, j)) {
+                b = BACKOFF_YIELD;
+                u->n_yielding++;
+        }
         j->retry_at_ns = 0;
         j->is_retry_now = false;
         pthread_mutex_unlock(&u->lock);
-        return stop;
+        return b;
 }
 
 static bool is_stopped(struct upload *u, struct job *j)
@@ -641,14 +670,20 @@ static bool is_stopped(struct upload *u, struct job *j)
         return stop;
 }
 
-/* Attempts until pinned (0) or cancelled (-ECANCELED); fills j->res. */
+#define JOB_YIELDED 1
+
+/* Attempts until pinned (0) or cancelled (-ECANCELED), or JOB_YIELDED: the job gave its runner
+ * to an urged one in a backoff wait and goes on where it was when a runner takes it again
+ * (its next attempt at once); fills j->res. */
 static int job_run(struct upload *u, struct job *j)
 {
-        uint64_t delay_ms = u->cfg.retry_base_ms;
+        uint64_t delay_ms = j->delay_ms ? j->delay_ms : u->cfg.retry_base_ms;
         unsigned immediate = 0;
-        bool resume = false;
+        bool resume = j->resume;
 
-        for (unsigned attempt = 1;; attempt++) {
+        for (unsigned attempt = j->res.attempts + 1;; attempt++) {
+                enum backoff b;
+
                 struct file_source fs = { .u = u, .fd = -1 };
                 struct attempt_report rep = { 0 };
                 int r;
@@ -720,9 +755,18 @@ static int job_run(struct upload *u, struct job *j)
                                   "%" PRIu64 " ms",
                                   j->id, j->path, attempt, rep.node[0] ? rep.node : "no node",
                                   delay_ms);
-                if (backoff_wait(u, j, delay_ms))
+                b = backoff_wait(u, j, delay_ms);
+                if (b == BACKOFF_STOP)
                         return -ECANCELED;
                 delay_ms = MIN(delay_ms * 2, u->cfg.retry_max_ms);
+                if (b == BACKOFF_YIELD) {
+                        log_debug("upload %" PRIu64 " (%s): gives its runner to an fsync'ed "
+                                  "upload and waits in the queue",
+                                  j->id, j->path);
+                        j->delay_ms = delay_ms;
+                        j->resume = resume;
+                        return JOB_YIELDED;
+                }
         }
 }
 
@@ -741,11 +785,21 @@ static void *runner_thread(void *arg)
                         break;
                 j = fifo_pop(&u->queued);
                 u->n_queued--;
+                u->n_urged -= j->is_urged;
                 u->n_running++;
                 j->state = JOB_RUNNING;
                 pthread_mutex_unlock(&u->lock);
 
                 r = job_run(u, j);
+                if (r == JOB_YIELDED) {
+                        pthread_mutex_lock(&u->lock);
+                        u->n_yielding--;
+                        u->n_running--;
+                        j->state = JOB_QUEUED;
+                        fifo_push(&u->queued, j);
+                        u->n_queued++;
+                        continue; /* takes the urged job */
+                }
                 early_drop(u->early, j->path); /* what its attempts left queued (cancel, error) */
 
                 pthread_mutex_lock(&u->lock);
@@ -920,6 +974,7 @@ int upload_cancel(struct upload *u, uint64_t id)
         else if (j->state == JOB_QUEUED) {
                 fifo_remove(&u->queued, j);
                 u->n_queued--;
+                u->n_urged -= j->is_urged;
                 j->is_cancelled = true;
                 early_drop(u->early, j->path);
                 job_finish(u, j, -ECANCELED);
@@ -1052,12 +1107,18 @@ int upload_urge(struct upload *u, uint64_t id)
 
         pthread_mutex_lock(&u->lock);
         j = job_find(u, id);
-        n = j && j->state == JOB_QUEUED && u->queued.head != j;
+        n = j && j->state == JOB_QUEUED && !j->is_urged;
         if (n) {
                 /* waited for: ahead of the closes nobody waits for (lessons: an fsync behind
-                 * a backlog it did not make waits out its fsync_timeout) */
+                 * a backlog it did not make waits out its fsync_timeout), and a runner in a
+                 * backoff wait gives its job back if no runner is free (should_yield) */
                 fifo_remove(&u->queued, j);
                 fifo_push_front(&u->queued, j);
+                j->is_urged = true;
+                u->n_urged++;
+                pthread_cond_broadcast(&u->cond);
+        } else if (j && j->state == JOB_RUNNING) {
+                j->is_urged = true; /* never gives its runner away */
         }
         pthread_mutex_unlock(&u->lock);
         if (!n)

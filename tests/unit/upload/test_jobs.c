@@ -821,6 +821,55 @@ static void test_upload_urge__queued_job__runs_before_older_queued_ones(void **s
         assert_int_equal(st.jobs_urged, 1);
 }
 
+/* true when n results came within seconds */
+static bool wait_done_within(unsigned n, int seconds)
+{
+        struct timespec ts;
+        bool ok;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += seconds;
+        pthread_mutex_lock(&D.lock);
+        while (D.total < n)
+                if (pthread_cond_timedwait(&D.cond, &D.lock, &ts) == ETIMEDOUT)
+                        break;
+        ok = D.total >= n;
+        pthread_mutex_unlock(&D.lock);
+        return ok;
+}
+
+/* Finding 6 again: the only runner retried a failing job (backoff waits in between) and an
+ * urged one behind it never ran; the failing one now gives its runner back in its wait */
+static void test_upload_urge__runner_in_backoff__gives_its_runner_to_the_urged_job(void **state)
+{
+        struct upload_config c = config(); /* one runner */
+        char missing[4096], p2[4096];
+        struct upload_stats st;
+        struct cid r;
+        struct upload *u;
+
+        (void)state;
+        c.retry_base_ms = 1000;
+        c.retry_max_ms = 60 * 1000;
+        (void)snprintf(missing, sizeof(missing), "%s/never-made", dir);
+        make_file(2 * CHUNK, 21, p2, &r);
+        assert_int_equal(upload_new(&c, &u), 0);
+        assert_int_equal(upload_submit(u, 1, missing, on_done, NULL), 0); /* fails every time */
+        assert_int_equal(upload_submit(u, 2, p2, on_done, NULL), 0);
+        assert_int_equal(upload_urge(u, 2), 1);
+        assert_true(wait_done_within(1, 20)); /* before: never, the runner kept job 1 */
+        assert_int_equal(D.order[0], 2);
+        assert_int_equal(D.res[2].error, 0);
+        assert_true(cid_equal(&D.res[2].root, &r));
+        assert_int_equal(D.calls[1], 0); /* still retrying, from where it was */
+        assert_int_equal(upload_cancel(u, 1), 0);
+        wait_done(2);
+        upload_get_stats(u, &st);
+        upload_free(u);
+        assert_int_equal(D.res[1].error, -ECANCELED);
+        assert_int_equal(st.jobs_urged, 1);
+}
+
 struct blocks_src {
         struct cid root;
         int fail;
@@ -1193,6 +1242,9 @@ int main(void)
                 cmocka_unit_test_setup_teardown(
                         test_upload_urge__queued_job__runs_before_older_queued_ones, setup,
                         teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_upload_urge__runner_in_backoff__gives_its_runner_to_the_urged_job,
+                        setup, teardown),
                 cmocka_unit_test_setup_teardown(test_upload_free__queued_and_running__all_ecanceled,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(
