@@ -75,8 +75,7 @@ void net_cluster_free(struct net_pool *p)
         p->cluster = NULL;
 }
 
-/* The cluster's own words for a refusal ({"code", "message"}), for the log. */
-static void cluster_message(const struct buf *body, char *out, size_t cap)
+void net_cluster_message(const struct buf *body, char *out, size_t cap)
 {
         json_t *j = net_json_answer(body);
         const char *m = j ? json_string_value(json_object_get(j, "message")) : NULL;
@@ -85,10 +84,9 @@ static void cluster_message(const struct buf *body, char *out, size_t cap)
         json_decref(j);
 }
 
-/* Counts the peers of a GlobalPinInfo answer that report rootstr pinned, and those that
- * failed it; -EBADMSG for an answer that is not one (or names another CID). */
-static int count_peers(const struct buf *body, const char *rootstr, unsigned *ret_pinned,
-                       unsigned *ret_failed, unsigned *ret_allocated, char *why, size_t why_cap)
+int net_cluster_count_peers(const struct buf *body, const char *rootstr, unsigned *ret_pinned,
+                            unsigned *ret_failed, unsigned *ret_allocated, char *why,
+                            size_t why_cap)
 {
         json_t *j = net_json_answer(body), *map, *v;
         const char *peer, *cid;
@@ -154,7 +152,7 @@ static int cluster_pin(struct net_pool *p, const char *rootstr, uint64_t deadlin
         if (r < 0)
                 goto out;
         if (res.status != 200 && res.status != 202) {
-                cluster_message(&body, why, sizeof(why));
+                net_cluster_message(&body, why, sizeof(why));
                 log_warning("IPFS Cluster %s refused to pin %s: HTTP %ld: %s", c->url, rootstr,
                             res.status, why);
                 r = -EREMOTEIO;
@@ -170,13 +168,14 @@ static int cluster_pin(struct net_pool *p, const char *rootstr, uint64_t deadlin
                 if (r < 0)
                         goto out;
                 if (res.status != 200) {
-                        cluster_message(&body, why, sizeof(why));
+                        net_cluster_message(&body, why, sizeof(why));
                         log_warning("IPFS Cluster %s: status of %s: HTTP %ld: %s", c->url, rootstr,
                                     res.status, why);
                         r = -EREMOTEIO;
                         goto out;
                 }
-                r = count_peers(&body, rootstr, &pinned, &failed, &allocated, why, sizeof(why));
+                r = net_cluster_count_peers(&body, rootstr, &pinned, &failed, &allocated, why,
+                                            sizeof(why));
                 if (r < 0)
                         goto out;
                 if (pinned >= need)
@@ -231,7 +230,7 @@ int net_cluster_unpin(struct net_pool *p, const char *rootstr, uint64_t deadline
         r = net_service_http(p, c, "DELETE", url, NULL, deadline_ns, &body, &res);
         /* 404: the cluster holds no such pin (an earlier unpin whose answer was lost) */
         if (r >= 0 && res.status != 200 && res.status != 202 && res.status != 404) {
-                cluster_message(&body, why, sizeof(why));
+                net_cluster_message(&body, why, sizeof(why));
                 log_warning("IPFS Cluster %s refused to unpin %s: HTTP %ld: %s", c->url, rootstr,
                             res.status, why);
                 r = -EREMOTEIO;

@@ -153,15 +153,11 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
         return len;
 }
 
-static size_t on_header(char *p, size_t size, size_t n, void *ud)
+void net_header_parse(const char *p, size_t len, int64_t *content_length,
+                      struct net_http_response *res)
 {
-        struct xfer *x = ud;
-        size_t len = size * n;
-
-        x->last_byte_ns = net_now_ns();
-        x->responded = true;
         if (len > 5 && strncmp(p, "HTTP/", 5) == 0) {
-                x->content_length = -1; /* a new answer (after a 100 Continue, say) */
+                *content_length = -1; /* a new answer (after a 100 Continue, say) */
         } else if (len > 15 && strncasecmp(p, "Content-Length:", 15) == 0) {
                 char v[24];
                 size_t i = 15, j = 0;
@@ -174,16 +170,15 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
                 v[j] = '\0';
                 /* unparsable or absurd: as if not given (the body is still capped) */
                 if (j && parse_u64(v, &cl) >= 0 && cl <= INT64_MAX)
-                        x->content_length = (int64_t)cl;
+                        *content_length = (int64_t)cl;
         } else if (len > 13 && strncasecmp(p, "Content-Type:", 13) == 0) {
                 size_t i = 13, j = 0;
 
                 while (i < len && (p[i] == ' ' || p[i] == '\t'))
                         i++;
-                while (i < len && p[i] != '\r' && p[i] != '\n' &&
-                       j + 1 < sizeof(x->res->content_type))
-                        x->res->content_type[j++] = p[i++];
-                x->res->content_type[j] = '\0';
+                while (i < len && p[i] != '\r' && p[i] != '\n' && j + 1 < sizeof(res->content_type))
+                        res->content_type[j++] = p[i++];
+                res->content_type[j] = '\0';
         } else if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
                 char v[32];
                 size_t i = 12, j = 0;
@@ -196,8 +191,18 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
                 v[j] = '\0';
                 /* delta-seconds; an HTTP date is treated as "unknown" (backoff decides) */
                 if (j && parse_u64(v, &s) >= 0 && s < 86400)
-                        x->res->retry_after_ms = s * 1000;
+                        res->retry_after_ms = s * 1000;
         }
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+        struct xfer *x = ud;
+        size_t len = size * n;
+
+        x->last_byte_ns = net_now_ns();
+        x->responded = true;
+        net_header_parse(p, len, &x->content_length, x->res);
         return len;
 }
 

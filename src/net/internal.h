@@ -122,8 +122,6 @@ void net_node_release(struct net_pool *p, size_t i);
 struct buf;
 /* Formats a URL into out; -E2BIG when it does not fit. */
 _printf_(3, 4) int net_make_url(char *out, size_t cap, const char *fmt, ...);
-/* A JSON object answer (new reference), or NULL when the body is not one. */
-json_t *net_json_answer(const struct buf *b);
 /* An empty POST to url on node i (its auth added; answer of at most 64 KiB): 0 with *res, or
  * the transport's -errno. */
 _wur_ int net_node_http(struct net_pool *p, size_t i, const char *url, uint64_t stall_ns,
@@ -147,6 +145,60 @@ _wur_ int net_cluster_pin(struct net_pool *p, const char *rootstr, uint64_t dead
 _wur_ int net_cluster_unpin(struct net_pool *p, const char *rootstr, uint64_t deadline_ns);
 _wur_ int net_cluster_init(struct net_pool *p, const struct net_config *cfg);
 void net_cluster_free(struct net_pool *p);
+
+/*
+ * ---- answer judges: what an RPC node, pinning service or cluster answered ----
+ * Pure functions of the answer's body (or its parsed JSON object; NULL allowed), called by
+ * the request code in put.c, cluster.c and ipns.c and fuzzed as they are
+ * (tests/fuzz/fuzz_rpc_answers.c). Strings they write are NUL-terminated within their cap.
+ */
+#define NET_PIN_ID_SIZE 260 /* a pinning service's requestid, NUL included */
+/* A JSON object answer (new reference), or NULL when the body is not one. */
+json_t *net_json_answer(const struct buf *b);
+/* The node refused the request itself (it is alive): a 400, or a 500 with an RPC error. */
+bool net_is_rpc_refusal(const struct net_http_response *res, const struct buf *body);
+/* A refusal that says the node holds no recursive pin of the argument. */
+bool net_is_not_pinned(const struct net_http_response *res, const struct buf *body);
+/* block/stat: the answer names cid (in any base or version) with Size len. */
+bool net_stat_answer_has(const struct buf *body, const struct cid *cid, size_t len);
+/* block/put: the answer's Key names cid; key gets that Key (cut to key_cap, "" when none) for
+ * the log either way. */
+bool net_put_answer_names(const struct buf *body, const struct cid *cid, char *key, size_t key_cap);
+/* add (NDJSON): its last object's Hash names want. */
+bool net_add_answer_names(const struct buf *body, const struct cid *want);
+/* pin/add and pin/rm: one of the answer's "Pins" names root. */
+bool net_pins_answer_names(const struct buf *body, const struct cid *root);
+/* Pinning Service API: a PinStatus's status and requestid (URL-safe), each within its cap;
+ * -EBADMSG for anything else. */
+_wur_ int net_pin_status(const struct buf *body, char *ret_status, size_t status_cap, char *ret_id,
+                         size_t id_cap);
+/* Pinning Service API: the requestids of a PinResults answer (the first max of them, each
+ * URL-safe), 0 with their number; -EBADMSG for anything else. */
+_wur_ int net_pin_results(const struct buf *body, char (*ret_ids)[NET_PIN_ID_SIZE], size_t max,
+                          size_t *ret_n);
+/* IPFS Cluster: its own words for a refusal ({"code", "message"}), or "no message", for the
+ * log. */
+void net_cluster_message(const struct buf *body, char *out, size_t cap);
+/* IPFS Cluster: of a GlobalPinInfo answer's peers, those allocated rootstr (not "remote"),
+ * those that pinned it and those that failed it (the last failure's words in why); -EBADMSG
+ * for an answer that is not one (or names another CID). */
+_wur_ int net_cluster_count_peers(const struct buf *body, const char *rootstr, unsigned *ret_pinned,
+                                  unsigned *ret_failed, unsigned *ret_allocated, char *why,
+                                  size_t why_cap);
+/* The "Message" of an RPC error answer, or NULL. Borrowed from j. */
+const char *net_rpc_message(json_t *j);
+/* key/list: 1 with the IPNS name (URL-safe, shorter than id_size) of the last key named key in
+ * ret_id, 0 when there is none. */
+_wur_ int net_key_list_find(json_t *j, const char *key, char *ret_id, size_t id_size);
+/* key/gen: 0 with the new key's IPNS name (URL-safe, shorter than id_size) in ret_id, or
+ * -EBADMSG. */
+_wur_ int net_key_gen_id(json_t *j, char *ret_id, size_t id_size);
+/* name/publish: the answer's Value is "/ipfs/<rootstr>"; *value is that Value (borrowed from
+ * j) or NULL, either way, for the log. */
+bool net_publish_confirms(json_t *j, const char *rootstr, const char **value);
+/* name/resolve: the CID of a "/ipfs/<cid>" Path into ret; -EBADMSG for anything else (a path
+ * inside). *path is the Path (borrowed from j) or NULL, either way, for the log. */
+_wur_ int net_resolve_answer(json_t *j, struct cid *ret, const char **path);
 
 /* Updates node i's health and counters after a request (pool->lock taken inside). */
 void net_pool_report(struct net_pool *p, size_t i, enum net_outcome o, uint64_t latency_ms,

@@ -47,8 +47,7 @@ _printf_(3, 4) static void err_add(char *err, size_t err_size, const char *fmt, 
         va_end(ap);
 }
 
-/* The "Message" of an RPC error answer, or NULL. Borrowed from j. */
-static const char *rpc_message(json_t *j)
+const char *net_rpc_message(json_t *j)
 {
         return json_string_value(json_object_get(j, "Message"));
 }
@@ -86,8 +85,8 @@ static int rpc_call(struct net_pool *p, size_t i, const char *url, uint64_t dead
                 *ret = j;
                 j = NULL;
                 r = 0;
-        } else if ((res.status == 400 || res.status == 500) && rpc_message(j)) {
-                err_add(err, err_size, "%s: %.300s", p->nodes[i].url, rpc_message(j));
+        } else if ((res.status == 400 || res.status == 500) && net_rpc_message(j)) {
+                err_add(err, err_size, "%s: %.300s", p->nodes[i].url, net_rpc_message(j));
                 r = -EREMOTEIO;
         } else {
                 if (res.status >= 500 || res.status == 200)
@@ -102,22 +101,12 @@ out:
         return r;
 }
 
-/* key/list on node i: 1 with the key's IPNS name in ret_id when the node has key, 0 when not,
- * or rpc_call's errors. */
-static int node_has_key(struct net_pool *p, size_t i, const char *key, uint64_t deadline_ns,
-                        char *ret_id, size_t id_size, char *err, size_t err_size)
+int net_key_list_find(json_t *j, const char *key, char *ret_id, size_t id_size)
 {
-        char url[MAX_URL];
-        json_t *j = NULL, *v;
+        json_t *v;
         size_t k;
-        int r;
+        int r = 0;
 
-        r = net_make_url(url, sizeof(url), "%s/api/v0/key/list", p->nodes[i].url);
-        if (r >= 0)
-                r = rpc_call(p, i, url, deadline_ns, &j, err, err_size);
-        if (r < 0)
-                return r;
-        r = 0;
         json_array_foreach(json_object_get(j, "Keys"), k, v)
         {
                 const char *name = json_string_value(json_object_get(v, "Name"));
@@ -129,8 +118,36 @@ static int node_has_key(struct net_pool *p, size_t i, const char *key, uint64_t 
                         r = 1;
                 }
         }
+        return r;
+}
+
+/* key/list on node i: 1 with the key's IPNS name in ret_id when the node has key, 0 when not,
+ * or rpc_call's errors. */
+static int node_has_key(struct net_pool *p, size_t i, const char *key, uint64_t deadline_ns,
+                        char *ret_id, size_t id_size, char *err, size_t err_size)
+{
+        char url[MAX_URL];
+        json_t *j = NULL;
+        int r;
+
+        r = net_make_url(url, sizeof(url), "%s/api/v0/key/list", p->nodes[i].url);
+        if (r >= 0)
+                r = rpc_call(p, i, url, deadline_ns, &j, err, err_size);
+        if (r < 0)
+                return r;
+        r = net_key_list_find(j, key, ret_id, id_size);
         json_decref(j);
         return r;
+}
+
+int net_key_gen_id(json_t *j, char *ret_id, size_t id_size)
+{
+        const char *id = json_string_value(json_object_get(j, "Id"));
+
+        if (!id || !net_is_url_safe(id) || strlen(id) >= id_size)
+                return -EBADMSG;
+        (void)snprintf(ret_id, id_size, "%s", id);
+        return 0;
 }
 
 /* key/gen (ed25519) on node i: 0 with the new key's IPNS name in ret_id, or -errno. */
@@ -139,7 +156,6 @@ static int node_make_key(struct net_pool *p, size_t i, const char *key, uint64_t
 {
         char url[MAX_URL];
         json_t *j = NULL;
-        const char *id;
         int r;
 
         r = net_make_url(url, sizeof(url), "%s/api/v0/key/gen?arg=%s&type=ed25519", p->nodes[i].url,
@@ -148,23 +164,28 @@ static int node_make_key(struct net_pool *p, size_t i, const char *key, uint64_t
                 r = rpc_call(p, i, url, deadline_ns, &j, err, err_size);
         if (r < 0)
                 return r;
-        id = json_string_value(json_object_get(j, "Id"));
-        if (id && net_is_url_safe(id) && strlen(id) < id_size) {
-                (void)snprintf(ret_id, id_size, "%s", id);
-                log_notice("made IPNS key '%s' (%s) on %s", key, id, p->nodes[i].url);
-        } else {
+        r = net_key_gen_id(j, ret_id, id_size);
+        if (r >= 0)
+                log_notice("made IPNS key '%s' (%s) on %s", key, ret_id, p->nodes[i].url);
+        else
                 err_add(err, err_size, "%s: key/gen answered without a usable Id", p->nodes[i].url);
-                r = -EBADMSG;
-        }
         json_decref(j);
         return r;
+}
+
+bool net_publish_confirms(json_t *j, const char *rootstr, const char **value)
+{
+        const char *v = json_string_value(json_object_get(j, "Value"));
+
+        *value = v;
+        return v && strncmp(v, "/ipfs/", 6) == 0 && strcmp(v + 6, rootstr) == 0;
 }
 
 /* name/publish of root under key on node i: 0 when the node confirmed /ipfs/<root>. */
 static int node_publish(struct net_pool *p, size_t i, const char *key, const char *rootstr,
                         uint64_t deadline_ns, char *err, size_t err_size)
 {
-        char url[MAX_URL], want[CID_MAX_STR + 8];
+        char url[MAX_URL];
         json_t *j = NULL;
         const char *v;
         int r;
@@ -177,11 +198,9 @@ static int node_publish(struct net_pool *p, size_t i, const char *key, const cha
                 r = rpc_call(p, i, url, deadline_ns, &j, err, err_size);
         if (r < 0)
                 return r;
-        (void)snprintf(want, sizeof(want), "/ipfs/%s", rootstr);
-        v = json_string_value(json_object_get(j, "Value"));
-        if (!v || strcmp(v, want) != 0) {
-                err_add(err, err_size, "%s: name/publish confirmed '%.200s', not %s",
-                        p->nodes[i].url, v ? v : "nothing", want);
+        if (!net_publish_confirms(j, rootstr, &v)) {
+                err_add(err, err_size, "%s: name/publish confirmed '%.200s', not /ipfs/%s",
+                        p->nodes[i].url, v ? v : "nothing", rootstr);
                 r = -EBADMSG;
         }
         json_decref(j);
@@ -252,14 +271,14 @@ int net_ipns_publish(struct net_pool *p, const char *key, const struct cid *root
         return r == -ENOTCONN ? -EHOSTUNREACH : r;
 }
 
-/* The CID of a "/ipfs/<cid>" answer into ret; -EBADMSG for anything else (a path inside). */
-static int resolved_cid(const char *path, struct cid *ret)
+int net_resolve_answer(json_t *j, struct cid *ret, const char **path)
 {
-        const char *s;
+        const char *s = json_string_value(json_object_get(j, "Path"));
 
-        if (!path || strncmp(path, "/ipfs/", 6) != 0)
+        *path = s;
+        if (!s || strncmp(s, "/ipfs/", 6) != 0)
                 return -EBADMSG;
-        s = path + 6;
+        s += 6;
         return cid_parse(s, strlen(s), ret) < 0 ? -EBADMSG : 0;
 }
 
@@ -291,9 +310,9 @@ int net_ipns_resolve(struct net_pool *p, const char *name, uint64_t deadline_ns,
                                 break;
                 }
                 if (r >= 0) {
-                        const char *path = json_string_value(json_object_get(j, "Path"));
+                        const char *path;
 
-                        r = resolved_cid(path, ret);
+                        r = net_resolve_answer(j, ret, &path);
                         if (r < 0)
                                 err_add(err, err_size, "%s: /ipns/%s resolved to '%.200s'",
                                         p->nodes[i].url, name, path ? path : "nothing");

@@ -174,8 +174,7 @@ static bool same_cid(const char *s, const struct cid *want)
         return cid_equal(&a, &b);
 }
 
-/* The node refused the request itself (it is alive): a 400, or a 500 with an RPC error. */
-static bool is_rpc_refusal(const struct net_http_response *res, const struct buf *body)
+bool net_is_rpc_refusal(const struct net_http_response *res, const struct buf *body)
 {
         if (res->status == 400)
                 return true;
@@ -323,6 +322,17 @@ static void slot_give(struct net_put *put)
         pthread_mutex_unlock(&put->lock);
 }
 
+bool net_stat_answer_has(const struct buf *body, const struct cid *cid, size_t len)
+{
+        json_t *j = net_json_answer(body);
+        json_t *size = j ? json_object_get(j, "Size") : NULL;
+        bool has = j && same_cid(json_string_value(json_object_get(j, "Key")), cid) &&
+                   json_is_integer(size) && json_integer_value(size) == (json_int_t)len;
+
+        json_decref(j);
+        return has;
+}
+
 /* 1 when the bound node has the block, 0 when not (any answer but a matching one), or
  * -ENOTCONN when the node did not answer. */
 static int node_has(struct net_put *put, const struct cid *cid, const char *cidstr, size_t len,
@@ -355,13 +365,7 @@ static int node_has(struct net_put *put, const struct cid *cid, const char *cids
         }
         r = 0;
         if (res.status == 200) {
-                json_t *j = net_json_answer(&body);
-                json_t *size = j ? json_object_get(j, "Size") : NULL;
-
-                if (j && same_cid(json_string_value(json_object_get(j, "Key")), cid) &&
-                    json_is_integer(size) && json_integer_value(size) == (json_int_t)len)
-                        r = 1;
-                json_decref(j);
+                r = net_stat_answer_has(&body, cid, len);
                 net_pool_report(p, put->node, NET_OK, (p->ops->now_ns(p->t) - t0) / MS, 0, 0);
         }
         if (r == 1) {
@@ -472,8 +476,8 @@ static int add_url(const struct net_put *put, size_t leaf_len, char *out, size_t
                             put->p->nodes[put->node].url, leaf_len);
 }
 
-/* add answers NDJSON: true when its last object names want as the file (the root). */
-static bool add_named(const struct buf *body, const struct cid *want)
+/* add answers NDJSON: its last object names the file (the root) */
+bool net_add_answer_names(const struct buf *body, const struct cid *want)
 {
         const char *last = body->len ? memrchr(body->p, '{', body->len) : NULL;
         json_t *j = last ? json_loadb(last, body->len - (size_t)((const uint8_t *)last - body->p),
@@ -506,7 +510,7 @@ static int put_by_add(struct net_put *put, const struct cid *cid, const char *ci
         r = post_form(put, url, form, ctype, deadline_ns, body, &res);
         if (r == -ECANCELED || r == -ENOMEM)
                 return r;
-        if (r >= 0 && res.status == 200 && add_named(body, cid)) {
+        if (r >= 0 && res.status == 200 && net_add_answer_names(body, cid)) {
                 put_counted(put, t0, len, 1);
                 return 0;
         }
@@ -561,6 +565,17 @@ out:
         buf_done(&car);
         buf_done(&form);
         return r;
+}
+
+bool net_put_answer_names(const struct buf *body, const struct cid *cid, char *key, size_t key_cap)
+{
+        json_t *j = net_json_answer(body);
+        const char *k = j ? json_string_value(json_object_get(j, "Key")) : NULL;
+        bool ok = same_cid(k, cid);
+
+        (void)snprintf(key, key_cap, "%s", k ? k : "");
+        json_decref(j);
+        return ok;
 }
 
 static int send_block(struct net_put *put, const struct cid *cid, const char *cidstr,
@@ -618,18 +633,13 @@ static int send_block(struct net_put *put, const struct cid *cid, const char *ci
                         goto out;
                 }
                 if (res.status == 200) {
-                        json_t *j = net_json_answer(&body);
-                        const char *key = j ? json_string_value(json_object_get(j, "Key")) : NULL;
-                        bool ok = same_cid(key, cid);
+                        char key[256];
 
-                        if (!ok) {
+                        if (!net_put_answer_names(&body, cid, key, sizeof(key))) {
                                 log_warning("write node %s stored %s under %s, not trusting it "
                                             "with more",
-                                            p->nodes[put->node].url, cidstr, key ? key : "?");
+                                            p->nodes[put->node].url, cidstr, key[0] ? key : "?");
                                 net_pool_report(p, put->node, NET_BAD_BLOCK, 0, 0, 0);
-                        }
-                        json_decref(j);
-                        if (!ok) {
                                 put_kill(put, "answered a wrong CID", cidstr);
                                 r = -ENOTCONN;
                                 goto out;
@@ -665,7 +675,7 @@ static int send_block(struct net_put *put, const struct cid *cid, const char *ci
                         p->ops->sleep_until(p->t, MIN(wake, deadline_ns));
                         continue;
                 }
-                if (is_rpc_refusal(&res, &body) && tries + 1 < max_tries) {
+                if (net_is_rpc_refusal(&res, &body) && tries + 1 < max_tries) {
                         pthread_mutex_lock(&put->lock);
                         if (put->spelling == sp && sp + 1 < N_SPELLINGS) {
                                 put->spelling = sp + 1;
@@ -861,12 +871,12 @@ static int send_run(struct net_put *put, struct net_run *run, uint64_t deadline_
                 r = put_node_failed(put, r, NULL, rootstr);
                 goto out;
         }
-        if (res.status == 200 && add_named(&body, &want)) {
+        if (res.status == 200 && net_add_answer_names(&body, &want)) {
                 put_counted(put, t0, data_len, run->n);
                 r = 0;
                 goto out;
         }
-        if (res.status >= 500 && !is_rpc_refusal(&res, &body)) {
+        if (res.status >= 500 && !net_is_rpc_refusal(&res, &body)) {
                 r = put_node_failed(put, 0, &res, rootstr);
                 goto out;
         }
@@ -961,12 +971,28 @@ void net_count_pin(struct net_pool *p, int r)
         pthread_mutex_unlock(&p->lock);
 }
 
-/* An RPC error that says the node holds no recursive pin of the argument: Kubo's "not pinned
- * or pinned indirectly", js-ipfs's "<cid> is not pinned" and "is pinned indirectly under". */
-static bool is_not_pinned(const struct net_http_response *res, const struct buf *body)
+/* Kubo says "not pinned or pinned indirectly", js-ipfs "<cid> is not pinned" and "is pinned
+ * indirectly under" */
+bool net_is_not_pinned(const struct net_http_response *res, const struct buf *body)
 {
-        return is_rpc_refusal(res, body) && (memmem(body->p, body->len, "not pinned", 10) ||
-                                             memmem(body->p, body->len, "pinned indirectly", 17));
+        return net_is_rpc_refusal(res, body) &&
+               (memmem(body->p, body->len, "not pinned", 10) ||
+                memmem(body->p, body->len, "pinned indirectly", 17));
+}
+
+bool net_pins_answer_names(const struct buf *body, const struct cid *root)
+{
+        json_t *j = net_json_answer(body), *v;
+        bool ok = false;
+        size_t k;
+
+        json_array_foreach(json_object_get(j, "Pins"), k, v)
+        {
+                if (same_cid(json_string_value(v), root))
+                        ok = true;
+        }
+        json_decref(j);
+        return ok;
 }
 
 /*
@@ -982,8 +1008,6 @@ static int pin_rpc(struct net_pool *p, size_t i, const char *verb, const struct 
         struct net_http_response res;
         char url[MAX_URL];
         struct buf body;
-        bool ok = false;
-        json_t *j;
         int r;
 
         if (now >= deadline_ns)
@@ -1003,24 +1027,16 @@ static int pin_rpc(struct net_pool *p, size_t i, const char *verb, const struct 
                 r = r == -ECANCELED || r == -ENOMEM ? r : r == -ETIMEDOUT ? -ETIMEDOUT : -ENOTCONN;
                 goto out;
         }
-        if (is_not_pinned(&res, &body)) {
+        if (net_is_not_pinned(&res, &body)) {
                 r = -ENOENT;
                 goto out;
         }
-        j = res.status == 200 ? net_json_answer(&body) : NULL;
-        if (j) {
-                json_t *pins = json_object_get(j, "Pins"), *v;
-                size_t k;
-
-                json_array_foreach(pins, k, v) if (same_cid(json_string_value(v), root)) ok = true;
-                json_decref(j);
-        }
-        if (!ok) {
+        if (res.status != 200 || !net_pins_answer_names(&body, root)) {
                 log_warning("%s %s on %s failed: HTTP %ld%s", what, rootstr, p->nodes[i].url,
                             res.status, res.status == 200 ? " without confirming it" : "");
-                if (res.status >= 500 && !is_rpc_refusal(&res, &body))
+                if (res.status >= 500 && !net_is_rpc_refusal(&res, &body))
                         net_pool_report(p, i, NET_FAIL, 0, 0, 0);
-                r = res.status >= 500 && !is_rpc_refusal(&res, &body) ? -ENOTCONN : -EBADMSG;
+                r = res.status >= 500 && !net_is_rpc_refusal(&res, &body) ? -ENOTCONN : -EBADMSG;
                 goto out;
         }
         net_pool_report(p, i, NET_OK, (p->ops->now_ns(p->t) - now) / MS, 0, 0);
@@ -1107,9 +1123,8 @@ int net_service_http(struct net_pool *p, const struct service *sv, const char *m
                 out, res);
 }
 
-/* Pinning Service API: the status string of a PinStatus answer, and its requestid. */
-static int pin_status(const struct buf *body, char *ret_status, size_t status_cap, char *ret_id,
-                      size_t id_cap)
+int net_pin_status(const struct buf *body, char *ret_status, size_t status_cap, char *ret_id,
+                   size_t id_cap)
 {
         json_t *j = net_json_answer(body);
         const char *st = j ? json_string_value(json_object_get(j, "status")) : NULL;
@@ -1130,7 +1145,7 @@ static int pin_status(const struct buf *body, char *ret_status, size_t status_ca
 static int pin_on_service(struct net_pool *p, const struct service *sv, const char *rootstr,
                           uint64_t deadline_ns)
 {
-        char url[MAX_URL], status[32], id[260], req[2 * CID_MAX_STR + 64];
+        char url[MAX_URL], status[32], id[NET_PIN_ID_SIZE], req[2 * CID_MAX_STR + 64];
         struct net_http_response res;
         uint64_t poll_ms = 100;
         struct buf body;
@@ -1154,7 +1169,7 @@ static int pin_on_service(struct net_pool *p, const struct service *sv, const ch
         for (;;) {
                 uint64_t wake;
 
-                r = pin_status(&body, status, sizeof(status), id, sizeof(id));
+                r = net_pin_status(&body, status, sizeof(status), id, sizeof(id));
                 if (r < 0)
                         goto out;
                 if (strcmp(status, "pinned") == 0) {
@@ -1322,9 +1337,8 @@ static int unpin_on_node(struct net_pool *p, size_t i, const struct cid *root, c
         return r == -ENOENT ? 0 : r;
 }
 
-/* Pinning Service API: the requestids of a PinResults answer (at most max); -EBADMSG for
- * anything else. */
-static int pin_results(const struct buf *body, char (*ret_ids)[260], size_t max, size_t *ret_n)
+int net_pin_results(const struct buf *body, char (*ret_ids)[NET_PIN_ID_SIZE], size_t max,
+                    size_t *ret_n)
 {
         json_t *j = net_json_answer(body), *results, *v;
         size_t k, n = 0;
@@ -1358,7 +1372,7 @@ static int pin_results(const struct buf *body, char (*ret_ids)[260], size_t max,
 static int unpin_on_service(struct net_pool *p, const struct service *sv, const char *rootstr,
                             uint64_t deadline_ns)
 {
-        char url[MAX_URL], ids[UNPIN_BATCH][260];
+        char url[MAX_URL], ids[UNPIN_BATCH][NET_PIN_ID_SIZE];
         struct net_http_response res;
         struct buf body;
         size_t n = 0;
@@ -1375,7 +1389,7 @@ static int unpin_on_service(struct net_pool *p, const struct service *sv, const 
                 if (r >= 0 && res.status != 200)
                         r = -EREMOTEIO;
                 if (r >= 0)
-                        r = pin_results(&body, ids, UNPIN_BATCH, &n);
+                        r = net_pin_results(&body, ids, UNPIN_BATCH, &n);
                 if (r < 0 || n == 0)
                         goto out;
                 for (size_t k = 0; k < n; k++) {

@@ -60,6 +60,13 @@ _wur_ int net_engine_new(const struct net_config *cfg, struct net_engine **ret);
 void net_engine_shutdown(struct net_engine *e);
 void net_engine_free(struct net_engine *e);
 extern const struct net_transport_ops net_engine_ops;
+/* One header line of an answer as curl hands it over (p[0..len), "\r\n" included, not
+ * NUL-terminated): "HTTP/" (a new answer) resets *content_length to -1; Content-Length sets it
+ * (0..INT64_MAX, else unchanged); Content-Type fills res->content_type (NUL-terminated, cut to
+ * fit); Retry-After in delta-seconds below one day sets res->retry_after_ms. Anything else is
+ * ignored. Pure: the engine's header callback, and fuzzed (tests/fuzz/fuzz_http_header.c). */
+void net_header_parse(const char *p, size_t len, int64_t *content_length,
+                      struct net_http_response *res);
 
 /* Pool over any transport (the engine, or a test's fake). t is borrowed. */
 _wur_ int net_pool_new_with_transport(const struct net_config *cfg,
