@@ -972,10 +972,11 @@ void net_count_pin(struct net_pool *p, int r)
 }
 
 /* Kubo says "not pinned or pinned indirectly", js-ipfs "<cid> is not pinned" and "is pinned
- * indirectly under" */
+ * indirectly under". An empty 400 says nothing, and its buffer may never have been allocated
+ * (memmem must not see NULL). */
 bool net_is_not_pinned(const struct net_http_response *res, const struct buf *body)
 {
-        return net_is_rpc_refusal(res, body) &&
+        return net_is_rpc_refusal(res, body) && body->len > 0 &&
                (memmem(body->p, body->len, "not pinned", 10) ||
                 memmem(body->p, body->len, "pinned indirectly", 17));
 }
