@@ -172,7 +172,8 @@ struct fs_waiter;
  * daemonizing: threads do not survive a fork). */
 void fs_waiters_init(struct fs *fs);
 _wur_ int fs_waiters_start(struct fs *fs);
-/* Answers every waiting request (EIO) and files no more; fs_waiters_done also joins. */
+/* Answers every waiting request (EIO), files no more and joins the deadline thread (its late
+ * answers are given before this returns: the session may go after it). */
 void fs_waiters_stop(struct fs *fs);
 void fs_waiters_done(struct fs *fs);
 /* Answers req once the content staged as gen on ino is committed or replaced (0), when

@@ -209,6 +209,7 @@ int fs_waiters_start(struct fs *fs)
 void fs_waiters_stop(struct fs *fs)
 {
         struct fs_waiter *taken, *w, *next;
+        bool join;
         unsigned n = 0;
 
         pthread_mutex_lock(&fs->files_lock);
@@ -216,7 +217,12 @@ void fs_waiters_stop(struct fs *fs)
         taken = fs->waiters; /* all of them: only their next links are followed below */
         fs->waiters = NULL;
         pthread_cond_signal(&fs->waiters_cond);
+        join = fs->waiters_started;
+        fs->waiters_started = false;
         pthread_mutex_unlock(&fs->files_lock);
+        /* the deadline thread may be answering late ones: done before the session can go */
+        if (join)
+                pthread_join(fs->waiters_thread, NULL);
         for (w = taken; w; w = next) {
                 next = w->next;
                 waiter_answer(w, EIO);
@@ -236,8 +242,5 @@ void fs_stop_waits(struct fs *fs)
 void fs_waiters_done(struct fs *fs)
 {
         fs_waiters_stop(fs);
-        if (fs->waiters_started)
-                pthread_join(fs->waiters_thread, NULL);
         pthread_cond_destroy(&fs->waiters_cond);
-        fs->waiters_started = false;
 }

@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -24,11 +25,18 @@
 static pthread_mutex_t rec_lock = PTHREAD_MUTEX_INITIALIZER;
 static int answers, last_error;
 
+static bool reply_gate_armed;
+static sem_t reply_reached, reply_open;
+
 int __wrap_fuse_reply_err(fuse_req_t req, int err);
 int __wrap_fuse_reply_err(fuse_req_t req, int err)
 {
         if (req != FAKE_REQ)
                 return 0;
+        if (__atomic_exchange_n(&reply_gate_armed, false, __ATOMIC_ACQ_REL)) {
+                sem_post(&reply_reached); /* an answer in progress */
+                sem_wait(&reply_open);
+        }
         pthread_mutex_lock(&rec_lock);
         answers++;
         last_error = err;
@@ -144,6 +152,47 @@ static void test_wake_with_older_read__later_waiter_kept_until_its_commit(void *
         assert_int_equal(last_error, 0);
 }
 
+static bool stop_returned;
+
+static void *stop_waits(void *arg)
+{
+        fs_stop_waits(arg);
+        __atomic_store_n(&stop_returned, true, __ATOMIC_RELEASE);
+        return NULL;
+}
+
+/* Review of the shutdown path: the deadline thread answered late fsyncs outside the lock
+ * while the shutdown went on (joined only in fs_free, after the session was destroyed); now
+ * fs_stop_waits returns only once such answers are given. */
+static void test_stop_waits__deadline_thread_answering__returns_after_the_answer(void **state)
+{
+        struct fixture *f = *state;
+        struct index_attr a = fixture_mkfile(f, INDEX_ROOT_INO, "late");
+        uint64_t gen = fixture_stage(f, a.ino, "never uploaded", 0, NULL);
+        bool early;
+        pthread_t t;
+
+        fs_set_store(f->fs, f->store); /* starts the deadline thread, as the daemon does */
+        answers = 0;
+        assert_int_equal(sem_init(&reply_reached, 0, 0), 0);
+        assert_int_equal(sem_init(&reply_open, 0, 0), 0);
+        __atomic_store_n(&f->cfg.fsync_timeout_ms, 50, __ATOMIC_RELAXED);
+        __atomic_store_n(&reply_gate_armed, true, __ATOMIC_RELEASE);
+        fs_reply_when_committed(f->fs, FAKE_REQ, a.ino, gen);
+        sem_wait(&reply_reached); /* the deadline thread is answering it EIO */
+        assert_int_equal(pthread_create(&t, NULL, stop_waits, f->fs), 0);
+        usleep(300 * 1000);
+        early = __atomic_load_n(&stop_returned, __ATOMIC_ACQUIRE);
+        sem_post(&reply_open);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_false(early); /* before: it had returned with the answer still being given */
+        assert_true(stop_returned);
+        assert_int_equal(answers, 1);
+        assert_int_equal(last_error, EIO);
+        sem_destroy(&reply_reached);
+        sem_destroy(&reply_open);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -152,6 +201,9 @@ int main(void)
                         fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(
                         test_wake_with_older_read__later_waiter_kept_until_its_commit,
+                        fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_stop_waits__deadline_thread_answering__returns_after_the_answer,
                         fixture_setup, fixture_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
