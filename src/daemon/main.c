@@ -410,6 +410,71 @@ static int stop_signals_install(void)
         return 0;
 }
 
+/* ---- the shutdown watch ---- */
+
+/*
+ * Finding 2 of docs/reliability.md: a daemon once had not exited 20 s after its last log line
+ * of a clean unmount, and nothing said where it was. Each step of the shutdown is named here;
+ * a thread says every SHUTDOWN_WATCH_S which one is taking long.
+ */
+#define SHUTDOWN_WATCH_S 5
+
+struct shutdown_watch {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        const char *step; /* lock */
+        bool is_done;     /* lock */
+        pthread_t thread;
+        bool started;
+};
+
+static void *shutdown_watch_thread(void *arg)
+{
+        struct shutdown_watch *w = arg;
+        unsigned waited = 0;
+
+        pthread_mutex_lock(&w->lock);
+        while (!w->is_done) {
+                struct timespec ts;
+
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_sec += SHUTDOWN_WATCH_S;
+                if (pthread_cond_timedwait(&w->cond, &w->lock, &ts) == ETIMEDOUT && !w->is_done) {
+                        waited += SHUTDOWN_WATCH_S;
+                        log_warning("shutdown: still in %s after %u s", w->step, waited);
+                }
+        }
+        pthread_mutex_unlock(&w->lock);
+        return NULL;
+}
+
+static void shutdown_watch_start(struct shutdown_watch *w)
+{
+        *w = (struct shutdown_watch){ .step = "the start" };
+        pthread_mutex_init(&w->lock, NULL);
+        pthread_cond_init(&w->cond, NULL);
+        w->started = pthread_create(&w->thread, NULL, shutdown_watch_thread, w) == 0;
+}
+
+static void shutdown_step(struct shutdown_watch *w, const char *step)
+{
+        pthread_mutex_lock(&w->lock);
+        w->step = step;
+        pthread_mutex_unlock(&w->lock);
+}
+
+static void shutdown_watch_stop(struct shutdown_watch *w)
+{
+        pthread_mutex_lock(&w->lock);
+        w->is_done = true;
+        pthread_cond_signal(&w->cond);
+        pthread_mutex_unlock(&w->lock);
+        if (w->started)
+                pthread_join(w->thread, NULL);
+        pthread_cond_destroy(&w->cond);
+        pthread_mutex_destroy(&w->lock);
+}
+
 static int count_job(const struct index_job *j, void *userdata)
 {
         (void)j;
@@ -1338,6 +1403,7 @@ int main(int argc, char *argv[])
         struct exporter *exporter = NULL;
         struct notify *notify = NULL;
         bool mounted = false, stopper_started = false;
+        struct shutdown_watch watch;
         struct stopper stopper;
         pthread_t stopper_tid;
         int lock_fd = -1, r, ret = 1;
@@ -1585,37 +1651,54 @@ int main(int argc, char *argv[])
 out_signals:
         fuse_remove_signal_handlers(se);
 out:
+        shutdown_watch_start(&watch);
         if (mounted)
                 notify_stopping(notify);
+        shutdown_step(&watch, "exporter_stop");
         exporter_stop(exporter); /* before what it reads goes */
         if (stopper_started) {
+                shutdown_step(&watch, "the stopper thread");
                 (void)!write(stop_pipe[1], "", 1); /* ends it if no signal did */
                 pthread_join(stopper_tid, NULL);
         }
-        net_pool_shutdown(net);        /* fetches, prefetches and uploads in flight end now */
+        shutdown_step(&watch, "net_pool_shutdown");
+        net_pool_shutdown(net); /* fetches, prefetches and uploads in flight end now */
+        shutdown_step(&watch, "daemon_follow_stop");
         daemon_follow_stop(&d.follow); /* its resolve or switch in flight ended with them */
-        control_stop(control);         /* after: a publish waiting on the network ends at once */
-        fs_release_handles(fs);        /* no request is served any more (reads waiting end first) */
-        fs_pins_stop(fs);              /* unpins not sent stay owed in the index */
-        upload_free(upload);           /* pending jobs stay in the index for the next start */
+        shutdown_step(&watch, "control_stop");
+        control_stop(control); /* after: a publish waiting on the network ends at once */
+        shutdown_step(&watch, "fs_release_handles");
+        fs_release_handles(fs); /* no request is served any more (reads waiting end first) */
+        shutdown_step(&watch, "fs_pins_stop");
+        fs_pins_stop(fs); /* unpins not sent stay owed in the index */
+        shutdown_step(&watch, "upload_free");
+        upload_free(upload); /* pending jobs stay in the index for the next start */
         if (upload) {
                 unsigned pending = 0;
 
                 if (index_jobs(idx, count_job, &pending) >= 0 && pending)
                         log_notice("%u upload(s) pending: they resume at the next start", pending);
         }
+        shutdown_step(&watch, "daemon_prsm_stop");
         daemon_prsm_stop(&d.prsm); /* after the last read and commit: what is queued is written */
+        shutdown_step(&watch, "store_free");
         store_free(store);
+        shutdown_step(&watch, "the FUSE session's end");
         if (mounted)
                 fuse_session_unmount(se);
         if (se)
                 fuse_session_destroy(se);
         fuse_loop_cfg_destroy(loop);
+        shutdown_step(&watch, "fs_free");
         fs_free(fs);
+        shutdown_step(&watch, "net_pool_free");
         net_pool_free(net);
+        shutdown_step(&watch, "cache_free");
         cache_free(cache);
         daemon_prsm_done(&d.prsm);
+        shutdown_step(&watch, "index_free");
         index_free(idx);
+        shutdown_watch_stop(&watch);
         if (lock_fd >= 0)
                 close(lock_fd); /* the state_dir is free once the index is closed */
         config_done(&cfg);
