@@ -22,6 +22,30 @@ SANITIZER_MARKERS = (
 )
 
 
+def daemon_stacks(pid):
+    """Where each thread of process pid waits: kernel stacks, then gdb's backtraces."""
+    out = []
+    for tid in sorted(os.listdir("/proc/%d/task" % pid)):
+        try:
+            with open("/proc/%d/task/%s/stack" % (pid, tid)) as f:
+                top = f.read().splitlines()[:3]
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        out.append("%s %s: %s" % (tid, comm, " < ".join(x.split()[-1] for x in top)))
+    # the kernel stacks show only that a thread waits (a futex, a poll); gdb names the
+    # function and the lock it waits in, which is what a shutdown that never ends needs
+    try:
+        g = subprocess.run(["gdb", "-p", str(pid), "-batch", "-nx", "-ex",
+                            "thread apply all bt 12"], capture_output=True, text=True,
+                           timeout=60)
+        out.append("gdb:\n" + g.stdout[-20000:])
+    except (OSError, subprocess.TimeoutExpired) as e:
+        out.append("gdb: %s" % e)
+    return out
+
+
 class DaemonFailure(AssertionError):
     pass
 
@@ -233,7 +257,8 @@ class Mount:
                     # a busy mount (a descriptor still open) is the caller's, not a hang
                     failure = ("unmount failed (%s): prsmfs still serving" % u.stderr.strip()
                                if u.returncode else
-                               "prsmfs did not exit within %d s of unmount" % timeout)
+                               "prsmfs (pid %d) did not exit within %d s of unmount; threads:\n%s"
+                               % (self.proc.pid, timeout, "\n".join(daemon_stacks(self.proc.pid))))
             if failure is None and self.proc.returncode != 0 and not expect_crash:
                 failure = "prsmfs exited with status %s" % self.proc.returncode
         finally:
