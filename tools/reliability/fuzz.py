@@ -35,13 +35,10 @@ def targets(root):
 
 
 def ensure_fuzz_build(root, build, log):
-    """Builds the libFuzzer binaries (clang) in build when one is missing."""
+    """Builds the libFuzzer binaries (clang) in build, or brings them up to date with the
+    sources (a stale binary would fuzz the code as it was)."""
     ts = targets(root)
-    missing = [t for t in ts if not os.path.exists(os.path.join(build, "tests", "fuzz",
-                                                                "fuzz-" + t))]
-    if not missing:
-        return ts
-    log("fuzz: building %s in %s" % (", ".join(missing), build))
+    log("fuzz: building (or updating) %d targets in %s" % (len(ts), build))
     if not os.path.exists(os.path.join(build, "build.ninja")):
         env = dict(os.environ, CC="clang")
         subprocess.run(["meson", "setup", build, "-Dfuzzing=true",
