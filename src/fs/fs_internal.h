@@ -52,6 +52,7 @@ struct fs_inodes {
 /* jobs.c: a request handed from a FUSE worker to a thread that may wait for the network */
 struct fs_job {
         struct fs_job *next;
+        uint64_t queued_ns; /* when it was queued: its deadline counts from then */
         /* answers the request (with an error and no fetch when stopping) and frees the job */
         void (*run)(struct fs_job *j, bool stopping);
 };
@@ -154,6 +155,9 @@ _wur_ int fs_prov_xattr(struct fs *fs, uint64_t ino, bool creator, char **ret, s
  * then queues it for a thread that may wait (fuse_adapter.c).
  */
 extern _Thread_local bool fs_no_fetch;
+/* Set on a job thread while it runs a queued request: when the request came (0: now), so
+ * that its wait in the queue counts against its timeout (fs_deadline). */
+extern _Thread_local uint64_t fs_request_start_ns;
 /* store_get, or store_peek with -EWOULDBLOCK for a miss under fs_no_fetch. */
 _wur_ int fs_block_get(struct fs *fs, const struct cid *cid, uint64_t deadline_ns,
                        struct net_block **ret);
@@ -260,7 +264,8 @@ void fs_pins_done(struct fs *fs);
 uint64_t fs_follow_dir(struct fs *fs);
 
 /* ---- tree.c ---- */
-/* Deadline for one metadata or data operation (the config's timeout from now). */
+/* Deadline for one metadata or data operation: the config's timeout from now, or from when
+ * the request came when a job thread runs it (fs_request_start_ns). */
 uint64_t fs_deadline(const struct fs *fs);
 void fs_listings_init(struct fs *fs);
 void fs_listings_done(struct fs *fs);

@@ -356,6 +356,12 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
         /* 1 MiB requests (max_pages = 256, Linux >= 4.20): fewer round trips per byte */
         conn->max_write = 1024 * 1024;
         conn->max_readahead = 1024 * 1024;
+        /* readahead goes as background requests, of which the kernel sends max_background
+         * at once (12 by default) and queues the rest, where a reader of a slow node's file
+         * waited past the timeout (finding 9): as many as the reader threads take, whose
+         * queue counts its wait against the request's timeout (fs_deadline) */
+        conn->max_background = FS_READ_THREADS;
+        conn->congestion_threshold = FS_READ_THREADS * 3 / 4;
         if (conn->capable & FUSE_CAP_READDIRPLUS)
                 conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
         if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)

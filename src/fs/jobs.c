@@ -17,6 +17,7 @@
 #include "fs_internal.h"
 
 _Thread_local bool fs_no_fetch;
+_Thread_local uint64_t fs_request_start_ns;
 
 void fs_jobq_init(struct fs_jobq *q, const char *name)
 {
@@ -44,7 +45,9 @@ static void *jobq_thread(void *arg)
                         q->tail = NULL;
                 q->running++;
                 pthread_mutex_unlock(&q->lock);
+                fs_request_start_ns = j->queued_ns; /* run frees j */
                 j->run(j, false);
+                fs_request_start_ns = 0;
                 pthread_mutex_lock(&q->lock);
                 q->running--;
         }
@@ -85,6 +88,7 @@ void fs_jobq_push(struct fs_jobq *q, struct fs_job *j)
                 return;
         }
         j->next = NULL;
+        j->queued_ns = net_now_ns();
         if (q->tail)
                 q->tail->next = j;
         else

@@ -48,8 +48,10 @@
 
 uint64_t fs_deadline(const struct fs *fs)
 {
+        uint64_t start = fs_request_start_ns ? fs_request_start_ns : net_now_ns();
+
         /* timeout and fsync_timeout change live (a reload stores them atomically) */
-        return net_now_ns() + __atomic_load_n(&fs->cfg->timeout_ms, __ATOMIC_RELAXED) * 1000000ull;
+        return start + __atomic_load_n(&fs->cfg->timeout_ms, __ATOMIC_RELAXED) * 1000000ull;
 }
 
 struct fetch_ctx {

@@ -4,6 +4,7 @@
  * threads at it), and an entry whose block is missing is listed without a type until it
  * comes. */
 #include <pthread.h>
+#include <semaphore.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -251,9 +253,68 @@ static void test_tree__threads_list_and_look_up__each_name_once(void **state)
         }
 }
 
+struct timed_job {
+        struct fs_job job;
+        struct fs *fs;
+        sem_t *hold; /* NULL: records its deadline */
+        uint64_t deadline;
+        sem_t done;
+};
+
+static void timed_job_run(struct fs_job *job, bool stopping)
+{
+        struct timed_job *j = (struct timed_job *)job;
+
+        (void)stopping;
+        if (j->hold)
+                sem_wait(j->hold);
+        else
+                j->deadline = fs_deadline(j->fs);
+        sem_post(&j->done);
+}
+
+/* Faults campaign, finding 9: a request that waited in a job queue behind busy threads got
+ * the whole timeout again when a thread took it; its wait now counts. */
+static void test_fs_deadline__queued_request__counts_from_when_it_was_queued(void **state)
+{
+        struct fixture *f = *state;
+        struct timed_job busy = { .job.run = timed_job_run, .fs = f->fs };
+        struct timed_job late = { .job.run = timed_job_run, .fs = f->fs };
+        uint64_t timeout_ns = 10ull * 1000 * 1000 * 1000, pushed, now;
+        struct fs_jobq q;
+        sem_t hold;
+
+        f->cfg.timeout_ms = 10 * 1000;
+        now = net_now_ns();
+        assert_true(fs_deadline(f->fs) >= now + timeout_ns); /* not in a job: from now */
+        assert_int_equal(sem_init(&hold, 0, 0), 0);
+        assert_int_equal(sem_init(&busy.done, 0, 0), 0);
+        assert_int_equal(sem_init(&late.done, 0, 0), 0);
+        busy.hold = &hold;
+        fs_jobq_init(&q, "test");
+        fs_jobq_start(&q, 1);
+        fs_jobq_push(&q, &busy.job); /* the only thread is busy */
+        fs_jobq_push(&q, &late.job);
+        pushed = net_now_ns();
+        usleep(400 * 1000);
+        sem_post(&hold);
+        sem_wait(&busy.done);
+        sem_wait(&late.done);
+        fs_jobq_done(&q);
+        /* before: 400 ms later than this */
+        assert_true(late.deadline <= pushed + timeout_ns);
+        assert_true(late.deadline + 400ull * 1000 * 1000 > pushed + timeout_ns);
+        sem_destroy(&hold);
+        sem_destroy(&busy.done);
+        sem_destroy(&late.done);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(
+                        test_fs_deadline__queued_request__counts_from_when_it_was_queued,
+                        fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(
                         test_tree__hamt_lookup_links_one__listing_adds_the_rest_once, fixture_setup,
                         fixture_teardown),
