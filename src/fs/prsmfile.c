@@ -443,12 +443,23 @@ static int file_size(struct fs *fs, const struct cid *cid, uint64_t *ret)
         return 0;
 }
 
-/* Whether the first bytes of the file are a JSON object's (whitespace, then '{'). */
+/* The index of the first byte at or after i that is not JSON whitespace (n if none). */
+static size_t skip_json_space(const uint8_t *b, size_t n, size_t i)
+{
+        while (i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r'))
+                i++;
+        return i;
+}
+
+/* Whether the first bytes of the file are a JSON object's: whitespace, '{', whitespace, then
+ * '"' or '}' (or the end of what was read). A byte of '{' alone would make one random file in
+ * 256 look like JSON, and then be read whole at link time. */
 static int looks_like_json(struct fs *fs, const struct cid *cid, uint64_t size)
 {
         uint8_t head[PV_SNIFF_LEN];
         size_t n = (size_t)MIN(size, sizeof(head));
         struct rfile *rf = NULL;
+        size_t i;
         int r;
 
         r = fs_rfile_open_part(fs, cid, size, &rf);
@@ -457,10 +468,11 @@ static int looks_like_json(struct fs *fs, const struct cid *cid, uint64_t size)
         fs_rfile_free_part(rf);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < n; i++)
-                if (head[i] != ' ' && head[i] != '\t' && head[i] != '\n' && head[i] != '\r')
-                        return head[i] == '{';
-        return 0;
+        i = skip_json_space(head, n, 0);
+        if (i == n || head[i] != '{')
+                return 0;
+        i = skip_json_space(head, n, i + 1);
+        return i == n || head[i] == '"' || head[i] == '}';
 }
 
 /* The layout of the PRSM content cid: 0, -ENOMSG when it is none (with format auto only

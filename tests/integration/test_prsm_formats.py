@@ -150,6 +150,28 @@ def test_prsm_formats__manifest_and_wrapper__read_back_byte_exact(ipfs_nodes_fac
     assert read_all(m.path("w.bin")) == payload
 
 
+@pytest.mark.timeout(120)
+def test_prsm_formats__binary_starting_with_brace__linked_without_reading_it_whole(
+        ipfs_nodes_factory, mount_factory):
+    """--format auto reads a file whole when it starts like a JSON object; '{' then a byte
+    that no JSON object has next is a binary file (one random file in 256 starts with '{',
+    and was read whole at link time: its later reads never asked the node)."""
+    (node,) = ipfs_nodes_factory(1)
+    m = mount_factory(config=cfg(node, timeout=2, automatic_pinning=False))
+    data = b"{\x00" + os.urandom(2 * 1024 * 1024)
+    rc, out, err = link(m, node.add(data, cid_version=1, raw_leaves="true"), "b.bin")
+    assert rc == 0, err
+    assert json.loads(out)["type"] != "prsm"
+    node.stop()
+    fd = os.open(m.path("b.bin"), os.O_RDONLY)
+    try:
+        with pytest.raises(OSError) as e:
+            os.pread(fd, 4096, 1024 * 1024)  # past the first block: never fetched
+        assert e.value.errno == errno.EIO
+    finally:
+        os.close(fd)
+
+
 @pytest.mark.timeout(300)
 def test_prsm_formats__corrupt_shard__eio_never_wrong_bytes(ipfs_nodes_factory, mount_factory):
     (node,) = ipfs_nodes_factory(1)
