@@ -23,7 +23,8 @@
 #define FS_SHARD_PREFETCH   64   /* HAMT shards fetched ahead of a walk */
 #define FS_SYMLINK_MAX      4095
 #define FS_READ_THREADS     32 /* reads waiting for blocks at once, beyond FUSE's workers */
-#define FS_META_THREADS     8  /* other requests waiting for blocks (lookups, listings, opens) */
+#define FS_MAX_BACKGROUND   (4 * FS_READ_THREADS) /* readahead requests the kernel sends at once */
+#define FS_META_THREADS     8 /* other requests waiting for blocks (lookups, listings, opens) */
 #define FS_JOBQ_MAX_THREADS FS_READ_THREADS
 
 struct rfile;

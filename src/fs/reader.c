@@ -26,7 +26,9 @@
 
 #include "fs_internal.h"
 
-#define RA_MAX_CIDS 256 /* blocks queued by one read */
+#define RA_MAX_CIDS  256 /* blocks queued by one read */
+#define RF_FAILS     4   /* recent read failures kept per file */
+#define RF_FAIL_HOLD (1000ull * 1000 * 1000)
 
 /* failed reads: at most 10 lines a minute for the process */
 static struct log_ratelimit read_fail_log = LOG_RATELIMIT_INIT(60ull * 1000000000ull, 10);
@@ -36,6 +38,12 @@ struct stream {
         uint64_t window;   /* 0: no readahead (random access) */
         uint64_t ra_until; /* queued up to here */
         uint64_t used;     /* tick of last use; 0 = free slot */
+};
+
+/* A read that failed waiting for the network: [off, end) from at_ns on. */
+struct read_fail {
+        uint64_t off, end, at_ns; /* at_ns 0: free */
+        int error;
 };
 
 struct rfile {
@@ -50,6 +58,8 @@ struct rfile {
         size_t stored_n, stored_pending;      /* lock: the layout as the index has it */
         struct stream streams[FS_RA_STREAMS]; /* lock */
         uint64_t tick;                        /* lock */
+        struct read_fail fails[RF_FAILS];     /* lock; a ring */
+        unsigned next_fail;                   /* lock */
         struct prsm_counter *acct;            /* the access ledger's counter of root, may be NULL */
         struct fs_pview *pv; /* owned: PRSM content shown decoded (prsmfile.c), else NULL */
 };
@@ -436,6 +446,59 @@ static void prefetch_read(struct fs *fs, struct rfile *rf, uint64_t off, uint64_
 }
 
 /*
+ * Recent failures. When a read fails at its deadline, the kernel retries each page of it at
+ * once with a new request (a failed readahead is read again page by page), and the reader
+ * waits for both: with the retry given a timeout of its own, one pread of the faults
+ * campaign waited 19.5 s with `timeout` 10 s (reliability finding 10). So a request that
+ * came no later than RF_FAIL_HOLD after a failure of the same range, and finds the block
+ * neither in memory nor on disk, fails at once with that failure's error. Came: its start
+ * (fs_request_start_ns), not when a thread took it, as the retry may wait in the job queue.
+ */
+static void note_failure(struct rfile *rf, uint64_t off, uint64_t end, int error)
+{
+        pthread_mutex_lock(&rf->lock);
+        rf->fails[rf->next_fail] =
+                (struct read_fail){ .off = off, .end = end, .at_ns = net_now_ns(), .error = error };
+        rf->next_fail = (rf->next_fail + 1) % RF_FAILS;
+        pthread_mutex_unlock(&rf->lock);
+}
+
+static int recent_failure(struct rfile *rf, uint64_t pos)
+{
+        uint64_t start = fs_request_start_ns ? fs_request_start_ns : net_now_ns();
+        int r = 0;
+
+        pthread_mutex_lock(&rf->lock);
+        for (unsigned i = 0; i < RF_FAILS && r == 0; i++) {
+                const struct read_fail *f = &rf->fails[i];
+
+                if (f->at_ns && start <= f->at_ns + RF_FAIL_HOLD && f->off <= pos && pos < f->end)
+                        r = f->error;
+        }
+        pthread_mutex_unlock(&rf->lock);
+        return r;
+}
+
+/* The block of lf as a ref, from memory, disk or (unless local) the network. A failure of
+ * the network fetch is noted for the range [pos, end); one repeated from a note is not (a
+ * reader retrying faster than RF_FAIL_HOLD would otherwise never fetch again). */
+static int leaf_ref(struct fs *fs, struct rfile *rf, const struct unixfs_leaf *lf, uint64_t pos,
+                    uint64_t end, bool local, uint64_t deadline_ns, struct store_ref *ret)
+{
+        int r = store_get_ref_local(fs->store, &lf->cid, ret);
+
+        if (r != -EWOULDBLOCK || local)
+                return r;
+        r = recent_failure(rf, pos);
+        if (r < 0)
+                return r;
+        r = store_get_ref(fs->store, &lf->cid, deadline_ns, ret);
+        if (r < 0 && r != -ENOMEM && r != -ECANCELED)
+                note_failure(rf, pos, end, r);
+        return r;
+}
+
+/*
  * One deadline for the whole request (the config's timeout from its start), however many
  * blocks it needs: a trickling node cannot stretch one read() to a timeout per block.
  */
@@ -490,8 +553,7 @@ int fs_rfile_read(struct fs *fs, struct rfile *rf, uint64_t off, size_t size, un
                                 break;
                         continue;
                 }
-                r = local ? store_get_ref_local(fs->store, &lf.cid, &ref)
-                          : store_get_ref(fs->store, &lf.cid, deadline_ns, &ref);
+                r = leaf_ref(fs, rf, &lf, pos, end, local, deadline_ns, &ref);
                 if (r < 0)
                         break;
                 skip = pos - lf.offset;

@@ -13,9 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "fake_net.h"
 #include "harness.h"
 
 #define DATA_LEN 50000 /* 1 KiB leaves, 4 links per node: a DAG four levels deep */
@@ -155,6 +157,114 @@ static void test_copy_link__whole_file__same_cid__ranges_refused__independent(vo
         fs_wfile_close(f->fs, wf);
 }
 
+/* Blocks held back from the cache: a file whose leaves are not there. */
+struct held {
+        struct fixture *f;
+        size_t n;
+};
+
+static int hold_leaves(const struct cid *cid, const uint8_t *block, size_t len, void *ud)
+{
+        struct held *h = ud;
+
+        if (cid->codec != CID_CODEC_RAW) /* the root goes in: the file can be opened */
+                return cache_block_put(h->f->cache, cid, block, len);
+        h->n++;
+        return 0;
+}
+
+/* A node that answers every request with a 500, counting them. */
+struct failing_node {
+        struct fake_net net;
+        unsigned calls; /* atomic */
+};
+
+static int failing_http(void *userdata, const struct net_http_request *req, struct buf *body,
+                        struct net_http_response *res)
+{
+        struct failing_node *n = userdata;
+
+        (void)req;
+        (void)body;
+        __atomic_add_fetch(&n->calls, 1, __ATOMIC_SEQ_CST);
+        res->status = 500;
+        return 0;
+}
+
+static int read_start(struct fixture *f, struct rfile *rf)
+{
+        struct fs_seg *segs = NULL;
+        size_t n = 0;
+        int r = fs_rfile_read(f->fs, rf, 0, 100, FS_READ_NO_RA, &segs, &n);
+
+        fs_segs_free(segs, n);
+        return r;
+}
+
+/* Faults campaign, finding 10: a read that fails waiting for a block is retried by the
+ * kernel page by page at once, and a retry that waited in the job queue got a whole timeout
+ * of its own (the store's hold of a failed block counts from when a thread asks). A request
+ * that came within a second of the failure of its range fails at once, without asking a
+ * node, also when a thread takes it later; a request that comes later asks again. */
+static void test_read__failed_range__retry_that_came_within_a_second_fails_at_once(void **state)
+{
+        struct fixture *f = *state;
+        struct failing_node fn = { .net = { .is_real_time = true } };
+        struct held h = { .f = f };
+        struct unixfs_params p;
+        struct unixfs_builder *b;
+        struct index_attr a;
+        struct rfile *rf = NULL;
+        struct net_pool *pool;
+        struct store *s;
+        uint64_t failed_at;
+        unsigned asked;
+        struct cid c;
+
+        fake_net_init(&fn.net, failing_http, &fn, 1);
+        fake_net_pool_one_node(&fn.net, &pool);
+        assert_int_equal(store_new(&(struct store_config){ .cache = f->cache,
+                                                           .net = pool,
+                                                           .mem_bytes = 1 << 20 },
+                                   &s),
+                         0);
+        f->fs->store = s; /* the fixture's has no network */
+        for (size_t i = 0; i < 3000; i++)
+                data[i] = (char)('a' + i % 26);
+        unixfs_params_profile(UNIXFS_PROFILE_DEFAULT, &p);
+        p.chunk_size = 1024;
+        assert_int_equal(unixfs_builder_new(&p, hold_leaves, &h, &b), 0);
+        assert_int_equal(unixfs_builder_write(b, data, 3000), 0);
+        assert_int_equal(unixfs_builder_finish(b, &c, NULL, NULL), 0);
+        unixfs_builder_free(b);
+        assert_int_equal(h.n, 3);
+        assert_int_equal(fs_tree_link(f->fs, &c, INDEX_ROOT_INO, "held", 0, 0, 0, &a), 0);
+        assert_int_equal(fs_rfile_open(f->fs, &a, &rf), 0);
+
+        assert_true(read_start(f, rf) < 0);
+        failed_at = net_now_ns();
+        asked = __atomic_load_n(&fn.calls, __ATOMIC_SEQ_CST);
+        assert_true(asked >= 1);
+        /* the kernel's retry, at once: fails without asking */
+        assert_true(read_start(f, rf) < 0);
+        assert_int_equal(__atomic_load_n(&fn.calls, __ATOMIC_SEQ_CST), asked);
+        /* a retry that came then, taken by a thread 1.2 s later: fails without asking
+         * (before: the store's hold was over, and it waited for the node again) */
+        fs_request_start_ns = failed_at;
+        nanosleep(&(struct timespec){ .tv_sec = 1, .tv_nsec = 200000000 }, NULL);
+        assert_true(read_start(f, rf) < 0);
+        assert_int_equal(__atomic_load_n(&fn.calls, __ATOMIC_SEQ_CST), asked);
+        /* a request that comes now asks again */
+        fs_request_start_ns = 0;
+        assert_true(read_start(f, rf) < 0);
+        assert_true(__atomic_load_n(&fn.calls, __ATOMIC_SEQ_CST) > asked);
+        fs_rfile_close(f->fs, rf);
+        f->fs->store = f->store;
+        net_pool_shutdown(pool);
+        store_free(s);
+        net_pool_free(pool);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -163,6 +273,9 @@ int main(void)
                         fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(
                         test_copy_link__whole_file__same_cid__ranges_refused__independent,
+                        fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_read__failed_range__retry_that_came_within_a_second_fails_at_once,
                         fixture_setup, fixture_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

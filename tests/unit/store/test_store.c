@@ -225,7 +225,6 @@ static void *reader_thread(void *arg)
  * its bytes again, evicting early). */
 static void test_get__waiters_on_one_fetch__cached_once(void **state)
 {
-        static const struct net_node_config node = { .kind = NET_NODE_RPC, .url = "http://n:1" };
         struct fixture *f = *state;
         struct fake_node fn = { .net = { .is_real_time = true }, .gate = { .is_closed = true } };
         struct reader rd[8];
@@ -245,15 +244,7 @@ static void test_get__waiters_on_one_fetch__cached_once(void **state)
         fake_net_init(&fn.net, fake_http, &fn, 1);
         fake_net_gate_init(&fn.gate);
         assert_int_equal(cid_compute(1, CID_CODEC_RAW, CID_MH_SHA2_256, data, 300000, &cid), 0);
-        assert_int_equal(
-                net_pool_new_with_transport(&(struct net_config){ .nodes = &node,
-                                                                  .n_nodes = 1,
-                                                                  .timeout_ms = 10000,
-                                                                  .stall_timeout_ms = 500,
-                                                                  .retry_max_attempts = 1,
-                                                                  .is_hedging_disabled = true },
-                                            &fn.net.ops, &fn.net, &p),
-                0);
+        fake_net_pool_one_node(&fn.net, &p);
         assert_int_equal(
                 store_new(
                         &(struct store_config){ .cache = f->cache, .net = p, .mem_bytes = 1 << 20 },

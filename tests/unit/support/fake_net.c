@@ -74,6 +74,21 @@ void fake_net_advance(struct fake_net *n, uint64_t ns)
         __atomic_add_fetch(&n->now_ns, ns, __ATOMIC_SEQ_CST);
 }
 
+void fake_net_pool_one_node(struct fake_net *n, struct net_pool **ret)
+{
+        static const struct net_node_config node = { .kind = NET_NODE_RPC, .url = "http://n:1" };
+
+        assert_int_equal(
+                net_pool_new_with_transport(&(struct net_config){ .nodes = &node,
+                                                                  .n_nodes = 1,
+                                                                  .timeout_ms = 10000,
+                                                                  .stall_timeout_ms = 500,
+                                                                  .retry_max_attempts = 1,
+                                                                  .is_hedging_disabled = true },
+                                            &n->ops, n, ret),
+                0);
+}
+
 int fake_net_wait(struct fake_net *n, const struct net_http_request *req, uint64_t wait_ns)
 {
         uint64_t limit = req->first_byte_ns ? req->first_byte_ns : req->stall_ns, waited = 0;

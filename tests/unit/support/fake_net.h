@@ -39,6 +39,10 @@ struct fake_net {
 
 /* Fills in n's ops (no probe thread: tests drive probes) and script; leaves the clock. */
 void fake_net_init(struct fake_net *n, fake_net_http_fn http, void *userdata, uint64_t rnd);
+/* A pool of one RPC node ("http://n:1") answered by n: timeout 10 s, stall 0.5 s, one
+ * attempt, no hedging (a store's fetches through a scripted node). */
+struct net_pool;
+void fake_net_pool_one_node(struct fake_net *n, struct net_pool **ret);
 uint64_t fake_net_now(struct fake_net *n);
 /* Moves the fake clock on by ns. */
 void fake_net_advance(struct fake_net *n, uint64_t ns);
