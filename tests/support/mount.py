@@ -239,6 +239,19 @@ class Mount:
             if marker in text and not any(a in text for a in self.allow_stderr):
                 raise DaemonFailure("sanitizer report in prsmfs stderr:\n" + text)
 
+    def _flush_stale_interrupts(self):
+        """Two lookups of names that do not exist (requests the kernel cannot answer from its
+        cache). libfuse keeps an INTERRUPT that came after its request was answered (a
+        process killed in a blocked fsync, at the wrong moment) until the next request, and
+        frees none at exit: LeakSanitizer then reports 128 bytes lost in libfuse3 (seen once,
+        test_64_reads_of_unreachable_blocks_and_8_fsyncs__stat_and_ls_answer, 2026-12-05).
+        A request the daemon never answered still leaks, and still fails the test."""
+        for _ in range(2):
+            try:
+                os.lstat(os.path.join(self.mountpoint, ".prsmfs-flush-%d" % time.monotonic_ns()))
+            except OSError:
+                pass
+
     def stop(self, timeout=20, expect_crash=False):
         """Unmount and wait for a clean exit. Raises DaemonFailure on a crash, a hang or a
         sanitizer report (unless expect_crash)."""
@@ -249,6 +262,7 @@ class Mount:
             if self.proc.poll() not in (None, 0) and not expect_crash:
                 failure = "prsmfs died during the test (exit status %s)" % self.proc.returncode
             if self.proc.poll() is None:
+                self._flush_stale_interrupts()
                 u = subprocess.run(["fusermount3", "-u", self.mountpoint], timeout=timeout,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                 try:
