@@ -2,7 +2,10 @@
 """Load campaign: 16 concurrent readers (4 sequential, 2 random, 2 mmap, 8 threads on one
 shared fd) of uploaded files, 4 writers and a metadata walker for a bounded time; every byte
 read is compared with what was written. Reports operations, errors, wrong bytes, p50/p99
-latency per operation kind, and the daemon's RSS, open fds and threads before and after."""
+latency per operation kind, and the daemon's RSS, open fds and threads: before, and after each
+of two halves of the load once its uploads finished ("settled"). The second half must not grow
+what the first left (fds, threads, RSS beyond GROWTH_RSS): what the first half takes is
+warm-up (caches, queues, ASan's quarantine), what the second adds again would be a leak."""
 import mmap
 import os
 import random
@@ -12,10 +15,47 @@ import time
 MiB = 1 << 20
 FILES = 4
 FILE_SIZE = 8 * MiB
+GROWTH_FDS = 4        # fds the second half may add to the first's settled count
+GROWTH_THREADS = 2    # threads, likewise (an upload runner started late)
+GROWTH_RSS = 0.2      # RSS, as a fraction of the first half's settled RSS
+SETTLE_TIMEOUT = 180  # seconds for the uploads of a half to finish
 
 
 def data_of(seed, n):
     return random.Random(seed).randbytes(n)
+
+
+def settle(m, pid):
+    """The daemon's figures once its staging directory is empty (uploads done) and 2 s later;
+    and whether it emptied within SETTLE_TIMEOUT."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    settled = False
+    while time.monotonic() < deadline:
+        try:
+            settled = not os.listdir(m.staging_dir())
+        except FileNotFoundError:
+            settled = True
+        if settled:
+            break
+        time.sleep(0.5)
+    time.sleep(2)
+    out = proc_figures(pid)
+    out["uploads_done"] = settled
+    return out
+
+
+def growth_failures(mid, end):
+    out = []
+    if end["fds"] > mid["fds"] + GROWTH_FDS:
+        out.append("open fds grew in the second half: %d -> %d" % (mid["fds"], end["fds"]))
+    if end["threads"] > mid["threads"] + GROWTH_THREADS:
+        out.append("threads grew in the second half: %d -> %d" % (mid["threads"], end["threads"]))
+    if end["rss_kib"] > mid["rss_kib"] * (1 + GROWTH_RSS):
+        out.append("RSS grew in the second half by more than %d %%: %d -> %d KiB"
+                   % (GROWTH_RSS * 100, mid["rss_kib"], end["rss_kib"]))
+    if not (mid["uploads_done"] and end["uploads_done"]):
+        out.append("uploads still pending %d s after a half" % SETTLE_TIMEOUT)
+    return out
 
 
 def proc_figures(pid):
@@ -72,7 +112,7 @@ def run(m, seconds, seed, log):
     pid = m.proc.pid
     before = proc_figures(pid)
     stats = Stats()
-    end = time.monotonic() + seconds
+    end = 0  # of the current half; the threads read it as they go
 
     def timed(kind, fn, nbytes=0):
         t0 = time.monotonic()
@@ -181,28 +221,37 @@ def run(m, seconds, seed, log):
                             pass  # a writer's file between create and ... (none unlink here)
             timed("walk_stat", walk)
 
-    threads = [threading.Thread(target=sequential, args=(i,)) for i in range(4)]
-    threads += [threading.Thread(target=rand, args=(i,)) for i in range(2)]
-    threads += [threading.Thread(target=mapped, args=(i,)) for i in range(2)]
-    threads += [threading.Thread(target=shared, args=(i,)) for i in range(8)]
-    threads += [threading.Thread(target=writer, args=(i,)) for i in range(4)]
-    threads += [threading.Thread(target=walker)]
-    t0 = time.monotonic()
-    for t in threads:
-        t.daemon = True
-        t.start()
-    for t in threads:
-        t.join(timeout=max(1, end - time.monotonic()) + 120)
-    stuck = sum(t.is_alive() for t in threads)
+    elapsed, stuck, after, settled = 0.0, 0, None, []
+    for half in (1, 2):
+        threads = [threading.Thread(target=sequential, args=(i,)) for i in range(4)]
+        threads += [threading.Thread(target=rand, args=(i + 10 * half,)) for i in range(2)]
+        threads += [threading.Thread(target=mapped, args=(i + 10 * half,)) for i in range(2)]
+        threads += [threading.Thread(target=shared, args=(i + 10 * half,)) for i in range(8)]
+        threads += [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+        threads += [threading.Thread(target=walker)]
+        t0 = time.monotonic()
+        end = t0 + seconds / 2
+        for t in threads:
+            t.daemon = True
+            t.start()
+        for t in threads:
+            t.join(timeout=max(1, end - time.monotonic()) + 120)
+        stuck += sum(t.is_alive() for t in threads)
+        elapsed += time.monotonic() - t0
+        after = after or proc_figures(pid)  # right after the first half, uploads pending
+        settled.append(settle(m, pid))
+        log("load: half %d done, daemon settled: %s" % (half, settled[-1]))
+        if stuck:
+            break
     os.close(shared_fd)
-    elapsed = time.monotonic() - t0
-    after = proc_figures(pid)
     res = {"seconds": round(elapsed, 1), "threads": len(threads), "wrong_reads": stats.wrong,
            "errors": stats.errors, "stuck_threads": stuck, "daemon_before": before,
-           "daemon_after": after, "ops": stats.summary(),
+           "daemon_after": after, "daemon_settled": settled, "ops": stats.summary(),
            "MiB_per_s": round(stats.bytes / MiB / elapsed, 1), "failures": []}
     if stats.wrong or stats.errors or stuck:
         res["failures"].append("%d wrong reads, %d errors, %d threads stuck: %s"
                                % (stats.wrong, len(stats.errors), stuck, stats.errors[:5]))
+    if len(settled) == 2:
+        res["failures"] += growth_failures(settled[0], settled[1])
     log("load: %s" % res)
     return res
