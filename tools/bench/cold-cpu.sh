@@ -14,8 +14,8 @@ mkdir -p "$w"
 [ -d $w/blocks$mib ] || { mkdir -p $w/blocks$mib; $py $here/export-blocks.py $w/data$mib.bin $w/blocks$mib > $w/root$mib; }
 root=$(cat $w/root$mib)
 nblocks=$(ls $w/blocks$mib | wc -l)
-$py $here/cold-cpu-gw.py $w/blocks$mib > $w/port & spid=$!
-sleep 0.5; port=$(head -1 $w/port)
+rm -f $w/port; $py $here/cold-cpu-gw.py $w/blocks$mib > $w/port & spid=$!
+for i in $(seq 100); do [ -s $w/port ] && break; sleep 0.1; done; port=$(head -1 $w/port)
 rm -rf $w/state $w/cache; mkdir -p $w/mnt
 cat > $w/cfg.json <<JSON
 { "rpc_nodes": [], "gateway_nodes": ["http://127.0.0.1:$port"], "automatic_pinning": false,
