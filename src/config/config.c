@@ -761,12 +761,25 @@ out:
         return r;
 }
 
+/* Every refusal says why: one that failed for want of memory deep inside (a strdup) left err
+ * empty, and the admin read a bare "config:" (fuzzing's allocation-failure stage). err is
+ * cleared first by the callers below. */
+static int with_reason(int r, const char *what, const char *name, char *err, size_t err_size)
+{
+        if (r < 0 && err_size && err[0] == '\0')
+                (void)parse_fail(err, err_size, "%s %s: %s", what, name, strerror(-r));
+        return r;
+}
+
 int config_load_file(struct config *c, const char *path, char *err, size_t err_size)
 {
         json_error_t jerr;
 
-        return load_root(c, json_load_file(path, JSON_REJECT_DUPLICATES, &jerr), &jerr, path, err,
-                         err_size);
+        if (err_size)
+                err[0] = '\0';
+        return with_reason(load_root(c, json_load_file(path, JSON_REJECT_DUPLICATES, &jerr), &jerr,
+                                     path, err, err_size),
+                           "config file", path, err, err_size);
 }
 
 int config_load_json(struct config *c, const char *text, size_t len, const char *name, char *err,
@@ -774,11 +787,14 @@ int config_load_json(struct config *c, const char *text, size_t len, const char 
 {
         json_error_t jerr;
 
-        return load_root(c, json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr), &jerr, name, err,
-                         err_size);
+        if (err_size)
+                err[0] = '\0';
+        return with_reason(load_root(c, json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr), &jerr,
+                                     name, err, err_size),
+                           "config file", name, err, err_size);
 }
 
-int config_set_option(struct config *c, const char *name, const char *value, char *err,
+static int set_option(struct config *c, const char *name, const char *value, char *err,
                       size_t err_size)
 {
         const struct key *k = key_find(name);
@@ -791,6 +807,15 @@ int config_set_option(struct config *c, const char *name, const char *value, cha
         if (k->type == KEY_NODES)
                 return set_nodes_string(c, k, value, "option -o", err, err_size);
         return set_from_string(c, k, value, "option -o", err, err_size);
+}
+
+int config_set_option(struct config *c, const char *name, const char *value, char *err,
+                      size_t err_size)
+{
+        if (err_size)
+                err[0] = '\0';
+        return with_reason(set_option(c, name, value, err, err_size), "option -o", name, err,
+                           err_size);
 }
 
 /* The IPFS Cluster keys: a URL to go with the others, min <= max. */
