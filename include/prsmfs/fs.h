@@ -32,6 +32,8 @@ struct fs_stats {
                                                    checked: matched, did not */
         uint64_t follow_switches;               /* follow: roots switched to */
         uint64_t follow_rejected;               /* ... roots refused (no directory, no fetch) */
+        uint64_t read_wait_max_ns; /* the longest a read that had to fetch waited, from when it
+                                      came to its answer (FUSE's view; timeout bounds it) */
 };
 
 /*

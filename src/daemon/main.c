@@ -824,7 +824,7 @@ static json_t *stats_json(struct daemon *d)
                                          (json_int_t)ns->nodes[i].requests, "errors",
                                          (json_int_t)ns->nodes[i].errors, "bad_blocks",
                                          (json_int_t)ns->nodes[i].bad_blocks));
-        o = json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, "
+        o = json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, "
                       "s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, "
                       "s:{s:I, s:I, s:I}, s:o}",
                       "fs", "reads", (json_int_t)fst.reads, "read_bytes",
@@ -833,10 +833,11 @@ static json_t *stats_json(struct daemon *d)
                       (json_int_t)fst.links, "expansions", (json_int_t)fst.expansions,
                       "entries_skipped", (json_int_t)fst.entries_skipped, "layouts_loaded",
                       (json_int_t)fst.layouts_loaded, "layouts_stored",
-                      (json_int_t)fst.layouts_stored, "store", "mem_hits", (json_int_t)ss.mem_hits,
-                      "disk_hits", (json_int_t)ss.disk_hits, "fetches", (json_int_t)ss.fetches,
-                      "fetch_errors", (json_int_t)ss.fetch_errors, "prefetches",
-                      (json_int_t)ss.prefetches, "cache_put_errors",
+                      (json_int_t)fst.layouts_stored, "read_wait_max_ms",
+                      (json_int_t)(fst.read_wait_max_ns / 1000000), "store", "mem_hits",
+                      (json_int_t)ss.mem_hits, "disk_hits", (json_int_t)ss.disk_hits, "fetches",
+                      (json_int_t)ss.fetches, "fetch_errors", (json_int_t)ss.fetch_errors,
+                      "prefetches", (json_int_t)ss.prefetches, "cache_put_errors",
                       (json_int_t)ss.cache_put_errors, "mem_bytes", (json_int_t)ss.mem_bytes,
                       "cache", "hits", (json_int_t)cs.hits, "misses", (json_int_t)cs.misses, "puts",
                       (json_int_t)cs.puts, "bytes", (json_int_t)cs.bytes, "net", "fetches",

@@ -3,6 +3,7 @@
 bound (fsync_timeout) and end at an interrupt; stat and ls answer meanwhile."""
 import contextlib
 import errno
+import json
 import os
 import signal
 import socket
@@ -185,6 +186,13 @@ def test_slow_gateway__each_read_within_one_timeout(ipfs_node, mount_factory):
             assert time.monotonic() - t0 < 4 + 3
         finally:
             os.close(fd)
+        # the daemon's own figure (the faults campaign's bound): its longest read request,
+        # from arrival to answer, waited for the slow gateway and no longer than timeout
+        from mount import tool_binary
+        st = subprocess.run([tool_binary("prsmctl"), "status", "--json", m.mountpoint],
+                            capture_output=True, text=True, timeout=60)
+        waited = json.loads(st.stdout)["stats"]["fs"]["read_wait_max_ms"]
+        assert 1000 < waited < (4 + 3) * 1000, st.stdout
 
 
 @pytest.mark.timeout(300)
