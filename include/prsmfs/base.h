@@ -77,6 +77,16 @@ static inline bool cursor_eof(const struct cursor *c)
 _wur_ int cursor_get_bytes(struct cursor *c, size_t n, struct bytes_view *ret);
 _wur_ int cursor_get_u8(struct cursor *c, uint8_t *ret);
 
+/* Raises *p to v if v is larger, atomically (a peak that concurrent updates must not lower). */
+static inline void atomic_max_u64(uint64_t *p, uint64_t v)
+{
+        uint64_t cur = __atomic_load_n(p, __ATOMIC_RELAXED);
+
+        while (v > cur &&
+               !__atomic_compare_exchange_n(p, &cur, v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+                ;
+}
+
 /* 1 if a + b overflows, else stores the sum (overflow-checked size arithmetic). */
 static inline bool size_add_overflows(size_t a, size_t b, size_t *ret)
 {

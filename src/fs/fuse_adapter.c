@@ -1656,13 +1656,10 @@ static void read_job_run(struct fs_job *job, bool stopping)
         if (stopping)
                 reply_err(j->req, -EIO); /* the session is ending */
         else {
-                uint64_t waited;
-
                 (void)do_read(j->req, fs, j->h, j->size, j->off, READ_AFTER_LOCAL);
-                waited = net_now_ns() - fs_request_start_ns; /* set: a queue thread runs this */
-                if (fs_request_start_ns &&
-                    waited > __atomic_load_n(&fs->st.read_wait_max_ns, __ATOMIC_RELAXED))
-                        __atomic_store_n(&fs->st.read_wait_max_ns, waited, __ATOMIC_RELAXED);
+                if (fs_request_start_ns) /* set: a queue thread runs this */
+                        atomic_max_u64(&fs->st.read_wait_max_ns,
+                                       net_now_ns() - fs_request_start_ns);
         }
         handle_unref(fs, j->h); /* after the reply: the read is over */
         free(j);

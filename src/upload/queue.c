@@ -28,12 +28,8 @@ static void account(struct upload_queue *q, size_t add, size_t sub)
         if (q->mem_bytes) {
                 uint64_t now = __atomic_add_fetch(q->mem_bytes, (uint64_t)add - (uint64_t)sub,
                                                   __ATOMIC_RELAXED);
-                uint64_t peak = __atomic_load_n(q->mem_peak_bytes, __ATOMIC_RELAXED);
 
-                while (now > peak &&
-                       !__atomic_compare_exchange_n(q->mem_peak_bytes, &peak, now, true,
-                                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-                        ;
+                atomic_max_u64(q->mem_peak_bytes, now);
         }
 }
 
