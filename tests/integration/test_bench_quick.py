@@ -52,7 +52,8 @@ def test_bench_run_quick__writes_results_and_leaves_nothing(workdir):
     rounds = {}
     for r in doc["rows"]:
         rounds.setdefault((r["case"], r["system"]), set()).add(r["round"])
-    for key in [("cold", "prsmfs_sha"), ("cold", "curl_sha"), ("cold", "rclone_sha"),
+    for key in [("cold", "prsmfs_sha"), ("cold", "curl_sha"), ("cold", "rclone_sha"), ("cold", "rclone_cat"),
+                ("cold", "sha256sum"),
                 ("warm", "prsmfs"), ("warm", "rclone"), ("warm", "local"),
                 ("load_mmap8", "prsmfs_cold"), ("load_pread8", "rclone_cold"), ("load_prefetch", "prsmfs_cold"),
                 ("meta_ls_second", "prsmfs"), ("meta_find_first", "rclone")]:

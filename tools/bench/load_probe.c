@@ -10,6 +10,9 @@
  *                                   shared counter and copy each out of the mapping
  *   load-probe pread FILE THREADS   THREADS threads on one fd take 4 MiB pieces of the data
  *                                   in order from a shared counter and pread them
+ *   load-probe shuffled FILE THREADS  THREADS threads on one fd take whole tensors in a fixed
+ *                                   shuffled order (a loader walking its model's parameters,
+ *                                   not the file) and pread each in 4 MiB pieces
  *
  * The header is checked against the file (offsets inside the data, in order); a bad one is
  * an error, not a guess.
@@ -44,6 +47,7 @@ struct job {
         struct span *spans;
         size_t nspans;
         uint64_t data_begin, data_end;
+        size_t *order; /* shuffled: the tensors' indices in the order they are loaded */
         atomic_size_t next;
         atomic_uint_fast64_t sum;
         atomic_int failed;
@@ -146,7 +150,9 @@ static int load_header(struct job *job, uint64_t size)
         return 0;
 }
 
-static void *mmap_worker(void *arg)
+/* Tensor by tensor, in file order or job->order's, each in PIECE pieces: copied out of the
+ * mapping (mmap) or pread from the shared fd (shuffled). */
+static void *tensor_worker(void *arg)
 {
         struct job *job = arg;
         unsigned char *buf = malloc(PIECE);
@@ -158,14 +164,22 @@ static void *mmap_worker(void *arg)
                 return NULL;
         }
         while ((i = atomic_fetch_add(&job->next, 1)) < job->nspans) {
-                for (uint64_t off = job->spans[i].begin; off < job->spans[i].end; off += PIECE) {
-                        size_t n =
-                                job->spans[i].end - off < PIECE ? job->spans[i].end - off : PIECE;
+                const struct span *t = &job->spans[job->order ? job->order[i] : i];
 
-                        memcpy(buf, job->map + off, n);
+                for (uint64_t off = t->begin; off < t->end; off += PIECE) {
+                        size_t n = t->end - off < PIECE ? t->end - off : PIECE;
+
+                        if (job->map)
+                                memcpy(buf, job->map + off, n);
+                        else if (read_full(job->fd, buf, n, (off_t)off) < 0) {
+                                perror("pread");
+                                atomic_store(&job->failed, 1);
+                                goto out;
+                        }
                         sum += buf[0] + buf[n - 1];
                 }
         }
+out:
         atomic_fetch_add(&job->sum, sum);
         free(buf);
         return NULL;
@@ -198,6 +212,28 @@ static void *pread_worker(void *arg)
         return NULL;
 }
 
+/* the same permutation every run (Fisher-Yates driven by a 64-bit LCG) */
+static int shuffle(struct job *job)
+{
+        uint64_t x = 0x9e3779b97f4a7c15ull;
+
+        job->order = calloc(job->nspans ? job->nspans : 1, sizeof(*job->order));
+        if (!job->order)
+                return -1;
+        for (size_t i = 0; i < job->nspans; i++)
+                job->order[i] = i;
+        for (size_t i = job->nspans; i > 1; i--) {
+                size_t j, tmp;
+
+                x = x * 6364136223846793005ull + 1442695040888963407ull;
+                j = (size_t)((x >> 33) % i);
+                tmp = job->order[i - 1];
+                job->order[i - 1] = job->order[j];
+                job->order[j] = tmp;
+        }
+        return 0;
+}
+
 static int run_threads(struct job *job, unsigned threads, void *(*fn)(void *))
 {
         pthread_t tid[MAX_THREADS];
@@ -216,7 +252,7 @@ static int run_threads(struct job *job, unsigned threads, void *(*fn)(void *))
 static int usage(void)
 {
         fprintf(stderr, "usage: load-probe seq FILE\n"
-                        "       load-probe mmap|pread FILE THREADS\n");
+                        "       load-probe mmap|pread|shuffled FILE THREADS\n");
         return 2;
 }
 
@@ -264,10 +300,13 @@ int main(int argc, char *argv[])
                         perror("mmap");
                         goto out;
                 }
-                if (run_threads(&job, (unsigned)threads, mmap_worker) < 0)
+                if (run_threads(&job, (unsigned)threads, tensor_worker) < 0)
                         goto out;
         } else if (strcmp(argv[1], "pread") == 0) {
                 if (run_threads(&job, (unsigned)threads, pread_worker) < 0)
+                        goto out;
+        } else if (strcmp(argv[1], "shuffled") == 0) {
+                if (shuffle(&job) < 0 || run_threads(&job, (unsigned)threads, tensor_worker) < 0)
                         goto out;
         } else {
                 ret = usage();
@@ -280,6 +319,7 @@ int main(int argc, char *argv[])
 out:
         if (job.map && job.map != MAP_FAILED)
                 munmap((void *)job.map, (size_t)st.st_size);
+        free(job.order);
         free(job.spans);
         close(job.fd);
         return ret;

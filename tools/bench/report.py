@@ -78,6 +78,14 @@ def headline(R, doc):
         size = med(R.vals(case, "prsmfs_sha", "bytes"))
         if d is None or secs is None:
             return ""
+        cap = med(R.vals("cold", "sha256sum", "mb_s"))
+        if cap and sysb.endswith("_sha"):
+            return ("`sha256sum` alone (coreutils, one thread, file in the page cache) runs at %.0f MB/s on"
+                    " this CPU: every `| sha256sum` pipeline is capped there, prsmfs's at %.0f MB/s, %s's at"
+                    " %.0f MB/s; daemon %.2f CPU-s/GiB + cat|sha256sum %.2f vs %s %.2f%s CPU-s/GiB on %d cores"
+                    % (cap, med(R.vals(case, "prsmfs_sha", "mb_s")) or 0, sysb.replace("_sha", ""),
+                       med(R.vals(case, sysb, "mb_s")) or 0, d, c or 0, sysb.replace("_sha", "|sha256sum"),
+                       b or 0, " + rclone %.2f" % bs if bs else "", m["cores"]))
         busy = (d + (c or 0)) * size / GIB / secs
         txt = ("daemon %.2f CPU-s/GiB + cat|sha256sum %.2f vs %s %.2f%s CPU-s/GiB; %.1f of %d cores busy"
                " during the prsmfs read" % (d, c or 0, sysb.replace("_sha", "|sha256sum"), b or 0,
@@ -106,6 +114,10 @@ def headline(R, doc):
         bneck=lambda: cold_bneck("cold", "curl_sha"))
     add("cold %s `cat | sha256sum` vs rclone mount cold" % S, ("cold", "prsmfs_sha"), ("cold", "rclone_sha"), 2.0,
         bneck=lambda: cold_bneck("cold", "rclone_sha"))
+    add("cold %s `cat` vs rclone mount cold `cat` (the mounts alone, no sha256sum)" % S, ("cold", "prsmfs_cat"),
+        ("cold", "rclone_cat"), 2.0, bneck=lambda: cold_bneck("cold", "rclone_cat"))
+    add("cold %s `cat | sha256sum` vs `sha256sum` alone, file in the page cache (ceiling)" % S,
+        ("cold", "prsmfs_sha"), ("cold", "sha256sum"), None, "ceiling", bneck=lambda: cold_bneck("cold", "curl_sha"))
     add("cold %s `cat` vs `curl -o /dev/null` (ceiling)" % S, ("cold", "prsmfs_cat"), ("cold", "curl"), None,
         "ceiling", bneck=lambda: cold_bneck("cold", "curl"))
     add("cold %s `cat | sha256sum` vs `curl | sha256sum`" % B, ("cold10", "prsmfs_sha"), ("cold10", "curl_sha"), 1.0,
@@ -166,11 +178,11 @@ def headline(R, doc):
         "one FUSE read per call")
     add("load: cold mmap, 8 threads vs prsmfs cold sequential read() (target ≥ 0.8)", ("load_mmap8", "prsmfs_cold"),
         ("load_seq", "prsmfs_cold"), 0.8, "ceiling", bneck=lb("load_mmap8", "prsmfs_cold"))
-    def pread_bneck(state):
-        d = cpu_per_gib(R, "load_pread1", state, "server_cpu")
-        rate = med(R.vals("load_pread1", state, "mb_s"))
+    def pread_bneck(state, one="load_pread1"):
+        d = cpu_per_gib(R, one, state, "server_cpu")
+        rate = med(R.vals(one, state, "mb_s"))
         if d is None or not rate:
-            return lb("load_pread8", state)()
+            return lb(one.replace("1", "8"), state)()
         busy = d * rate * 1e6 / GIB
         return ("daemon %.2f CPU-s/GiB: one thread's %.0f MB/s already keeps %.1f of %d cores busy in the daemon"
                 " alone (readahead fetches in parallel for it), so 8 threads have no CPU left to gain;"
@@ -180,9 +192,12 @@ def headline(R, doc):
     add("load: warm (disk cache) 8-thread 4 MiB preads on one fd vs 1 thread (target ≥ 1.5)",
         ("load_pread8", "prsmfs_warm"), ("load_pread1", "prsmfs_warm"), 1.5,
         bneck=lambda: pread_bneck("prsmfs_warm"))
+    add("load: cold 8-thread preads on one fd vs 1 thread, whole tensors in a shuffled order (a loader walking"
+        " its model, not the file)", ("load_shuf8", "prsmfs_cold"), ("load_shuf1", "prsmfs_cold"), None,
+        bneck=lambda: pread_bneck("prsmfs_cold", "load_shuf1"))
     add("load: `prsmctl prefetch` rate vs cold sequential read() (target ≥ 0.9)", ("load_prefetch", "prsmfs_cold"),
         ("load_seq", "prsmfs_cold"), 0.9, "ceiling", bneck=lb("load_prefetch", "prsmfs_cold"))
-    for mode in ("seq", "mmap1", "mmap8", "pread8"):
+    for mode in ("seq", "mmap1", "mmap8", "pread8", "shuf8"):
         add("load: cold %s vs rclone cold" % mode, ("load_" + mode, "prsmfs_cold"), ("load_" + mode, "rclone_cold"),
             None, bneck=lb("load_" + mode, "prsmfs_cold"))
         add("load: cold %s vs local disk" % mode, ("load_" + mode, "prsmfs_cold"), ("load_" + mode, "local"), None,
@@ -258,7 +273,7 @@ def charts(doc, R, out_dir):
     except ImportError:
         return []
     made = []
-    groups = [("cold", ["prsmfs_sha", "prsmfs_cat", "curl_sha", "curl", "rclone_sha"]),
+    groups = [("cold", ["prsmfs_sha", "prsmfs_cat", "curl_sha", "curl", "rclone_sha", "rclone_cat", "sha256sum"]),
               ("cold10", ["prsmfs_sha", "curl_sha", "curl", "rclone_sha"]),
               ("warm", ["prsmfs", "rclone", "local", "disk_direct"]), ("pagecache", ["prsmfs", "rclone", "local"]),
               ("load_seq", ["prsmfs_cold", "rclone_cold", "local", "prsmfs_warm", "rclone_warm"]),
@@ -375,7 +390,8 @@ def write(doc, out_dir):
                 ("Random reads (fio, %d s per run, psync)" % m["fio_runtime_s"],
                  tuple("fio_%s_%dj" % (b, j) for b in ("4k", "1m") for j in (1, 8))),
                 ("Model loading (%d MiB safetensors-shaped file; load-probe, in-process time)" % m["model_mib"],
-                 ("load_seq", "load_mmap1", "load_mmap8", "load_pread1", "load_pread8", "load_prefetch",
+                 ("load_seq", "load_mmap1", "load_mmap8", "load_pread1", "load_pread8", "load_shuf1",
+                  "load_shuf8", "load_prefetch",
                   "load_after_prefetch", "load_cp_in_mount", "load_cp_empty_local")),
                 ("Metadata (%d entries; seconds)" % m["files"], tuple(
                     "meta_%s_%s" % (t, p) for t in ("ls", "find") for p in ("first", "second", "dropped"))),
