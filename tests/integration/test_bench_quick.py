@@ -15,7 +15,7 @@ from mount import source_root
 
 # the cases with code of their own (fio and scale loop over the same start/measure/stop steps);
 # all of them in a few minutes on a busy 2-core machine
-CASES = "cold,warm,meta,load"
+CASES = "cold,warm,meta,load,remote"
 
 
 def alive(pid):
@@ -56,7 +56,7 @@ def test_bench_run_quick__writes_results_and_leaves_nothing(workdir):
                 ("cold", "sha256sum"),
                 ("warm", "prsmfs"), ("warm", "rclone"), ("warm", "local"),
                 ("load_mmap8", "prsmfs_cold"), ("load_pread8", "rclone_cold"), ("load_prefetch", "prsmfs_cold"),
-                ("meta_ls_second", "prsmfs"), ("meta_find_first", "rclone")]:
+                ("meta_ls_second", "prsmfs"), ("meta_find_first", "rclone"), ("remote_pread8", "prsmfs_cold")]:
         assert rounds.get(key) == {0, 1}, (key, rounds.get(key))
     for r in doc["rows"]:
         assert r["seconds"] > 0 and r["load1"] >= 0, r

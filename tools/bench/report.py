@@ -195,6 +195,22 @@ def headline(R, doc):
     add("load: cold 8-thread preads on one fd vs 1 thread, whole tensors in a shuffled order (a loader walking"
         " its model, not the file)", ("load_shuf8", "prsmfs_cold"), ("load_shuf1", "prsmfs_cold"), None,
         bneck=lambda: pread_bneck("prsmfs_cold", "load_shuf1"))
+    def remote_bneck():
+        ms = m.get("remote_ms", 20)
+        r1, r8 = med(R.vals("remote_pread1", "prsmfs_cold", "mb_s")), med(R.vals("remote_pread8", "prsmfs_cold",
+                                                                                "mb_s"))
+        if not r1 or not r8:
+            return ""
+        # blocks in flight at once = rate x round trip / block size (1 MiB blocks)
+        return ("blocks in flight (rate × %d ms / 1 MiB): %.1f for one thread, %.1f for 8, against the"
+                " readahead's %d fetch workers (parallel_downloads): they fetch ahead of every reader of the file,"
+                " so one thread already has them all busy and 8 threads reading neighbouring pieces wait on blocks"
+                " already in flight; moves it: more parallel_downloads for a far source (for 1 thread and 8"
+                " alike)" % (ms, r1 * ms / 1e3 / 1.048576, r8 * ms / 1e3 / 1.048576, m.get("parallel_downloads", 8)))
+
+    add("load, block source %d ms away: cold 8-thread 4 MiB preads on one fd vs 1 thread (target ≥ 1.5)"
+        % m.get("remote_ms", 20), ("remote_pread8", "prsmfs_cold"), ("remote_pread1", "prsmfs_cold"), 1.5,
+        bneck=remote_bneck)
     add("load: `prsmctl prefetch` rate vs cold sequential read() (target ≥ 0.9)", ("load_prefetch", "prsmfs_cold"),
         ("load_seq", "prsmfs_cold"), 0.9, "ceiling", bneck=lb("load_prefetch", "prsmfs_cold"))
     for mode in ("seq", "mmap1", "mmap8", "pread8", "shuf8"):
@@ -392,7 +408,8 @@ def write(doc, out_dir):
                 ("Model loading (%d MiB safetensors-shaped file; load-probe, in-process time)" % m["model_mib"],
                  ("load_seq", "load_mmap1", "load_mmap8", "load_pread1", "load_pread8", "load_shuf1",
                   "load_shuf8", "load_prefetch",
-                  "load_after_prefetch", "load_cp_in_mount", "load_cp_empty_local")),
+                  "load_after_prefetch", "load_cp_in_mount", "load_cp_empty_local", "remote_seq", "remote_pread1",
+                  "remote_pread8")),
                 ("Metadata (%d entries; seconds)" % m["files"], tuple(
                     "meta_%s_%s" % (t, p) for t in ("ls", "find") for p in ("first", "second", "dropped"))),
                 ("Scaling: parallel_downloads (pdN) and block sources (srcN), cold `cat | sha256sum`",
