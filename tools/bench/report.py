@@ -305,16 +305,21 @@ def charts(doc, R, out_dir):
     made.append("bench-throughput.png")
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    for ax, names, title in ((axes[0], ["pd1", "pd2", "pd4", "pd8", "pd16"], "parallel_downloads"),
-                             (axes[1], ["src1", "src2", "src3"], "block sources (nginx)")):
-        xs = [n for n in names if R.vals("scale", n, "mb_s")]
-        ys = [med(R.vals("scale", n, "mb_s")) for n in xs]
-        lo = [y - min(R.vals("scale", n, "mb_s")) for n, y in zip(xs, ys)]
-        hi = [max(R.vals("scale", n, "mb_s")) - y for n, y in zip(xs, ys)]
-        ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3)
-        ax.set_title("cold read vs " + title)
+    pds = ["1", "2", "4", "8", "16", "32"]
+    for ax, series, title in ((axes[0], [("pd", "nginx"), ("remote_pd", "%d ms away" % doc["meta"].get("remote_ms", 20))],
+                               "parallel_downloads"), (axes[1], [("src", "nginx")], "block sources")):
+        for prefix, label in series:
+            names = ["%s%s" % (prefix, n) for n in (pds if "pd" in prefix else ["1", "2", "3"])]
+            xs = [n for n in names if R.vals("scale", n, "mb_s")]
+            ys = [med(R.vals("scale", n, "mb_s")) for n in xs]
+            lo = [y - min(R.vals("scale", n, "mb_s")) for n, y in zip(xs, ys)]
+            hi = [max(R.vals("scale", n, "mb_s")) - y for n, y in zip(xs, ys)]
+            if xs:
+                ax.errorbar([x[len(prefix):] for x in xs], ys, yerr=[lo, hi], marker="o", capsize=3, label=label)
+        ax.set_title("cold `cat` vs " + title)
         ax.set_ylabel("MB/s")
         ax.set_ylim(bottom=0)
+        ax.legend(fontsize=7)
     ax = axes[2]
     for s, c in (("prsmfs_sha", "tab:blue"), ("curl_sha", "tab:green"), ("rclone_sha", "tab:orange")):
         pts = [(doc["meta"][k], med(R.vals(case, s, "seconds"))) for case, k in (("cold", "size_mib"),
@@ -412,7 +417,8 @@ def write(doc, out_dir):
                   "remote_pread8")),
                 ("Metadata (%d entries; seconds)" % m["files"], tuple(
                     "meta_%s_%s" % (t, p) for t in ("ls", "find") for p in ("first", "second", "dropped"))),
-                ("Scaling: parallel_downloads (pdN) and block sources (srcN), cold `cat | sha256sum`",
+                ("Scaling: parallel_downloads (pdN; remote_pdN: from a gateway %d ms away) and block sources"
+                 " (srcN), cold `cat`" % m.get("remote_ms", 20),
                  ("scale",))]
     for title, cases in sections:
         if any(c for (c, _) in R.by if c in cases):
