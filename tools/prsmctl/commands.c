@@ -209,7 +209,7 @@ int ctl_cmd_uploads(struct ctl *ctl, int argc, char **argv)
 {
         const char *ops[3] = { NULL }, *sub = NULL, *path = ".";
         json_t *req, *r;
-        int n, ret = operands(ctl, argc, argv, ops, 0, 3, &n);
+        int n = 0, ret = operands(ctl, argc, argv, ops, 0, 3, &n);
         uint64_t id = 0;
 
         if (ret)
