@@ -358,7 +358,7 @@ static int cat_car(const char *path)
                         break;
                 }
                 if (l.leaves[i].is_pending) {
-                        r = unixfs_layout_resolve(&l, i, b->p, b->len);
+                        r = unixfs_layout_resolve(&l, i, b ? b->p : NULL, b ? b->len : 0);
                         continue;
                 }
                 r = unixfs_leaf_slice(&l.leaves[i], b ? b->p : NULL, b ? b->len : 0, &v);

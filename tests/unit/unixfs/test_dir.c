@@ -319,7 +319,7 @@ static const struct unixfs_pb_link *find_link(struct store *s, const struct cid 
                                               const char *name, struct unixfs_node *n,
                                               uint8_t **blk)
 {
-        size_t len;
+        size_t len = 0;
 
         assert_int_equal(store_get(cid, blk, &len, s), 0);
         assert_int_equal(unixfs_node_decode(cid, *blk, len, n), 0);
@@ -341,7 +341,7 @@ static void test_hamt__fixture_shape__470_and_742(void **state)
         const struct unixfs_pb_link *l;
         struct unixfs_node root_n, sub_n;
         struct store s = { 0 };
-        uint8_t *b1, *b2;
+        uint8_t *b1 = NULL, *b2 = NULL;
         struct cid x, root, got;
         uint64_t xt, tsize;
 
@@ -756,8 +756,8 @@ static void test_meta__hamt__root_shard_only_and_counted(void **state)
         struct store s = { 0 };
         struct cid x, root;
         uint64_t xt, tsize;
-        uint8_t *b1, *b2;
-        size_t len;
+        uint8_t *b1 = NULL, *b2 = NULL;
+        size_t len = 0;
 
         (void)state;
         assert_non_null(e);
