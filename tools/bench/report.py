@@ -178,11 +178,11 @@ def headline(R, doc):
         "one FUSE read per call")
     add("load: cold mmap, 8 threads vs prsmfs cold sequential read() (target ≥ 0.8)", ("load_mmap8", "prsmfs_cold"),
         ("load_seq", "prsmfs_cold"), 0.8, "ceiling", bneck=lb("load_mmap8", "prsmfs_cold"))
-    def pread_bneck(state, one="load_pread1"):
+    def pread_bneck(state, one="load_pread1", eight="load_pread8"):
         d = cpu_per_gib(R, one, state, "server_cpu")
         rate = med(R.vals(one, state, "mb_s"))
         if d is None or not rate:
-            return lb(one.replace("1", "8"), state)()
+            return lb(eight, state)()
         busy = d * rate * 1e6 / GIB
         return ("daemon %.2f CPU-s/GiB: one thread's %.0f MB/s already keeps %.1f of %d cores busy in the daemon"
                 " alone (readahead fetches in parallel for it), so 8 threads have no CPU left to gain;"
@@ -194,7 +194,7 @@ def headline(R, doc):
         bneck=lambda: pread_bneck("prsmfs_warm"))
     add("load: cold 8-thread preads on one fd vs 1 thread, whole tensors in a shuffled order (a loader walking"
         " its model, not the file)", ("load_shuf8", "prsmfs_cold"), ("load_shuf1", "prsmfs_cold"), None,
-        bneck=lambda: pread_bneck("prsmfs_cold", "load_shuf1"))
+        bneck=lambda: pread_bneck("prsmfs_cold", "load_shuf1", "load_shuf8"))
     def remote_bneck():
         ms = m.get("remote_ms", 20)
         r1, r8 = med(R.vals("remote_pread1", "prsmfs_cold", "mb_s")), med(R.vals("remote_pread8", "prsmfs_cold",
