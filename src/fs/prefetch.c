@@ -14,6 +14,12 @@
  * fetchers' own additions, a subtree's children, are never refused: they must not wait for
  * themselves). The control thread only starts a job and reads its counters.
  *
+ * Priority: a job's threads run niced (thread_background), a job being work done ahead of any
+ * reader: a reader busy with the CPU itself (hashing, decoding what it reads) keeps its core
+ * and the job gets the rest, where at the same priority its bursts of hashing took turns with
+ * the reader (`cat | sha256sum` lost 15% to them on 2 cores; docs/bench-notes.md). A reader
+ * that waits for a block the job is fetching un-nices that fetch (net.c, de-duplication).
+ *
  * A file's pieces are counted in file bytes: when every piece is done, bytes_done is the
  * file's size. A file staged locally (written, not uploaded yet) or empty counts as cached.
  * A fetched file's resolved layout is stored in the index, so a later open needs no inner
@@ -35,6 +41,7 @@
 #include <sys/stat.h>
 
 #include "prsmfs/log.h"
+#include "prsmfs/thread.h"
 
 #include "formats.h"
 #include "fs_internal.h"
@@ -352,6 +359,7 @@ static void *worker_thread(void *arg)
 {
         struct pf_job *j = arg;
 
+        thread_name("prsmfs-prefetch");
         pthread_mutex_lock(&j->lock);
         for (;;) {
                 struct pf_item *it;
@@ -369,6 +377,7 @@ static void *worker_thread(void *arg)
                 pthread_cond_broadcast(&j->cond); /* room for the walker */
                 pthread_mutex_unlock(&j->lock);
 
+                thread_background(); /* again: a reader that waited for a fetch raised it */
                 if (j->mode == FS_PREFETCH_FETCH)
                         work_fetch(j, it);
                 else
@@ -582,6 +591,8 @@ static void *walker_thread(void *arg)
         size_t n_workers = 0;
         unsigned want = MIN(MAX(fs->cfg->parallel_downloads, 1u), PF_WORKERS_MAX);
 
+        thread_name("prsmfs-pf-walk");
+        thread_background(); /* and the fetchers it starts (a new thread inherits its nice) */
         if (j->ino_opened)
                 want = MIN(want, 4u); /* a background job beside the reads */
         for (size_t i = 0; i < want; i++)

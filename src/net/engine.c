@@ -36,6 +36,7 @@
 #include <curl/curl.h>
 
 #include "prsmfs/parse.h"
+#include "prsmfs/thread.h"
 
 #include "transport.h"
 
@@ -300,6 +301,7 @@ static void *engine_thread(void *arg)
 {
         struct net_engine *e = arg;
 
+        thread_name("prsmfs-net");
         for (;;) {
                 struct xfer *q, *x, *next;
                 CURLMsg *msg;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <pthread.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -71,7 +72,9 @@ struct inflight {
         int result;              /* pool->lock */
         struct net_block *block; /* pool->lock; owned reference */
         pthread_cond_t cond;
-        struct inflight *next; /* pool->lock */
+        struct inflight *next;                /* pool->lock */
+        pid_t owner_tid;                      /* the thread that runs the fetch */
+        bool owner_is_background, is_boosted; /* pool->lock */
 };
 
 struct net_pool {

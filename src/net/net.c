@@ -30,7 +30,10 @@
  * -ETIMEDOUT; the entry lives until its last user drops it.
  *
  * Verification happens in the owner's thread (not the engine's), so hashing runs in parallel
- * across readers while the engine thread only moves bytes.
+ * across readers while the engine thread only moves bytes. An owner may be a background
+ * thread (a warm-up fetcher, niced: thread.h); a foreground caller that comes to wait for its
+ * fetch gives it the process's priority back for the rest of it (when the daemon may: root),
+ * so a reader never waits behind a niced thread for long.
  *
  * Lock order: pool->lock only; never held across a transport call, hashing or logging.
  */
@@ -45,6 +48,7 @@
 
 #include "prsmfs/log.h"
 #include "prsmfs/metrics.h"
+#include "prsmfs/thread.h"
 
 #include "internal.h"
 
@@ -823,6 +827,11 @@ static int block_get_once(struct net_pool *p, const struct cid *cid, uint64_t de
                         break;
         if (f) {
                 p->dedup_hits++;
+                if (f->owner_is_background && !f->is_boosted && !thread_is_background()) {
+                        /* under the lock: the owner is still in its fetch, its tid its own */
+                        f->is_boosted = true;
+                        (void)thread_foreground(f->owner_tid);
+                }
         } else {
                 f = calloc(1, sizeof(*f));
                 if (!f) {
@@ -830,6 +839,8 @@ static int block_get_once(struct net_pool *p, const struct cid *cid, uint64_t de
                         return -ENOMEM;
                 }
                 f->cid = *cid;
+                f->owner_tid = thread_id();
+                f->owner_is_background = thread_is_background();
                 pthread_cond_init(&f->cond, NULL);
                 f->next = p->inflight;
                 p->inflight = f;

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "prsmfs/log.h"
+#include "prsmfs/thread.h"
 
 struct entry {
         struct net_block *block;   /* owned reference */
@@ -444,6 +445,7 @@ static void *worker_thread(void *arg)
         struct worker *w = arg;
         struct store *s = w->s;
 
+        thread_name("prsmfs-readahd");
         pthread_mutex_lock(&s->lock);
         for (;;) {
                 struct net_block *b = NULL;

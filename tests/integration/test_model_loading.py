@@ -413,11 +413,27 @@ def test_pread_8_threads_one_fd__block_fetches_overlap_at_the_source(ipfs_node, 
         gw.stop()
 
 
+def thread_nices(pid):
+    """The nice values of process pid's threads, by thread name."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                name = f.read().strip()
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                nice = int(f.read().rsplit(")", 1)[1].split()[16])
+        except OSError:
+            continue  # the thread ended meanwhile
+        out.setdefault(name, set()).add(nice)
+    return out
+
+
 @pytest.mark.timeout(300)
 def test_prefetch_slow_node__on_open_job_stops_at_close__unmount_ends_a_running_job(
         ipfs_node, mount_factory):
-    """Behind a gateway that takes 500 ms per block: a prefetch_on_open job stops fetching
-    once the file is closed, and an unmount while `prsmctl prefetch` runs ends promptly and
+    """Behind a gateway that takes 500 ms per block: a prefetch_on_open job's threads run
+    niced while the daemon's others do not, the job stops fetching once the file is closed,
+    and an unmount while `prsmctl prefetch` runs ends promptly and
     cleanly (the job is cancelled, its fetches end)."""
     from faultgw import FaultGateway
 
@@ -432,6 +448,12 @@ def test_prefetch_slow_node__on_open_job_stops_at_close__unmount_ends_a_running_
         with open(m.path("slow.gguf"), "rb") as f:
             assert f.read(10) == data[:10]
             time.sleep(1)
+            # the job's threads run niced (thread.h), the daemon's others at its priority
+            nices = thread_nices(m.proc.pid)
+        base = os.getpriority(os.PRIO_PROCESS, m.proc.pid)
+        assert nices["prsmfs-prefetch"] == {min(base + 10, 19)}, nices
+        assert nices["prsmfs-pf-walk"] == {min(base + 10, 19)}, nices
+        assert nices["prsmfs-readahd"] == {base} and nices["prsmfs-net"] == {base}, nices
         closed = gw.requests
         time.sleep(3)  # what was asked for before the close (fetchers, readahead) ends
         settled = gw.requests

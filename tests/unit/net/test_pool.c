@@ -8,8 +8,12 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <cmocka.h>
+
+#include "prsmfs/thread.h"
 
 #include "fake_net.h"
 
@@ -344,6 +348,97 @@ static void test_get__concurrent_same_cid__one_fetch(void **state)
         free_pool(&f, p);
 }
 
+struct bg_getter {
+        struct getter g;
+        bool is_background;
+        pid_t tid;            /* set before the fetch starts */
+        pthread_barrier_t *b; /* passed once tid is set */
+};
+
+static void *bg_getter_thread(void *arg)
+{
+        struct bg_getter *bg = arg;
+
+        if (bg->is_background)
+                thread_background();
+        bg->tid = thread_id();
+        pthread_barrier_wait(bg->b);
+        return getter_thread(&bg->g);
+}
+
+static int nice_of(pid_t tid)
+{
+        errno = 0;
+        int v = getpriority(PRIO_PROCESS, (id_t)tid);
+
+        assert_int_equal(errno, 0);
+        return v;
+}
+
+/* A niced (background) thread owns a fetch that a second caller joins: a foreground caller
+ * gives the owner the process's priority back (when it may lower a nice value: root), a
+ * background one does not; either way both get the block from the one fetch. */
+static void run_boost(bool is_joiner_background)
+{
+        struct fake f = { .node = { GOOD, GOOD },
+                          .net = { .is_real_time = true },
+                          .gate = { .is_closed = true } };
+        struct net_pool *p = make_pool(&f);
+        struct bg_getter g[2];
+        pthread_barrier_t b;
+        pthread_t th[2];
+        struct net_stats st;
+        int base = nice_of(getpid());
+        int bg_nice = MIN(base + THREAD_BACKGROUND_NICE, 19), owning = 0, joined;
+
+        assert_int_equal(pthread_barrier_init(&b, NULL, 2), 0);
+        for (int i = 0; i < 2; i++) {
+                g[i] = (struct bg_getter){ .g = { .f = &f, .p = p },
+                                           .is_background = i == 0 || is_joiner_background,
+                                           .b = &b };
+                assert_int_equal(pthread_create(&th[i], NULL, bg_getter_thread, &g[i]), 0);
+                pthread_barrier_wait(&b);
+                /* the first one's fetch waits at the gate before the second one starts */
+                for (;;) {
+                        net_pool_get_stats(p, &st);
+                        if (st.fetches == (uint64_t)i + 1)
+                                break;
+                        usleep(1000);
+                }
+                if (i == 0) {
+                        pthread_mutex_lock(&f.gate.lock);
+                        while (!f.gate.is_reached)
+                                pthread_cond_wait(&f.gate.cond, &f.gate.lock);
+                        pthread_mutex_unlock(&f.gate.lock);
+                        owning = nice_of(g[0].tid);
+                }
+        }
+        /* joined (the count and the un-nicing happen under the pool's lock at once) */
+        joined = nice_of(g[0].tid);
+        fake_net_gate_open_when(&f.gate, p, 2); /* before any assertion: no thread left waiting */
+        for (int i = 0; i < 2; i++) {
+                pthread_join(th[i], NULL);
+                assert_int_equal(g[i].g.r, 0);
+        }
+        assert_int_equal(owning, bg_nice);
+        assert_int_equal(joined, !is_joiner_background && geteuid() == 0 ? base : bg_nice);
+        assert_int_equal(f.calls[0] + f.calls[1], 1);
+        pthread_barrier_destroy(&b);
+        free_pool(&f, p);
+}
+
+static void test_get__foreground_joins_background_fetch__owner_unniced(void **state)
+{
+        (void)state;
+        run_boost(false);
+}
+
+static void test_get__background_joins_background_fetch__owner_stays_niced(void **state)
+{
+        (void)state;
+        run_boost(true);
+}
+
 /* The only node takes 3 s to start each answer (first_byte_timeout 1 s, stall_timeout
  * 0.5 s): with nowhere else to go, every request waits for it and gets the block, and the node
  * is never marked down for being slow (before, it was failed and taken down at 0.5 s). */
@@ -583,6 +678,8 @@ int main(void)
                 cmocka_unit_test(test_get__throttled__other_node_until_retry_after),
                 cmocka_unit_test(test_get__not_found_everywhere__enoent),
                 cmocka_unit_test(test_get__concurrent_same_cid__one_fetch),
+                cmocka_unit_test(test_get__foreground_joins_background_fetch__owner_unniced),
+                cmocka_unit_test(test_get__background_joins_background_fetch__owner_stays_niced),
                 cmocka_unit_test(test_get__only_node_slow_to_answer__served_never_down),
                 cmocka_unit_test(
                         test_get__slow_node_and_a_good_one__moves_on_after_first_byte_timeout),
