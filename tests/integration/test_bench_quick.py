@@ -60,6 +60,8 @@ def test_bench_run_quick__writes_results_and_leaves_nothing(workdir):
         assert rounds.get(key) == {0, 1}, (key, rounds.get(key))
     for r in doc["rows"]:
         assert r["seconds"] > 0 and r["load1"] >= 0, r
+        if r["case"] == "cold" and r["system"].endswith("_sha"):  # sha256sum's own time, read back
+            assert 0 <= r["sha_held_s"] < r["seconds"], r
     # the listings saw the whole tree, on every file system
     lines = {r["system"]: r["lines"] for r in doc["rows"] if r["case"] == "meta_find_second"}
     assert lines["prsmfs"] == lines["local"] == lines["rclone"] > 300, lines
@@ -68,6 +70,7 @@ def test_bench_run_quick__writes_results_and_leaves_nothing(workdir):
         page = f.read()
     assert page.index("## Headline ratios") < page.index("## Sequential reads"), page[:2000]
     assert "tools/bench/run --quick" in page and doc["meta"]["commit"] in page
+    assert "held off the CPU" in page  # the sha256sum rows' bottleneck says how long, both sides
     for png in ("bench-throughput.png", "bench-scaling.png", "bench-fio.png"):
         with open(os.path.join(out, png), "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n", png

@@ -80,12 +80,20 @@ def headline(R, doc):
             return ""
         cap = med(R.vals("cold", "sha256sum", "mb_s"))
         if cap and sysb.endswith("_sha"):
-            return ("`sha256sum` alone (coreutils, one thread, file in the page cache) runs at %.0f MB/s on"
-                    " this CPU: every `| sha256sum` pipeline is capped there, prsmfs's at %.0f MB/s, %s's at"
-                    " %.0f MB/s; daemon %.2f CPU-s/GiB + cat|sha256sum %.2f vs %s %.2f%s CPU-s/GiB on %d cores"
-                    % (cap, med(R.vals(case, "prsmfs_sha", "mb_s")) or 0, sysb.replace("_sha", ""),
-                       med(R.vals(case, sysb, "mb_s")) or 0, d, c or 0, sysb.replace("_sha", "|sha256sum"),
-                       b or 0, " + rclone %.2f" % bs if bs else "", m["cores"]))
+            txt = ("`sha256sum` alone (coreutils, one thread, file in the page cache) runs at %.0f MB/s on"
+                   " this CPU: every `| sha256sum` pipeline is capped there, prsmfs's at %.0f MB/s, %s's at"
+                   " %.0f MB/s; daemon %.2f CPU-s/GiB + cat|sha256sum %.2f vs %s %.2f%s CPU-s/GiB on %d cores"
+                   % (cap, med(R.vals(case, "prsmfs_sha", "mb_s")) or 0, sysb.replace("_sha", ""),
+                      med(R.vals(case, sysb, "mb_s")) or 0, d, c or 0, sysb.replace("_sha", "|sha256sum"),
+                      b or 0, " + rclone %.2f" % bs if bs else "", m["cores"]))
+            hp = cpu_per_gib(R, case, "prsmfs_sha", "sha_held_s")
+            hb = cpu_per_gib(R, case, sysb, "sha_held_s")
+            if hp is not None and hb is not None:
+                txt += ("; `sha256sum` itself was held off the CPU (waiting for a core or for input) %.2f s"
+                        " per GiB in prsmfs's pipeline vs %.2f s in %s's: the daemon's and cat's work on the"
+                        " second core spills onto sha256sum's (cat's pipe wake-ups land there when the other"
+                        " core is busy). Moves it: fewer daemon cycles per byte" % (hp, hb, sysb.replace("_sha", "")))
+            return txt
         busy = (d + (c or 0)) * size / GIB / secs
         txt = ("daemon %.2f CPU-s/GiB + cat|sha256sum %.2f vs %s %.2f%s CPU-s/GiB; %.1f of %d cores busy"
                " during the prsmfs read" % (d, c or 0, sysb.replace("_sha", "|sha256sum"), b or 0,
