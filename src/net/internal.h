@@ -74,6 +74,7 @@ struct inflight {
         pthread_cond_t cond;
         struct inflight *next;                /* pool->lock */
         pid_t owner_tid;                      /* the thread that runs the fetch */
+        pid_t leg_tids[2];                    /* pool->lock: its hedging legs' threads, 0: none */
         bool owner_is_background, is_boosted; /* pool->lock */
 };
 

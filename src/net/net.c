@@ -565,6 +565,9 @@ fail:
 }
 
 /* One attempt in a hedging race, run on its own thread. */
+/* The in-flight entry whose fetch this thread runs as its owner (for hedging's legs) */
+static __thread struct inflight *owning;
+
 struct leg {
         struct race *race;
         size_t node;
@@ -578,6 +581,7 @@ struct leg {
 
 struct race {
         struct net_pool *p;
+        struct inflight *f; /* the fetch this race runs for, NULL if none */
         const struct cid *cid;
         const char *cidstr;
         struct try_limits lim;
@@ -587,13 +591,28 @@ struct race {
         struct leg legs[2];
 };
 
+/* A leg of a background owner's fetch inherited its nice: it is un-niced with the owner
+ * (boost), so it says which thread it is while it runs. */
+static void leg_register(struct race *rc, struct leg *l, bool on)
+{
+        if (!rc->f)
+                return;
+        pthread_mutex_lock(&rc->p->lock);
+        rc->f->leg_tids[l - rc->legs] = on ? thread_id() : 0;
+        if (on && rc->f->is_boosted)
+                (void)thread_foreground(thread_id());
+        pthread_mutex_unlock(&rc->p->lock);
+}
+
 static void *leg_thread(void *arg)
 {
         struct leg *l = arg;
         struct race *rc = l->race;
 
+        leg_register(rc, l, true);
         l->r = attempt(rc->p, l->node, rc->cid, rc->cidstr, &rc->lim, &rc->cancel, &l->b, &l->o,
                        &l->retry_after);
+        leg_register(rc, l, false);
         if (l->r == 0)
                 __atomic_store_n(&rc->cancel, 1, __ATOMIC_RELEASE); /* the other one lost */
         pthread_mutex_lock(&rc->lock);
@@ -643,6 +662,7 @@ static int hedged_attempt(struct net_pool *p, size_t i, size_t j, uint64_t delay
         if (!rc)
                 return -ENOMEM;
         *rc = (struct race){ .p = p,
+                             .f = owning,
                              .cid = cid,
                              .cidstr = cidstr,
                              .lim = *lim,
@@ -828,9 +848,13 @@ static int block_get_once(struct net_pool *p, const struct cid *cid, uint64_t de
         if (f) {
                 p->dedup_hits++;
                 if (f->owner_is_background && !f->is_boosted && !thread_is_background()) {
-                        /* under the lock: the owner is still in its fetch, its tid its own */
+                        /* under the lock: the owner is still in its fetch (and a leg in its
+                         * attempt), so each tid is still that thread's */
                         f->is_boosted = true;
                         (void)thread_foreground(f->owner_tid);
+                        for (size_t k = 0; k < 2; k++)
+                                if (f->leg_tids[k])
+                                        (void)thread_foreground(f->leg_tids[k]);
                 }
         } else {
                 f = calloc(1, sizeof(*f));
@@ -852,7 +876,9 @@ static int block_get_once(struct net_pool *p, const struct cid *cid, uint64_t de
         if (owner) {
                 struct net_block *b = NULL;
 
+                owning = f;
                 r = fetch(p, cid, deadline_ns, &b);
+                owning = NULL;
                 pthread_mutex_lock(&p->lock);
                 f->result = r;
                 f->block = b;

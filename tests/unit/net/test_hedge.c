@@ -7,9 +7,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "prsmfs/thread.h"
 
 #include "fake_net.h"
 
@@ -19,6 +22,7 @@ struct fake {
         struct fake_net net;  /* in real time */
         unsigned delay_ms[2]; /* per node */
         unsigned calls[2], cancelled[2];
+        pid_t tid[2]; /* the thread of the last request to each node */
 };
 
 static const uint8_t block[] = "a hedged block";
@@ -33,6 +37,7 @@ static int fake_http(void *t, const struct net_http_request *req, struct buf *bo
         int node = strstr(req->url, "//n1") ? 0 : 1;
         uint64_t until = net_now_ns() + f->delay_ms[node] * MS;
 
+        __atomic_store_n(&f->tid[node], thread_id(), __ATOMIC_SEQ_CST);
         __atomic_add_fetch(&f->calls[node], 1, __ATOMIC_SEQ_CST);
         *res = (struct net_http_response){ .status = 200 };
         while (net_now_ns() < until) {
@@ -156,6 +161,72 @@ static void test_hedge__disabled__waits_for_slow_primary(void **state)
         net_pool_free(p);
 }
 
+struct bg_get {
+        struct net_pool *p;
+        bool is_background;
+        int r;
+};
+
+static void *bg_get_thread(void *arg)
+{
+        struct bg_get *g = arg;
+        struct net_block *b = NULL;
+
+        if (g->is_background)
+                thread_background();
+        g->r = net_block_get(g->p, &block_cid, net_now_ns() + 10000 * MS, &b);
+        net_block_unref(b);
+        return NULL;
+}
+
+static int nice_of(pid_t tid)
+{
+        errno = 0;
+        int v = getpriority(PRIO_PROCESS, (id_t)tid);
+
+        return errno ? -100 : v;
+}
+
+/* A background (niced) thread's fetch is hedged: both legs run niced, inherited; a foreground
+ * caller that joins the fetch un-nices the legs too (they verify the block), when it may. */
+static void test_hedge__background_fetch_joined__legs_unniced(void **state)
+{
+        struct fake f = { 0 };
+        struct net_pool *p = make_pool(&f, false);
+        struct bg_get g[2] = { { .p = p, .is_background = true }, { .p = p } };
+        int base = nice_of(getpid()), bg = MIN(base + THREAD_BACKGROUND_NICE, 19);
+        int before[2], after[2];
+        struct net_stats st0, st;
+        pthread_t th[2];
+
+        (void)state;
+        warm_up(&f, p);
+        f.delay_ms[0] = 4000; /* both legs in flight for a while */
+        f.delay_ms[1] = 3000;
+        assert_int_equal(pthread_create(&th[0], NULL, bg_get_thread, &g[0]), 0);
+        while (__atomic_load_n(&f.calls[1], __ATOMIC_SEQ_CST) == 0)
+                usleep(1000); /* the hedge started */
+        for (int k = 0; k < 2; k++)
+                before[k] = nice_of(f.tid[k]);
+        net_pool_get_stats(p, &st0);
+        assert_int_equal(pthread_create(&th[1], NULL, bg_get_thread, &g[1]), 0);
+        do { /* it joined the fetch (counted under the pool's lock with the un-nicing) */
+                usleep(1000);
+                net_pool_get_stats(p, &st);
+        } while (st.dedup_hits == st0.dedup_hits);
+        for (int k = 0; k < 2; k++)
+                after[k] = nice_of(f.tid[k]);
+        for (int i = 0; i < 2; i++) {
+                pthread_join(th[i], NULL);
+                assert_int_equal(g[i].r, 0);
+        }
+        for (int k = 0; k < 2; k++) {
+                assert_int_equal(before[k], bg);
+                assert_int_equal(after[k], geteuid() == 0 ? base : bg);
+        }
+        net_pool_free(p);
+}
+
 static void test_p95__samples__nearest_rank(void **state)
 {
         uint32_t s[20] = { 0 };
@@ -182,6 +253,7 @@ int main(void)
                 cmocka_unit_test(test_hedge__slow_primary__second_node_wins_loser_cancelled),
                 cmocka_unit_test(test_hedge__primary_in_time__no_second_request),
                 cmocka_unit_test(test_hedge__disabled__waits_for_slow_primary),
+                cmocka_unit_test(test_hedge__background_fetch_joined__legs_unniced),
                 cmocka_unit_test(test_p95__samples__nearest_rank),
         };
         return cmocka_run_group_tests(tests, setup, NULL);
