@@ -71,6 +71,9 @@ def test_bench_run_quick__writes_results_and_leaves_nothing(workdir):
     assert page.index("## Headline ratios") < page.index("## Sequential reads"), page[:2000]
     assert "tools/bench/run --quick" in page and doc["meta"]["commit"] in page
     assert "held off the CPU" in page  # the sha256sum rows' bottleneck says how long, both sides
+    # the listings' bottleneck from a perf profile (the run installs linux-perf when missing)
+    assert any(x.endswith(" swapper") for x in doc["notes"]["perf_meta"]["comm"]), doc["notes"]
+    assert "perf -a over one more second `find`: CPU idle" in page
     for png in ("bench-throughput.png", "bench-scaling.png", "bench-fio.png"):
         with open(os.path.join(out, png), "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n", png

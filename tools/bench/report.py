@@ -168,6 +168,16 @@ def headline(R, doc):
                 (c, "local"), None, key="ops_s", bneck=lambda c=c: "daemon %.1f CPU-s over the %d s run; every"
                 " read is a FUSE round trip plus a cache-file read" % (
                     med(R.vals(c, "prsmfs_warm", "server_cpu")) or 0, m["fio_runtime_s"]))
+    pm = doc["notes"].get("perf_meta") or {}
+    share = lambda name: next((float(x.split("%")[0]) for x in pm.get("comm", []) if x.endswith(" " + name)), 0.0)
+    sym = lambda who: next((x.split()[0] + " " + x.split()[3] for x in pm.get("symbol", [])
+                            if x.split()[1] == who), "")
+    meta_perf = ("; perf -a over one more second `find`: CPU idle %.0f%% (one lister: each directory's"
+                 " getdents waits for a FUSE thread to wake, answer from the index and wake it back), daemon"
+                 " %.0f%% (top: %s), find %.0f%% (top: %s). Moves it: the kernel keeping listings"
+                 " (FOPEN_CACHE_DIR, invalidated on every change to the directory), fewer index queries per"
+                 " batch" % (share("swapper"), share("prsmfs"), sym("prsmfs") or "–", share("find"),
+                              sym("find") or "–")) if pm.get("comm") else " (no perf profile in this run)"
     for tool in ("ls", "find"):
         for phase, base in (("second", "second"), ("first", "first"), ("dropped", "dropped")):
             tgt = 0.5 if (tool, phase) == ("ls", "second") else None
@@ -175,9 +185,9 @@ def headline(R, doc):
                 "`find` %s listing vs local disk" % phase, ("meta_%s_%s" % (tool, phase), "prsmfs"),
                 ("meta_%s_%s" % (tool, base), "local"), tgt, key="seconds", invert=True,
                 bneck=lambda t=tool, p=phase: "measured: daemon %.1f CPU-s in %.1f s, the rest is the kernel's"
-                " FUSE round trips and the run queue (not profiled further)" % (
+                " FUSE round trips and the run queue%s" % (
                     med(R.vals("meta_%s_%s" % (t, p), "prsmfs", "server_cpu")) or 0,
-                    med(R.vals("meta_%s_%s" % (t, p), "prsmfs", "seconds")) or 0))
+                    med(R.vals("meta_%s_%s" % (t, p), "prsmfs", "seconds")) or 0, meta_perf))
             add("`%s` %s listing vs rclone" % (tool, phase), ("meta_%s_%s" % (tool, phase), "prsmfs"),
                 ("meta_%s_%s" % (tool, phase), "rclone"), None, key="seconds", invert=True,
                 bneck="daemon per-entry work (see the row against local disk)")
@@ -454,6 +464,7 @@ def merge(base, new):
     is named under the page's header."""
     cases = set(new["meta"]["cases"])
     base["rows"] = [r for r in base["rows"] if case_of(r) not in cases] + new["rows"]
+    base["notes"].update(new["notes"])  # what its cases noted (profiles, scripts' tables)
     nm = new["meta"]
     base["meta"].setdefault("reruns", []).append(
         {k: nm[k] for k in ("cases", "commit", "command", "date", "minutes", "load_start", "load_end")})
