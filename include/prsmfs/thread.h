@@ -23,6 +23,9 @@ pid_t thread_id(void);
  * (the thread then just runs at the process's priority). */
 void thread_background(void);
 
+/* The nice value background threads run at. */
+int thread_background_nice(void);
+
 /* Whether the calling thread made itself background. */
 bool thread_is_background(void);
 

@@ -34,11 +34,16 @@ static int process_nice(void)
         return errno ? 0 : v;
 }
 
-void thread_background(void)
+int thread_background_nice(void)
 {
         int v = process_nice() + THREAD_BACKGROUND_NICE;
 
-        (void)setpriority(PRIO_PROCESS, (id_t)gettid(), v > 19 ? 19 : v);
+        return v > 19 ? 19 : v;
+}
+
+void thread_background(void)
+{
+        (void)setpriority(PRIO_PROCESS, (id_t)gettid(), thread_background_nice());
         is_background = true;
 }
 

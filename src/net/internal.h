@@ -72,9 +72,10 @@ struct inflight {
         int result;              /* pool->lock */
         struct net_block *block; /* pool->lock; owned reference */
         pthread_cond_t cond;
-        struct inflight *next;                /* pool->lock */
-        pid_t owner_tid;                      /* the thread that runs the fetch */
-        pid_t leg_tids[2];                    /* pool->lock: its hedging legs' threads, 0: none */
+        struct inflight *next; /* pool->lock */
+        /* the threads working on the fetch: the owner, then its hedging legs while they run
+         * (pool->lock; 0: none) */
+        pid_t tids[3];
         bool owner_is_background, is_boosted; /* pool->lock */
 };
 

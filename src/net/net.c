@@ -564,10 +564,10 @@ fail:
         return 1;
 }
 
-/* One attempt in a hedging race, run on its own thread. */
 /* The in-flight entry whose fetch this thread runs as its owner (for hedging's legs) */
 static __thread struct inflight *owning;
 
+/* One attempt in a hedging race, run on its own thread. */
 struct leg {
         struct race *race;
         size_t node;
@@ -598,7 +598,7 @@ static void leg_register(struct race *rc, struct leg *l, bool on)
         if (!rc->f)
                 return;
         pthread_mutex_lock(&rc->p->lock);
-        rc->f->leg_tids[l - rc->legs] = on ? thread_id() : 0;
+        rc->f->tids[1 + (l - rc->legs)] = on ? thread_id() : 0;
         if (on && rc->f->is_boosted)
                 (void)thread_foreground(thread_id());
         pthread_mutex_unlock(&rc->p->lock);
@@ -851,10 +851,9 @@ static int block_get_once(struct net_pool *p, const struct cid *cid, uint64_t de
                         /* under the lock: the owner is still in its fetch (and a leg in its
                          * attempt), so each tid is still that thread's */
                         f->is_boosted = true;
-                        (void)thread_foreground(f->owner_tid);
-                        for (size_t k = 0; k < 2; k++)
-                                if (f->leg_tids[k])
-                                        (void)thread_foreground(f->leg_tids[k]);
+                        for (size_t k = 0; k < ELEMENTSOF(f->tids); k++)
+                                if (f->tids[k])
+                                        (void)thread_foreground(f->tids[k]);
                 }
         } else {
                 f = calloc(1, sizeof(*f));
@@ -863,7 +862,7 @@ static int block_get_once(struct net_pool *p, const struct cid *cid, uint64_t de
                         return -ENOMEM;
                 }
                 f->cid = *cid;
-                f->owner_tid = thread_id();
+                f->tids[0] = thread_id();
                 f->owner_is_background = thread_is_background();
                 pthread_cond_init(&f->cond, NULL);
                 f->next = p->inflight;

@@ -7,7 +7,6 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -179,14 +178,6 @@ static void *bg_get_thread(void *arg)
         return NULL;
 }
 
-static int nice_of(pid_t tid)
-{
-        errno = 0;
-        int v = getpriority(PRIO_PROCESS, (id_t)tid);
-
-        return errno ? -100 : v;
-}
-
 /* A background (niced) thread's fetch is hedged: both legs run niced, inherited; a foreground
  * caller that joins the fetch un-nices the legs too (they verify the block), when it may. */
 static void test_hedge__background_fetch_joined__legs_unniced(void **state)
@@ -194,7 +185,7 @@ static void test_hedge__background_fetch_joined__legs_unniced(void **state)
         struct fake f = { 0 };
         struct net_pool *p = make_pool(&f, false);
         struct bg_get g[2] = { { .p = p, .is_background = true }, { .p = p } };
-        int base = nice_of(getpid()), bg = MIN(base + THREAD_BACKGROUND_NICE, 19);
+        int base = fake_net_nice_of(getpid()), bg = thread_background_nice();
         int before[2], after[2];
         struct net_stats st0, st;
         pthread_t th[2];
@@ -207,7 +198,7 @@ static void test_hedge__background_fetch_joined__legs_unniced(void **state)
         while (__atomic_load_n(&f.calls[1], __ATOMIC_SEQ_CST) == 0)
                 usleep(1000); /* the hedge started */
         for (int k = 0; k < 2; k++)
-                before[k] = nice_of(f.tid[k]);
+                before[k] = fake_net_nice_of(f.tid[k]);
         net_pool_get_stats(p, &st0);
         assert_int_equal(pthread_create(&th[1], NULL, bg_get_thread, &g[1]), 0);
         do { /* it joined the fetch (counted under the pool's lock with the un-nicing) */
@@ -215,7 +206,7 @@ static void test_hedge__background_fetch_joined__legs_unniced(void **state)
                 net_pool_get_stats(p, &st);
         } while (st.dedup_hits == st0.dedup_hits);
         for (int k = 0; k < 2; k++)
-                after[k] = nice_of(f.tid[k]);
+                after[k] = fake_net_nice_of(f.tid[k]);
         for (int i = 0; i < 2; i++) {
                 pthread_join(th[i], NULL);
                 assert_int_equal(g[i].r, 0);

@@ -8,7 +8,6 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -366,15 +365,6 @@ static void *bg_getter_thread(void *arg)
         return getter_thread(&bg->g);
 }
 
-static int nice_of(pid_t tid)
-{
-        errno = 0;
-        int v = getpriority(PRIO_PROCESS, (id_t)tid);
-
-        assert_int_equal(errno, 0);
-        return v;
-}
-
 /* A niced (background) thread owns a fetch that a second caller joins: a foreground caller
  * gives the owner the process's priority back (when it may lower a nice value: root), a
  * background one does not; either way both get the block from the one fetch. */
@@ -388,8 +378,8 @@ static void run_boost(bool is_joiner_background)
         pthread_barrier_t b;
         pthread_t th[2];
         struct net_stats st;
-        int base = nice_of(getpid());
-        int bg_nice = MIN(base + THREAD_BACKGROUND_NICE, 19), owning = 0, joined;
+        int base = fake_net_nice_of(getpid());
+        int bg_nice = thread_background_nice(), owning = 0, joined;
 
         assert_int_equal(pthread_barrier_init(&b, NULL, 2), 0);
         for (int i = 0; i < 2; i++) {
@@ -410,11 +400,11 @@ static void run_boost(bool is_joiner_background)
                         while (!f.gate.is_reached)
                                 pthread_cond_wait(&f.gate.cond, &f.gate.lock);
                         pthread_mutex_unlock(&f.gate.lock);
-                        owning = nice_of(g[0].tid);
+                        owning = fake_net_nice_of(g[0].tid);
                 }
         }
         /* joined (the count and the un-nicing happen under the pool's lock at once) */
-        joined = nice_of(g[0].tid);
+        joined = fake_net_nice_of(g[0].tid);
         fake_net_gate_open_when(&f.gate, p, 2); /* before any assertion: no thread left waiting */
         for (int i = 0; i < 2; i++) {
                 pthread_join(th[i], NULL);

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "fake_net.h"
 
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -219,4 +221,13 @@ void fake_net_js_add_root(const void *data, size_t len, size_t chunk, struct cid
         };
 
         fake_net_add_root(&p, data, len, ret);
+}
+
+int fake_net_nice_of(pid_t tid)
+{
+        int v;
+
+        errno = 0;
+        v = getpriority(PRIO_PROCESS, (id_t)tid);
+        return errno ? -100 : v;
 }

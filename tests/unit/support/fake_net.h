@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "prsmfs/buf.h"
 #include "prsmfs/cid.h"
@@ -71,6 +72,9 @@ void fake_net_gate_pass(struct fake_net_gate *g);
 /* Waits until a request waits at the gate and pool p counts fetches requests (the rest
  * waiting on that one), then opens the gate. */
 void fake_net_gate_open_when(struct fake_net_gate *g, struct net_pool *p, uint64_t fetches);
+
+/* Thread tid's nice value, or -100 when it cannot be read (the thread has ended). */
+int fake_net_nice_of(pid_t tid);
 
 /* Appends the string s to body (a JSON answer). */
 int fake_net_answer(struct buf *body, const char *s);
