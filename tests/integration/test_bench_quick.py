@@ -73,6 +73,7 @@ def test_bench_run_quick__writes_results_and_leaves_nothing(workdir):
     assert "held off the CPU" in page  # the sha256sum rows' bottleneck says how long, both sides
     # the listings' bottleneck from a perf profile (the run installs linux-perf when missing)
     assert any(x.endswith(" swapper") for x in doc["notes"]["perf_meta"]["comm"]), doc["notes"]
+    assert doc["notes"]["perf_cold"], doc["notes"]  # and the daemon's cold read profiled
     assert "perf -a over one more second `find`: CPU idle" in page
     for png in ("bench-throughput.png", "bench-scaling.png", "bench-fio.png"):
         with open(os.path.join(out, png), "rb") as f:
