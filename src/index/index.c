@@ -1700,14 +1700,14 @@ int index_pin_unpublish(struct index *idx, const struct cid *cid)
 
 int index_pins_owed(struct index *idx, struct cid *ret, size_t max)
 {
-        sqlite3_stmt *st = NULL;
+        sqlite3_stmt *st;
         size_t n = 0;
-        int rc, r = 0;
+        bool once;
+        int rc = SQLITE_DONE, r;
 
         pthread_mutex_lock(&idx->lock);
-        rc = sqlite3_prepare_v2(idx->db, "SELECT cid FROM pins WHERE state IN (1, 2) LIMIT ?1", -1,
-                                &st, NULL);
-        if (rc == SQLITE_OK) {
+        r = kept_stmt(idx, "SELECT cid FROM pins WHERE state IN (1, 2) LIMIT ?1", &st, &once);
+        if (r >= 0) {
                 sqlite3_bind_int64(st, 1, (sqlite3_int64)MIN(max, (size_t)INT32_MAX));
                 while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
                         const void *b = sqlite3_column_blob(st, 0);
@@ -1717,10 +1717,10 @@ int index_pins_owed(struct index *idx, struct cid *ret, size_t max)
                         if (b && len > 0 && cid_from_bytes(b, (size_t)len, &ret[n]) >= 0)
                                 n++;
                 }
+                if (n < max && rc != SQLITE_DONE)
+                        r = errno_from_sqlite(rc);
+                kept_done(st, once);
         }
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE && rc != SQLITE_OK)
-                r = errno_from_sqlite(rc);
-        sqlite3_finalize(st);
         pthread_mutex_unlock(&idx->lock);
         return r < 0 ? r : (int)n;
 }
@@ -2050,16 +2050,18 @@ int index_set_content(struct index *idx, uint64_t ino, const struct cid *cid, ui
 
 int index_name_of(struct index *idx, uint64_t ino, char *buf, size_t size)
 {
-        sqlite3_stmt *st = NULL;
+        sqlite3_stmt *st;
+        bool once;
         int rc, r;
 
         pthread_mutex_lock(&idx->lock);
-        rc = sqlite3_prepare_v2(idx->db, "SELECT name FROM dentries WHERE ino = ?1 LIMIT 1", -1,
-                                &st, NULL);
-        if (rc == SQLITE_OK) {
-                sqlite3_bind_int64(st, 1, (int64_t)ino);
-                rc = sqlite3_step(st);
+        r = kept_stmt(idx, "SELECT name FROM dentries WHERE ino = ?1 LIMIT 1", &st, &once);
+        if (r < 0) {
+                pthread_mutex_unlock(&idx->lock);
+                return r;
         }
+        sqlite3_bind_int64(st, 1, (int64_t)ino);
+        rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
                 const void *p = sqlite3_column_blob(st, 0);
                 int len = sqlite3_column_bytes(st, 0);
@@ -2070,11 +2072,10 @@ int index_name_of(struct index *idx, uint64_t ino, char *buf, size_t size)
                         if (len)
                                 memcpy(buf, p, (size_t)len);
                         buf[len] = '\0';
-                        r = 0;
                 }
         } else
                 r = rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
-        sqlite3_finalize(st);
+        kept_done(st, once);
         pthread_mutex_unlock(&idx->lock);
         return r;
 }
@@ -2156,23 +2157,23 @@ int index_prov_last(struct index *idx, uint64_t *ret_seq, char **ret_record)
 
 int index_prov_latest(struct index *idx, const struct cid *cid, const char *path, char **ret_record)
 {
-        sqlite3_stmt *st = NULL;
+        sqlite3_stmt *st;
+        bool once;
         int r;
 
         pthread_mutex_lock(&idx->lock);
-        if (sqlite3_prepare_v2(idx->db,
-                               "SELECT seq, record FROM provenance WHERE cid = ?1 OR path = ?2 "
-                               "ORDER BY seq DESC LIMIT 1",
-                               -1, &st, NULL) != SQLITE_OK)
-                r = -EIO;
-        else {
+        r = kept_stmt(idx,
+                      "SELECT seq, record FROM provenance WHERE cid = ?1 OR path = ?2 "
+                      "ORDER BY seq DESC LIMIT 1",
+                      &st, &once);
+        if (r >= 0) {
                 if (cid)
                         sqlite3_bind_blob(st, 1, cid->bin, (int)cid->len, SQLITE_STATIC);
                 if (path)
                         sqlite3_bind_blob(st, 2, path, (int)strlen(path), SQLITE_STATIC);
                 r = prov_row(idx, st, NULL, ret_record);
+                kept_done(st, once);
         }
-        sqlite3_finalize(st);
         pthread_mutex_unlock(&idx->lock);
         return r;
 }
@@ -2300,21 +2301,23 @@ int index_ledger_sum(struct index *idx, int64_t since_sec, struct index_access *
 
 int index_path(struct index *idx, uint64_t ino, char *buf, size_t size)
 {
-        sqlite3_stmt *st = NULL;
+        sqlite3_stmt *st;
         size_t at = size; /* the path is built from its end */
         unsigned depth = 0;
-        int r = 0;
+        bool once;
+        int r;
 
         if (size < 2)
                 return -ENAMETOOLONG;
         buf[--at] = '\0';
         pthread_mutex_lock(&idx->lock);
-        if (sqlite3_prepare_v2(idx->db,
-                               "SELECT parent, name FROM dentries WHERE ino = ?1 ORDER BY id "
-                               "LIMIT 1",
-                               -1, &st, NULL) != SQLITE_OK)
-                r = -EIO;
-        while (r >= 0 && ino != INDEX_ROOT_INO) {
+        r = kept_stmt(idx, "SELECT parent, name FROM dentries WHERE ino = ?1 ORDER BY id LIMIT 1",
+                      &st, &once);
+        if (r < 0) {
+                pthread_mutex_unlock(&idx->lock);
+                return r;
+        }
+        while (ino != INDEX_ROOT_INO) {
                 const void *name;
                 size_t len;
                 int rc;
@@ -2341,7 +2344,7 @@ int index_path(struct index *idx, uint64_t ino, char *buf, size_t size)
                 ino = (uint64_t)sqlite3_column_int64(st, 0);
                 sqlite3_reset(st);
         }
-        sqlite3_finalize(st);
+        kept_done(st, once);
         pthread_mutex_unlock(&idx->lock);
         if (r < 0)
                 return r;
