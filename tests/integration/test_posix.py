@@ -14,7 +14,9 @@ import sys
 import time
 
 import pytest
+from ipfsnode import free_ports
 from mount import tool_binary
+from test_metrics import metrics_cfg, scrape, value
 
 
 def cfg(node):
@@ -273,3 +275,81 @@ def test_special_files__fifo_socket_devices_kept_renamed_and_skipped_by_publish(
     for p in ("fifo", "null", "disk", "sock", "sub/fifo-hard"):
         os.unlink(os.path.join(t, p))
     assert sorted(os.listdir(t)) == ["file", "sub"]
+
+
+@pytest.mark.timeout(180)
+def test_listings__immutable_kept_by_the_kernel__mutable_asked_and_never_stale(
+        ipfs_node, mount_factory, tmp_path):
+    """The kernel keeps the listing of an immutable tree (.ipfs/CID: a second ls asks the
+    daemon nothing) and never a mutable directory's, which lists every change at once:
+    entries made, renamed in and out, linked and removed through the mount, and one that
+    prsmctl link adds."""
+    (port,) = free_ports(1)
+    m = mount_factory(config=metrics_cfg([ipfs_node.api_url], port))
+
+    def listings():
+        """READDIR(PLUS) requests the daemon answered, once the count holds still: it counts
+        a request after its reply, so the last one of a listing may count a moment later."""
+        def count():
+            s = scrape(port)[1]
+            return sum(value(s, "prsmfs_fuse_operations_total", op=op)
+                       for op in ("readdir", "readdirplus"))
+        n = count()
+        while True:
+            time.sleep(0.2)
+            again = count()
+            if again == n:
+                return n
+            n = again
+
+    src = tmp_path / "tree"
+    os.makedirs(src / "sub")
+    for i in range(40):
+        (src / ("g%02d" % i)).write_bytes(b"%d" % i)
+    (src / "sub" / "inner").write_bytes(b"inner")
+    ro = m.path(".ipfs", ipfs_node.add_dir(str(src), cid_version=1, raw_leaves="true"))
+    want = {"g%02d" % i for i in range(40)} | {"sub"}
+    assert set(os.listdir(ro)) == want and os.listdir(os.path.join(ro, "sub")) == ["inner"]
+    before = listings()
+    time.sleep(1.2)  # past a mutable entry's timeout: the immutable listing is kept anyway
+    for _ in range(3):
+        assert set(os.listdir(ro)) == want and os.listdir(os.path.join(ro, "sub")) == ["inner"]
+    assert listings() == before  # the kernel answered
+
+    d = m.path("d")
+    os.mkdir(d)
+    os.mkdir(m.path("e"))
+    names = {"f%02d" % i for i in range(50)}
+    for n in names:
+        open(os.path.join(d, n), "wb").close()
+    assert set(os.listdir(d)) == names
+    before = listings()
+    assert set(os.listdir(d)) == names
+    assert listings() > before  # a mutable directory's listing: asked each time
+    steps = [
+        (lambda: open(os.path.join(d, "new"), "wb").close(), {"new"}, set()),
+        (lambda: os.rename(os.path.join(d, "f00"), m.path("e", "f00")), set(), {"f00"}),
+        (lambda: os.rename(m.path("e", "f00"), os.path.join(d, "back")), {"back"}, set()),
+        (lambda: os.unlink(os.path.join(d, "f01")), set(), {"f01"}),
+        (lambda: os.mkdir(os.path.join(d, "sub")), {"sub"}, set()),
+        (lambda: os.rmdir(os.path.join(d, "sub")), set(), {"sub"}),
+        (lambda: os.symlink("f02", os.path.join(d, "sym")), {"sym"}, set()),
+        (lambda: os.link(os.path.join(d, "f02"), os.path.join(d, "hard")), {"hard"}, set()),
+        (lambda: os.mkfifo(os.path.join(d, "fifo")), {"fifo"}, set()),
+    ]
+    for do, added, removed in steps:
+        assert set(os.listdir(d)) == names
+        do()
+        names = (names | added) - removed
+        assert set(os.listdir(d)) == names, (added, removed)
+    assert set(os.listdir(m.path("e"))) == set()
+
+    cid = ipfs_node.add(b"linked from outside", cid_version=1, raw_leaves="true")
+    assert set(os.listdir(d)) == names
+    p = subprocess.run([tool_binary("prsmctl"), "link", cid, os.path.join(d, "linked")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert set(os.listdir(d)) == names | {"linked"}
+    with open(os.path.join(d, "linked"), "rb") as f:
+        assert f.read() == b"linked from outside"
+    m.stop()
