@@ -56,7 +56,8 @@ def test_bench_run_quick__writes_results_and_leaves_nothing(workdir):
                 ("cold", "sha256sum"),
                 ("warm", "prsmfs"), ("warm", "rclone"), ("warm", "local"),
                 ("load_mmap8", "prsmfs_cold"), ("load_pread8", "rclone_cold"), ("load_prefetch", "prsmfs_cold"),
-                ("meta_ls_second", "prsmfs"), ("meta_find_first", "rclone"), ("remote_pread8", "prsmfs_cold")]:
+                ("meta_ls_second", "prsmfs"), ("meta_find_first", "rclone"), ("meta_find_second", "prsmfs_ipfs"),
+                ("remote_pread8", "prsmfs_cold")]:
         assert rounds.get(key) == {0, 1}, (key, rounds.get(key))
     for r in doc["rows"]:
         assert r["seconds"] > 0 and r["load1"] >= 0, r
@@ -64,7 +65,7 @@ def test_bench_run_quick__writes_results_and_leaves_nothing(workdir):
             assert 0 <= r["sha_held_s"] < r["seconds"], r
     # the listings saw the whole tree, on every file system
     lines = {r["system"]: r["lines"] for r in doc["rows"] if r["case"] == "meta_find_second"}
-    assert lines["prsmfs"] == lines["local"] == lines["rclone"] > 300, lines
+    assert lines["prsmfs"] == lines["prsmfs_ipfs"] == lines["local"] == lines["rclone"] > 300, lines
 
     with open(os.path.join(out, "benchmarks.md")) as f:
         page = f.read()
