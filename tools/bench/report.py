@@ -474,7 +474,9 @@ def merge(base, new):
     base["rows"] = [r for r in base["rows"] if case_of(r) not in cases] + new["rows"]
     base["notes"].update(new["notes"])  # what its cases noted (profiles, scripts' tables)
     nm = new["meta"]
-    base["meta"].setdefault("reruns", []).append(
+    # an earlier re-run whose cases this one re-ran has no rows left on the page
+    base["meta"]["reruns"] = [r for r in base["meta"].get("reruns", []) if not set(r["cases"]) <= cases]
+    base["meta"]["reruns"].append(
         {k: nm[k] for k in ("cases", "commit", "command", "date", "minutes", "load_start", "load_end")})
     return base
 
