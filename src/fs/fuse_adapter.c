@@ -508,10 +508,10 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
          * entries and attributes. Not a mutable directory's: a listing from the kernel brings
          * no attributes, so `ls -l` or rsync would then look up every entry whose one-second
          * timeout ran out, one round trip each, where READDIRPLUS hands out a batch (measured:
-         * `find` 6x faster, `ls -lR` 5x slower; docs/bench-notes.md). .ipfs/ itself is not
-         * immutable: a lookup adds to it.
+         * `find` 6x faster, `ls -lR` 5x slower; docs/bench-notes.md). .ipfs/ itself is marked
+         * read-only but a lookup adds to it; the mount root (a follow mount's too) never is.
          */
-        fi->cache_readdir = a.flags & INDEX_FLAG_RO && ino != fs->ipfs_ino && !fi->fh;
+        fi->cache_readdir = a.flags & INDEX_FLAG_RO && ino != fs->ipfs_ino;
         fi->keep_cache = fi->cache_readdir;
         (void)fuse_reply_open(req, fi);
 }
