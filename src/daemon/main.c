@@ -1417,7 +1417,7 @@ int main(int argc, char *argv[])
         (void)mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
         /* which also pins the trim threshold at its 128 KiB default: every free at the heap's
          * top gave the memory back, and the next allocation faulted it in again, page by page
-         * (an rsync of small files: 140 page faults per file, 2 with this) */
+         * (an rsync of small files: 140 page faults per file, 1 with this) */
         (void)mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD);
         logging_route_fuse();
         if (fuse_opt_parse(&args, &cl, opt_spec, opt_proc) < 0 || cl.oom) {

@@ -272,7 +272,7 @@ static const char *const migrations[] = {
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == INDEX_SCHEMA_VERSION,
                "one migration per schema version");
 
-/* Slots for the statements q() prepares once and keeps: some 70 distinct texts run through
+/* Slots for the statements q() prepares once and keeps: about 60 distinct texts run through
  * it; a text that finds no slot is prepared for its one use (as every text was before). */
 #define KEPT_SLOTS 128
 
@@ -1100,14 +1100,6 @@ int index_check(struct index *idx)
 /* ---- namespace changes (write path) ---- */
 
 /*
- * Runs one statement under the lock: spec names the arguments, 'i' an int64_t, 's' a
- * NUL-terminated string bound as a blob (names, as dentries store them), 'x' one bound as
- * text (xattr names), 'b' a pointer and a size_t (a blob), 't' a const struct timespec *
- * bound as two parameters (?n seconds, ?n+1 nanoseconds). With ret non-NULL the first column
- * of the first row goes there (-ENOENT without a row). Returns 0 or -errno; *changes (when
- * asked) is the number of rows changed.
- */
-/*
  * The statement for sql in *ret, prepared once and kept (parsing was a sixth of the daemon's
  * CPU time in an rsync of small files): the slot comes from the text's address (q()'s texts
  * are literals) and is taken only when the kept statement's own text is sql. *once is true
@@ -1158,6 +1150,14 @@ static void kept_done(sqlite3_stmt *st, bool once)
         sqlite3_clear_bindings(st);
 }
 
+/*
+ * Runs one statement under the lock: spec names the arguments, 'i' an int64_t, 's' a
+ * NUL-terminated string bound as a blob (names, as dentries store them), 'x' one bound as
+ * text (xattr names), 'b' a pointer and a size_t (a blob), 't' a const struct timespec *
+ * bound as two parameters (?n seconds, ?n+1 nanoseconds). With ret non-NULL the first column
+ * of the first row goes there (-ENOENT without a row). Returns 0 or -errno; *changes (when
+ * asked) is the number of rows changed.
+ */
 static int q(struct index *idx, int64_t *ret, int *changes, const char *sql, const char *spec, ...)
 {
         sqlite3_stmt *st;
