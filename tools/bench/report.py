@@ -177,8 +177,9 @@ def headline(R, doc):
                  " %.0f%% (top: %s), find %.0f%% (top: %s). The kernel keeps the listings of immutable"
                  " trees only (.ipfs/CID, its own rows): one of a mutable directory brings no attributes, so"
                  " `ls -l` would look up each entry past its 1 s timeout (measured: `ls -lR` 5x slower,"
-                 " bench-notes). Moves it: fewer index queries per batch" % (share("swapper"), share("prsmfs"), sym("prsmfs") or "–", share("find"),
-                              sym("find") or "–")) if pm.get("comm") else " (no perf profile in this run)"
+                 " bench-notes). Moves it: fewer index queries per batch"
+                 % (share("swapper"), share("prsmfs"), sym("prsmfs") or "–", share("find"), sym("find") or "–")
+                 ) if pm.get("comm") else " (no perf profile in this run)"
     for tool in ("ls", "find"):
         for phase, base in (("second", "second"), ("first", "first"), ("dropped", "dropped")):
             tgt = 0.5 if (tool, phase) == ("ls", "second") else None
